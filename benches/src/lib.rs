@@ -1,0 +1,1 @@
+//! xdsc-benches: Criterion benchmarks and scale runs for xdsc.

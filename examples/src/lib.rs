@@ -1,0 +1,1 @@
+//! xdsc-examples: Examples of embedding xdsc as a library.

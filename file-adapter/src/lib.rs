@@ -1,0 +1,1 @@
+//! xdsc-file: not yet built; see README.md.

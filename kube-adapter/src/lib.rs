@@ -1,0 +1,1 @@
+//! xdsc-kube: not yet built; see README.md.

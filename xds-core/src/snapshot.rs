@@ -1,0 +1,594 @@
+//! Versioned, immutable xDS snapshots and the differences between them.
+//!
+//! A [`Snapshot`] holds, for each [`ResourceType`], an ordered persistent map from resource name
+//! to a reference-counted [`Resource`]. A resource carries its protobuf encoding (produced once,
+//! when it was compiled) and a [`Version`] that is a hash of those bytes. A type's version is
+//! derived from its resources' names and versions, and the snapshot's version from the type
+//! versions, so equal content always means equal versions, in any process.
+//!
+//! This module does not compile anything (see [`crate::compile`]) and does not serve anything
+//! (that is `xdsc-server`'s job); it only holds and compares results.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use imbl::OrdMap;
+
+use crate::model::ObjectKey;
+
+/// The xDS resource types a snapshot carries.
+///
+/// They are declared, and iterate via [`ResourceType::ALL`], in make-before-break push order:
+/// clusters before their endpoints, endpoints before the listeners that use them, listeners
+/// before their route configurations. Secrets come last in the list but are independent of the
+/// order (Envoy waits for them while warming).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResourceType {
+    /// `envoy.config.cluster.v3.Cluster` (CDS).
+    Cluster,
+    /// `envoy.config.endpoint.v3.ClusterLoadAssignment` (EDS).
+    Endpoint,
+    /// `envoy.config.listener.v3.Listener` (LDS).
+    Listener,
+    /// `envoy.config.route.v3.RouteConfiguration` (RDS).
+    Route,
+    /// `envoy.extensions.transport_sockets.tls.v3.Secret` (SDS).
+    Secret,
+}
+
+impl ResourceType {
+    /// Every type, in make-before-break order.
+    pub const ALL: [ResourceType; 5] = [
+        ResourceType::Cluster,
+        ResourceType::Endpoint,
+        ResourceType::Listener,
+        ResourceType::Route,
+        ResourceType::Secret,
+    ];
+
+    /// The fully qualified protobuf message name of this type's resources.
+    ///
+    /// ```
+    /// use xdsc_core::snapshot::ResourceType;
+    /// assert_eq!(ResourceType::Route.message_name(), "envoy.config.route.v3.RouteConfiguration");
+    /// ```
+    pub const fn message_name(self) -> &'static str {
+        match self {
+            ResourceType::Cluster => "envoy.config.cluster.v3.Cluster",
+            ResourceType::Endpoint => "envoy.config.endpoint.v3.ClusterLoadAssignment",
+            ResourceType::Listener => "envoy.config.listener.v3.Listener",
+            ResourceType::Route => "envoy.config.route.v3.RouteConfiguration",
+            ResourceType::Secret => "envoy.extensions.transport_sockets.tls.v3.Secret",
+        }
+    }
+
+    /// The type URL used in `DiscoveryRequest.type_url` and `Any.type_url`.
+    ///
+    /// ```
+    /// use xdsc_core::snapshot::ResourceType;
+    /// assert_eq!(
+    ///     ResourceType::Cluster.type_url(),
+    ///     "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+    /// );
+    /// ```
+    pub const fn type_url(self) -> &'static str {
+        match self {
+            ResourceType::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            ResourceType::Endpoint => {
+                "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+            }
+            ResourceType::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
+            ResourceType::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+            ResourceType::Secret => {
+                "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+            }
+        }
+    }
+
+    /// The type for a type URL, if it is one of ours.
+    ///
+    /// ```
+    /// use xdsc_core::snapshot::ResourceType;
+    /// let t = ResourceType::from_type_url(ResourceType::Secret.type_url());
+    /// assert_eq!(t, Some(ResourceType::Secret));
+    /// assert_eq!(ResourceType::from_type_url("type.googleapis.com/foo"), None);
+    /// ```
+    pub fn from_type_url(url: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.type_url() == url)
+    }
+
+    /// A short lowercase name for logs, metrics and JSON views (`clusters`, `endpoints`, ...).
+    ///
+    /// ```
+    /// use xdsc_core::snapshot::ResourceType;
+    /// assert_eq!(ResourceType::Endpoint.short_name(), "endpoints");
+    /// ```
+    pub const fn short_name(self) -> &'static str {
+        match self {
+            ResourceType::Cluster => "clusters",
+            ResourceType::Endpoint => "endpoints",
+            ResourceType::Listener => "listeners",
+            ResourceType::Route => "routes",
+            ResourceType::Secret => "secrets",
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.short_name())
+    }
+}
+
+/// A 128-bit content version: a hash of canonical bytes, printed as 32 lowercase hex digits.
+///
+/// Versions are never derived from counters, clocks or seeds, so the same content has the same
+/// version in every process and on every replica.
+///
+/// ```
+/// use xdsc_core::snapshot::Version;
+/// let v = Version::of_bytes(b"hello");
+/// assert_eq!(v, Version::of_bytes(b"hello"));
+/// assert_ne!(v, Version::of_bytes(b"hello!"));
+/// assert_eq!(v.to_string().len(), 32);
+/// assert_eq!(v.to_string().parse::<Version>().unwrap(), v);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Version(u128);
+
+impl Version {
+    /// The version of the empty set (no resources of a type).
+    pub const EMPTY: Version = Version(0);
+
+    /// The version of some canonical bytes (XXH3, 128 bits).
+    pub fn of_bytes(bytes: &[u8]) -> Version {
+        Version(xxhash_rust::xxh3::xxh3_128(bytes))
+    }
+
+    /// The raw 128-bit value.
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// The contribution of one named resource to its type's version. Type versions are the
+    /// wrapping sum of these, so adding, changing or removing one resource updates the type
+    /// version in constant time instead of re-hashing every resource.
+    fn member(name: &str, version: Version) -> u128 {
+        let mut buf = Vec::with_capacity(name.len() + 17);
+        buf.extend_from_slice(name.as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(&version.0.to_le_bytes());
+        xxhash_rust::xxh3::xxh3_128(&buf)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Version({self})")
+    }
+}
+
+/// The error of parsing a [`Version`] from text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a version (32 hex digits): {0:?}")]
+pub struct ParseVersionError(String);
+
+impl std::str::FromStr for Version {
+    type Err = ParseVersionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 32 {
+            return Err(ParseVersionError(s.to_owned()));
+        }
+        u128::from_str_radix(s, 16)
+            .map(Version)
+            .map_err(|_| ParseVersionError(s.to_owned()))
+    }
+}
+
+/// One compiled xDS resource: its name, encoded protobuf bytes, content version and provenance.
+///
+/// Resources are immutable and shared (`Arc`) by every snapshot that holds them: a resource
+/// that did not change between two snapshots is the same allocation in both.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Resource {
+    name: Arc<str>,
+    resource_type: ResourceType,
+    body: Bytes,
+    version: Version,
+    provenance: Arc<[ObjectKey]>,
+}
+
+impl Resource {
+    /// A resource from its canonical encoding. The version is computed from `body`.
+    ///
+    /// ```
+    /// use xdsc_core::snapshot::{Resource, ResourceType, Version};
+    /// let r = Resource::new(ResourceType::Cluster, "web", vec![10, 3, b'w', b'e', b'b'], vec![]);
+    /// assert_eq!(r.version(), Version::of_bytes(&[10, 3, b'w', b'e', b'b']));
+    /// ```
+    pub fn new(
+        resource_type: ResourceType,
+        name: impl Into<Arc<str>>,
+        body: impl Into<Bytes>,
+        provenance: impl Into<Arc<[ObjectKey]>>,
+    ) -> Resource {
+        let body = body.into();
+        Resource {
+            name: name.into(),
+            resource_type,
+            version: Version::of_bytes(&body),
+            body,
+            provenance: provenance.into(),
+        }
+    }
+
+    /// The resource name (what Envoy subscribes to).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The resource name as a shared string.
+    pub fn name_arc(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The xDS type of this resource.
+    pub fn resource_type(&self) -> ResourceType {
+        self.resource_type
+    }
+
+    /// The canonical protobuf encoding of the resource message (not wrapped in `Any`).
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The content version: a hash of [`Resource::body`].
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The model objects this resource was built from, in order. Their own provenance (the
+    /// Kubernetes object or file a model object came from) is on the objects, see
+    /// [`crate::model::Meta`].
+    pub fn provenance(&self) -> &[ObjectKey] {
+        &self.provenance
+    }
+
+    /// The resource wrapped in a protobuf `Any`, as it goes into a discovery response.
+    /// The bytes are shared, not copied.
+    pub fn to_any(&self) -> envoy_types::pb::google::protobuf::Any {
+        envoy_types::pb::google::protobuf::Any {
+            type_url: self.resource_type.type_url().to_owned(),
+            value: self.body.to_vec(),
+        }
+    }
+}
+
+impl fmt::Debug for Resource {
+    // The body may hold private keys (secrets); never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resource")
+            .field("type", &self.resource_type)
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("bytes", &self.body.len())
+            .finish()
+    }
+}
+
+/// All resources of one type in a snapshot, ordered by name, with the type's version.
+#[derive(Clone, Default)]
+pub struct Resources {
+    map: OrdMap<Arc<str>, Arc<Resource>>,
+    sum: u128,
+}
+
+impl Resources {
+    /// The resource of that name, if any.
+    pub fn get(&self, name: &str) -> Option<&Arc<Resource>> {
+        self.map.get(name)
+    }
+
+    /// Whether a resource of that name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
+    /// The resources in name order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Arc<Resource>> + '_ {
+        self.map.values()
+    }
+
+    /// The resource names in order.
+    pub fn names(&self) -> impl DoubleEndedIterator<Item = &Arc<str>> + '_ {
+        self.map.keys()
+    }
+
+    /// How many resources there are.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The type version: derived from every resource's name and version, independent of the
+    /// order they were inserted in. [`Version::EMPTY`] when there are no resources.
+    pub fn version(&self) -> Version {
+        Version(self.sum)
+    }
+
+    /// Inserts or replaces a resource. Returns the previous one under that name.
+    pub(crate) fn insert(&mut self, resource: Arc<Resource>) -> Option<Arc<Resource>> {
+        self.sum = self
+            .sum
+            .wrapping_add(Version::member(&resource.name, resource.version));
+        let old = self.map.insert(resource.name.clone(), resource);
+        if let Some(old) = &old {
+            self.sum = self
+                .sum
+                .wrapping_sub(Version::member(&old.name, old.version));
+        }
+        old
+    }
+
+    /// Removes a resource by name. Returns it if it was there.
+    pub(crate) fn remove(&mut self, name: &str) -> Option<Arc<Resource>> {
+        let old = self.map.remove(name)?;
+        self.sum = self
+            .sum
+            .wrapping_sub(Version::member(&old.name, old.version));
+        Some(old)
+    }
+
+    /// Whether two maps are the same allocation (no change at all).
+    fn ptr_eq(&self, other: &Resources) -> bool {
+        self.map.ptr_eq(&other.map)
+    }
+}
+
+impl fmt::Debug for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resources")
+            .field("len", &self.len())
+            .field("version", &self.version())
+            .finish()
+    }
+}
+
+impl PartialEq for Resources {
+    fn eq(&self, other: &Self) -> bool {
+        self.sum == other.sum && (self.ptr_eq(other) || self.map == other.map)
+    }
+}
+
+impl Eq for Resources {}
+
+/// An immutable, versioned set of xDS resources of every type.
+///
+/// Cloning is cheap (persistent maps); two snapshots compiled from models that share objects
+/// share the resources built from them.
+///
+/// ```
+/// use xdsc_core::snapshot::{ResourceType, Snapshot, Version};
+/// let empty = Snapshot::default();
+/// assert!(empty.resources(ResourceType::Cluster).is_empty());
+/// assert_eq!(empty.resources(ResourceType::Cluster).version(), Version::EMPTY);
+/// assert_eq!(empty.version(), Snapshot::default().version());
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    types: [Resources; 5],
+}
+
+impl Snapshot {
+    /// The resources of one type.
+    pub fn resources(&self, resource_type: ResourceType) -> &Resources {
+        &self.types[resource_type.index()]
+    }
+
+    pub(crate) fn resources_mut(&mut self, resource_type: ResourceType) -> &mut Resources {
+        &mut self.types[resource_type.index()]
+    }
+
+    /// One resource by type and name.
+    pub fn get(&self, resource_type: ResourceType, name: &str) -> Option<&Arc<Resource>> {
+        self.resources(resource_type).get(name)
+    }
+
+    /// The snapshot version: a hash of the five type versions.
+    pub fn version(&self) -> Version {
+        let mut buf = [0u8; 16 * 5];
+        for (i, t) in self.types.iter().enumerate() {
+            buf[i * 16..(i + 1) * 16].copy_from_slice(&t.sum.to_le_bytes());
+        }
+        Version::of_bytes(&buf)
+    }
+
+    /// Every resource of every type, types in make-before-break order, names in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Resource>> + '_ {
+        self.types.iter().flat_map(|t| t.iter())
+    }
+
+    /// The total number of resources.
+    pub fn len(&self) -> usize {
+        self.types.iter().map(Resources::len).sum()
+    }
+
+    /// Whether the snapshot holds no resources at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What changed from `self` (older) to `newer`, per type. Types whose version did not
+    /// change are skipped in constant time; within a changed type, subtrees the two snapshots
+    /// share are compared by pointer.
+    ///
+    /// ```
+    /// use xdsc_core::snapshot::Snapshot;
+    /// let a = Snapshot::default();
+    /// assert!(a.diff(&a.clone()).is_empty());
+    /// ```
+    pub fn diff(&self, newer: &Snapshot) -> SnapshotDiff {
+        let mut out = SnapshotDiff::default();
+        for t in ResourceType::ALL {
+            let (old, new) = (self.resources(t), newer.resources(t));
+            if old.sum == new.sum && (old.ptr_eq(new) || old.map.len() == new.map.len()) {
+                // Equal type versions: content hashes of every (name, version) pair agree.
+                continue;
+            }
+            let d = &mut out.types[t.index()];
+            for item in old.map.diff(&new.map) {
+                match item {
+                    imbl::ordmap::DiffItem::Add(name, _) => d.added.push(name.clone()),
+                    imbl::ordmap::DiffItem::Remove(name, _) => d.removed.push(name.clone()),
+                    imbl::ordmap::DiffItem::Update { old, new } => {
+                        if old.1.version != new.1.version {
+                            d.changed.push(old.0.clone());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("Snapshot");
+        s.field("version", &self.version());
+        for t in ResourceType::ALL {
+            s.field(t.short_name(), self.resources(t));
+        }
+        s.finish()
+    }
+}
+
+/// The names added, changed and removed in one resource type between two snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TypeDiff {
+    /// Names present only in the newer snapshot, in order.
+    pub added: Vec<Arc<str>>,
+    /// Names present in both whose version differs, in order.
+    pub changed: Vec<Arc<str>>,
+    /// Names present only in the older snapshot, in order.
+    pub removed: Vec<Arc<str>>,
+}
+
+impl TypeDiff {
+    /// Whether nothing changed in this type.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// The per-type difference between two snapshots, see [`Snapshot::diff`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotDiff {
+    types: [TypeDiff; 5],
+}
+
+impl SnapshotDiff {
+    /// The difference in one type.
+    pub fn get(&self, resource_type: ResourceType) -> &TypeDiff {
+        &self.types[resource_type.index()]
+    }
+
+    /// Whether nothing changed in any type.
+    pub fn is_empty(&self) -> bool {
+        self.types.iter().all(TypeDiff::is_empty)
+    }
+
+    /// The types that changed, in make-before-break order.
+    pub fn changed_types(&self) -> impl Iterator<Item = ResourceType> + '_ {
+        ResourceType::ALL
+            .into_iter()
+            .filter(|t| !self.get(*t).is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(t: ResourceType, name: &str, body: &[u8]) -> Arc<Resource> {
+        Arc::new(Resource::new(t, name, body.to_vec(), Vec::new()))
+    }
+
+    #[test]
+    fn type_version_is_order_independent_and_reverts() {
+        let mut a = Resources::default();
+        a.insert(res(ResourceType::Cluster, "x", b"1"));
+        a.insert(res(ResourceType::Cluster, "y", b"2"));
+        let mut b = Resources::default();
+        b.insert(res(ResourceType::Cluster, "y", b"2"));
+        b.insert(res(ResourceType::Cluster, "x", b"1"));
+        assert_eq!(a.version(), b.version());
+        assert_ne!(a.version(), Version::EMPTY);
+
+        // Swapping bodies between names changes the version.
+        let mut c = Resources::default();
+        c.insert(res(ResourceType::Cluster, "x", b"2"));
+        c.insert(res(ResourceType::Cluster, "y", b"1"));
+        assert_ne!(a.version(), c.version());
+
+        // Replace then restore gives the original version back; removing all gives EMPTY.
+        let before = a.version();
+        a.insert(res(ResourceType::Cluster, "x", b"changed"));
+        assert_ne!(a.version(), before);
+        a.insert(res(ResourceType::Cluster, "x", b"1"));
+        assert_eq!(a.version(), before);
+        a.remove("x");
+        a.remove("y");
+        assert_eq!(a.version(), Version::EMPTY);
+        assert!(a.remove("nope").is_none());
+    }
+
+    #[test]
+    fn diff_reports_added_changed_removed() {
+        let mut old = Snapshot::default();
+        let r = old.resources_mut(ResourceType::Route);
+        r.insert(res(ResourceType::Route, "keep", b"k"));
+        r.insert(res(ResourceType::Route, "change", b"c1"));
+        r.insert(res(ResourceType::Route, "drop", b"d"));
+        let mut new = old.clone();
+        let r = new.resources_mut(ResourceType::Route);
+        r.insert(res(ResourceType::Route, "change", b"c2"));
+        r.remove("drop");
+        r.insert(res(ResourceType::Route, "add", b"a"));
+        // Re-inserting identical content is not a change.
+        r.insert(res(ResourceType::Route, "keep", b"k"));
+
+        let d = old.diff(&new);
+        let t = d.get(ResourceType::Route);
+        assert_eq!(t.added, vec![Arc::from("add")]);
+        assert_eq!(t.changed, vec![Arc::from("change")]);
+        assert_eq!(t.removed, vec![Arc::from("drop")]);
+        assert_eq!(d.changed_types().collect::<Vec<_>>(), vec![ResourceType::Route]);
+        assert_ne!(old.version(), new.version());
+        assert!(new.diff(&new.clone()).is_empty());
+    }
+
+    #[test]
+    fn type_urls_round_trip() {
+        for t in ResourceType::ALL {
+            assert_eq!(ResourceType::from_type_url(t.type_url()), Some(t));
+            assert!(t.type_url().ends_with(t.message_name()));
+        }
+    }
+}

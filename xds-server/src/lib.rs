@@ -1,0 +1,1 @@
+//! xdsc-server: not yet built; see README.md.
