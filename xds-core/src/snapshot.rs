@@ -261,7 +261,7 @@ impl Resource {
 
     /// The model objects this resource was built from, in order. Their own provenance (the
     /// Kubernetes object or file a model object came from) is on the objects, see
-    /// [`crate::model::Meta`].
+    /// [`crate::model::Source`].
     pub fn provenance(&self) -> &[ObjectKey] {
         &self.provenance
     }
@@ -579,7 +579,10 @@ mod tests {
         assert_eq!(t.added, vec![Arc::from("add")]);
         assert_eq!(t.changed, vec![Arc::from("change")]);
         assert_eq!(t.removed, vec![Arc::from("drop")]);
-        assert_eq!(d.changed_types().collect::<Vec<_>>(), vec![ResourceType::Route]);
+        assert_eq!(
+            d.changed_types().collect::<Vec<_>>(),
+            vec![ResourceType::Route]
+        );
         assert_ne!(old.version(), new.version());
         assert!(new.diff(&new.clone()).is_empty());
     }

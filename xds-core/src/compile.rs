@@ -1,0 +1,837 @@
+//! The compiler: model in, snapshot and diagnostics out, incrementally.
+//!
+//! [`Compiled`] is an immutable compilation result: the model, the [`Snapshot`] built from it,
+//! the diagnostics, and the indexes that make the next compilation incremental. Applying a
+//! batch of changes ([`Compiled::apply`]) returns a new result that rebuilds only the
+//! resources depending on the changed objects; every other resource is the same allocation
+//! (`Arc::ptr_eq`) as before. A full compile ([`Compiled::new`]) is the same code applied to
+//! an empty result, so incremental and full compiles cannot drift apart.
+//!
+//! # What depends on what
+//!
+//! | resource | built from | also depends on (availability only) |
+//! |---|---|---|
+//! | cluster `c` | Cluster `c` | its CA secret |
+//! | endpoints `c` | Endpoints `c` | cluster `c` (no cluster, no endpoints) |
+//! | listener `l` | Listener `l` | its certificate secrets, TCP route clusters, other listeners on its address |
+//! | routes `l` | Listener `l`, every VirtualHost attached to `l` | the clusters routes forward to, other hosts' domains on `l` |
+//! | secret `s` | Secret `s` | |
+//!
+//! A route configuration is assembled from per-virtual-host encodings: changing one route
+//! re-encodes one virtual host and copies the others' bytes.
+//!
+//! # Route precedence
+//!
+//! Within a virtual host, routes are ordered, whatever their order in the object: exact paths
+//! first, then regular expressions, then prefixes, longer first (for equal prefixes, a
+//! segment-wise `path_prefix` before a plain `prefix`); then more header matches first, then
+//! more query matches, then routes with a method match; then by name. A route whose match
+//! equals an earlier one's never matches; it is reported and left out.
+//!
+//! # Conflicts
+//!
+//! Two virtual hosts claiming one domain on a listener: the one whose name sorts first keeps
+//! it; the other is reported and serves its remaining domains. Two listeners on one address
+//! and port: the one whose name sorts first is served, the other is reported and left out.
+//!
+//! # What is left out
+//!
+//! An object that fails validation produces no resource (for virtual hosts, a route that fails
+//! is left out and the rest served). A reference to a missing or invalid object is reported;
+//! a route whose backends are all unavailable answers 503 (500 when every weight is 0), a TLS
+//! filter chain whose secret is missing is dropped, a cluster whose CA secret is missing is
+//! left out. Resources are never sent half-formed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use imbl::{OrdMap, OrdSet};
+use prost::{Message, Name};
+
+use crate::model::{self, Change, Kind, Model, Object, ObjectKey};
+use crate::snapshot::{Resource, ResourceType, Snapshot};
+
+mod translate;
+mod validate;
+
+use translate::{CheckedVhost, SecretState};
+
+/// What is wrong with a value; the `Display` of a [`Diagnostic`] adds the object and field.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
+pub enum Problem {
+    /// The value is malformed or out of range; the text says how.
+    #[error("{0}")]
+    Invalid(String),
+    /// A regular expression that Envoy's RE2 engine would reject.
+    #[error("invalid regular expression {regex:?}: {reason}")]
+    InvalidRegex {
+        /// The expression.
+        regex: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A reference to an object that does not exist or is invalid.
+    #[error("refers to {0}, which does not exist or is invalid")]
+    Dangling(ObjectKey),
+    /// Something is claimed by two objects; the other one wins.
+    #[error("{what} is also claimed by {winner}, which takes precedence")]
+    Conflict {
+        /// What is claimed (a domain, an address).
+        what: String,
+        /// The object that keeps it.
+        winner: ObjectKey,
+    },
+    /// A route whose match equals an earlier route's, so it can never match.
+    #[error("never matches: route {by:?} has the same match and comes first")]
+    Shadowed {
+        /// The earlier route.
+        by: String,
+    },
+}
+
+impl Problem {
+    pub(crate) fn invalid(text: impl Into<String>) -> Problem {
+        Problem::Invalid(text.into())
+    }
+}
+
+/// How serious a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The object, or the part of it named by the field, was left out.
+    Error,
+    /// Served, but probably not as intended.
+    Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
+}
+
+/// A problem found while compiling, naming the object and the field it is about.
+///
+/// ```
+/// use xdsc_core::compile::Compiled;
+/// use xdsc_core::model::{Cluster, Model, Object};
+/// let mut c = Cluster::new("web");
+/// c.connect_timeout = Some(xdsc_core::model::Duration::from_millis(0));
+/// let out = Compiled::new(&Model::from_objects([Object::Cluster(c)]));
+/// let d = &out.diagnostics()[0];
+/// assert_eq!(d.to_string(), "error: Cluster/web: connect_timeout: must be greater than 0");
+/// assert!(out.snapshot().is_empty());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Diagnostic {
+    /// The object the problem is in.
+    pub object: ObjectKey,
+    /// Error or warning.
+    pub severity: Severity,
+    /// The field path within the object, e.g. `routes[api].match.path.regex`; empty for the
+    /// object as a whole.
+    pub field: String,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: ", self.severity, self.object)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        write!(f, "{}", self.problem)
+    }
+}
+
+/// Collects the diagnostics of one object.
+pub(crate) struct Diags {
+    object: ObjectKey,
+    list: Vec<Diagnostic>,
+}
+
+impl Diags {
+    fn new(object: ObjectKey) -> Diags {
+        Diags {
+            object,
+            list: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, severity: Severity, field: &str, problem: Problem) {
+        self.list.push(Diagnostic {
+            object: self.object.clone(),
+            severity,
+            field: field.to_owned(),
+            problem,
+        });
+    }
+
+    pub(crate) fn error(&mut self, field: &str, problem: Problem) {
+        self.push(Severity::Error, field, problem);
+    }
+
+    pub(crate) fn warn(&mut self, field: &str, problem: Problem) {
+        self.push(Severity::Warning, field, problem);
+    }
+
+    /// Records an error if `result` is one; returns whether it was fine.
+    pub(crate) fn check(&mut self, field: &str, result: Result<(), Problem>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(p) => {
+                self.error(field, p);
+                false
+            }
+        }
+    }
+}
+
+/// Where a set of diagnostics came from, so a rebuild replaces exactly its own.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum DiagKey {
+    /// Building the resource of an object (or validating a virtual host).
+    Object(ObjectKey),
+    /// Building a virtual host's part of a listener's route configuration.
+    Piece(Arc<str>, Arc<str>),
+    /// Assembling a listener's route configuration.
+    Routes(Arc<str>),
+}
+
+type Names = OrdSet<Arc<str>>;
+type Refs = OrdMap<Arc<str>, Names>;
+
+/// Reverse references: who refers to what, by name, whether or not the target exists.
+#[derive(Clone, Default)]
+struct Index {
+    /// cluster -> virtual hosts forwarding or mirroring to it.
+    cluster_vhosts: Refs,
+    /// cluster -> listeners whose TCP routes use it.
+    cluster_listeners: Refs,
+    /// secret -> clusters using it as CA.
+    secret_clusters: Refs,
+    /// secret -> listeners serving it.
+    secret_listeners: Refs,
+    /// listener -> virtual hosts attached to it.
+    listener_vhosts: Refs,
+    /// (listener, domain) -> valid virtual hosts claiming it; the first owns it.
+    domains: OrdMap<(Arc<str>, String), Names>,
+    /// "address:port" -> listeners binding it (with valid address and port).
+    addresses: Refs,
+}
+
+fn link(refs: &mut Refs, target: &str, from: &Arc<str>, add: bool) {
+    let target: Arc<str> = Arc::from(target);
+    let mut set = refs.get(&target).cloned().unwrap_or_default();
+    if add {
+        set.insert(from.clone());
+    } else {
+        set.remove(from);
+    }
+    if set.is_empty() {
+        refs.remove(&target);
+    } else {
+        refs.insert(target, set);
+    }
+}
+
+fn get<'a>(refs: &'a Refs, target: &str) -> impl Iterator<Item = &'a Arc<str>> + 'a {
+    refs.get(target).into_iter().flat_map(|s| s.iter())
+}
+
+fn address_key(l: &model::Listener) -> Option<String> {
+    (validate::ip(&l.address).is_ok() && l.port != 0).then(|| format!("{}:{}", l.address, l.port))
+}
+
+fn vhost_clusters(v: &model::VirtualHost) -> BTreeSet<&str> {
+    let mut out = BTreeSet::new();
+    for r in &v.routes {
+        if let Some(f) = &r.forward {
+            out.extend(f.backends.iter().map(|b| b.cluster.as_str()));
+            out.extend(f.mirror.iter().map(|m| m.cluster.as_str()));
+        }
+    }
+    out
+}
+
+/// What must be rebuilt after a batch of changes.
+#[derive(Default)]
+struct Dirty {
+    secrets: BTreeSet<Arc<str>>,
+    clusters: BTreeSet<Arc<str>>,
+    endpoints: BTreeSet<Arc<str>>,
+    listeners: BTreeSet<Arc<str>>,
+    pieces: BTreeSet<(Arc<str>, Arc<str>)>,
+    routes: BTreeSet<Arc<str>>,
+}
+
+/// An immutable compilation result: model, snapshot, diagnostics, and what is needed to apply
+/// the next changes incrementally. Cloning is cheap.
+///
+/// ```
+/// use xdsc_core::compile::Compiled;
+/// use xdsc_core::model::{Change, Cluster, Endpoint, Endpoints, Listener, Locality, Model, Object, Route, VirtualHost};
+/// use xdsc_core::snapshot::ResourceType;
+///
+/// let mut vh = VirtualHost::new("web", ["http"], ["example.com"]);
+/// vh.routes.push(Route::forward_prefix("all", "/", "web"));
+/// let model = Model::from_objects([
+///     Object::Listener(Listener::new("http", 8080)),
+///     Object::VirtualHost(vh),
+///     Object::Cluster(Cluster::new("web")),
+/// ]);
+/// let first = Compiled::new(&model);
+/// assert!(first.diagnostics().is_empty());
+/// assert_eq!(first.snapshot().len(), 4); // cluster, endpoints, listener, routes
+///
+/// // One endpoint appears: only the endpoints resource changes.
+/// let eps = Endpoints {
+///     name: "web".into(),
+///     localities: vec![Locality {
+///         endpoints: vec![Endpoint { address: "10.0.0.1".into(), port: 80, weight: 1, health: Default::default() }],
+///         ..Default::default()
+///     }],
+///     provenance: vec![],
+/// };
+/// let second = first.apply([Change::upsert(eps)]);
+/// let diff = first.snapshot().diff(second.snapshot());
+/// assert_eq!(diff.changed_types().collect::<Vec<_>>(), [ResourceType::Endpoint]);
+/// assert!(std::sync::Arc::ptr_eq(
+///     first.snapshot().get(ResourceType::Route, "http").unwrap(),
+///     second.snapshot().get(ResourceType::Route, "http").unwrap(),
+/// ));
+/// ```
+#[derive(Clone, Default)]
+pub struct Compiled {
+    model: Model,
+    snapshot: Snapshot,
+    index: Index,
+    vhosts: OrdMap<Arc<str>, Arc<CheckedVhost>>,
+    pieces: OrdMap<(Arc<str>, Arc<str>), Bytes>,
+    diags: OrdMap<DiagKey, Arc<[Diagnostic]>>,
+}
+
+impl fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compiled")
+            .field("objects", &self.model.len())
+            .field("snapshot", &self.snapshot)
+            .field("diagnostics", &self.diags.len())
+            .finish()
+    }
+}
+
+impl Compiled {
+    /// Compiles a whole model.
+    pub fn new(model: &Model) -> Compiled {
+        Compiled::default().apply(model.objects().map(|o| Change::Upsert(o.clone())))
+    }
+
+    /// The model this result was compiled from.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The snapshot.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// Every diagnostic, ordered by object, then severity, then field; without duplicates.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        let set: BTreeSet<&Diagnostic> = self.diags.values().flat_map(|d| d.iter()).collect();
+        set.into_iter().cloned().collect()
+    }
+
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diags
+            .values()
+            .flat_map(|d| d.iter())
+            .any(|d| d.severity == Severity::Error)
+    }
+
+    /// The sources (files, Kubernetes objects) a resource was built from: the provenance of
+    /// each model object it was built from, or the object itself when it has none.
+    ///
+    /// ```
+    /// use xdsc_core::compile::Compiled;
+    /// use xdsc_core::model::{Cluster, Model, Object, Source};
+    /// use xdsc_core::snapshot::ResourceType;
+    /// let mut c = Cluster::new("web");
+    /// c.provenance.push(Source { kind: "Service".into(), namespace: Some("shop".into()), name: "web".into(), origin: Some("svc.yaml:3".into()) });
+    /// let out = Compiled::new(&Model::from_objects([Object::Cluster(c)]));
+    /// let r = out.snapshot().get(ResourceType::Cluster, "web").unwrap();
+    /// assert_eq!(out.sources(r)[0].to_string(), "Service shop/web (svc.yaml:3)");
+    /// ```
+    pub fn sources(&self, resource: &Resource) -> Vec<model::Source> {
+        let mut out = Vec::new();
+        for key in resource.provenance() {
+            match self.model.get(key) {
+                Some(o) if !o.provenance().is_empty() => out.extend(o.provenance().iter().cloned()),
+                _ => out.push(model::Source {
+                    kind: key.kind.to_string(),
+                    namespace: None,
+                    name: key.name.to_string(),
+                    origin: None,
+                }),
+            }
+        }
+        out
+    }
+
+    /// Applies a batch of changes and compiles incrementally. For several changes to one
+    /// object, the last wins. `self` is unchanged.
+    pub fn apply(&self, changes: impl IntoIterator<Item = Change>) -> Compiled {
+        let mut batch: BTreeMap<ObjectKey, Option<Arc<Object>>> = BTreeMap::new();
+        for change in changes {
+            match change {
+                Change::Upsert(o) => batch.insert(o.key(), Some(o)),
+                Change::Delete(k) => batch.insert(k, None),
+            };
+        }
+        let mut next = self.clone();
+        let mut dirty = Dirty::default();
+        let mut model_changes = Vec::new();
+        for (key, new) in batch {
+            let old = self.model.get(&key).cloned();
+            let same = match (&old, &new) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                (None, None) => true,
+                _ => false,
+            };
+            if same {
+                continue;
+            }
+            next.object_changed(&key, old.as_deref(), new.as_deref(), &mut dirty);
+            model_changes.push(match new {
+                Some(o) => Change::Upsert(o),
+                None => Change::Delete(key),
+            });
+        }
+        if model_changes.is_empty() {
+            return next;
+        }
+        next.model = next.model.apply(model_changes);
+        next.rebuild(dirty);
+        next
+    }
+
+    /// Updates the indexes for one changed object and marks what depends on it.
+    fn object_changed(
+        &mut self,
+        key: &ObjectKey,
+        old: Option<&Object>,
+        new: Option<&Object>,
+        dirty: &mut Dirty,
+    ) {
+        let name = &key.name;
+        match key.kind {
+            Kind::Secret => {
+                dirty.secrets.insert(name.clone());
+            }
+            Kind::Endpoints => {
+                dirty.endpoints.insert(name.clone());
+            }
+            Kind::Cluster => {
+                for (o, add) in [(old, false), (new, true)] {
+                    if let Some(Object::Cluster(c)) = o {
+                        if let Some(ca) = c.tls.as_ref().and_then(|t| t.ca_secret.as_deref()) {
+                            link(&mut self.index.secret_clusters, ca, name, add);
+                        }
+                    }
+                }
+                dirty.clusters.insert(name.clone());
+            }
+            Kind::Listener => {
+                for (o, add) in [(old, false), (new, true)] {
+                    let Some(Object::Listener(l)) = o else {
+                        continue;
+                    };
+                    // Listeners sharing the address before and after the change may win or lose it.
+                    if let Some(addr) = address_key(l) {
+                        dirty
+                            .listeners
+                            .extend(get(&self.index.addresses, &addr).cloned());
+                        link(&mut self.index.addresses, &addr, name, add);
+                        dirty
+                            .listeners
+                            .extend(get(&self.index.addresses, &addr).cloned());
+                    }
+                    for t in &l.tls {
+                        link(&mut self.index.secret_listeners, &t.secret, name, add);
+                    }
+                    for r in &l.tcp_routes {
+                        for b in &r.backends {
+                            link(&mut self.index.cluster_listeners, &b.cluster, name, add);
+                        }
+                    }
+                }
+                dirty.listeners.insert(name.clone());
+                dirty.routes.insert(name.clone());
+            }
+            Kind::VirtualHost => {
+                let checked_new = match new {
+                    Some(Object::VirtualHost(v)) => {
+                        let mut d = Diags::new(key.clone());
+                        let checked = translate::check_vhost(v, &mut d);
+                        self.set_diags(DiagKey::Object(key.clone()), d.list);
+                        Some(Arc::new(checked))
+                    }
+                    _ => {
+                        self.set_diags(DiagKey::Object(key.clone()), Vec::new());
+                        None
+                    }
+                };
+                let checked_old = self.vhosts.get(name).cloned();
+                for (o, checked, add) in
+                    [(old, checked_old, false), (new, checked_new.clone(), true)]
+                {
+                    let Some(Object::VirtualHost(v)) = o else {
+                        continue;
+                    };
+                    for c in vhost_clusters(v) {
+                        link(&mut self.index.cluster_vhosts, c, name, add);
+                    }
+                    for l in &v.listeners {
+                        let l: Arc<str> = Arc::from(l.as_str());
+                        link(&mut self.index.listener_vhosts, &l, name, add);
+                        dirty.pieces.insert((l.clone(), name.clone()));
+                        let Some(checked) = &checked else { continue };
+                        for dom in &checked.domains {
+                            let k = (l.clone(), dom.clone());
+                            let mut set = self.index.domains.get(&k).cloned().unwrap_or_default();
+                            // The previous and the next owner of the domain both change.
+                            dirty
+                                .pieces
+                                .extend(set.iter().map(|w| (l.clone(), w.clone())));
+                            if add {
+                                set.insert(name.clone());
+                            } else {
+                                set.remove(name);
+                            }
+                            dirty
+                                .pieces
+                                .extend(set.iter().map(|w| (l.clone(), w.clone())));
+                            if set.is_empty() {
+                                self.index.domains.remove(&k);
+                            } else {
+                                self.index.domains.insert(k, set);
+                            }
+                        }
+                    }
+                }
+                match checked_new {
+                    Some(c) => self.vhosts.insert(name.clone(), c),
+                    None => self.vhosts.remove(name),
+                };
+            }
+        }
+    }
+
+    fn set_diags(&mut self, key: DiagKey, list: Vec<Diagnostic>) {
+        if list.is_empty() {
+            self.diags.remove(&key);
+        } else {
+            self.diags.insert(key, list.into());
+        }
+    }
+
+    /// Inserts a resource unless an identical one is already there (then the old allocation
+    /// stays); removes it when `body` is `None`. Returns whether presence changed.
+    fn put(
+        &mut self,
+        t: ResourceType,
+        name: &Arc<str>,
+        body: Option<Bytes>,
+        provenance: Vec<ObjectKey>,
+    ) -> bool {
+        let resources = self.snapshot.resources_mut(t);
+        match body {
+            None => resources.remove(name).is_some(),
+            Some(body) => {
+                if let Some(old) = resources.get(name) {
+                    if *old.body() == body && old.provenance() == provenance.as_slice() {
+                        return false;
+                    }
+                }
+                resources
+                    .insert(Arc::new(Resource::new(t, name.clone(), body, provenance)))
+                    .is_none()
+            }
+        }
+    }
+
+    fn secret_state(&self, name: &str) -> SecretState {
+        if !self.snapshot.resources(ResourceType::Secret).contains(name) {
+            return SecretState::Missing;
+        }
+        match self
+            .model
+            .get(&ObjectKey::new(Kind::Secret, name))
+            .map(|o| &**o)
+        {
+            Some(Object::Secret(s)) if s.tls_certificate.is_some() => SecretState::TlsCertificate,
+            Some(Object::Secret(_)) => SecretState::ValidationContext,
+            _ => SecretState::Missing,
+        }
+    }
+
+    fn has_cluster(&self, name: &str) -> bool {
+        self.snapshot
+            .resources(ResourceType::Cluster)
+            .contains(name)
+    }
+
+    fn rebuild(&mut self, mut dirty: Dirty) {
+        for s in std::mem::take(&mut dirty.secrets) {
+            self.build_secret(&s);
+            dirty
+                .clusters
+                .extend(get(&self.index.secret_clusters, &s).cloned());
+            dirty
+                .listeners
+                .extend(get(&self.index.secret_listeners, &s).cloned());
+        }
+        for c in std::mem::take(&mut dirty.clusters) {
+            if self.build_cluster(&c) {
+                // Availability changed: routes and TCP proxies naming it change.
+                for v in get(&self.index.cluster_vhosts, &c) {
+                    if let Some(Object::VirtualHost(vh)) = self
+                        .model
+                        .get(&ObjectKey::new(Kind::VirtualHost, v.clone()))
+                        .map(|o| &**o)
+                    {
+                        dirty.pieces.extend(
+                            vh.listeners
+                                .iter()
+                                .map(|l| (Arc::from(l.as_str()), v.clone())),
+                        );
+                    }
+                }
+                dirty
+                    .listeners
+                    .extend(get(&self.index.cluster_listeners, &c).cloned());
+            }
+            dirty.endpoints.insert(c);
+        }
+        for c in std::mem::take(&mut dirty.endpoints) {
+            self.build_endpoints(&c);
+        }
+        for (l, v) in std::mem::take(&mut dirty.pieces) {
+            self.build_piece(&l, &v);
+            dirty.routes.insert(l);
+        }
+        for l in std::mem::take(&mut dirty.listeners) {
+            if self.build_listener(&l) {
+                dirty.routes.insert(l);
+            }
+        }
+        for l in std::mem::take(&mut dirty.routes) {
+            self.build_routes(&l);
+        }
+    }
+
+    fn build_secret(&mut self, name: &Arc<str>) -> bool {
+        let key = ObjectKey::new(Kind::Secret, name.clone());
+        let mut d = Diags::new(key.clone());
+        let body = match self.model.get(&key).map(|o| &**o) {
+            Some(Object::Secret(s)) => named(&s.name, &mut d)
+                .then(|| translate::secret(s, &mut d))
+                .flatten()
+                .map(|m| encode(&m)),
+            _ => None,
+        };
+        self.set_diags(DiagKey::Object(key.clone()), d.list);
+        self.put(ResourceType::Secret, name, body, vec![key])
+    }
+
+    fn build_cluster(&mut self, name: &Arc<str>) -> bool {
+        let key = ObjectKey::new(Kind::Cluster, name.clone());
+        let mut d = Diags::new(key.clone());
+        let body = match self.model.get(&key).map(|o| &**o) {
+            Some(Object::Cluster(c)) => named(&c.name, &mut d)
+                .then(|| translate::cluster(c, &|s| self.secret_state(s), &mut d))
+                .flatten()
+                .map(|m| encode(&m)),
+            _ => None,
+        };
+        self.set_diags(DiagKey::Object(key.clone()), d.list);
+        self.put(ResourceType::Cluster, name, body, vec![key])
+    }
+
+    fn build_endpoints(&mut self, name: &Arc<str>) {
+        let key = ObjectKey::new(Kind::Endpoints, name.clone());
+        let mut d = Diags::new(key.clone());
+        let object = match self.model.get(&key).map(|o| &**o) {
+            Some(Object::Endpoints(e)) => Some(e),
+            _ => None,
+        };
+        let body = if self.has_cluster(name) {
+            let cla = translate::endpoints(name, object, &mut d);
+            Some(encode(&cla))
+        } else {
+            if object.is_some() {
+                d.warn(
+                    "name",
+                    Problem::Dangling(ObjectKey::new(Kind::Cluster, name.clone())),
+                );
+            }
+            None
+        };
+        let mut provenance = vec![ObjectKey::new(Kind::Cluster, name.clone())];
+        if object.is_some() {
+            provenance.push(key.clone());
+        }
+        self.set_diags(DiagKey::Object(key), d.list);
+        self.put(ResourceType::Endpoint, name, body, provenance);
+    }
+
+    fn build_listener(&mut self, name: &Arc<str>) -> bool {
+        let key = ObjectKey::new(Kind::Listener, name.clone());
+        let mut d = Diags::new(key.clone());
+        let body = match self.model.get(&key).map(|o| &**o) {
+            Some(Object::Listener(l)) if named(&l.name, &mut d) => {
+                let owner = address_key(l)
+                    .and_then(|a| {
+                        self.index
+                            .addresses
+                            .get(a.as_str())
+                            .and_then(|s| s.iter().next().cloned())
+                    })
+                    .filter(|o| o != name);
+                let ctx = translate::ListenerContext {
+                    secret: &|s| self.secret_state(s),
+                    cluster: &|c| self.has_cluster(c),
+                    address_owner: owner.as_deref(),
+                };
+                translate::listener(l, &ctx, &mut d).map(|m| encode(&m))
+            }
+            _ => None,
+        };
+        self.set_diags(DiagKey::Object(key.clone()), d.list);
+        self.put(ResourceType::Listener, name, body, vec![key])
+    }
+
+    /// Encodes virtual host `v`'s part of listener `l`'s route configuration.
+    fn build_piece(&mut self, l: &Arc<str>, v: &Arc<str>) {
+        let key = (l.clone(), v.clone());
+        let vkey = ObjectKey::new(Kind::VirtualHost, v.clone());
+        let mut d = Diags::new(vkey.clone());
+        let object = match self.model.get(&vkey).map(|o| &**o) {
+            Some(Object::VirtualHost(vh)) if vh.listeners.iter().any(|x| **x == **l) => Some(vh),
+            _ => None,
+        };
+        let piece = match (object, self.vhosts.get(v)) {
+            (Some(vh), Some(checked)) if checked.valid => {
+                let mut owned = Vec::new();
+                for dom in &checked.domains {
+                    let owner = self
+                        .index
+                        .domains
+                        .get(&(l.clone(), dom.clone()))
+                        .and_then(|s| s.iter().next());
+                    match owner {
+                        Some(o) if o != v => d.warn(
+                            "domains",
+                            Problem::Conflict {
+                                what: format!("domain {dom:?} on listener {l:?}"),
+                                winner: ObjectKey::new(Kind::VirtualHost, o.clone()),
+                            },
+                        ),
+                        _ => owned.push(dom.clone()),
+                    }
+                }
+                if owned.is_empty() {
+                    None
+                } else {
+                    let msg = translate::virtual_host(
+                        vh,
+                        checked,
+                        owned,
+                        &|c| self.has_cluster(c),
+                        &mut d,
+                    );
+                    Some(encode(&msg))
+                }
+            }
+            _ => None,
+        };
+        self.set_diags(DiagKey::Piece(l.clone(), v.clone()), d.list);
+        match piece {
+            Some(p) => self.pieces.insert(key, p),
+            None => self.pieces.remove(&key),
+        };
+    }
+
+    /// Assembles listener `l`'s route configuration from its virtual hosts' pieces.
+    fn build_routes(&mut self, l: &Arc<str>) {
+        let lkey = ObjectKey::new(Kind::Listener, l.clone());
+        let http = matches!(
+            self.model.get(&lkey).map(|o| &**o),
+            Some(Object::Listener(x)) if matches!(x.protocol, model::ListenerProtocol::Http | model::ListenerProtocol::Https)
+        );
+        let served = http && self.snapshot.resources(ResourceType::Listener).contains(l);
+        let mut diags = Vec::new();
+        let mut body = None;
+        let mut provenance = vec![lkey.clone()];
+        if served {
+            // RouteConfiguration: field 1 name, field 2 repeated VirtualHost, in field order:
+            // exactly what prost emits for the same message.
+            let mut buf = BytesMut::new();
+            let name = envoy_types::pb::envoy::config::route::v3::RouteConfiguration {
+                name: l.to_string(),
+                ..Default::default()
+            };
+            buf.put_slice(&name.encode_to_vec());
+            for v in get(&self.index.listener_vhosts, l) {
+                if let Some(piece) = self.pieces.get(&(l.clone(), v.clone())) {
+                    prost::encoding::encode_key(
+                        2,
+                        prost::encoding::WireType::LengthDelimited,
+                        &mut buf,
+                    );
+                    prost::encoding::encode_varint(piece.len() as u64, &mut buf);
+                    buf.put_slice(piece);
+                    provenance.push(ObjectKey::new(Kind::VirtualHost, v.clone()));
+                }
+            }
+            body = Some(buf.freeze());
+        } else {
+            for v in get(&self.index.listener_vhosts, l) {
+                let what = if http {
+                    "is missing or invalid"
+                } else {
+                    "is not an http or https listener"
+                };
+                diags.push(Diagnostic {
+                    object: ObjectKey::new(Kind::VirtualHost, v.clone()),
+                    severity: Severity::Warning,
+                    field: "listeners".to_owned(),
+                    problem: Problem::invalid(format!("listener {l:?} {what}; not served there")),
+                });
+            }
+        }
+        self.set_diags(DiagKey::Routes(l.clone()), diags);
+        self.put(ResourceType::Route, l, body, provenance);
+    }
+}
+
+/// Checks an object's name; reports and returns false when it is unusable.
+fn named(name: &str, d: &mut Diags) -> bool {
+    d.check("name", validate::name(name))
+}
+
+/// The canonical encoding of a message (see [`crate::canonical`]).
+fn encode<M: Message + Name>(m: &M) -> Bytes {
+    Bytes::from(crate::canonical::encode(m))
+}
+
+#[cfg(test)]
+mod tests;
