@@ -5,3 +5,5 @@ mod canonical;
 pub mod compile;
 pub mod model;
 pub mod snapshot;
+#[cfg(feature = "proptest")]
+pub mod strategy;
