@@ -1,1 +1,1 @@
-//! xdsc-examples: Examples of embedding xdsc as a library.
+//! xdsc-examples: programs that use xdsc as a library (see the `bin` targets and `models/`).

@@ -441,10 +441,10 @@ impl Compiled {
             }
             Kind::Cluster => {
                 for (o, add) in [(old, false), (new, true)] {
-                    if let Some(Object::Cluster(c)) = o {
-                        if let Some(ca) = c.tls.as_ref().and_then(|t| t.ca_secret.as_deref()) {
-                            link(&mut self.index.secret_clusters, ca, name, add);
-                        }
+                    if let Some(Object::Cluster(c)) = o
+                        && let Some(ca) = c.tls.as_ref().and_then(|t| t.ca_secret.as_deref())
+                    {
+                        link(&mut self.index.secret_clusters, ca, name, add);
                     }
                 }
                 dirty.clusters.insert(name.clone());
@@ -556,10 +556,11 @@ impl Compiled {
         match body {
             None => resources.remove(name).is_some(),
             Some(body) => {
-                if let Some(old) = resources.get(name) {
-                    if *old.body() == body && old.provenance() == provenance.as_slice() {
-                        return false;
-                    }
+                if let Some(old) = resources.get(name)
+                    && *old.body() == body
+                    && old.provenance() == provenance.as_slice()
+                {
+                    return false;
                 }
                 resources
                     .insert(Arc::new(Resource::new(t, name.clone(), body, provenance)))
@@ -773,9 +774,13 @@ impl Compiled {
     /// Assembles listener `l`'s route configuration from its virtual hosts' pieces.
     fn build_routes(&mut self, l: &Arc<str>) {
         let lkey = ObjectKey::new(Kind::Listener, l.clone());
+        let protocol = match self.model.get(&lkey).map(|o| &**o) {
+            Some(Object::Listener(x)) => Some(x.protocol),
+            _ => None,
+        };
         let http = matches!(
-            self.model.get(&lkey).map(|o| &**o),
-            Some(Object::Listener(x)) if matches!(x.protocol, model::ListenerProtocol::Http | model::ListenerProtocol::Https)
+            protocol,
+            Some(model::ListenerProtocol::Http | model::ListenerProtocol::Https)
         );
         let served = http && self.snapshot.resources(ResourceType::Listener).contains(l);
         let mut diags = Vec::new();
@@ -805,7 +810,7 @@ impl Compiled {
             body = Some(buf.freeze());
         } else {
             for v in get(&self.index.listener_vhosts, l) {
-                let what = if http {
+                let what = if http || protocol.is_none() {
                     "is missing or invalid"
                 } else {
                     "is not an http or https listener"

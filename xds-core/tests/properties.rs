@@ -87,10 +87,11 @@ proptest! {
             inc = inc.apply(batch);
             // Unchanged resources are the same allocation as before.
             for r in inc.snapshot().iter() {
-                if let Some(old) = before.snapshot().get(r.resource_type(), r.name()) {
-                    if old.version() == r.version() && old.provenance() == r.provenance() {
-                        prop_assert!(Arc::ptr_eq(old, r), "{} {} was rebuilt into a new allocation", r.resource_type(), r.name());
-                    }
+                if let Some(old) = before.snapshot().get(r.resource_type(), r.name())
+                    && old.version() == r.version()
+                    && old.provenance() == r.provenance()
+                {
+                    prop_assert!(Arc::ptr_eq(old, r), "{} {} was rebuilt into a new allocation", r.resource_type(), r.name());
                 }
             }
             let full = Compiled::new(inc.model());
@@ -148,6 +149,16 @@ fn any_of<M: Message + Default>(a: &envoy_types::pb::google::protobuf::Any) -> M
     M::decode(a.value.as_slice()).expect("nested Any decodes")
 }
 
+/// The TLS context inside a transport socket.
+fn socket<M: Message + Default>(
+    ts: &Option<envoy_types::pb::envoy::config::core::v3::TransportSocket>,
+) -> Option<M> {
+    use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+    match ts.as_ref()?.config_type.as_ref()? {
+        ConfigType::TypedConfig(a) => Some(any_of(a)),
+    }
+}
+
 /// No dangling reference: every cluster a route, mirror or TCP proxy names exists; every
 /// cluster has its load assignment; every SDS secret named exists; every RDS name exists.
 fn check_consistent(s: &Snapshot) -> Result<(), TestCaseError> {
@@ -161,20 +172,16 @@ fn check_consistent(s: &Snapshot) -> Result<(), TestCaseError> {
             c.name()
         );
         let c = ecluster::Cluster::decode(c.body().clone()).unwrap();
-        if let Some(ts) = &c.transport_socket {
-            if let Some(
-                envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(
-                    a,
+        if let Some(ctx) = socket::<tls::UpstreamTlsContext>(&c.transport_socket)
+            && let Some(
+                tls::common_tls_context::ValidationContextType::ValidationContextSdsSecretConfig(
+                    sds,
                 ),
-            ) = &ts.config_type
-            {
-                let ctx: tls::UpstreamTlsContext = any_of(a);
-                if let Some(tls::common_tls_context::ValidationContextType::ValidationContextSdsSecretConfig(sds)) =
-                    ctx.common_tls_context.and_then(|c| c.validation_context_type)
-                {
-                    prop_assert!(has_secret(&sds.name), "missing CA secret {}", sds.name);
-                }
-            }
+            ) = ctx
+                .common_tls_context
+                .and_then(|c| c.validation_context_type)
+        {
+            prop_assert!(has_secret(&sds.name), "missing CA secret {}", sds.name);
         }
     }
     for e in s.resources(ResourceType::Endpoint).iter() {
@@ -214,12 +221,18 @@ fn check_consistent(s: &Snapshot) -> Result<(), TestCaseError> {
         let listener = elistener::Listener::decode(l.body().clone()).unwrap();
         prop_assert!(!listener.filter_chains.is_empty());
         for chain in &listener.filter_chains {
-            if let Some(ts) = &chain.transport_socket {
-                if let Some(envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType::TypedConfig(a)) = &ts.config_type {
-                    let ctx: tls::DownstreamTlsContext = any_of(a);
-                    for sds in ctx.common_tls_context.unwrap_or_default().tls_certificate_sds_secret_configs {
-                        prop_assert!(has_secret(&sds.name), "listener {} names missing secret {}", l.name(), sds.name);
-                    }
+            if let Some(ctx) = socket::<tls::DownstreamTlsContext>(&chain.transport_socket) {
+                for sds in ctx
+                    .common_tls_context
+                    .unwrap_or_default()
+                    .tls_certificate_sds_secret_configs
+                {
+                    prop_assert!(
+                        has_secret(&sds.name),
+                        "listener {} names missing secret {}",
+                        l.name(),
+                        sds.name
+                    );
                 }
             }
             for f in &chain.filters {

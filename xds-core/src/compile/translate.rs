@@ -384,13 +384,13 @@ pub(crate) fn endpoints(
         }
         let dense = priorities.iter().position(|p| *p == priority).unwrap_or(0) as u32;
         out.endpoints.push(endpoint::LocalityLbEndpoints {
-            locality: (!(region.is_empty() && zone.is_empty() && sub_zone.is_empty())).then(|| {
+            locality: (!(region.is_empty() && zone.is_empty() && sub_zone.is_empty())).then_some(
                 core::Locality {
                     region,
                     zone,
                     sub_zone,
-                }
-            }),
+                },
+            ),
             priority: dense,
             lb_endpoints: eps
                 .into_iter()
@@ -1015,13 +1015,14 @@ fn check_route(r: &model::Route, field: &str, d: &mut Diags) -> bool {
     }
     if let Some(rd) = &r.redirect {
         let f = format!("{field}.redirect");
-        if let Some(s) = &rd.scheme {
-            if s != "http" && s != "https" {
-                ok &= d.check(
-                    &format!("{f}.scheme"),
-                    Err(Problem::invalid("must be http or https")),
-                );
-            }
+        if let Some(s) = &rd.scheme
+            && s != "http"
+            && s != "https"
+        {
+            ok &= d.check(
+                &format!("{f}.scheme"),
+                Err(Problem::invalid("must be http or https")),
+            );
         }
         if let Some(h) = &rd.host {
             ok &= d.check(&format!("{f}.host"), validate::host(h));
@@ -1049,13 +1050,13 @@ fn check_route(r: &model::Route, field: &str, d: &mut Diags) -> bool {
                 ok &= d.check(&format!("{f}.prefix"), validate::path(p));
             }
         }
-        if let Some(code) = rd.code {
-            if ![301, 302, 303, 307, 308].contains(&code) {
-                ok &= d.check(
-                    &format!("{f}.code"),
-                    Err(Problem::invalid("must be 301, 302, 303, 307 or 308")),
-                );
-            }
+        if let Some(code) = rd.code
+            && ![301, 302, 303, 307, 308].contains(&code)
+        {
+            ok &= d.check(
+                &format!("{f}.code"),
+                Err(Problem::invalid("must be 301, 302, 303, 307 or 308")),
+            );
         }
     }
     if let Some(dr) = &r.direct_response {

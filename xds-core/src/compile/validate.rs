@@ -174,12 +174,8 @@ pub(crate) fn regex(value: &str) -> Result<(), Problem> {
             reason: "longer than 4096 bytes".into(),
         });
     }
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .unicode(false)
-        .build()
+    let hir = regex_syntax::Parser::new()
         .parse(value)
-        .or_else(|_| regex_syntax::Parser::new().parse(value))
         .map_err(|e| Problem::InvalidRegex {
             regex: value.to_owned(),
             reason: e

@@ -1,0 +1,156 @@
+//! Real Envoy: every example model and a bounded number of generated models, compiled and
+//! rendered as a static bootstrap, must pass `envoy --mode validate`.
+//!
+//! The Envoy binary comes from `XDSC_ENVOY` (set by `scripts/test.sh`) or the virtualenv that
+//! `scripts/install-envoy.sh` makes. Without it the tests are skipped locally, and fail when
+//! `CI=true`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use xdsc_core::compile::Compiled;
+use xdsc_core::model::{Model, Object};
+use xdsc_core::render::{BootstrapOptions, bootstrap_json};
+
+/// How many generated models are validated per run (each costs one Envoy start).
+const GENERATED_MODELS: usize = 24;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn envoy() -> Option<PathBuf> {
+    let candidates = std::env::var_os("XDSC_ENVOY")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            std::fs::read_dir(repo_root().join(".venv-envoy/lib"))
+                .ok()
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|python| python.path().join("site-packages/envoy/_bin/envoy")),
+        );
+    for c in candidates {
+        if c.is_file() {
+            return Some(c);
+        }
+    }
+    let msg = "Envoy not found: run `bash scripts/install-envoy.sh` or set XDSC_ENVOY";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg} (CI=true: Envoy tests must run)");
+    }
+    eprintln!("skipping: {msg}");
+    None
+}
+
+/// Runs `envoy --mode validate` on the model's rendered bootstrap; returns Envoy's output on
+/// failure.
+fn validate(envoy: &Path, label: &str, model: &Model) -> Result<(), String> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let compiled = Compiled::new(model);
+    let json = bootstrap_json(compiled.snapshot(), &BootstrapOptions::default())
+        .map_err(|e| format!("{label}: render failed: {e}"))?;
+    let dir = std::env::temp_dir().join(format!("xdsc-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let file = dir.join(format!("{}.json", N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::write(&file, serde_json::to_vec_pretty(&json).expect("json"))
+        .map_err(|e| e.to_string())?;
+    let out = Command::new(envoy)
+        .args(["--mode", "validate", "--log-level", "error", "-c"])
+        .arg(&file)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", envoy.display()))?;
+    if out.status.success() {
+        let _ = std::fs::remove_file(&file);
+        Ok(())
+    } else {
+        Err(format!(
+            "{label}: envoy rejected {} ({} resources):\n{}{}",
+            file.display(),
+            compiled.snapshot().len(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+#[test]
+fn example_models_are_accepted_by_envoy() {
+    let Some(envoy) = envoy() else { return };
+    let dir = repo_root().join("examples/models");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("examples/models")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no example models in {}", dir.display());
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("readable");
+        let objects: Vec<Object> =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let model = Model::from_objects(objects);
+        let compiled = Compiled::new(&model);
+        let diags: Vec<String> = compiled
+            .diagnostics()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(diags.is_empty(), "{}: {diags:#?}", f.display());
+        validate(&envoy, &f.display().to_string(), &model).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn generated_models_are_accepted_by_envoy() {
+    let Some(envoy) = envoy() else { return };
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[42; 32]),
+    );
+    let models: Vec<Model> = (0..GENERATED_MODELS)
+        .map(|_| {
+            xdsc_core::strategy::model()
+                .new_tree(&mut runner)
+                .expect("generates")
+                .current()
+        })
+        .collect();
+    // Two Envoy processes at a time: the machine has two cores.
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let halves: Vec<_> = models
+            .chunks(models.len().div_ceil(2))
+            .enumerate()
+            .map(|(h, chunk)| {
+                let envoy = &envoy;
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, m)| {
+                            validate(envoy, &format!("generated model {h}.{i}: {m:?}"), m).err()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        halves
+            .into_iter()
+            .flat_map(|h| h.join().expect("validator thread"))
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {GENERATED_MODELS} rejected:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
