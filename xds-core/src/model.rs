@@ -326,6 +326,17 @@ macro_rules! object_from {
 }
 object_from!(Listener, VirtualHost, Cluster, Endpoints, Secret);
 
+/// The JSON Schema of one model document (an [`Object`] with its `kind`), for editors and CI
+/// pipelines. The same schema is committed as `xds-core/schema/object.schema.json`.
+///
+/// ```
+/// let schema = xdsc_core::model::object_schema();
+/// assert!(schema.to_string().contains("VirtualHost"));
+/// ```
+pub fn object_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Object)).unwrap_or_default()
+}
+
 /// A change to the model: an object created or replaced, or an object deleted.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {

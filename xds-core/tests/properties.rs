@@ -335,3 +335,24 @@ fn deterministic_across_processes() {
         assert_eq!(body, mine, "a separate process compiled different bytes");
     }
 }
+
+proptest! {
+    #![proptest_config(Config { cases: 256, failure_persistence: None, ..Config::default() })]
+
+    /// Total: mutated documents either fail to parse or compile without panicking.
+    #[test]
+    fn mutated_documents_never_panic(edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models");
+        for f in ["http-basic.json", "tls-and-tcp.json"] {
+            let mut bytes = std::fs::read(root.join(f)).expect("example model");
+            for (i, b) in &edits {
+                let at = i.index(bytes.len());
+                bytes[at] = *b;
+            }
+            if let Ok(objects) = serde_json::from_slice::<Vec<Object>>(&bytes) {
+                let out = Compiled::new(&Model::from_objects(objects));
+                let _ = out.diagnostics();
+            }
+        }
+    }
+}

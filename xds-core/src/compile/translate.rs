@@ -372,6 +372,21 @@ pub(crate) fn endpoints(
         }
     }
     // Priorities are compacted to 0, 1, 2, ... in order (Envoy requires them contiguous).
+    for ((_, region, zone, sub_zone), eps) in &groups {
+        let total: u64 = eps.values().map(|(w, _)| u64::from(*w)).sum();
+        if total > u64::from(u32::MAX) {
+            d.error(
+                "localities",
+                Problem::invalid(format!(
+                    "endpoint weights in locality {region:?}/{zone:?}/{sub_zone:?} add up to {total}, over Envoy's limit of {}",
+                    u32::MAX
+                )),
+            );
+        }
+    }
+    groups.retain(|_, eps| {
+        eps.values().map(|(w, _)| u64::from(*w)).sum::<u64>() <= u64::from(u32::MAX)
+    });
     let mut priorities: Vec<u32> = groups.keys().map(|k| k.0).collect();
     priorities.dedup();
     let mut out = endpoint::ClusterLoadAssignment {
@@ -763,6 +778,14 @@ pub(crate) fn listener(
                 } else if names.is_empty() {
                     continue;
                 }
+                if r.backends.iter().map(|b| u64::from(b.weight)).sum::<u64>() > u64::from(u32::MAX)
+                {
+                    d.error(
+                        &format!("{field}.backends"),
+                        Problem::invalid("weights add up to more than Envoy's limit of 4294967295"),
+                    );
+                    continue;
+                }
                 let backends =
                     usable_backends(&r.backends, &format!("{field}.backends"), ctx.cluster, d);
                 if backends.is_empty() {
@@ -930,6 +953,16 @@ fn check_route(r: &model::Route, field: &str, d: &mut Diags) -> bool {
     }
     if let Some(f) = &r.forward {
         let ff = format!("{field}.forward");
+        let total: u64 = f.backends.iter().map(|b| u64::from(b.weight)).sum();
+        if total > u64::from(u32::MAX) {
+            ok &= d.check(
+                &format!("{ff}.backends"),
+                Err(Problem::invalid(format!(
+                    "weights add up to {total}, over Envoy's limit of {}",
+                    u32::MAX
+                ))),
+            );
+        }
         if f.backends.is_empty() {
             ok &= d.check(
                 &format!("{ff}.backends"),
