@@ -155,6 +155,22 @@ impl Version {
         self.0
     }
 
+    /// The version of a set of named resource versions, derived exactly as a type version is:
+    /// the set of every resource of a type has the type's version. Order does not matter.
+    ///
+    /// ```
+    /// use xdsc_core::snapshot::Version;
+    /// let (a, b) = (Version::of_bytes(b"a"), Version::of_bytes(b"b"));
+    /// assert_eq!(Version::of_set([("x", a), ("y", b)]), Version::of_set([("y", b), ("x", a)]));
+    /// assert_ne!(Version::of_set([("x", a), ("y", b)]), Version::of_set([("x", b), ("y", a)]));
+    /// assert_eq!(Version::of_set(std::iter::empty::<(&str, Version)>()), Version::EMPTY);
+    /// ```
+    pub fn of_set<'a>(items: impl IntoIterator<Item = (&'a str, Version)>) -> Version {
+        Version(items.into_iter().fold(0u128, |acc, (name, v)| {
+            acc.wrapping_add(Version::member(name, v))
+        }))
+    }
+
     /// The contribution of one named resource to its type's version. Type versions are the
     /// wrapping sum of these, so adding, changing or removing one resource updates the type
     /// version in constant time instead of re-hashing every resource.
@@ -540,6 +556,10 @@ mod tests {
         b.insert(res(ResourceType::Cluster, "x", b"1"));
         assert_eq!(a.version(), b.version());
         assert_ne!(a.version(), Version::EMPTY);
+        assert_eq!(
+            a.version(),
+            Version::of_set(a.iter().map(|r| (r.name(), r.version())))
+        );
 
         // Swapping bodies between names changes the version.
         let mut c = Resources::default();

@@ -1,0 +1,706 @@
+//! The per-stream xDS protocol as a pure state machine.
+//!
+//! A [`Stream`] holds what one Envoy stream has subscribed to, what it holds (acknowledged, or
+//! declared when it reconnected), the response awaiting acknowledgement per type, and the
+//! newest snapshot. Requests and snapshots go in ([`Stream::on_request`],
+//! [`Stream::on_delta_request`], [`Stream::on_snapshot`]); responses to send and events to
+//! record come out ([`Step`]). There is no I/O, no clock and no async here: the gRPC service only
+//! moves events in and actions out, so every protocol rule is tested without a network.
+//!
+//! Rules implemented (xDS protocol, v3):
+//! - At most one unacknowledged response per type; newer snapshots coalesce while waiting.
+//! - ACK: the response nonce matches and there is no error detail. NACK: it matches and there
+//!   is an error detail; the rejected content is recorded and not sent again; the next
+//!   different content is. Requests with a stale nonce do not acknowledge anything.
+//! - State of the world: clusters and listeners (and wildcard subscriptions) are sent in full;
+//!   other types send the subscribed resources that changed. A reconnecting client presenting
+//!   the version it holds receives nothing if that is still the content.
+//! - Delta: per-resource versions, `initial_resource_versions` on reconnect, subscribe and
+//!   unsubscribe, removals, and a removal notice for subscribed names that do not exist.
+//! - Aggregated streams push make-before-break: clusters, then endpoints, then listeners,
+//!   then routes, each type only once every earlier one is acknowledged and current. Clusters
+//!   that left the snapshot stay with the client until its listeners and routes are current,
+//!   so no request is routed to a missing cluster. Secrets are not ordered (Envoy waits for
+//!   them while warming).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use xdsc_core::model::ObjectKey;
+use xdsc_core::snapshot::{Resource, ResourceType, Snapshot, Version};
+
+/// Which protocol variant a stream speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// State of the world (`StreamAggregatedResources`, `Stream*`).
+    Sotw,
+    /// Incremental (`DeltaAggregatedResources`, `Delta*`).
+    Delta,
+}
+
+/// Limits that protect the server from one client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The most resource names one stream may subscribe to, over all types.
+    pub max_subscribed_names: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_subscribed_names: 100_000,
+        }
+    }
+}
+
+/// A request, in the form the state machine needs (both variants).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    /// The type URL.
+    pub type_url: String,
+    /// State of the world: the version the client holds (empty on first contact).
+    pub version_info: String,
+    /// State of the world: the complete set of names subscribed (empty: wildcard on first
+    /// request for any type, `*` explicitly).
+    pub resource_names: Vec<String>,
+    /// Delta: names added to the subscription.
+    pub subscribe: Vec<String>,
+    /// Delta: names removed from the subscription.
+    pub unsubscribe: Vec<String>,
+    /// Delta: the versions the client already holds (on a new stream).
+    pub initial_versions: Vec<(String, String)>,
+    /// The nonce of the response this request answers (empty on first contact).
+    pub response_nonce: String,
+    /// Envoy's error detail when it rejects the response (a NACK).
+    pub error: Option<String>,
+}
+
+/// A response to send: assembled by the service from the resources' pre-encoded bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    /// The type.
+    pub resource_type: ResourceType,
+    /// The nonce the client will echo.
+    pub nonce: String,
+    /// State of the world `version_info` / delta `system_version_info`.
+    pub version_info: String,
+    /// The resources, in name order.
+    pub resources: Vec<Arc<Resource>>,
+    /// Delta only: names the client must forget.
+    pub removed: Vec<Arc<str>>,
+}
+
+/// A rejected response, as recorded for metrics and the debug endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nack {
+    /// The type.
+    pub resource_type: ResourceType,
+    /// The version that was rejected.
+    pub version_info: String,
+    /// Envoy's error detail.
+    pub detail: String,
+    /// The resources in the rejected response.
+    pub resources: Vec<Arc<str>>,
+    /// The model objects the rejected resources were built from.
+    pub provenance: Vec<ObjectKey>,
+}
+
+/// Something that happened on the stream, for metrics and logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A response was acknowledged.
+    Ack {
+        /// The type.
+        resource_type: ResourceType,
+        /// The version acknowledged.
+        version_info: String,
+    },
+    /// A response was rejected.
+    Nack(Nack),
+    /// A request carried a nonce that is not the latest for its type; it acknowledged nothing.
+    StaleNonce {
+        /// The type.
+        resource_type: ResourceType,
+    },
+}
+
+/// Why a request is refused; the service ends the stream with a matching gRPC status.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The type URL is not one xdsc serves.
+    #[error("unknown type URL {0:?}")]
+    UnknownType(String),
+    /// A per-type service received another type.
+    #[error("this service serves {expected}, not {got:?}")]
+    WrongType {
+        /// The type the service serves.
+        expected: ResourceType,
+        /// The type URL received.
+        got: String,
+    },
+    /// Too many names subscribed.
+    #[error("subscribed to {count} resource names, more than the limit of {limit}")]
+    TooManyNames {
+        /// How many.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// What a step produced.
+#[derive(Debug, Default, PartialEq)]
+pub struct Step {
+    /// Responses to send, in order.
+    pub responses: Vec<Response>,
+    /// Events to record.
+    pub events: Vec<Event>,
+}
+
+#[derive(Clone, Debug)]
+struct Held {
+    version: Version,
+    resource: Option<Arc<Resource>>,
+}
+
+#[derive(Clone, Debug)]
+struct Pending {
+    nonce: String,
+    version_info: String,
+    /// Sent resources; `None` is a delta removal.
+    sent: Vec<(Arc<str>, Option<Arc<Resource>>)>,
+    /// A state-of-the-world response that replaces everything the client holds.
+    full: bool,
+    /// The content key, for never resending rejected content.
+    key: String,
+}
+
+/// What a stream knows about one type.
+#[derive(Clone, Debug, Default)]
+struct TypeState {
+    wildcard: bool,
+    names: BTreeSet<Arc<str>>,
+    held: BTreeMap<Arc<str>, Held>,
+    told_absent: BTreeSet<Arc<str>>,
+    pending: Option<Pending>,
+    rejected: Option<String>,
+    acked_version: Option<String>,
+    last_nack: Option<Nack>,
+}
+
+/// What a type would send now.
+struct Plan {
+    version_info: String,
+    resources: Vec<Arc<Resource>>,
+    removed: Vec<Arc<str>>,
+    full: bool,
+    key: String,
+}
+
+/// A read-only view of one type of a stream, for the debug endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeStatus {
+    /// The type.
+    pub resource_type: ResourceType,
+    /// Whether the subscription is a wildcard.
+    pub wildcard: bool,
+    /// The names explicitly subscribed.
+    pub names: Vec<String>,
+    /// The version of the response awaiting acknowledgement.
+    pub pending_version: Option<String>,
+    /// The last acknowledged version.
+    pub acked_version: Option<String>,
+    /// The last rejection, if any since the last acknowledgement... or ever.
+    pub last_nack: Option<Nack>,
+}
+
+/// One xDS stream's protocol state.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    variant: Variant,
+    /// `Some(t)` for a per-type service; `None` for an aggregated stream.
+    only: Option<ResourceType>,
+    limits: Limits,
+    nonce: u64,
+    snapshot: Arc<Snapshot>,
+    types: BTreeMap<ResourceType, TypeState>,
+}
+
+/// Types whose state-of-the-world responses carry the complete set.
+fn full_state(t: ResourceType) -> bool {
+    matches!(t, ResourceType::Cluster | ResourceType::Listener)
+}
+
+/// The make-before-break chain of an aggregated stream.
+const ORDER: [ResourceType; 4] = [
+    ResourceType::Cluster,
+    ResourceType::Endpoint,
+    ResourceType::Listener,
+    ResourceType::Route,
+];
+
+impl Stream {
+    /// A new stream. `only` restricts it to one type (the per-type services); `None` is an
+    /// aggregated (ADS) stream.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use xdsc_core::snapshot::Snapshot;
+    /// use xdsc_server::protocol::{Limits, Stream, Variant};
+    /// let s = Stream::new(Variant::Sotw, None, Limits::default(), Arc::new(Snapshot::default()));
+    /// assert!(s.status().is_empty());
+    /// ```
+    pub fn new(
+        variant: Variant,
+        only: Option<ResourceType>,
+        limits: Limits,
+        snapshot: Arc<Snapshot>,
+    ) -> Stream {
+        Stream {
+            variant,
+            only,
+            limits,
+            nonce: 0,
+            snapshot,
+            types: BTreeMap::new(),
+        }
+    }
+
+    /// The protocol variant.
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// The newest snapshot this stream knows.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// A newer snapshot was published: send what the client lacks, as the rules allow.
+    pub fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Step {
+        self.snapshot = snapshot;
+        Step {
+            responses: self.pump(),
+            events: Vec::new(),
+        }
+    }
+
+    fn type_of(&self, url: &str) -> Result<ResourceType, ProtocolError> {
+        let t = ResourceType::from_type_url(url)
+            .ok_or_else(|| ProtocolError::UnknownType(url.to_owned()))?;
+        match self.only {
+            Some(expected) if expected != t => Err(ProtocolError::WrongType {
+                expected,
+                got: url.to_owned(),
+            }),
+            _ => Ok(t),
+        }
+    }
+
+    fn check_limits(&self) -> Result<(), ProtocolError> {
+        let count: usize = self.types.values().map(|s| s.names.len()).sum();
+        if count > self.limits.max_subscribed_names {
+            return Err(ProtocolError::TooManyNames {
+                count,
+                limit: self.limits.max_subscribed_names,
+            });
+        }
+        Ok(())
+    }
+
+    /// A state-of-the-world request.
+    pub fn on_request(&mut self, req: Request) -> Result<Step, ProtocolError> {
+        let t = self.type_of(&req.type_url)?;
+        let first = !self.types.contains_key(&t);
+        let st = self.types.entry(t).or_default();
+        let star = req.resource_names.iter().any(|n| n == "*");
+        st.wildcard = star || (req.resource_names.is_empty() && (first || st.wildcard));
+        let names: BTreeSet<Arc<str>> = req
+            .resource_names
+            .iter()
+            .filter(|n| *n != "*")
+            .map(|n| Arc::from(n.as_str()))
+            .collect();
+        if !full_state(t) && !st.wildcard {
+            // Forget what the client holds of names it no longer wants, so that a later
+            // subscription sends them again.
+            st.held.retain(|n, _| names.contains(n));
+        }
+        st.names = names;
+        self.check_limits()?;
+        let mut events = Vec::new();
+        if req.response_nonce.is_empty() {
+            if !req.version_info.is_empty() {
+                // Reconnect: if the client's version is the current content, it holds it.
+                if let Some(desired) = self.desired(t, false)
+                    && Version::of_set(desired.iter().map(|r| (r.name(), r.version()))).to_string()
+                        == req.version_info
+                {
+                    let st = self.types.entry(t).or_default();
+                    st.held = desired
+                        .into_iter()
+                        .map(|r| {
+                            (
+                                r.name_arc().clone(),
+                                Held {
+                                    version: r.version(),
+                                    resource: Some(r),
+                                },
+                            )
+                        })
+                        .collect();
+                    st.acked_version = Some(req.version_info.clone());
+                }
+            }
+        } else {
+            self.acknowledge(t, &req.response_nonce, req.error, &mut events);
+        }
+        Ok(Step {
+            responses: self.pump(),
+            events,
+        })
+    }
+
+    /// A delta request.
+    pub fn on_delta_request(&mut self, req: Request) -> Result<Step, ProtocolError> {
+        let t = self.type_of(&req.type_url)?;
+        let first = !self.types.contains_key(&t);
+        let st = self.types.entry(t).or_default();
+        if first {
+            st.wildcard = req.subscribe.is_empty() || req.subscribe.iter().any(|n| n == "*");
+            for (name, version) in &req.initial_versions {
+                if let Ok(v) = version.parse::<Version>() {
+                    st.held.insert(
+                        Arc::from(name.as_str()),
+                        Held {
+                            version: v,
+                            resource: None,
+                        },
+                    );
+                }
+            }
+        }
+        for n in &req.subscribe {
+            if n == "*" {
+                st.wildcard = true;
+            } else {
+                let n: Arc<str> = Arc::from(n.as_str());
+                st.told_absent.remove(&n);
+                st.names.insert(n);
+            }
+        }
+        for n in &req.unsubscribe {
+            if n == "*" {
+                st.wildcard = false;
+                let names = st.names.clone();
+                st.held.retain(|k, _| names.contains(k));
+            } else {
+                st.names.remove(n.as_str());
+                st.told_absent.remove(n.as_str());
+                if !st.wildcard {
+                    st.held.remove(n.as_str());
+                }
+            }
+        }
+        self.check_limits()?;
+        let mut events = Vec::new();
+        if !req.response_nonce.is_empty() {
+            self.acknowledge(t, &req.response_nonce, req.error, &mut events);
+        }
+        Ok(Step {
+            responses: self.pump(),
+            events,
+        })
+    }
+
+    fn acknowledge(
+        &mut self,
+        t: ResourceType,
+        nonce: &str,
+        error: Option<String>,
+        events: &mut Vec<Event>,
+    ) {
+        let st = self.types.entry(t).or_default();
+        let Some(pending) = st.pending.as_ref().filter(|p| p.nonce == nonce) else {
+            events.push(Event::StaleNonce { resource_type: t });
+            return;
+        };
+        let pending = pending.clone();
+        st.pending = None;
+        match error {
+            Some(detail) => {
+                let mut provenance: BTreeSet<ObjectKey> = BTreeSet::new();
+                for (_, r) in &pending.sent {
+                    if let Some(r) = r {
+                        provenance.extend(r.provenance().iter().cloned());
+                    }
+                }
+                let nack = Nack {
+                    resource_type: t,
+                    version_info: pending.version_info.clone(),
+                    detail,
+                    resources: pending.sent.iter().map(|(n, _)| n.clone()).collect(),
+                    provenance: provenance.into_iter().collect(),
+                };
+                st.rejected = Some(pending.key.clone());
+                st.last_nack = Some(nack.clone());
+                events.push(Event::Nack(nack));
+            }
+            None => {
+                if pending.full {
+                    st.held.clear();
+                }
+                for (name, r) in pending.sent {
+                    match r {
+                        Some(r) => {
+                            st.held.insert(
+                                name,
+                                Held {
+                                    version: r.version(),
+                                    resource: Some(r),
+                                },
+                            );
+                        }
+                        None => {
+                            st.held.remove(&name);
+                            st.told_absent.insert(name);
+                        }
+                    }
+                }
+                st.rejected = None;
+                st.acked_version = Some(pending.version_info.clone());
+                events.push(Event::Ack {
+                    resource_type: t,
+                    version_info: pending.version_info,
+                });
+            }
+        }
+    }
+
+    /// The resources of type `t` the client should hold, `None` if it is not subscribed.
+    /// With `defer`, clusters the client holds that left the snapshot are kept while its
+    /// listeners and routes are not current.
+    fn desired(&self, t: ResourceType, defer: bool) -> Option<Vec<Arc<Resource>>> {
+        let st = self.types.get(&t)?;
+        let resources = self.snapshot.resources(t);
+        let mut out: Vec<Arc<Resource>> = if st.wildcard || (full_state(t) && st.names.is_empty()) {
+            resources.iter().cloned().collect()
+        } else {
+            st.names
+                .iter()
+                .filter_map(|n| resources.get(n).cloned())
+                .collect()
+        };
+        if defer && t == ResourceType::Cluster && self.only.is_none() && !self.routing_current() {
+            for (name, held) in &st.held {
+                if !resources.contains(name)
+                    && let Some(r) = &held.resource
+                {
+                    out.push(r.clone());
+                }
+            }
+            out.sort_by(|a, b| a.name().cmp(b.name()));
+        }
+        Some(out)
+    }
+
+    /// Whether the client's listeners and routes are acknowledged and current.
+    fn routing_current(&self) -> bool {
+        [ResourceType::Listener, ResourceType::Route]
+            .into_iter()
+            .all(|t| {
+                self.covered(t)
+                    && self
+                        .types
+                        .get(&t)
+                        .is_none_or(|st| st.pending.is_none() && self.plan(t, false).is_none())
+            })
+    }
+
+    /// Whether the client holds the current endpoints of every cluster it holds (`t` =
+    /// endpoints), or the current route configuration of every listener it holds (`t` =
+    /// routes), whether or not it has asked for them yet: Envoy subscribes to those only after
+    /// it has the clusters and listeners, and the next type must wait for them.
+    fn covered(&self, t: ResourceType) -> bool {
+        let parent = match t {
+            ResourceType::Endpoint => ResourceType::Cluster,
+            ResourceType::Route => ResourceType::Listener,
+            _ => return true,
+        };
+        let Some(parent) = self.types.get(&parent) else {
+            return true;
+        };
+        let child = self.types.get(&t);
+        parent
+            .held
+            .keys()
+            .all(|name| match self.snapshot.get(t, name) {
+                None => true,
+                Some(r) => child
+                    .and_then(|c| c.held.get(name))
+                    .is_some_and(|h| h.version == r.version()),
+            })
+    }
+
+    /// What type `t` would send now, if anything (ignoring pending and rejected state).
+    fn plan(&self, t: ResourceType, defer: bool) -> Option<Plan> {
+        let st = self.types.get(&t)?;
+        let desired = self.desired(t, defer)?;
+        let version_info =
+            Version::of_set(desired.iter().map(|r| (r.name(), r.version()))).to_string();
+        match self.variant {
+            Variant::Sotw => {
+                let full = full_state(t) || st.wildcard;
+                let changed: Vec<Arc<Resource>> = desired
+                    .iter()
+                    .filter(|r| {
+                        st.held
+                            .get(r.name_arc())
+                            .is_none_or(|h| h.version != r.version())
+                    })
+                    .cloned()
+                    .collect();
+                let desired_names: BTreeSet<&str> = desired.iter().map(|r| r.name()).collect();
+                let extra = full && st.held.keys().any(|k| !desired_names.contains(&**k));
+                if changed.is_empty() && !extra {
+                    return None;
+                }
+                let resources = if full { desired } else { changed };
+                Some(Plan {
+                    key: version_info.clone(),
+                    version_info,
+                    resources,
+                    removed: Vec::new(),
+                    full,
+                })
+            }
+            Variant::Delta => {
+                let desired_names: BTreeSet<&str> = desired.iter().map(|r| r.name()).collect();
+                let resources: Vec<Arc<Resource>> = desired
+                    .iter()
+                    .filter(|r| {
+                        st.held
+                            .get(r.name_arc())
+                            .is_none_or(|h| h.version != r.version())
+                    })
+                    .cloned()
+                    .collect();
+                let mut removed: BTreeSet<Arc<str>> = st
+                    .held
+                    .keys()
+                    .filter(|n| !desired_names.contains(&***n))
+                    .cloned()
+                    .collect();
+                // Subscribed names that do not exist: say so once.
+                for n in &st.names {
+                    if !desired_names.contains(&**n)
+                        && !st.held.contains_key(n)
+                        && !st.told_absent.contains(n)
+                    {
+                        removed.insert(n.clone());
+                    }
+                }
+                if resources.is_empty() && removed.is_empty() {
+                    return None;
+                }
+                let mut key = version_info.clone();
+                for r in &resources {
+                    key.push_str(&format!(" {}={}", r.name(), r.version()));
+                }
+                for n in &removed {
+                    key.push_str(&format!(" -{n}"));
+                }
+                Some(Plan {
+                    version_info,
+                    resources,
+                    removed: removed.into_iter().collect(),
+                    full: false,
+                    key,
+                })
+            }
+        }
+    }
+
+    /// Whether type `t` has nothing to send, nothing awaiting acknowledgement, and covers
+    /// what the client holds of the type before it.
+    fn settled(&self, t: ResourceType) -> bool {
+        self.covered(t)
+            && self
+                .types
+                .get(&t)
+                .is_none_or(|st| st.pending.is_none() && self.plan(t, true).is_none())
+    }
+
+    fn try_send(&mut self, t: ResourceType) -> Option<Response> {
+        let st = self.types.get(&t)?;
+        if st.pending.is_some() {
+            return None;
+        }
+        let plan = self.plan(t, true)?;
+        if st.rejected.as_deref() == Some(plan.key.as_str()) {
+            return None;
+        }
+        self.nonce += 1;
+        let nonce = self.nonce.to_string();
+        let mut sent: Vec<(Arc<str>, Option<Arc<Resource>>)> = plan
+            .resources
+            .iter()
+            .map(|r| (r.name_arc().clone(), Some(r.clone())))
+            .collect();
+        sent.extend(plan.removed.iter().map(|n| (n.clone(), None)));
+        let st = self.types.get_mut(&t)?;
+        st.pending = Some(Pending {
+            nonce: nonce.clone(),
+            version_info: plan.version_info.clone(),
+            sent,
+            full: plan.full,
+            key: plan.key,
+        });
+        Some(Response {
+            resource_type: t,
+            nonce,
+            version_info: plan.version_info,
+            resources: plan.resources,
+            removed: plan.removed,
+        })
+    }
+
+    /// Sends what can be sent now, in make-before-break order on aggregated streams.
+    fn pump(&mut self) -> Vec<Response> {
+        let mut out = Vec::new();
+        let mut blocked = false;
+        for t in ORDER {
+            if blocked {
+                break;
+            }
+            if let Some(r) = self.try_send(t) {
+                out.push(r);
+            }
+            if self.only.is_none() && !self.settled(t) {
+                blocked = true;
+            }
+        }
+        if let Some(r) = self.try_send(ResourceType::Secret) {
+            out.push(r);
+        }
+        out
+    }
+
+    /// The state of every subscribed type, for the debug endpoint.
+    pub fn status(&self) -> Vec<TypeStatus> {
+        self.types
+            .iter()
+            .map(|(t, st)| TypeStatus {
+                resource_type: *t,
+                wildcard: st.wildcard,
+                names: st.names.iter().map(|n| n.to_string()).collect(),
+                pending_version: st.pending.as_ref().map(|p| p.version_info.clone()),
+                acked_version: st.acked_version.clone(),
+                last_nack: st.last_nack.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,484 @@
+//! Scripted protocol sequences against the pure state machine: a test plays Envoy.
+
+use std::sync::Arc;
+
+use xdsc_core::compile::Compiled;
+use xdsc_core::model::{Model, Object};
+use xdsc_core::snapshot::{ResourceType as T, Snapshot};
+
+use super::*;
+
+/// A snapshot: listener `http` routing everything to `route_to`, the given clusters, and one
+/// endpoint per cluster at `10.0.0.<port_seed>`.
+fn snap(route_to: &str, clusters: &[&str], port_seed: u16) -> Arc<Snapshot> {
+    let mut docs = vec![
+        serde_json::json!({"kind":"Listener","name":"http","port":8080}),
+        serde_json::json!({"kind":"VirtualHost","name":"v","listeners":["http"],"domains":["*"],
+            "routes":[{"name":"r","forward":{"backends":[{"cluster":route_to}]}}]}),
+    ];
+    for c in clusters {
+        docs.push(serde_json::json!({"kind":"Cluster","name":c}));
+        docs.push(serde_json::json!({"kind":"Endpoints","name":c,"localities":[{"endpoints":[{"address":"10.0.0.1","port":port_seed}]}]}));
+    }
+    let objects: Vec<Object> = serde_json::from_value(serde_json::Value::Array(docs)).unwrap();
+    let c = Compiled::new(&Model::from_objects(objects));
+    assert!(c.diagnostics().is_empty(), "{:?}", c.diagnostics());
+    Arc::new(c.snapshot().clone())
+}
+
+fn ads(variant: Variant, s: &Arc<Snapshot>) -> Stream {
+    Stream::new(variant, None, Limits::default(), s.clone())
+}
+
+fn req(t: T, names: &[&str]) -> Request {
+    Request {
+        type_url: t.type_url().into(),
+        resource_names: names.iter().map(|n| n.to_string()).collect(),
+        ..Request::default()
+    }
+}
+
+fn ack(t: T, names: &[&str], r: &Response) -> Request {
+    Request {
+        response_nonce: r.nonce.clone(),
+        version_info: r.version_info.clone(),
+        ..req(t, names)
+    }
+}
+
+fn nack(t: T, names: &[&str], r: &Response) -> Request {
+    Request {
+        error: Some("rejected by test".into()),
+        ..ack(t, names, r)
+    }
+}
+
+fn one(step: Step) -> Response {
+    assert_eq!(
+        step.responses.len(),
+        1,
+        "expected one response, got {:#?}",
+        step.responses
+    );
+    step.responses.into_iter().next().unwrap()
+}
+
+fn none(step: Step) {
+    assert!(
+        step.responses.is_empty(),
+        "expected no response, got {:#?}",
+        step.responses
+    );
+}
+
+fn names(r: &Response) -> Vec<&str> {
+    r.resources.iter().map(|x| x.name()).collect()
+}
+
+/// Plays a well-behaved Envoy through the initial ADS exchange; returns the stream settled.
+fn settle(s: &Arc<Snapshot>) -> Stream {
+    let mut st = ads(Variant::Sotw, s);
+    let cds = one(st.on_request(req(T::Cluster, &[])).unwrap());
+    assert_eq!(cds.resource_type, T::Cluster);
+    // Envoy asks for listeners at once; they wait until clusters and endpoints are current.
+    none(st.on_request(req(T::Listener, &[])).unwrap());
+    let clusters: Vec<&str> = names(&cds);
+    let step = st.on_request(ack(T::Cluster, &[], &cds)).unwrap();
+    assert!(step.events.iter().any(|e| matches!(e, Event::Ack { .. })));
+    none(step);
+    let eds = one(st.on_request(req(T::Endpoint, &clusters)).unwrap());
+    let lds = one(st.on_request(ack(T::Endpoint, &clusters, &eds)).unwrap());
+    assert_eq!(lds.resource_type, T::Listener);
+    none(st.on_request(ack(T::Listener, &[], &lds)).unwrap());
+    let rds = one(st.on_request(req(T::Route, &["http"])).unwrap());
+    assert_eq!(names(&rds), ["http"]);
+    none(st.on_request(ack(T::Route, &["http"], &rds)).unwrap());
+    st
+}
+
+#[test]
+fn initial_push_follows_make_before_break_order() {
+    let s = snap("a", &["a", "b"], 80);
+    let mut st = ads(Variant::Sotw, &s);
+    let cds = one(st.on_request(req(T::Cluster, &[])).unwrap());
+    assert_eq!(names(&cds), ["a", "b"]);
+    // While clusters are unacknowledged, nothing else goes out.
+    none(st.on_request(req(T::Listener, &[])).unwrap());
+    none(st.on_request(req(T::Endpoint, &["a", "b"])).unwrap());
+    let eds = one(st.on_request(ack(T::Cluster, &[], &cds)).unwrap());
+    assert_eq!(
+        (eds.resource_type, names(&eds)),
+        (T::Endpoint, vec!["a", "b"])
+    );
+    let lds = one(st.on_request(ack(T::Endpoint, &["a", "b"], &eds)).unwrap());
+    assert_eq!(lds.resource_type, T::Listener);
+    none(st.on_request(ack(T::Listener, &[], &lds)).unwrap());
+    let rds = one(st.on_request(req(T::Route, &["http"])).unwrap());
+    none(st.on_request(ack(T::Route, &["http"], &rds)).unwrap());
+    assert!(
+        st.status()
+            .iter()
+            .all(|t| t.pending_version.is_none() && t.acked_version.is_some())
+    );
+}
+
+#[test]
+fn a_change_sends_only_the_changed_type_and_names() {
+    let s1 = snap("a", &["a", "b"], 80);
+    let mut st = settle(&s1);
+    let s2 = snap("a", &["a", "b"], 81); // every endpoint port changes
+    let eds = one(st.on_snapshot(s2.clone()));
+    assert_eq!(
+        (eds.resource_type, names(&eds)),
+        (T::Endpoint, vec!["a", "b"])
+    );
+    none(st.on_request(ack(T::Endpoint, &["a", "b"], &eds)).unwrap());
+    // Republishing identical content sends nothing.
+    none(st.on_snapshot(snap("a", &["a", "b"], 81)));
+}
+
+#[test]
+fn named_subscriptions_receive_only_their_names() {
+    let s = snap("a", &["a", "b"], 80);
+    let mut st = Stream::new(
+        Variant::Sotw,
+        Some(T::Endpoint),
+        Limits::default(),
+        s.clone(),
+    );
+    let eds = one(st.on_request(req(T::Endpoint, &["b"])).unwrap());
+    assert_eq!(names(&eds), ["b"]);
+    // Adding a name sends what the client lacks, once the previous response is acknowledged.
+    let eds2 = one(st.on_request(ack(T::Endpoint, &["a", "b"], &eds)).unwrap());
+    assert_eq!(names(&eds2), ["a"]);
+    none(st.on_request(ack(T::Endpoint, &["a", "b"], &eds2)).unwrap());
+    // A per-type service refuses other types.
+    assert!(matches!(
+        st.on_request(req(T::Cluster, &[])),
+        Err(ProtocolError::WrongType { .. })
+    ));
+}
+
+#[test]
+fn newer_snapshots_coalesce_while_a_response_is_unacknowledged() {
+    let s1 = snap("a", &["a"], 80);
+    let mut st = settle(&s1);
+    let first = one(st.on_snapshot(snap("a", &["a"], 81)));
+    none(st.on_snapshot(snap("a", &["a"], 82)));
+    none(st.on_snapshot(snap("a", &["a"], 83)));
+    let latest = one(st.on_request(ack(T::Endpoint, &["a"], &first)).unwrap());
+    assert_eq!(
+        latest.resources[0].version(),
+        snap("a", &["a"], 83)
+            .get(T::Endpoint, "a")
+            .unwrap()
+            .version()
+    );
+    none(st.on_request(ack(T::Endpoint, &["a"], &latest)).unwrap());
+}
+
+#[test]
+fn a_nacked_version_is_not_resent_and_the_next_different_one_is() {
+    let s1 = snap("a", &["a"], 80);
+    let mut st = settle(&s1);
+    let bad = snap("a", &["a", "bad"], 80);
+    let cds = one(st.on_snapshot(bad.clone()));
+    let step = st.on_request(nack(T::Cluster, &[], &cds)).unwrap();
+    assert!(
+        step.responses.is_empty(),
+        "the rejected version must not be resent: {:?}",
+        step.responses
+    );
+    let Event::Nack(n) = &step.events[0] else {
+        panic!("{:?}", step.events)
+    };
+    assert_eq!(n.detail, "rejected by test");
+    assert_eq!(
+        n.resources.iter().map(|r| &**r).collect::<Vec<_>>(),
+        ["a", "bad"]
+    );
+    assert!(n.provenance.iter().any(|k| k.to_string() == "Cluster/bad"));
+    // The same content again (a re-publish, a re-request) is still not sent.
+    none(st.on_snapshot(bad));
+    none(st.on_request(req(T::Cluster, &[])).unwrap());
+    assert!(st.status().iter().any(|t| t.last_nack.is_some()));
+    // Endpoints and later types wait: the client keeps serving its previous config.
+    // A fixed snapshot is sent.
+    let fixed = one(st.on_snapshot(snap("a", &["a", "good"], 80)));
+    assert_eq!(names(&fixed), ["a", "good"]);
+    let step = st.on_request(ack(T::Cluster, &[], &fixed)).unwrap();
+    assert!(step.events.iter().any(|e| matches!(e, Event::Ack { .. })));
+}
+
+#[test]
+fn a_stale_nonce_acknowledges_nothing() {
+    let s = snap("a", &["a"], 80);
+    let mut st = ads(Variant::Sotw, &s);
+    let cds = one(st.on_request(req(T::Cluster, &[])).unwrap());
+    let stale = Request {
+        response_nonce: "999".into(),
+        ..req(T::Cluster, &[])
+    };
+    let step = st.on_request(stale).unwrap();
+    assert_eq!(
+        step.events,
+        [Event::StaleNonce {
+            resource_type: T::Cluster
+        }]
+    );
+    assert!(step.responses.is_empty());
+    assert!(st.status()[0].pending_version.is_some());
+    let step = st.on_request(ack(T::Cluster, &[], &cds)).unwrap();
+    assert!(matches!(step.events[..], [Event::Ack { .. }]));
+}
+
+#[test]
+fn a_reconnecting_client_with_current_versions_receives_nothing() {
+    let s = snap("a", &["a", "b"], 80);
+    let held = settle(&s);
+    let versions: Vec<(T, String)> = held
+        .status()
+        .into_iter()
+        .map(|t| (t.resource_type, t.acked_version.unwrap()))
+        .collect();
+    // State of the world: version_info on the first request of a new stream.
+    let mut st = ads(Variant::Sotw, &s);
+    for (t, v) in &versions {
+        let names: Vec<&str> = match t {
+            T::Endpoint => vec!["a", "b"],
+            T::Route => vec!["http"],
+            _ => vec![],
+        };
+        none(
+            st.on_request(Request {
+                version_info: v.clone(),
+                ..req(*t, &names)
+            })
+            .unwrap(),
+        );
+    }
+    // Delta: initial_resource_versions.
+    let mut d = ads(Variant::Delta, &s);
+    for t in [T::Cluster, T::Endpoint, T::Listener, T::Route] {
+        let initial = s
+            .resources(t)
+            .iter()
+            .map(|r| (r.name().to_owned(), r.version().to_string()))
+            .collect();
+        let subscribe = if matches!(t, T::Cluster | T::Listener) {
+            vec![]
+        } else {
+            s.resources(t).names().map(|n| n.to_string()).collect()
+        };
+        none(
+            d.on_delta_request(Request {
+                type_url: t.type_url().into(),
+                subscribe,
+                initial_versions: initial,
+                ..Request::default()
+            })
+            .unwrap(),
+        );
+    }
+    // A client holding an old version gets the current one.
+    let mut st = ads(Variant::Sotw, &s);
+    one(st
+        .on_request(Request {
+            version_info: "0".repeat(32),
+            ..req(T::Cluster, &[])
+        })
+        .unwrap());
+}
+
+#[test]
+fn removed_clusters_stay_until_routes_stop_using_them() {
+    let s1 = snap("a", &["a"], 80);
+    let mut st = settle(&s1);
+    // The route moves from a to b, and a is deleted.
+    let s2 = snap("b", &["b"], 80);
+    let cds = one(st.on_snapshot(s2.clone()));
+    assert_eq!(
+        names(&cds),
+        ["a", "b"],
+        "a is kept while routes still use it"
+    );
+    // Envoy subscribes to b's endpoints after it has cluster b.
+    none(st.on_request(ack(T::Cluster, &[], &cds)).unwrap());
+    let eds = one(st.on_request(req(T::Endpoint, &["a", "b"])).unwrap());
+    assert_eq!(names(&eds), ["b"]);
+    let rds = one(st.on_request(ack(T::Endpoint, &["a", "b"], &eds)).unwrap());
+    assert_eq!(rds.resource_type, T::Route);
+    let cds2 = one(st.on_request(ack(T::Route, &["http"], &rds)).unwrap());
+    assert_eq!(
+        (cds2.resource_type, names(&cds2)),
+        (T::Cluster, vec!["b"]),
+        "removed last"
+    );
+    let step = st.on_request(ack(T::Cluster, &[], &cds2)).unwrap();
+    assert!(step.responses.iter().all(|r| r.resource_type != T::Cluster));
+}
+
+fn dreq(t: T, sub: &[&str], unsub: &[&str]) -> Request {
+    Request {
+        type_url: t.type_url().into(),
+        subscribe: sub.iter().map(|n| n.to_string()).collect(),
+        unsubscribe: unsub.iter().map(|n| n.to_string()).collect(),
+        ..Request::default()
+    }
+}
+
+fn dack(t: T, r: &Response) -> Request {
+    Request {
+        response_nonce: r.nonce.clone(),
+        ..dreq(t, &[], &[])
+    }
+}
+
+#[test]
+fn delta_subscribe_unsubscribe_and_removals() {
+    let s = snap("a", &["a", "b"], 80);
+    let mut d = Stream::new(
+        Variant::Delta,
+        Some(T::Endpoint),
+        Limits::default(),
+        s.clone(),
+    );
+    let r1 = one(d
+        .on_delta_request(dreq(T::Endpoint, &["a", "nope"], &[]))
+        .unwrap());
+    assert_eq!(names(&r1), ["a"]);
+    assert_eq!(
+        r1.removed,
+        [Arc::from("nope")],
+        "a subscribed name that does not exist is reported once"
+    );
+    none(d.on_delta_request(dack(T::Endpoint, &r1)).unwrap());
+    let r2 = one(d
+        .on_delta_request(dreq(T::Endpoint, &["b"], &["a"]))
+        .unwrap());
+    assert_eq!((names(&r2), r2.removed.len()), (vec!["b"], 0));
+    none(d.on_delta_request(dack(T::Endpoint, &r2)).unwrap());
+    // b's endpoints change; a is unsubscribed so its change is not sent.
+    let r3 = one(d.on_snapshot(snap("a", &["a", "b"], 81)));
+    assert_eq!(names(&r3), ["b"]);
+    none(d.on_delta_request(dack(T::Endpoint, &r3)).unwrap());
+    // b disappears from the snapshot: a removal.
+    let r4 = one(d.on_snapshot(snap("a", &["a"], 81)));
+    assert_eq!(
+        (names(&r4).len(), r4.removed.clone()),
+        (0, vec![Arc::from("b")])
+    );
+}
+
+/// Plays a well-behaved delta Envoy: acknowledges every response, subscribes to the
+/// endpoints of the clusters it holds and to the route configuration of its listener.
+/// Returns every response in the order it was sent.
+fn play_delta(d: &mut Stream, first: Step) -> Vec<Response> {
+    let mut log = Vec::new();
+    let mut queue: Vec<Response> = first.responses;
+    let mut clusters: std::collections::BTreeSet<String> = Default::default();
+    let mut rounds = 0;
+    while let Some(r) = (!queue.is_empty()).then(|| queue.remove(0)) {
+        rounds += 1;
+        assert!(rounds < 50, "no quiescence: {log:#?}");
+        let mut reply = dack(r.resource_type, &r);
+        match r.resource_type {
+            T::Cluster => {
+                let before = clusters.clone();
+                clusters.extend(r.resources.iter().map(|x| x.name().to_owned()));
+                for gone in &r.removed {
+                    clusters.remove(&**gone);
+                }
+                reply.subscribe = clusters.difference(&before).cloned().collect();
+                reply.unsubscribe = before.difference(&clusters).cloned().collect();
+                let step = d.on_delta_request(reply).unwrap();
+                queue.extend(step.responses);
+                // Envoy subscribes to endpoints on the endpoint stream of the same ADS stream.
+                let eds = Request {
+                    subscribe: clusters.iter().cloned().collect(),
+                    ..dreq(T::Endpoint, &[], &[])
+                };
+                queue.extend(d.on_delta_request(eds).unwrap().responses);
+            }
+            T::Listener => {
+                queue.extend(d.on_delta_request(reply).unwrap().responses);
+                queue.extend(
+                    d.on_delta_request(dreq(T::Route, &["http"], &[]))
+                        .unwrap()
+                        .responses,
+                );
+            }
+            _ => queue.extend(d.on_delta_request(reply).unwrap().responses),
+        }
+        log.push(r);
+    }
+    log
+}
+
+#[test]
+fn delta_wildcard_clusters_and_deferred_removal() {
+    let s1 = snap("a", &["a"], 80);
+    let mut d = ads(Variant::Delta, &s1);
+    let mut first = d.on_delta_request(dreq(T::Cluster, &[], &[])).unwrap();
+    first.responses.extend(
+        d.on_delta_request(dreq(T::Listener, &[], &[]))
+            .unwrap()
+            .responses,
+    );
+    let log = play_delta(&mut d, first);
+    let order: Vec<T> = log.iter().map(|r| r.resource_type).collect();
+    assert_eq!(order, [T::Cluster, T::Endpoint, T::Listener, T::Route]);
+    // Move the route to b and delete a.
+    let first = d.on_snapshot(snap("b", &["b"], 80));
+    let log = play_delta(&mut d, first);
+    let c2 = &log[0];
+    assert_eq!(
+        (c2.resource_type, names(c2), c2.removed.len()),
+        (T::Cluster, vec!["b"], 0),
+        "a's removal waits"
+    );
+    let rds_at = log
+        .iter()
+        .position(|r| r.resource_type == T::Route)
+        .expect("routes move to b");
+    let removal_at = log
+        .iter()
+        .position(|r| r.resource_type == T::Cluster && r.removed.contains(&Arc::from("a")))
+        .expect("cluster a is removed eventually");
+    assert!(
+        removal_at > rds_at,
+        "cluster a removed before routes stopped using it: {log:#?}"
+    );
+    // Quiet afterwards.
+    none(d.on_snapshot(snap("b", &["b"], 80)));
+}
+
+#[test]
+fn too_many_names_is_refused() {
+    let s = snap("a", &["a"], 80);
+    let mut st = Stream::new(
+        Variant::Sotw,
+        None,
+        Limits {
+            max_subscribed_names: 2,
+        },
+        s,
+    );
+    assert!(matches!(
+        st.on_request(req(T::Endpoint, &["a", "b", "c"])),
+        Err(ProtocolError::TooManyNames { count: 3, limit: 2 })
+    ));
+    assert!(matches!(
+        st.on_request(req(T::Endpoint, &[]))
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Ok(())
+    ));
+    assert!(matches!(
+        st.on_request(Request {
+            type_url: "type.googleapis.com/x".into(),
+            ..Request::default()
+        }),
+        Err(ProtocolError::UnknownType(_))
+    ));
+}
