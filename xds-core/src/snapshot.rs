@@ -417,6 +417,21 @@ impl Snapshot {
         &self.types[resource_type.index()]
     }
 
+    /// The snapshot with `resource` added, replacing any of the same type and name. For
+    /// embedders that build some resources themselves (for example filters xdsc does not
+    /// model); xdsc does not validate them.
+    ///
+    /// ```
+    /// use xdsc_core::snapshot::{Resource, ResourceType, Snapshot};
+    /// let s = Snapshot::default().with(Resource::new(ResourceType::Cluster, "custom", vec![10, 1, b'x'], vec![]));
+    /// assert!(s.get(ResourceType::Cluster, "custom").is_some());
+    /// ```
+    pub fn with(mut self, resource: Resource) -> Snapshot {
+        let t = resource.resource_type();
+        self.resources_mut(t).insert(Arc::new(resource));
+        self
+    }
+
     pub(crate) fn resources_mut(&mut self, resource_type: ResourceType) -> &mut Resources {
         &mut self.types[resource_type.index()]
     }

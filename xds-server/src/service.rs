@@ -1,0 +1,351 @@
+//! The tonic services: aggregated (ADS) and per-type discovery, state of the world and delta.
+//!
+//! Each stream runs one task that only moves events: requests from Envoy and newer snapshots
+//! from its fleet's cell go into the [`Stream`] state machine; the responses it decides on go
+//! out through a small bounded channel. A client that stops reading blocks only its own task
+//! (HTTP/2 flow control and the channel bound what it holds); the fleet's cell keeps only the
+//! newest snapshot, so nothing queues up behind it.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::cluster::v3::cluster_discovery_service_server::ClusterDiscoveryService;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+    Resource as DeltaResource,
+};
+use envoy_types::pb::envoy::service::endpoint::v3::endpoint_discovery_service_server::EndpointDiscoveryService;
+use envoy_types::pb::envoy::service::listener::v3::listener_discovery_service_server::ListenerDiscoveryService;
+use envoy_types::pb::envoy::service::route::v3::route_discovery_service_server::RouteDiscoveryService;
+use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryService;
+use tokio::sync::mpsc;
+use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming};
+use xdsc_core::snapshot::ResourceType;
+
+use crate::clients::Clients;
+use crate::protocol::{self, Event, Limits, ProtocolError, Response, Stream, Variant};
+use crate::publish::Publisher;
+
+/// Chooses a node's fleet. The default is the node's `cluster` field, or `default`.
+pub type FleetSelector = Arc<dyn Fn(&Node) -> String + Send + Sync>;
+
+/// The default fleet selector: the node's `cluster`, `default` when empty.
+pub fn fleet_by_node_cluster() -> FleetSelector {
+    Arc::new(|node: &Node| {
+        if node.cluster.is_empty() { crate::DEFAULT_FLEET.to_owned() } else { node.cluster.clone() }
+    })
+}
+
+/// What every stream shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) publisher: Publisher,
+    pub(crate) clients: Clients,
+    pub(crate) selector: FleetSelector,
+    pub(crate) limits: Limits,
+}
+
+type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// How responses are queued per stream: small, so a stalled client holds little.
+const OUTBOUND: usize = 4;
+
+fn status(e: ProtocolError) -> Status {
+    match e {
+        ProtocolError::TooManyNames { .. } => Status::resource_exhausted(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+/// Turns a response of the state machine into wire messages; resources' bytes are copied from
+/// their single encoding, never re-encoded.
+fn sotw_message(r: &Response) -> DiscoveryResponse {
+    DiscoveryResponse {
+        version_info: r.version_info.clone(),
+        resources: r.resources.iter().map(|x| x.to_any()).collect(),
+        type_url: r.resource_type.type_url().to_owned(),
+        nonce: r.nonce.clone(),
+        ..Default::default()
+    }
+}
+
+fn delta_message(r: &Response) -> DeltaDiscoveryResponse {
+    DeltaDiscoveryResponse {
+        system_version_info: r.version_info.clone(),
+        resources: r
+            .resources
+            .iter()
+            .map(|x| DeltaResource {
+                name: x.name().to_owned(),
+                version: x.version().to_string(),
+                resource: Some(x.to_any()),
+                ..Default::default()
+            })
+            .collect(),
+        type_url: r.resource_type.type_url().to_owned(),
+        removed_resources: r.removed.iter().map(|n| n.to_string()).collect(),
+        nonce: r.nonce.clone(),
+        ..Default::default()
+    }
+}
+
+fn from_sotw(r: DiscoveryRequest) -> (Option<Node>, protocol::Request) {
+    let error = r.error_detail.map(|s| if s.message.is_empty() { format!("code {}", s.code) } else { s.message });
+    (
+        r.node,
+        protocol::Request {
+            type_url: r.type_url,
+            version_info: r.version_info,
+            resource_names: r.resource_names,
+            response_nonce: r.response_nonce,
+            error,
+            ..Default::default()
+        },
+    )
+}
+
+fn from_delta(r: DeltaDiscoveryRequest) -> (Option<Node>, protocol::Request) {
+    let error = r.error_detail.map(|s| if s.message.is_empty() { format!("code {}", s.code) } else { s.message });
+    let mut initial: Vec<(String, String)> = r.initial_resource_versions.into_iter().collect();
+    initial.sort();
+    (
+        r.node,
+        protocol::Request {
+            type_url: r.type_url,
+            subscribe: r.resource_names_subscribe,
+            unsubscribe: r.resource_names_unsubscribe,
+            initial_versions: initial,
+            response_nonce: r.response_nonce,
+            error,
+            ..Default::default()
+        },
+    )
+}
+
+/// The wire forms of one protocol variant.
+trait Wire: Send + 'static {
+    type In: Send + 'static;
+    type Out: Send + 'static;
+    const VARIANT: Variant;
+    fn decode(m: Self::In) -> (Option<Node>, protocol::Request);
+    fn encode(r: &Response) -> Self::Out;
+}
+
+struct SotwWire;
+impl Wire for SotwWire {
+    type In = DiscoveryRequest;
+    type Out = DiscoveryResponse;
+    const VARIANT: Variant = Variant::Sotw;
+    fn decode(m: DiscoveryRequest) -> (Option<Node>, protocol::Request) {
+        from_sotw(m)
+    }
+    fn encode(r: &Response) -> DiscoveryResponse {
+        sotw_message(r)
+    }
+}
+
+struct DeltaWire;
+impl Wire for DeltaWire {
+    type In = DeltaDiscoveryRequest;
+    type Out = DeltaDiscoveryResponse;
+    const VARIANT: Variant = Variant::Delta;
+    fn decode(m: DeltaDiscoveryRequest) -> (Option<Node>, protocol::Request) {
+        from_delta(m)
+    }
+    fn encode(r: &Response) -> DeltaDiscoveryResponse {
+        delta_message(r)
+    }
+}
+
+impl Shared {
+    /// Starts a stream task; returns the outbound half for tonic.
+    fn open<W: Wire>(&self, inbound: Streaming<W::In>, only: Option<ResourceType>, peer: String) -> BoxStream<W::Out>
+    where
+        Streaming<W::In>: Send,
+    {
+        let (tx, rx) = mpsc::channel::<Result<W::Out, Status>>(OUTBOUND);
+        let shared = self.clone();
+        tokio::spawn(async move {
+            shared.publisher.metrics.stream_opened();
+            let result = shared.drive::<W>(inbound, only, peer, &tx).await;
+            shared.publisher.metrics.stream_closed();
+            if let Err(status) = result {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+
+    async fn drive<W: Wire>(
+        &self,
+        mut inbound: Streaming<W::In>,
+        only: Option<ResourceType>,
+        peer: String,
+        tx: &mpsc::Sender<Result<W::Out, Status>>,
+    ) -> Result<(), Status> {
+        // The first request names the node, which selects the fleet.
+        let Some(first) = inbound.message().await? else { return Ok(()) };
+        let (node, request) = W::decode(first);
+        let node = node.unwrap_or_default();
+        let wanted = (self.selector)(&node);
+        let (fleet, mut cell) = self.publisher.watch(&wanted);
+        let snapshot = cell.borrow_and_update().clone();
+        let mut stream = Stream::new(W::VARIANT, only, self.limits, snapshot);
+        let id = self.clients.register(&node, &fleet, &peer, W::VARIANT, only);
+        let _guard = crate::clients::Deregister { clients: self.clients.clone(), id };
+        tracing::info!(node = %node.id, cluster = %node.cluster, fleet = %fleet, variant = ?W::VARIANT, "xDS stream opened");
+        let mut step = self.step::<W>(&mut stream, request)?;
+        loop {
+            self.emit::<W>(&mut stream, id, &node, step, tx).await?;
+            step = tokio::select! {
+                message = inbound.message() => match message? {
+                    Some(m) => self.step::<W>(&mut stream, W::decode(m).1)?,
+                    None => return Ok(()),
+                },
+                changed = cell.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let snapshot = cell.borrow_and_update().clone();
+                    stream.on_snapshot(snapshot)
+                }
+            };
+        }
+    }
+
+    fn step<W: Wire>(&self, stream: &mut Stream, request: protocol::Request) -> Result<protocol::Step, Status> {
+        match W::VARIANT {
+            Variant::Sotw => stream.on_request(request),
+            Variant::Delta => stream.on_delta_request(request),
+        }
+        .map_err(status)
+    }
+
+    async fn emit<W: Wire>(
+        &self,
+        stream: &mut Stream,
+        id: u64,
+        node: &Node,
+        step: protocol::Step,
+        tx: &mpsc::Sender<Result<W::Out, Status>>,
+    ) -> Result<(), Status> {
+        let metrics = &self.publisher.metrics;
+        for event in &step.events {
+            match event {
+                Event::Ack { resource_type, version_info } => {
+                    metrics.ack(*resource_type);
+                    tracing::debug!(node = %node.id, r#type = %resource_type, version = %version_info, "ACK");
+                }
+                Event::Nack(n) => {
+                    metrics.nack(n.resource_type);
+                    let sources: Vec<String> = n.provenance.iter().map(ToString::to_string).collect();
+                    tracing::warn!(node = %node.id, r#type = %n.resource_type, version = %n.version_info, detail = %n.detail, sources = ?sources, "NACK: Envoy rejected a response");
+                }
+                Event::StaleNonce { resource_type } => {
+                    tracing::debug!(node = %node.id, r#type = %resource_type, "request with a stale nonce");
+                }
+            }
+        }
+        for r in &step.responses {
+            let bytes: usize = r.resources.iter().map(|x| x.body().len()).sum();
+            metrics.pushed(r.resource_type, r.resources.len(), bytes);
+            tracing::debug!(node = %node.id, r#type = %r.resource_type, version = %r.version_info, resources = r.resources.len(), removed = r.removed.len(), "push");
+        }
+        self.clients.update(id, stream.status());
+        for r in step.responses {
+            let message = W::encode(&r);
+            if tx.send(Ok(message)).await.is_err() {
+                return Err(Status::cancelled("client went away"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The xDS services of one server; register it with tonic through [`crate::XdsServer`].
+#[derive(Clone)]
+pub(crate) struct Services(pub(crate) Shared);
+
+fn peer<T>(r: &GrpcRequest<T>) -> String {
+    r.remote_addr().map(|a| a.to_string()).unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for Services {
+    type StreamAggregatedResourcesStream = BoxStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = BoxStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: GrpcRequest<Streaming<DiscoveryRequest>>,
+    ) -> Result<GrpcResponse<Self::StreamAggregatedResourcesStream>, Status> {
+        let peer = peer(&request);
+        Ok(GrpcResponse::new(self.0.open::<SotwWire>(request.into_inner(), None, peer)))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: GrpcRequest<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<GrpcResponse<Self::DeltaAggregatedResourcesStream>, Status> {
+        let peer = peer(&request);
+        Ok(GrpcResponse::new(self.0.open::<DeltaWire>(request.into_inner(), None, peer)))
+    }
+}
+
+impl Services {
+    /// A unary fetch: the current state of the requested names.
+    fn fetch(&self, t: ResourceType, request: DiscoveryRequest) -> Result<DiscoveryResponse, Status> {
+        let (node, request) = from_sotw(request);
+        let fleet = (self.0.selector)(&node.unwrap_or_default());
+        let (_, cell) = self.0.publisher.watch(&fleet);
+        let snapshot = cell.borrow().clone();
+        let mut stream = Stream::new(Variant::Sotw, Some(t), self.0.limits, snapshot);
+        let request = protocol::Request { response_nonce: String::new(), version_info: String::new(), ..request };
+        let step = stream.on_request(request).map_err(status)?;
+        Ok(step.responses.first().map(sotw_message).unwrap_or_else(|| DiscoveryResponse {
+            type_url: t.type_url().to_owned(),
+            ..Default::default()
+        }))
+    }
+}
+
+macro_rules! per_type_service {
+    ($trait:ident, $t:expr, $stream:ident, $stream_fn:ident, $delta:ident, $delta_fn:ident, $fetch_fn:ident) => {
+        #[tonic::async_trait]
+        impl $trait for Services {
+            type $stream = BoxStream<DiscoveryResponse>;
+            type $delta = BoxStream<DeltaDiscoveryResponse>;
+
+            async fn $stream_fn(
+                &self,
+                request: GrpcRequest<Streaming<DiscoveryRequest>>,
+            ) -> Result<GrpcResponse<Self::$stream>, Status> {
+                let peer = peer(&request);
+                Ok(GrpcResponse::new(self.0.open::<SotwWire>(request.into_inner(), Some($t), peer)))
+            }
+
+            async fn $delta_fn(
+                &self,
+                request: GrpcRequest<Streaming<DeltaDiscoveryRequest>>,
+            ) -> Result<GrpcResponse<Self::$delta>, Status> {
+                let peer = peer(&request);
+                Ok(GrpcResponse::new(self.0.open::<DeltaWire>(request.into_inner(), Some($t), peer)))
+            }
+
+            async fn $fetch_fn(
+                &self,
+                request: GrpcRequest<DiscoveryRequest>,
+            ) -> Result<GrpcResponse<DiscoveryResponse>, Status> {
+                self.fetch($t, request.into_inner()).map(GrpcResponse::new)
+            }
+        }
+    };
+}
+
+per_type_service!(ClusterDiscoveryService, ResourceType::Cluster, StreamClustersStream, stream_clusters, DeltaClustersStream, delta_clusters, fetch_clusters);
+per_type_service!(EndpointDiscoveryService, ResourceType::Endpoint, StreamEndpointsStream, stream_endpoints, DeltaEndpointsStream, delta_endpoints, fetch_endpoints);
+per_type_service!(ListenerDiscoveryService, ResourceType::Listener, StreamListenersStream, stream_listeners, DeltaListenersStream, delta_listeners, fetch_listeners);
+per_type_service!(RouteDiscoveryService, ResourceType::Route, StreamRoutesStream, stream_routes, DeltaRoutesStream, delta_routes, fetch_routes);
+per_type_service!(SecretDiscoveryService, ResourceType::Secret, StreamSecretsStream, stream_secrets, DeltaSecretsStream, delta_secrets, fetch_secrets);
