@@ -16,7 +16,8 @@
 //! This module does not validate messages (bytes it has no reason to parse are copied as they
 //! are), does not normalize anything but map order (field order, unknown fields, non-minimal
 //! varints outside rewritten lengths are kept), and cannot canonicalize an `Any` whose type is
-//! not in the descriptor pool: such bytes are left as they are.
+//! not in the descriptor pool, or whose value does not parse as that type: such an `Any` is left
+//! as it is.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -90,7 +91,8 @@ pub(crate) fn encode<M: prost::Message + prost::Name>(msg: &M) -> Vec<u8> {
 
 /// Canonicalizes the protobuf encoding of a message of type `message_name` (fully qualified,
 /// e.g. `envoy.config.cluster.v3.Cluster`): map entries sorted by key at every depth, including
-/// inside `Any` values of known types; all other bytes unchanged.
+/// inside `Any` values of known types (an `Any` of an unknown type, or whose value does not parse
+/// as its type, is kept as it is); all other bytes unchanged.
 ///
 /// This is what xdsc's compiler applies to every resource it encodes. It never panics, whatever
 /// the bytes; parts that cannot contain a map are copied without being parsed, so `Ok` does not
@@ -345,7 +347,7 @@ impl Plans {
     }
 
     /// Canonicalizes a `google.protobuf.Any`: its `value` as the message its `type_url` names,
-    /// if that type is in the pool; otherwise the bytes are kept.
+    /// if that type is in the pool and the value parses as one; otherwise the bytes are kept.
     fn any(
         &self,
         index: usize,
@@ -377,13 +379,23 @@ impl Plans {
             out.extend_from_slice(input);
             return Ok(());
         };
+        let start = out.len();
         let mut reader = Reader::new(input, offset, name);
         while let Some(field) = reader.next_field()? {
             if field.start != value_at {
                 out.extend_from_slice(field.whole(input));
                 continue;
             }
-            self.message_field(target, input, offset, &field, depth, out)?;
+            if self
+                .message_field(target, input, offset, &field, depth, out)
+                .is_err()
+            {
+                // A value that is not a valid message of its type is kept as it is, like one of
+                // an unknown type: the Any is opaque data then, and still deterministic.
+                out.truncate(start);
+                out.extend_from_slice(input);
+                return Ok(());
+            }
         }
         Ok(())
     }

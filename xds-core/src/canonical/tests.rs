@@ -485,3 +485,34 @@ proptest! {
         prop_assert_eq!(Value::decode(a.as_slice()).expect("decodes"), v);
     }
 }
+
+#[test]
+fn any_whose_value_does_not_parse_is_left_as_it_is() {
+    // A known type with a value that is not one: opaque, kept, and no panic even in `encode`.
+    let any = Any {
+        type_url: "type.googleapis.com/google.protobuf.Struct".to_owned(),
+        value: vec![0xff, 0xff],
+    };
+    let bytes = any.encode_to_vec();
+    assert_eq!(encode(&any), bytes);
+    let outer = structure(&[("b", string("x")), ("a", string("y"))]);
+    let cluster = Cluster {
+        name: "c".to_owned(),
+        typed_extension_protocol_options: [("k".to_owned(), any.clone())].into_iter().collect(),
+        metadata: Some(Metadata {
+            filter_metadata: [("m".to_owned(), outer)].into_iter().collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let canonical = encode(&cluster);
+    // The rest of the message is still canonicalized around it.
+    assert_eq!(
+        Cluster::decode(canonical.as_slice()).expect("decodes"),
+        cluster
+    );
+    assert_eq!(
+        canonicalize(&Cluster::full_name(), &canonical).expect("ok"),
+        canonical
+    );
+}
