@@ -4,6 +4,7 @@
 mod canonical;
 mod descriptors;
 pub mod model;
+pub mod render;
 pub mod snapshot;
 
 pub use canonical::{CanonicalError, canonicalize};
