@@ -3,7 +3,11 @@
 
 mod canonical;
 pub mod compile;
+mod descriptors;
 pub mod model;
+pub mod render;
 pub mod snapshot;
 #[cfg(feature = "proptest")]
 pub mod strategy;
+
+pub use canonical::{CanonicalError, canonicalize};
