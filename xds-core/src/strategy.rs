@@ -10,8 +10,8 @@
 //! use xdsc_core::compile::Compiled;
 //!
 //! proptest!(ProptestConfig::with_cases(8), |(model in xdsc_core::strategy::model())| {
-//!     let out = Compiled::new(&model);
-//!     prop_assert_eq!(out.snapshot(), Compiled::new(&model).snapshot());
+//!     let (a, b) = (Compiled::new(&model), Compiled::new(&model));
+//!     prop_assert_eq!(a.snapshot(), b.snapshot());
 //! });
 //! ```
 //!

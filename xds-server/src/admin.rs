@@ -39,7 +39,11 @@ impl std::fmt::Debug for Admin {
     }
 }
 
-fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     if let Ok(v) = content_type.parse() {
@@ -67,8 +71,14 @@ impl Admin {
         }
         match path {
             "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
-            "/readyz" if self.publisher.is_ready() => respond(StatusCode::OK, "text/plain", "ready\n"),
-            "/readyz" => respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "no snapshot published yet\n"),
+            "/readyz" if self.publisher.is_ready() => {
+                respond(StatusCode::OK, "text/plain", "ready\n")
+            }
+            "/readyz" => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "no snapshot published yet\n",
+            ),
             "/metrics" => {
                 let mut text = self.publisher.metrics.render();
                 text.push_str(&format!(
@@ -99,7 +109,11 @@ impl Admin {
     }
 
     /// Serves the endpoints on `listener` until `shutdown` completes.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
         tokio::pin!(shutdown);
         loop {
             let (socket, _) = tokio::select! {

@@ -36,7 +36,11 @@ pub(crate) struct Deregister {
 
 impl Drop for Deregister {
     fn drop(&mut self) {
-        self.clients.map.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+        self.clients
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
     }
 }
 
@@ -59,12 +63,20 @@ impl Clients {
             only,
             types: Vec::new(),
         };
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).insert(id, client);
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, client);
         id
     }
 
     pub(crate) fn update(&self, id: u64, types: Vec<TypeStatus>) {
-        if let Some(c) = self.map.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&id) {
+        if let Some(c) = self
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&id)
+        {
             c.types = types;
         }
     }
@@ -103,6 +115,9 @@ impl Clients {
 
     /// How many streams are connected.
     pub(crate) fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }

@@ -74,7 +74,9 @@ pub struct XdsServer {
 
 impl std::fmt::Debug for XdsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XdsServer").field("limits", &self.shared.limits).finish_non_exhaustive()
+        f.debug_struct("XdsServer")
+            .field("limits", &self.shared.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -117,17 +119,27 @@ impl XdsServer {
 
     /// The admin endpoints of this server.
     pub fn admin(&self) -> Admin {
-        Admin { publisher: self.shared.publisher.clone(), clients: self.shared.clients.clone(), extra: None }
+        Admin {
+            publisher: self.shared.publisher.clone(),
+            clients: self.shared.clients.clone(),
+            extra: None,
+        }
     }
 
     /// Serves every discovery service on `listener` until `shutdown` completes; then stops
     /// accepting, and lets streams end.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
         let services = service::Services(self.shared.clone());
         let max = self.max_message_bytes;
         macro_rules! svc {
             ($server:ident) => {
-                $server::new(services.clone()).max_decoding_message_size(max).max_encoding_message_size(max)
+                $server::new(services.clone())
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max)
             };
         }
         let dispatch = Dispatch {
@@ -139,7 +151,11 @@ impl XdsServer {
             sds: svc!(SecretDiscoveryServiceServer),
         };
         tonic::transport::Server::builder()
-            .serve_with_incoming_shutdown(dispatch, tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(
+                dispatch,
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown,
+            )
             .await?;
         Ok(())
     }
@@ -165,7 +181,10 @@ impl tonic::codegen::Service<HttpRequest> for Dispatch {
     type Error = std::convert::Infallible;
     type Future = tonic::codegen::BoxFuture<HttpResponse, std::convert::Infallible>;
 
-    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
         std::task::Poll::Ready(Ok(()))
     }
 

@@ -2,8 +2,8 @@
 //! stream.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use xdsc_core::snapshot::{ResourceType, Snapshot};
 
@@ -73,7 +73,10 @@ impl Metrics {
 
     pub(crate) fn record_publish(&self, s: &Snapshot) {
         self.publishes.fetch_add(1, Ordering::Relaxed);
-        let mut r = self.resources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut r = self
+            .resources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for t in ResourceType::ALL {
             r[index(t)] = s.resources(t).len() as u64;
         }
@@ -82,12 +85,16 @@ impl Metrics {
     /// Records one snapshot build by the embedder (how long the compile took).
     pub fn record_build(&self, seconds: f64) {
         self.builds.fetch_add(1, Ordering::Relaxed);
-        *self.build_seconds_sum.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += seconds;
+        *self
+            .build_seconds_sum
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += seconds;
     }
 
     /// Records one batch of source events of this size.
     pub fn record_batch(&self, events: usize) {
-        self.source_events.fetch_add(events as u64, Ordering::Relaxed);
+        self.source_events
+            .fetch_add(events as u64, Ordering::Relaxed);
         self.batch_size_sum.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -97,29 +104,123 @@ impl Metrics {
         let g = |o: &mut String, name: &str, help: &str, kind: &str, v: String| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
-        g(&mut o, "xdsc_streams", "Connected xDS streams.", "gauge", self.streams.load(Ordering::Relaxed).to_string());
-        g(&mut o, "xdsc_streams_total", "xDS streams opened.", "counter", self.streams_total.load(Ordering::Relaxed).to_string());
-        g(&mut o, "xdsc_snapshot_publishes_total", "Snapshots published.", "counter", self.publishes.load(Ordering::Relaxed).to_string());
-        g(&mut o, "xdsc_snapshot_builds_total", "Snapshots compiled.", "counter", self.builds.load(Ordering::Relaxed).to_string());
-        let sum = *self.build_seconds_sum.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        g(&mut o, "xdsc_snapshot_build_seconds_sum", "Total time spent compiling snapshots.", "counter", format!("{sum}"));
-        g(&mut o, "xdsc_source_events_total", "Source events applied.", "counter", self.source_events.load(Ordering::Relaxed).to_string());
-        g(&mut o, "xdsc_source_batches_total", "Source event batches applied.", "counter", self.batch_size_sum.load(Ordering::Relaxed).to_string());
-        let resources = *self.resources.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let per_type = |o: &mut String, name: &str, help: &str, kind: &str, f: &dyn Fn(ResourceType) -> u64| {
+        g(
+            &mut o,
+            "xdsc_streams",
+            "Connected xDS streams.",
+            "gauge",
+            self.streams.load(Ordering::Relaxed).to_string(),
+        );
+        g(
+            &mut o,
+            "xdsc_streams_total",
+            "xDS streams opened.",
+            "counter",
+            self.streams_total.load(Ordering::Relaxed).to_string(),
+        );
+        g(
+            &mut o,
+            "xdsc_snapshot_publishes_total",
+            "Snapshots published.",
+            "counter",
+            self.publishes.load(Ordering::Relaxed).to_string(),
+        );
+        g(
+            &mut o,
+            "xdsc_snapshot_builds_total",
+            "Snapshots compiled.",
+            "counter",
+            self.builds.load(Ordering::Relaxed).to_string(),
+        );
+        let sum = *self
+            .build_seconds_sum
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g(
+            &mut o,
+            "xdsc_snapshot_build_seconds_sum",
+            "Total time spent compiling snapshots.",
+            "counter",
+            format!("{sum}"),
+        );
+        g(
+            &mut o,
+            "xdsc_source_events_total",
+            "Source events applied.",
+            "counter",
+            self.source_events.load(Ordering::Relaxed).to_string(),
+        );
+        g(
+            &mut o,
+            "xdsc_source_batches_total",
+            "Source event batches applied.",
+            "counter",
+            self.batch_size_sum.load(Ordering::Relaxed).to_string(),
+        );
+        let resources = *self
+            .resources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let per_type = |o: &mut String,
+                        name: &str,
+                        help: &str,
+                        kind: &str,
+                        f: &dyn Fn(ResourceType) -> u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for t in ResourceType::ALL {
                 let _ = writeln!(o, "{name}{{type=\"{}\"}} {}", t.short_name(), f(t));
             }
         };
-        per_type(&mut o, "xdsc_snapshot_resources", "Resources in the last published snapshot.", "gauge", &|t| resources[index(t)]);
-        per_type(&mut o, "xdsc_pushes_total", "Discovery responses sent.", "counter", &|t| self.pushes.get(t));
-        per_type(&mut o, "xdsc_resources_sent_total", "Resources sent in discovery responses.", "counter", &|t| self.resources_sent.get(t));
-        per_type(&mut o, "xdsc_bytes_sent_total", "Resource bytes sent in discovery responses.", "counter", &|t| self.bytes_sent.get(t));
-        per_type(&mut o, "xdsc_acks_total", "Responses acknowledged by Envoy.", "counter", &|t| self.acks.get(t));
-        per_type(&mut o, "xdsc_nacks_total", "Responses rejected by Envoy.", "counter", &|t| self.nacks.get(t));
+        per_type(
+            &mut o,
+            "xdsc_snapshot_resources",
+            "Resources in the last published snapshot.",
+            "gauge",
+            &|t| resources[index(t)],
+        );
+        per_type(
+            &mut o,
+            "xdsc_pushes_total",
+            "Discovery responses sent.",
+            "counter",
+            &|t| self.pushes.get(t),
+        );
+        per_type(
+            &mut o,
+            "xdsc_resources_sent_total",
+            "Resources sent in discovery responses.",
+            "counter",
+            &|t| self.resources_sent.get(t),
+        );
+        per_type(
+            &mut o,
+            "xdsc_bytes_sent_total",
+            "Resource bytes sent in discovery responses.",
+            "counter",
+            &|t| self.bytes_sent.get(t),
+        );
+        per_type(
+            &mut o,
+            "xdsc_acks_total",
+            "Responses acknowledged by Envoy.",
+            "counter",
+            &|t| self.acks.get(t),
+        );
+        per_type(
+            &mut o,
+            "xdsc_nacks_total",
+            "Responses rejected by Envoy.",
+            "counter",
+            &|t| self.nacks.get(t),
+        );
         if let Some(rss) = resident_bytes() {
-            g(&mut o, "process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", rss.to_string());
+            g(
+                &mut o,
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                "gauge",
+                rss.to_string(),
+            );
         }
         o
     }

@@ -18,10 +18,12 @@
 //! - Delta: per-resource versions, `initial_resource_versions` on reconnect, subscribe and
 //!   unsubscribe, removals, and a removal notice for subscribed names that do not exist.
 //! - Aggregated streams push make-before-break: clusters, then endpoints, then listeners,
-//!   then routes, each type only once every earlier one is acknowledged and current. Clusters
-//!   that left the snapshot stay with the client until its listeners and routes are current,
-//!   so no request is routed to a missing cluster. Secrets are not ordered (Envoy waits for
-//!   them while warming).
+//!   then routes. Endpoints go out as soon as Envoy asks for them (it asks only for clusters
+//!   it has, and holds its acknowledgement of new clusters until their endpoints arrive);
+//!   listeners and routes wait until clusters and endpoints are acknowledged and current.
+//!   Clusters that left the snapshot stay with the client until its listeners and routes are
+//!   current, so no request is routed to a missing cluster. Secrets are not ordered (Envoy
+//!   waits for them while warming).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -666,18 +668,33 @@ impl Stream {
     }
 
     /// Sends what can be sent now, in make-before-break order on aggregated streams.
+    ///
+    /// Endpoints are never held back: Envoy asks for them only for clusters it has, and it
+    /// withholds its acknowledgement of new clusters until they are warm, which needs their
+    /// endpoints (waiting for that acknowledgement deadlocks until Envoy's initial-fetch
+    /// timeout). Listeners wait until clusters and endpoints are acknowledged and current;
+    /// routes wait for that too, and for the listeners to have been sent.
     fn pump(&mut self) -> Vec<Response> {
         let mut out = Vec::new();
-        let mut blocked = false;
+        let aggregated = self.only.is_none();
         for t in ORDER {
-            if blocked {
-                break;
-            }
-            if let Some(r) = self.try_send(t) {
+            let allowed = !aggregated
+                || match t {
+                    ResourceType::Listener => {
+                        self.settled(ResourceType::Cluster) && self.settled(ResourceType::Endpoint)
+                    }
+                    ResourceType::Route => {
+                        self.settled(ResourceType::Cluster)
+                            && self.settled(ResourceType::Endpoint)
+                            && self.types.get(&ResourceType::Listener).is_none_or(|st| {
+                                st.pending.is_some()
+                                    || self.plan(ResourceType::Listener, true).is_none()
+                            })
+                    }
+                    _ => true,
+                };
+            if allowed && let Some(r) = self.try_send(t) {
                 out.push(r);
-            }
-            if self.only.is_none() && !self.settled(t) {
-                blocked = true;
             }
         }
         if let Some(r) = self.try_send(ResourceType::Secret) {

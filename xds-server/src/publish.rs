@@ -33,7 +33,9 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("fleets", &self.fleets()).finish()
+        f.debug_struct("Publisher")
+            .field("fleets", &self.fleets())
+            .finish()
     }
 }
 
@@ -67,7 +69,12 @@ impl Publisher {
 
     /// The fleets with a snapshot, in order.
     pub fn fleets(&self) -> Vec<String> {
-        self.cells.lock().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect()
+        self.cells
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// The newest snapshot of a fleet.

@@ -34,7 +34,11 @@ pub type FleetSelector = Arc<dyn Fn(&Node) -> String + Send + Sync>;
 /// The default fleet selector: the node's `cluster`, `default` when empty.
 pub fn fleet_by_node_cluster() -> FleetSelector {
     Arc::new(|node: &Node| {
-        if node.cluster.is_empty() { crate::DEFAULT_FLEET.to_owned() } else { node.cluster.clone() }
+        if node.cluster.is_empty() {
+            crate::DEFAULT_FLEET.to_owned()
+        } else {
+            node.cluster.clone()
+        }
     })
 }
 
@@ -92,7 +96,13 @@ fn delta_message(r: &Response) -> DeltaDiscoveryResponse {
 }
 
 fn from_sotw(r: DiscoveryRequest) -> (Option<Node>, protocol::Request) {
-    let error = r.error_detail.map(|s| if s.message.is_empty() { format!("code {}", s.code) } else { s.message });
+    let error = r.error_detail.map(|s| {
+        if s.message.is_empty() {
+            format!("code {}", s.code)
+        } else {
+            s.message
+        }
+    });
     (
         r.node,
         protocol::Request {
@@ -107,7 +117,13 @@ fn from_sotw(r: DiscoveryRequest) -> (Option<Node>, protocol::Request) {
 }
 
 fn from_delta(r: DeltaDiscoveryRequest) -> (Option<Node>, protocol::Request) {
-    let error = r.error_detail.map(|s| if s.message.is_empty() { format!("code {}", s.code) } else { s.message });
+    let error = r.error_detail.map(|s| {
+        if s.message.is_empty() {
+            format!("code {}", s.code)
+        } else {
+            s.message
+        }
+    });
     let mut initial: Vec<(String, String)> = r.initial_resource_versions.into_iter().collect();
     initial.sort();
     (
@@ -161,7 +177,12 @@ impl Wire for DeltaWire {
 
 impl Shared {
     /// Starts a stream task; returns the outbound half for tonic.
-    fn open<W: Wire>(&self, inbound: Streaming<W::In>, only: Option<ResourceType>, peer: String) -> BoxStream<W::Out>
+    fn open<W: Wire>(
+        &self,
+        inbound: Streaming<W::In>,
+        only: Option<ResourceType>,
+        peer: String,
+    ) -> BoxStream<W::Out>
     where
         Streaming<W::In>: Send,
     {
@@ -186,15 +207,22 @@ impl Shared {
         tx: &mpsc::Sender<Result<W::Out, Status>>,
     ) -> Result<(), Status> {
         // The first request names the node, which selects the fleet.
-        let Some(first) = inbound.message().await? else { return Ok(()) };
+        let Some(first) = inbound.message().await? else {
+            return Ok(());
+        };
         let (node, request) = W::decode(first);
         let node = node.unwrap_or_default();
         let wanted = (self.selector)(&node);
         let (fleet, mut cell) = self.publisher.watch(&wanted);
         let snapshot = cell.borrow_and_update().clone();
         let mut stream = Stream::new(W::VARIANT, only, self.limits, snapshot);
-        let id = self.clients.register(&node, &fleet, &peer, W::VARIANT, only);
-        let _guard = crate::clients::Deregister { clients: self.clients.clone(), id };
+        let id = self
+            .clients
+            .register(&node, &fleet, &peer, W::VARIANT, only);
+        let _guard = crate::clients::Deregister {
+            clients: self.clients.clone(),
+            id,
+        };
         tracing::info!(node = %node.id, cluster = %node.cluster, fleet = %fleet, variant = ?W::VARIANT, "xDS stream opened");
         let mut step = self.step::<W>(&mut stream, request)?;
         loop {
@@ -215,7 +243,11 @@ impl Shared {
         }
     }
 
-    fn step<W: Wire>(&self, stream: &mut Stream, request: protocol::Request) -> Result<protocol::Step, Status> {
+    fn step<W: Wire>(
+        &self,
+        stream: &mut Stream,
+        request: protocol::Request,
+    ) -> Result<protocol::Step, Status> {
         match W::VARIANT {
             Variant::Sotw => stream.on_request(request),
             Variant::Delta => stream.on_delta_request(request),
@@ -234,13 +266,17 @@ impl Shared {
         let metrics = &self.publisher.metrics;
         for event in &step.events {
             match event {
-                Event::Ack { resource_type, version_info } => {
+                Event::Ack {
+                    resource_type,
+                    version_info,
+                } => {
                     metrics.ack(*resource_type);
                     tracing::debug!(node = %node.id, r#type = %resource_type, version = %version_info, "ACK");
                 }
                 Event::Nack(n) => {
                     metrics.nack(n.resource_type);
-                    let sources: Vec<String> = n.provenance.iter().map(ToString::to_string).collect();
+                    let sources: Vec<String> =
+                        n.provenance.iter().map(ToString::to_string).collect();
                     tracing::warn!(node = %node.id, r#type = %n.resource_type, version = %n.version_info, detail = %n.detail, sources = ?sources, "NACK: Envoy rejected a response");
                 }
                 Event::StaleNonce { resource_type } => {
@@ -282,7 +318,11 @@ impl AggregatedDiscoveryService for Services {
         request: GrpcRequest<Streaming<DiscoveryRequest>>,
     ) -> Result<GrpcResponse<Self::StreamAggregatedResourcesStream>, Status> {
         let peer = peer(&request);
-        Ok(GrpcResponse::new(self.0.open::<SotwWire>(request.into_inner(), None, peer)))
+        Ok(GrpcResponse::new(self.0.open::<SotwWire>(
+            request.into_inner(),
+            None,
+            peer,
+        )))
     }
 
     async fn delta_aggregated_resources(
@@ -290,24 +330,40 @@ impl AggregatedDiscoveryService for Services {
         request: GrpcRequest<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<GrpcResponse<Self::DeltaAggregatedResourcesStream>, Status> {
         let peer = peer(&request);
-        Ok(GrpcResponse::new(self.0.open::<DeltaWire>(request.into_inner(), None, peer)))
+        Ok(GrpcResponse::new(self.0.open::<DeltaWire>(
+            request.into_inner(),
+            None,
+            peer,
+        )))
     }
 }
 
 impl Services {
     /// A unary fetch: the current state of the requested names.
-    fn fetch(&self, t: ResourceType, request: DiscoveryRequest) -> Result<DiscoveryResponse, Status> {
+    fn fetch(
+        &self,
+        t: ResourceType,
+        request: DiscoveryRequest,
+    ) -> Result<DiscoveryResponse, Status> {
         let (node, request) = from_sotw(request);
         let fleet = (self.0.selector)(&node.unwrap_or_default());
         let (_, cell) = self.0.publisher.watch(&fleet);
         let snapshot = cell.borrow().clone();
         let mut stream = Stream::new(Variant::Sotw, Some(t), self.0.limits, snapshot);
-        let request = protocol::Request { response_nonce: String::new(), version_info: String::new(), ..request };
+        let request = protocol::Request {
+            response_nonce: String::new(),
+            version_info: String::new(),
+            ..request
+        };
         let step = stream.on_request(request).map_err(status)?;
-        Ok(step.responses.first().map(sotw_message).unwrap_or_else(|| DiscoveryResponse {
-            type_url: t.type_url().to_owned(),
-            ..Default::default()
-        }))
+        Ok(step
+            .responses
+            .first()
+            .map(sotw_message)
+            .unwrap_or_else(|| DiscoveryResponse {
+                type_url: t.type_url().to_owned(),
+                ..Default::default()
+            }))
     }
 }
 
@@ -323,7 +379,11 @@ macro_rules! per_type_service {
                 request: GrpcRequest<Streaming<DiscoveryRequest>>,
             ) -> Result<GrpcResponse<Self::$stream>, Status> {
                 let peer = peer(&request);
-                Ok(GrpcResponse::new(self.0.open::<SotwWire>(request.into_inner(), Some($t), peer)))
+                Ok(GrpcResponse::new(self.0.open::<SotwWire>(
+                    request.into_inner(),
+                    Some($t),
+                    peer,
+                )))
             }
 
             async fn $delta_fn(
@@ -331,7 +391,11 @@ macro_rules! per_type_service {
                 request: GrpcRequest<Streaming<DeltaDiscoveryRequest>>,
             ) -> Result<GrpcResponse<Self::$delta>, Status> {
                 let peer = peer(&request);
-                Ok(GrpcResponse::new(self.0.open::<DeltaWire>(request.into_inner(), Some($t), peer)))
+                Ok(GrpcResponse::new(self.0.open::<DeltaWire>(
+                    request.into_inner(),
+                    Some($t),
+                    peer,
+                )))
             }
 
             async fn $fetch_fn(
@@ -344,8 +408,48 @@ macro_rules! per_type_service {
     };
 }
 
-per_type_service!(ClusterDiscoveryService, ResourceType::Cluster, StreamClustersStream, stream_clusters, DeltaClustersStream, delta_clusters, fetch_clusters);
-per_type_service!(EndpointDiscoveryService, ResourceType::Endpoint, StreamEndpointsStream, stream_endpoints, DeltaEndpointsStream, delta_endpoints, fetch_endpoints);
-per_type_service!(ListenerDiscoveryService, ResourceType::Listener, StreamListenersStream, stream_listeners, DeltaListenersStream, delta_listeners, fetch_listeners);
-per_type_service!(RouteDiscoveryService, ResourceType::Route, StreamRoutesStream, stream_routes, DeltaRoutesStream, delta_routes, fetch_routes);
-per_type_service!(SecretDiscoveryService, ResourceType::Secret, StreamSecretsStream, stream_secrets, DeltaSecretsStream, delta_secrets, fetch_secrets);
+per_type_service!(
+    ClusterDiscoveryService,
+    ResourceType::Cluster,
+    StreamClustersStream,
+    stream_clusters,
+    DeltaClustersStream,
+    delta_clusters,
+    fetch_clusters
+);
+per_type_service!(
+    EndpointDiscoveryService,
+    ResourceType::Endpoint,
+    StreamEndpointsStream,
+    stream_endpoints,
+    DeltaEndpointsStream,
+    delta_endpoints,
+    fetch_endpoints
+);
+per_type_service!(
+    ListenerDiscoveryService,
+    ResourceType::Listener,
+    StreamListenersStream,
+    stream_listeners,
+    DeltaListenersStream,
+    delta_listeners,
+    fetch_listeners
+);
+per_type_service!(
+    RouteDiscoveryService,
+    ResourceType::Route,
+    StreamRoutesStream,
+    stream_routes,
+    DeltaRoutesStream,
+    delta_routes,
+    fetch_routes
+);
+per_type_service!(
+    SecretDiscoveryService,
+    ResourceType::Secret,
+    StreamSecretsStream,
+    stream_secrets,
+    DeltaSecretsStream,
+    delta_secrets,
+    fetch_secrets
+);

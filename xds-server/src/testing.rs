@@ -15,14 +15,21 @@ use serde_json::{Value, json};
 /// the workspace root. `None` (after saying so on standard error) when there is none, unless
 /// `CI=true`, where a missing Envoy panics so that Envoy tests fail instead of skipping.
 pub fn find_envoy() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let venv = std::fs::read_dir(root.join(".venv-envoy/lib"))
         .ok()
         .into_iter()
         .flatten()
         .flatten()
         .map(|python| python.path().join("site-packages/envoy/_bin/envoy"));
-    for candidate in std::env::var_os("XDSC_ENVOY").map(PathBuf::from).into_iter().chain(venv) {
+    for candidate in std::env::var_os("XDSC_ENVOY")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(venv)
+    {
         if candidate.is_file() {
             return Some(candidate);
         }
@@ -57,7 +64,9 @@ impl Backend {
     pub fn start(name: &str) -> Backend {
         let listener = StdListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a backend");
         let addr = listener.local_addr().expect("backend address");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (flag, name) = (stop.clone(), name.to_owned());
         std::thread::spawn(move || {
@@ -94,7 +103,10 @@ fn serve_one(s: &mut TcpStream, name: &str) {
         }
         while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
             seen.drain(..end + 4);
-            let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n\r\n{name}", name.len());
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n\r\n{name}",
+                name.len()
+            );
             if s.write_all(reply.as_bytes()).is_err() {
                 return;
             }
@@ -106,11 +118,18 @@ fn serve_one(s: &mut TcpStream, name: &str) {
 pub fn http_get(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -129,7 +148,13 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
 }
 
 /// An Envoy bootstrap that takes everything over ADS from `127.0.0.1:xds_port`.
-pub fn ads_bootstrap(node_id: &str, fleet: &str, xds_port: u16, admin_port: u16, delta: bool) -> Value {
+pub fn ads_bootstrap(
+    node_id: &str,
+    fleet: &str,
+    xds_port: u16,
+    admin_port: u16,
+    delta: bool,
+) -> Value {
     let ads = json!({"ads": {}, "resource_api_version": "V3"});
     json!({
         "node": {"id": node_id, "cluster": fleet},
@@ -172,21 +197,34 @@ pub struct Envoy {
 impl Envoy {
     /// Starts `binary` with this bootstrap (written to a temporary file).
     pub fn start(binary: &Path, bootstrap: &Value, admin_port: u16) -> Envoy {
-        let dir = std::env::temp_dir().join(format!("xdsc-envoy-{}-{admin_port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("xdsc-envoy-{}-{admin_port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temporary folder");
         let config = dir.join("bootstrap.json");
-        std::fs::write(&config, serde_json::to_vec_pretty(bootstrap).expect("json")).expect("write bootstrap");
+        std::fs::write(&config, serde_json::to_vec_pretty(bootstrap).expect("json"))
+            .expect("write bootstrap");
         let log = dir.join("envoy.log");
         let child = Command::new(binary)
             .arg("-c")
             .arg(&config)
-            .args(["--use-dynamic-base-id", "--log-level", "info", "--concurrency", "1", "--log-path"])
+            .args([
+                "--use-dynamic-base-id",
+                "--log-level",
+                "info",
+                "--concurrency",
+                "1",
+                "--log-path",
+            ])
             .arg(&log)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start envoy");
-        Envoy { child, admin_port, log }
+        Envoy {
+            child,
+            admin_port,
+            log,
+        }
     }
 
     /// GET on Envoy's admin interface.

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use xdsc_core::compile::Compiled;
 use xdsc_core::model::{Model, Object};
 use xdsc_core::snapshot::{Resource, ResourceType, Snapshot};
-use xdsc_server::testing::{Backend, Envoy, ads_bootstrap, find_envoy, free_port, http_get, wait_for};
+use xdsc_server::testing::{
+    Backend, Envoy, ads_bootstrap, find_envoy, free_port, http_get, wait_for,
+};
 use xdsc_server::{Publisher, XdsServer};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -43,7 +45,11 @@ struct Harness {
 }
 
 fn start(binary: &std::path::Path, delta: bool, first: Snapshot, listen_port: u16) -> Harness {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let publisher = Publisher::new();
     publisher.publish("default", first);
     let server = XdsServer::new(publisher.clone());
@@ -53,8 +59,12 @@ fn start(binary: &std::path::Path, delta: bool, first: Snapshot, listen_port: u1
         let _ = rx.changed().await;
     };
     let (xds, http) = rt.block_on(async {
-        let xds = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind xds");
-        let http = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind admin");
+        let xds = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind xds");
+        let http = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind admin");
         (xds, http)
     });
     let xds_port = xds.local_addr().expect("xds address").port();
@@ -62,21 +72,41 @@ fn start(binary: &std::path::Path, delta: bool, first: Snapshot, listen_port: u1
     rt.spawn(server.serve(xds, until_stopped(stopped.clone())));
     rt.spawn(admin.serve(http, until_stopped(stopped)));
     let envoy_admin = free_port();
-    let envoy = Envoy::start(binary, &ads_bootstrap("e2e", "default", xds_port, envoy_admin, delta), envoy_admin);
-    Harness { _rt: rt, publisher, admin_port, envoy, listen_port, _stop: stop }
+    let envoy = Envoy::start(
+        binary,
+        &ads_bootstrap("e2e", "default", xds_port, envoy_admin, delta),
+        envoy_admin,
+    );
+    Harness {
+        _rt: rt,
+        publisher,
+        admin_port,
+        envoy,
+        listen_port,
+        _stop: stop,
+    }
 }
 
 impl Harness {
     fn until_body(&self, want: &str) {
-        let got = wait_for(WAIT, || match http_get(self.listen_port, "example.com", "/") {
-            Some((200, body)) if body == want => Some(()),
-            _ => None,
+        let got = wait_for(WAIT, || {
+            match http_get(self.listen_port, "example.com", "/") {
+                Some((200, body)) if body == want => Some(()),
+                _ => None,
+            }
         });
-        assert!(got.is_some(), "traffic never reached {want}; last answer {:?}\nenvoy log:\n{}", http_get(self.listen_port, "example.com", "/"), self.envoy.log_tail());
+        assert!(
+            got.is_some(),
+            "traffic never reached {want}; last answer {:?}\nenvoy log:\n{}",
+            http_get(self.listen_port, "example.com", "/"),
+            self.envoy.log_tail()
+        );
     }
 
     fn ours(&self, path: &str) -> String {
-        http_get(self.admin_port, "localhost", path).map(|(_, b)| b).unwrap_or_default()
+        http_get(self.admin_port, "localhost", path)
+            .map(|(_, b)| b)
+            .unwrap_or_default()
     }
 
     fn clients(&self) -> Value {
@@ -110,15 +140,30 @@ fn traffic_moves(delta: bool) {
     let h = start(&binary, delta, snapshot(port, "one", &[("one", &a)]), port);
     h.until_body("backend-a");
     let second = snapshot(port, "two", &[("one", &a), ("two", &b)]);
-    let route_version = second.get(ResourceType::Route, "http").expect("routes").version().to_string();
-    let listeners_version = second.resources(ResourceType::Listener).version().to_string();
+    let route_version = second
+        .get(ResourceType::Route, "http")
+        .expect("routes")
+        .version()
+        .to_string();
+    let listeners_version = second
+        .resources(ResourceType::Listener)
+        .version()
+        .to_string();
     h.publisher.publish("default", second);
     h.until_body("backend-b");
     let dump = wait_for(WAIT, || {
         let d = h.envoy.admin("/config_dump")?;
-        d.contains(if delta { &route_version } else { &listeners_version }).then_some(d)
+        d.contains(if delta {
+            &route_version
+        } else {
+            &listeners_version
+        })
+        .then_some(d)
     });
-    assert!(dump.is_some(), "config_dump never showed the published version");
+    assert!(
+        dump.is_some(),
+        "config_dump never showed the published version"
+    );
     let clients = h.clients();
     assert_eq!(clients.as_array().map(Vec::len), Some(1), "{clients:#}");
     assert!(nacks(&clients).is_empty(), "{clients:#}");
@@ -144,36 +189,74 @@ fn a_rejected_listener_is_recorded_not_resent_and_the_old_config_keeps_serving()
     let h = start(&binary, false, good.clone(), port);
     h.until_body("backend-a");
     // A listener Envoy rejects (a filter it does not know), injected through the embedding API.
-    let listener = elistener::Listener::decode(good.get(ResourceType::Listener, "http").unwrap().body().clone()).unwrap();
+    let listener = elistener::Listener::decode(
+        good.get(ResourceType::Listener, "http")
+            .unwrap()
+            .body()
+            .clone(),
+    )
+    .unwrap();
     let mut broken = listener.clone();
     broken.filter_chains[0].filters[0].name = "xdsc.test.unknown_filter".into();
-    broken.filter_chains[0].filters[0].config_type = Some(elistener::filter::ConfigType::TypedConfig(
-        envoy_types::pb::google::protobuf::Any { type_url: "type.googleapis.com/xdsc.test.Unknown".into(), value: vec![] },
+    broken.filter_chains[0].filters[0].config_type = Some(
+        elistener::filter::ConfigType::TypedConfig(envoy_types::pb::google::protobuf::Any {
+            type_url: "type.googleapis.com/xdsc.test.Unknown".into(),
+            value: vec![],
+        }),
+    );
+    let bad = good.clone().with(Resource::new(
+        ResourceType::Listener,
+        "http",
+        broken.encode_to_vec(),
+        vec![],
     ));
-    let bad = good.clone().with(Resource::new(ResourceType::Listener, "http", broken.encode_to_vec(), vec![]));
     h.publisher.publish("default", bad.clone());
     let nack = wait_for(WAIT, || nacks(&h.clients()).into_iter().next());
-    let nack = nack.unwrap_or_else(|| panic!("no NACK recorded; envoy log:\n{}", h.envoy.log_tail()));
+    let nack =
+        nack.unwrap_or_else(|| panic!("no NACK recorded; envoy log:\n{}", h.envoy.log_tail()));
     assert_eq!(nack["type"], "listeners");
-    assert!(!nack["last_nack"]["detail"].as_str().unwrap_or("").is_empty(), "{nack:#}");
+    assert!(
+        !nack["last_nack"]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "{nack:#}"
+    );
     assert_eq!(h.metric("xdsc_nacks_total{type=\"listeners\"}"), 1);
     // Not resent, even when the same content is published again.
     let pushes = h.metric("xdsc_pushes_total{type=\"listeners\"}");
     h.publisher.publish("default", bad);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(h.metric("xdsc_pushes_total{type=\"listeners\"}"), pushes, "the rejected version was sent again");
+    assert_eq!(
+        h.metric("xdsc_pushes_total{type=\"listeners\"}"),
+        pushes,
+        "the rejected version was sent again"
+    );
     assert_eq!(h.metric("xdsc_nacks_total{type=\"listeners\"}"), 1);
     // Envoy keeps serving the previous config.
-    assert_eq!(http_get(port, "example.com", "/"), Some((200, "backend-a".to_owned())));
+    assert_eq!(
+        http_get(port, "example.com", "/"),
+        Some((200, "backend-a".to_owned()))
+    );
     // A good snapshot is sent, acknowledged and served.
     let fixed = snapshot(port, "two", &[("one", &a), ("two", &b)]);
-    let version = fixed.resources(ResourceType::Listener).version().to_string();
+    let version = fixed
+        .resources(ResourceType::Listener)
+        .version()
+        .to_string();
     h.publisher.publish("default", fixed);
     h.until_body("backend-b");
     let acked = wait_for(WAIT, || {
         let c = h.clients();
         let types = c[0]["types"].as_array()?.clone();
-        types.iter().any(|t| t["type"] == "listeners" && t["version_acked"] == version.as_str()).then_some(())
+        types
+            .iter()
+            .any(|t| t["type"] == "listeners" && t["version_acked"] == version.as_str())
+            .then_some(())
     });
-    assert!(acked.is_some(), "the fixed listeners were never acknowledged: {:#}", h.clients());
+    assert!(
+        acked.is_some(),
+        "the fixed listeners were never acknowledged: {:#}",
+        h.clients()
+    );
 }

@@ -41,7 +41,10 @@ fn parse() -> Result<(bool, Args), String> {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let get = |name: &str, default: usize| -> Result<usize, String> {
         match raw.iter().position(|a| a == name) {
-            Some(i) => raw.get(i + 1).and_then(|v| v.parse().ok()).ok_or(format!("{name} takes a number")),
+            Some(i) => raw
+                .get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .ok_or(format!("{name} takes a number")),
             None => Ok(default),
         }
     };
@@ -56,7 +59,9 @@ fn parse() -> Result<(bool, Args), String> {
         connections: get("--connections", 0)?,
         delta: flag("--delta"),
         rounds: get("--rounds", 5)?,
-        route_change: raw.windows(2).any(|w| w[0] == "--change" && w[1] == "route"),
+        route_change: raw
+            .windows(2)
+            .any(|w| w[0] == "--change" && w[1] == "route"),
     };
     Ok((flag("--serve"), args))
 }
@@ -110,10 +115,20 @@ async fn client_stream(
     delta: bool,
     shared: Arc<Shared>,
 ) -> Result<(), tonic::Status> {
-    let mut client = AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(1 << 30);
-    let node = Node { id: format!("load-{id}"), cluster: "default".into(), ..Default::default() };
-    let order = [ResourceType::Cluster, ResourceType::Endpoint, ResourceType::Listener, ResourceType::Route];
-    let mut record = |t: Option<ResourceType>, bytes: usize| {
+    let mut client =
+        AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(1 << 30);
+    let node = Node {
+        id: format!("load-{id}"),
+        cluster: "default".into(),
+        ..Default::default()
+    };
+    let order = [
+        ResourceType::Cluster,
+        ResourceType::Endpoint,
+        ResourceType::Listener,
+        ResourceType::Route,
+    ];
+    let record = |t: Option<ResourceType>, bytes: usize| {
         shared.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         if let Some(t) = t {
             if let Ok(mut last) = shared.last.lock() {
@@ -125,12 +140,25 @@ async fn client_stream(
     if delta {
         let (tx, rx) = mpsc::channel(16);
         for t in order {
-            let _ = tx.send(DeltaDiscoveryRequest { node: Some(node.clone()), type_url: t.type_url().into(), ..Default::default() }).await;
+            let _ = tx
+                .send(DeltaDiscoveryRequest {
+                    node: Some(node.clone()),
+                    type_url: t.type_url().into(),
+                    ..Default::default()
+                })
+                .await;
         }
-        let mut inbound = client.delta_aggregated_resources(ReceiverStream::new(rx)).await?.into_inner();
+        let mut inbound = client
+            .delta_aggregated_resources(ReceiverStream::new(rx))
+            .await?
+            .into_inner();
         while let Some(r) = inbound.message().await? {
             record(ResourceType::from_type_url(&r.type_url), r.encoded_len());
-            let ack = DeltaDiscoveryRequest { type_url: r.type_url, response_nonce: r.nonce, ..Default::default() };
+            let ack = DeltaDiscoveryRequest {
+                type_url: r.type_url,
+                response_nonce: r.nonce,
+                ..Default::default()
+            };
             if tx.send(ack).await.is_err() {
                 break;
             }
@@ -138,9 +166,18 @@ async fn client_stream(
     } else {
         let (tx, rx) = mpsc::channel(16);
         for t in order {
-            let _ = tx.send(DiscoveryRequest { node: Some(node.clone()), type_url: t.type_url().into(), ..Default::default() }).await;
+            let _ = tx
+                .send(DiscoveryRequest {
+                    node: Some(node.clone()),
+                    type_url: t.type_url().into(),
+                    ..Default::default()
+                })
+                .await;
         }
-        let mut inbound = client.stream_aggregated_resources(ReceiverStream::new(rx)).await?.into_inner();
+        let mut inbound = client
+            .stream_aggregated_resources(ReceiverStream::new(rx))
+            .await?
+            .into_inner();
         while let Some(r) = inbound.message().await? {
             record(ResourceType::from_type_url(&r.type_url), r.encoded_len());
             let ack = DiscoveryRequest {
@@ -168,21 +205,38 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
 
 /// Waits until `done` holds for every stream, or the timeout; returns each stream's time.
-async fn until_all(shared: &Shared, since: Instant, t: ResourceType, timeout: Duration) -> Vec<Duration> {
+async fn until_all(
+    shared: &Shared,
+    since: Instant,
+    t: ResourceType,
+    timeout: Duration,
+) -> Vec<Duration> {
     let deadline = Instant::now() + timeout;
     loop {
         let notified = shared.notify.notified();
         let times: Vec<Option<Duration>> = shared
             .last
             .lock()
-            .map(|l| l.iter().map(|s| s[index(t)].filter(|at| *at >= since).map(|at| at - since)).collect())
+            .map(|l| {
+                l.iter()
+                    .map(|s| s[index(t)].filter(|at| *at >= since).map(|at| at - since))
+                    .collect()
+            })
             .unwrap_or_default();
         if times.iter().all(Option::is_some) || Instant::now() > deadline {
             let mut out: Vec<Duration> = times.into_iter().flatten().collect();
@@ -215,15 +269,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut stdin = child.stdin.take().ok_or("no child stdin")?;
     let mut line = String::new();
     out.read_line(&mut line)?;
-    let port: u16 = line.trim().strip_prefix("listening ").and_then(|p| p.parse().ok()).ok_or("server did not start")?;
+    let port: u16 = line
+        .trim()
+        .strip_prefix("listening ")
+        .and_then(|p| p.parse().ok())
+        .ok_or("server did not start")?;
     let rt = tokio::runtime::Runtime::new()?;
-    let shared = Arc::new(Shared { last: Mutex::new(vec![[None; 5]; args.streams]), ..Default::default() });
-    let connections = if args.connections == 0 { args.streams.div_ceil(100).max(1) } else { args.connections };
+    let shared = Arc::new(Shared {
+        last: Mutex::new(vec![[None; 5]; args.streams]),
+        ..Default::default()
+    });
+    let connections = if args.connections == 0 {
+        args.streams.div_ceil(100).max(1)
+    } else {
+        args.connections
+    };
     let start = Instant::now();
     rt.block_on(async {
         let mut channels = Vec::new();
         for _ in 0..connections {
-            channels.push(tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?.connect().await?);
+            channels.push(
+                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
+                    .connect()
+                    .await?,
+            );
         }
         for id in 0..args.streams {
             let (ch, shared) = (channels[id % channels.len()].clone(), shared.clone());
@@ -236,7 +305,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     let variant = if args.delta { "delta" } else { "sotw" };
-    let initial = rt.block_on(until_all(&shared, start, ResourceType::Route, Duration::from_secs(600)));
+    let initial = rt.block_on(until_all(
+        &shared,
+        start,
+        ResourceType::Route,
+        Duration::from_secs(600),
+    ));
     println!(
         "{variant}: {} services, {} streams over {connections} connections: initial sync of {} streams p50 {:?} p99 {:?} max {:?}; {:.1} MiB sent; server RSS {:.1} MiB",
         args.services,
@@ -248,7 +322,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         shared.bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
         rss_mib(child.id()),
     );
-    let changed = if args.route_change { ResourceType::Route } else { ResourceType::Endpoint };
+    let changed = if args.route_change {
+        ResourceType::Route
+    } else {
+        ResourceType::Endpoint
+    };
     let mut all = Vec::new();
     for _ in 0..args.rounds {
         std::thread::sleep(Duration::from_millis(200));

@@ -11,14 +11,22 @@
 use std::time::{Duration, Instant};
 
 use xdsc_core::compile::Compiled;
-use xdsc_core::model::{Backend, Change, Cluster, Endpoint, Endpoints, Listener, Locality, Model, Object, Route, VirtualHost};
+use xdsc_core::model::{
+    Backend, Change, Cluster, Endpoint, Endpoints, Listener, Locality, Model, Object, Route,
+    VirtualHost,
+};
 use xdsc_server::{Publisher, XdsServer};
 
 fn endpoints(name: &str, port: u16) -> Object {
     Object::Endpoints(Endpoints {
         name: name.into(),
         localities: vec![Locality {
-            endpoints: vec![Endpoint { address: "127.0.0.1".into(), port, weight: 1, health: Default::default() }],
+            endpoints: vec![Endpoint {
+                address: "127.0.0.1".into(),
+                port,
+                weight: 1,
+                health: Default::default(),
+            }],
             ..Default::default()
         }],
         provenance: vec![],
@@ -29,7 +37,10 @@ fn site(canary_weight: u32) -> VirtualHost {
     let mut route = Route::forward_prefix("all", "/", "stable");
     if let Some(f) = route.forward.as_mut() {
         f.backends[0].weight = 100 - canary_weight;
-        f.backends.push(Backend { cluster: "canary".into(), weight: canary_weight });
+        f.backends.push(Backend {
+            cluster: "canary".into(),
+            weight: canary_weight,
+        });
     }
     let mut vh = VirtualHost::new("site", ["http"], ["*"]);
     vh.routes.push(route);
@@ -38,7 +49,10 @@ fn site(canary_weight: u32) -> VirtualHost {
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned()).unwrap_or_else(|| default.to_owned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 #[tokio::main]
@@ -58,7 +72,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let admin = server.admin();
     let xds = tokio::net::TcpListener::bind(arg("--xds-addr", "127.0.0.1:18000")).await?;
     let http = tokio::net::TcpListener::bind(arg("--admin-addr", "127.0.0.1:18001")).await?;
-    println!("xDS on {}, admin on {}", xds.local_addr()?, http.local_addr()?);
+    println!(
+        "xDS on {}, admin on {}",
+        xds.local_addr()?,
+        http.local_addr()?
+    );
     tokio::spawn(async move { server.serve(xds, std::future::pending()).await });
     tokio::spawn(async move { admin.serve(http, std::future::pending()).await });
 

@@ -1,3 +1,4 @@
+//! Unit tests of canonical encoding: map order, idempotence, and no panic on any bytes.
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{Metadata, SocketAddress, socket_address};
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};

@@ -1,3 +1,4 @@
+//! Unit tests of the Envoy JSON rendering: resources, the redacted debug view, the static bootstrap.
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{
@@ -715,18 +716,5 @@ fn errors_name_the_resource() {
     assert!(
         matches!(&err, RenderError::Json { resource_type: ResourceType::Cluster, name, .. } if name == "odd"),
         "{err:?}"
-    );
-}
-
-/// Prints the example bootstrap, for checking it with a real Envoy:
-/// `cargo test -p xdsc-core --lib render::tests::print_example_bootstrap -- --ignored
-/// --nocapture --exact | sed -n '/^{/,/^}/p' > /tmp/x.json && envoy --mode validate -c /tmp/x.json`
-#[test]
-#[ignore = "prints JSON for a manual `envoy --mode validate`"]
-fn print_example_bootstrap() {
-    let json = render_bootstrap(&snapshot());
-    println!(
-        "\n{}",
-        serde_json::to_string_pretty(&json).expect("serializes")
     );
 }
