@@ -516,3 +516,14 @@ fn any_whose_value_does_not_parse_is_left_as_it_is() {
         canonical
     );
 }
+
+#[test]
+fn every_message_in_the_pool_is_found_by_name() {
+    let plans = plans();
+    assert!(plans.by_name.len() > 100);
+    for (name, &index) in &plans.by_name {
+        assert_eq!(plans.index(name), Some(index), "{name}");
+    }
+    assert_eq!(plans.index("no.such.Message"), None);
+    assert_eq!(plans.index(""), None);
+}
