@@ -1,3 +1,6 @@
+//! Unit tests of canonical encoding: order independence, idempotence, opaque `Any`s, and
+//! totality on arbitrary bytes.
+
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{Metadata, SocketAddress, socket_address};
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
