@@ -71,7 +71,7 @@ const MAX_DEPTH: usize = 100;
 pub(crate) fn encode<M: prost::Message + prost::Name>(msg: &M) -> Vec<u8> {
     let bytes = msg.encode_to_vec();
     let plans = plans();
-    let Some(&index) = plans.by_name.get(M::full_name().as_str()) else {
+    let Some(index) = plans.index(&M::full_name()) else {
         debug_assert!(false, "{} is not in the descriptor pool", M::full_name());
         return bytes;
     };
@@ -100,16 +100,15 @@ pub(crate) fn encode<M: prost::Message + prost::Name>(msg: &M) -> Vec<u8> {
 ///
 /// ```
 /// use xdsc_core::canonicalize;
-/// // google.protobuf.Struct { fields: {"b": null, "a": null} } with "b" encoded first.
+/// // google.protobuf.Struct { fields: {"b": {}, "a": {}} } (empty values), "b" encoded first.
 /// let b_first = [10, 5, 10, 1, b'b', 18, 0, 10, 5, 10, 1, b'a', 18, 0];
 /// let a_first = [10, 5, 10, 1, b'a', 18, 0, 10, 5, 10, 1, b'b', 18, 0];
 /// assert_eq!(canonicalize("google.protobuf.Struct", &b_first).unwrap(), a_first);
 /// ```
 pub fn canonicalize(message_name: &str, bytes: &[u8]) -> Result<Vec<u8>, CanonicalError> {
     let plans = plans();
-    let &index = plans
-        .by_name
-        .get(message_name)
+    let index = plans
+        .index(message_name)
         .ok_or_else(|| CanonicalError::UnknownMessage(message_name.to_owned()))?;
     let mut out = Vec::with_capacity(bytes.len());
     plans.message(index, bytes, 0, 0, &mut out)?;
@@ -147,6 +146,9 @@ enum KeyKind {
 /// The canonicalization plan of every message type in the pool.
 struct Plans {
     by_name: BTreeMap<Box<str>, usize>,
+    /// `(hash of the name, index)` sorted by hash, for fast lookups; names whose hash collides
+    /// with another's are left out and found in `by_name`.
+    by_hash: Vec<(u64, usize)>,
     messages: Vec<MessagePlan>,
 }
 
@@ -231,7 +233,36 @@ impl Plans {
                 FieldPlan::Map { .. } => true,
             });
         }
-        Plans { by_name, messages }
+        let mut by_hash: Vec<(u64, usize)> = by_name
+            .iter()
+            .map(|(name, &i)| (xxhash_rust::xxh3::xxh3_64(name.as_bytes()), i))
+            .collect();
+        by_hash.sort_unstable();
+        let collides = |k: usize| {
+            let h = by_hash[k].0;
+            (k > 0 && by_hash[k - 1].0 == h) || by_hash.get(k + 1).is_some_and(|n| n.0 == h)
+        };
+        let by_hash = (0..by_hash.len())
+            .filter(|&k| !collides(k))
+            .map(|k| by_hash[k])
+            .collect();
+        Plans {
+            by_name,
+            by_hash,
+            messages,
+        }
+    }
+
+    /// The plan index of a fully qualified message name.
+    fn index(&self, name: &str) -> Option<usize> {
+        let hash = xxhash_rust::xxh3::xxh3_64(name.as_bytes());
+        match self.by_hash.binary_search_by_key(&hash, |(h, _)| *h) {
+            Ok(k) => {
+                let index = self.by_hash[k].1;
+                (*self.messages[index].name == *name).then_some(index)
+            }
+            Err(_) => self.by_name.get(name).copied(),
+        }
     }
 
     fn field(&self, message: usize, number: u32) -> Option<FieldPlan> {
@@ -268,25 +299,31 @@ impl Plans {
         let mut reader = Reader::new(input, offset, &plan.name);
         // Map fields already written (all their entries at the first one's position).
         let mut maps_done: Vec<u32> = Vec::new();
+        // Fields that need no work are copied in runs: `verbatim` is where the current run began.
+        let mut verbatim = 0;
         while let Some(field) = reader.next_field()? {
             let action = match field.wire_type {
                 WIRE_LEN => self.field(index, field.number),
                 _ => None,
             };
+            let Some(action) = action else {
+                continue;
+            };
+            out.extend_from_slice(&input[verbatim..field.start]);
+            verbatim = field.end;
             match action {
-                None => out.extend_from_slice(field.whole(input)),
-                Some(FieldPlan::Message(target)) => {
+                FieldPlan::Message(target) => {
                     self.message_field(target, input, offset, &field, depth, out)?;
                 }
-                Some(FieldPlan::Map { entry, key }) => {
-                    if maps_done.contains(&field.number) {
-                        continue;
+                FieldPlan::Map { entry, key } => {
+                    if !maps_done.contains(&field.number) {
+                        maps_done.push(field.number);
+                        self.map(index, entry, key, input, offset, &field, depth, out)?;
                     }
-                    maps_done.push(field.number);
-                    self.map(index, entry, key, input, offset, &field, depth, out)?;
                 }
             }
         }
+        out.extend_from_slice(&input[verbatim..]);
         Ok(())
     }
 
@@ -305,43 +342,37 @@ impl Plans {
         out: &mut Vec<u8>,
     ) -> Result<(), CanonicalError> {
         let name = &self.messages[index].name;
-        // Each entry canonicalized into `scratch`: (key, range of its whole field encoding).
-        let mut scratch: Vec<u8> = Vec::new();
-        let mut entries: Vec<(MapKey, std::ops::Range<usize>)> = Vec::new();
-        let mut push_entry = |field: &Field, scratch: &mut Vec<u8>| -> Result<(), CanonicalError> {
-            let start = scratch.len();
-            self.message_field(entry, input, offset, field, depth, scratch)?;
-            let key = map_key(
-                field.payload(input),
-                offset + field.payload_start,
-                key_kind,
-                &self.messages[entry].name,
-            )?;
-            entries.push((key, start..scratch.len()));
-            Ok(())
-        };
-        push_entry(first, &mut scratch)?;
+        // The other entries of this map field, wherever they are in the message.
+        let mut others = Vec::new();
         let mut rest = Reader::new(input, offset, name);
         rest.pos = first.end;
         while let Some(field) = rest.next_field()? {
             if field.number == first.number && field.wire_type == WIRE_LEN {
-                push_entry(&field, &mut scratch)?;
+                others.push(field);
             }
         }
-        if entries.len() > 1 {
-            // Stable sort, then keep the last of each run of equal keys.
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut kept: Vec<(MapKey, std::ops::Range<usize>)> = Vec::with_capacity(entries.len());
-            for e in entries {
-                match kept.last_mut() {
-                    Some(last) if last.0 == e.0 => *last = e,
-                    _ => kept.push(e),
-                }
-            }
-            entries = kept;
+        if others.is_empty() {
+            // A single entry: nothing to sort.
+            return self.message_field(entry, input, offset, first, depth, out);
         }
-        for (_, range) in entries {
-            out.extend_from_slice(&scratch[range]);
+        // Each entry canonicalized into `scratch`: (key, range of its whole field encoding).
+        let entry_name = &self.messages[entry].name;
+        let mut scratch = Vec::with_capacity(input.len() - first.start);
+        let mut entries = Vec::with_capacity(others.len() + 1);
+        for field in std::iter::once(first).chain(&others) {
+            let start = scratch.len();
+            self.message_field(entry, input, offset, field, depth, &mut scratch)?;
+            let key_offset = offset + field.payload_start;
+            let key = map_key(field.payload(input), key_offset, key_kind, entry_name)?;
+            entries.push((key, start..scratch.len()));
+        }
+        // A stable sort; of equal keys only the last is kept, as a decoder would keep it.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (i, (key, range)) in entries.iter().enumerate() {
+            if entries.get(i + 1).is_some_and(|next| next.0 == *key) {
+                continue;
+            }
+            out.extend_from_slice(&scratch[range.clone()]);
         }
         Ok(())
     }
@@ -373,7 +404,7 @@ impl Plans {
         let target = type_url
             .and_then(|url| std::str::from_utf8(url).ok())
             .map(|url| url.rsplit('/').next().unwrap_or(url))
-            .and_then(|type_name| self.by_name.get(type_name).copied())
+            .and_then(|type_name| self.index(type_name))
             .filter(|&t| self.messages[t].needs_work);
         let (Some(target), Some(value_at)) = (target, value_at) else {
             out.extend_from_slice(input);
@@ -432,20 +463,20 @@ impl Plans {
 
 /// A map entry's key, for sorting and deduplication.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
-enum MapKey {
+enum MapKey<'a> {
     Int(u64),
-    Bytes(Vec<u8>),
+    Bytes(&'a [u8]),
 }
 
 /// The key of a map entry (field 1 of the entry message; the last one if repeated).
-fn map_key(
-    entry: &[u8],
+fn map_key<'a>(
+    entry: &'a [u8],
     offset: usize,
     kind: KeyKind,
     name: &str,
-) -> Result<MapKey, CanonicalError> {
+) -> Result<MapKey<'a>, CanonicalError> {
     let mut key = match kind {
-        KeyKind::Bytes => MapKey::Bytes(Vec::new()),
+        KeyKind::Bytes => MapKey::Bytes(&[]),
         KeyKind::Int => MapKey::Int(0),
     };
     let mut reader = Reader::new(entry, offset, name);
@@ -455,7 +486,7 @@ fn map_key(
         }
         let payload = field.payload(entry);
         key = match field.wire_type {
-            WIRE_LEN => MapKey::Bytes(payload.to_vec()),
+            WIRE_LEN => MapKey::Bytes(payload),
             WIRE_VARINT => {
                 let mut pos = 0;
                 MapKey::Int(decode_varint(payload, &mut pos).unwrap_or(0))

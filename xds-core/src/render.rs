@@ -244,15 +244,9 @@ pub fn bootstrap_json(
         ..Default::default()
     };
     let skeleton_bytes = canonical::encode(&skeleton);
-    let mut json = to_json(
-        &bootstrap::Bootstrap::full_name(),
-        &skeleton_bytes,
-        ResourceType::Cluster,
-        "",
-    )
-    .map_err(|e| RenderError::Bootstrap {
-        reason: e.to_string(),
-    })?;
+    let mut json = message_json(&bootstrap::Bootstrap::full_name(), &skeleton_bytes).map_err(
+        |(Failure::Decode(reason) | Failure::Json(reason))| RenderError::Bootstrap { reason },
+    )?;
 
     // Each resource is rewritten and rendered on its own, so an error names its resource.
     let mut statics = Map::new();
@@ -294,37 +288,56 @@ fn descriptor(message: &str) -> Option<MessageDescriptor> {
     pool().get_message_by_name(message)
 }
 
-/// `bytes`, a `message`, as JSON with sorted keys; errors name the resource.
+/// Why some bytes could not be rendered, before it is known whose they are.
+enum Failure {
+    /// The bytes do not decode as the message.
+    Decode(String),
+    /// The message cannot be serialized (or is not in the pool at all).
+    Json(String),
+}
+
+impl Failure {
+    fn about(self, message: &str, resource_type: ResourceType, name: &str) -> RenderError {
+        let name = name.to_owned();
+        match self {
+            Failure::Decode(reason) => RenderError::Decode {
+                resource_type,
+                name,
+                message: message.to_owned(),
+                reason,
+            },
+            Failure::Json(reason) => RenderError::Json {
+                resource_type,
+                name,
+                reason,
+            },
+        }
+    }
+}
+
+/// `bytes`, a `message`, as JSON with sorted keys.
+fn message_json(message: &str, bytes: &[u8]) -> Result<Value, Failure> {
+    let descriptor = descriptor(message)
+        .ok_or_else(|| Failure::Json(format!("{message} is not in the descriptor pool")))?;
+    let dynamic =
+        DynamicMessage::decode(descriptor, bytes).map_err(|e| Failure::Decode(e.to_string()))?;
+    let mut json = dynamic
+        .serialize_with_options(serde_json::value::Serializer, &serialize_options())
+        .map_err(|e| Failure::Json(e.to_string()))?;
+    // A no-op unless some crate turns on serde_json's `preserve_order`; prost-reflect keeps
+    // protobuf maps in hash maps, so this is what makes map fields come out in a fixed order.
+    json.sort_all_objects();
+    Ok(json)
+}
+
+/// [`message_json`] of a resource's bytes, with errors naming the resource.
 fn to_json(
     message: &str,
     bytes: &[u8],
     resource_type: ResourceType,
     name: &str,
 ) -> Result<Value, RenderError> {
-    let Some(descriptor) = descriptor(message) else {
-        return Err(RenderError::Json {
-            resource_type,
-            name: name.to_owned(),
-            reason: format!("{message} is not in the descriptor pool"),
-        });
-    };
-    let dynamic = DynamicMessage::decode(descriptor, bytes).map_err(|e| RenderError::Decode {
-        resource_type,
-        name: name.to_owned(),
-        message: message.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let mut json = dynamic
-        .serialize_with_options(serde_json::value::Serializer, &serialize_options())
-        .map_err(|e| RenderError::Json {
-            resource_type,
-            name: name.to_owned(),
-            reason: e.to_string(),
-        })?;
-    // A no-op unless some crate turns on serde_json's `preserve_order`; prost-reflect keeps
-    // protobuf maps in hash maps, so this is what makes map fields come out in a fixed order.
-    json.sort_all_objects();
-    Ok(json)
+    message_json(message, bytes).map_err(|f| f.about(message, resource_type, name))
 }
 
 /// A rewritten resource, canonically re-encoded and rendered.

@@ -1,4 +1,6 @@
-//! Unit tests of canonical encoding: map order, idempotence, and no panic on any bytes.
+//! Unit tests of canonical encoding: order independence, idempotence, opaque `Any`s, and
+//! totality on arbitrary bytes.
+
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::{Metadata, SocketAddress, socket_address};
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
@@ -516,4 +518,15 @@ fn any_whose_value_does_not_parse_is_left_as_it_is() {
         canonicalize(&Cluster::full_name(), &canonical).expect("ok"),
         canonical
     );
+}
+
+#[test]
+fn every_message_in_the_pool_is_found_by_name() {
+    let plans = plans();
+    assert!(plans.by_name.len() > 100);
+    for (name, &index) in &plans.by_name {
+        assert_eq!(plans.index(name), Some(index), "{name}");
+    }
+    assert_eq!(plans.index("no.such.Message"), None);
+    assert_eq!(plans.index(""), None);
 }

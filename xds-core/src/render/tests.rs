@@ -1,4 +1,6 @@
-//! Unit tests of the Envoy JSON rendering: resources, the redacted debug view, the static bootstrap.
+//! Unit tests of rendering, on a small hand-built snapshot shaped like the compiler's output
+//! (EDS clusters, RDS and SDS over ADS).
+
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::core::v3::{
