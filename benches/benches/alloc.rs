@@ -9,6 +9,7 @@ use std::alloc::System;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use xdsc_core::compile::Compiled;
+use xdsc_core::snapshot::ResourceType;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -80,4 +81,10 @@ fn main() {
         "retained: bytes still allocated when the step ends (for incremental: the new result's \
          own nodes and resource, before the old result is dropped)"
     );
+    println!("the compiled snapshot:");
+    for t in ResourceType::ALL {
+        let r = base.snapshot().resources(t);
+        let size: usize = r.iter().map(|r| r.body().len()).sum();
+        println!("  {t}: {} resources, {size} bytes encoded", r.len());
+    }
 }
