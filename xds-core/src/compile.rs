@@ -164,25 +164,28 @@ impl Diags {
         }
     }
 
-    fn push(&mut self, severity: Severity, field: &str, problem: Problem) {
+    fn push(&mut self, severity: Severity, field: impl fmt::Display, problem: Problem) {
         self.list.push(Diagnostic {
             object: self.object.clone(),
             severity,
-            field: field.to_owned(),
+            field: field.to_string(),
             problem,
         });
     }
 
-    pub(crate) fn error(&mut self, field: &str, problem: Problem) {
+    /// Records an error. `field` is formatted only here, so callers pass `&format_args!(..)`
+    /// and pay nothing on the (hot) path where everything is fine.
+    pub(crate) fn error(&mut self, field: impl fmt::Display, problem: Problem) {
         self.push(Severity::Error, field, problem);
     }
 
-    pub(crate) fn warn(&mut self, field: &str, problem: Problem) {
+    /// Records a warning.
+    pub(crate) fn warn(&mut self, field: impl fmt::Display, problem: Problem) {
         self.push(Severity::Warning, field, problem);
     }
 
     /// Records an error if `result` is one; returns whether it was fine.
-    pub(crate) fn check(&mut self, field: &str, result: Result<(), Problem>) -> bool {
+    pub(crate) fn check(&mut self, field: impl fmt::Display, result: Result<(), Problem>) -> bool {
         match result {
             Ok(()) => true,
             Err(p) => {
@@ -329,8 +332,18 @@ impl fmt::Debug for Compiled {
 
 impl Compiled {
     /// Compiles a whole model.
+    ///
+    /// This is [`Compiled::apply`] of every object to an empty result, minus rebuilding the
+    /// model map: the same indexing and rebuild code runs.
     pub fn new(model: &Model) -> Compiled {
-        Compiled::default().apply(model.objects().map(|o| Change::Upsert(o.clone())))
+        let mut out = Compiled::default();
+        let mut dirty = Dirty::default();
+        for o in model.objects() {
+            out.object_changed(&o.key(), None, Some(o), &mut dirty);
+        }
+        out.model = model.clone();
+        out.rebuild(dirty);
+        out
     }
 
     /// The model this result was compiled from.
@@ -789,23 +802,30 @@ impl Compiled {
         if served {
             // RouteConfiguration: field 1 name, field 2 repeated VirtualHost, in field order:
             // exactly what prost emits for the same message.
-            let mut buf = BytesMut::new();
+            let lo = (l.clone(), Arc::<str>::from(""));
+            let pieces: Vec<(&Arc<str>, &Bytes)> = self
+                .pieces
+                .range(lo..)
+                .take_while(|((pl, _), _)| pl == l)
+                .map(|((_, v), b)| (v, b))
+                .collect();
+            let size: usize = pieces.iter().map(|(_, b)| b.len() + 6).sum::<usize>() + l.len() + 6;
             let name = envoy_types::pb::envoy::config::route::v3::RouteConfiguration {
                 name: l.to_string(),
                 ..Default::default()
             };
+            let mut buf = BytesMut::with_capacity(size);
             buf.put_slice(&name.encode_to_vec());
-            for v in get(&self.index.listener_vhosts, l) {
-                if let Some(piece) = self.pieces.get(&(l.clone(), v.clone())) {
-                    prost::encoding::encode_key(
-                        2,
-                        prost::encoding::WireType::LengthDelimited,
-                        &mut buf,
-                    );
-                    prost::encoding::encode_varint(piece.len() as u64, &mut buf);
-                    buf.put_slice(piece);
-                    provenance.push(ObjectKey::new(Kind::VirtualHost, v.clone()));
-                }
+            provenance.reserve(pieces.len());
+            for (v, piece) in pieces {
+                prost::encoding::encode_key(
+                    2,
+                    prost::encoding::WireType::LengthDelimited,
+                    &mut buf,
+                );
+                prost::encoding::encode_varint(piece.len() as u64, &mut buf);
+                buf.put_slice(piece);
+                provenance.push(ObjectKey::new(Kind::VirtualHost, v.clone()));
             }
             body = Some(buf.freeze());
         } else {

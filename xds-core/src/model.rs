@@ -670,7 +670,7 @@ pub struct RouteMatch {
 }
 
 /// How a route matches the request path (the query string is never part of it).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PathMatch {
     /// The path starts with this string (`/api` matches `/api`, `/api/x` and `/apis`).
@@ -691,7 +691,7 @@ impl Default for PathMatch {
 }
 
 /// How a header or query parameter value is matched.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StringMatch {
     /// Exactly this value.
