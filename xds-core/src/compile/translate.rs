@@ -364,10 +364,10 @@ pub(crate) fn endpoints(
             .or_default();
         for (ei, ep) in loc.endpoints.iter().enumerate() {
             let field = EndpointField(li, ei);
-            let ok = d.check(&format_args!("{field}.address"), validate::ip(&ep.address))
-                & d.check(&format_args!("{field}.port"), validate::port(ep.port))
+            let ok = d.check(format_args!("{field}.address"), validate::ip(&ep.address))
+                & d.check(format_args!("{field}.port"), validate::port(ep.port))
                 & d.check(
-                    &format_args!("{field}.weight"),
+                    format_args!("{field}.weight"),
                     if ep.weight == 0 {
                         Err(Problem::invalid("must be at least 1"))
                     } else {
@@ -380,7 +380,7 @@ pub(crate) fn endpoints(
             let key = (ep.address.clone(), ep.port);
             if g.contains_key(&key) {
                 d.warn(
-                    &field,
+                    field,
                     Problem::invalid(format!(
                         "duplicate endpoint {}:{} in one locality; the first is kept",
                         ep.address, ep.port
@@ -474,7 +474,7 @@ fn access_logs(logs: &[model::AccessLog], d: &mut Diags) -> Vec<accesslog::Acces
         .filter_map(|(i, l)| {
             if l.path.is_empty() || l.path.contains('\0') {
                 d.error(
-                    &format_args!("access_log[{i}].path"),
+                    format_args!("access_log[{i}].path"),
                     Problem::invalid("must be a file path"),
                 );
                 return None;
@@ -537,7 +537,7 @@ fn usable_backends<'a>(
     for (i, b) in backends.iter().enumerate() {
         if !cluster(&b.cluster) {
             d.warn(
-                &format_args!("{field}[{i}].cluster"),
+                format_args!("{field}[{i}].cluster"),
                 Problem::Dangling(ObjectKey::new(Kind::Cluster, b.cluster.as_str())),
             );
         } else if b.weight > 0 {
@@ -665,7 +665,7 @@ pub(crate) fn listener(
                         SecretState::TlsCertificate => {}
                         SecretState::ValidationContext => {
                             d.error(
-                                &format_args!("{field}.secret"),
+                                format_args!("{field}.secret"),
                                 Problem::invalid(format!(
                                     "secret {:?} is a validation context, not a certificate",
                                     t.secret
@@ -675,7 +675,7 @@ pub(crate) fn listener(
                         }
                         SecretState::Missing => {
                             d.error(
-                                &format_args!("{field}.secret"),
+                                format_args!("{field}.secret"),
                                 Problem::Dangling(ObjectKey::new(Kind::Secret, t.secret.as_str())),
                             );
                             continue;
@@ -685,7 +685,7 @@ pub(crate) fn listener(
                     for (j, h) in t.hosts.iter().enumerate() {
                         match validate::server_name(h) {
                             Ok(n) if claimed.contains(&n) => d.warn(
-                                &format_args!("{field}.hosts[{j}]"),
+                                format_args!("{field}.hosts[{j}]"),
                                 Problem::invalid(format!(
                                     "{n:?} is already served by an earlier tls entry"
                                 )),
@@ -694,7 +694,7 @@ pub(crate) fn listener(
                                 claimed.insert(n.clone());
                                 names.push(n);
                             }
-                            Err(p) => d.error(&format_args!("{field}.hosts[{j}]"), p),
+                            Err(p) => d.error(format_args!("{field}.hosts[{j}]"), p),
                         }
                     }
                     if t.hosts.is_empty() {
@@ -751,19 +751,19 @@ pub(crate) fn listener(
             let mut chains = Vec::new();
             for (i, r) in l.tcp_routes.iter().enumerate() {
                 let field = format!("tcp_routes[{i}]");
-                if !d.check(&format_args!("{field}.name"), validate::name(&r.name)) {
+                if !d.check(format_args!("{field}.name"), validate::name(&r.name)) {
                     continue;
                 }
                 if !names_seen.insert(&r.name) {
                     d.error(
-                        &format_args!("{field}.name"),
+                        format_args!("{field}.name"),
                         Problem::invalid(format!("duplicate route name {:?}", r.name)),
                     );
                     continue;
                 }
                 if l.protocol == P::Tcp && !r.sni.is_empty() {
                     d.error(
-                        &format_args!("{field}.sni"),
+                        format_args!("{field}.sni"),
                         Problem::invalid(
                             "plain tcp listeners cannot route by SNI; use tls_passthrough",
                         ),
@@ -774,7 +774,7 @@ pub(crate) fn listener(
                 for (j, h) in r.sni.iter().enumerate() {
                     match validate::server_name(h) {
                         Ok(n) if claimed.contains(&n) => d.warn(
-                            &format_args!("{field}.sni[{j}]"),
+                            format_args!("{field}.sni[{j}]"),
                             Problem::invalid(format!(
                                 "{n:?} is already routed by an earlier route"
                             )),
@@ -783,7 +783,7 @@ pub(crate) fn listener(
                             claimed.insert(n.clone());
                             names.push(n);
                         }
-                        Err(p) => d.error(&format_args!("{field}.sni[{j}]"), p),
+                        Err(p) => d.error(format_args!("{field}.sni[{j}]"), p),
                     }
                 }
                 if r.sni.is_empty() {
@@ -801,20 +801,20 @@ pub(crate) fn listener(
                 if r.backends.iter().map(|b| u64::from(b.weight)).sum::<u64>() > u64::from(u32::MAX)
                 {
                     d.error(
-                        &format_args!("{field}.backends"),
+                        format_args!("{field}.backends"),
                         Problem::invalid("weights add up to more than Envoy's limit of 4294967295"),
                     );
                     continue;
                 }
                 let backends = usable_backends(
                     &r.backends,
-                    &format_args!("{field}.backends"),
+                    format_args!("{field}.backends"),
                     ctx.cluster,
                     d,
                 );
                 if backends.is_empty() {
                     d.error(
-                        &format_args!("{field}.backends"),
+                        format_args!("{field}.backends"),
                         Problem::invalid("no usable backend (known cluster with weight > 0)"),
                     );
                     continue;
@@ -920,8 +920,8 @@ fn check_headers(
         } else {
             validate::header_name(&h.name)
         };
-        ok &= d.check(&format_args!("{f}.name"), name.map(|_| ()))
-            & d.check(&format_args!("{f}.value"), validate::header_value(&h.value));
+        ok &= d.check(format_args!("{f}.name"), name.map(|_| ()))
+            & d.check(format_args!("{f}.value"), validate::header_value(&h.value));
     }
     for (i, h) in m.remove.iter().enumerate() {
         let name = if request {
@@ -929,7 +929,7 @@ fn check_headers(
         } else {
             validate::header_name(h)
         };
-        ok &= d.check(&format_args!("{field}.remove[{i}]"), name.map(|_| ()));
+        ok &= d.check(format_args!("{field}.remove[{i}]"), name.map(|_| ()));
     }
     ok
 }
@@ -946,34 +946,33 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
         model::PathMatch::Prefix(p)
         | model::PathMatch::PathPrefix(p)
         | model::PathMatch::Exact(p) => {
-            d.check(&format_args!("{field}.match.path"), validate::path(p))
+            d.check(format_args!("{field}.match.path"), validate::path(p))
         }
-        model::PathMatch::Regex(p) => d.check(
-            &format_args!("{field}.match.path.regex"),
-            validate::regex(p),
-        ),
+        model::PathMatch::Regex(p) => {
+            d.check(format_args!("{field}.match.path.regex"), validate::regex(p))
+        }
     };
     for (i, h) in m.headers.iter().enumerate() {
         let f = format!("{field}.match.headers[{i}]");
         ok &= d.check(
-            &format_args!("{f}.name"),
+            format_args!("{f}.name"),
             validate::header_name(&h.name).map(|_| ()),
         );
-        ok &= check_string_match(&h.value, &format_args!("{f}.value"), d);
+        ok &= check_string_match(&h.value, format_args!("{f}.value"), d);
     }
     for (i, q) in m.query.iter().enumerate() {
         let f = format!("{field}.match.query[{i}]");
         if q.name.is_empty() {
             ok &= d.check(
-                &format_args!("{f}.name"),
+                format_args!("{f}.name"),
                 Err(Problem::invalid("must not be empty")),
             );
         }
-        ok &= check_string_match(&q.value, &format_args!("{f}.value"), d);
+        ok &= check_string_match(&q.value, format_args!("{f}.value"), d);
     }
     for (i, meth) in m.methods.iter().enumerate() {
         ok &= d.check(
-            &format_args!("{field}.match.methods[{i}]"),
+            format_args!("{field}.match.methods[{i}]"),
             validate::method(meth),
         );
     }
@@ -992,7 +991,7 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
         let total: u64 = f.backends.iter().map(|b| u64::from(b.weight)).sum();
         if total > u64::from(u32::MAX) {
             ok &= d.check(
-                &format_args!("{ff}.backends"),
+                format_args!("{ff}.backends"),
                 Err(Problem::invalid(format!(
                     "weights add up to {total}, over Envoy's limit of {}",
                     u32::MAX
@@ -1001,13 +1000,13 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
         }
         if f.backends.is_empty() {
             ok &= d.check(
-                &format_args!("{ff}.backends"),
+                format_args!("{ff}.backends"),
                 Err(Problem::invalid("must not be empty")),
             );
         }
         for (i, b) in f.backends.iter().enumerate() {
             ok &= d.check(
-                &format_args!("{ff}.backends[{i}].cluster"),
+                format_args!("{ff}.backends[{i}].cluster"),
                 validate::name(&b.cluster),
             );
         }
@@ -1015,7 +1014,7 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
             for (i, on) in retry.on.iter().enumerate() {
                 if !validate::RETRY_ON.contains(&on.as_str()) {
                     ok &= d.check(
-                        &format_args!("{ff}.retry.on[{i}]"),
+                        format_args!("{ff}.retry.on[{i}]"),
                         Err(Problem::invalid(format!(
                             "{on:?} is not an Envoy retry condition ({})",
                             validate::RETRY_ON.join(", ")
@@ -1027,7 +1026,7 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
         if let Some(p) = &f.rewrite.prefix {
             if matches!(m.path, model::PathMatch::Regex(_)) {
                 ok &= d.check(
-                    &format_args!("{ff}.rewrite.prefix"),
+                    format_args!("{ff}.rewrite.prefix"),
                     Err(Problem::invalid(
                         "cannot rewrite the prefix of a regex match; use rewrite.regex",
                     )),
@@ -1035,31 +1034,31 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
             }
             if f.rewrite.regex.is_some() {
                 ok &= d.check(
-                    &format_args!("{ff}.rewrite"),
+                    format_args!("{ff}.rewrite"),
                     Err(Problem::invalid("set at most one of prefix and regex")),
                 );
             }
             if !p.is_empty() {
-                ok &= d.check(&format_args!("{ff}.rewrite.prefix"), validate::path(p));
+                ok &= d.check(format_args!("{ff}.rewrite.prefix"), validate::path(p));
             }
         }
         if let Some(rx) = &f.rewrite.regex {
             ok &= d.check(
-                &format_args!("{ff}.rewrite.regex.pattern"),
+                format_args!("{ff}.rewrite.regex.pattern"),
                 validate::regex(&rx.pattern),
             );
         }
         if let Some(h) = &f.rewrite.host {
-            ok &= d.check(&format_args!("{ff}.rewrite.host"), validate::host(h));
+            ok &= d.check(format_args!("{ff}.rewrite.host"), validate::host(h));
         }
         for (i, mirror) in f.mirror.iter().enumerate() {
             ok &= d.check(
-                &format_args!("{ff}.mirror[{i}].cluster"),
+                format_args!("{ff}.mirror[{i}].cluster"),
                 validate::name(&mirror.cluster),
             );
             if mirror.percent > 100 {
                 ok &= d.check(
-                    &format_args!("{ff}.mirror[{i}].percent"),
+                    format_args!("{ff}.mirror[{i}].percent"),
                     Err(Problem::invalid("must be at most 100")),
                 );
             }
@@ -1068,13 +1067,13 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
             match h {
                 model::HashPolicy::Header(n) => {
                     ok &= d.check(
-                        &format_args!("{ff}.hash_policy[{i}].header"),
+                        format_args!("{ff}.hash_policy[{i}].header"),
                         validate::header_name(n).map(|_| ()),
                     )
                 }
                 model::HashPolicy::Cookie(n) if n.is_empty() => {
                     ok &= d.check(
-                        &format_args!("{ff}.hash_policy[{i}].cookie"),
+                        format_args!("{ff}.hash_policy[{i}].cookie"),
                         Err(Problem::invalid("must not be empty")),
                     );
                 }
@@ -1089,15 +1088,15 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
             && s != "https"
         {
             ok &= d.check(
-                &format_args!("{f}.scheme"),
+                format_args!("{f}.scheme"),
                 Err(Problem::invalid("must be http or https")),
             );
         }
         if let Some(h) = &rd.host {
-            ok &= d.check(&format_args!("{f}.host"), validate::host(h));
+            ok &= d.check(format_args!("{f}.host"), validate::host(h));
         }
         if rd.port == Some(0) {
-            ok &= d.check(&format_args!("{f}.port"), validate::port(0));
+            ok &= d.check(format_args!("{f}.port"), validate::port(0));
         }
         if rd.path.is_some() && rd.prefix.is_some() {
             ok &= d.check(
@@ -1106,24 +1105,24 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
             );
         }
         if let Some(p) = &rd.path {
-            ok &= d.check(&format_args!("{f}.path"), validate::path(p));
+            ok &= d.check(format_args!("{f}.path"), validate::path(p));
         }
         if let Some(p) = &rd.prefix {
             if !prefix_like {
                 ok &= d.check(
-                    &format_args!("{f}.prefix"),
+                    format_args!("{f}.prefix"),
                     Err(Problem::invalid("needs a prefix or path_prefix match")),
                 );
             }
             if !p.is_empty() {
-                ok &= d.check(&format_args!("{f}.prefix"), validate::path(p));
+                ok &= d.check(format_args!("{f}.prefix"), validate::path(p));
             }
         }
         if let Some(code) = rd.code
             && ![301, 302, 303, 307, 308].contains(&code)
         {
             ok &= d.check(
-                &format_args!("{f}.code"),
+                format_args!("{f}.code"),
                 Err(Problem::invalid("must be 301, 302, 303, 307 or 308")),
             );
         }
@@ -1131,26 +1130,26 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
     if let Some(dr) = &r.direct_response {
         if !(200..600).contains(&dr.status) {
             ok &= d.check(
-                &format_args!("{field}.direct_response.status"),
+                format_args!("{field}.direct_response.status"),
                 Err(Problem::invalid("must be from 200 to 599")),
             );
         }
         if dr.body.as_ref().is_some_and(|b| b.len() > 4096) {
             ok &= d.check(
-                &format_args!("{field}.direct_response.body"),
+                format_args!("{field}.direct_response.body"),
                 Err(Problem::invalid("longer than 4096 bytes, Envoy's limit")),
             );
         }
     }
     ok &= check_headers(
         &r.request_headers,
-        &format_args!("{field}.request_headers"),
+        format_args!("{field}.request_headers"),
         true,
         d,
     );
     ok &= check_headers(
         &r.response_headers,
-        &format_args!("{field}.response_headers"),
+        format_args!("{field}.response_headers"),
         false,
         d,
     );
@@ -1169,13 +1168,13 @@ pub(crate) fn check_vhost(v: &model::VirtualHost, d: &mut Diags) -> CheckedVhost
         valid = false;
     }
     for (i, l) in v.listeners.iter().enumerate() {
-        valid &= d.check(&format_args!("listeners[{i}]"), validate::name(l));
+        valid &= d.check(format_args!("listeners[{i}]"), validate::name(l));
     }
     let mut domains = Vec::new();
     for (i, dom) in v.domains.iter().enumerate() {
         match validate::domain(dom) {
             Ok(n) => domains.push(n),
-            Err(p) => d.error(&format_args!("domains[{i}]"), p),
+            Err(p) => d.error(format_args!("domains[{i}]"), p),
         }
     }
     domains.sort();
@@ -1195,12 +1194,12 @@ pub(crate) fn check_vhost(v: &model::VirtualHost, d: &mut Diags) -> CheckedVhost
                 r.name.clone()
             }
         );
-        if !d.check(&format_args!("{field}.name"), validate::name(&r.name)) {
+        if !d.check(format_args!("{field}.name"), validate::name(&r.name)) {
             continue;
         }
         if !names.insert(r.name.as_str()) {
             d.error(
-                &format_args!("{field}.name"),
+                format_args!("{field}.name"),
                 Problem::invalid(format!("duplicate route name {:?}", r.name)),
             );
             continue;
@@ -1217,7 +1216,7 @@ pub(crate) fn check_vhost(v: &model::VirtualHost, d: &mut Diags) -> CheckedVhost
         match seen.entry(match_key(&r.matches)) {
             std::collections::btree_map::Entry::Occupied(first) => {
                 d.warn(
-                    &format_args!("routes[{}]", r.name),
+                    format_args!("routes[{}]", r.name),
                     Problem::Shadowed {
                         by: v.routes[*first.get()].name.clone(),
                     },
@@ -1408,7 +1407,7 @@ fn forward_action(
     use route::route_action::{ClusterSpecifier, HostRewriteSpecifier};
     let backends = usable_backends(
         &f.backends,
-        &format_args!("{field}.forward.backends"),
+        format_args!("{field}.forward.backends"),
         cluster,
         d,
     );
@@ -1417,7 +1416,7 @@ fn forward_action(
         let all_zero = f.backends.iter().all(|b| b.weight == 0);
         let status = if all_zero { 500 } else { 503 };
         d.warn(
-            &format_args!("{field}.forward.backends"),
+            format_args!("{field}.forward.backends"),
             Problem::invalid(format!("no usable backend; the route answers {status}")),
         );
         return direct(status, None);
@@ -1469,7 +1468,7 @@ fn forward_action(
     for (i, m) in f.mirror.iter().enumerate() {
         if !cluster(&m.cluster) {
             d.warn(
-                &format_args!("{field}.forward.mirror[{i}].cluster"),
+                format_args!("{field}.forward.mirror[{i}].cluster"),
                 Problem::Dangling(ObjectKey::new(Kind::Cluster, m.cluster.as_str())),
             );
             continue;
@@ -1563,7 +1562,7 @@ pub(crate) fn virtual_host(
         .map(|r| {
             let field = RouteField(&r.name);
             let action = if let Some(f) = &r.forward {
-                forward_action(r, f, &field, cluster, d)
+                forward_action(r, f, field, cluster, d)
             } else if let Some(rd) = &r.redirect {
                 redirect_action(rd, &r.matches)
             } else if let Some(dr) = &r.direct_response {
