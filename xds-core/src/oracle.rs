@@ -25,16 +25,16 @@
 //! - actions: `prefix_rewrite` replaces the matched prefix (for an exact path, the path; for a
 //!   regex, the whole path), `regex_rewrite` replaces every match in the path (`\1` groups),
 //!   keeping the query; `host_rewrite_literal`; redirects build their location as Envoy's
-//!   `newUri` does (scheme, host, port, path or prefix rewrite, `strip_query`).
+//!   `newUri` does (scheme, host, port, path or prefix rewrite, `strip_query`);
+//! - regular expressions: RE2 syntax within Envoy's program size (checked as the compiler checks
+//!   them), run on the `regex` crate with RE2's ASCII meaning of `\d`, `\s`, `\w` and `\b`.
 //!
 //! It deliberately does not evaluate what it cannot know or does not model: runtime fractions,
 //! gRPC, TLS context, metadata, filter state, cookie or CONNECT matchers, cluster headers,
 //! automatic host rewrites, `vhost_header`, scoped routes, VHDS, path normalization and generic
 //! matchers. A snapshot using any of them gets [`OracleError::Unsupported`] rather than a guess.
 //! It does not pick one cluster of a weighted set (that is random in Envoy), does not apply
-//! header mutations, and does not check endpoints' health. Regular expressions run on the
-//! `regex` crate: RE2 syntax and semantics, except that `\d`, `\w`, `\s` and `\b` also match
-//! non-ASCII characters there.
+//! header mutations, and does not check endpoints' health.
 //!
 //! ```
 //! use xdsc_core::compile::Compiled;
@@ -1447,9 +1447,20 @@ fn query_mismatch(
     }))
 }
 
-/// A regular expression that must match a whole value, as RE2's `FullMatch`.
-fn full_regex(re: &str) -> Result<regex::Regex> {
-    regex::Regex::new(&format!(r"\A(?:{re})\z")).or_else(|e| {
+/// Compiles an RE2 expression Envoy accepts (syntax and program size, checked as the compiler
+/// checks them) for the `regex` crate, with RE2's ASCII meaning of `\d`, `\s`, `\w` and `\b`.
+/// `full` anchors it at both ends, as RE2's `FullMatch`.
+fn re2(re: &str, full: bool) -> Result<regex::Regex> {
+    if let Err(p) = crate::compile::validate::regex(re) {
+        return rejected(p.to_string());
+    }
+    let translated = ascii_perl_classes(re)?;
+    let pattern = if full {
+        format!(r"\A(?:{translated})\z")
+    } else {
+        translated
+    };
+    regex::Regex::new(&pattern).or_else(|e| {
         rejected(format!(
             "invalid regular expression {re:?}: {}",
             e.to_string().lines().last().unwrap_or("")
@@ -1457,15 +1468,81 @@ fn full_regex(re: &str) -> Result<regex::Regex> {
     })
 }
 
+fn full_regex(re: &str) -> Result<regex::Regex> {
+    re2(re, true)
+}
+
+/// Rewrites RE2's Perl classes and word boundaries, which are ASCII in RE2 and Unicode in the
+/// `regex` crate, into explicit ASCII forms (nested classes work inside brackets too).
+fn ascii_perl_classes(re: &str) -> Result<String> {
+    use regex_syntax::ast::{self, AssertionKind, Ast, ClassPerlKind, ClassSetItem};
+
+    struct Collect(Vec<(usize, usize, &'static str)>);
+
+    fn class(c: &ast::ClassPerl) -> &'static str {
+        match (&c.kind, c.negated) {
+            (ClassPerlKind::Digit, false) => "[0-9]",
+            (ClassPerlKind::Digit, true) => "[^0-9]",
+            (ClassPerlKind::Space, false) => r"[\t\n\x0C\r ]",
+            (ClassPerlKind::Space, true) => r"[^\t\n\x0C\r ]",
+            (ClassPerlKind::Word, false) => "[0-9A-Za-z_]",
+            (ClassPerlKind::Word, true) => "[^0-9A-Za-z_]",
+        }
+    }
+
+    impl ast::Visitor for Collect {
+        type Output = Vec<(usize, usize, &'static str)>;
+        type Err = std::convert::Infallible;
+
+        fn finish(self) -> Result<Self::Output, Self::Err> {
+            Ok(self.0)
+        }
+
+        fn visit_pre(&mut self, a: &Ast) -> Result<(), Self::Err> {
+            let (span, text) = match a {
+                Ast::ClassPerl(c) => (c.span, class(c)),
+                Ast::Assertion(x) if x.kind == AssertionKind::WordBoundary => (x.span, r"(?-u:\b)"),
+                Ast::Assertion(x) if x.kind == AssertionKind::NotWordBoundary => {
+                    (x.span, r"(?-u:\B)")
+                }
+                _ => return Ok(()),
+            };
+            self.0.push((span.start.offset, span.end.offset, text));
+            Ok(())
+        }
+
+        fn visit_class_set_item_pre(&mut self, item: &ClassSetItem) -> Result<(), Self::Err> {
+            if let ClassSetItem::Perl(c) = item {
+                self.0
+                    .push((c.span.start.offset, c.span.end.offset, class(c)));
+            }
+            Ok(())
+        }
+    }
+
+    let parsed = ast::parse::Parser::new()
+        .parse(re)
+        .or_else(|e| rejected(format!("invalid regular expression {re:?}: {e}")))?;
+    let Ok(mut spans) = ast::visit(&parsed, Collect(Vec::new()));
+    spans.sort();
+    let mut out = String::with_capacity(re.len());
+    let mut at = 0;
+    for (start, end, text) in spans {
+        let (Some(before), true) = (re.get(at..start), end >= start) else {
+            continue;
+        };
+        out.push_str(before);
+        out.push_str(text);
+        at = end;
+    }
+    out.push_str(re.get(at..).unwrap_or(""));
+    Ok(out)
+}
+
 /// RE2's `GlobalReplace`: every non-overlapping match replaced by `substitution`, where `\0` to
 /// `\9` are capture groups and `\\` is a backslash.
 fn global_replace(re: &str, value: &str, substitution: &str) -> Result<String> {
-    let rx = regex::Regex::new(re).or_else(|e| {
-        rejected(format!(
-            "invalid regular expression {re:?}: {}",
-            e.to_string().lines().last().unwrap_or("")
-        ))
-    })?;
+    let rx = re2(re, false)?;
     // Check the substitution as RE2's CheckRewriteString does.
     let mut chars = substitution.chars();
     while let Some(c) = chars.next() {

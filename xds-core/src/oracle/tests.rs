@@ -525,6 +525,22 @@ fn global_replace_follows_re2_on_empty_matches() {
 }
 
 #[test]
+fn regexes_use_re2_ascii_classes_and_envoys_limits() {
+    let full = |re: &str, v: &str| full_regex(re).expect("valid").is_match(v);
+    assert!(full(r"/\d+", "/123"));
+    assert!(!full(r"/\d+", "/١٢٣")); // Arabic-Indic digits are not RE2 digits
+    assert!(!full(r"\w+", "é"));
+    assert!(full(r"[\w.]+", "a.b"));
+    assert!(!full(r"[^\W]+", "é"));
+    assert!(full(r"\s", "\t"));
+    assert!(!full(r"\s", "\u{0B}")); // RE2's \s has no vertical tab
+    assert!(full(r".*\bb", "é b"));
+    // Wrapping must not make an invalid expression valid, and the program size counts.
+    assert!(full_regex("a)(b").is_err());
+    assert!(full_regex("[a-z]{1,200}").is_err());
+}
+
+#[test]
 fn host_rewrite_replaces_the_host_header() {
     let s = snapshot(
         r#"[{"kind":"VirtualHost","name":"site","listeners":["http"],"domains":["example.com"],"routes":[
