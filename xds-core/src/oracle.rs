@@ -531,7 +531,7 @@ fn decode<M: Message + Default>(bytes: &[u8], what: impl FnOnce() -> String) -> 
 ///
 /// ```
 /// use xdsc_core::compile::Compiled;
-/// use xdsc_core::model::{DirectResponse, Listener, Model, Object, Route, RouteMatch, VirtualHost};
+/// use xdsc_core::model::{DirectResponse, Listener, Model, Object, Route, VirtualHost};
 /// use xdsc_core::oracle::{evaluate, Action, Request};
 ///
 /// let mut vh = VirtualHost::new("site", ["http"], ["*.example.com"]);
@@ -559,11 +559,11 @@ pub fn evaluate(snapshot: &Snapshot, request: &Request) -> Result<Outcome> {
         request,
         steps: Vec::new(),
     };
-    let action = eval.listener(&l)?;
+    let (action, virtual_host, route) = eval.listener(&l)?;
     Ok(Outcome {
-        virtual_host: action.1,
-        route: action.2,
-        action: action.0,
+        virtual_host,
+        route,
+        action,
         explanation: eval.steps,
     })
 }
@@ -1382,29 +1382,31 @@ fn header_mismatch(h: &route::HeaderMatcher, ctx: &RequestContext<'_>) -> Result
         desc
     };
     let name = h.name.to_ascii_lowercase();
-    let mut values = ctx.header_values(&name);
-    if values.is_empty() && h.treat_missing_header_as_empty {
-        values.push(String::new());
-    }
-    let ok = if values.is_empty() {
+    let values = ctx.header_values(&name);
+    let ok = if values.is_empty() && !h.treat_missing_header_as_empty {
+        // A missing header matches only `present_match: false`, inverted or not.
         matches!(test, HeaderTest::Present(p) if p == h.invert_match)
     } else {
         let one = |v: &str| match &test {
             HeaderTest::Str(s) => s.matches(v),
+            // `absl::SimpleAtoi`: an optional sign and digits, surrounding whitespace allowed.
             HeaderTest::Range(lo, hi) => v
+                .trim_matches(|c: char| c.is_ascii_whitespace())
                 .parse::<i64>()
-                .is_ok_and(|n| n >= *lo && n < *hi && !v.starts_with('+')),
+                .is_ok_and(|n| n >= *lo && n < *hi),
             HeaderTest::Present(p) => *p,
         };
-        values.iter().any(|v| one(v)) != h.invert_match
+        let any = if values.is_empty() {
+            one("")
+        } else {
+            // Separately sent values are matched one at a time (Envoy 1.39 and later).
+            values.iter().any(|v| one(v))
+        };
+        any != h.invert_match
     };
     Ok((!ok).then(|| Mismatch::Header {
         name,
-        values: if h.treat_missing_header_as_empty {
-            ctx.header_values(&h.name)
-        } else {
-            values
-        },
+        values,
         matcher: desc,
     }))
 }

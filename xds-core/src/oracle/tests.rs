@@ -368,6 +368,40 @@ fn present_and_absent_header_matches() {
 }
 
 #[test]
+fn range_matches_and_missing_headers_treated_as_empty() {
+    use eroute::header_matcher::HeaderMatchSpecifier as H;
+    let s = edit_routes(snapshot(HEADERS), |rc| {
+        let beta = rc.virtual_hosts[0]
+            .routes
+            .iter_mut()
+            .find(|r| r.name == "beta")
+            .expect("beta route");
+        let m = beta.r#match.as_mut().expect("match");
+        m.headers[0].header_match_specifier = Some(H::RangeMatch(
+            envoy_types::pb::envoy::r#type::v3::Int64Range { start: -10, end: 0 },
+        ));
+        m.headers[0].invert_match = true;
+        m.headers[0].treat_missing_header_as_empty = true;
+    });
+    let b = |v: Option<&str>| {
+        let req = get("example.com", "/");
+        body(
+            &s,
+            match v {
+                Some(v) => req.header("x-env", v),
+                None => req,
+            },
+        )
+    };
+    // Inverted range [-10, 0): in range is a miss, out of range or not a number is a match.
+    assert_eq!(b(Some("-1")), "rest");
+    assert_eq!(b(Some("+5")), "beta");
+    assert_eq!(b(Some("1.5")), "beta");
+    // Missing, treated as empty: not a number, so the inverted range matches.
+    assert_eq!(b(None), "beta");
+}
+
+#[test]
 fn repeated_headers_are_matched_one_value_at_a_time() {
     let s = snapshot(HEADERS);
     let req = get("example.com", "/")
