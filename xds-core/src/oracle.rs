@@ -1404,7 +1404,7 @@ fn header_mismatch(h: &route::HeaderMatcher, ctx: &RequestContext<'_>) -> Result
         };
         any != h.invert_match
     };
-    Ok((!ok).then(|| Mismatch::Header {
+    Ok((!ok).then_some(Mismatch::Header {
         name,
         values,
         matcher: desc,
