@@ -210,7 +210,8 @@ pub enum Action {
         /// `(cluster, weight)`, in the filter's order (a single cluster has weight 1).
         clusters: Vec<(String, u32)>,
     },
-    /// No filter chain takes the connection: Envoy closes it.
+    /// No filter chain takes the connection, or the client and the chain disagree on TLS: the
+    /// connection fails.
     Closed,
 }
 
@@ -246,7 +247,7 @@ impl fmt::Display for Action {
                 write!(f, "proxy the connection to ")?;
                 write_clusters(f, clusters)
             }
-            Action::Closed => f.write_str("close the connection (no filter chain)"),
+            Action::Closed => f.write_str("close the connection"),
         }
     }
 }
@@ -365,6 +366,12 @@ pub enum Step {
         /// The server name seen by the listener (empty without SNI or TLS inspector).
         server_name: String,
     },
+    /// The chain terminates TLS and the client speaks plain text, or the chain speaks HTTP in
+    /// plain text and the client speaks TLS: the connection fails.
+    TlsMismatch {
+        /// Whether the client speaks TLS (the request has an SNI, possibly empty).
+        client_tls: bool,
+    },
     /// The route configuration used.
     RouteConfiguration {
         /// Its name.
@@ -433,6 +440,12 @@ impl fmt::Display for Step {
             }
             Step::NoFilterChain { server_name } => {
                 write!(f, "no filter chain for server name {server_name:?}")
+            }
+            Step::TlsMismatch { client_tls: true } => {
+                f.write_str("a TLS client on a plain-text HTTP chain")
+            }
+            Step::TlsMismatch { client_tls: false } => {
+                f.write_str("a plain-text client on a chain that terminates TLS")
             }
             Step::RouteConfiguration { name } => write!(f, "route configuration {name:?}"),
             Step::Host { host } => write!(f, "host {host:?}"),
@@ -636,6 +649,11 @@ impl Evaluation<'_> {
                 let m: hcm::HttpConnectionManager = decode(&any.value, || {
                     format!("http_connection_manager of filter chain {i}")
                 })?;
+                let client_tls = self.request.sni.is_some();
+                if client_tls != tls {
+                    self.steps.push(Step::TlsMismatch { client_tls });
+                    return Ok((Action::Closed, None, None));
+                }
                 return self.http(&m, port, tls);
             }
             if any.type_url == tcp::TcpProxy::type_url() {

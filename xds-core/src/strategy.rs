@@ -833,7 +833,8 @@ fn mixed_case(s: &str, mask: u32) -> String {
 /// }
 /// let model = Model::from_objects(objects);
 /// let snapshot = Compiled::new(&model).snapshot().clone();
-/// proptest!(ProptestConfig::with_cases(32), |(req in xdsc_core::strategy::requests(&model))| {
+/// proptest!(ProptestConfig::with_cases(32), |(mut req in xdsc_core::strategy::requests(&model))| {
+///     req.sni = None; // a plain HTTP listener: no TLS
 ///     let out = evaluate(&snapshot, &req).unwrap();
 ///     let host = req.host.split(':').next().unwrap().to_ascii_lowercase();
 ///     if let Some((_, service)) = inventory.iter().find(|(h, _)| *h == host) {

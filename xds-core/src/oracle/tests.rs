@@ -745,7 +745,24 @@ fn https_filter_chains_are_chosen_by_sni() {
         Request::new("strict", "a.example.com", "/").sni("b.example.com"),
         r#"
 no filter chain for server name "b.example.com"
-=> close the connection (no filter chain)"#,
+=> close the connection"#,
+    );
+    // TLS and plain text do not mix.
+    check(
+        &s,
+        Request::new("fallback", "a.example.com", "/"),
+        r#"
+filter chain #1: no server names required
+a plain-text client on a chain that terminates TLS
+=> close the connection"#,
+    );
+    check(
+        &s,
+        get("a.example.com", "/").sni("a.example.com"),
+        r#"
+filter chain #0: no server names required
+a TLS client on a plain-text HTTP chain
+=> close the connection"#,
     );
     // Routes of an HTTPS listener come from its own route configuration.
     check(
@@ -781,7 +798,7 @@ filter chain #1 "b": wildcard server name "*.b.test"
         Request::new("tls", "", "").sni("c.test"),
         r#"
 no filter chain for server name "c.test"
-=> close the connection (no filter chain)"#,
+=> close the connection"#,
     );
     check(
         &s,
