@@ -205,6 +205,8 @@ pub enum Action {
     },
     /// No virtual host or no route matches (or the path is not relative): Envoy answers 404.
     NotFound,
+    /// The `Host` header has characters an authority cannot have: Envoy answers 400.
+    BadRequest,
     /// A TCP proxy forwards the connection to one of the clusters, picked at random by weight.
     TcpProxy {
         /// `(cluster, weight)`, in the filter's order (a single cluster has weight 1).
@@ -243,6 +245,7 @@ impl fmt::Display for Action {
                 Ok(())
             }
             Action::NotFound => f.write_str("answer 404 (no route)"),
+            Action::BadRequest => f.write_str("answer 400 (invalid host)"),
             Action::TcpProxy { clusters } => {
                 write!(f, "proxy the connection to ")?;
                 write_clusters(f, clusters)
@@ -394,6 +397,8 @@ pub enum Step {
     },
     /// No virtual host takes the host.
     NoVirtualHost,
+    /// The `Host` header is not a valid authority: the connection manager answers 400.
+    InvalidHost,
     /// The path is not relative (does not start with `/`): the connection manager answers 404.
     PathNotRelative,
     /// The virtual host requires TLS and the request is not `https` (by `x-forwarded-proto`).
@@ -459,6 +464,7 @@ impl fmt::Display for Step {
                 write!(f, "virtual host {name:?}: {how} {domain:?}")
             }
             Step::NoVirtualHost => f.write_str("no virtual host for this host"),
+            Step::InvalidHost => f.write_str("the host is not a valid authority"),
             Step::PathNotRelative => f.write_str("the path does not start with /"),
             Step::TlsRequired => f.write_str("the virtual host requires TLS"),
             Step::Skipped { route, why } => write!(f, "route {route:?} skipped: {why}"),
@@ -723,6 +729,10 @@ impl Evaluation<'_> {
                 )));
             }
         }
+        if !valid_authority(&self.request.host) {
+            self.steps.push(Step::InvalidHost);
+            return Ok((Action::BadRequest, None, None));
+        }
         // The connection manager strips the port (and trailing dot) from the Host header itself,
         // so the upstream sees the stripped host too.
         let mut host = self.request.host.clone();
@@ -984,6 +994,13 @@ impl RequestContext<'_> {
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| if self.tls { "https" } else { "http" }.to_owned())
     }
+}
+
+/// `nghttp2_check_authority`, which Envoy applies to the Host header: RFC 3986 authority
+/// characters only.
+fn valid_authority(host: &str) -> bool {
+    host.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"!$&'()*+,-.:;=@[]_~%".contains(&b))
 }
 
 fn strip_trailing_dot(host: &str) -> String {

@@ -674,6 +674,19 @@ fn direct_responses_answer_with_status_body_and_location() {
 }
 
 #[test]
+fn a_host_that_is_not_an_authority_gets_400() {
+    check(
+        &snapshot(SITE),
+        get("bad host", "/"),
+        r#"
+filter chain #0: no server names required
+route configuration "http"
+the host is not a valid authority
+=> answer 400 (invalid host)"#,
+    );
+}
+
+#[test]
 fn a_path_that_is_not_relative_gets_404() {
     check(
         &snapshot(SITE),
