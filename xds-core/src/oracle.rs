@@ -205,7 +205,8 @@ pub enum Action {
     },
     /// No virtual host or no route matches (or the path is not relative): Envoy answers 404.
     NotFound,
-    /// The `Host` header has characters an authority cannot have: Envoy answers 400.
+    /// The `Host` header has characters an authority cannot have: Envoy answers 400 over
+    /// HTTP/1.1 (over HTTP/2 its codec resets the stream instead).
     BadRequest,
     /// A TCP proxy forwards the connection to one of the clusters, picked at random by weight.
     TcpProxy {
