@@ -175,6 +175,21 @@ impl Request {
 }
 
 /// What Envoy does with the request.
+///
+/// ```
+/// # use xdsc_core::{compile::Compiled, model::*, oracle::*};
+/// # let mut vh = VirtualHost::new("site", ["http"], ["example.com", "*.example.com"]);
+/// # vh.routes.push(Route::forward_prefix("api", "/api", "api"));
+/// # let model = Model::from_objects([Object::Listener(Listener::new("http", 80)), Object::VirtualHost(vh), Object::Cluster(Cluster::new("api"))]);
+/// # let snapshot = Compiled::new(&model).snapshot().clone();
+/// let out = evaluate(&snapshot, &Request::new("http", "example.com", "/api/v1?x=1")).unwrap();
+/// assert_eq!(out.action, Action::Forward {
+///     clusters: vec![("api".into(), 1)],
+///     path: "/api/v1?x=1".into(),
+///     host: "example.com".into(),
+/// });
+/// assert_eq!(out.action.to_string(), r#"forward to cluster "api" with path "/api/v1?x=1" and host "example.com""#);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Forward upstream to one of the clusters, picked at random by weight (a single cluster
@@ -271,6 +286,16 @@ fn write_clusters(f: &mut fmt::Formatter<'_>, clusters: &[(String, u32)]) -> fmt
 }
 
 /// How a filter chain was chosen.
+///
+/// ```
+/// # use xdsc_core::{compile::Compiled, model::*, oracle::*};
+/// # let mut vh = VirtualHost::new("site", ["http"], ["example.com", "*.example.com"]);
+/// # vh.routes.push(Route::forward_prefix("api", "/api", "api"));
+/// # let model = Model::from_objects([Object::Listener(Listener::new("http", 80)), Object::VirtualHost(vh), Object::Cluster(Cluster::new("api"))]);
+/// # let snapshot = Compiled::new(&model).snapshot().clone();
+/// let out = evaluate(&snapshot, &Request::new("http", "example.com", "/")).unwrap();
+/// assert!(matches!(out.explanation[0], Step::FilterChain { why: ChainMatch::AnyServerName, .. }));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChainMatch {
     /// Its `server_names` hold the SNI.
@@ -284,6 +309,16 @@ pub enum ChainMatch {
 }
 
 /// How a virtual host's domain matched the host.
+///
+/// ```
+/// # use xdsc_core::{compile::Compiled, model::*, oracle::*};
+/// # let mut vh = VirtualHost::new("site", ["http"], ["example.com", "*.example.com"]);
+/// # vh.routes.push(Route::forward_prefix("api", "/api", "api"));
+/// # let model = Model::from_objects([Object::Listener(Listener::new("http", 80)), Object::VirtualHost(vh), Object::Cluster(Cluster::new("api"))]);
+/// # let snapshot = Compiled::new(&model).snapshot().clone();
+/// let out = evaluate(&snapshot, &Request::new("http", "www.example.com", "/")).unwrap();
+/// assert!(out.explanation.iter().any(|s| matches!(s, Step::VirtualHost { how: DomainMatch::Suffix, .. })));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DomainMatch {
     /// The domain equals the host.
@@ -297,6 +332,17 @@ pub enum DomainMatch {
 }
 
 /// Why a route did not match.
+///
+/// ```
+/// # use xdsc_core::{compile::Compiled, model::*, oracle::*};
+/// # let mut vh = VirtualHost::new("site", ["http"], ["example.com", "*.example.com"]);
+/// # vh.routes.push(Route::forward_prefix("api", "/api", "api"));
+/// # let model = Model::from_objects([Object::Listener(Listener::new("http", 80)), Object::VirtualHost(vh), Object::Cluster(Cluster::new("api"))]);
+/// # let snapshot = Compiled::new(&model).snapshot().clone();
+/// let out = evaluate(&snapshot, &Request::new("http", "example.com", "/web")).unwrap();
+/// let why = out.explanation.iter().find_map(|s| match s { Step::Skipped { why, .. } => Some(why), _ => None });
+/// assert_eq!(why.unwrap().to_string(), r#"path "/web" does not match prefix "/api""#);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mismatch {
     /// The path (without query string) does not match.
@@ -354,6 +400,16 @@ impl fmt::Display for Mismatch {
 }
 
 /// One step of the explanation.
+///
+/// ```
+/// # use xdsc_core::{compile::Compiled, model::*, oracle::*};
+/// # let mut vh = VirtualHost::new("site", ["http"], ["example.com", "*.example.com"]);
+/// # vh.routes.push(Route::forward_prefix("api", "/api", "api"));
+/// # let model = Model::from_objects([Object::Listener(Listener::new("http", 80)), Object::VirtualHost(vh), Object::Cluster(Cluster::new("api"))]);
+/// # let snapshot = Compiled::new(&model).snapshot().clone();
+/// let out = evaluate(&snapshot, &Request::new("http", "example.com", "/web")).unwrap();
+/// assert_eq!(out.explanation.last(), Some(&Step::NoRoute));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     /// The filter chain that took the connection.
@@ -479,6 +535,22 @@ impl fmt::Display for Step {
 }
 
 /// The answer: where the request goes, and why.
+///
+/// ```
+/// # use xdsc_core::{compile::Compiled, model::*, oracle::*};
+/// # let mut vh = VirtualHost::new("site", ["http"], ["example.com", "*.example.com"]);
+/// # vh.routes.push(Route::forward_prefix("api", "/api", "api"));
+/// # let model = Model::from_objects([Object::Listener(Listener::new("http", 80)), Object::VirtualHost(vh), Object::Cluster(Cluster::new("api"))]);
+/// # let snapshot = Compiled::new(&model).snapshot().clone();
+/// let out = evaluate(&snapshot, &Request::new("http", "Example.com:80", "/api")).unwrap();
+/// assert_eq!((out.virtual_host.as_deref(), out.route.as_deref()), (Some("site"), Some("api")));
+/// assert_eq!(out.to_string(), r#"filter chain #0: no server names required
+/// route configuration "http"
+/// host "example.com"
+/// virtual host "site": exact domain "example.com"
+/// route "api" matches
+/// => forward to cluster "api" with path "/api" and host "Example.com""#);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// The virtual host that matched, if any.
@@ -501,6 +573,16 @@ impl fmt::Display for Outcome {
 }
 
 /// Why a request could not be evaluated.
+///
+/// ```
+/// # use xdsc_core::{compile::Compiled, model::*, oracle::*};
+/// # let mut vh = VirtualHost::new("site", ["http"], ["example.com", "*.example.com"]);
+/// # vh.routes.push(Route::forward_prefix("api", "/api", "api"));
+/// # let model = Model::from_objects([Object::Listener(Listener::new("http", 80)), Object::VirtualHost(vh), Object::Cluster(Cluster::new("api"))]);
+/// # let snapshot = Compiled::new(&model).snapshot().clone();
+/// let err = evaluate(&snapshot, &Request::new("https", "example.com", "/")).unwrap_err();
+/// assert_eq!(err, OracleError::NoListener("https".into()));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OracleError {
     /// The snapshot has no listener of that name.
