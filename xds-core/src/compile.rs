@@ -54,7 +54,7 @@ use crate::model::{self, Change, Kind, Model, Object, ObjectKey};
 use crate::snapshot::{Resource, ResourceType, Snapshot};
 
 mod translate;
-mod validate;
+pub(crate) mod validate;
 
 use translate::{CheckedVhost, SecretState};
 

@@ -5,6 +5,7 @@ mod canonical;
 pub mod compile;
 mod descriptors;
 pub mod model;
+pub mod oracle;
 pub mod render;
 pub mod snapshot;
 #[cfg(feature = "proptest")]
