@@ -1,0 +1,346 @@
+//! In-process protocol tests over the real gRPC transport: a tonic client plays Envoy through
+//! scripted sequences against a server on a free loopback port.
+
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use envoy_types::pb::google::rpc::Status as RpcStatus;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+use xdsc_core::compile::Compiled;
+use xdsc_core::model::{Model, Object};
+use xdsc_core::snapshot::{ResourceType as T, Snapshot};
+use xdsc_server::{Limits, Publisher, XdsServer};
+
+const STEP: Duration = Duration::from_secs(5);
+
+fn snapshot(route_to: &str, clusters: &[&str], port: u16) -> Snapshot {
+    let mut docs = vec![
+        json!({"kind":"Listener","name":"http","port":8080}),
+        json!({"kind":"VirtualHost","name":"v","listeners":["http"],"domains":["*"],
+               "routes":[{"name":"r","forward":{"backends":[{"cluster":route_to}]}}]}),
+    ];
+    for c in clusters {
+        docs.push(json!({"kind":"Cluster","name":c}));
+        docs.push(json!({"kind":"Endpoints","name":c,"localities":[{"endpoints":[{"address":"10.0.0.1","port":port}]}]}));
+    }
+    let objects: Vec<Object> = serde_json::from_value(Value::Array(docs)).expect("model");
+    Compiled::new(&Model::from_objects(objects))
+        .snapshot()
+        .clone()
+}
+
+struct Server {
+    publisher: Publisher,
+    port: u16,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+async fn server(first: Snapshot, limits: Limits) -> Server {
+    let publisher = Publisher::new();
+    publisher.publish("default", first);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let xds = XdsServer::new(publisher.clone()).with_limits(limits);
+    tokio::spawn(xds.serve(listener, async move {
+        let _ = stopped.changed().await;
+    }));
+    Server {
+        publisher,
+        port,
+        _stop: stop,
+    }
+}
+
+/// One state-of-the-world ADS stream.
+struct Sotw {
+    tx: mpsc::Sender<DiscoveryRequest>,
+    rx: Streaming<DiscoveryResponse>,
+}
+
+async fn client(port: u16) -> AggregatedDiscoveryServiceClient<tonic::transport::Channel> {
+    AggregatedDiscoveryServiceClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("connect")
+}
+
+fn node(id: &str) -> Option<Node> {
+    Some(Node {
+        id: id.into(),
+        cluster: "default".into(),
+        ..Default::default()
+    })
+}
+
+impl Sotw {
+    async fn open(port: u16, id: &str) -> Sotw {
+        let (tx, rx) = mpsc::channel(16);
+        let mut c = client(port).await;
+        let first = DiscoveryRequest {
+            node: node(id),
+            type_url: T::Cluster.type_url().into(),
+            ..Default::default()
+        };
+        tx.send(first).await.expect("send");
+        let rx = c
+            .stream_aggregated_resources(ReceiverStream::new(rx))
+            .await
+            .expect("stream")
+            .into_inner();
+        Sotw { tx, rx }
+    }
+
+    async fn send(&self, t: T, names: &[&str], version: &str, nonce: &str, error: Option<&str>) {
+        let r = DiscoveryRequest {
+            type_url: t.type_url().into(),
+            resource_names: names.iter().map(|n| n.to_string()).collect(),
+            version_info: version.into(),
+            response_nonce: nonce.into(),
+            error_detail: error.map(|m| RpcStatus {
+                code: 3,
+                message: m.into(),
+                details: vec![],
+            }),
+            ..Default::default()
+        };
+        self.tx.send(r).await.expect("send");
+    }
+
+    async fn ack(&self, r: &DiscoveryResponse, names: &[&str]) {
+        let t = T::from_type_url(&r.type_url).expect("known type");
+        self.send(t, names, &r.version_info, &r.nonce, None).await;
+    }
+
+    async fn next(&mut self) -> DiscoveryResponse {
+        tokio::time::timeout(STEP, self.rx.message())
+            .await
+            .expect("a response in time")
+            .expect("stream ok")
+            .expect("stream open")
+    }
+
+    async fn nothing(&mut self) {
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(300), self.rx.message()).await {
+            panic!("expected nothing, got {r:?}");
+        }
+    }
+
+    /// Plays the initial exchange like Envoy; returns the responses' versions per type.
+    async fn settle(&mut self, clusters: &[&str]) -> Vec<DiscoveryResponse> {
+        let cds = self.next().await;
+        assert_eq!(cds.type_url, T::Cluster.type_url());
+        self.send(T::Listener, &[], "", "", None).await;
+        self.ack(&cds, &[]).await;
+        self.send(T::Endpoint, clusters, "", "", None).await;
+        let eds = self.next().await;
+        assert_eq!(eds.type_url, T::Endpoint.type_url());
+        self.ack(&eds, clusters).await;
+        let lds = self.next().await;
+        assert_eq!(
+            lds.type_url,
+            T::Listener.type_url(),
+            "listeners after endpoints"
+        );
+        self.ack(&lds, &[]).await;
+        self.send(T::Route, &["http"], "", "", None).await;
+        let rds = self.next().await;
+        assert_eq!(rds.type_url, T::Route.type_url());
+        self.ack(&rds, &["http"]).await;
+        self.nothing().await;
+        vec![cds, eds, lds, rds]
+    }
+}
+
+#[tokio::test]
+async fn ack_ordering_and_a_change_of_one_type() {
+    let s = server(snapshot("a", &["a", "b"], 80), Limits::default()).await;
+    let mut c = Sotw::open(s.port, "n1").await;
+    c.settle(&["a", "b"]).await;
+    s.publisher
+        .publish("default", snapshot("a", &["a", "b"], 81));
+    let eds = c.next().await;
+    assert_eq!(
+        (eds.type_url.as_str(), eds.resources.len()),
+        (T::Endpoint.type_url(), 2)
+    );
+    c.ack(&eds, &["a", "b"]).await;
+    c.nothing().await;
+}
+
+#[tokio::test]
+async fn nack_then_fix() {
+    let s = server(snapshot("a", &["a"], 80), Limits::default()).await;
+    let mut c = Sotw::open(s.port, "n1").await;
+    c.settle(&["a"]).await;
+    s.publisher
+        .publish("default", snapshot("a", &["a", "bad"], 80));
+    let cds = c.next().await;
+    c.send(
+        T::Cluster,
+        &[],
+        "",
+        &cds.nonce,
+        Some("rejected by the test"),
+    )
+    .await;
+    c.nothing().await; // not resent
+    s.publisher
+        .publish("default", snapshot("a", &["a", "bad"], 80));
+    c.nothing().await; // not even when republished
+    s.publisher
+        .publish("default", snapshot("a", &["a", "good"], 80));
+    let fixed = c.next().await;
+    assert_eq!(fixed.type_url, T::Cluster.type_url());
+    assert_ne!(fixed.version_info, cds.version_info);
+}
+
+#[tokio::test]
+async fn a_reconnect_with_held_versions_receives_nothing() {
+    let s = server(snapshot("a", &["a"], 80), Limits::default()).await;
+    let mut c = Sotw::open(s.port, "n1").await;
+    let held = c.settle(&["a"]).await;
+    drop(c);
+    // A new stream presenting every version it holds.
+    let (tx, rx) = mpsc::channel(16);
+    let names: [&[&str]; 4] = [&[], &["a"], &[], &["http"]];
+    for (r, names) in held.iter().zip(names) {
+        tx.send(DiscoveryRequest {
+            node: node("n1"),
+            type_url: r.type_url.clone(),
+            version_info: r.version_info.clone(),
+            resource_names: names.iter().map(|n| n.to_string()).collect(),
+            ..Default::default()
+        })
+        .await
+        .expect("send");
+    }
+    let mut rx = client(s.port)
+        .await
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .expect("stream")
+        .into_inner();
+    if let Ok(r) = tokio::time::timeout(Duration::from_millis(500), rx.message()).await {
+        panic!("a reconnecting client was sent {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn named_subscriptions_and_unsubscribe() {
+    let s = server(snapshot("a", &["a", "b"], 80), Limits::default()).await;
+    let mut c = Sotw::open(s.port, "n1").await;
+    let cds = c.next().await;
+    c.ack(&cds, &[]).await;
+    c.send(T::Endpoint, &["b"], "", "", None).await;
+    let eds = c.next().await;
+    assert_eq!(eds.resources.len(), 1, "only the name asked for");
+    // Unsubscribe from b, subscribe to a: a arrives.
+    c.ack(&eds, &["a"]).await;
+    let eds2 = c.next().await;
+    assert_eq!(eds2.resources.len(), 1);
+    c.ack(&eds2, &["a"]).await;
+    // Only b's endpoints change: nothing is sent, b is no longer subscribed.
+    let b_moved = snapshot("a", &["b"], 99);
+    let next =
+        snapshot("a", &["a", "b"], 80).with((**b_moved.get(T::Endpoint, "b").unwrap()).clone());
+    s.publisher.publish("default", next);
+    c.nothing().await;
+}
+
+async fn next_delta(rx: &mut Streaming<DeltaDiscoveryResponse>) -> DeltaDiscoveryResponse {
+    tokio::time::timeout(STEP, rx.message())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("open")
+}
+
+#[tokio::test]
+async fn delta_removals_over_the_wire() {
+    let s = server(snapshot("a", &["a", "b"], 80), Limits::default()).await;
+    let (tx, rx) = mpsc::channel(16);
+    tx.send(DeltaDiscoveryRequest {
+        node: node("d1"),
+        type_url: T::Endpoint.type_url().into(),
+        resource_names_subscribe: vec!["a".into(), "b".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("send");
+    let mut rx = client(s.port)
+        .await
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .expect("stream")
+        .into_inner();
+    let r1 = next_delta(&mut rx).await;
+    assert_eq!(r1.resources.len(), 2);
+    tx.send(DeltaDiscoveryRequest {
+        type_url: r1.type_url.clone(),
+        response_nonce: r1.nonce.clone(),
+        ..Default::default()
+    })
+    .await
+    .expect("ack");
+    s.publisher.publish("default", snapshot("a", &["a"], 80));
+    let r2 = next_delta(&mut rx).await;
+    assert_eq!(r2.removed_resources, ["b"]);
+    assert!(r2.resources.is_empty());
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_does_not_hold_back_another() {
+    // 3,000 clusters: the first cluster response (~200 KiB) is larger than an HTTP/2 window,
+    // so the server's send to the stalled client really blocks.
+    let names: Vec<String> = (0..3000).map(|i| format!("service-{i:04}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let s = server(snapshot("service-0000", &refs, 80), Limits::default()).await;
+    let stalled = Sotw::open(s.port, "stalled").await; // asks for clusters, never reads
+    let mut healthy = Sotw::open(s.port, "healthy").await;
+    healthy.settle(&refs).await;
+    for port in 81..101 {
+        s.publisher
+            .publish("default", snapshot("service-0000", &refs, port));
+        let eds = healthy.next().await;
+        assert_eq!(
+            (eds.type_url.as_str(), eds.resources.len()),
+            (T::Endpoint.type_url(), 3000)
+        );
+        healthy.ack(&eds, &refs).await;
+    }
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn too_many_names_end_the_stream_with_a_clear_status() {
+    let s = server(
+        snapshot("a", &["a"], 80),
+        Limits {
+            max_subscribed_names: 2,
+        },
+    )
+    .await;
+    let mut c = Sotw::open(s.port, "n1").await;
+    let cds = c.next().await;
+    c.ack(&cds, &[]).await;
+    c.send(T::Endpoint, &["a", "b", "c"], "", "", None).await;
+    let status = tokio::time::timeout(STEP, c.rx.message())
+        .await
+        .expect("in time")
+        .expect_err("a status");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        status.message().contains("limit of 2"),
+        "{}",
+        status.message()
+    );
+}
