@@ -261,7 +261,7 @@ impl fmt::Display for Action {
                 Ok(())
             }
             Action::NotFound => f.write_str("answer 404 (no route)"),
-            Action::BadRequest => f.write_str("answer 400 (invalid host)"),
+            Action::BadRequest => f.write_str("answer 400 (bad request)"),
             Action::TcpProxy { clusters } => {
                 write!(f, "proxy the connection to ")?;
                 write_clusters(f, clusters)
@@ -456,7 +456,8 @@ pub enum Step {
     NoVirtualHost,
     /// The `Host` header is not a valid authority: the connection manager answers 400.
     InvalidHost,
-    /// The path is not relative (does not start with `/`): the connection manager answers 404.
+    /// The path does not start with `/`: not an origin-form request-target, which Envoy's
+    /// HTTP/1.1 codec answers with 400 before routing (found by the differential test).
     PathNotRelative,
     /// The virtual host requires TLS and the request is not `https` (by `x-forwarded-proto`).
     TlsRequired,
@@ -839,7 +840,7 @@ impl Evaluation<'_> {
         };
         if !self.request.path.starts_with('/') {
             self.steps.push(Step::PathNotRelative);
-            return Ok((Action::NotFound, None, None));
+            return Ok((Action::BadRequest, None, None));
         }
         self.routes(&rc, &ctx)
     }
