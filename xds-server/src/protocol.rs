@@ -552,7 +552,9 @@ impl Stream {
             Version::of_set(desired.iter().map(|r| (r.name(), r.version()))).to_string();
         match self.variant {
             Variant::Sotw => {
-                let full = full_state(t) || st.wildcard;
+                // Only clusters and listeners carry the complete state; other types send what
+                // changed, wildcard or not (xDS: "grouped into responses as in delta").
+                let full = full_state(t);
                 let changed: Vec<Arc<Resource>> = desired
                     .iter()
                     .filter(|r| {

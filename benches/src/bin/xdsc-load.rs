@@ -298,7 +298,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (ch, shared) = (channels[id % channels.len()].clone(), shared.clone());
             tokio::spawn(async move {
                 if let Err(e) = client_stream(id, ch, args.delta, shared).await {
-                    eprintln!("stream {id}: {e}");
+                    if !e.message().contains("error reading a body") {
+                        eprintln!("stream {id}: {e}");
+                    }
                 }
             });
         }
