@@ -344,3 +344,86 @@ async fn too_many_names_end_the_stream_with_a_clear_status() {
         status.message()
     );
 }
+
+#[tokio::test]
+async fn per_type_services_serve_their_type_state_of_the_world_and_delta() {
+    use envoy_types::pb::envoy::service::cluster::v3::cluster_discovery_service_client::ClusterDiscoveryServiceClient;
+    use envoy_types::pb::envoy::service::endpoint::v3::endpoint_discovery_service_client::EndpointDiscoveryServiceClient;
+    let s = server(snapshot("a", &["a", "b"], 80), Limits::default()).await;
+    let url = format!("http://127.0.0.1:{}", s.port);
+    // Clusters, state of the world.
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(DiscoveryRequest {
+        node: node("cds"),
+        type_url: T::Cluster.type_url().into(),
+        ..Default::default()
+    })
+    .await
+    .expect("send");
+    let mut cds = ClusterDiscoveryServiceClient::connect(url.clone())
+        .await
+        .expect("connect");
+    let mut rx = cds
+        .stream_clusters(ReceiverStream::new(rx))
+        .await
+        .expect("stream")
+        .into_inner();
+    let r = tokio::time::timeout(STEP, rx.message())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("open");
+    assert_eq!(
+        (r.type_url.as_str(), r.resources.len()),
+        (T::Cluster.type_url(), 2)
+    );
+    // Another type on a per-type stream is refused.
+    tx.send(DiscoveryRequest {
+        type_url: T::Listener.type_url().into(),
+        ..Default::default()
+    })
+    .await
+    .expect("send");
+    let status = tokio::time::timeout(STEP, rx.message())
+        .await
+        .expect("in time")
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    // Endpoints, delta.
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(DeltaDiscoveryRequest {
+        node: node("eds"),
+        type_url: T::Endpoint.type_url().into(),
+        resource_names_subscribe: vec!["b".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("send");
+    let mut eds = EndpointDiscoveryServiceClient::connect(url)
+        .await
+        .expect("connect");
+    let mut rx = eds
+        .delta_endpoints(ReceiverStream::new(rx))
+        .await
+        .expect("stream")
+        .into_inner();
+    let r = next_delta(&mut rx).await;
+    assert_eq!(
+        r.resources
+            .iter()
+            .map(|x| x.name.as_str())
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+    // A unary fetch of endpoints.
+    let fetched = eds
+        .fetch_endpoints(DiscoveryRequest {
+            type_url: T::Endpoint.type_url().into(),
+            resource_names: vec!["a".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("fetch")
+        .into_inner();
+    assert_eq!(fetched.resources.len(), 1);
+}

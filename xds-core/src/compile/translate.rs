@@ -503,6 +503,32 @@ fn access_logs(logs: &[model::AccessLog], d: &mut Diags) -> Vec<accesslog::Acces
         .collect()
 }
 
+/// Validates SNI names and claims them for one filter chain: names claimed by an earlier
+/// chain of the listener are reported (as `{field}[i]`) and skipped.
+fn claim_server_names(
+    hosts: &[String],
+    claimed: &mut BTreeSet<String>,
+    field: &str,
+    earlier: &str,
+    d: &mut Diags,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    for (j, h) in hosts.iter().enumerate() {
+        match validate::server_name(h) {
+            Ok(n) if claimed.contains(&n) => d.warn(
+                format_args!("{field}[{j}]"),
+                Problem::invalid(format!("{n:?} is already {earlier}")),
+            ),
+            Ok(n) => {
+                claimed.insert(n.clone());
+                names.push(n);
+            }
+            Err(p) => d.error(format_args!("{field}[{j}]"), p),
+        }
+    }
+    names
+}
+
 fn network_filter<M: Message + Name>(name: &str, config: &M) -> listener::Filter {
     listener::Filter {
         name: name.to_owned(),
@@ -681,22 +707,13 @@ pub(crate) fn listener(
                             continue;
                         }
                     }
-                    let mut names = Vec::new();
-                    for (j, h) in t.hosts.iter().enumerate() {
-                        match validate::server_name(h) {
-                            Ok(n) if claimed.contains(&n) => d.warn(
-                                format_args!("{field}.hosts[{j}]"),
-                                Problem::invalid(format!(
-                                    "{n:?} is already served by an earlier tls entry"
-                                )),
-                            ),
-                            Ok(n) => {
-                                claimed.insert(n.clone());
-                                names.push(n);
-                            }
-                            Err(p) => d.error(format_args!("{field}.hosts[{j}]"), p),
-                        }
-                    }
+                    let mut names = claim_server_names(
+                        &t.hosts,
+                        &mut claimed,
+                        &format!("{field}.hosts"),
+                        "served by an earlier tls entry",
+                        d,
+                    );
                     if t.hosts.is_empty() {
                         if has_default {
                             d.warn(
@@ -770,22 +787,13 @@ pub(crate) fn listener(
                     );
                     continue;
                 }
-                let mut names = Vec::new();
-                for (j, h) in r.sni.iter().enumerate() {
-                    match validate::server_name(h) {
-                        Ok(n) if claimed.contains(&n) => d.warn(
-                            format_args!("{field}.sni[{j}]"),
-                            Problem::invalid(format!(
-                                "{n:?} is already routed by an earlier route"
-                            )),
-                        ),
-                        Ok(n) => {
-                            claimed.insert(n.clone());
-                            names.push(n);
-                        }
-                        Err(p) => d.error(format_args!("{field}.sni[{j}]"), p),
-                    }
-                }
+                let mut names = claim_server_names(
+                    &r.sni,
+                    &mut claimed,
+                    &format!("{field}.sni"),
+                    "routed by an earlier route",
+                    d,
+                );
                 if r.sni.is_empty() {
                     if has_default {
                         d.error(
