@@ -297,10 +297,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for id in 0..args.streams {
             let (ch, shared) = (channels[id % channels.len()].clone(), shared.clone());
             tokio::spawn(async move {
-                if let Err(e) = client_stream(id, ch, args.delta, shared).await {
-                    if !e.message().contains("error reading a body") {
-                        eprintln!("stream {id}: {e}");
-                    }
+                if let Err(e) = client_stream(id, ch, args.delta, shared).await
+                    && !e.message().contains("error reading a body")
+                {
+                    eprintln!("stream {id}: {e}");
                 }
             });
         }
