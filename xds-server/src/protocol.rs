@@ -188,6 +188,11 @@ struct TypeState {
     rejected: Option<String>,
     acked_version: Option<String>,
     last_nack: Option<Nack>,
+    /// The snapshot type version at which this type was last found settled (nothing pending,
+    /// nothing to send, and, for endpoints and routes, covering what the client holds of the
+    /// type before). Cleared whenever the subscription, what the client holds, or the
+    /// pending response changes; a snapshot whose type version is unchanged then costs O(1).
+    settled_at: Option<Version>,
 }
 
 /// What a type would send now.
@@ -314,6 +319,7 @@ impl Stream {
     pub fn on_request(&mut self, req: Request) -> Result<Step, ProtocolError> {
         let t = self.type_of(&req.type_url)?;
         let first = !self.types.contains_key(&t);
+        self.unsettle(t);
         let st = self.types.entry(t).or_default();
         let star = req.resource_names.iter().any(|n| n == "*");
         st.wildcard = star || (req.resource_names.is_empty() && (first || st.wildcard));
@@ -367,6 +373,7 @@ impl Stream {
     pub fn on_delta_request(&mut self, req: Request) -> Result<Step, ProtocolError> {
         let t = self.type_of(&req.type_url)?;
         let first = !self.types.contains_key(&t);
+        self.unsettle(t);
         let st = self.types.entry(t).or_default();
         if first {
             st.wildcard = req.subscribe.is_empty() || req.subscribe.iter().any(|n| n == "*");
@@ -422,6 +429,7 @@ impl Stream {
         error: Option<String>,
         events: &mut Vec<Event>,
     ) {
+        self.unsettle(t);
         let st = self.types.entry(t).or_default();
         let Some(pending) = st.pending.as_ref().filter(|p| p.nonce == nonce) else {
             events.push(Event::StaleNonce { resource_type: t });
@@ -547,6 +555,9 @@ impl Stream {
     /// What type `t` would send now, if anything (ignoring pending and rejected state).
     fn plan(&self, t: ResourceType, defer: bool) -> Option<Plan> {
         let st = self.types.get(&t)?;
+        if st.settled_at == Some(self.snapshot.resources(t).version()) {
+            return None;
+        }
         let desired = self.desired(t, defer)?;
         let version_info =
             Version::of_set(desired.iter().map(|r| (r.name(), r.version()))).to_string();
@@ -628,11 +639,71 @@ impl Stream {
     /// Whether type `t` has nothing to send, nothing awaiting acknowledgement, and covers
     /// what the client holds of the type before it.
     fn settled(&self, t: ResourceType) -> bool {
+        let current = self.snapshot.resources(t).version();
+        let memo = |x: ResourceType| {
+            self.types
+                .get(&x)
+                .is_some_and(|st| st.settled_at == Some(self.snapshot.resources(x).version()))
+        };
+        // The memo of `t` holds while its own state and type version hold; coverage also
+        // depends on the parent type, whose memo must hold too.
+        let parent = match t {
+            ResourceType::Endpoint => Some(ResourceType::Cluster),
+            ResourceType::Route => Some(ResourceType::Listener),
+            _ => None,
+        };
+        if self
+            .types
+            .get(&t)
+            .is_some_and(|st| st.settled_at == Some(current))
+            && parent.is_none_or(memo)
+        {
+            return true;
+        }
         self.covered(t)
             && self
                 .types
                 .get(&t)
                 .is_none_or(|st| st.pending.is_none() && self.plan(t, true).is_none())
+    }
+
+    /// Forgets that `t` (and the type whose coverage depends on it) was settled.
+    fn unsettle(&mut self, t: ResourceType) {
+        let child = match t {
+            ResourceType::Cluster => Some(ResourceType::Endpoint),
+            ResourceType::Listener => Some(ResourceType::Route),
+            _ => None,
+        };
+        for x in std::iter::once(t).chain(child) {
+            if let Some(st) = self.types.get_mut(&x) {
+                st.settled_at = None;
+            }
+        }
+    }
+
+    /// Records which types are settled at the current snapshot, so that the next snapshot
+    /// skips them in O(1) when their type version is unchanged. Clusters are recorded only
+    /// when no removed cluster is being kept (their plan then does not depend on routes).
+    fn remember_settled(&mut self) {
+        let types: Vec<ResourceType> = self.types.keys().copied().collect();
+        for t in types {
+            let current = self.snapshot.resources(t).version();
+            if self
+                .types
+                .get(&t)
+                .is_some_and(|st| st.settled_at == Some(current))
+            {
+                continue;
+            }
+            let settled = self.settled(t)
+                && (t != ResourceType::Cluster || self.plan(t, false).is_none())
+                && (self.only.is_some()
+                    || t != ResourceType::Endpoint
+                    || self.settled(ResourceType::Cluster));
+            if let Some(st) = self.types.get_mut(&t) {
+                st.settled_at = settled.then_some(current);
+            }
+        }
     }
 
     fn try_send(&mut self, t: ResourceType) -> Option<Response> {
@@ -653,6 +724,7 @@ impl Stream {
             .collect();
         sent.extend(plan.removed.iter().map(|n| (n.clone(), None)));
         let st = self.types.get_mut(&t)?;
+        st.settled_at = None;
         st.pending = Some(Pending {
             nonce: nonce.clone(),
             version_info: plan.version_info.clone(),
@@ -679,19 +751,21 @@ impl Stream {
     fn pump(&mut self) -> Vec<Response> {
         let mut out = Vec::new();
         let aggregated = self.only.is_none();
+        let mut clusters_and_endpoints = None;
         for t in ORDER {
             let allowed = !aggregated
                 || match t {
-                    ResourceType::Listener => {
-                        self.settled(ResourceType::Cluster) && self.settled(ResourceType::Endpoint)
-                    }
-                    ResourceType::Route => {
-                        self.settled(ResourceType::Cluster)
-                            && self.settled(ResourceType::Endpoint)
-                            && self.types.get(&ResourceType::Listener).is_none_or(|st| {
-                                st.pending.is_some()
-                                    || self.plan(ResourceType::Listener, true).is_none()
-                            })
+                    ResourceType::Listener | ResourceType::Route => {
+                        let ready = *clusters_and_endpoints.get_or_insert_with(|| {
+                            self.settled(ResourceType::Cluster)
+                                && self.settled(ResourceType::Endpoint)
+                        });
+                        ready
+                            && (t == ResourceType::Listener
+                                || self.types.get(&ResourceType::Listener).is_none_or(|st| {
+                                    st.pending.is_some()
+                                        || self.plan(ResourceType::Listener, true).is_none()
+                                }))
                     }
                     _ => true,
                 };
@@ -702,6 +776,7 @@ impl Stream {
         if let Some(r) = self.try_send(ResourceType::Secret) {
             out.push(r);
         }
+        self.remember_settled();
         out
     }
 
