@@ -217,7 +217,7 @@ pub struct TypeStatus {
     pub pending_version: Option<String>,
     /// The last acknowledged version.
     pub acked_version: Option<String>,
-    /// The last rejection, if any since the last acknowledgement... or ever.
+    /// The last rejection of this type, if any; kept after later acknowledgements as history.
     pub last_nack: Option<Nack>,
 }
 
