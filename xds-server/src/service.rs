@@ -14,7 +14,6 @@ use envoy_types::pb::envoy::service::cluster::v3::cluster_discovery_service_serv
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-    Resource as DeltaResource,
 };
 use envoy_types::pb::envoy::service::endpoint::v3::endpoint_discovery_service_server::EndpointDiscoveryService;
 use envoy_types::pb::envoy::service::listener::v3::listener_discovery_service_server::ListenerDiscoveryService;
@@ -75,26 +74,6 @@ fn sotw_message(r: &Response) -> DiscoveryResponse {
     }
 }
 
-fn delta_message(r: &Response) -> DeltaDiscoveryResponse {
-    DeltaDiscoveryResponse {
-        system_version_info: r.version_info.clone(),
-        resources: r
-            .resources
-            .iter()
-            .map(|x| DeltaResource {
-                name: x.name().to_owned(),
-                version: x.version().to_string(),
-                resource: Some(x.to_any()),
-                ..Default::default()
-            })
-            .collect(),
-        type_url: r.resource_type.type_url().to_owned(),
-        removed_resources: r.removed.iter().map(|n| n.to_string()).collect(),
-        nonce: r.nonce.clone(),
-        ..Default::default()
-    }
-}
-
 fn from_sotw(r: DiscoveryRequest) -> (Option<Node>, protocol::Request) {
     let error = r.error_detail.map(|s| {
         if s.message.is_empty() {
@@ -141,7 +120,7 @@ fn from_delta(r: DeltaDiscoveryRequest) -> (Option<Node>, protocol::Request) {
 }
 
 /// The wire forms of one protocol variant.
-trait Wire: Send + 'static {
+pub(crate) trait Wire: Send + 'static {
     type In: Send + 'static;
     type Out: Send + 'static;
     const VARIANT: Variant;
@@ -149,29 +128,29 @@ trait Wire: Send + 'static {
     fn encode(r: &Response) -> Self::Out;
 }
 
-struct SotwWire;
+pub(crate) struct SotwWire;
 impl Wire for SotwWire {
     type In = DiscoveryRequest;
-    type Out = DiscoveryResponse;
+    type Out = crate::wire::SotwOut;
     const VARIANT: Variant = Variant::Sotw;
     fn decode(m: DiscoveryRequest) -> (Option<Node>, protocol::Request) {
         from_sotw(m)
     }
-    fn encode(r: &Response) -> DiscoveryResponse {
-        sotw_message(r)
+    fn encode(r: &Response) -> crate::wire::SotwOut {
+        r.into()
     }
 }
 
-struct DeltaWire;
+pub(crate) struct DeltaWire;
 impl Wire for DeltaWire {
     type In = DeltaDiscoveryRequest;
-    type Out = DeltaDiscoveryResponse;
+    type Out = crate::wire::DeltaOut;
     const VARIANT: Variant = Variant::Delta;
     fn decode(m: DeltaDiscoveryRequest) -> (Option<Node>, protocol::Request) {
         from_delta(m)
     }
-    fn encode(r: &Response) -> DeltaDiscoveryResponse {
-        delta_message(r)
+    fn encode(r: &Response) -> crate::wire::DeltaOut {
+        r.into()
     }
 }
 
@@ -300,6 +279,70 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// A stream through the generated tonic servers, whose message types own their bytes.
+    /// [`crate::XdsServer`] routes streams to [`XdsMethod`] instead; this remains for embedders
+    /// that mount the generated services themselves.
+    fn open_copying<W: Wire>(
+        &self,
+        request: GrpcRequest<Streaming<W::In>>,
+        only: Option<ResourceType>,
+    ) -> BoxStream<<W::Out as Copying>::Owned>
+    where
+        W::Out: Copying,
+        Streaming<W::In>: Send,
+    {
+        let peer = peer(&request);
+        let stream = self.open::<W>(request.into_inner(), only, peer);
+        Box::pin(tokio_stream::StreamExt::map(stream, |m| {
+            m.map(Copying::into_owned)
+        }))
+    }
+}
+
+/// The generated message a zero-copy response converts to (copying its bytes).
+pub(crate) trait Copying: Send + 'static {
+    type Owned: Send + 'static;
+    fn into_owned(self) -> Self::Owned;
+}
+
+impl Copying for crate::wire::SotwOut {
+    type Owned = DiscoveryResponse;
+    fn into_owned(self) -> DiscoveryResponse {
+        self.to_generated()
+    }
+}
+
+impl Copying for crate::wire::DeltaOut {
+    type Owned = DeltaDiscoveryResponse;
+    fn into_owned(self) -> DeltaDiscoveryResponse {
+        self.to_generated()
+    }
+}
+
+/// One streaming discovery method (aggregated or one type, state of the world or delta),
+/// answered with responses encoded from the shared resource bytes.
+pub(crate) struct XdsMethod<W: Wire> {
+    pub(crate) shared: Shared,
+    pub(crate) only: Option<ResourceType>,
+    pub(crate) wire: std::marker::PhantomData<W>,
+}
+
+impl<W: Wire> tonic::server::StreamingService<W::In> for XdsMethod<W>
+where
+    Streaming<W::In>: Send,
+{
+    type Response = W::Out;
+    type ResponseStream = BoxStream<W::Out>;
+    type Future = tonic::codegen::BoxFuture<GrpcResponse<BoxStream<W::Out>>, Status>;
+
+    fn call(&mut self, request: GrpcRequest<Streaming<W::In>>) -> Self::Future {
+        let peer = peer(&request);
+        let stream = self.shared.open::<W>(request.into_inner(), self.only, peer);
+        Box::pin(async move { Ok(GrpcResponse::new(stream)) })
+    }
+}
+
 /// The xDS services of one server; register it with tonic through [`crate::XdsServer`].
 #[derive(Clone)]
 pub(crate) struct Services(pub(crate) Shared);
@@ -317,24 +360,18 @@ impl AggregatedDiscoveryService for Services {
         &self,
         request: GrpcRequest<Streaming<DiscoveryRequest>>,
     ) -> Result<GrpcResponse<Self::StreamAggregatedResourcesStream>, Status> {
-        let peer = peer(&request);
-        Ok(GrpcResponse::new(self.0.open::<SotwWire>(
-            request.into_inner(),
-            None,
-            peer,
-        )))
+        Ok(GrpcResponse::new(
+            self.0.open_copying::<SotwWire>(request, None),
+        ))
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: GrpcRequest<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<GrpcResponse<Self::DeltaAggregatedResourcesStream>, Status> {
-        let peer = peer(&request);
-        Ok(GrpcResponse::new(self.0.open::<DeltaWire>(
-            request.into_inner(),
-            None,
-            peer,
-        )))
+        Ok(GrpcResponse::new(
+            self.0.open_copying::<DeltaWire>(request, None),
+        ))
     }
 }
 
@@ -378,24 +415,18 @@ macro_rules! per_type_service {
                 &self,
                 request: GrpcRequest<Streaming<DiscoveryRequest>>,
             ) -> Result<GrpcResponse<Self::$stream>, Status> {
-                let peer = peer(&request);
-                Ok(GrpcResponse::new(self.0.open::<SotwWire>(
-                    request.into_inner(),
-                    Some($t),
-                    peer,
-                )))
+                Ok(GrpcResponse::new(
+                    self.0.open_copying::<SotwWire>(request, Some($t)),
+                ))
             }
 
             async fn $delta_fn(
                 &self,
                 request: GrpcRequest<Streaming<DeltaDiscoveryRequest>>,
             ) -> Result<GrpcResponse<Self::$delta>, Status> {
-                let peer = peer(&request);
-                Ok(GrpcResponse::new(self.0.open::<DeltaWire>(
-                    request.into_inner(),
-                    Some($t),
-                    peer,
-                )))
+                Ok(GrpcResponse::new(
+                    self.0.open_copying::<DeltaWire>(request, Some($t)),
+                ))
             }
 
             async fn $fetch_fn(
