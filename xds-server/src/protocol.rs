@@ -26,6 +26,7 @@
 //!   waits for them while warming).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use xdsc_core::model::ObjectKey;
@@ -620,10 +621,10 @@ impl Stream {
                 }
                 let mut key = version_info.clone();
                 for r in &resources {
-                    key.push_str(&format!(" {}={}", r.name(), r.version()));
+                    let _ = write!(key, " {}={}", r.name(), r.version());
                 }
                 for n in &removed {
-                    key.push_str(&format!(" -{n}"));
+                    let _ = write!(key, " -{n}");
                 }
                 Some(Plan {
                     version_info,

@@ -62,18 +62,6 @@ fn status(e: ProtocolError) -> Status {
     }
 }
 
-/// Turns a response of the state machine into wire messages; resources' bytes are copied from
-/// their single encoding, never re-encoded.
-fn sotw_message(r: &Response) -> DiscoveryResponse {
-    DiscoveryResponse {
-        version_info: r.version_info.clone(),
-        resources: r.resources.iter().map(|x| x.to_any()).collect(),
-        type_url: r.resource_type.type_url().to_owned(),
-        nonce: r.nonce.clone(),
-        ..Default::default()
-    }
-}
-
 fn from_sotw(r: DiscoveryRequest) -> (Option<Node>, protocol::Request) {
     let error = r.error_detail.map(|s| {
         if s.message.is_empty() {
@@ -268,7 +256,10 @@ impl Shared {
             metrics.pushed(r.resource_type, r.resources.len(), bytes);
             tracing::debug!(node = %node.id, r#type = %r.resource_type, version = %r.version_info, resources = r.resources.len(), removed = r.removed.len(), "push");
         }
-        self.clients.update(id, stream.status());
+        // The registry copies the stream's subscriptions: only when something happened.
+        if !step.responses.is_empty() || !step.events.is_empty() {
+            self.clients.update(id, stream.status());
+        }
         for r in step.responses {
             let message = W::encode(&r);
             if tx.send(Ok(message)).await.is_err() {
@@ -396,7 +387,7 @@ impl Services {
         Ok(step
             .responses
             .first()
-            .map(sotw_message)
+            .map(|r| crate::wire::SotwOut::from(r).to_generated())
             .unwrap_or_else(|| DiscoveryResponse {
                 type_url: t.type_url().to_owned(),
                 ..Default::default()

@@ -152,6 +152,25 @@ impl From<&Response> for DeltaOut {
     }
 }
 
+/// A version's 32 hex digits, without allocating (this runs per resource per stream).
+fn hex(v: xdsc_core::snapshot::Version) -> Hex {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    let n = v.as_u128();
+    for (i, d) in out.iter_mut().enumerate() {
+        *d = DIGITS[((n >> (4 * (31 - i))) & 0xf) as usize];
+    }
+    Hex(out)
+}
+
+struct Hex([u8; 32]);
+
+impl Hex {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 /// The body length of a delta `Resource { version = 1, resource = 2, name = 3 }`.
 fn delta_resource_len(r: &Resource) -> usize {
     len_delimited(1, 32) + len_delimited(2, any_len(r)) + str_len(3, r.name())
@@ -189,7 +208,7 @@ impl Message for DeltaOut {
         for r in &self.resources {
             encode_key(2, WireType::LengthDelimited, buf);
             encode_varint(delta_resource_len(r) as u64, buf);
-            put_str(1, &r.version().to_string(), buf);
+            put_str(1, hex(r.version()).as_str(), buf);
             put_any(2, r, buf);
             put_str(3, r.name(), buf);
         }
@@ -306,6 +325,10 @@ mod tests {
         assert_eq!(d.resources.len(), 2);
         assert_eq!(d.resources[0].name, "a");
         assert_eq!(d.resources[0].version, r.resources[0].version().to_string());
+        assert_eq!(
+            hex(r.resources[1].version()).as_str(),
+            r.resources[1].version().to_string()
+        );
         assert_eq!(d.resources[0].resource, Some(r.resources[0].to_any()));
     }
 }
