@@ -39,6 +39,8 @@ pub struct Metrics {
     build_seconds_sum: Mutex<f64>,
     source_events: AtomicU64,
     batch_size_sum: AtomicU64,
+    source_errors: AtomicU64,
+    rejected_batches: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -96,6 +98,17 @@ impl Metrics {
         self.source_events
             .fetch_add(events as u64, Ordering::Relaxed);
         self.batch_size_sum.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets how many errors the sources' newest input has (0 once it is fixed).
+    pub fn set_source_errors(&self, errors: usize) {
+        self.source_errors.store(errors as u64, Ordering::Relaxed);
+    }
+
+    /// Records a batch that was held back because it had errors (the last good snapshot
+    /// stays published).
+    pub fn record_rejected_batch(&self) {
+        self.rejected_batches.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -156,6 +169,20 @@ impl Metrics {
             "Source event batches applied.",
             "counter",
             self.batch_size_sum.load(Ordering::Relaxed).to_string(),
+        );
+        g(
+            &mut o,
+            "xdsc_source_errors",
+            "Errors in the sources' newest input (0: it is valid).",
+            "gauge",
+            self.source_errors.load(Ordering::Relaxed).to_string(),
+        );
+        g(
+            &mut o,
+            "xdsc_source_rejected_batches_total",
+            "Source batches held back because of errors; the last good snapshot stayed.",
+            "counter",
+            self.rejected_batches.load(Ordering::Relaxed).to_string(),
         );
         let resources = *self
             .resources

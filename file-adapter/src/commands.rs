@@ -1,0 +1,117 @@
+//! The one-shot commands: `check`, `render` and `schema`. Each returns what to print and an
+//! exit code, so the binary stays a thin shell and the commands are tested without it.
+
+use std::path::PathBuf;
+
+use xdsc_core::compile::Compiled;
+use xdsc_core::render::{BootstrapOptions, bootstrap_json};
+
+use crate::load::{self, Diagnostic, LoadOptions, Loaded};
+
+/// The exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// The exit code when the input has errors (or, for `test`, a case fails).
+pub const EXIT_INVALID: u8 = 1;
+/// The exit code for a command line that does not parse (clap's).
+pub const EXIT_USAGE: u8 = 2;
+/// The exit code when something outside the input failed (an address in use, I/O).
+pub const EXIT_FAILURE: u8 = 3;
+
+/// What a command printed and how it ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// The exit code.
+    pub code: u8,
+}
+
+/// Loads and compiles `paths`: the compilation and every diagnostic, placed at its file.
+pub fn compile(paths: &[PathBuf], options: &LoadOptions) -> (Loaded, Compiled, Vec<Diagnostic>) {
+    let loaded = load::load(paths, options);
+    let compiled = Compiled::new(&loaded.model());
+    let report = loaded.report(&compiled);
+    (loaded, compiled, report)
+}
+
+fn diagnostics_text(report: &[Diagnostic]) -> String {
+    let mut out = String::new();
+    for d in report {
+        out.push_str(&d.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// `xdsc-file check`: every error and warning, one a line, each naming file, line, column,
+/// object and field; exit 1 when any is an error.
+///
+/// ```
+/// use xdsc_file::commands::{check, EXIT_INVALID};
+/// let out = check(&["/nonexistent".into()], &Default::default());
+/// assert_eq!(out.code, EXIT_INVALID);
+/// assert!(out.stderr.contains("/nonexistent: cannot read"));
+/// ```
+pub fn check(paths: &[PathBuf], options: &LoadOptions) -> Output {
+    let (loaded, compiled, report) = compile(paths, options);
+    let errors = report.iter().filter(|d| d.is_error()).count();
+    let mut stderr = diagnostics_text(&report);
+    stderr.push_str(&format!(
+        "{} file(s), {} object(s), {} resource(s), snapshot {}: {} error(s), {} warning(s)\n",
+        loaded.files.len(),
+        loaded.objects.len(),
+        compiled.snapshot().len(),
+        compiled.snapshot().version(),
+        errors,
+        report.len() - errors
+    ));
+    Output {
+        stdout: String::new(),
+        stderr,
+        code: if errors > 0 { EXIT_INVALID } else { EXIT_OK },
+    }
+}
+
+/// `xdsc-file render`: the snapshot as an Envoy bootstrap with static resources (what
+/// `envoy --mode validate -c FILE` checks), for a node of `fleet`. The bootstrap of what
+/// compiles is printed even when there are errors; the exit code says whether there were.
+pub fn render(paths: &[PathBuf], options: &LoadOptions, fleet: &str, admin_port: u16) -> Output {
+    let (_, compiled, report) = compile(paths, options);
+    let mut out = Output {
+        stderr: diagnostics_text(&report),
+        code: if report.iter().any(Diagnostic::is_error) {
+            EXIT_INVALID
+        } else {
+            EXIT_OK
+        },
+        ..Output::default()
+    };
+    let options = BootstrapOptions {
+        node_cluster: fleet.to_owned(),
+        admin_port,
+        ..BootstrapOptions::default()
+    };
+    match bootstrap_json(compiled.snapshot(), &options) {
+        Ok(json) => {
+            out.stdout = serde_json::to_string_pretty(&json).unwrap_or_default();
+            out.stdout.push('\n');
+        }
+        Err(e) => {
+            out.stderr
+                .push_str(&format!("error: cannot render the snapshot: {e}\n"));
+            out.code = EXIT_INVALID;
+        }
+    }
+    out
+}
+
+/// `xdsc-file schema`: the JSON Schema of native documents.
+pub fn schema() -> Output {
+    Output {
+        stdout: serde_json::to_string_pretty(&crate::schema::document_schema()).unwrap_or_default()
+            + "\n",
+        ..Output::default()
+    }
+}

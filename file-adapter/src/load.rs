@@ -1,0 +1,616 @@
+//! Reading a set of files and folders into model objects, with diagnostics that name file,
+//! line, column, object and field.
+//!
+//! A path is a file or a folder; folders are read recursively, taking `*.yaml`, `*.yml` and
+//! `*.json` and skipping hidden files and editor leftovers (`.name`, `name~`, `#name#`). Files
+//! are read in path order whatever order they were given in, so the result is deterministic.
+//! Each file holds any number of YAML documents (JSON is YAML); a document that is a list
+//! holds one object per item. An object is either
+//! - a native model document (`kind: Cluster`, `kind: VirtualHost`, ...; the schema is
+//!   [`crate::schema::document_schema`]), where a `Secret` may name its PEM files
+//!   (`certificate_chain_file`, `private_key_file`, `trusted_ca_file`, relative to the
+//!   document's file) instead of holding them inline, or
+//! - a Kubernetes manifest (it has an `apiVersion`; `kind: List` is unpacked), translated by
+//!   `xdsc_kube::translate`, the code the Kubernetes controller uses.
+//!
+//! Not here: watching (see [`crate::source`]) and compiling (`xdsc-core`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::kube_shim as translate;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use xdsc_core::compile::{Compiled, Severity};
+use xdsc_core::model::{self, Kind, Object, ObjectKey};
+
+use crate::yaml::{self, Document, Pos, Segment};
+
+/// The largest file read (16 MiB).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Where something was written: a file and, when known, a line and column.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Location {
+    /// The file, as its path was given or found in a folder.
+    pub file: PathBuf,
+    /// The line and column; `None` for the file as a whole.
+    pub pos: Option<Pos>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(p) = self.pos {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A problem found while reading, translating or compiling the files.
+///
+/// ```
+/// use xdsc_file::load::{Diagnostic, Location};
+/// use xdsc_core::compile::Severity;
+/// let d = Diagnostic {
+///     severity: Severity::Error,
+///     location: Some(Location { file: "a.yaml".into(), pos: Some(xdsc_file::yaml::Pos { line: 3, column: 5 }) }),
+///     object: Some("Cluster/web".into()),
+///     field: "lb".into(),
+///     message: "unknown variant `fast`".into(),
+/// };
+/// assert_eq!(d.to_string(), "error: a.yaml:3:5: Cluster/web: lb: unknown variant `fast`");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Diagnostic {
+    /// Error or warning. Only errors make `check` fail and hold a change back.
+    pub severity: Severity,
+    /// Where the problem was written, when it is known.
+    pub location: Option<Location>,
+    /// The object, as `Kind/name` (model) or `Kind namespace/name` (Kubernetes).
+    pub object: Option<String>,
+    /// The field path within the object; empty for the object or file as a whole.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.severity)?;
+        if let Some(l) = &self.location {
+            write!(f, "{l}: ")?;
+        }
+        if let Some(o) = &self.object {
+            write!(f, "{o}: ")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl Diagnostic {
+    fn error(location: Location, object: Option<String>, field: String, message: String) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            location: Some(location),
+            object,
+            field,
+            message,
+        }
+    }
+
+    /// Whether this is an error (not a warning).
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// How Kubernetes manifests are translated.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// The translation's options (listener ports, controller names).
+    pub kube: translate::Options,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        let mut kube = translate::Options::default();
+        // In files, an Ingress without a class is taken when no IngressClass is given at all.
+        kube.take_unclassed_ingress_without_classes = true;
+        LoadOptions { kube }
+    }
+}
+
+/// What a set of files holds.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    /// Every model object, native and translated, by key.
+    pub objects: BTreeMap<ObjectKey, Arc<Object>>,
+    /// Where each native object was written.
+    pub origins: BTreeMap<ObjectKey, Location>,
+    /// Problems found reading and translating (not compiling: see [`Loaded::report`]).
+    pub diagnostics: Vec<Diagnostic>,
+    /// Every file read, PEM files named by secrets included: what a watcher must watch.
+    pub files: BTreeSet<PathBuf>,
+    /// The Kubernetes objects read, for tools that need them.
+    pub kube: translate::Inputs,
+}
+
+impl Loaded {
+    /// Whether reading or translating found an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// The model of every object read.
+    pub fn model(&self) -> model::Model {
+        model::Model::default().apply(
+            self.objects
+                .values()
+                .map(|o| model::Change::Upsert(Arc::clone(o))),
+        )
+    }
+
+    /// The diagnostics of reading and of compiling, each placed at the file and line of the
+    /// object it is about where that is known, sorted and without duplicates.
+    pub fn report(&self, compiled: &Compiled) -> Vec<Diagnostic> {
+        let mut out: BTreeSet<Diagnostic> = self.diagnostics.iter().cloned().collect();
+        for d in compiled.diagnostics() {
+            let from = compiled
+                .model()
+                .get(&d.object)
+                .map(|o| o.provenance().to_vec())
+                .unwrap_or_default();
+            let mut object = d.object.to_string();
+            let kube: Vec<String> = from
+                .iter()
+                .filter(|s| s.namespace.is_some())
+                .map(ToString::to_string)
+                .collect();
+            if !kube.is_empty() {
+                object = format!("{object} (from {})", kube.join(", "));
+            }
+            out.insert(Diagnostic {
+                severity: d.severity,
+                location: self.origins.get(&d.object).cloned(),
+                object: Some(object),
+                field: d.field.clone(),
+                message: d.problem.to_string(),
+            });
+        }
+        out.into_iter().collect()
+    }
+}
+
+/// Reads every file under `paths`.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("xdsc-load-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("c.yaml"), "kind: Cluster\nname: web\n---\nkind: Cluster\nname: api\nlbb: x\n").unwrap();
+/// let loaded = xdsc_file::load::load(&[dir.clone()], &Default::default());
+/// assert_eq!(loaded.objects.len(), 1);
+/// let e = loaded.diagnostics[0].to_string();
+/// assert!(e.contains("c.yaml:6:1: Cluster/api") && e.contains("lbb"), "{e}");
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
+    let mut out = Loaded::default();
+    let mut files = BTreeSet::new();
+    for p in paths {
+        collect(p, 0, &mut files, &mut out.diagnostics, true);
+    }
+    let mut native: Vec<(Object, Location)> = Vec::new();
+    let mut kube_origins: BTreeMap<translate::ObjectRef, Location> = BTreeMap::new();
+    for file in &files {
+        out.files.insert(file.clone());
+        let text = match read(file) {
+            Ok(t) => t,
+            Err(message) => {
+                out.diagnostics.push(Diagnostic::error(
+                    Location {
+                        file: file.clone(),
+                        pos: None,
+                    },
+                    None,
+                    String::new(),
+                    message,
+                ));
+                continue;
+            }
+        };
+        let docs = match yaml::parse(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                out.diagnostics.push(Diagnostic::error(
+                    Location {
+                        file: file.clone(),
+                        pos: Some(e.pos),
+                    },
+                    None,
+                    String::new(),
+                    format!("invalid YAML: {}", e.message),
+                ));
+                continue;
+            }
+        };
+        for doc in &docs {
+            let mut items = Vec::new();
+            unpack(doc, &doc.value, Vec::new(), &mut items);
+            for (value, prefix) in items {
+                let at = |path: &[Segment]| {
+                    let mut full = prefix.clone();
+                    full.extend_from_slice(path);
+                    Location {
+                        file: file.clone(),
+                        pos: Some(doc.position(&full)),
+                    }
+                };
+                if value.get("apiVersion").is_some() {
+                    match translate::KubeObject::from_value(value.clone()) {
+                        Ok(k) => {
+                            let id = k.id();
+                            let here = at(&[]);
+                            if let Some(first) = kube_origins.get(&id) {
+                                out.diagnostics.push(Diagnostic::error(
+                                    here,
+                                    Some(kube_name(&id)),
+                                    String::new(),
+                                    format!("defined twice; the one at {first} is used"),
+                                ));
+                                continue;
+                            }
+                            out.kube.insert(k, Some(here.to_string()));
+                            kube_origins.insert(id, here);
+                        }
+                        Err(e) => out.diagnostics.push(kube_error(&value, &e, &at)),
+                    }
+                    continue;
+                }
+                match native_object(value, file, &at, &mut out.files) {
+                    Ok(o) => native.push((o, at(&[]))),
+                    Err(d) => out.diagnostics.push(*d),
+                }
+            }
+        }
+    }
+
+    let translation = translate::translate(&out.kube, &options.kube);
+    for d in &translation.diagnostics {
+        let location = d
+            .origin
+            .as_ref()
+            .and_then(|_| kube_origins.get(&d.object).cloned());
+        out.diagnostics.push(Diagnostic {
+            severity: match d.severity {
+                translate::Severity::Error => Severity::Error,
+                translate::Severity::Warning => Severity::Warning,
+            },
+            location,
+            object: Some(kube_name(&d.object)),
+            field: d.field.clone(),
+            message: d.message.clone(),
+        });
+    }
+    for mut object in native
+        .into_iter()
+        .map(|(o, at)| (o, Some(at)))
+        .chain(translation.objects.into_iter().map(|o| (o, None)))
+    {
+        let key = object.0.key();
+        if let Some(first) = out.origins.get(&key).map(ToString::to_string).or_else(|| {
+            out.objects
+                .contains_key(&key)
+                .then(|| "a translated Kubernetes object".to_owned())
+        }) {
+            out.diagnostics.push(Diagnostic {
+                severity: Severity::Error,
+                location: object.1.clone(),
+                object: Some(key.to_string()),
+                field: "name".into(),
+                message: format!("duplicate name: {key} is already defined at {first}"),
+            });
+            continue;
+        }
+        if let Some(at) = object.1.take() {
+            add_origin(&mut object.0, &at);
+            out.origins.insert(key.clone(), at);
+        }
+        out.objects.insert(key, Arc::new(object.0));
+    }
+    out.diagnostics.sort();
+    out.diagnostics.dedup();
+    out
+}
+
+fn kube_name(id: &translate::ObjectRef) -> String {
+    match &id.namespace {
+        Some(ns) => format!("{} {ns}/{}", id.kind, id.name),
+        None => format!("{} {}", id.kind, id.name),
+    }
+}
+
+fn kube_error(
+    value: &Value,
+    e: &translate::ParseError,
+    at: &dyn Fn(&[Segment]) -> Location,
+) -> Diagnostic {
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("?");
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let field = e.field().unwrap_or_default();
+    let path = parse_path(&field);
+    Diagnostic::error(
+        at(&path),
+        Some(format!("{kind} {name}")),
+        field,
+        e.message(),
+    )
+}
+
+/// `spec.rules[0].host` back into segments (for positions of Kubernetes errors).
+fn parse_path(s: &str) -> Vec<Segment> {
+    let mut out = Vec::new();
+    for part in s.split('.').filter(|p| !p.is_empty()) {
+        let (key, rest) = part.split_once('[').unwrap_or((part, ""));
+        if !key.is_empty() {
+            out.push(Segment::Key(key.to_owned()));
+        }
+        for idx in rest.split('[') {
+            if let Ok(i) = idx.trim_end_matches(']').parse() {
+                out.push(Segment::Index(i));
+            }
+        }
+    }
+    out
+}
+
+/// A `kind: List` of a Kubernetes client, or a top-level array of documents, unpacked into
+/// its items; anything else as it is.
+fn unpack(
+    doc: &Document,
+    value: &Value,
+    prefix: Vec<Segment>,
+    out: &mut Vec<(Value, Vec<Segment>)>,
+) {
+    if let (true, Value::Array(items)) = (prefix.is_empty(), value) {
+        for (i, item) in items.iter().enumerate() {
+            unpack(doc, item, vec![Segment::Index(i)], out);
+        }
+        return;
+    }
+    let is_list = value.get("apiVersion").is_some()
+        && value
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k == "List" || k.ends_with("List"))
+        && value.get("items").is_some_and(Value::is_array);
+    if let (true, Some(Value::Array(items))) = (is_list, value.get("items")) {
+        for (i, item) in items.iter().enumerate() {
+            let mut p = prefix.clone();
+            p.push(Segment::Key("items".into()));
+            p.push(Segment::Index(i));
+            unpack(doc, item, p, out);
+        }
+        return;
+    }
+    out.push((value.clone(), prefix));
+}
+
+fn add_origin(object: &mut Object, at: &Location) {
+    let source = model::Source {
+        kind: object.kind().to_string(),
+        namespace: None,
+        name: object.name().to_owned(),
+        origin: Some(at.to_string()),
+    };
+    let provenance = match object {
+        Object::Listener(o) => &mut o.provenance,
+        Object::VirtualHost(o) => &mut o.provenance,
+        Object::Cluster(o) => &mut o.provenance,
+        Object::Endpoints(o) => &mut o.provenance,
+        Object::Secret(o) => &mut o.provenance,
+    };
+    provenance.push(source);
+}
+
+fn native_object(
+    value: Value,
+    file: &Path,
+    at: &dyn Fn(&[Segment]) -> Location,
+    files: &mut BTreeSet<PathBuf>,
+) -> Result<Object, Box<Diagnostic>> {
+    let Value::Object(mut map) = value else {
+        return Err(Box::new(Diagnostic::error(
+            at(&[]),
+            None,
+            String::new(),
+            "a document must be a mapping with a `kind`".into(),
+        )));
+    };
+    let name = map.get("name").and_then(Value::as_str).map(str::to_owned);
+    let kind_value = map.remove("kind");
+    let kind = kind_value
+        .as_ref()
+        .and_then(Value::as_str)
+        .and_then(|k| Kind::ALL.into_iter().find(|c| c.as_str() == k));
+    let Some(kind) = kind else {
+        let object = match (&kind_value, &name) {
+            (Some(Value::String(k)), Some(n)) => Some(format!("{k}/{n}")),
+            (_, n) => n.clone(),
+        };
+        let message = match kind_value {
+            None => "missing `kind` (a model kind such as Cluster, or a Kubernetes manifest with `apiVersion`)".to_owned(),
+            Some(k) => format!(
+                "unknown kind {k}; expected one of {}, or a Kubernetes manifest with `apiVersion`",
+                Kind::ALL.map(Kind::as_str).join(", ")
+            ),
+        };
+        return Err(Box::new(Diagnostic::error(
+            at(&[Segment::Key("kind".into())]),
+            object,
+            "kind".into(),
+            message,
+        )));
+    };
+    let object_name = name.map(|n| format!("{kind}/{n}"));
+    let fail = |path: Vec<Segment>, message: String| {
+        Box::new(Diagnostic::error(
+            at(&path),
+            object_name.clone(),
+            yaml::path_string(&path),
+            message,
+        ))
+    };
+    if kind == Kind::Secret {
+        let dir = file.parent().unwrap_or(Path::new("."));
+        inline_pem_files(&mut map, dir, files).map_err(|(p, m)| fail(p, m))?;
+    }
+    let value = Value::Object(map);
+    fn typed<T: DeserializeOwned>(v: Value) -> Result<T, (Vec<Segment>, String)> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e
+                .path()
+                .iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),
+                    serde_path_to_error::Segment::Map { key } => Some(Segment::Key(key.clone())),
+                    serde_path_to_error::Segment::Enum { variant } => {
+                        Some(Segment::Key(variant.clone()))
+                    }
+                    serde_path_to_error::Segment::Unknown => None,
+                })
+                .collect();
+            (path, e.into_inner().to_string())
+        })
+    }
+    let object = match kind {
+        Kind::Listener => typed(value).map(Object::Listener),
+        Kind::VirtualHost => typed(value).map(Object::VirtualHost),
+        Kind::Cluster => typed(value).map(Object::Cluster),
+        Kind::Endpoints => typed(value).map(Object::Endpoints),
+        Kind::Secret => typed(value).map(Object::Secret),
+    };
+    object.map_err(|(p, m)| fail(p, m))
+}
+
+/// The PEM file references of a secret document: (section, file key, inline key).
+pub(crate) const PEM_FILE_FIELDS: [(&str, &str, &str); 3] = [
+    (
+        "tls_certificate",
+        "certificate_chain_file",
+        "certificate_chain",
+    ),
+    ("tls_certificate", "private_key_file", "private_key"),
+    ("validation_context", "trusted_ca_file", "trusted_ca"),
+];
+
+fn inline_pem_files(
+    map: &mut Map<String, Value>,
+    dir: &Path,
+    files: &mut BTreeSet<PathBuf>,
+) -> Result<(), (Vec<Segment>, String)> {
+    for (section, file_key, inline_key) in PEM_FILE_FIELDS {
+        let Some(Value::Object(s)) = map.get_mut(section) else {
+            continue;
+        };
+        let Some(reference) = s.remove(file_key) else {
+            continue;
+        };
+        let path = vec![Segment::Key(section.into()), Segment::Key(file_key.into())];
+        if s.contains_key(inline_key) {
+            return Err((
+                path,
+                format!("give either {inline_key} or {file_key}, not both"),
+            ));
+        }
+        let Value::String(name) = reference else {
+            return Err((path, "must be a file path".into()));
+        };
+        let full = dir.join(&name);
+        files.insert(full.clone());
+        let pem = read(&full).map_err(|e| (path.clone(), e))?;
+        s.insert(inline_key.into(), Value::String(pem));
+    }
+    Ok(())
+}
+
+fn read(file: &Path) -> Result<String, String> {
+    let meta =
+        std::fs::metadata(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "{} is larger than {} MiB",
+            file.display(),
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
+}
+
+fn is_config_file(name: &str) -> bool {
+    let hidden = name.starts_with('.') || name.starts_with('#') || name.ends_with('~');
+    !hidden && [".yaml", ".yml", ".json"].iter().any(|e| name.ends_with(e))
+}
+
+/// The files a path stands for: itself, or the config files below a folder (depth ≤ 32).
+fn collect(
+    path: &Path,
+    depth: usize,
+    files: &mut BTreeSet<PathBuf>,
+    diagnostics: &mut Vec<Diagnostic>,
+    given: bool,
+) {
+    let problem = |message: String| Diagnostic {
+        severity: Severity::Error,
+        location: Some(Location {
+            file: path.to_owned(),
+            pos: None,
+        }),
+        object: None,
+        field: String::new(),
+        message,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if given => return diagnostics.push(problem(format!("cannot read: {e}"))),
+        // A file that went away while the folder was read: it is simply not there.
+        Err(_) => return,
+    };
+    if meta.is_file() {
+        files.insert(path.to_owned());
+        return;
+    }
+    if !meta.is_dir() {
+        return;
+    }
+    if depth >= 32 {
+        return diagnostics.push(problem("folders nested deeper than 32 levels".into()));
+    }
+    let entries = match std::fs::read_dir(path) {
+        Ok(e) => e,
+        Err(e) => return diagnostics.push(problem(format!("cannot list: {e}"))),
+    };
+    let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    names.sort();
+    for p in names {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let is_dir = std::fs::metadata(&p).map(|m| m.is_dir()).unwrap_or(false);
+        if is_dir && !name.starts_with('.') {
+            collect(&p, depth + 1, files, diagnostics, false);
+        } else if !is_dir && is_config_file(name) {
+            collect(&p, depth + 1, files, diagnostics, false);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

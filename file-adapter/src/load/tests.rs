@@ -1,0 +1,225 @@
+use super::*;
+
+/// A temporary folder with the given files, removed on drop.
+pub(crate) struct Dir(pub(crate) PathBuf);
+
+impl Dir {
+    pub(crate) fn new(files: &[(&str, &str)]) -> Dir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("xdsc-file-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            let p = dir.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        Dir(dir)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Loads the files and returns the object keys and the diagnostics as text, with the
+/// temporary folder's path left out.
+fn check(files: &[(&str, &str)]) -> (Vec<String>, Vec<String>) {
+    let dir = Dir::new(files);
+    let loaded = load(&[dir.0.clone()], &LoadOptions::default());
+    let prefix = format!("{}/", dir.0.display());
+    let keys = loaded.objects.keys().map(ToString::to_string).collect();
+    let diags = loaded
+        .diagnostics
+        .iter()
+        .map(|d| d.to_string().replace(&prefix, ""))
+        .collect();
+    (keys, diags)
+}
+
+#[test]
+fn several_documents_per_file_in_yaml_and_json() {
+    let (keys, diags) = check(&[
+        (
+            "a.yaml",
+            "kind: Cluster\nname: web\n---\nkind: Listener\nname: http\nport: 8080\n",
+        ),
+        (
+            "sub/b.json",
+            r#"{"kind": "Cluster", "name": "api", "lb": "maglev"}"#,
+        ),
+        (".hidden.yaml", "kind: Cluster\nname: hidden\n"),
+        ("notes.txt", "kind: Cluster\nname: txt\n"),
+        ("a.yaml~", "kind: Cluster\nname: backup\n"),
+    ]);
+    assert_eq!(keys, ["Listener/http", "Cluster/api", "Cluster/web"]);
+    assert!(diags.is_empty(), "{diags:?}");
+}
+
+#[test]
+fn errors_name_file_line_column_object_and_field() {
+    let (keys, diags) = check(&[(
+        "bad.yaml",
+        "kind: Cluster\nname: ok\n---\nkind: Cluster\nname: web\nlb: fastest\n---\nkind: VirtualHost\nname: site\nlisteners: [http]\ndomains: ['*']\nroutes:\n  - name: r\n    match:\n      path: {prefixx: /}\n---\nkind: Nope\nname: x\n---\nname: nokind\n",
+    )]);
+    assert_eq!(keys, ["Cluster/ok"]);
+    assert_eq!(diags.len(), 4, "{diags:#?}");
+    assert!(
+        diags[0].starts_with("error: bad.yaml:6:1: Cluster/web: lb: unknown variant `fastest`"),
+        "{}",
+        diags[0]
+    );
+    assert!(
+        diags[1].starts_with("error: bad.yaml:15:7: VirtualHost/site: routes[0].match.path"),
+        "{}",
+        diags[1]
+    );
+    assert!(diags[1].contains("prefixx"), "{}", diags[1]);
+    assert!(
+        diags[2].starts_with("error: bad.yaml:17:1: Nope/x: kind: unknown kind \"Nope\""),
+        "{}",
+        diags[2]
+    );
+    assert!(
+        diags[3].contains("bad.yaml:20:1: nokind: kind: missing `kind`"),
+        "{}",
+        diags[3]
+    );
+}
+
+#[test]
+fn syntax_errors_and_wrong_types() {
+    let (keys, diags) = check(&[
+        ("a.yaml", "kind: Cluster\nname: [unclosed\n"),
+        ("b.yaml", "kind: Listener\nname: l\nport: eighty\n"),
+        ("c.yaml", "- just\n- kind: Cluster\n  name: listed\n"),
+    ]);
+    assert_eq!(keys, ["Cluster/listed"], "a list holds one object per item");
+    assert!(
+        diags[0].starts_with("error: a.yaml:") && diags[0].contains("invalid YAML"),
+        "{}",
+        diags[0]
+    );
+    assert!(
+        diags[1].starts_with("error: b.yaml:3:1: Listener/l: port: invalid type"),
+        "{}",
+        diags[1]
+    );
+    assert!(
+        diags[2].contains("c.yaml:1:3: a document must be a mapping"),
+        "{}",
+        diags[2]
+    );
+}
+
+#[test]
+fn duplicate_names_keep_the_first_in_path_order() {
+    let (keys, diags) = check(&[
+        ("b.yaml", "kind: Cluster\nname: web\nlb: random\n"),
+        ("a.yaml", "kind: Cluster\nname: web\n"),
+    ]);
+    assert_eq!(keys, ["Cluster/web"]);
+    assert_eq!(
+        diags,
+        [
+            "error: b.yaml:1:1: Cluster/web: name: duplicate name: Cluster/web is already defined at a.yaml:1:1"
+        ]
+    );
+}
+
+#[test]
+fn secrets_read_pem_files_relative_to_their_document() {
+    let dir = Dir::new(&[
+        (
+            "tls/secret.yaml",
+            "kind: Secret\nname: cert\ntls_certificate:\n  certificate_chain_file: certs/tls.crt\n  private_key_file: certs/tls.key\n",
+        ),
+        ("tls/certs/tls.crt", "CERT"),
+        ("tls/certs/tls.key", "KEY"),
+        (
+            "other.yaml",
+            "kind: Secret\nname: ca\nvalidation_context:\n  trusted_ca_file: missing.pem\n",
+        ),
+    ]);
+    let loaded = load(&[dir.0.clone()], &LoadOptions::default());
+    let Object::Secret(s) = &**loaded
+        .objects
+        .get(&ObjectKey::new(Kind::Secret, "cert"))
+        .unwrap()
+    else {
+        panic!()
+    };
+    let cert = s.tls_certificate.as_ref().unwrap();
+    assert_eq!(
+        (cert.certificate_chain.as_str(), cert.private_key.as_str()),
+        ("CERT", "KEY")
+    );
+    assert!(
+        loaded.files.contains(&dir.0.join("tls/certs/tls.key")),
+        "PEM files are watched"
+    );
+    assert_eq!(loaded.diagnostics.len(), 1);
+    let d = loaded.diagnostics[0].to_string();
+    assert!(
+        d.contains("other.yaml:4:3: Secret/ca: validation_context.trusted_ca_file: cannot read"),
+        "{d}"
+    );
+    assert!(!d.contains("KEY"));
+}
+
+#[test]
+fn file_order_does_not_matter() {
+    let dir = Dir::new(&[
+        ("a.yaml", "kind: Cluster\nname: web\n"),
+        ("b.yaml", "kind: Cluster\nname: web\nlb: random\n"),
+    ]);
+    let a = load(
+        &[dir.0.join("a.yaml"), dir.0.join("b.yaml")],
+        &LoadOptions::default(),
+    );
+    let b = load(
+        &[dir.0.join("b.yaml"), dir.0.join("a.yaml")],
+        &LoadOptions::default(),
+    );
+    assert_eq!(a.objects, b.objects);
+    assert_eq!(a.diagnostics, b.diagnostics);
+}
+
+#[test]
+fn compile_diagnostics_are_placed_at_their_object() {
+    let dir = Dir::new(&[(
+        "vh.yaml",
+        "kind: Listener\nname: http\nport: 8080\n---\nkind: VirtualHost\nname: site\nlisteners: [http]\ndomains: ['*']\nroutes:\n  - name: r\n    match: {path: {regex: '(' }}\n    forward: {backends: [{cluster: web}]}\n",
+    )]);
+    let loaded = load(&[dir.0.clone()], &LoadOptions::default());
+    let compiled = Compiled::new(&loaded.model());
+    let report: Vec<String> = loaded
+        .report(&compiled)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        report
+            .iter()
+            .any(|d| d.contains("vh.yaml:5:1: VirtualHost/site: routes[r]")
+                && d.contains("regular expression")),
+        "{report:#?}"
+    );
+}
+
+#[test]
+fn a_missing_path_is_an_error() {
+    let loaded = load(
+        &[PathBuf::from("/nonexistent/xdsc")],
+        &LoadOptions::default(),
+    );
+    assert!(loaded.has_errors());
+    assert!(
+        loaded.diagnostics[0]
+            .to_string()
+            .contains("/nonexistent/xdsc: cannot read")
+    );
+}

@@ -1,0 +1,191 @@
+//! The `xdsc-file` binary: flags, logging and the runtime; the work is in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use xdsc_file::commands::{self, EXIT_FAILURE, Output};
+use xdsc_file::load::LoadOptions;
+use xdsc_file::serve::{ServeConfig, serve};
+use xdsc_file::source::{FileSource, SourceOptions};
+
+/// Serve folders of Envoy configuration (xdsc model documents or Kubernetes manifests, YAML or
+/// JSON) to Envoy over xDS, live.
+///
+/// Exit codes: 0 success; 1 the input has errors (check, render) or a case failed (test);
+/// 2 the command line is wrong; 3 something else failed (an address in use, I/O).
+#[derive(Parser, Debug)]
+#[command(name = "xdsc-file", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Watch the files and folders and serve them over xDS; a change applies when it adds no
+    /// error, otherwise the last good configuration stays served.
+    Serve {
+        #[command(flatten)]
+        input: Input,
+        /// The gRPC xDS listener.
+        #[arg(long, default_value = "127.0.0.1:18000")]
+        xds_addr: SocketAddr,
+        /// The admin HTTP listener (/healthz, /readyz, /metrics, /debug/snapshot, /debug/clients).
+        #[arg(long, default_value = "127.0.0.1:18001")]
+        admin_addr: SocketAddr,
+        /// The fleet the snapshots are published to (nodes whose `cluster` names no other
+        /// fleet get `default`).
+        #[arg(long, default_value = "default")]
+        fleet: String,
+        /// Quiet time after a file event before reloading, e.g. 100ms.
+        #[arg(long, default_value = "100ms", value_parser = duration)]
+        hold_off: std::time::Duration,
+        /// The longest a reload waits after the first event of a burst.
+        #[arg(long, default_value = "1s", value_parser = duration)]
+        max_delay: std::time::Duration,
+        /// Reload on this period even without file events (a safety net for missed events).
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        rescan: std::time::Duration,
+    },
+    /// Validate the files; print every error and warning (file:line:column, object, field)
+    /// and exit 1 if there is any error.
+    Check {
+        #[command(flatten)]
+        input: Input,
+    },
+    /// Print the compiled snapshot as an Envoy bootstrap with static resources, which
+    /// `envoy --mode validate -c FILE` accepts; diagnostics go to standard error.
+    Render {
+        #[command(flatten)]
+        input: Input,
+        /// The fleet (the bootstrap's node cluster).
+        #[arg(long, default_value = "default")]
+        fleet: String,
+        /// The port of Envoy's admin interface in the bootstrap.
+        #[arg(long, default_value_t = 9901)]
+        admin_port: u16,
+    },
+    /// Print the JSON Schema of native documents (for editors and CI).
+    Schema,
+}
+
+/// The files to read and how to read Kubernetes manifests.
+#[derive(Args, Debug)]
+struct Input {
+    /// Files and folders (read recursively: *.yaml, *.yml, *.json).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+impl Input {
+    fn options(&self) -> LoadOptions {
+        LoadOptions::default()
+    }
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let d: xdsc_core::model::Duration = s.parse().map_err(|e| format!("{e}"))?;
+    Ok(std::time::Duration::from_millis(d.as_millis()))
+}
+
+fn print(out: Output) -> ExitCode {
+    print!("{}", out.stdout);
+    eprint!("{}", out.stderr);
+    ExitCode::from(out.code)
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { input } => print(commands::check(&input.paths, &input.options())),
+        Command::Render {
+            input,
+            fleet,
+            admin_port,
+        } => print(commands::render(
+            &input.paths,
+            &input.options(),
+            &fleet,
+            admin_port,
+        )),
+        Command::Schema => print(commands::schema()),
+        Command::Serve {
+            input,
+            xds_addr,
+            admin_addr,
+            fleet,
+            hold_off,
+            max_delay,
+            rescan,
+        } => {
+            init_logs(cli.log_format);
+            let config = ServeConfig {
+                source: FileSource {
+                    load: input.options(),
+                    paths: input.paths,
+                    options: SourceOptions {
+                        hold_off,
+                        max_delay,
+                        rescan,
+                    },
+                },
+                xds_addr,
+                admin_addr,
+                fleet,
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::from(EXIT_FAILURE);
+                }
+            };
+            match runtime.block_on(serve(config, signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "xdsc-file stopped");
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILURE)
+                }
+            }
+        }
+    }
+}

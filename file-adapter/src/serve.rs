@@ -1,0 +1,141 @@
+//! `xdsc-file serve`: the live file source in front of an xDS server and the admin endpoints.
+//!
+//! The source runs in a thread of its own (see [`crate::source`]); every snapshot it accepts is
+//! published to one fleet (`default` unless configured). `/readyz` answers 200 once the first
+//! load is published; `/debug/snapshot` shows the source's state and errors under `sources`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use serde_json::Value;
+use xdsc_core::snapshot::Snapshot;
+use xdsc_server::{Metrics, Publisher, XdsServer};
+
+use crate::source::{FileSource, Outcome, Reconciler, Sink};
+
+/// Errors of serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file watcher could not start.
+    #[error("cannot watch the files: {0}")]
+    Watch(std::io::Error),
+    /// The xDS server failed.
+    #[error(transparent)]
+    Server(#[from] xdsc_server::Error),
+    /// The admin server failed.
+    #[error("admin server: {0}")]
+    Admin(std::io::Error),
+}
+
+/// What `serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// The source: paths, parsing, timing.
+    pub source: FileSource,
+    /// The gRPC xDS listener.
+    pub xds_addr: SocketAddr,
+    /// The admin HTTP listener.
+    pub admin_addr: SocketAddr,
+    /// The fleet the snapshots are published to.
+    pub fleet: String,
+}
+
+struct PublisherSink {
+    publisher: Publisher,
+    fleet: String,
+    server: XdsServer,
+    status: Arc<Mutex<Value>>,
+    last: Instant,
+}
+
+impl Sink for PublisherSink {
+    fn publish(&mut self, snapshot: Snapshot) {
+        tracing::info!(fleet = %self.fleet, version = %snapshot.version(), resources = snapshot.len(), "publishing snapshot");
+        self.publisher.publish(&self.fleet, snapshot);
+    }
+
+    fn report(&mut self, outcome: &Outcome, reconciler: &Reconciler, status: Value) {
+        let m: &Metrics = self.server.metrics();
+        m.record_build(self.last.elapsed().as_secs_f64());
+        self.last = Instant::now();
+        match outcome {
+            Outcome::Applied { changed } => m.record_batch(*changed),
+            Outcome::HeldBack { .. } => m.record_rejected_batch(),
+            Outcome::Unchanged => {}
+        }
+        m.set_source_errors(
+            reconciler
+                .newest_diagnostics()
+                .iter()
+                .filter(|d| d.is_error())
+                .count(),
+        );
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = status;
+    }
+}
+
+/// Serves until `shutdown` completes, then lets streams end and stops watching.
+pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let bind = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })
+    };
+    let xds = bind(config.xds_addr).await?;
+    let http = bind(config.admin_addr).await?;
+    let publisher = Publisher::new();
+    let server = XdsServer::new(publisher.clone());
+    let status = Arc::new(Mutex::new(Value::Null));
+    let debug_status = Arc::clone(&status);
+    let admin = server.admin().with_debug_extra(Arc::new(move || {
+        let s = debug_status.lock().unwrap_or_else(PoisonError::into_inner);
+        Value::Array(vec![s.clone()])
+    }));
+    let sink = PublisherSink {
+        publisher,
+        fleet: config.fleet.clone(),
+        server: server.clone(),
+        status,
+        last: Instant::now(),
+    };
+    let source = config.source.clone();
+    let running = tokio::task::spawn_blocking(move || source.start(sink))
+        .await
+        .map_err(|e| Error::Watch(std::io::Error::other(e)))?
+        .map_err(Error::Watch)?;
+    tracing::info!(
+        xds = %xds.local_addr().map_err(Error::Admin)?,
+        admin = %http.local_addr().map_err(Error::Admin)?,
+        fleet = %config.fleet,
+        "serving"
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let xds_task = server.serve(xds, stopped(stop_rx.clone()));
+    let admin_task = admin.serve(http, stopped(stop_rx));
+    let trigger = async {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        Ok::<(), Error>(())
+    };
+    let result = tokio::try_join!(
+        trigger,
+        async { xds_task.await.map_err(Error::from) },
+        async { admin_task.await.map_err(Error::Admin) }
+    );
+    let _ = tokio::task::spawn_blocking(move || running.stop()).await;
+    result.map(|_| ())
+}

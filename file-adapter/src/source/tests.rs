@@ -1,0 +1,165 @@
+use std::sync::mpsc::Receiver;
+
+use xdsc_core::model::Kind;
+use xdsc_core::snapshot::ResourceType;
+
+use super::*;
+use crate::load::tests::Dir;
+
+fn load_dir(dir: &Dir) -> Loaded {
+    load::load(&[dir.0.clone()], &LoadOptions::default())
+}
+
+const GOOD: &str = "kind: Cluster\nname: web\n";
+
+#[test]
+fn a_change_with_new_errors_is_held_back_whole_and_applies_once_fixed() {
+    let dir = Dir::new(&[("a.yaml", GOOD)]);
+    let mut r = Reconciler::default();
+    assert_eq!(r.step(load_dir(&dir)), Outcome::Applied { changed: 1 });
+    let served = r.snapshot().clone();
+
+    // One good change and one broken file in the same batch: nothing of it applies.
+    std::fs::write(dir.0.join("b.yaml"), "kind: Cluster\nname: api\n").unwrap();
+    std::fs::write(dir.0.join("a.yaml"), "kind: Cluster\nname: [web\n").unwrap();
+    let Outcome::HeldBack { new_errors } = r.step(load_dir(&dir)) else {
+        panic!("should be held back")
+    };
+    assert!(
+        new_errors[0].to_string().contains("a.yaml:")
+            && new_errors[0].to_string().contains("invalid YAML"),
+        "{new_errors:?}"
+    );
+    assert_eq!(r.snapshot(), &served, "the last good snapshot stays");
+    assert!(!r.serves(&ObjectKey::new(Kind::Cluster, "api")));
+    assert!(!r.newest_diagnostics().is_empty());
+
+    std::fs::write(dir.0.join("a.yaml"), GOOD).unwrap();
+    assert_eq!(r.step(load_dir(&dir)), Outcome::Applied { changed: 1 });
+    assert!(r.serves(&ObjectKey::new(Kind::Cluster, "api")));
+    assert!(r.newest_diagnostics().is_empty());
+    assert_eq!(r.step(load_dir(&dir)), Outcome::Unchanged);
+}
+
+#[test]
+fn semantic_errors_hold_back_too() {
+    let dir = Dir::new(&[("a.yaml", "kind: Cluster\nname: web\n")]);
+    let mut r = Reconciler::default();
+    r.step(load_dir(&dir));
+    std::fs::write(
+        dir.0.join("a.yaml"),
+        "kind: Cluster\nname: web\nconnect_timeout: 0s\n",
+    )
+    .unwrap();
+    assert!(matches!(r.step(load_dir(&dir)), Outcome::HeldBack { .. }));
+    assert_eq!(
+        r.snapshot().resources(ResourceType::Cluster).len(),
+        1,
+        "still served"
+    );
+}
+
+#[test]
+fn errors_present_at_startup_do_not_block_other_changes() {
+    let dir = Dir::new(&[
+        ("a.yaml", GOOD),
+        ("broken.yaml", "kind: Cluster\nname: [x\n"),
+    ]);
+    let mut r = Reconciler::default();
+    assert_eq!(r.step(load_dir(&dir)), Outcome::Applied { changed: 1 });
+    assert_eq!(r.served_diagnostics().len(), 1);
+    // Lines move in the broken file: the same error, not a new one.
+    std::fs::write(dir.0.join("broken.yaml"), "\n\nkind: Cluster\nname: [x\n").unwrap();
+    std::fs::write(dir.0.join("b.yaml"), "kind: Cluster\nname: api\n").unwrap();
+    assert_eq!(r.step(load_dir(&dir)), Outcome::Applied { changed: 1 });
+}
+
+#[test]
+fn deleting_a_file_removes_its_objects() {
+    let dir = Dir::new(&[("a.yaml", GOOD), ("b.yaml", "kind: Cluster\nname: api\n")]);
+    let mut r = Reconciler::default();
+    r.step(load_dir(&dir));
+    std::fs::remove_file(dir.0.join("b.yaml")).unwrap();
+    assert_eq!(r.step(load_dir(&dir)), Outcome::Applied { changed: 1 });
+    assert!(!r.serves(&ObjectKey::new(Kind::Cluster, "api")));
+}
+
+struct ChannelSink(mpsc::Sender<Snapshot>, mpsc::Sender<Value>);
+
+impl Sink for ChannelSink {
+    fn publish(&mut self, snapshot: Snapshot) {
+        let _ = self.0.send(snapshot);
+    }
+    fn report(&mut self, _: &Outcome, _: &Reconciler, status: Value) {
+        let _ = self.1.send(status);
+    }
+}
+
+fn next_status(rx: &Receiver<Value>, want: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(v) if want(&v) => return v,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    panic!("no such status within 20 s");
+}
+
+fn clusters(s: &Snapshot) -> Vec<String> {
+    s.resources(ResourceType::Cluster)
+        .names()
+        .map(|n| n.to_string())
+        .collect()
+}
+
+#[test]
+fn the_live_source_follows_edits_renames_and_deletes() {
+    let dir = Dir::new(&[("conf/a.yaml", GOOD)]);
+    let (stx, srx) = mpsc::channel();
+    let (rtx, rrx) = mpsc::channel();
+    let source = FileSource {
+        paths: vec![dir.0.join("conf")],
+        load: LoadOptions::default(),
+        options: SourceOptions {
+            hold_off: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+            // Long: this test must pass on events alone.
+            rescan: Duration::from_secs(3600),
+        },
+    };
+    let running = source.start(ChannelSink(stx, rtx)).unwrap();
+    let first = srx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(clusters(&first), ["web"]);
+
+    // An editor's atomic save: write a temporary file, rename it over.
+    let tmp = dir.0.join("conf/.a.yaml.swp");
+    std::fs::write(&tmp, "kind: Cluster\nname: web2\n").unwrap();
+    std::fs::rename(&tmp, dir.0.join("conf/a.yaml")).unwrap();
+    let s = srx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(clusters(&s), ["web2"]);
+
+    // A new file in a new sub-folder.
+    std::fs::create_dir_all(dir.0.join("conf/more")).unwrap();
+    std::fs::write(dir.0.join("conf/more/b.yaml"), "kind: Cluster\nname: api\n").unwrap();
+    let s = srx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(clusters(&s), ["api", "web2"]);
+
+    // Broken: held back, reported.
+    std::fs::write(dir.0.join("conf/a.yaml"), "kind: [\n").unwrap();
+    let status = next_status(&rrx, |v| v["state"] == "held_back");
+    assert!(
+        status["held_back_errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("a.yaml"),
+        "{status}"
+    );
+
+    // Deleted: its objects go.
+    std::fs::remove_file(dir.0.join("conf/a.yaml")).unwrap();
+    let s = srx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(clusters(&s), ["api"]);
+    running.stop();
+}
