@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::kube_shim as translate;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use xdsc_core::compile::{Compiled, Severity};
+use xdsc_core::compile::{Compiled, Problem, Severity};
 use xdsc_core::model::{self, Kind, Object, ObjectKey};
 
 use crate::yaml::{self, Document, Pos, Segment};
@@ -158,7 +158,9 @@ impl Loaded {
     }
 
     /// The diagnostics of reading and of compiling, each placed at the file and line of the
-    /// object it is about where that is known, sorted and without duplicates.
+    /// object it is about where that is known, sorted and without duplicates. A reference to
+    /// a missing object is an error here, where the compiler only warns (it serves a 503 in
+    /// its place): so `check` fails on it and `serve` holds such a change back.
     pub fn report(&self, compiled: &Compiled) -> Vec<Diagnostic> {
         let mut out: BTreeSet<Diagnostic> = self.diagnostics.iter().cloned().collect();
         for d in compiled.diagnostics() {
@@ -176,8 +178,14 @@ impl Loaded {
             if !kube.is_empty() {
                 object = format!("{object} (from {})", kube.join(", "));
             }
+            // Stricter than the compiler, which serves a 503 in place of a missing cluster: in
+            // files a dangling reference is a mistake to fix before it is served.
+            let severity = match d.problem {
+                Problem::Dangling(_) => Severity::Error,
+                _ => d.severity,
+            };
             out.insert(Diagnostic {
-                severity: d.severity,
+                severity,
                 location: self.origins.get(&d.object).cloned(),
                 object: Some(object),
                 field: d.field.clone(),

