@@ -7,13 +7,12 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
 
 use serde_json::Value;
 use xdsc_core::snapshot::Snapshot;
 use xdsc_server::{Metrics, Publisher, XdsServer};
 
-use crate::source::{FileSource, Outcome, Reconciler, Sink};
+use crate::source::{FileSource, Outcome, Report, Sink};
 
 /// Errors of serving.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +54,6 @@ struct PublisherSink {
     fleet: String,
     server: XdsServer,
     status: Arc<Mutex<Value>>,
-    last: Instant,
 }
 
 impl Sink for PublisherSink {
@@ -64,23 +62,25 @@ impl Sink for PublisherSink {
         self.publisher.publish(&self.fleet, snapshot);
     }
 
-    fn report(&mut self, outcome: &Outcome, reconciler: &Reconciler, status: Value) {
+    fn report(&mut self, report: Report<'_>) {
         let m: &Metrics = self.server.metrics();
-        m.record_build(self.last.elapsed().as_secs_f64());
-        self.last = Instant::now();
-        match outcome {
-            Outcome::Applied { changed } => m.record_batch(*changed),
-            Outcome::HeldBack { .. } => m.record_rejected_batch(),
-            Outcome::Unchanged => {}
+        match report.outcome {
+            Outcome::Applied { changed } => {
+                m.record_build(report.took.as_secs_f64());
+                m.record_batch(*changed);
+            }
+            Outcome::HeldBack { .. } if !report.repeated => m.record_rejected_batch(),
+            Outcome::HeldBack { .. } | Outcome::Unchanged => {}
         }
         m.set_source_errors(
-            reconciler
+            report
+                .reconciler
                 .newest_diagnostics()
                 .iter()
                 .filter(|d| d.is_error())
                 .count(),
         );
-        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = status;
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = report.status;
     }
 }
 
@@ -106,7 +106,6 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> R
         fleet: config.fleet.clone(),
         server: server.clone(),
         status,
-        last: Instant::now(),
     };
     let source = config.source.clone();
     let running = tokio::task::spawn_blocking(move || source.start(sink))

@@ -191,8 +191,23 @@ impl Reconciler {
 pub trait Sink: Send + 'static {
     /// A new snapshot to serve.
     fn publish(&mut self, snapshot: Snapshot);
-    /// A reload happened: its outcome, and the source's state for debug views.
-    fn report(&mut self, outcome: &Outcome, reconciler: &Reconciler, status: Value);
+    /// A reload happened.
+    fn report(&mut self, report: Report<'_>);
+}
+
+/// What one reload did, for a [`Sink`].
+#[derive(Debug)]
+pub struct Report<'a> {
+    /// The decision.
+    pub outcome: &'a Outcome,
+    /// Whether it is the same as the previous reload's (a rescan of an unchanged broken set).
+    pub repeated: bool,
+    /// How long reading and compiling took.
+    pub took: Duration,
+    /// The source's state.
+    pub reconciler: &'a Reconciler,
+    /// The source's state as JSON, for debug views.
+    pub status: Value,
 }
 
 /// The live source: what to read and how.
@@ -255,7 +270,10 @@ impl FileSource {
         let watcher_interest = Arc::clone(&interest);
         let event_tx = tx.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            tracing::trace!(event = ?res, "file event");
             let relevant = match &res {
+                // Opening and reading files (our own reloads do) changes nothing.
+                Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => false,
                 Ok(event) => {
                     let i = watcher_interest
                         .lock()
@@ -281,6 +299,7 @@ impl FileSource {
             watched: BTreeSet::new(),
             interest,
             batches: 0,
+            last: None,
             sink,
         };
         worker.reload();
@@ -316,6 +335,7 @@ struct Worker<S> {
     watched: BTreeSet<PathBuf>,
     interest: Arc<Mutex<Interest>>,
     batches: u64,
+    last: Option<Outcome>,
     sink: S,
 }
 
@@ -323,19 +343,30 @@ impl<S: Sink> Worker<S> {
     fn reload(&mut self) {
         let started = Instant::now();
         let loaded = load::load(&self.source.paths, &self.source.load);
+        let took = started.elapsed();
         self.update_watches(&loaded);
         let before = self.reconciler.snapshot().version();
         let first = self.batches == 0;
         let outcome = self.reconciler.step(loaded);
         self.batches += 1;
-        log_outcome(&outcome, &self.reconciler, started.elapsed());
+        let repeated = self.last.as_ref() == Some(&outcome);
+        if !repeated {
+            log_outcome(&outcome, &self.reconciler, took);
+        }
         if matches!(outcome, Outcome::Applied { .. })
             && (first || self.reconciler.snapshot().version() != before)
         {
             self.sink.publish(self.reconciler.snapshot().clone());
         }
         let status = self.status(&outcome);
-        self.sink.report(&outcome, &self.reconciler, status);
+        self.sink.report(Report {
+            outcome: &outcome,
+            repeated,
+            took,
+            reconciler: &self.reconciler,
+            status,
+        });
+        self.last = Some(outcome);
     }
 
     /// Watches what the load read: folders given (recursively), and the folder of every file.

@@ -232,3 +232,62 @@ fn native_documents_live() {
         &[],
     );
 }
+
+/// The quickstart's own files (`examples/quickstart`), on free ports: what its README promises.
+#[test]
+fn quickstart_as_written() {
+    let Some(envoy_bin) = find_envoy() else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart");
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let listen = free_port();
+    let folder = Folder::new("quickstart");
+    for name in ["listener.yaml", "site.yaml", "upstreams.yaml"] {
+        let text =
+            std::fs::read_to_string(root.join("config").join(name)).expect("quickstart config");
+        let text = text
+            .replace("port: 10000", &format!("port: {listen}"))
+            .replace("port: 8081", &format!("port: {}", blue.addr.port()))
+            .replace("port: 8082", &format!("port: {}", green.addr.port()));
+        folder.write(name, &text);
+    }
+    let served = Served::start(&folder.0, &[]);
+    let envoy_text = std::fs::read_to_string(root.join("envoy.yaml")).expect("envoy.yaml");
+    let envoy_admin = free_port();
+    let envoy_text = envoy_text
+        .replace("port_value: 9901", &format!("port_value: {envoy_admin}"))
+        .replace(
+            "port_value: 18000",
+            &format!("port_value: {}", served.xds_port),
+        );
+    let bootstrap = xdsc_file::yaml::parse(&envoy_text).expect("envoy.yaml parses")[0]
+        .value
+        .clone();
+    let envoy = Envoy::start(&envoy_bin, &bootstrap, envoy_admin);
+    let answer = || http_get(listen, "hello.local", "/");
+    let until = |want: &str| {
+        let got = wait_for(WAIT, || match answer() {
+            Some((200, body)) if body == want => Some(()),
+            _ => None,
+        });
+        assert!(
+            got.is_some(),
+            "never {want}: {:?}\n{}\n{}",
+            answer(),
+            served.log_text(),
+            envoy.log_tail()
+        );
+    };
+    until("blue");
+    let site = std::fs::read_to_string(folder.0.join("site.yaml")).expect("site");
+    assert!(
+        site.contains("cluster: blue}"),
+        "the README's edit applies to this file"
+    );
+    folder.write(
+        "site.yaml",
+        &site.replace("cluster: blue}", "cluster: green}"),
+    );
+    until("green");
+}

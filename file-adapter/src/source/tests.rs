@@ -7,7 +7,7 @@ use super::*;
 use crate::load::tests::Dir;
 
 fn load_dir(dir: &Dir) -> Loaded {
-    load::load(&[dir.0.clone()], &LoadOptions::default())
+    load::load(std::slice::from_ref(&dir.0), &LoadOptions::default())
 }
 
 const GOOD: &str = "kind: Cluster\nname: web\n";
@@ -90,8 +90,8 @@ impl Sink for ChannelSink {
     fn publish(&mut self, snapshot: Snapshot) {
         let _ = self.0.send(snapshot);
     }
-    fn report(&mut self, _: &Outcome, _: &Reconciler, status: Value) {
-        let _ = self.1.send(status);
+    fn report(&mut self, report: Report<'_>) {
+        let _ = self.1.send(report.status);
     }
 }
 
@@ -139,6 +139,11 @@ fn the_live_source_follows_edits_renames_and_deletes() {
     std::fs::rename(&tmp, dir.0.join("conf/a.yaml")).unwrap();
     let s = srx.recv_timeout(Duration::from_secs(20)).unwrap();
     assert_eq!(clusters(&s), ["web2"]);
+    // A reload reads the files; reading must not count as a change (a reload loop).
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = rrx.try_iter().count();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(rrx.try_iter().count(), 0, "no reload without a change");
 
     // A new file in a new sub-folder.
     std::fs::create_dir_all(dir.0.join("conf/more")).unwrap();
