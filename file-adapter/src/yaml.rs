@@ -475,6 +475,31 @@ mod tests {
         assert!(parse(&bomb).unwrap_err().message.contains("nodes"));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever the bytes, parsing answers (a value or an error) and never panics; a
+        /// position it reports is inside the text.
+        #[test]
+        fn arbitrary_text_never_panics(text in "[a-z:\\-\\[\\]{}&*!|>'\"#, \n\t0-9.~?%@`]{0,200}") {
+            match parse(&text) {
+                Ok(docs) => for d in docs { proptest::prop_assert!(d.start.line >= 1); }
+                Err(e) => proptest::prop_assert!(e.pos.line <= text.lines().count() + 2, "{e}"),
+            }
+        }
+
+        /// A valid document with one byte changed still never panics.
+        #[test]
+        fn mutated_documents_never_panic(at in 0usize..120, byte in proptest::prelude::any::<u8>()) {
+            let doc = "kind: VirtualHost\nname: site\nlisteners: [http]\ndomains: ['*']\nroutes:\n  - name: r\n    match: {path: {prefix: /api}}\n    forward: {backends: [{cluster: web, weight: 3}]}\n";
+            let mut bytes = doc.as_bytes().to_vec();
+            let i = at % bytes.len();
+            bytes[i] = byte;
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse(&text);
+        }
+    }
+
     #[test]
     fn error_positions_are_one_based() {
         let e = parse("a: 1\nb: [1,\n").unwrap_err();
