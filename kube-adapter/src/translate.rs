@@ -591,3 +591,25 @@ fn age_key<'a>(meta: &'a ObjectMeta, id: &'a ObjectRef) -> impl Ord + 'a {
 fn host_in_name(host: &str) -> String {
     host.replace('*', "~")
 }
+
+/// A lowercased host name or `*.` wildcard, if valid.
+fn check_host(host: &str) -> Option<String> {
+    let h = host.to_ascii_lowercase();
+    let rest = h.strip_prefix("*.").unwrap_or(&h);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    (h.len() <= 253 && rest.split('.').all(label_ok)).then_some(h)
+}
+
+/// An element-wise prefix match (Ingress `Prefix`, Gateway API `PathPrefix`): a trailing `/`
+/// is ignored, and `/` matches every path.
+fn prefix_match(path: &str) -> model::PathMatch {
+    match path.trim_end_matches('/') {
+        "" => model::PathMatch::Prefix("/".into()),
+        trimmed => model::PathMatch::PathPrefix(trimmed.to_owned()),
+    }
+}

@@ -652,3 +652,221 @@ fn ingress_output_does_not_depend_on_input_order() {
         ],
     ));
 }
+
+const GW: &str = "gateway.networking.k8s.io/v1";
+
+fn gateway_class() -> Value {
+    json!({"apiVersion": GW, "kind": "GatewayClass", "metadata": {"name": "xdsc"},
+           "spec": {"controllerName": "xdsc.dev/gateway-controller"}})
+}
+
+/// A Gateway `gw` of our class with these listeners.
+fn gateway(listeners: Value) -> Value {
+    json!({"apiVersion": GW, "kind": "Gateway", "metadata": {"name": "gw"},
+           "spec": {"gatewayClassName": "xdsc", "listeners": listeners}})
+}
+
+fn http_route(name: &str, ts: &str, spec: Value) -> Value {
+    json!({"apiVersion": GW, "kind": "HTTPRoute",
+           "metadata": {"name": name, "creationTimestamp": ts}, "spec": spec})
+}
+
+/// The services `a`, `b`, `c` (port 80), our class and a Gateway with one HTTP listener on
+/// port 80 (Envoy port 10080).
+fn gateway_base() -> Vec<Value> {
+    with(
+        [
+            service("a", &[("", 80, 80)]),
+            service("b", &[("", 80, 80)]),
+            service("c", &[("", 80, 80)]),
+        ]
+        .concat(),
+        [
+            gateway_class(),
+            gateway(json!([{"name": "http", "port": 80, "protocol": "HTTP"}])),
+        ],
+    )
+}
+
+const GW_HTTP: &str = "k8s:gateway:default/gw:80";
+
+fn gw_get(host: &str, path: &str) -> Request {
+    Request::new(GW_HTTP, host, path)
+}
+
+fn to(svc: &str) -> Value {
+    json!([{"name": svc, "port": 80}])
+}
+
+#[test]
+fn httproute_matches_follow_the_spec_precedence() {
+    let m = with(
+        gateway_base(),
+        [
+            http_route(
+                "old",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "rules": [
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/p"}, "headers": [{"name": "x", "value": "1"}, {"name": "y", "value": "1"}]}], "backendRefs": to("a")},
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/p"}, "method": "POST"}], "backendRefs": to("b")},
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/p"}}], "backendRefs": to("a")},
+                    {"matches": [{"path": {"type": "RegularExpression", "value": "/r/[0-9]+"}}], "backendRefs": to("c")},
+                ]}),
+            ),
+            http_route(
+                "new",
+                "2024-01-02T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "rules": [
+                    {"matches": [{"path": {"type": "Exact", "value": "/p"}}, {"path": {"value": "/p/long"}}], "backendRefs": to("c")},
+                    {"matches": [{"path": {"value": "/p"}, "queryParams": [{"name": "q", "value": "1"}]}], "backendRefs": to("c")},
+                    // Same match as "old"'s third rule: the older route wins.
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/p"}}], "backendRefs": to("c")},
+                ]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            gw_get("h", "/p"),
+            gw_get("h", "/p/long/x"),
+            gw_get("h", "/p/x")
+                .method("POST")
+                .header("x", "1")
+                .header("y", "1"),
+            gw_get("h", "/p/x").header("x", "1").header("y", "1"),
+            gw_get("h", "/p/x?q=1"),
+            gw_get("h", "/p/x"),
+            gw_get("h", "/r/12"),
+        ],
+        r#"core: warning: VirtualHost/k8s:gateway:default/gw:80:~: routes[0007:default/new:r2:m0]: never matches: route "0002:default/old:r2:m0" has the same match and comes first
+        k8s:gateway:default/gw:80 h /p => k8s:default/c:80
+        k8s:gateway:default/gw:80 h /p/long/x => k8s:default/c:80
+        k8s:gateway:default/gw:80 h /p/x POST x=1 y=1 => k8s:default/b:80
+        k8s:gateway:default/gw:80 h /p/x x=1 y=1 => k8s:default/a:80
+        k8s:gateway:default/gw:80 h /p/x?q=1 => k8s:default/c:80
+        k8s:gateway:default/gw:80 h /p/x => k8s:default/a:80
+        k8s:gateway:default/gw:80 h /r/12 => k8s:default/c:80"#,
+    );
+}
+
+#[test]
+fn route_hostnames_intersect_the_listener_hostname() {
+    let m = with(
+        [service("a", &[("", 80, 80)]), service("b", &[("", 80, 80)])].concat(),
+        [
+            gateway_class(),
+            gateway(json!([
+                {"name": "wild", "port": 80, "protocol": "HTTP", "hostname": "*.foo.com"},
+                {"name": "bar", "port": 80, "protocol": "HTTP", "hostname": "bar.com"},
+            ])),
+            http_route(
+                "a",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}],
+                "hostnames": ["x.foo.com", "*.y.foo.com", "bar.com", "other.com"], "rules": [{"backendRefs": to("a")}]}),
+            ),
+            http_route(
+                "b",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw", "sectionName": "wild"}],
+                "rules": [{"backendRefs": to("b")}]}),
+            ),
+            http_route(
+                "none",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}],
+                "hostnames": ["nope.com"], "rules": [{"backendRefs": to("b")}]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            gw_get("x.foo.com", "/"),
+            gw_get("z.y.foo.com", "/"),
+            gw_get("q.foo.com", "/"),
+            gw_get("bar.com", "/"),
+            gw_get("other.com", "/"),
+        ],
+        "HTTPRoute default/none (t.yaml:9): spec.parentRefs[0]: no hostname of the route intersects the hostnames of the listeners of Gateway default/gw; not attached
+         k8s:gateway:default/gw:80 x.foo.com / => k8s:default/a:80
+         k8s:gateway:default/gw:80 z.y.foo.com / => k8s:default/a:80
+         k8s:gateway:default/gw:80 q.foo.com / => k8s:default/b:80
+         k8s:gateway:default/gw:80 bar.com / => k8s:default/a:80
+         k8s:gateway:default/gw:80 other.com / => answer 404 (no route)",
+    );
+}
+
+#[test]
+fn backend_weights_default_to_one_and_zero_means_never() {
+    let m = with(
+        gateway_base(),
+        [http_route(
+            "r",
+            "2024-01-01T00:00:00Z",
+            json!({"parentRefs": [{"name": "gw"}], "rules": [
+                {"matches": [{"path": {"value": "/split"}}], "backendRefs": [{"name": "a", "port": 80}, {"name": "b", "port": 80, "weight": 3}, {"name": "c", "port": 80, "weight": 0}]},
+                {"matches": [{"path": {"value": "/zero"}}], "backendRefs": [{"name": "a", "port": 80, "weight": 0}]},
+                {"matches": [{"path": {"value": "/none"}}]},
+                {"matches": [{"path": {"value": "/noport"}}], "backendRefs": [{"name": "a"}]},
+                {"matches": [{"path": {"value": "/kind"}}], "backendRefs": [{"group": "example.com", "kind": "Bucket", "name": "a"}]},
+            ]}),
+        )],
+    );
+    check(
+        &m,
+        &[
+            gw_get("h", "/split"),
+            gw_get("h", "/zero"),
+            gw_get("h", "/none"),
+            gw_get("h", "/noport"),
+            gw_get("h", "/kind"),
+        ],
+        r#"HTTPRoute default/r (t.yaml:9): spec.rules[3].backendRefs[0].port: a Service backend needs a port
+        HTTPRoute default/r (t.yaml:9): spec.rules[4].backendRefs[0]: only Service backends are supported
+        core: warning: VirtualHost/k8s:gateway:default/gw:80:~: routes[0001:default/r:r1:m0].forward.backends: no usable backend; the route answers 500
+        k8s:gateway:default/gw:80 h /split => forward to clusters "k8s:default/a:80" (weight 1), "k8s:default/b:80" (weight 3) with path "/split" and host "h"
+        k8s:gateway:default/gw:80 h /zero => answer 500
+        k8s:gateway:default/gw:80 h /none => answer 500
+        k8s:gateway:default/gw:80 h /noport => answer 500
+        k8s:gateway:default/gw:80 h /kind => answer 500"#,
+    );
+}
+
+#[test]
+fn httproute_filters_modify_redirect_rewrite_and_mirror() {
+    let m = with(
+        gateway_base(),
+        [http_route(
+            "r",
+            "2024-01-01T00:00:00Z",
+            json!({"parentRefs": [{"name": "gw"}], "rules": [
+                {"matches": [{"path": {"value": "/old"}}], "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "hostname": "new.com", "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/new"}}}]},
+                {"matches": [{"path": {"value": "/moved"}}], "filters": [{"type": "RequestRedirect", "requestRedirect": {"port": 8443, "statusCode": 301, "path": {"type": "ReplaceFullPath", "replaceFullPath": "/here"}}}]},
+                {"matches": [{"path": {"value": "/api"}}], "filters": [{"type": "URLRewrite", "urlRewrite": {"hostname": "api.internal", "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}], "backendRefs": to("a")},
+                {"matches": [{"path": {"value": "/v1"}}], "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v2"}}}], "backendRefs": to("a")},
+                {"matches": [{"path": {"value": "/full"}}], "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/one"}}}], "backendRefs": to("a")},
+                {"matches": [{"path": {"value": "/ext"}}], "filters": [{"type": "ExtensionRef", "extensionRef": {"group": "x", "kind": "y", "name": "z"}}], "backendRefs": to("a")},
+            ]}),
+        )],
+    );
+    check(
+        &m,
+        &[
+            gw_get("h", "/old/x"),
+            gw_get("h", "/moved/x"),
+            gw_get("h", "/api/users"),
+            gw_get("h", "/v1/users"),
+            gw_get("h", "/full/x"),
+            gw_get("h", "/ext"),
+        ],
+        r#"HTTPRoute default/r (t.yaml:9): spec.rules[5].filters[0]: filter "ExtensionRef" is not supported (or lacks its settings); the rule answers 500
+        k8s:gateway:default/gw:80 h /old/x => redirect 302 to https://new.com/new/x
+        k8s:gateway:default/gw:80 h /moved/x => redirect 301 to http://h:8443/here
+        k8s:gateway:default/gw:80 h /api/users => forward to cluster "k8s:default/a:80" with path "/users" and host "api.internal"
+        k8s:gateway:default/gw:80 h /v1/users => forward to cluster "k8s:default/a:80" with path "/v2/users" and host "h"
+        k8s:gateway:default/gw:80 h /full/x => forward to cluster "k8s:default/a:80" with path "/one" and host "h"
+        k8s:gateway:default/gw:80 h /ext => answer 500"#,
+    );
+}

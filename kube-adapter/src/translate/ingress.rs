@@ -7,7 +7,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use xdsc_core::model;
 
 use super::backends::PortRef;
-use super::{Cx, KubeObject, ObjectRef, age_key, host_in_name};
+use super::{Cx, KubeObject, ObjectRef, age_key, check_host, host_in_name, prefix_match};
 
 /// The HTTP and HTTPS listener names.
 pub(super) const HTTP_LISTENER: &str = "k8s:ingress-http";
@@ -207,19 +207,6 @@ fn one_label_wildcards(hosts: &mut BTreeMap<String, Host>) {
     }
 }
 
-/// A lowercased host name or `*.` wildcard, if valid.
-fn check_host(host: &str) -> Option<String> {
-    let h = host.to_ascii_lowercase();
-    let rest = h.strip_prefix("*.").unwrap_or(&h);
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    };
-    (h.len() <= 253 && rest.split('.').all(label_ok)).then_some(h)
-}
-
 /// The model path match of an Ingress path.
 fn path_match(
     cx: &mut Cx<'_>,
@@ -239,14 +226,7 @@ fn path_match(
     }
     match path_type {
         "Exact" => Some(model::PathMatch::Exact(path.to_owned())),
-        "Prefix" | "ImplementationSpecific" => {
-            let trimmed = path.trim_end_matches('/');
-            Some(if trimmed.is_empty() {
-                model::PathMatch::Prefix("/".into())
-            } else {
-                model::PathMatch::PathPrefix(trimmed.to_owned())
-            })
-        }
+        "Prefix" | "ImplementationSpecific" => Some(prefix_match(path)),
         other => {
             cx.error(
                 id,
