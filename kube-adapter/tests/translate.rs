@@ -870,3 +870,128 @@ fn httproute_filters_modify_redirect_rewrite_and_mirror() {
         k8s:gateway:default/gw:80 h /ext => answer 500"#,
     );
 }
+
+#[test]
+fn https_gateway_listeners_terminate_tls_on_offset_ports() {
+    let m = with(
+        gateway_base()[..2].to_vec(),
+        [
+            tls_secret("cert"),
+            gateway_class(),
+            gateway(json!([
+                {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "foo.com",
+                 "tls": {"certificateRefs": [{"name": "cert"}]}},
+                {"name": "other", "port": 443, "protocol": "HTTPS", "hostname": "bar.com",
+                 "tls": {"certificateRefs": [{"name": "missing"}]}},
+                {"name": "big", "port": 8000, "protocol": "HTTP"},
+                {"name": "tcp", "port": 9000, "protocol": "TCP"},
+            ])),
+            http_route(
+                "r",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw", "port": 443}], "rules": [{"backendRefs": to("a")}]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[Request::new("k8s:gateway:default/gw:443", "foo.com", "/").sni("foo.com")],
+        r#"Gateway default/gw (t.yaml:5): spec.listeners[1].tls.certificateRefs[0]: secret default/missing does not exist
+        Gateway default/gw (t.yaml:5): spec.listeners[3].protocol: protocol "TCP" is not supported; listener not served
+        k8s:gateway:default/gw:443 foo.com / => k8s:default/a:80"#,
+    );
+    check_model(
+        &m,
+        Kind::Listener,
+        r#"Gateway default/gw (t.yaml:5): spec.listeners[1].tls.certificateRefs[0]: secret default/missing does not exist
+        Gateway default/gw (t.yaml:5): spec.listeners[3].protocol: protocol "TCP" is not supported; listener not served
+        {"kind":"Listener","name":"k8s:gateway:default/gw:443","address":"0.0.0.0","port":10443,"protocol":"https","tls":[{"hosts":["foo.com"],"secret":"k8s:default/cert"}],"provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:5"}]}
+        {"kind":"Listener","name":"k8s:gateway:default/gw:8000","address":"0.0.0.0","port":8000,"protocol":"http","provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:5"}]}"#,
+    );
+}
+
+#[test]
+fn routes_attach_only_where_the_gateway_allows() {
+    let other_ns = |name: &str, parent: Value| {
+        json!({"apiVersion": GW, "kind": "HTTPRoute", "metadata": {"name": name, "namespace": "team"},
+               "spec": {"parentRefs": [parent], "rules": [{"backendRefs": [{"name": "a", "port": 80}]}]}})
+    };
+    let m = with(
+        vec![
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a", "namespace": "team"}, "spec": {"ports": [{"port": 80}]}}),
+            gateway_class(),
+            json!({"apiVersion": GW, "kind": "GatewayClass", "metadata": {"name": "theirs"}, "spec": {"controllerName": "example.com/other"}}),
+            gateway(json!([
+                {"name": "same", "port": 80, "protocol": "HTTP", "hostname": "same.com"},
+                {"name": "all", "port": 80, "protocol": "HTTP", "hostname": "all.com", "allowedRoutes": {"namespaces": {"from": "All"}}},
+            ])),
+            json!({"apiVersion": GW, "kind": "Gateway", "metadata": {"name": "theirs"}, "spec": {"gatewayClassName": "theirs", "listeners": [{"name": "x", "port": 80, "protocol": "HTTP"}]}}),
+        ],
+        [
+            other_ns(
+                "to-same",
+                json!({"name": "gw", "namespace": "default", "sectionName": "same"}),
+            ),
+            other_ns("to-any", json!({"name": "gw", "namespace": "default"})),
+            other_ns(
+                "to-theirs",
+                json!({"name": "theirs", "namespace": "default"}),
+            ),
+            other_ns("to-nothing", json!({"name": "nothing"})),
+        ],
+    );
+    check(
+        &m,
+        &[gw_get("same.com", "/"), gw_get("all.com", "/")],
+        r#"HTTPRoute team/to-same (t.yaml:6): spec.parentRefs[0]: no listener of Gateway default/gw accepts the route (sectionName, port, allowedRoutes)
+        HTTPRoute team/to-nothing (t.yaml:9): spec.parentRefs[0]: Gateway team/nothing does not exist
+        k8s:gateway:default/gw:80 same.com / => answer 404 (no route)
+        k8s:gateway:default/gw:80 all.com / => k8s:team/a:80"#,
+    );
+}
+
+#[test]
+fn header_modifiers_and_mirrors_reach_the_model() {
+    let m = with(
+        gateway_base(),
+        [http_route(
+            "r",
+            "2024-01-01T00:00:00Z",
+            json!({"parentRefs": [{"name": "gw"}], "rules": [
+                {"filters": [
+                    {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-set", "value": "1"}], "add": [{"name": "x-add", "value": "2"}], "remove": ["x-gone"]}},
+                    {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"add": [{"name": "x-resp", "value": "3"}]}},
+                    {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "b", "port": 80}, "percent": 10}},
+                ], "backendRefs": to("a")},
+            ]}),
+        )],
+    );
+    check_model(
+        &m,
+        Kind::VirtualHost,
+        r#"{"kind":"VirtualHost","name":"k8s:gateway:default/gw:80:~","listeners":["k8s:gateway:default/gw:80"],"domains":["*"],"routes":[{"name":"0000:default/r:r0:m0","match":{"path":{"prefix":"/"}},"forward":{"backends":[{"cluster":"k8s:default/a:80","weight":1}],"mirror":[{"cluster":"k8s:default/b:80","percent":10}]},"request_headers":{"add":[{"name":"x-set","value":"1"},{"name":"x-add","value":"2","append":true}],"remove":["x-gone"]},"response_headers":{"add":[{"name":"x-resp","value":"3","append":true}]}}],"provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:8"},{"kind":"HTTPRoute","namespace":"default","name":"r","origin":"t.yaml:9"}]}"#,
+    );
+}
+
+#[test]
+fn gateway_output_does_not_depend_on_input_order() {
+    assert_deterministic(&with(
+        gateway_base(),
+        [
+            tls_secret("cert"),
+            http_route(
+                "x",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.com"], "rules": [
+                {"matches": [{"path": {"value": "/p"}}], "backendRefs": to("a")}]}),
+            ),
+            http_route(
+                "y",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.com", "*.b.com"], "rules": [
+                {"matches": [{"path": {"value": "/p"}}], "backendRefs": to("b")},
+                {"matches": [{"path": {"value": "/q"}, "method": "GET"}], "backendRefs": [{"name": "c", "port": 80, "weight": 2}, {"name": "a", "port": 80}]}]}),
+            ),
+        ],
+    ));
+}

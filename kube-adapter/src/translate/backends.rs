@@ -215,7 +215,7 @@ fn endpoints(cx: &mut Cx<'_>, name: &str, u: &ClusterUse) -> model::Endpoints {
         for e in &slice.endpoints {
             let c = e.conditions.clone().unwrap_or_default();
             let ready = c.ready.unwrap_or(true);
-            let serving = c.serving.unwrap_or(ready);
+            let serving = c.serving.unwrap_or(true);
             let terminating = c.terminating.unwrap_or(false);
             let priority = if ready {
                 0
