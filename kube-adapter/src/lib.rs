@@ -8,5 +8,6 @@
 //!
 //! This crate deliberately does not watch the API server, write status or serve xDS; those
 //! belong to the binaries built on it.
+#![doc = include_str!("../README.md")]
 
 pub mod translate;

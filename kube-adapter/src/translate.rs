@@ -210,8 +210,10 @@ impl KubeObject {
     ///
     /// ```
     /// # use xdsc_kube::translate::KubeObject;
-    /// let o = KubeObject::from_value(serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1",
-    ///     "kind": "GatewayClass", "metadata": {"name": "xdsc"}, "spec": {"controllerName": "x"}})).unwrap();
+    /// let o = KubeObject::from_value(serde_json::json!({
+    ///     "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+    ///     "metadata": {"name": "xdsc"}, "spec": {"controllerName": "x"},
+    /// })).unwrap();
     /// assert_eq!(o.kind(), "GatewayClass");
     /// ```
     pub fn kind(&self) -> &'static str {

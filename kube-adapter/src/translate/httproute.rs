@@ -279,7 +279,9 @@ fn certificate(
         return None;
     }
     if cert.namespace.as_deref().is_some_and(|n| n != namespace) {
-        cx.error(id, &field, "a Secret in another namespace needs a ReferenceGrant, which is not supported; listener not served");
+        let message = "a Secret in another namespace needs a ReferenceGrant, which is not \
+                       supported; listener not served";
+        cx.error(id, &field, message);
         return None;
     }
     cx.tls_secret(id, &field, namespace, &cert.name)
@@ -364,7 +366,11 @@ fn attach(
             ),
         );
     } else if out.is_empty() {
-        cx.error(id, &field, format_args!("no hostname of the route intersects the hostnames of the listeners of {gw}; not attached"));
+        let message = format!(
+            "no hostname of the route intersects the hostnames of the listeners of {gw}; \
+             not attached"
+        );
+        cx.error(id, &field, message);
     }
     out.sort();
     out.dedup();
@@ -608,7 +614,11 @@ fn action(
                 }
             }
             (other, _) => {
-                cx.error(id, &field, format_args!("filter {other:?} is not supported (or lacks its settings); the rule answers 500"));
+                let message = format!(
+                    "filter {other:?} is not supported (or lacks its settings); the rule \
+                     answers 500"
+                );
+                cx.error(id, &field, message);
                 route.forward = None;
                 route.redirect = None;
                 route.direct_response = Some(model::DirectResponse {

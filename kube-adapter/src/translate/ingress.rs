@@ -48,14 +48,7 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
         annotations(cx, id, ing);
         let spec = ing.spec.clone().unwrap_or_default();
         if let Some(b) = &spec.default_backend {
-            let route = route(
-                cx,
-                id,
-                "spec.defaultBackend",
-                DEFAULT_ROUTE.into(),
-                model::PathMatch::default(),
-                b,
-            );
+            // Only the winner's backend is resolved: a loser's Service is not needed.
             match &default_backend {
                 Some((winner, _)) => cx.error(
                     id,
@@ -64,7 +57,12 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
                         "the default backend is also set by {winner}, which takes precedence"
                     ),
                 ),
-                None => default_backend = Some((id, route)),
+                None => {
+                    let name = DEFAULT_ROUTE.into();
+                    let path = model::PathMatch::default();
+                    let route = route(cx, id, "spec.defaultBackend", name, path, b);
+                    default_backend = Some((id, route));
+                }
             }
         }
         for (r, rule) in spec.rules.iter().flatten().enumerate() {
@@ -93,30 +91,22 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
                 else {
                     continue;
                 };
-                let name = format!("{}:r{r}:p{p}", id.qualified_name());
-                let route = route(
-                    cx,
-                    id,
-                    &format!("{field}.backend"),
-                    name,
-                    matches.clone(),
-                    &path.backend,
-                );
-                match winners.get(&(host.clone(), matches.clone())) {
-                    Some(winner) => cx.error(
-                        id,
-                        &field,
-                        format_args!(
-                            "path {:?} ({}) on host {host:?} is also claimed by {winner}, which takes precedence",
-                            path.path.as_deref().unwrap_or("/"),
-                            path.path_type
-                        ),
-                    ),
-                    None => {
-                        winners.insert((host.clone(), matches), id);
-                        entry.routes.push(route);
-                    }
+                let key = (host.clone(), matches.clone());
+                if let Some(winner) = winners.get(&key) {
+                    let shown = path.path.as_deref().unwrap_or("/");
+                    let message = format!(
+                        "path {shown:?} ({}) on host {host:?} is also claimed by {winner}, \
+                         which takes precedence",
+                        path.path_type
+                    );
+                    cx.error(id, &field, message);
+                    continue;
                 }
+                winners.insert(key, id);
+                let name = format!("{}:r{r}:p{p}", id.qualified_name());
+                let backend_field = format!("{field}.backend");
+                let route = route(cx, id, &backend_field, name, matches, &path.backend);
+                entry.routes.push(route);
             }
         }
     }
@@ -414,7 +404,10 @@ fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Ingress)]) -> Tls {
                     Some((_, winner)) => cx.error(
                         id,
                         &field,
-                        format_args!("the default certificate is also set by {winner}, which takes precedence"),
+                        format_args!(
+                            "the default certificate is also set by {winner}, which takes \
+                             precedence"
+                        ),
                     ),
                     None => {
                         by_secret.entry(secret.clone()).or_default();
