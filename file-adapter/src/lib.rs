@@ -16,7 +16,6 @@
 //! ```
 
 pub mod commands;
-mod kube_shim;
 pub mod load;
 pub mod schema;
 pub mod serve;

@@ -18,15 +18,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::kube_shim as translate;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use xdsc_core::compile::{Compiled, Problem, Severity};
 use xdsc_core::model::{self, Kind, Object, ObjectKey};
+use xdsc_kube::translate;
 
-use crate::yaml::{self, Pos, Segment};
+use crate::yaml::{self, Document, Pos, Segment};
 
 /// The largest file read (16 MiB).
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
@@ -183,8 +184,9 @@ impl Loaded {
             }
             // Stricter than the compiler, which serves a 503 in place of a missing cluster: in
             // files a dangling reference is a mistake to fix before it is served.
+            // (For translated objects the translation already reported the missing object.)
             let severity = match d.problem {
-                Problem::Dangling(_) => Severity::Error,
+                Problem::Dangling(_) if self.origins.contains_key(&d.object) => Severity::Error,
                 _ => d.severity,
             };
             out.insert(Diagnostic {
@@ -218,7 +220,10 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
         collect(p, 0, &mut files, &mut out.diagnostics, true);
     }
     let mut native: Vec<(Object, Location)> = Vec::new();
-    let mut kube_origins: BTreeMap<translate::ObjectRef, Location> = BTreeMap::new();
+    // Where each Kubernetes object was written: its file, document and path in the document,
+    // so that the translation's field paths can be placed at their line.
+    let mut kube_origins: BTreeMap<translate::ObjectRef, (Location, Rc<Document>, Vec<Segment>)> =
+        BTreeMap::new();
     for file in &files {
         out.files.insert(file.clone());
         let text = match read(file) {
@@ -251,7 +256,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
                 continue;
             }
         };
-        for doc in &docs {
+        for doc in docs.into_iter().map(Rc::new) {
             let mut items = Vec::new();
             unpack(&doc.value, Vec::new(), &mut items);
             for (value, prefix) in items {
@@ -268,7 +273,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
                         Ok(k) => {
                             let id = k.id();
                             let here = at(&[]);
-                            if let Some(first) = kube_origins.get(&id) {
+                            if let Some((first, ..)) = kube_origins.get(&id) {
                                 out.diagnostics.push(Diagnostic::error(
                                     here,
                                     Some(kube_name(&id)),
@@ -278,7 +283,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
                                 continue;
                             }
                             out.kube.insert(k, Some(here.to_string()));
-                            kube_origins.insert(id, here);
+                            kube_origins.insert(id, (here, Rc::clone(&doc), prefix.clone()));
                         }
                         Err(e) => out.diagnostics.push(kube_error(&value, &e, &at)),
                     }
@@ -294,10 +299,14 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
 
     let translation = translate::translate(&out.kube, &options.kube);
     for d in &translation.diagnostics {
-        let location = d
-            .origin
-            .as_ref()
-            .and_then(|_| kube_origins.get(&d.object).cloned());
+        let location = kube_origins.get(&d.object).map(|(at, doc, prefix)| {
+            let mut path = prefix.clone();
+            path.extend(parse_path(&d.field));
+            Location {
+                file: at.file.clone(),
+                pos: Some(doc.position(&path)),
+            }
+        });
         out.diagnostics.push(Diagnostic {
             severity: match d.severity {
                 translate::Severity::Error => Severity::Error,
@@ -357,30 +366,64 @@ fn kube_error(
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("?");
-    let field = e.field().unwrap_or_default();
+    let (field, message) = match e {
+        translate::ParseError::Invalid { path, message, .. } => (path.clone(), message.clone()),
+        translate::ParseError::Unsupported { .. } => (
+            "kind".to_owned(),
+            format!(
+                "{e}; supported: Ingress, IngressClass, Service, EndpointSlice, Secret, Gateway, GatewayClass, HTTPRoute"
+            ),
+        ),
+    };
     let path = parse_path(&field);
-    Diagnostic::error(
-        at(&path),
-        Some(format!("{kind} {name}")),
-        field,
-        e.message(),
-    )
+    let mut d = Diagnostic::error(at(&path), Some(format!("{kind} {name}")), field, message);
+    if matches!(e, translate::ParseError::Unsupported { .. }) {
+        // A `kubectl get all -o yaml` dump holds Deployments and Pods: not ours, not wrong.
+        d.severity = Severity::Warning;
+        d.message = format!("ignored: {}", d.message);
+    }
+    d
 }
 
-/// `spec.rules[0].host` back into segments (for positions of Kubernetes errors).
+/// A field path as the translation and serde write it (`spec.rules[0].host`,
+/// `metadata.annotations["a.b/c"]`) back into segments, to find its line.
 fn parse_path(s: &str) -> Vec<Segment> {
     let mut out = Vec::new();
-    for part in s.split('.').filter(|p| !p.is_empty()) {
-        let (key, rest) = part.split_once('[').unwrap_or((part, ""));
+    let mut chars = s.chars().peekable();
+    let mut key = String::new();
+    let flush = |key: &mut String, out: &mut Vec<Segment>| {
         if !key.is_empty() {
-            out.push(Segment::Key(key.to_owned()));
+            out.push(Segment::Key(std::mem::take(key)));
         }
-        for idx in rest.split('[') {
-            if let Ok(i) = idx.trim_end_matches(']').parse() {
-                out.push(Segment::Index(i));
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '.' => flush(&mut key, &mut out),
+            '[' => {
+                flush(&mut key, &mut out);
+                let mut inner = String::new();
+                let quoted = chars.peek() == Some(&'"');
+                if quoted {
+                    chars.next();
+                }
+                for c in chars.by_ref() {
+                    if quoted && c == '"' {
+                        continue;
+                    }
+                    if c == ']' {
+                        break;
+                    }
+                    inner.push(c);
+                }
+                match inner.parse() {
+                    Ok(i) if !quoted => out.push(Segment::Index(i)),
+                    _ => out.push(Segment::Key(inner)),
+                }
             }
+            c => key.push(c),
         }
     }
+    flush(&mut key, &mut out);
     out
 }
 

@@ -86,11 +86,33 @@ struct Input {
     /// Files and folders (read recursively: *.yaml, *.yml, *.json).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// The Envoy port of the Ingress HTTP listener.
+    #[arg(long, default_value_t = 8080)]
+    ingress_http_port: u16,
+    /// The Envoy port of the Ingress HTTPS listener.
+    #[arg(long, default_value_t = 8443)]
+    ingress_https_port: u16,
+    /// Added to a Gateway listener port below 1024 for the port Envoy binds.
+    #[arg(long, default_value_t = 10000)]
+    gateway_port_offset: u16,
+    /// The IngressClass `spec.controller` that is ours.
+    #[arg(long, default_value = "xdsc.dev/ingress-controller")]
+    ingress_controller: String,
+    /// The GatewayClass `spec.controllerName` that is ours.
+    #[arg(long, default_value = "xdsc.dev/gateway-controller")]
+    gateway_controller: String,
 }
 
 impl Input {
     fn options(&self) -> LoadOptions {
-        LoadOptions::default()
+        let mut options = LoadOptions::default();
+        let kube = &mut options.kube;
+        kube.ingress_http_port = self.ingress_http_port;
+        kube.ingress_https_port = self.ingress_https_port;
+        kube.privileged_port_offset = self.gateway_port_offset;
+        kube.ingress_controller.clone_from(&self.ingress_controller);
+        kube.gateway_controller.clone_from(&self.gateway_controller);
+        options
     }
 }
 

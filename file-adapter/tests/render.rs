@@ -80,3 +80,20 @@ fn native_models_render_deterministically_and_validate() {
     check_folder(&root.join("examples/models"));
     check_folder(&root.join("examples/quickstart/config"));
 }
+
+#[test]
+fn kubernetes_manifests_render_deterministically_and_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/k8s");
+    check_folder(&dir);
+    let out = render(&[dir]);
+    // The Ingress, its TLS host, the wildcard rule and the Gateway's shifted port are there.
+    for want in [
+        "k8s:ingress-http",
+        "k8s:ingress-https",
+        "shop.example.com",
+        "port_value\": 10080",
+        "store.example.org",
+    ] {
+        assert!(out.contains(want), "{want} missing from the bootstrap");
+    }
+}

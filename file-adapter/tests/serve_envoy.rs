@@ -233,6 +233,44 @@ fn native_documents_live() {
     );
 }
 
+#[test]
+fn kubernetes_manifests_live() {
+    let (one, two) = (Backend::start("one"), Backend::start("two"));
+    let listen = free_port();
+    // Two Services with EndpointSlices pointing at the local backends, as kubectl prints them.
+    let service = |name: &str, port: u16| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  ports: [{{name: http, port: 80, targetPort: {port}}}]\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {name}-x1\n  namespace: shop\n  labels: {{kubernetes.io/service-name: {name}}}\n\
+             addressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints:\n  - addresses: [127.0.0.1]\n    conditions: {{ready: true}}\n"
+        )
+    };
+    let services = format!(
+        "{}---\n{}",
+        service("one", one.addr.port()),
+        service("two", two.addr.port())
+    );
+    let site = |n: u16| {
+        let svc = if n == 1 { "one" } else { "two" };
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: shop, namespace: shop}}\nspec:\n  rules:\n    - host: shop.example.com\n      http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend: {{service: {{name: {svc}, port: {{name: http}}}}}}\n"
+        )
+    };
+    story(
+        "kube",
+        &[("services.yaml", services)],
+        site,
+        "shop.example.com",
+        listen,
+        &[
+            "--ingress-http-port".into(),
+            listen.to_string(),
+            "--ingress-https-port".into(),
+            free_port().to_string(),
+        ],
+    );
+}
+
 /// The quickstart's own files (`examples/quickstart`), on free ports: what its README promises.
 #[test]
 fn quickstart_as_written() {

@@ -24,9 +24,10 @@
 //!
 //! Within a virtual host, routes are ordered, whatever their order in the object: exact paths
 //! first, then regular expressions, then prefixes, longer first (for equal prefixes, a
-//! segment-wise `path_prefix` before a plain `prefix`); then more header matches first, then
-//! more query matches, then routes with a method match; then by name. A route whose match
-//! equals an earlier one's never matches; it is reported and left out.
+//! segment-wise `path_prefix` before a plain `prefix`); then routes with a method match, then
+//! more header matches first, then more query matches (the Gateway API's HTTPRoute order);
+//! then by name. A route whose match equals an earlier one's never matches; it is reported and
+//! left out.
 //!
 //! # Conflicts
 //!

@@ -161,6 +161,23 @@ fn route_precedence_is_exact_regex_prefix_longest_then_headers_then_name() {
 }
 
 #[test]
+fn a_method_match_precedes_header_and_query_matches() {
+    let c = with(
+        r#"[{"kind":"VirtualHost","name":"v","listeners":["http"],"domains":["*"],"routes":[
+        {"name":"a-query","match":{"path":{"prefix":"/a"},"query":[{"name":"q","value":"present"}]},"forward":{"backends":[{"cluster":"web"}]}},
+        {"name":"b-headers","match":{"path":{"prefix":"/a"},"headers":[{"name":"x","value":"present"},{"name":"y","value":"present"}]},"forward":{"backends":[{"cluster":"web"}]}},
+        {"name":"c-method","match":{"path":{"prefix":"/a"},"methods":["GET"]},"forward":{"backends":[{"cluster":"web"}]}},
+        {"name":"d-header","match":{"path":{"prefix":"/a"},"headers":[{"name":"x","value":"present"}]},"forward":{"backends":[{"cluster":"web"}]}}]}]"#,
+    );
+    let names: Vec<String> = vhost(&c, "http", "v")
+        .routes
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["c-method", "b-headers", "d-header", "a-query"]);
+}
+
+#[test]
 fn identical_matches_are_shadowed_and_reported() {
     let c = with(
         r#"[{"kind":"VirtualHost","name":"v","listeners":["http"],"domains":["*"],"routes":[

@@ -893,9 +893,10 @@ fn precedence(r: &model::Route) -> impl Ord + '_ {
         class,
         std::cmp::Reverse(len),
         separated,
+        // Gateway API precedence: a method match counts before header and query matches.
+        m.methods.is_empty(),
         std::cmp::Reverse(m.headers.len()),
         std::cmp::Reverse(m.query.len()),
-        m.methods.is_empty(),
         r.name.as_str(),
     )
 }

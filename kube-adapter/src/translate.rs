@@ -1,0 +1,617 @@
+//! Kubernetes objects in, model objects and diagnostics out.
+//!
+//! [`translate`] reads every object in an [`Inputs`] and returns a [`Translation`]: the model
+//! objects (sorted by key) and the [`Diagnostic`]s (sorted). It is a pure function of its
+//! arguments: the same inputs give byte-identical output whatever order the objects were
+//! inserted in. It does no I/O and knows nothing of files or clusters: `xdsc-file` and the
+//! controller both feed it.
+//!
+//! # What is taken
+//!
+//! - An **Ingress** whose class (`spec.ingressClassName`, or the deprecated
+//!   `kubernetes.io/ingress.class` annotation) names an IngressClass with
+//!   `spec.controller` = [`Options::ingress_controller`]; an Ingress without a class when one of
+//!   our IngressClasses is annotated `ingressclass.kubernetes.io/is-default-class: "true"`, or
+//!   when no IngressClass exists at all and
+//!   [`Options::take_unclassed_ingress_without_classes`] is set (the file case).
+//! - A **Gateway** whose GatewayClass has `spec.controllerName` =
+//!   [`Options::gateway_controller`], and the **HTTPRoutes** attached to its listeners.
+//! - **Services**, **EndpointSlices** and **Secrets** only as those refer to them.
+//!
+//! # Model names
+//!
+//! Every name starts with `k8s:`, which hand-written model objects should not use, so the two
+//! never collide. A `*` of a host name is written `~` (hosts cannot contain `~`).
+//!
+//! | model object | name |
+//! |---|---|
+//! | Cluster and Endpoints of a Service port | `k8s:NAMESPACE/SERVICE:PORT` (the Service's port number) |
+//! | Secret from a TLS Secret | `k8s:NAMESPACE/NAME` |
+//! | Ingress listeners | `k8s:ingress-http`, `k8s:ingress-https` |
+//! | Ingress virtual host | `k8s:ingress:HOST` (`k8s:ingress:~` for rules without a host) |
+//! | Gateway listener (one per port) | `k8s:gateway:NAMESPACE/NAME:PORT` (the Gateway's port) |
+//! | Gateway virtual host | `k8s:gateway:NAMESPACE/NAME:PORT:HOST` |
+//! | Ingress route | `NAMESPACE/NAME:rR:pP` (rule and path index), `~default-backend` |
+//! | HTTPRoute route | `RANK:NAMESPACE/NAME:rR:mM`, RANK zero-padded (see below) |
+//!
+//! # Ingress semantics
+//!
+//! - `pathType: Prefix` matches path elements (`/foo` matches `/foo` and `/foo/bar`, not
+//!   `/foobar`); a trailing `/` in the rule is ignored; `/` matches everything.
+//!   `ImplementationSpecific` is treated as `Prefix`. `Exact` matches the path exactly.
+//!   Exact beats Prefix and the longest prefix wins (the core's route precedence).
+//! - Host wildcards `*.foo.com` match exactly one DNS label, as the Ingress spec says. Envoy's
+//!   `*.foo.com` domain matches any number of labels, so each route of a wildcard host also
+//!   requires `:authority` to match `[^.]+\.foo\.com`; rules without a host are copied into
+//!   the wildcard host with that header match inverted, so `a.b.foo.com` still reaches them.
+//!   A request whose host has a virtual host is routed by that host's rules only (Envoy picks
+//!   the virtual host first), then by the default backend.
+//! - Several Ingresses for one host merge. The same host, path and path type from two
+//!   Ingresses is a conflict: the oldest Ingress (`creationTimestamp`, then namespace/name)
+//!   keeps it and the other gets an error. The same for `defaultBackend` (one, global: the
+//!   catch-all of every Ingress host and of any other host, on both listeners) and for a TLS
+//!   host claimed with two Secrets.
+//! - `tls[]` entries become certificates of the HTTPS listener by SNI host; an entry without
+//!   hosts is the default certificate. A host is served on HTTPS when a TLS entry names it
+//!   (or a wildcard entry covers it, or its Ingress has an entry without hosts); every host is
+//!   served on HTTP. A TLS entry whose Secret is missing or not `kubernetes.io/tls` is left
+//!   out with an error.
+//! - A backend Service port is resolved by name or number; the cluster is the Service port,
+//!   its endpoints those of the EndpointSlices labelled `kubernetes.io/service-name`, with
+//!   the slice port of the same name. A missing Service or port is an error and the route
+//!   forwards to a cluster that does not exist, which the core answers with 503.
+//! - Unsupported, reported as errors (the rest is served): `backend.resource` (answers 503),
+//!   Services of type `ExternalName`, EndpointSlices of address type `FQDN`, and annotations
+//!   of other controllers that change routing (`nginx.ingress.kubernetes.io/*` and the like).
+//!   Harmless annotations (`kubectl.kubernetes.io/*`, Helm, Argo CD, cert-manager, ...) are
+//!   ignored silently.
+//!
+//! # Endpoints
+//!
+//! Ready endpoints (a missing `ready` counts as ready) are healthy at priority 0; serving and
+//! terminating ones that are not ready go to priority 1, which Envoy uses only when priority
+//! 0 lacks healthy endpoints; the rest are left out. The zone becomes the locality's zone.
+//! Endpoints of several slices merge, duplicates dropped, sorted.
+//!
+//! # Gateway API semantics
+//!
+//! See [`gateway`] for the types read. A Gateway listener port below 1024 binds port +
+//! [`Options::privileged_port_offset`]. HTTPRoute routes on one listener and host follow the
+//! spec's precedence: exact path, longest prefix, method, most headers, most query
+//! parameters, oldest route, `namespace/name`, then rule and match order. The core orders
+//! routes by match (exact, regex, longest prefix, method, headers, query) and then by name, so
+//! route names start with a zero-padded rank that encodes the remaining tie-breaks.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde::de::DeserializeOwned;
+pub use xdsc_core::compile::Severity;
+use xdsc_core::model;
+
+mod backends;
+pub mod gateway;
+mod httproute;
+mod ingress;
+
+/// One Kubernetes object the translation understands, typed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KubeObject {
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress(Box<Ingress>),
+    /// `networking.k8s.io/v1` IngressClass (cluster-scoped).
+    IngressClass(Box<IngressClass>),
+    /// `v1` Service.
+    Service(Box<Service>),
+    /// `discovery.k8s.io/v1` EndpointSlice.
+    EndpointSlice(Box<EndpointSlice>),
+    /// `v1` Secret.
+    Secret(Box<Secret>),
+    /// `gateway.networking.k8s.io/v1` Gateway.
+    Gateway(Box<gateway::Gateway>),
+    /// `gateway.networking.k8s.io/v1` GatewayClass (cluster-scoped).
+    GatewayClass(Box<gateway::GatewayClass>),
+    /// `gateway.networking.k8s.io/v1` HTTPRoute.
+    HttpRoute(Box<gateway::HttpRoute>),
+}
+
+/// Why a manifest is not a [`KubeObject`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The `apiVersion` and `kind` name an object this translation does not read.
+    #[error("unsupported object: apiVersion {api_version:?}, kind {kind:?}")]
+    Unsupported {
+        /// The manifest's `apiVersion` (empty when missing).
+        api_version: String,
+        /// The manifest's `kind` (empty when missing).
+        kind: String,
+    },
+    /// The manifest does not fit the object's schema.
+    #[error("{kind}: {path}: {message}")]
+    Invalid {
+        /// The object's kind.
+        kind: String,
+        /// The field path, e.g. `spec.rules[0].http.paths[1].pathType`.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn parse<T: DeserializeOwned>(kind: &str, v: serde_json::Value) -> Result<Box<T>, ParseError> {
+    serde_path_to_error::deserialize(v)
+        .map(Box::new)
+        .map_err(|e| ParseError::Invalid {
+            kind: kind.to_owned(),
+            path: e.path().to_string(),
+            message: e.inner().to_string(),
+        })
+}
+
+impl KubeObject {
+    /// Parses a manifest: a JSON value with `apiVersion` and `kind`. A namespaced object
+    /// without a namespace is put in `default`, as `kubectl apply` would.
+    ///
+    /// ```
+    /// use xdsc_kube::translate::{KubeObject, ParseError};
+    /// let svc = KubeObject::from_value(serde_json::json!({
+    ///     "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+    ///     "spec": {"ports": [{"port": 80}]},
+    /// })).unwrap();
+    /// assert_eq!(svc.id().to_string(), "Service default/web");
+    ///
+    /// let err = KubeObject::from_value(serde_json::json!({
+    ///     "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+    ///     "spec": {"ports": [{"port": "eighty"}]},
+    /// })).unwrap_err();
+    /// assert!(err.to_string().starts_with("Service: spec.ports[0].port: "), "{err}");
+    /// assert!(matches!(
+    ///     KubeObject::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod"})),
+    ///     Err(ParseError::Unsupported { .. })
+    /// ));
+    /// ```
+    pub fn from_value(v: serde_json::Value) -> Result<KubeObject, ParseError> {
+        let field = |f: &str| v.get(f).and_then(|s| s.as_str()).unwrap_or("").to_owned();
+        let (api_version, kind) = (field("apiVersion"), field("kind"));
+        let mut object = match (api_version.as_str(), kind.as_str()) {
+            ("networking.k8s.io/v1", "Ingress") => KubeObject::Ingress(parse(&kind, v)?),
+            ("networking.k8s.io/v1", "IngressClass") => KubeObject::IngressClass(parse(&kind, v)?),
+            ("v1", "Service") => KubeObject::Service(parse(&kind, v)?),
+            ("v1", "Secret") => KubeObject::Secret(parse(&kind, v)?),
+            ("discovery.k8s.io/v1", "EndpointSlice") => KubeObject::EndpointSlice(parse(&kind, v)?),
+            (gateway::API_VERSION, "Gateway") => KubeObject::Gateway(parse(&kind, v)?),
+            (gateway::API_VERSION, "GatewayClass") => KubeObject::GatewayClass(parse(&kind, v)?),
+            (gateway::API_VERSION, "HTTPRoute") => KubeObject::HttpRoute(parse(&kind, v)?),
+            _ => return Err(ParseError::Unsupported { api_version, kind }),
+        };
+        let namespaced = object.namespaced();
+        let meta = object.metadata_mut();
+        if meta.name.as_deref().is_none_or(str::is_empty) {
+            return Err(ParseError::Invalid {
+                kind,
+                path: "metadata.name".into(),
+                message: "missing".into(),
+            });
+        }
+        if namespaced && meta.namespace.as_deref().is_none_or(str::is_empty) {
+            meta.namespace = Some("default".into());
+        }
+        if !namespaced {
+            meta.namespace = None;
+        }
+        Ok(object)
+    }
+
+    /// The object's kind, as written in manifests.
+    ///
+    /// ```
+    /// # use xdsc_kube::translate::KubeObject;
+    /// let o = KubeObject::from_value(serde_json::json!({
+    ///     "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+    ///     "metadata": {"name": "xdsc"}, "spec": {"controllerName": "x"},
+    /// })).unwrap();
+    /// assert_eq!(o.kind(), "GatewayClass");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KubeObject::Ingress(_) => "Ingress",
+            KubeObject::IngressClass(_) => "IngressClass",
+            KubeObject::Service(_) => "Service",
+            KubeObject::EndpointSlice(_) => "EndpointSlice",
+            KubeObject::Secret(_) => "Secret",
+            KubeObject::Gateway(_) => "Gateway",
+            KubeObject::GatewayClass(_) => "GatewayClass",
+            KubeObject::HttpRoute(_) => "HTTPRoute",
+        }
+    }
+
+    fn namespaced(&self) -> bool {
+        !matches!(
+            self,
+            KubeObject::IngressClass(_) | KubeObject::GatewayClass(_)
+        )
+    }
+
+    /// The object's metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            KubeObject::Ingress(o) => &o.metadata,
+            KubeObject::IngressClass(o) => &o.metadata,
+            KubeObject::Service(o) => &o.metadata,
+            KubeObject::EndpointSlice(o) => &o.metadata,
+            KubeObject::Secret(o) => &o.metadata,
+            KubeObject::Gateway(o) => &o.metadata,
+            KubeObject::GatewayClass(o) => &o.metadata,
+            KubeObject::HttpRoute(o) => &o.metadata,
+        }
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            KubeObject::Ingress(o) => &mut o.metadata,
+            KubeObject::IngressClass(o) => &mut o.metadata,
+            KubeObject::Service(o) => &mut o.metadata,
+            KubeObject::EndpointSlice(o) => &mut o.metadata,
+            KubeObject::Secret(o) => &mut o.metadata,
+            KubeObject::Gateway(o) => &mut o.metadata,
+            KubeObject::GatewayClass(o) => &mut o.metadata,
+            KubeObject::HttpRoute(o) => &mut o.metadata,
+        }
+    }
+
+    /// The object's identity: kind, namespace (none for cluster-scoped kinds) and name.
+    pub fn id(&self) -> ObjectRef {
+        let meta = self.metadata();
+        ObjectRef {
+            kind: self.kind().to_owned(),
+            namespace: if self.namespaced() {
+                Some(meta.namespace.clone().unwrap_or_else(|| "default".into()))
+            } else {
+                None
+            },
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// The identity of a Kubernetes object.
+///
+/// ```
+/// use xdsc_kube::translate::ObjectRef;
+/// let r = ObjectRef::new("Ingress", Some("default"), "web");
+/// assert_eq!(r.to_string(), "Ingress default/web");
+/// assert_eq!(ObjectRef::new("IngressClass", None, "xdsc").to_string(), "IngressClass xdsc");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectRef {
+    /// The kind, e.g. `Ingress` or `HTTPRoute`.
+    pub kind: String,
+    /// The namespace; `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    /// The name.
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// A reference from its parts.
+    pub fn new(kind: &str, namespace: Option<&str>, name: &str) -> ObjectRef {
+        ObjectRef {
+            kind: kind.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            name: name.to_owned(),
+        }
+    }
+
+    /// `namespace/name`, or `name` for a cluster-scoped object.
+    pub fn qualified_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.qualified_name())
+    }
+}
+
+/// Every Kubernetes object known, keyed by [`ObjectRef`], each with where it was read.
+///
+/// ```
+/// use xdsc_kube::translate::{Inputs, KubeObject};
+/// let svc = KubeObject::from_value(serde_json::json!({
+///     "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+/// })).unwrap();
+/// let id = svc.id();
+/// let mut inputs = Inputs::default();
+/// inputs.insert(svc, Some("web.yaml:1".into()));
+/// assert_eq!(inputs.len(), 1);
+/// assert_eq!(inputs.origin(&id), Some("web.yaml:1"));
+/// assert!(inputs.remove(&id).is_some());
+/// assert!(inputs.is_empty());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    objects: BTreeMap<ObjectRef, (KubeObject, Option<String>)>,
+}
+
+impl Inputs {
+    /// Adds or replaces an object (by its [`KubeObject::id`]); `origin` (such as
+    /// `path/to/file.yaml:12`) appears in provenance and diagnostics. Returns the object it
+    /// replaced.
+    pub fn insert(&mut self, object: KubeObject, origin: Option<String>) -> Option<KubeObject> {
+        self.objects
+            .insert(object.id(), (object, origin))
+            .map(|(o, _)| o)
+    }
+
+    /// Removes an object; returns it.
+    pub fn remove(&mut self, id: &ObjectRef) -> Option<KubeObject> {
+        self.objects.remove(id).map(|(o, _)| o)
+    }
+
+    /// The object with this identity.
+    pub fn get(&self, id: &ObjectRef) -> Option<&KubeObject> {
+        self.objects.get(id).map(|(o, _)| o)
+    }
+
+    /// Where the object was read, if known.
+    pub fn origin(&self, id: &ObjectRef) -> Option<&str> {
+        self.objects.get(id).and_then(|(_, o)| o.as_deref())
+    }
+
+    /// The number of objects.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether there are no objects.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Every object, ordered by identity.
+    pub fn iter(&self) -> impl Iterator<Item = (&ObjectRef, &KubeObject)> + '_ {
+        self.objects.iter().map(|(k, (o, _))| (k, o))
+    }
+
+    /// The objects of one kind, ordered by namespace and name.
+    fn of_kind<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a ObjectRef, &'a KubeObject)> + 'a {
+        let lo = ObjectRef {
+            kind: kind.to_owned(),
+            namespace: None,
+            name: String::new(),
+        };
+        self.objects
+            .range(lo..)
+            .take_while(move |(k, _)| k.kind == kind)
+            .map(|(k, (o, _))| (k, o))
+    }
+}
+
+/// What the translation takes and where it serves it.
+///
+/// ```
+/// let o = xdsc_kube::translate::Options::default();
+/// assert_eq!((o.ingress_http_port, o.ingress_https_port), (8080, 8443));
+/// assert_eq!(o.ingress_controller, "xdsc.dev/ingress-controller");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The port of the Ingress HTTP listener (default 8080).
+    pub ingress_http_port: u16,
+    /// The port of the Ingress HTTPS listener (default 8443).
+    pub ingress_https_port: u16,
+    /// The `spec.controller` of IngressClasses that are ours (default
+    /// `xdsc.dev/ingress-controller`).
+    pub ingress_controller: String,
+    /// The `spec.controllerName` of GatewayClasses that are ours (default
+    /// `xdsc.dev/gateway-controller`).
+    pub gateway_controller: String,
+    /// Added to a Gateway listener port below 1024 to get the port Envoy binds (default
+    /// 10000: port 80 binds 10080).
+    pub privileged_port_offset: u16,
+    /// Take an Ingress without a class when no IngressClass exists at all (default true, as
+    /// for files; a controller in a cluster sets it to false).
+    pub take_unclassed_ingress_without_classes: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            ingress_http_port: 8080,
+            ingress_https_port: 8443,
+            ingress_controller: "xdsc.dev/ingress-controller".into(),
+            gateway_controller: "xdsc.dev/gateway-controller".into(),
+            privileged_port_offset: 10000,
+            take_unclassed_ingress_without_classes: true,
+        }
+    }
+}
+
+/// The model objects and diagnostics of a translation.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Translation {
+    /// Model objects, sorted by key (kind, then name).
+    pub objects: Vec<model::Object>,
+    /// Diagnostics, sorted.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// A problem with a Kubernetes object: what was left out or not served as written.
+///
+/// ```
+/// use xdsc_kube::translate::{Diagnostic, ObjectRef, Severity};
+/// let d = Diagnostic {
+///     severity: Severity::Error,
+///     object: ObjectRef::new("Ingress", Some("default"), "web"),
+///     origin: Some("file.yaml:3".into()),
+///     field: "spec.rules[0].http.paths[1].backend.service.port".into(),
+///     message: "service default/api has no port named \"grpc\"".into(),
+/// };
+/// assert_eq!(d.to_string(), "Ingress default/web (file.yaml:3): spec.rules[0].http.paths[1].backend.service.port: service default/api has no port named \"grpc\"");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Diagnostic {
+    /// Error (left out) or warning (served, maybe not as meant).
+    pub severity: Severity,
+    /// The object the problem is in.
+    pub object: ObjectRef,
+    /// Where the object was read.
+    pub origin: Option<String>,
+    /// The field path within the object; empty for the object as a whole.
+    pub field: String,
+    /// What is wrong. Never holds key material.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.object)?;
+        if let Some(o) = &self.origin {
+            write!(f, " ({o})")?;
+        }
+        f.write_str(": ")?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Translates every object taken (see the module docs) into model objects.
+///
+/// ```
+/// use xdsc_kube::translate::{translate, Inputs, KubeObject, Options};
+/// let mut inputs = Inputs::default();
+/// inputs.insert(KubeObject::from_value(serde_json::json!({
+///     "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+///     "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+/// })).unwrap(), None);
+/// let out = translate(&inputs, &Options::default());
+/// let names: Vec<_> = out.objects.iter().map(|o| o.key().to_string()).collect();
+/// assert_eq!(names, ["Listener/k8s:ingress-http", "VirtualHost/k8s:ingress:~"]);
+/// assert_eq!(out.diagnostics[0].message, "service default/web does not exist");
+/// ```
+pub fn translate(inputs: &Inputs, options: &Options) -> Translation {
+    let mut cx = Cx {
+        inputs,
+        options,
+        diagnostics: Vec::new(),
+        objects: BTreeMap::new(),
+        clusters: BTreeMap::new(),
+    };
+    ingress::translate(&mut cx);
+    httproute::translate(&mut cx);
+    backends::emit_clusters(&mut cx);
+    let mut diagnostics = cx.diagnostics;
+    diagnostics.sort();
+    diagnostics.dedup();
+    Translation {
+        objects: cx.objects.into_values().collect(),
+        diagnostics,
+    }
+}
+
+/// The state of one translation.
+struct Cx<'a> {
+    inputs: &'a Inputs,
+    options: &'a Options,
+    diagnostics: Vec<Diagnostic>,
+    /// Output, keyed by model key so that it comes out sorted.
+    objects: BTreeMap<model::ObjectKey, model::Object>,
+    /// Service ports some route forwards to, by cluster name.
+    clusters: BTreeMap<String, backends::ClusterUse>,
+}
+
+impl Cx<'_> {
+    fn report(
+        &mut self,
+        severity: Severity,
+        object: &ObjectRef,
+        field: impl fmt::Display,
+        message: impl fmt::Display,
+    ) {
+        self.diagnostics.push(Diagnostic {
+            severity,
+            object: object.clone(),
+            origin: self.inputs.origin(object).map(str::to_owned),
+            field: field.to_string(),
+            message: message.to_string(),
+        });
+    }
+
+    fn error(&mut self, object: &ObjectRef, field: impl fmt::Display, message: impl fmt::Display) {
+        self.report(Severity::Error, object, field, message);
+    }
+
+    fn warn(&mut self, object: &ObjectRef, field: impl fmt::Display, message: impl fmt::Display) {
+        self.report(Severity::Warning, object, field, message);
+    }
+
+    /// The provenance entry of an object.
+    fn source(&self, object: &ObjectRef) -> model::Source {
+        model::Source {
+            kind: object.kind.clone(),
+            namespace: object.namespace.clone(),
+            name: object.name.clone(),
+            origin: self.inputs.origin(object).map(str::to_owned),
+        }
+    }
+
+    /// Sorted, deduplicated provenance of several objects.
+    fn sources<'r>(&self, objects: impl IntoIterator<Item = &'r ObjectRef>) -> Vec<model::Source> {
+        let mut out: Vec<model::Source> = objects.into_iter().map(|o| self.source(o)).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn emit(&mut self, object: impl Into<model::Object>) {
+        let object = object.into();
+        self.objects.insert(object.key(), object);
+    }
+}
+
+/// The order in which conflicting objects win: oldest first (objects without a creation time
+/// last), then by namespace and name.
+fn age_key<'a>(meta: &'a ObjectMeta, id: &'a ObjectRef) -> impl Ord + 'a {
+    let ts: Option<&Time> = meta.creation_timestamp.as_ref();
+    (ts.is_none(), ts, id.namespace.as_deref(), id.name.as_str())
+}
+
+/// `*` becomes `~` in model names.
+fn host_in_name(host: &str) -> String {
+    host.replace('*', "~")
+}
+
+/// A lowercased host name or `*.` wildcard, if valid.
+fn check_host(host: &str) -> Option<String> {
+    let h = host.to_ascii_lowercase();
+    let rest = h.strip_prefix("*.").unwrap_or(&h);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    (h.len() <= 253 && rest.split('.').all(label_ok)).then_some(h)
+}
+
+/// An element-wise prefix match (Ingress `Prefix`, Gateway API `PathPrefix`): a trailing `/`
+/// is ignored, and `/` matches every path.
+fn prefix_match(path: &str) -> model::PathMatch {
+    match path.trim_end_matches('/') {
+        "" => model::PathMatch::Prefix("/".into()),
+        trimmed => model::PathMatch::PathPrefix(trimmed.to_owned()),
+    }
+}

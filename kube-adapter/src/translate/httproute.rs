@@ -1,0 +1,797 @@
+//! Gateways (of our GatewayClasses) into listeners, and the HTTPRoutes attached to them into
+//! virtual hosts; the semantics are in the parent module's docs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use xdsc_core::model;
+
+use super::backends::PortRef;
+use super::gateway::{self, Gateway, HttpRoute};
+use super::{Cx, KubeObject, ObjectRef, age_key, check_host, host_in_name, prefix_match};
+
+/// A Gateway listener that routes may attach to.
+struct Attachable<'a> {
+    gateway: &'a ObjectRef,
+    listener: &'a gateway::Listener,
+    /// The model listener it is served on.
+    model_listener: String,
+}
+
+/// One route match of one rule of one HTTPRoute, on one virtual host, before ranking.
+struct Entry<'a> {
+    order: (usize, usize, usize),
+    route_id: &'a ObjectRef,
+    route: model::Route,
+}
+
+#[derive(Default)]
+struct Vhost<'a> {
+    listener: String,
+    host: String,
+    entries: Vec<Entry<'a>>,
+    sources: BTreeSet<ObjectRef>,
+}
+
+pub(super) fn translate(cx: &mut Cx<'_>) {
+    let inputs = cx.inputs;
+    let ours: BTreeSet<&str> = inputs
+        .of_kind("GatewayClass")
+        .filter_map(|(id, o)| match o {
+            KubeObject::GatewayClass(c)
+                if c.spec.controller_name == cx.options.gateway_controller =>
+            {
+                Some(id.name.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let mut attachable = Vec::new();
+    let mut gateways = BTreeSet::new();
+    for (id, o) in inputs.of_kind("Gateway") {
+        let KubeObject::Gateway(g) = o else { continue };
+        if !ours.contains(g.spec.gateway_class_name.as_str()) {
+            continue;
+        }
+        gateways.insert(id);
+        listeners(cx, id, g, &mut attachable);
+    }
+    // Routes, oldest first: the rank of a route's rules breaks ties in the core's order.
+    let mut routes: Vec<(&ObjectRef, &HttpRoute)> = inputs
+        .of_kind("HTTPRoute")
+        .filter_map(|(id, o)| match o {
+            KubeObject::HttpRoute(r) => Some((id, &**r)),
+            _ => None,
+        })
+        .collect();
+    routes.sort_by(|a, b| age_key(&a.1.metadata, a.0).cmp(&age_key(&b.1.metadata, b.0)));
+    let mut vhosts: BTreeMap<String, Vhost<'_>> = BTreeMap::new();
+    for (age, &(id, route)) in routes.iter().enumerate() {
+        let mut attached = Vec::new();
+        for (k, parent) in route.spec.parent_refs.iter().enumerate() {
+            attached.extend(attach(cx, id, route, k, parent, &gateways, &attachable));
+        }
+        if attached.is_empty() {
+            continue;
+        }
+        let rules: Vec<Vec<model::Route>> = route
+            .spec
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(r, rule)| rule_routes(cx, id, r, rule))
+            .collect();
+        for (listener, host) in attached {
+            let key = format!("{listener}:{}", host_in_name(&host));
+            let vh = vhosts.entry(key).or_insert_with(|| Vhost {
+                listener: listener.clone(),
+                host: host.clone(),
+                ..Vhost::default()
+            });
+            vh.sources.insert(id.clone());
+            for (r, rule) in rules.iter().enumerate() {
+                for (m, route) in rule.iter().enumerate() {
+                    vh.entries.push(Entry {
+                        order: (age, r, m),
+                        route_id: id,
+                        route: route.clone(),
+                    });
+                }
+            }
+        }
+    }
+    for (name, vh) in vhosts {
+        let mut entries = vh.entries;
+        entries.sort_by_key(|e| e.order);
+        let width = entries.len().to_string().len().max(4);
+        let routes = entries
+            .into_iter()
+            .enumerate()
+            .map(|(rank, e)| {
+                let (_, r, m) = e.order;
+                let mut route = e.route;
+                route.name = format!("{rank:0width$}:{}:r{r}:m{m}", e.route_id.qualified_name());
+                route
+            })
+            .collect();
+        let mut v = model::VirtualHost::new(name, [vh.listener.clone()], [vh.host]);
+        v.routes = routes;
+        let gateway = attachable
+            .iter()
+            .find(|a| a.model_listener == vh.listener)
+            .map(|a| a.gateway.clone());
+        v.provenance = cx.sources(vh.sources.iter().chain(gateway.as_ref()));
+        cx.emit(v);
+    }
+}
+
+/// The Envoy port of a Gateway listener port.
+fn envoy_port(cx: &Cx<'_>, port: i32) -> Option<u16> {
+    let p = u16::try_from(port).ok().filter(|p| *p != 0)?;
+    if p < 1024 {
+        p.checked_add(cx.options.privileged_port_offset)
+    } else {
+        Some(p)
+    }
+}
+
+/// Emits the model listeners of a Gateway (one per port) and records what routes may attach.
+fn listeners<'a>(
+    cx: &mut Cx<'_>,
+    id: &'a ObjectRef,
+    g: &'a Gateway,
+    out: &mut Vec<Attachable<'a>>,
+) {
+    let namespace = id.namespace.as_deref().unwrap_or("default");
+    let mut by_port: BTreeMap<i32, (model::Listener, BTreeSet<Option<String>>)> = BTreeMap::new();
+    for (i, l) in g.spec.listeners.iter().enumerate() {
+        let field = format!("spec.listeners[{i}]");
+        let https = match l.protocol.as_str() {
+            "HTTP" => false,
+            "HTTPS" => true,
+            other => {
+                cx.error(
+                    id,
+                    format_args!("{field}.protocol"),
+                    format_args!("protocol {other:?} is not supported; listener not served"),
+                );
+                continue;
+            }
+        };
+        let Some(port) = envoy_port(cx, l.port) else {
+            cx.error(
+                id,
+                format_args!("{field}.port"),
+                format_args!("port {} is not a port Envoy can bind", l.port),
+            );
+            continue;
+        };
+        let hostname = match l.hostname.as_deref() {
+            None | Some("") => None,
+            Some(h) => match check_host(h) {
+                Some(h) => Some(h),
+                None => {
+                    cx.error(
+                        id,
+                        format_args!("{field}.hostname"),
+                        format_args!("{h:?} is not a host name or a *. wildcard"),
+                    );
+                    continue;
+                }
+            },
+        };
+        let model_listener = format!("k8s:gateway:{}:{}", id.qualified_name(), l.port);
+        let (ml, hosts) = by_port.entry(l.port).or_insert_with(|| {
+            let mut ml = model::Listener::new(model_listener.clone(), port);
+            if https {
+                ml.protocol = model::ListenerProtocol::Https;
+            }
+            (ml, BTreeSet::new())
+        });
+        if (ml.protocol == model::ListenerProtocol::Https) != https {
+            cx.error(
+                id,
+                format_args!("{field}.protocol"),
+                format_args!(
+                    "port {} is also used with another protocol; listener not served",
+                    l.port
+                ),
+            );
+            continue;
+        }
+        if !hosts.insert(hostname.clone()) {
+            cx.error(
+                id,
+                format_args!("{field}.hostname"),
+                format_args!(
+                    "another listener on port {} has the same hostname; listener not served",
+                    l.port
+                ),
+            );
+            continue;
+        }
+        if https {
+            let Some(secret) = certificate(cx, id, &field, namespace, l) else {
+                continue;
+            };
+            ml.tls.push(model::ListenerTls {
+                hosts: hostname.iter().cloned().collect(),
+                secret,
+            });
+        }
+        out.push(Attachable {
+            gateway: id,
+            listener: l,
+            model_listener,
+        });
+    }
+    let source = cx.source(id);
+    for (_, (mut ml, _)) in by_port {
+        if ml.protocol == model::ListenerProtocol::Https && ml.tls.is_empty() {
+            continue;
+        }
+        ml.tls.sort_by(|a, b| a.hosts.cmp(&b.hosts));
+        ml.provenance = vec![source.clone()];
+        cx.emit(ml);
+    }
+}
+
+/// The model secret of an HTTPS listener's first certificate.
+fn certificate(
+    cx: &mut Cx<'_>,
+    id: &ObjectRef,
+    field: &str,
+    namespace: &str,
+    l: &gateway::Listener,
+) -> Option<String> {
+    let tls = l.tls.clone().unwrap_or_default();
+    if tls.mode.as_deref().is_some_and(|m| m != "Terminate") {
+        cx.error(
+            id,
+            format_args!("{field}.tls.mode"),
+            "only Terminate is supported for HTTPS; listener not served",
+        );
+        return None;
+    }
+    let Some(cert) = tls.certificate_refs.first() else {
+        cx.error(
+            id,
+            format_args!("{field}.tls.certificateRefs"),
+            "no certificate; listener not served",
+        );
+        return None;
+    };
+    if tls.certificate_refs.len() > 1 {
+        cx.warn(
+            id,
+            format_args!("{field}.tls.certificateRefs"),
+            "only the first certificate is served",
+        );
+    }
+    let field = format!("{field}.tls.certificateRefs[0]");
+    if cert.group.as_deref().is_some_and(|g| !g.is_empty())
+        || cert.kind.as_deref().is_some_and(|k| k != "Secret")
+    {
+        cx.error(
+            id,
+            &field,
+            "only core Secrets are supported; listener not served",
+        );
+        return None;
+    }
+    if cert.namespace.as_deref().is_some_and(|n| n != namespace) {
+        let message = "a Secret in another namespace needs a ReferenceGrant, which is not \
+                       supported; listener not served";
+        cx.error(id, &field, message);
+        return None;
+    }
+    cx.tls_secret(id, &field, namespace, &cert.name)
+}
+
+/// The (model listener, host) pairs a parent reference attaches the route to.
+fn attach(
+    cx: &mut Cx<'_>,
+    id: &ObjectRef,
+    route: &HttpRoute,
+    k: usize,
+    parent: &gateway::ParentReference,
+    gateways: &BTreeSet<&ObjectRef>,
+    attachable: &[Attachable<'_>],
+) -> Vec<(String, String)> {
+    let field = format!("spec.parentRefs[{k}]");
+    let is_gateway = parent
+        .group
+        .as_deref()
+        .is_none_or(|g| g == "gateway.networking.k8s.io")
+        && parent.kind.as_deref().is_none_or(|k| k == "Gateway");
+    if !is_gateway {
+        return Vec::new();
+    }
+    let route_ns = id.namespace.as_deref().unwrap_or("default");
+    let namespace = parent.namespace.as_deref().unwrap_or(route_ns);
+    let gw = ObjectRef::new("Gateway", Some(namespace), &parent.name);
+    if !gateways.contains(&gw) {
+        if cx.inputs.get(&gw).is_none() {
+            cx.warn(id, &field, format_args!("{gw} does not exist"));
+        }
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut matched_listener = false;
+    for a in attachable.iter().filter(|a| *a.gateway == gw) {
+        if parent
+            .section_name
+            .as_deref()
+            .is_some_and(|s| s != a.listener.name)
+            || parent.port.is_some_and(|p| p != a.listener.port)
+        {
+            continue;
+        }
+        let from = a
+            .listener
+            .allowed_routes
+            .as_ref()
+            .and_then(|r| r.namespaces.as_ref())
+            .and_then(|n| n.from.as_deref())
+            .unwrap_or("Same");
+        let allowed = match from {
+            "All" => true,
+            "Same" => namespace == route_ns,
+            _ => {
+                cx.error(
+                    &gw,
+                    format_args!(
+                        "listener {:?}: allowedRoutes.namespaces.from",
+                        a.listener.name
+                    ),
+                    format_args!("{from:?} is not supported; no route attaches"),
+                );
+                false
+            }
+        };
+        if !allowed {
+            continue;
+        }
+        matched_listener = true;
+        let listener_host = a.listener.hostname.as_deref().and_then(check_host);
+        for host in hostnames(cx, id, route, listener_host.as_deref()) {
+            out.push((a.model_listener.clone(), host));
+        }
+    }
+    if !matched_listener {
+        cx.error(
+            id,
+            &field,
+            format_args!(
+                "no listener of {gw} accepts the route (sectionName, port, allowedRoutes)"
+            ),
+        );
+    } else if out.is_empty() {
+        let message = format!(
+            "no hostname of the route intersects the hostnames of the listeners of {gw}; \
+             not attached"
+        );
+        cx.error(id, &field, message);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The route's hostnames intersected with a listener's (`*` for any host).
+fn hostnames(
+    cx: &mut Cx<'_>,
+    id: &ObjectRef,
+    route: &HttpRoute,
+    listener: Option<&str>,
+) -> Vec<String> {
+    let mut route_hosts = Vec::new();
+    for (i, h) in route.spec.hostnames.iter().enumerate() {
+        match check_host(h) {
+            Some(h) => route_hosts.push(h),
+            None => cx.error(
+                id,
+                format_args!("spec.hostnames[{i}]"),
+                format_args!("{h:?} is not a host name or a *. wildcard"),
+            ),
+        }
+    }
+    if route.spec.hostnames.is_empty() {
+        return vec![listener.unwrap_or("*").to_owned()];
+    }
+    let Some(l) = listener else {
+        return route_hosts;
+    };
+    route_hosts
+        .into_iter()
+        .filter_map(|r| {
+            if r == l || covers(l, &r) {
+                Some(r)
+            } else if covers(&r, l) {
+                Some(l.to_owned())
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Whether wildcard `pattern` (`*.x`) covers `host` (one or more labels before `.x`).
+fn covers(pattern: &str, host: &str) -> bool {
+    pattern.strip_prefix('*').is_some_and(|suffix| {
+        host.len() > suffix.len() && host.ends_with(suffix) && host != pattern
+    })
+}
+
+/// The model routes of one rule, one per match, unnamed (named by rank later).
+fn rule_routes(
+    cx: &mut Cx<'_>,
+    id: &ObjectRef,
+    r: usize,
+    rule: &gateway::HttpRouteRule,
+) -> Vec<model::Route> {
+    let field = format!("spec.rules[{r}]");
+    let default_match = [gateway::HttpRouteMatch::default()];
+    let matches: &[gateway::HttpRouteMatch] = if rule.matches.is_empty() {
+        &default_match
+    } else {
+        &rule.matches
+    };
+    let mut out = Vec::new();
+    for (m, rm) in matches.iter().enumerate() {
+        let Some(matches) = route_match(cx, id, &format!("{field}.matches[{m}]"), rm) else {
+            continue;
+        };
+        let mut route = model::Route::forward_prefix("", "/", "");
+        route.matches = matches;
+        action(cx, id, &field, rule, &mut route);
+        out.push(route);
+    }
+    out
+}
+
+fn route_match(
+    cx: &mut Cx<'_>,
+    id: &ObjectRef,
+    field: &str,
+    m: &gateway::HttpRouteMatch,
+) -> Option<model::RouteMatch> {
+    let mut out = model::RouteMatch::default();
+    let path = m.path.clone().unwrap_or_default();
+    let value = path.value.unwrap_or_else(|| "/".into());
+    out.path = match path.type_.as_deref().unwrap_or("PathPrefix") {
+        "Exact" => model::PathMatch::Exact(value),
+        "PathPrefix" => prefix_match(&value),
+        "RegularExpression" => model::PathMatch::Regex(value),
+        other => {
+            cx.error(
+                id,
+                format_args!("{field}.path.type"),
+                format_args!("{other:?} is not a path match type"),
+            );
+            return None;
+        }
+    };
+    let value_match = |cx: &mut Cx<'_>, f: String, v: &gateway::ValueMatch| match v
+        .type_
+        .as_deref()
+        .unwrap_or("Exact")
+    {
+        "Exact" => Some(model::StringMatch::Exact(v.value.clone())),
+        "RegularExpression" => Some(model::StringMatch::Regex(v.value.clone())),
+        other => {
+            cx.error(id, f, format_args!("{other:?} is not a match type"));
+            None
+        }
+    };
+    for (i, h) in m.headers.iter().enumerate() {
+        let value = value_match(cx, format!("{field}.headers[{i}].type"), h)?;
+        out.headers.push(model::HeaderMatch {
+            name: h.name.clone(),
+            value,
+            invert: false,
+        });
+    }
+    for (i, q) in m.query_params.iter().enumerate() {
+        let value = value_match(cx, format!("{field}.queryParams[{i}].type"), q)?;
+        out.query.push(model::QueryMatch {
+            name: q.name.clone(),
+            value,
+        });
+    }
+    out.methods.extend(m.method.clone());
+    Some(out)
+}
+
+fn header_modifier(f: &gateway::HeaderFilter) -> model::HeaderModifier {
+    let value = |append: bool| {
+        move |h: &gateway::HeaderNameValue| model::HeaderValue {
+            name: h.name.clone(),
+            value: h.value.clone(),
+            append,
+        }
+    };
+    model::HeaderModifier {
+        add: f
+            .set
+            .iter()
+            .map(value(false))
+            .chain(f.add.iter().map(value(true)))
+            .collect(),
+        remove: f.remove.clone(),
+    }
+}
+
+/// Fills in the route's action from the rule's filters and backends.
+fn action(
+    cx: &mut Cx<'_>,
+    id: &ObjectRef,
+    field: &str,
+    rule: &gateway::HttpRouteRule,
+    route: &mut model::Route,
+) {
+    let namespace = id.namespace.clone().unwrap_or_else(|| "default".into());
+    let mut rewrite = model::Rewrite::default();
+    let mut mirror = Vec::new();
+    for (i, f) in rule.filters.iter().enumerate() {
+        let field = format!("{field}.filters[{i}]");
+        match (f.type_.as_str(), f) {
+            (
+                "RequestHeaderModifier",
+                gateway::HttpRouteFilter {
+                    request_header_modifier: Some(h),
+                    ..
+                },
+            ) => {
+                route.request_headers = header_modifier(h);
+            }
+            (
+                "ResponseHeaderModifier",
+                gateway::HttpRouteFilter {
+                    response_header_modifier: Some(h),
+                    ..
+                },
+            ) => {
+                route.response_headers = header_modifier(h);
+            }
+            (
+                "RequestRedirect",
+                gateway::HttpRouteFilter {
+                    request_redirect: Some(rd),
+                    ..
+                },
+            ) => {
+                route.redirect = Some(redirect(cx, id, &field, rd, &route.matches.path));
+            }
+            (
+                "URLRewrite",
+                gateway::HttpRouteFilter {
+                    url_rewrite: Some(u),
+                    ..
+                },
+            ) => {
+                rewrite.host.clone_from(&u.hostname);
+                if let Some(p) = &u.path {
+                    match path_change(
+                        cx,
+                        id,
+                        &format!("{field}.urlRewrite.path"),
+                        p,
+                        &route.matches.path,
+                    ) {
+                        Some(PathChange::Full(full)) => {
+                            rewrite.regex = Some(model::RegexRewrite {
+                                pattern: "^.*$".into(),
+                                substitution: full,
+                            });
+                        }
+                        Some(PathChange::Prefix(prefix)) => {
+                            match (&route.matches.path, prefix.as_str()) {
+                                // Replacing a prefix with `/` must not leave `//rest`.
+                                (model::PathMatch::PathPrefix(p), "/") => {
+                                    rewrite.regex = Some(model::RegexRewrite {
+                                        pattern: format!("^{}/*", regex_escape(p)),
+                                        substitution: "/".into(),
+                                    });
+                                }
+                                _ => rewrite.prefix = Some(prefix),
+                            }
+                        }
+                        None => {}
+                    }
+                }
+            }
+            (
+                "RequestMirror",
+                gateway::HttpRouteFilter {
+                    request_mirror: Some(m),
+                    ..
+                },
+            ) => {
+                let f = format!("{field}.requestMirror.backendRef");
+                if let Some(cluster) = backend_cluster(cx, id, &f, &namespace, &m.backend_ref) {
+                    let percent = m.percent.map_or(100, |p| p.clamp(0, 100) as u32);
+                    mirror.push(model::Mirror { cluster, percent });
+                }
+            }
+            (other, _) => {
+                let message = format!(
+                    "filter {other:?} is not supported (or lacks its settings); the rule \
+                     answers 500"
+                );
+                cx.error(id, &field, message);
+                route.forward = None;
+                route.redirect = None;
+                route.direct_response = Some(model::DirectResponse {
+                    status: 500,
+                    body: None,
+                });
+                return;
+            }
+        }
+    }
+    if route.redirect.is_some() {
+        route.forward = None;
+        return;
+    }
+    let mut backends = Vec::new();
+    for (i, b) in rule.backend_refs.iter().enumerate() {
+        let f = format!("{field}.backendRefs[{i}]");
+        if !b.filters.is_empty() {
+            cx.error(
+                id,
+                format_args!("{f}.filters"),
+                "backend filters are not supported; ignored",
+            );
+        }
+        let weight = b.weight.unwrap_or(1).max(0) as u32;
+        let cluster = backend_cluster(cx, id, &f, &namespace, &b.backend)
+            .unwrap_or_else(|| format!("k8s:invalid:{}", b.backend.name));
+        backends.push(model::Backend { cluster, weight });
+    }
+    // The spec answers 500 for requests to invalid backends; when every backend is invalid
+    // (or there are none) the whole rule does. A share of invalid backends beside valid
+    // ones is left to the core (its dangling cluster answers 503).
+    if backends
+        .iter()
+        .all(|b| !cx.clusters.contains_key(&b.cluster))
+    {
+        route.forward = None;
+        route.direct_response = Some(model::DirectResponse {
+            status: 500,
+            body: None,
+        });
+        return;
+    }
+    route.forward = Some(model::Forward {
+        backends,
+        rewrite,
+        mirror,
+        ..model::Forward::to("")
+    });
+}
+
+/// The cluster of a backend reference; `None` (reported) when it is not a Service port.
+fn backend_cluster(
+    cx: &mut Cx<'_>,
+    id: &ObjectRef,
+    field: &str,
+    namespace: &str,
+    b: &gateway::BackendObjectReference,
+) -> Option<String> {
+    if b.group.as_deref().is_some_and(|g| !g.is_empty())
+        || b.kind.as_deref().is_some_and(|k| k != "Service")
+    {
+        cx.error(id, field, "only Service backends are supported");
+        return None;
+    }
+    if b.namespace.as_deref().is_some_and(|n| n != namespace) {
+        cx.error(
+            id,
+            field,
+            "a backend in another namespace needs a ReferenceGrant, which is not supported",
+        );
+        return None;
+    }
+    let Some(port) = b.port else {
+        cx.error(
+            id,
+            format_args!("{field}.port"),
+            "a Service backend needs a port",
+        );
+        return None;
+    };
+    Some(cx.service_cluster(id, field, namespace, &b.name, PortRef::Number(port)))
+}
+
+enum PathChange {
+    Full(String),
+    Prefix(String),
+}
+
+fn path_change(
+    cx: &mut Cx<'_>,
+    id: &ObjectRef,
+    field: &str,
+    p: &gateway::PathModifier,
+    path: &model::PathMatch,
+) -> Option<PathChange> {
+    match p.type_.as_str() {
+        "ReplaceFullPath" => Some(PathChange::Full(
+            p.replace_full_path.clone().unwrap_or_else(|| "/".into()),
+        )),
+        "ReplacePrefixMatch" => {
+            if !matches!(
+                path,
+                model::PathMatch::PathPrefix(_) | model::PathMatch::Prefix(_)
+            ) {
+                cx.error(
+                    id,
+                    field,
+                    "ReplacePrefixMatch needs a PathPrefix match; ignored",
+                );
+                return None;
+            }
+            Some(PathChange::Prefix(
+                p.replace_prefix_match.clone().unwrap_or_else(|| "/".into()),
+            ))
+        }
+        other => {
+            cx.error(
+                id,
+                format_args!("{field}.type"),
+                format_args!("{other:?} is not a path modifier; ignored"),
+            );
+            None
+        }
+    }
+}
+
+fn redirect(
+    cx: &mut Cx<'_>,
+    id: &ObjectRef,
+    field: &str,
+    rd: &gateway::RequestRedirect,
+    path: &model::PathMatch,
+) -> model::Redirect {
+    let mut out = model::Redirect {
+        scheme: rd.scheme.clone(),
+        host: rd.hostname.clone(),
+        code: Some(
+            rd.status_code
+                .map_or(302, |c| u16::try_from(c).unwrap_or(302)),
+        ),
+        ..model::Redirect::default()
+    };
+    // The port: explicit, else the scheme's well-known port; left out of `Location` when it is
+    // the scheme's well-known port. Without scheme and port, `Location` has no port (the
+    // request's scheme's default), not the Gateway listener's port as the spec asks.
+    let well_known = |s: &str| match s {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    };
+    let port = rd
+        .port
+        .and_then(|p| u16::try_from(p).ok())
+        .or_else(|| rd.scheme.as_deref().and_then(well_known));
+    out.port = port.filter(|p| rd.scheme.as_deref().and_then(well_known) != Some(*p));
+    if let Some(p) = &rd.path {
+        match path_change(cx, id, &format!("{field}.requestRedirect.path"), p, path) {
+            Some(PathChange::Full(full)) => out.path = Some(full),
+            Some(PathChange::Prefix(prefix)) => out.prefix = Some(prefix),
+            None => {}
+        }
+    }
+    out
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

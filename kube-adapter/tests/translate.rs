@@ -1,0 +1,997 @@
+//! The translation end to end: manifests in, diagnostics and where requests go out (compiled
+//! by the core and answered by its oracle, so no Envoy is needed).
+//!
+//! Every test goes through [`check`] (or [`check_model`] for model details), the only code
+//! that calls the API.
+
+use serde_json::{Value, json};
+use xdsc_core::compile::Compiled;
+use xdsc_core::model::{Kind, Model};
+use xdsc_core::oracle::{Action, Request, evaluate};
+use xdsc_kube::translate::{Inputs, KubeObject, Options, Translation, translate};
+
+const HTTP: &str = "k8s:ingress-http";
+const HTTPS: &str = "k8s:ingress-https";
+
+fn inputs(manifests: &[Value]) -> Inputs {
+    let mut inputs = Inputs::default();
+    for (i, m) in manifests.iter().enumerate() {
+        let o = KubeObject::from_value(m.clone()).unwrap_or_else(|e| panic!("manifest {i}: {e}"));
+        inputs.insert(o, Some(format!("t.yaml:{}", i + 1)));
+    }
+    inputs
+}
+
+fn run(manifests: &[Value], options: &Options) -> Translation {
+    translate(&inputs(manifests), options)
+}
+
+/// Translates, compiles and asks the oracle; compares one line per diagnostic (ours, then
+/// the core's prefixed `core:`) and per request (`LISTENER HOST PATH => ACTION`).
+fn check(manifests: &[Value], requests: &[Request], expect: &str) {
+    check_with(&Options::default(), manifests, requests, expect);
+}
+
+fn check_with(options: &Options, manifests: &[Value], requests: &[Request], expect: &str) {
+    let t = run(manifests, options);
+    let compiled = Compiled::new(&Model::from_objects(t.objects.clone()));
+    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| d.to_string()).collect();
+    lines.extend(compiled.diagnostics().iter().map(|d| format!("core: {d}")));
+    for r in requests {
+        let mut what = format!("{} {} {}", r.listener, r.host, r.path);
+        if r.method != "GET" {
+            what = format!("{what} {}", r.method);
+        }
+        for (n, v) in &r.headers {
+            what = format!("{what} {n}={v}");
+        }
+        let outcome = match evaluate(compiled.snapshot(), r) {
+            // The common case, short: one cluster, path and host unchanged.
+            Ok(o) => match &o.action {
+                Action::Forward {
+                    clusters,
+                    path,
+                    host,
+                } if clusters.len() == 1 && *path == r.path && *host == r.host => {
+                    clusters[0].0.clone()
+                }
+                a => a.to_string(),
+            },
+            Err(e) => format!("oracle error: {e}"),
+        };
+        lines.push(format!("{what} => {outcome}"));
+    }
+    let got = lines.join("\n");
+    let want: Vec<&str> = expect
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(got, want.join("\n"), "\n--- got ---\n{got}\n");
+}
+
+/// Compares the JSON of the model objects of one kind, one per line.
+fn check_model(manifests: &[Value], kind: Kind, expect: &str) {
+    let t = run(manifests, &Options::default());
+    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| d.to_string()).collect();
+    for o in t.objects.iter().filter(|o| o.kind() == kind) {
+        lines.push(serde_json::to_string(o).unwrap());
+    }
+    let got = lines.join("\n");
+    let want: Vec<&str> = expect
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(got, want.join("\n"), "\n--- got ---\n{got}\n");
+}
+
+fn get(host: &str, path: &str) -> Request {
+    Request::new(HTTP, host, path)
+}
+
+fn tls_get(host: &str, path: &str) -> Request {
+    Request::new(HTTPS, host, path).sni(host)
+}
+
+/// A Service with named ports `[(name, port, targetPort)]`, and an EndpointSlice with one
+/// ready endpoint (10.0.0.1) on each target port.
+fn service(name: &str, ports: &[(&str, i32, i32)]) -> [Value; 2] {
+    let svc_ports: Vec<Value> = ports
+        .iter()
+        .map(|(n, p, t)| json!({"name": n, "port": p, "targetPort": t}))
+        .collect();
+    let slice_ports: Vec<Value> = ports
+        .iter()
+        .map(|(n, _, t)| json!({"name": n, "port": t}))
+        .collect();
+    [
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+               "spec": {"ports": svc_ports}}),
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": format!("{name}-x"), "labels": {"kubernetes.io/service-name": name}},
+               "addressType": "IPv4", "ports": slice_ports,
+               "endpoints": [{"addresses": ["10.0.0.1"]}]}),
+    ]
+}
+
+fn ingress(name: &str, spec: Value) -> Value {
+    ingress_meta(json!({"name": name}), spec)
+}
+
+fn ingress_meta(metadata: Value, spec: Value) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata, "spec": spec})
+}
+
+fn rule(host: Option<&str>, paths: &[(&str, &str, &str, i32)]) -> Value {
+    let paths: Vec<Value> = paths
+        .iter()
+        .map(|(path, ty, svc, port)| {
+            json!({"path": path, "pathType": ty,
+                   "backend": {"service": {"name": svc, "port": {"number": port}}}})
+        })
+        .collect();
+    let mut r = json!({"http": {"paths": paths}});
+    if let Some(h) = host {
+        r["host"] = json!(h);
+    }
+    r
+}
+
+fn tls_secret(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+           "type": "kubernetes.io/tls",
+           "stringData": {"tls.crt": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+                          "tls.key": "-----BEGIN PRIVATE KEY-----\nSECRETKEYBYTES\n-----END PRIVATE KEY-----\n"}})
+}
+
+fn with(mut base: Vec<Value>, more: impl IntoIterator<Item = Value>) -> Vec<Value> {
+    base.extend(more);
+    base
+}
+
+#[test]
+fn prefix_paths_match_elements_and_ignore_a_trailing_slash() {
+    let m = with(
+        service("web", &[("http", 80, 8080)]).into(),
+        [ingress(
+            "web",
+            json!({"rules": [rule(Some("foo.com"), &[("/aaa/bbb/", "Prefix", "web", 80)])]}),
+        )],
+    );
+    check(
+        &m,
+        &[
+            get("foo.com", "/aaa/bbb"),
+            get("foo.com", "/aaa/bbb/"),
+            get("foo.com", "/aaa/bbb/ccc"),
+            get("foo.com", "/aaa/bbbxyz"),
+            get("bar.com", "/aaa/bbb"),
+        ],
+        "k8s:ingress-http foo.com /aaa/bbb => k8s:default/web:80
+         k8s:ingress-http foo.com /aaa/bbb/ => k8s:default/web:80
+         k8s:ingress-http foo.com /aaa/bbb/ccc => k8s:default/web:80
+         k8s:ingress-http foo.com /aaa/bbbxyz => answer 404 (no route)
+         k8s:ingress-http bar.com /aaa/bbb => answer 404 (no route)",
+    );
+}
+
+#[test]
+fn exact_beats_prefix_and_the_longest_prefix_wins() {
+    let m = with(
+        [
+            service("a", &[("", 80, 80)]),
+            service("b", &[("", 80, 80)]),
+            service("c", &[("", 80, 80)]),
+        ]
+        .concat(),
+        [ingress(
+            "web",
+            json!({"rules": [rule(None, &[
+                ("/", "Prefix", "a", 80),
+                ("/foo", "Exact", "b", 80),
+                ("/foo", "Prefix", "c", 80),
+                ("/foo/bar", "ImplementationSpecific", "a", 80),
+            ])]}),
+        )],
+    );
+    check(
+        &m,
+        &[
+            get("any.com", "/foo"),
+            get("any.com", "/foo/"),
+            get("any.com", "/foo/bar/baz"),
+            get("any.com", "/foobar"),
+        ],
+        "k8s:ingress-http any.com /foo => k8s:default/b:80
+         k8s:ingress-http any.com /foo/ => k8s:default/c:80
+         k8s:ingress-http any.com /foo/bar/baz => k8s:default/a:80
+         k8s:ingress-http any.com /foobar => k8s:default/a:80",
+    );
+}
+
+#[test]
+fn a_wildcard_host_matches_exactly_one_label() {
+    let m = with(
+        [
+            service("wild", &[("", 80, 80)]),
+            service("any", &[("", 80, 80)]),
+        ]
+        .concat(),
+        [ingress(
+            "web",
+            json!({"rules": [
+                rule(Some("*.foo.com"), &[("/", "Prefix", "wild", 80)]),
+                rule(None, &[("/x", "Prefix", "any", 80)]),
+            ]}),
+        )],
+    );
+    check(
+        &m,
+        &[
+            get("bar.foo.com", "/x"),
+            get("BAR.foo.com:8080", "/"),
+            get("baz.bar.foo.com", "/x"),
+            get("baz.bar.foo.com", "/"),
+            get("foo.com", "/x"),
+        ],
+        "k8s:ingress-http bar.foo.com /x => k8s:default/wild:80
+         k8s:ingress-http BAR.foo.com:8080 / => forward to cluster \"k8s:default/wild:80\" with path \"/\" and host \"BAR.foo.com\"
+         k8s:ingress-http baz.bar.foo.com /x => k8s:default/any:80
+         k8s:ingress-http baz.bar.foo.com / => answer 404 (no route)
+         k8s:ingress-http foo.com /x => k8s:default/any:80",
+    );
+}
+
+#[test]
+fn the_default_backend_catches_what_no_rule_matches_on_both_listeners() {
+    let m = with(
+        [
+            service("web", &[("", 80, 80)]),
+            service("fallback", &[("", 80, 80)]),
+        ]
+        .concat(),
+        [
+            tls_secret("cert"),
+            ingress(
+                "web",
+                json!({"defaultBackend": {"service": {"name": "fallback", "port": {"number": 80}}},
+                       "tls": [{"hosts": ["foo.com"], "secretName": "cert"}],
+                       "rules": [rule(Some("foo.com"), &[("/app", "Prefix", "web", 80)])]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            get("foo.com", "/app"),
+            get("foo.com", "/other"),
+            get("bar.com", "/"),
+            tls_get("foo.com", "/app"),
+            tls_get("foo.com", "/other"),
+        ],
+        "k8s:ingress-http foo.com /app => k8s:default/web:80
+         k8s:ingress-http foo.com /other => k8s:default/fallback:80
+         k8s:ingress-http bar.com / => k8s:default/fallback:80
+         k8s:ingress-https foo.com /app => k8s:default/web:80
+         k8s:ingress-https foo.com /other => k8s:default/fallback:80",
+    );
+}
+
+#[test]
+fn tls_hosts_are_served_on_https_with_their_certificate() {
+    let m = with(
+        service("web", &[("", 80, 80)]).into(),
+        [
+            tls_secret("cert"),
+            ingress(
+                "web",
+                json!({"tls": [{"hosts": ["foo.com"], "secretName": "cert"}, {"hosts": ["bar.com"], "secretName": "missing"}],
+                       "rules": [rule(Some("foo.com"), &[("/", "Prefix", "web", 80)]),
+                                 rule(Some("bar.com"), &[("/", "Prefix", "web", 80)])]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[tls_get("foo.com", "/"), tls_get("bar.com", "/"), get("bar.com", "/")],
+        "Ingress default/web (t.yaml:4): spec.tls[1].secretName: secret default/missing does not exist
+         k8s:ingress-https foo.com / => k8s:default/web:80
+         k8s:ingress-https bar.com / => close the connection
+         k8s:ingress-http bar.com / => k8s:default/web:80",
+    );
+    check_model(
+        &m,
+        Kind::Listener,
+        r#"Ingress default/web (t.yaml:4): spec.tls[1].secretName: secret default/missing does not exist
+        {"kind":"Listener","name":"k8s:ingress-http","address":"0.0.0.0","port":8080,"protocol":"http","provenance":[{"kind":"Ingress","namespace":"default","name":"web","origin":"t.yaml:4"}]}
+        {"kind":"Listener","name":"k8s:ingress-https","address":"0.0.0.0","port":8443,"protocol":"https","tls":[{"hosts":["foo.com"],"secret":"k8s:default/cert"}],"provenance":[{"kind":"Ingress","namespace":"default","name":"web","origin":"t.yaml:4"}]}"#,
+    );
+}
+
+fn class(name: &str, controller: &str, default: bool) -> Value {
+    let mut c = json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                       "metadata": {"name": name}, "spec": {"controller": controller}});
+    if default {
+        c["metadata"]["annotations"] =
+            json!({"ingressclass.kubernetes.io/is-default-class": "true"});
+    }
+    c
+}
+
+fn classed(name: &str, class: Option<&str>, annotation: Option<&str>, prefix: &str) -> Value {
+    let mut spec = json!({"rules": [rule(None, &[(prefix, "Prefix", "web", 80)])]});
+    if let Some(c) = class {
+        spec["ingressClassName"] = json!(c);
+    }
+    let mut meta = json!({"name": name});
+    if let Some(a) = annotation {
+        meta["annotations"] = json!({"kubernetes.io/ingress.class": a});
+    }
+    ingress_meta(meta, spec)
+}
+
+#[test]
+fn ingress_classes_decide_what_is_taken() {
+    let svc: Vec<Value> = service("web", &[("", 80, 80)]).into();
+    let ingresses = [
+        classed("ours", Some("xdsc"), None, "/ours"),
+        classed("annotated", None, Some("xdsc"), "/annotated"),
+        classed("theirs", Some("nginx"), None, "/theirs"),
+        classed("unclassed", None, None, "/unclassed"),
+        classed("nowhere", Some("nope"), None, "/nowhere"),
+    ];
+    let probes: Vec<Request> = ["/ours", "/annotated", "/theirs", "/unclassed", "/nowhere"]
+        .iter()
+        .map(|p| get("h", p))
+        .collect();
+    // Our class, not default: only Ingresses naming it.
+    let classes = [
+        class("xdsc", "xdsc.dev/ingress-controller", false),
+        class("nginx", "k8s.io/ingress-nginx", false),
+    ];
+    check(
+        &with(with(svc.clone(), classes.clone()), ingresses.clone()),
+        &probes,
+        r#"Ingress default/nowhere (t.yaml:9): spec.ingressClassName: IngressClass "nope" does not exist; not served
+        k8s:ingress-http h /ours => k8s:default/web:80
+        k8s:ingress-http h /annotated => k8s:default/web:80
+        k8s:ingress-http h /theirs => answer 404 (no route)
+        k8s:ingress-http h /unclassed => answer 404 (no route)
+        k8s:ingress-http h /nowhere => answer 404 (no route)"#,
+    );
+    // Our class marked default: unclassed Ingresses too.
+    let classes = [
+        class("xdsc", "xdsc.dev/ingress-controller", true),
+        class("nginx", "k8s.io/ingress-nginx", false),
+    ];
+    check(
+        &with(with(svc.clone(), classes), ingresses[..4].to_vec()),
+        &probes[..4],
+        "k8s:ingress-http h /ours => k8s:default/web:80
+         k8s:ingress-http h /annotated => k8s:default/web:80
+         k8s:ingress-http h /theirs => answer 404 (no route)
+         k8s:ingress-http h /unclassed => k8s:default/web:80",
+    );
+    // No IngressClass at all: unclassed Ingresses are taken from files, not in a cluster.
+    let only_unclassed = with(svc, [ingresses[3].clone()]);
+    check(
+        &only_unclassed,
+        &probes[3..4],
+        "k8s:ingress-http h /unclassed => k8s:default/web:80",
+    );
+    let cluster = Options {
+        take_unclassed_ingress_without_classes: false,
+        ..Options::default()
+    };
+    check_with(&cluster, &only_unclassed, &[], "");
+}
+
+#[test]
+fn routing_annotations_of_other_controllers_are_reported_and_ignored() {
+    let m = with(
+        service("web", &[("", 80, 80)]).into(),
+        [ingress_meta(
+            json!({"name": "web", "annotations": {
+                "nginx.ingress.kubernetes.io/rewrite-target": "/",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                "team": "payments"}}),
+            json!({"rules": [rule(None, &[("/app", "Prefix", "web", 80)])]}),
+        )],
+    );
+    check(
+        &m,
+        &[get("h", "/app/x")],
+        r#"Ingress default/web (t.yaml:3): metadata.annotations["nginx.ingress.kubernetes.io/rewrite-target"]: unsupported annotation "nginx.ingress.kubernetes.io/rewrite-target" ignored
+        k8s:ingress-http h /app/x => k8s:default/web:80"#,
+    );
+}
+
+#[test]
+fn missing_services_ports_and_resource_backends_answer_503() {
+    let m = with(
+        service("web", &[("http", 80, 8080)]).into(),
+        [ingress(
+            "web",
+            json!({"rules": [{"http": {"paths": [
+                {"path": "/named", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"name": "http"}}}},
+                {"path": "/grpc", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"name": "grpc"}}}},
+                {"path": "/gone", "pathType": "Prefix", "backend": {"service": {"name": "gone", "port": {"number": 80}}}},
+                {"path": "/res", "pathType": "Prefix", "backend": {"resource": {"apiGroup": "k8s.example.com", "kind": "Bucket", "name": "b"}}},
+                {"path": "/bad", "pathType": "Regex", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+            ]}}]}),
+        )],
+    );
+    check(
+        &m,
+        &[
+            get("h", "/named"),
+            get("h", "/grpc"),
+            get("h", "/gone"),
+            get("h", "/res"),
+            get("h", "/bad"),
+        ],
+        r#"Ingress default/web (t.yaml:3): spec.rules[0].http.paths[1].backend.service.port: service default/web has no port named "grpc"
+        Ingress default/web (t.yaml:3): spec.rules[0].http.paths[2].backend.service.port: service default/gone does not exist
+        Ingress default/web (t.yaml:3): spec.rules[0].http.paths[3].backend.resource: a resource backend is not supported; answering 503
+        Ingress default/web (t.yaml:3): spec.rules[0].http.paths[4].pathType: "Regex" is not a path type (Exact, Prefix, ImplementationSpecific)
+        core: warning: VirtualHost/k8s:ingress:~: routes[default/web:r0:p1].forward.backends: no usable backend; the route answers 503
+        core: warning: VirtualHost/k8s:ingress:~: routes[default/web:r0:p1].forward.backends[0].cluster: refers to Cluster/k8s:default/web:grpc, which does not exist or is invalid
+        core: warning: VirtualHost/k8s:ingress:~: routes[default/web:r0:p2].forward.backends: no usable backend; the route answers 503
+        core: warning: VirtualHost/k8s:ingress:~: routes[default/web:r0:p2].forward.backends[0].cluster: refers to Cluster/k8s:default/gone:80, which does not exist or is invalid
+        k8s:ingress-http h /named => k8s:default/web:80
+        k8s:ingress-http h /grpc => answer 503
+        k8s:ingress-http h /gone => answer 503
+        k8s:ingress-http h /res => answer 503
+        k8s:ingress-http h /bad => answer 404 (no route)"#,
+    );
+}
+
+#[test]
+fn ingresses_for_one_host_merge_and_the_oldest_wins_a_conflict() {
+    let at = |ts: &str, name: &str| json!({"name": name, "creationTimestamp": ts});
+    let m = with(
+        [service("a", &[("", 80, 80)]), service("b", &[("", 80, 80)])].concat(),
+        [
+            ingress_meta(
+                at("2024-01-02T00:00:00Z", "aaa-new"),
+                json!({"rules": [rule(Some("foo.com"), &[("/x", "Prefix", "a", 80), ("/a", "Prefix", "a", 80)])]}),
+            ),
+            ingress_meta(
+                at("2024-01-01T00:00:00Z", "zzz-old"),
+                json!({"rules": [rule(Some("foo.com"), &[("/x/", "Prefix", "b", 80), ("/b", "Exact", "b", 80)])]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            get("foo.com", "/x"),
+            get("foo.com", "/a"),
+            get("foo.com", "/b"),
+        ],
+        r#"Ingress default/aaa-new (t.yaml:5): spec.rules[0].http.paths[0]: path "/x" (Prefix) on host "foo.com" is also claimed by Ingress default/zzz-old, which takes precedence
+        k8s:ingress-http foo.com /x => k8s:default/b:80
+        k8s:ingress-http foo.com /a => k8s:default/a:80
+        k8s:ingress-http foo.com /b => k8s:default/b:80"#,
+    );
+}
+
+fn slice(name: &str, service: &str, port: (&str, i32), endpoints: Value) -> Value {
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+           "metadata": {"name": name, "labels": {"kubernetes.io/service-name": service}},
+           "addressType": "IPv4", "ports": [{"name": port.0, "port": port.1}], "endpoints": endpoints})
+}
+
+#[test]
+fn endpoint_conditions_decide_health_and_priority() {
+    let m = vec![
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+               "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "http"}, {"name": "admin", "port": 9000}]}}),
+        slice(
+            "web-a",
+            "web",
+            ("http", 8080),
+            json!([
+                {"addresses": ["10.0.0.2"], "zone": "b"},
+                {"addresses": ["10.0.0.1"], "conditions": {"ready": true}, "zone": "a"},
+                {"addresses": ["10.0.0.3"], "conditions": {"ready": false, "serving": true, "terminating": true}},
+                {"addresses": ["10.0.0.4"], "conditions": {"ready": false, "serving": false, "terminating": true}},
+                {"addresses": ["10.0.0.5"], "conditions": {"ready": false}},
+            ]),
+        ),
+        // A second slice repeating an address, and a slice of another port and service.
+        slice(
+            "web-b",
+            "web",
+            ("http", 8080),
+            json!([{"addresses": ["10.0.0.1"], "zone": "a"}, {"addresses": ["10.0.0.6"], "zone": "a"}]),
+        ),
+        slice(
+            "web-c",
+            "web",
+            ("admin", 9000),
+            json!([{"addresses": ["10.0.0.9"]}]),
+        ),
+        slice(
+            "other",
+            "other",
+            ("http", 8080),
+            json!([{"addresses": ["10.9.9.9"]}]),
+        ),
+        ingress(
+            "web",
+            json!({"defaultBackend": {"service": {"name": "web", "port": {"name": "http"}}}}),
+        ),
+    ];
+    check_model(
+        &m,
+        Kind::Endpoints,
+        r#"{"kind":"Endpoints","name":"k8s:default/web:80","localities":[{"zone":"a","endpoints":[{"address":"10.0.0.1","port":8080,"weight":1},{"address":"10.0.0.6","port":8080,"weight":1}]},{"zone":"b","endpoints":[{"address":"10.0.0.2","port":8080,"weight":1}]},{"priority":1,"endpoints":[{"address":"10.0.0.3","port":8080,"weight":1}]}],"provenance":[{"kind":"EndpointSlice","namespace":"default","name":"web-a","origin":"t.yaml:2"},{"kind":"EndpointSlice","namespace":"default","name":"web-b","origin":"t.yaml:3"},{"kind":"EndpointSlice","namespace":"default","name":"web-c","origin":"t.yaml:4"},{"kind":"Service","namespace":"default","name":"web","origin":"t.yaml:1"}]}"#,
+    );
+}
+
+#[test]
+fn tls_secrets_become_model_secrets_without_leaking_keys() {
+    let mut base64_secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "b64"},
+        "type": "kubernetes.io/tls",
+        // A certificate "MIIC" and a key "KEY2", PEM, in base64.
+        "data": {"tls.crt": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUMKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=",
+                 "tls.key": "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCktFWTIKLS0tLS1FTkQgUFJJVkFURSBLRVktLS0tLQo="}});
+    let opaque = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "opaque"}, "type": "Opaque",
+        "stringData": {"tls.crt": "x", "tls.key": "SECRETKEYBYTES"}});
+    let m = with(
+        service("web", &[("", 80, 80)]).into(),
+        [
+            tls_secret("cert"),
+            base64_secret.take(),
+            opaque,
+            ingress(
+                "web",
+                json!({"tls": [{"secretName": "cert"}, {"hosts": ["b.com"], "secretName": "b64"}, {"hosts": ["o.com"], "secretName": "opaque"}],
+                                  "rules": [rule(Some("a.com"), &[("/", "Prefix", "web", 80)])]}),
+            ),
+        ],
+    );
+    check_model(
+        &m,
+        Kind::Secret,
+        r#"Ingress default/web (t.yaml:6): spec.tls[2].secretName: secret default/opaque is not of type kubernetes.io/tls
+        {"kind":"Secret","name":"k8s:default/b64","tls_certificate":{"certificate_chain":"-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n","private_key":"-----BEGIN PRIVATE KEY-----\nKEY2\n-----END PRIVATE KEY-----\n"},"provenance":[{"kind":"Secret","namespace":"default","name":"b64","origin":"t.yaml:4"}]}
+        {"kind":"Secret","name":"k8s:default/cert","tls_certificate":{"certificate_chain":"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n","private_key":"-----BEGIN PRIVATE KEY-----\nSECRETKEYBYTES\n-----END PRIVATE KEY-----\n"},"provenance":[{"kind":"Secret","namespace":"default","name":"cert","origin":"t.yaml:3"}]}"#,
+    );
+    // The host of an Ingress with a certificate for any host is served on HTTPS.
+    check(
+        &m,
+        &[tls_get("a.com", "/")],
+        "Ingress default/web (t.yaml:6): spec.tls[2].secretName: secret default/opaque is not of type kubernetes.io/tls\nk8s:ingress-https a.com / => k8s:default/web:80",
+    );
+    let t = run(&m, &Options::default());
+    assert!(!format!("{:?}", t.diagnostics).contains("SECRETKEYBYTES"));
+}
+
+#[test]
+fn malformed_manifests_name_the_field() {
+    let bad = ingress(
+        "web",
+        json!({"rules": [{"http": {"paths": [{"path": "/"}, {"path": "/", "pathType": 7}]}}]}),
+    );
+    let err = KubeObject::from_value(bad).unwrap_err().to_string();
+    assert!(
+        err.starts_with("Ingress: spec.rules[0].http.paths[1].pathType: "),
+        "{err}"
+    );
+    let bad = ingress(
+        "web",
+        json!({"rules": [{"http": {"paths": [{"path": "/", "pathType": 7, "backend": {}}]}}]}),
+    );
+    let err = KubeObject::from_value(bad).unwrap_err().to_string();
+    assert!(
+        err.starts_with("Ingress: spec.rules[0].http.paths[0].pathType: "),
+        "{err}"
+    );
+    let err = KubeObject::from_value(
+        json!({"apiVersion": "networking.k8s.io/v1beta1", "kind": "Ingress"}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"unsupported object: apiVersion "networking.k8s.io/v1beta1", kind "Ingress""#
+    );
+}
+
+/// Every rotation and the reversal of the manifests: byte-identical output. (Ids are unique,
+/// so this checks that nothing depends on arrival order, and conflicts resolve by age.)
+fn assert_deterministic(manifests: &[Value]) {
+    let show = |t: &Translation| {
+        format!(
+            "{}\n{:?}",
+            serde_json::to_string(&t.objects).unwrap(),
+            t.diagnostics
+        )
+    };
+    let first = show(&run(manifests, &Options::default()));
+    let mut orders: Vec<Vec<Value>> = (0..manifests.len())
+        .map(|i| {
+            let mut m = manifests.to_vec();
+            m.rotate_left(i);
+            m
+        })
+        .collect();
+    orders.push(manifests.iter().rev().cloned().collect());
+    for m in orders {
+        // Origins follow the position, so compare without them.
+        let mut inputs = Inputs::default();
+        for v in &m {
+            let o = KubeObject::from_value(v.clone()).unwrap();
+            let i = manifests.iter().position(|x| x == v).unwrap();
+            inputs.insert(o, Some(format!("t.yaml:{}", i + 1)));
+        }
+        assert_eq!(show(&translate(&inputs, &Options::default())), first);
+    }
+}
+
+#[test]
+fn ingress_output_does_not_depend_on_input_order() {
+    let at = |ts: &str, name: &str| json!({"name": name, "creationTimestamp": ts});
+    assert_deterministic(&with(
+        [service("a", &[("", 80, 80)]), service("b", &[("", 80, 80)])].concat(),
+        [
+            tls_secret("cert"),
+            ingress_meta(
+                at("2024-01-02T00:00:00Z", "x"),
+                json!({"tls": [{"hosts": ["foo.com"], "secretName": "cert"}],
+                "defaultBackend": {"service": {"name": "a", "port": {"number": 80}}},
+                "rules": [rule(Some("foo.com"), &[("/x", "Prefix", "a", 80)]), rule(Some("*.foo.com"), &[("/", "Prefix", "b", 80)])]}),
+            ),
+            ingress_meta(
+                at("2024-01-01T00:00:00Z", "y"),
+                json!({"defaultBackend": {"service": {"name": "b", "port": {"number": 80}}},
+                "rules": [rule(Some("foo.com"), &[("/x", "Prefix", "b", 80)]), rule(None, &[("/", "Prefix", "b", 80)])]}),
+            ),
+        ],
+    ));
+}
+
+const GW: &str = "gateway.networking.k8s.io/v1";
+
+fn gateway_class() -> Value {
+    json!({"apiVersion": GW, "kind": "GatewayClass", "metadata": {"name": "xdsc"},
+           "spec": {"controllerName": "xdsc.dev/gateway-controller"}})
+}
+
+/// A Gateway `gw` of our class with these listeners.
+fn gateway(listeners: Value) -> Value {
+    json!({"apiVersion": GW, "kind": "Gateway", "metadata": {"name": "gw"},
+           "spec": {"gatewayClassName": "xdsc", "listeners": listeners}})
+}
+
+fn http_route(name: &str, ts: &str, spec: Value) -> Value {
+    json!({"apiVersion": GW, "kind": "HTTPRoute",
+           "metadata": {"name": name, "creationTimestamp": ts}, "spec": spec})
+}
+
+/// The services `a`, `b`, `c` (port 80), our class and a Gateway with one HTTP listener on
+/// port 80 (Envoy port 10080).
+fn gateway_base() -> Vec<Value> {
+    with(
+        [
+            service("a", &[("", 80, 80)]),
+            service("b", &[("", 80, 80)]),
+            service("c", &[("", 80, 80)]),
+        ]
+        .concat(),
+        [
+            gateway_class(),
+            gateway(json!([{"name": "http", "port": 80, "protocol": "HTTP"}])),
+        ],
+    )
+}
+
+const GW_HTTP: &str = "k8s:gateway:default/gw:80";
+
+fn gw_get(host: &str, path: &str) -> Request {
+    Request::new(GW_HTTP, host, path)
+}
+
+fn to(svc: &str) -> Value {
+    json!([{"name": svc, "port": 80}])
+}
+
+#[test]
+fn httproute_matches_follow_the_spec_precedence() {
+    let m = with(
+        gateway_base(),
+        [
+            http_route(
+                "old",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "rules": [
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/p"}, "headers": [{"name": "x", "value": "1"}, {"name": "y", "value": "1"}]}], "backendRefs": to("a")},
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/p"}, "method": "POST"}], "backendRefs": to("b")},
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/p"}}], "backendRefs": to("a")},
+                    {"matches": [{"path": {"type": "RegularExpression", "value": "/r/[0-9]+"}}], "backendRefs": to("c")},
+                ]}),
+            ),
+            http_route(
+                "new",
+                "2024-01-02T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "rules": [
+                    {"matches": [{"path": {"type": "Exact", "value": "/p"}}, {"path": {"value": "/p/long"}}], "backendRefs": to("c")},
+                    {"matches": [{"path": {"value": "/p"}, "queryParams": [{"name": "q", "value": "1"}]}], "backendRefs": to("c")},
+                    // Same match as "old"'s third rule: the older route wins.
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/p"}}], "backendRefs": to("c")},
+                ]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            gw_get("h", "/p"),
+            gw_get("h", "/p/long/x"),
+            gw_get("h", "/p/x")
+                .method("POST")
+                .header("x", "1")
+                .header("y", "1"),
+            gw_get("h", "/p/x").header("x", "1").header("y", "1"),
+            gw_get("h", "/p/x?q=1"),
+            gw_get("h", "/p/x"),
+            gw_get("h", "/r/12"),
+        ],
+        r#"core: warning: VirtualHost/k8s:gateway:default/gw:80:~: routes[0007:default/new:r2:m0]: never matches: route "0002:default/old:r2:m0" has the same match and comes first
+        k8s:gateway:default/gw:80 h /p => k8s:default/c:80
+        k8s:gateway:default/gw:80 h /p/long/x => k8s:default/c:80
+        k8s:gateway:default/gw:80 h /p/x POST x=1 y=1 => k8s:default/b:80
+        k8s:gateway:default/gw:80 h /p/x x=1 y=1 => k8s:default/a:80
+        k8s:gateway:default/gw:80 h /p/x?q=1 => k8s:default/c:80
+        k8s:gateway:default/gw:80 h /p/x => k8s:default/a:80
+        k8s:gateway:default/gw:80 h /r/12 => k8s:default/c:80"#,
+    );
+}
+
+#[test]
+fn route_hostnames_intersect_the_listener_hostname() {
+    let m = with(
+        [service("a", &[("", 80, 80)]), service("b", &[("", 80, 80)])].concat(),
+        [
+            gateway_class(),
+            gateway(json!([
+                {"name": "wild", "port": 80, "protocol": "HTTP", "hostname": "*.foo.com"},
+                {"name": "bar", "port": 80, "protocol": "HTTP", "hostname": "bar.com"},
+            ])),
+            http_route(
+                "a",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}],
+                "hostnames": ["x.foo.com", "*.y.foo.com", "bar.com", "other.com"], "rules": [{"backendRefs": to("a")}]}),
+            ),
+            http_route(
+                "b",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw", "sectionName": "wild"}],
+                "rules": [{"backendRefs": to("b")}]}),
+            ),
+            http_route(
+                "none",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}],
+                "hostnames": ["nope.com"], "rules": [{"backendRefs": to("b")}]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            gw_get("x.foo.com", "/"),
+            gw_get("z.y.foo.com", "/"),
+            gw_get("q.foo.com", "/"),
+            gw_get("bar.com", "/"),
+            gw_get("other.com", "/"),
+        ],
+        "HTTPRoute default/none (t.yaml:9): spec.parentRefs[0]: no hostname of the route intersects the hostnames of the listeners of Gateway default/gw; not attached
+         k8s:gateway:default/gw:80 x.foo.com / => k8s:default/a:80
+         k8s:gateway:default/gw:80 z.y.foo.com / => k8s:default/a:80
+         k8s:gateway:default/gw:80 q.foo.com / => k8s:default/b:80
+         k8s:gateway:default/gw:80 bar.com / => k8s:default/a:80
+         k8s:gateway:default/gw:80 other.com / => answer 404 (no route)",
+    );
+}
+
+#[test]
+fn backend_weights_default_to_one_and_zero_means_never() {
+    let m = with(
+        gateway_base(),
+        [http_route(
+            "r",
+            "2024-01-01T00:00:00Z",
+            json!({"parentRefs": [{"name": "gw"}], "rules": [
+                {"matches": [{"path": {"value": "/split"}}], "backendRefs": [{"name": "a", "port": 80}, {"name": "b", "port": 80, "weight": 3}, {"name": "c", "port": 80, "weight": 0}]},
+                {"matches": [{"path": {"value": "/zero"}}], "backendRefs": [{"name": "a", "port": 80, "weight": 0}]},
+                {"matches": [{"path": {"value": "/none"}}]},
+                {"matches": [{"path": {"value": "/noport"}}], "backendRefs": [{"name": "a"}]},
+                {"matches": [{"path": {"value": "/kind"}}], "backendRefs": [{"group": "example.com", "kind": "Bucket", "name": "a"}]},
+            ]}),
+        )],
+    );
+    check(
+        &m,
+        &[
+            gw_get("h", "/split"),
+            gw_get("h", "/zero"),
+            gw_get("h", "/none"),
+            gw_get("h", "/noport"),
+            gw_get("h", "/kind"),
+        ],
+        r#"HTTPRoute default/r (t.yaml:9): spec.rules[3].backendRefs[0].port: a Service backend needs a port
+        HTTPRoute default/r (t.yaml:9): spec.rules[4].backendRefs[0]: only Service backends are supported
+        core: warning: VirtualHost/k8s:gateway:default/gw:80:~: routes[0001:default/r:r1:m0].forward.backends: no usable backend; the route answers 500
+        k8s:gateway:default/gw:80 h /split => forward to clusters "k8s:default/a:80" (weight 1), "k8s:default/b:80" (weight 3) with path "/split" and host "h"
+        k8s:gateway:default/gw:80 h /zero => answer 500
+        k8s:gateway:default/gw:80 h /none => answer 500
+        k8s:gateway:default/gw:80 h /noport => answer 500
+        k8s:gateway:default/gw:80 h /kind => answer 500"#,
+    );
+}
+
+#[test]
+fn httproute_filters_modify_redirect_rewrite_and_mirror() {
+    let m = with(
+        gateway_base(),
+        [http_route(
+            "r",
+            "2024-01-01T00:00:00Z",
+            json!({"parentRefs": [{"name": "gw"}], "rules": [
+                {"matches": [{"path": {"value": "/old"}}], "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "hostname": "new.com", "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/new"}}}]},
+                {"matches": [{"path": {"value": "/moved"}}], "filters": [{"type": "RequestRedirect", "requestRedirect": {"port": 8443, "statusCode": 301, "path": {"type": "ReplaceFullPath", "replaceFullPath": "/here"}}}]},
+                {"matches": [{"path": {"value": "/api"}}], "filters": [{"type": "URLRewrite", "urlRewrite": {"hostname": "api.internal", "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}], "backendRefs": to("a")},
+                {"matches": [{"path": {"value": "/v1"}}], "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v2"}}}], "backendRefs": to("a")},
+                {"matches": [{"path": {"value": "/full"}}], "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/one"}}}], "backendRefs": to("a")},
+                {"matches": [{"path": {"value": "/ext"}}], "filters": [{"type": "ExtensionRef", "extensionRef": {"group": "x", "kind": "y", "name": "z"}}], "backendRefs": to("a")},
+            ]}),
+        )],
+    );
+    check(
+        &m,
+        &[
+            gw_get("h", "/old/x"),
+            gw_get("h", "/moved/x"),
+            gw_get("h", "/api/users"),
+            gw_get("h", "/v1/users"),
+            gw_get("h", "/full/x"),
+            gw_get("h", "/ext"),
+        ],
+        r#"HTTPRoute default/r (t.yaml:9): spec.rules[5].filters[0]: filter "ExtensionRef" is not supported (or lacks its settings); the rule answers 500
+        k8s:gateway:default/gw:80 h /old/x => redirect 302 to https://new.com/new/x
+        k8s:gateway:default/gw:80 h /moved/x => redirect 301 to http://h:8443/here
+        k8s:gateway:default/gw:80 h /api/users => forward to cluster "k8s:default/a:80" with path "/users" and host "api.internal"
+        k8s:gateway:default/gw:80 h /v1/users => forward to cluster "k8s:default/a:80" with path "/v2/users" and host "h"
+        k8s:gateway:default/gw:80 h /full/x => forward to cluster "k8s:default/a:80" with path "/one" and host "h"
+        k8s:gateway:default/gw:80 h /ext => answer 500"#,
+    );
+}
+
+#[test]
+fn https_gateway_listeners_terminate_tls_on_offset_ports() {
+    let m = with(
+        gateway_base()[..2].to_vec(),
+        [
+            tls_secret("cert"),
+            gateway_class(),
+            gateway(json!([
+                {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "foo.com",
+                 "tls": {"certificateRefs": [{"name": "cert"}]}},
+                {"name": "other", "port": 443, "protocol": "HTTPS", "hostname": "bar.com",
+                 "tls": {"certificateRefs": [{"name": "missing"}]}},
+                {"name": "big", "port": 8000, "protocol": "HTTP"},
+                {"name": "tcp", "port": 9000, "protocol": "TCP"},
+            ])),
+            http_route(
+                "r",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw", "port": 443}], "rules": [{"backendRefs": to("a")}]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[Request::new("k8s:gateway:default/gw:443", "foo.com", "/").sni("foo.com")],
+        r#"Gateway default/gw (t.yaml:5): spec.listeners[1].tls.certificateRefs[0]: secret default/missing does not exist
+        Gateway default/gw (t.yaml:5): spec.listeners[3].protocol: protocol "TCP" is not supported; listener not served
+        k8s:gateway:default/gw:443 foo.com / => k8s:default/a:80"#,
+    );
+    check_model(
+        &m,
+        Kind::Listener,
+        r#"Gateway default/gw (t.yaml:5): spec.listeners[1].tls.certificateRefs[0]: secret default/missing does not exist
+        Gateway default/gw (t.yaml:5): spec.listeners[3].protocol: protocol "TCP" is not supported; listener not served
+        {"kind":"Listener","name":"k8s:gateway:default/gw:443","address":"0.0.0.0","port":10443,"protocol":"https","tls":[{"hosts":["foo.com"],"secret":"k8s:default/cert"}],"provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:5"}]}
+        {"kind":"Listener","name":"k8s:gateway:default/gw:8000","address":"0.0.0.0","port":8000,"protocol":"http","provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:5"}]}"#,
+    );
+}
+
+#[test]
+fn routes_attach_only_where_the_gateway_allows() {
+    let other_ns = |name: &str, parent: Value| {
+        json!({"apiVersion": GW, "kind": "HTTPRoute", "metadata": {"name": name, "namespace": "team"},
+               "spec": {"parentRefs": [parent], "rules": [{"backendRefs": [{"name": "a", "port": 80}]}]}})
+    };
+    let m = with(
+        vec![
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a", "namespace": "team"}, "spec": {"ports": [{"port": 80}]}}),
+            gateway_class(),
+            json!({"apiVersion": GW, "kind": "GatewayClass", "metadata": {"name": "theirs"}, "spec": {"controllerName": "example.com/other"}}),
+            gateway(json!([
+                {"name": "same", "port": 80, "protocol": "HTTP", "hostname": "same.com"},
+                {"name": "all", "port": 80, "protocol": "HTTP", "hostname": "all.com", "allowedRoutes": {"namespaces": {"from": "All"}}},
+            ])),
+            json!({"apiVersion": GW, "kind": "Gateway", "metadata": {"name": "theirs"}, "spec": {"gatewayClassName": "theirs", "listeners": [{"name": "x", "port": 80, "protocol": "HTTP"}]}}),
+        ],
+        [
+            other_ns(
+                "to-same",
+                json!({"name": "gw", "namespace": "default", "sectionName": "same"}),
+            ),
+            other_ns("to-any", json!({"name": "gw", "namespace": "default"})),
+            other_ns(
+                "to-theirs",
+                json!({"name": "theirs", "namespace": "default"}),
+            ),
+            other_ns("to-nothing", json!({"name": "nothing"})),
+        ],
+    );
+    check(
+        &m,
+        &[gw_get("same.com", "/"), gw_get("all.com", "/")],
+        r#"HTTPRoute team/to-same (t.yaml:6): spec.parentRefs[0]: no listener of Gateway default/gw accepts the route (sectionName, port, allowedRoutes)
+        HTTPRoute team/to-nothing (t.yaml:9): spec.parentRefs[0]: Gateway team/nothing does not exist
+        k8s:gateway:default/gw:80 same.com / => answer 404 (no route)
+        k8s:gateway:default/gw:80 all.com / => k8s:team/a:80"#,
+    );
+}
+
+#[test]
+fn header_modifiers_and_mirrors_reach_the_model() {
+    let m = with(
+        gateway_base(),
+        [http_route(
+            "r",
+            "2024-01-01T00:00:00Z",
+            json!({"parentRefs": [{"name": "gw"}], "rules": [
+                {"filters": [
+                    {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-set", "value": "1"}], "add": [{"name": "x-add", "value": "2"}], "remove": ["x-gone"]}},
+                    {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"add": [{"name": "x-resp", "value": "3"}]}},
+                    {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "b", "port": 80}, "percent": 10}},
+                ], "backendRefs": to("a")},
+            ]}),
+        )],
+    );
+    check_model(
+        &m,
+        Kind::VirtualHost,
+        r#"{"kind":"VirtualHost","name":"k8s:gateway:default/gw:80:~","listeners":["k8s:gateway:default/gw:80"],"domains":["*"],"routes":[{"name":"0000:default/r:r0:m0","match":{"path":{"prefix":"/"}},"forward":{"backends":[{"cluster":"k8s:default/a:80","weight":1}],"mirror":[{"cluster":"k8s:default/b:80","percent":10}]},"request_headers":{"add":[{"name":"x-set","value":"1"},{"name":"x-add","value":"2","append":true}],"remove":["x-gone"]},"response_headers":{"add":[{"name":"x-resp","value":"3","append":true}]}}],"provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:8"},{"kind":"HTTPRoute","namespace":"default","name":"r","origin":"t.yaml:9"}]}"#,
+    );
+}
+
+#[test]
+fn gateway_output_does_not_depend_on_input_order() {
+    assert_deterministic(&with(
+        gateway_base(),
+        [
+            tls_secret("cert"),
+            http_route(
+                "x",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.com"], "rules": [
+                {"matches": [{"path": {"value": "/p"}}], "backendRefs": to("a")}]}),
+            ),
+            http_route(
+                "y",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.com", "*.b.com"], "rules": [
+                {"matches": [{"path": {"value": "/p"}}], "backendRefs": to("b")},
+                {"matches": [{"path": {"value": "/q"}, "method": "GET"}], "backendRefs": [{"name": "c", "port": 80, "weight": 2}, {"name": "a", "port": 80}]}]}),
+            ),
+        ],
+    ));
+}
