@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use xdsc_core::compile::{Compiled, Severity};
 use xdsc_core::model::{self, Kind, Object, ObjectKey};
 
-use crate::yaml::{self, Document, Pos, Segment};
+use crate::yaml::{self, Pos, Segment};
 
 /// The largest file read (16 MiB).
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
@@ -118,11 +118,19 @@ pub struct LoadOptions {
 }
 
 impl Default for LoadOptions {
+    #[allow(
+        clippy::needless_update,
+        reason = "the stand-in for xdsc-kube's options has this one field; the real ones have more"
+    )]
     fn default() -> Self {
-        let mut kube = translate::Options::default();
-        // In files, an Ingress without a class is taken when no IngressClass is given at all.
-        kube.take_unclassed_ingress_without_classes = true;
-        LoadOptions { kube }
+        LoadOptions {
+            kube: translate::Options {
+                // In files, an Ingress without a class is taken when no IngressClass is given
+                // at all.
+                take_unclassed_ingress_without_classes: true,
+                ..Default::default()
+            },
+        }
     }
 }
 
@@ -241,7 +249,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
         };
         for doc in &docs {
             let mut items = Vec::new();
-            unpack(doc, &doc.value, Vec::new(), &mut items);
+            unpack(&doc.value, Vec::new(), &mut items);
             for (value, prefix) in items {
                 let at = |path: &[Segment]| {
                     let mut full = prefix.clone();
@@ -374,15 +382,10 @@ fn parse_path(s: &str) -> Vec<Segment> {
 
 /// A `kind: List` of a Kubernetes client, or a top-level array of documents, unpacked into
 /// its items; anything else as it is.
-fn unpack(
-    doc: &Document,
-    value: &Value,
-    prefix: Vec<Segment>,
-    out: &mut Vec<(Value, Vec<Segment>)>,
-) {
+fn unpack(value: &Value, prefix: Vec<Segment>, out: &mut Vec<(Value, Vec<Segment>)>) {
     if let (true, Value::Array(items)) = (prefix.is_empty(), value) {
         for (i, item) in items.iter().enumerate() {
-            unpack(doc, item, vec![Segment::Index(i)], out);
+            unpack(item, vec![Segment::Index(i)], out);
         }
         return;
     }
@@ -397,7 +400,7 @@ fn unpack(
             let mut p = prefix.clone();
             p.push(Segment::Key("items".into()));
             p.push(Segment::Index(i));
-            unpack(doc, item, p, out);
+            unpack(item, p, out);
         }
         return;
     }
@@ -586,9 +589,12 @@ fn collect(
     for p in names {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let is_dir = std::fs::metadata(&p).map(|m| m.is_dir()).unwrap_or(false);
-        if is_dir && !name.starts_with('.') {
-            collect(&p, depth + 1, files, diagnostics, false);
-        } else if !is_dir && is_config_file(name) {
+        let wanted = if is_dir {
+            !name.starts_with('.')
+        } else {
+            is_config_file(name)
+        };
+        if wanted {
             collect(&p, depth + 1, files, diagnostics, false);
         }
     }

@@ -29,7 +29,7 @@ impl Drop for Dir {
 /// temporary folder's path left out.
 fn check(files: &[(&str, &str)]) -> (Vec<String>, Vec<String>) {
     let dir = Dir::new(files);
-    let loaded = load(&[dir.0.clone()], &LoadOptions::default());
+    let loaded = load(std::slice::from_ref(&dir.0), &LoadOptions::default());
     let prefix = format!("{}/", dir.0.display());
     let keys = loaded.objects.keys().map(ToString::to_string).collect();
     let diags = loaded
@@ -144,7 +144,7 @@ fn secrets_read_pem_files_relative_to_their_document() {
             "kind: Secret\nname: ca\nvalidation_context:\n  trusted_ca_file: missing.pem\n",
         ),
     ]);
-    let loaded = load(&[dir.0.clone()], &LoadOptions::default());
+    let loaded = load(std::slice::from_ref(&dir.0), &LoadOptions::default());
     let Object::Secret(s) = &**loaded
         .objects
         .get(&ObjectKey::new(Kind::Secret, "cert"))
@@ -194,7 +194,7 @@ fn compile_diagnostics_are_placed_at_their_object() {
         "vh.yaml",
         "kind: Listener\nname: http\nport: 8080\n---\nkind: VirtualHost\nname: site\nlisteners: [http]\ndomains: ['*']\nroutes:\n  - name: r\n    match: {path: {regex: '(' }}\n    forward: {backends: [{cluster: web}]}\n",
     )]);
-    let loaded = load(&[dir.0.clone()], &LoadOptions::default());
+    let loaded = load(std::slice::from_ref(&dir.0), &LoadOptions::default());
     let compiled = Compiled::new(&loaded.model());
     let report: Vec<String> = loaded
         .report(&compiled)

@@ -7,7 +7,7 @@ use super::*;
 use crate::load::tests::Dir;
 
 fn load_dir(dir: &Dir) -> Loaded {
-    load::load(&[dir.0.clone()], &LoadOptions::default())
+    load::load(std::slice::from_ref(&dir.0), &LoadOptions::default())
 }
 
 const GOOD: &str = "kind: Cluster\nname: web\n";
