@@ -74,7 +74,8 @@ pub struct Query {
     #[arg(long)]
     pub sni: Option<String>,
     /// http: plain text; https: TLS, sending the host (without port) as server name unless
-    /// --sni says otherwise. Default: https with --sni, else http.
+    /// --sni says otherwise. Default: https with --sni or on an https or tls_passthrough
+    /// listener, else http.
     #[arg(long, value_enum)]
     pub scheme: Option<Scheme>,
 }
@@ -158,7 +159,7 @@ fn list(names: &[String]) -> String {
 }
 
 /// The oracle's request for `query`: the listener defaulted, the server name derived from
-/// the scheme.
+/// the scheme or, without one, from the listener (TLS for `https` and `tls_passthrough`).
 fn request(model: &model::Model, query: &Query) -> Result<oracle::Request, Error> {
     let listeners: Vec<&model::Listener> = model
         .of_kind(Kind::Listener)
@@ -168,36 +169,51 @@ fn request(model: &model::Model, query: &Query) -> Result<oracle::Request, Error
         })
         .collect();
     let listener = match &query.listener {
-        Some(name) if listeners.iter().any(|l| &l.name == name) => name.clone(),
         Some(name) => {
-            return Err(Error::UnknownListener {
-                name: name.clone(),
-                known: listeners.iter().map(|l| l.name.clone()).collect(),
-            });
+            *listeners
+                .iter()
+                .find(|l| &l.name == name)
+                .ok_or_else(|| Error::UnknownListener {
+                    name: name.clone(),
+                    known: listeners.iter().map(|l| l.name.clone()).collect(),
+                })?
         }
         None => {
-            let http: Vec<String> = listeners
+            let http: Vec<&model::Listener> = listeners
                 .iter()
+                .copied()
                 .filter(|l| matches!(l.protocol, ListenerProtocol::Http | ListenerProtocol::Https))
-                .map(|l| l.name.clone())
                 .collect();
-            match <[String; 1]>::try_from(http) {
-                Ok([one]) => one,
-                Err(http) if http.is_empty() => {
+            match http.as_slice() {
+                [one] => *one,
+                [] => {
                     return Err(Error::NoHttpListener(
                         listeners.iter().map(|l| l.name.clone()).collect(),
                     ));
                 }
-                Err(http) => return Err(Error::SeveralListeners(http)),
+                many => {
+                    return Err(Error::SeveralListeners(
+                        many.iter().map(|l| l.name.clone()).collect(),
+                    ));
+                }
             }
         }
     };
-    let mut r = oracle::Request::new(listener, &query.host, &query.path).method(&query.method);
-    r.sni = match (query.scheme, &query.sni) {
+    let tls_listener = matches!(
+        listener.protocol,
+        ListenerProtocol::Https | ListenerProtocol::TlsPassthrough
+    );
+    let host_sni = || Some(host_without_port(&query.host).to_owned());
+    let sni = match (query.scheme, &query.sni) {
         (Some(Scheme::Http), Some(_)) => return Err(Error::PlainTextSni),
-        (Some(Scheme::Https), None) => Some(host_without_port(&query.host).to_owned()),
-        (_, sni) => sni.clone(),
+        (Some(Scheme::Http), None) => None,
+        (_, Some(sni)) => Some(sni.clone()),
+        (Some(Scheme::Https), None) => host_sni(),
+        (None, None) => tls_listener.then(host_sni).flatten(),
     };
+    let mut r =
+        oracle::Request::new(&listener.name, &query.host, &query.path).method(&query.method);
+    r.sni = sni;
     for (name, value) in &query.headers {
         r = r.header(name, value);
     }

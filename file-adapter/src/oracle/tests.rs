@@ -84,7 +84,15 @@ fn https_sends_the_host_without_port_as_server_name() {
     assert_eq!(request(&model, &q).unwrap_err(), Error::PlainTextSni);
     q.scheme = None;
     q.sni = None;
+    assert_eq!(
+        request(&model, &q).unwrap().sni.as_deref(),
+        Some("a.example.com"),
+        "an https listener is spoken to in TLS by default"
+    );
+    let model = listeners(&[("web", ListenerProtocol::Http)]);
     assert_eq!(request(&model, &q).unwrap().sni, None);
+    q.scheme = Some(Scheme::Https);
+    assert!(request(&model, &q).unwrap().sni.is_some());
 }
 
 #[test]
