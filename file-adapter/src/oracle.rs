@@ -278,8 +278,8 @@ pub fn explain(paths: &[PathBuf], options: &LoadOptions, query: &Query, format: 
     match evaluate(&compiled, query) {
         Ok((r, outcome)) => Output {
             stdout: match format {
-                Format::Text => text(&r, &outcome),
-                Format::Json => json(&r, &outcome),
+                Format::Text => text(&r, query.listener.is_none(), &outcome),
+                Format::Json => json(&r, query.listener.is_none(), &outcome),
             },
             stderr,
             code: EXIT_OK,
@@ -299,8 +299,9 @@ fn scheme(r: &oracle::Request) -> &'static str {
     if r.sni.is_some() { "https" } else { "http" }
 }
 
-/// The request on one line, then the oracle's explanation and action.
-fn text(r: &oracle::Request, outcome: &Outcome) -> String {
+/// The request on one line, then the oracle's explanation and action. `default_listener`:
+/// the listener was not named but taken as the only HTTP one.
+fn text(r: &oracle::Request, default_listener: bool, outcome: &Outcome) -> String {
     let mut out = format!(
         "{} {}://{}{} on listener {:?}",
         r.method,
@@ -309,6 +310,9 @@ fn text(r: &oracle::Request, outcome: &Outcome) -> String {
         r.path,
         r.listener
     );
+    if default_listener {
+        out.push_str(" (the only HTTP or HTTPS listener)");
+    }
     if let Some(sni) = &r.sni {
         out.push_str(&format!(" with server name {sni:?}"));
     }
@@ -335,6 +339,7 @@ struct View<'a> {
 #[derive(Serialize)]
 struct RequestView<'a> {
     listener: &'a str,
+    default_listener: bool,
     scheme: &'static str,
     sni: Option<&'a str>,
     method: &'a str,
@@ -451,10 +456,11 @@ fn action_view(action: &Action) -> ActionView<'_> {
 
 /// The answer as one JSON object: the request, each part of the explanation as a field, the
 /// action, and the explanation's lines.
-fn json(r: &oracle::Request, outcome: &Outcome) -> String {
+fn json(r: &oracle::Request, default_listener: bool, outcome: &Outcome) -> String {
     let mut view = View {
         request: RequestView {
             listener: &r.listener,
+            default_listener,
             scheme: scheme(r),
             sni: r.sni.as_deref(),
             method: &r.method,

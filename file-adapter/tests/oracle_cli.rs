@@ -66,7 +66,7 @@ fn explain_prints_the_route_and_why_each_earlier_route_was_skipped() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         stdout,
-        r#"GET http://www.shop.example.com:8080/api/orders on listener "http"
+        r#"GET http://www.shop.example.com:8080/api/orders on listener "http" (the only HTTP or HTTPS listener)
 filter chain #0: no server names required
 route configuration "http"
 host "www.shop.example.com"

@@ -226,7 +226,7 @@ fn json_names_the_wildcard_and_each_skipped_route() {
     let mut q = Query::new("www.shop.example.com", "/api/x");
     q.headers.push(("x-version".into(), "1".into()));
     let (r, outcome) = evaluate(&shop(), &q).unwrap();
-    let v: Value = serde_json::from_str(&json(&r, &outcome)).unwrap();
+    let v: Value = serde_json::from_str(&json(&r, true, &outcome)).unwrap();
     assert_eq!(v["virtual_host"]["matched_by"], "suffix_wildcard");
     assert_eq!(v["virtual_host"]["domain"], "*.shop.example.com");
     assert_eq!(v["filter_chain"]["matched_by"], "any_server_name");
@@ -234,6 +234,7 @@ fn json_names_the_wildcard_and_each_skipped_route() {
     assert_eq!(v["action"]["type"], "forward");
     assert_eq!(v["action"]["clusters"][1]["weight"], 10);
     assert_eq!(v["request"]["headers"][0]["value"], "1");
+    assert_eq!(v["request"]["default_listener"], true);
     let skipped: Vec<(&str, &str)> = v["skipped"]
         .as_array()
         .unwrap()
