@@ -1,5 +1,6 @@
-//! The one-shot commands: `check`, `render` and `schema`. Each returns what to print and an
-//! exit code, so the binary stays a thin shell and the commands are tested without it.
+//! The one-shot commands: `check`, `render` and `schema` (`explain` and `test` are in
+//! [`crate::oracle`]). Each returns what to print and an exit code, so the binary stays a thin
+//! shell and the commands are tested without it.
 
 use std::path::PathBuf;
 
@@ -36,7 +37,7 @@ pub fn compile(paths: &[PathBuf], options: &LoadOptions) -> (Loaded, Compiled, V
     (loaded, compiled, report)
 }
 
-fn diagnostics_text(report: &[Diagnostic]) -> String {
+pub(crate) fn diagnostics_text(report: &[Diagnostic]) -> String {
     let mut out = String::new();
     for d in report {
         out.push_str(&d.to_string());

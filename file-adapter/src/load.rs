@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use xdsc_core::compile::{Compiled, Problem, Severity};
 use xdsc_core::model::{self, Kind, Object, ObjectKey};
@@ -120,6 +119,10 @@ pub struct LoadOptions {
 }
 
 impl Default for LoadOptions {
+    #[allow(
+        clippy::needless_update,
+        reason = "the stand-in for xdsc-kube's options has this one field; the real ones have more"
+    )]
     fn default() -> Self {
         LoadOptions {
             kube: translate::Options {
@@ -524,29 +527,12 @@ fn native_object(
         inline_pem_files(&mut map, dir, files).map_err(|(p, m)| fail(p, m))?;
     }
     let value = Value::Object(map);
-    fn typed<T: DeserializeOwned>(v: Value) -> Result<T, (Vec<Segment>, String)> {
-        serde_path_to_error::deserialize(v).map_err(|e| {
-            let path = e
-                .path()
-                .iter()
-                .filter_map(|s| match s {
-                    serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),
-                    serde_path_to_error::Segment::Map { key } => Some(Segment::Key(key.clone())),
-                    serde_path_to_error::Segment::Enum { variant } => {
-                        Some(Segment::Key(variant.clone()))
-                    }
-                    serde_path_to_error::Segment::Unknown => None,
-                })
-                .collect();
-            (path, e.into_inner().to_string())
-        })
-    }
     let object = match kind {
-        Kind::Listener => typed(value).map(Object::Listener),
-        Kind::VirtualHost => typed(value).map(Object::VirtualHost),
-        Kind::Cluster => typed(value).map(Object::Cluster),
-        Kind::Endpoints => typed(value).map(Object::Endpoints),
-        Kind::Secret => typed(value).map(Object::Secret),
+        Kind::Listener => yaml::typed(value).map(Object::Listener),
+        Kind::VirtualHost => yaml::typed(value).map(Object::VirtualHost),
+        Kind::Cluster => yaml::typed(value).map(Object::Cluster),
+        Kind::Endpoints => yaml::typed(value).map(Object::Endpoints),
+        Kind::Secret => yaml::typed(value).map(Object::Secret),
     };
     object.map_err(|(p, m)| fail(p, m))
 }

@@ -7,14 +7,15 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xdsc_file::commands::{self, EXIT_FAILURE, Output};
 use xdsc_file::load::LoadOptions;
+use xdsc_file::oracle;
 use xdsc_file::serve::{ServeConfig, serve};
 use xdsc_file::source::{FileSource, SourceOptions};
 
 /// Serve folders of Envoy configuration (xdsc model documents or Kubernetes manifests, YAML or
 /// JSON) to Envoy over xDS, live.
 ///
-/// Exit codes: 0 success; 1 the input has errors (check, render) or a case failed (test);
-/// 2 the command line is wrong; 3 something else failed (an address in use, I/O).
+/// Exit codes: 0 success; 1 the input has errors (check, render, explain, test) or a case
+/// failed (test); 2 the command line is wrong; 3 something else failed (an address in use, I/O).
 #[derive(Parser, Debug)]
 #[command(name = "xdsc-file", version, about, long_about)]
 struct Cli {
@@ -78,6 +79,39 @@ enum Command {
     },
     /// Print the JSON Schema of native documents (for editors and CI).
     Schema,
+    /// Explain where a request goes: the filter chain, the virtual host and the domain that
+    /// chose it, why each earlier route did not match, the route that matches and what it does.
+    ///
+    /// Exit codes: 0 an answer was produced (no route, answered 404, is an answer); 1 the files
+    /// have errors (printed to standard error, no answer) or use something the oracle does not
+    /// evaluate; 2 the request is wrong (an unknown listener, no --listener among several HTTP
+    /// listeners, --sni with --scheme http).
+    Explain {
+        #[command(flatten)]
+        input: Input,
+        #[command(flatten)]
+        request: oracle::Query,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = oracle::Format::Text)]
+        output: oracle::Format,
+    },
+    /// Run the cases of a cases file (YAML or JSON: a list of requests with expected outcomes)
+    /// against the files; print `ok NAME` or `FAIL NAME: expected X, got Y` per case, then
+    /// `N passed, M failed`.
+    ///
+    /// A case: name, host, path, and optionally method, headers (a map), listener, sni, scheme;
+    /// then `expect` with any of cluster, clusters (name: weight), virtual_host, route, status,
+    /// redirect (the Location), path and host (as sent upstream).
+    ///
+    /// Exit codes: 0 every case passed; 1 a case failed, the cases file is invalid (each problem
+    /// at its file:line:column) or the files have errors; 3 the cases file cannot be read.
+    Test {
+        #[command(flatten)]
+        input: Input,
+        /// The cases file.
+        #[arg(long)]
+        cases: PathBuf,
+    },
 }
 
 /// The files to read and how to read Kubernetes manifests.
@@ -170,6 +204,19 @@ fn main() -> ExitCode {
             admin_port,
         )),
         Command::Schema => print(commands::schema()),
+        Command::Explain {
+            input,
+            request,
+            output,
+        } => print(oracle::explain(
+            &input.paths,
+            &input.options(),
+            &request,
+            output,
+        )),
+        Command::Test { input, cases } => {
+            print(oracle::test(&input.paths, &input.options(), &cases))
+        }
         Command::Serve {
             input,
             xds_addr,

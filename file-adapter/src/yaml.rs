@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
 
 /// The deepest nesting of mappings and sequences accepted.
@@ -108,6 +109,26 @@ pub struct SyntaxError {
     pub pos: Pos,
     /// What is wrong.
     pub message: String,
+}
+
+/// Deserializes a value into `T`; on failure, the path of the offending field (for
+/// [`Document::position`]) and the message.
+pub(crate) fn typed<T: DeserializeOwned>(v: Value) -> Result<T, (Vec<Segment>, String)> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e
+            .path()
+            .iter()
+            .filter_map(|s| match s {
+                serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => Some(Segment::Key(key.clone())),
+                serde_path_to_error::Segment::Enum { variant } => {
+                    Some(Segment::Key(variant.clone()))
+                }
+                serde_path_to_error::Segment::Unknown => None,
+            })
+            .collect();
+        (path, e.into_inner().to_string())
+    })
 }
 
 /// Parses every document of a YAML or JSON text. Empty documents (only comments) are left out.
