@@ -666,9 +666,13 @@ fn gateway(listeners: Value) -> Value {
            "spec": {"gatewayClassName": "xdsc", "listeners": listeners}})
 }
 
+/// An HTTPRoute created at `ts` (no creation time when empty).
 fn http_route(name: &str, ts: &str, spec: Value) -> Value {
-    json!({"apiVersion": GW, "kind": "HTTPRoute",
-           "metadata": {"name": name, "creationTimestamp": ts}, "spec": spec})
+    let mut metadata = json!({"name": name});
+    if !ts.is_empty() {
+        metadata["creationTimestamp"] = json!(ts);
+    }
+    json!({"apiVersion": GW, "kind": "HTTPRoute", "metadata": metadata, "spec": spec})
 }
 
 /// The services `a`, `b`, `c` (port 80), our class and a Gateway with one HTTP listener on
@@ -739,7 +743,7 @@ fn httproute_matches_follow_the_spec_precedence() {
             gw_get("h", "/p/x"),
             gw_get("h", "/r/12"),
         ],
-        r#"core: warning: VirtualHost/k8s:gateway:default/gw:80:~: routes[0007:default/new:r2:m0]: never matches: route "0002:default/old:r2:m0" has the same match and comes first
+        r#"HTTPRoute default/new (t.yaml:10): spec.rules[2].matches[0]: on host "*", HTTPRoute default/old rule 2 match 0 has the same match and takes precedence; never used
         k8s:gateway:default/gw:80 h /p => k8s:default/c:80
         k8s:gateway:default/gw:80 h /p/long/x => k8s:default/c:80
         k8s:gateway:default/gw:80 h /p/x POST x=1 y=1 => k8s:default/b:80
@@ -994,4 +998,36 @@ fn gateway_output_does_not_depend_on_input_order() {
             ),
         ],
     ));
+}
+
+#[test]
+fn equally_old_routes_tie_break_by_namespace_and_name() {
+    let m = with(
+        gateway_base(),
+        [
+            http_route(
+                "b",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": to("b")}]}),
+            ),
+            http_route(
+                "a",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": to("a")}]}),
+            ),
+            // No creation time: after every route that has one.
+            http_route(
+                "0",
+                "",
+                json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": to("c")}]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[gw_get("h", "/")],
+        r#"HTTPRoute default/0 (t.yaml:11): spec.rules[0].matches[0]: on host "*", HTTPRoute default/a rule 0 match 0 has the same match and takes precedence; never used
+        HTTPRoute default/b (t.yaml:9): spec.rules[0].matches[0]: on host "*", HTTPRoute default/a rule 0 match 0 has the same match and takes precedence; never used
+        k8s:gateway:default/gw:80 h / => k8s:default/a:80"#,
+    );
 }

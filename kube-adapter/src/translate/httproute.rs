@@ -102,6 +102,31 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
     for (name, vh) in vhosts {
         let mut entries = vh.entries;
         entries.sort_by_key(|e| e.order);
+        // The same match twice: the first (oldest route, then name, rule, match) takes it.
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        entries.retain(|e| {
+            let (_, r, m) = e.order;
+            let here = format!("{} rule {r} match {m}", e.route_id);
+            match seen.get(&match_key(&e.route.matches)) {
+                Some(winner) => {
+                    let message = format!(
+                        "on host {:?}, {winner} has the same match and takes precedence; \
+                         never used",
+                        vh.host
+                    );
+                    cx.warn(
+                        e.route_id,
+                        format_args!("spec.rules[{r}].matches[{m}]"),
+                        message,
+                    );
+                    false
+                }
+                None => {
+                    seen.insert(match_key(&e.route.matches), here);
+                    true
+                }
+            }
+        });
         let width = entries.len().to_string().len().max(4);
         let routes = entries
             .into_iter()
@@ -122,6 +147,22 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
         v.provenance = cx.sources(vh.sources.iter().chain(gateway.as_ref()));
         cx.emit(v);
     }
+}
+
+/// What makes two matches the same: path, and headers, query parameters and methods in any
+/// order (header names case-insensitively).
+fn match_key(m: &model::RouteMatch) -> String {
+    let mut m = m.clone();
+    for h in &mut m.headers {
+        h.name.make_ascii_lowercase();
+    }
+    let json = |v: &model::StringMatch| serde_json::to_string(v).unwrap_or_default();
+    m.headers
+        .sort_by_cached_key(|h| (h.name.clone(), json(&h.value), h.invert));
+    m.query
+        .sort_by_cached_key(|q| (q.name.clone(), json(&q.value)));
+    m.methods.sort();
+    serde_json::to_string(&m).unwrap_or_default()
 }
 
 /// The Envoy port of a Gateway listener port.
