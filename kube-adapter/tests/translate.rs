@@ -1031,3 +1031,32 @@ fn equally_old_routes_tie_break_by_namespace_and_name() {
         k8s:gateway:default/gw:80 h / => k8s:default/a:80"#,
     );
 }
+
+#[test]
+fn a_redirect_without_scheme_or_port_keeps_the_listener_port() {
+    let m = with(
+        gateway_base()[..2].to_vec(),
+        [
+            gateway_class(),
+            gateway(
+                json!([{"name": "web", "port": 80, "protocol": "HTTP"}, {"name": "alt", "port": 8000, "protocol": "HTTP"}]),
+            ),
+            http_route(
+                "r",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "rules": [
+                    {"filters": [{"type": "RequestRedirect", "requestRedirect": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/new"}}}]},
+                ]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            gw_get("h", "/old"),
+            Request::new("k8s:gateway:default/gw:8000", "h:8000", "/old"),
+        ],
+        "k8s:gateway:default/gw:80 h /old => redirect 302 to http://h/new
+         k8s:gateway:default/gw:8000 h:8000 /old => redirect 302 to http://h:8000/new",
+    );
+}

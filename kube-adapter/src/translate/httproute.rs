@@ -137,15 +137,38 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
                 route.name = format!("{rank:0width$}:{}:r{r}:m{m}", e.route_id.qualified_name());
                 route
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let served_by = attachable.iter().find(|a| a.model_listener == vh.listener);
+        let mut routes: Vec<model::Route> = routes;
+        if let Some(a) = served_by {
+            listener_port_redirects(&mut routes, a.listener);
+        }
         let mut v = model::VirtualHost::new(name, [vh.listener.clone()], [vh.host]);
         v.routes = routes;
-        let gateway = attachable
-            .iter()
-            .find(|a| a.model_listener == vh.listener)
-            .map(|a| a.gateway.clone());
+        let gateway = served_by.map(|a| a.gateway.clone());
         v.provenance = cx.sources(vh.sources.iter().chain(gateway.as_ref()));
         cx.emit(v);
+    }
+}
+
+/// A redirect with neither scheme nor port goes to the Gateway listener's port (left out of
+/// `Location` when it is the listener protocol's well-known port), as the spec says.
+fn listener_port_redirects(routes: &mut [model::Route], listener: &gateway::Listener) {
+    let well_known = if listener.protocol == "HTTPS" {
+        443
+    } else {
+        80
+    };
+    let Some(port) = u16::try_from(listener.port)
+        .ok()
+        .filter(|p| *p != well_known)
+    else {
+        return;
+    };
+    for rd in routes.iter_mut().filter_map(|r| r.redirect.as_mut()) {
+        if rd.scheme.is_none() && rd.port.is_none() {
+            rd.port = Some(port);
+        }
     }
 }
 
@@ -804,8 +827,8 @@ fn redirect(
         ..model::Redirect::default()
     };
     // The port: explicit, else the scheme's well-known port; left out of `Location` when it is
-    // the scheme's well-known port. Without scheme and port, `Location` has no port (the
-    // request's scheme's default), not the Gateway listener's port as the spec asks.
+    // the scheme's well-known port. Without scheme and port it is the Gateway listener's,
+    // filled in per listener (`listener_port_redirects`).
     let well_known = |s: &str| match s {
         "http" => Some(80),
         "https" => Some(443),
