@@ -12,6 +12,8 @@ use super::{Cx, KubeObject, ObjectRef, age_key, check_host, host_in_name, prefix
 /// A Gateway listener that routes may attach to.
 struct Attachable<'a> {
     gateway: &'a ObjectRef,
+    /// Its index in the Gateway's listeners.
+    index: usize,
     listener: &'a gateway::Listener,
     /// The model listener it is served on.
     model_listener: String,
@@ -70,10 +72,12 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
         for (k, parent) in route.spec.parent_refs.iter().enumerate() {
             attached.extend(attach(cx, id, route, k, parent, &gateways, &attachable));
         }
+        attached.sort();
+        attached.dedup();
         if attached.is_empty() {
             continue;
         }
-        let rules: Vec<Vec<model::Route>> = route
+        let rules: Vec<Vec<(usize, model::Route)>> = route
             .spec
             .rules
             .iter()
@@ -89,9 +93,9 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
             });
             vh.sources.insert(id.clone());
             for (r, rule) in rules.iter().enumerate() {
-                for (m, route) in rule.iter().enumerate() {
+                for (m, route) in rule {
                     vh.entries.push(Entry {
-                        order: (age, r, m),
+                        order: (age, r, *m),
                         route_id: id,
                         route: route.clone(),
                     });
@@ -106,8 +110,8 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         entries.retain(|e| {
             let (_, r, m) = e.order;
-            let here = format!("{} rule {r} match {m}", e.route_id);
-            match seen.get(&match_key(&e.route.matches)) {
+            let key = match_key(&e.route.matches);
+            match seen.get(&key) {
                 Some(winner) => {
                     let message = format!(
                         "on host {:?}, {winner} has the same match and takes precedence; \
@@ -122,7 +126,7 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
                     false
                 }
                 None => {
-                    seen.insert(match_key(&e.route.matches), here);
+                    seen.insert(key, format!("{} rule {r} match {m}", e.route_id));
                     true
                 }
             }
@@ -284,6 +288,7 @@ fn listeners<'a>(
         }
         out.push(Attachable {
             gateway: id,
+            index: i,
             listener: l,
             model_listener,
         });
@@ -403,10 +408,7 @@ fn attach(
             _ => {
                 cx.error(
                     &gw,
-                    format_args!(
-                        "listener {:?}: allowedRoutes.namespaces.from",
-                        a.listener.name
-                    ),
+                    format_args!("spec.listeners[{}].allowedRoutes.namespaces.from", a.index),
                     format_args!("{from:?} is not supported; no route attaches"),
                 );
                 false
@@ -486,13 +488,14 @@ fn covers(pattern: &str, host: &str) -> bool {
     })
 }
 
-/// The model routes of one rule, one per match, unnamed (named by rank later).
+/// The model routes of one rule, one per valid match with its index, unnamed (named by rank
+/// later).
 fn rule_routes(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
     r: usize,
     rule: &gateway::HttpRouteRule,
-) -> Vec<model::Route> {
+) -> Vec<(usize, model::Route)> {
     let field = format!("spec.rules[{r}]");
     let default_match = [gateway::HttpRouteMatch::default()];
     let matches: &[gateway::HttpRouteMatch] = if rule.matches.is_empty() {
@@ -508,7 +511,7 @@ fn rule_routes(
         let mut route = model::Route::forward_prefix("", "/", "");
         route.matches = matches;
         action(cx, id, &field, rule, &mut route);
-        out.push(route);
+        out.push((m, route));
     }
     out
 }
@@ -713,8 +716,8 @@ fn action(
         backends.push(model::Backend { cluster, weight });
     }
     // The spec answers 500 for requests to invalid backends; when every backend is invalid
-    // (or there are none) the whole rule does. A share of invalid backends beside valid
-    // ones is left to the core (its dangling cluster answers 503).
+    // (or there are none) the whole rule does. Invalid backends beside valid ones are
+    // dropped by the core, their share going to the valid ones.
     if backends
         .iter()
         .all(|b| !cx.clusters.contains_key(&b.cluster))
