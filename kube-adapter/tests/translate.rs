@@ -1060,3 +1060,65 @@ fn a_redirect_without_scheme_or_port_keeps_the_listener_port() {
          k8s:gateway:default/gw:8000 h:8000 /old => redirect 302 to http://h:8000/new",
     );
 }
+
+#[test]
+fn external_name_services_and_fqdn_slices_are_reported() {
+    let m = vec![
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext"},
+               "spec": {"type": "ExternalName", "externalName": "example.com", "ports": [{"port": 80}]}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}),
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": "web-fqdn", "labels": {"kubernetes.io/service-name": "web"}},
+               "addressType": "FQDN", "ports": [{"port": 80}], "endpoints": [{"addresses": ["a.example.com"]}]}),
+        ingress(
+            "web",
+            json!({"rules": [rule(None, &[("/ext", "Prefix", "ext", 80), ("/web", "Prefix", "web", 80)])]}),
+        ),
+    ];
+    check(
+        &m,
+        &[get("h", "/ext"), get("h", "/web")],
+        r#"EndpointSlice default/web-fqdn (t.yaml:3): addressType: address type FQDN is not supported; slice ignored
+        Ingress default/web (t.yaml:4): spec.rules[0].http.paths[0].backend.service.port: service default/ext is of type ExternalName, which is not supported
+        core: warning: VirtualHost/k8s:ingress:~: routes[default/web:r0:p0].forward.backends: no usable backend; the route answers 503
+        core: warning: VirtualHost/k8s:ingress:~: routes[default/web:r0:p0].forward.backends[0].cluster: refers to Cluster/k8s:default/ext:80, which does not exist or is invalid
+        k8s:ingress-http h /ext => answer 503
+        k8s:ingress-http h /web => k8s:default/web:80"#,
+    );
+}
+
+#[test]
+fn a_tls_host_claimed_with_two_secrets_goes_to_the_oldest_ingress() {
+    let at = |ts: &str, name: &str| json!({"name": name, "creationTimestamp": ts});
+    let m = with(
+        service("web", &[("", 80, 80)]).into(),
+        [
+            tls_secret("old-cert"),
+            tls_secret("new-cert"),
+            ingress_meta(
+                at("2024-01-02T00:00:00Z", "new"),
+                json!({"tls": [{"hosts": ["foo.com", "*.bar.com"], "secretName": "new-cert"}],
+                "rules": [rule(Some("a.bar.com"), &[("/", "Prefix", "web", 80)])]}),
+            ),
+            ingress_meta(
+                at("2024-01-01T00:00:00Z", "old"),
+                json!({"tls": [{"hosts": ["FOO.com"], "secretName": "old-cert"}],
+                "rules": [rule(Some("foo.com"), &[("/", "Prefix", "web", 80)])]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[tls_get("foo.com", "/"), tls_get("a.bar.com", "/")],
+        r#"Ingress default/new (t.yaml:5): spec.tls[0].hosts[0]: TLS host "foo.com" is also claimed by Ingress default/old, which takes precedence
+        k8s:ingress-https foo.com / => k8s:default/web:80
+        k8s:ingress-https a.bar.com / => k8s:default/web:80"#,
+    );
+    check_model(
+        &m,
+        Kind::Listener,
+        r#"Ingress default/new (t.yaml:5): spec.tls[0].hosts[0]: TLS host "foo.com" is also claimed by Ingress default/old, which takes precedence
+        {"kind":"Listener","name":"k8s:ingress-http","address":"0.0.0.0","port":8080,"protocol":"http","provenance":[{"kind":"Ingress","namespace":"default","name":"new","origin":"t.yaml:5"},{"kind":"Ingress","namespace":"default","name":"old","origin":"t.yaml:6"}]}
+        {"kind":"Listener","name":"k8s:ingress-https","address":"0.0.0.0","port":8443,"protocol":"https","tls":[{"hosts":["*.bar.com"],"secret":"k8s:default/new-cert"},{"hosts":["foo.com"],"secret":"k8s:default/old-cert"}],"provenance":[{"kind":"Ingress","namespace":"default","name":"new","origin":"t.yaml:5"},{"kind":"Ingress","namespace":"default","name":"old","origin":"t.yaml:6"}]}"#,
+    );
+}
