@@ -304,6 +304,11 @@ fn listeners<'a>(
     }
 }
 
+/// Whether a reference's group and kind (defaulted when absent) name this core kind.
+fn is_core(group: Option<&str>, kind: Option<&str>, expected: &str) -> bool {
+    group.unwrap_or("").is_empty() && kind.unwrap_or(expected) == expected
+}
+
 /// The model secret of an HTTPS listener's first certificate.
 fn certificate(
     cx: &mut Cx<'_>,
@@ -337,9 +342,7 @@ fn certificate(
         );
     }
     let field = format!("{field}.tls.certificateRefs[0]");
-    if cert.group.as_deref().is_some_and(|g| !g.is_empty())
-        || cert.kind.as_deref().is_some_and(|k| k != "Secret")
-    {
+    if !is_core(cert.group.as_deref(), cert.kind.as_deref(), "Secret") {
         cx.error(
             id,
             &field,
@@ -745,9 +748,7 @@ fn backend_cluster(
     namespace: &str,
     b: &gateway::BackendObjectReference,
 ) -> Option<String> {
-    if b.group.as_deref().is_some_and(|g| !g.is_empty())
-        || b.kind.as_deref().is_some_and(|k| k != "Service")
-    {
+    if !is_core(b.group.as_deref(), b.kind.as_deref(), "Service") {
         cx.error(id, field, "only Service backends are supported");
         return None;
     }
