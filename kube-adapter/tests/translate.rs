@@ -852,6 +852,7 @@ fn httproute_filters_modify_redirect_rewrite_and_mirror() {
                 {"matches": [{"path": {"value": "/v1"}}], "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v2"}}}], "backendRefs": to("a")},
                 {"matches": [{"path": {"value": "/full"}}], "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/one"}}}], "backendRefs": to("a")},
                 {"matches": [{"path": {"value": "/ext"}}], "filters": [{"type": "ExtensionRef", "extensionRef": {"group": "x", "kind": "y", "name": "z"}}], "backendRefs": to("a")},
+            {"filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/root"}}}], "backendRefs": to("b")},
             ]}),
         )],
     );
@@ -864,6 +865,7 @@ fn httproute_filters_modify_redirect_rewrite_and_mirror() {
             gw_get("h", "/v1/users"),
             gw_get("h", "/full/x"),
             gw_get("h", "/ext"),
+            gw_get("h", "/other"),
         ],
         r#"HTTPRoute default/r (t.yaml:9): spec.rules[5].filters[0]: filter "ExtensionRef" is not supported (or lacks its settings); the rule answers 500
         k8s:gateway:default/gw:80 h /old/x => redirect 302 to https://new.com/new/x
@@ -871,7 +873,8 @@ fn httproute_filters_modify_redirect_rewrite_and_mirror() {
         k8s:gateway:default/gw:80 h /api/users => forward to cluster "k8s:default/a:80" with path "/users" and host "api.internal"
         k8s:gateway:default/gw:80 h /v1/users => forward to cluster "k8s:default/a:80" with path "/v2/users" and host "h"
         k8s:gateway:default/gw:80 h /full/x => forward to cluster "k8s:default/a:80" with path "/one" and host "h"
-        k8s:gateway:default/gw:80 h /ext => answer 500"#,
+        k8s:gateway:default/gw:80 h /ext => answer 500
+        k8s:gateway:default/gw:80 h /other => forward to cluster "k8s:default/b:80" with path "/root/other" and host "h""#,
     );
 }
 

@@ -663,6 +663,15 @@ fn action(
                                         substitution: "/".into(),
                                     });
                                 }
+                                // Replacing the root `/` with `/x` must give `/x/rest`.
+                                (model::PathMatch::Prefix(p), _)
+                                    if p == "/" && !prefix.ends_with('/') =>
+                                {
+                                    rewrite.regex = Some(model::RegexRewrite {
+                                        pattern: "^/".into(),
+                                        substitution: format!("{prefix}/"),
+                                    });
+                                }
                                 _ => rewrite.prefix = Some(prefix),
                             }
                         }
