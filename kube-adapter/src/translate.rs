@@ -75,12 +75,40 @@
 //!
 //! # Gateway API semantics
 //!
-//! See [`gateway`] for the types read. A Gateway listener port below 1024 binds port +
-//! [`Options::privileged_port_offset`]. HTTPRoute routes on one listener and host follow the
-//! spec's precedence: exact path, longest prefix, method, most headers, most query
-//! parameters, oldest route, `namespace/name`, then rule and match order. The core orders
-//! routes by match (exact, regex, longest prefix, method, headers, query) and then by name, so
-//! route names start with a zero-padded rank that encodes the remaining tie-breaks.
+//! See [`gateway`] for the types read.
+//!
+//! - Gateway listeners of protocol `HTTP` and `HTTPS` (TLS mode `Terminate`, the first
+//!   `certificateRefs` Secret, served for the listener's hostname by SNI) are served; the
+//!   listeners of one Gateway on one port share a model listener. A port below 1024 binds
+//!   port + [`Options::privileged_port_offset`].
+//! - An HTTPRoute attaches through each `parentRefs` entry to the listeners of that Gateway
+//!   that its `sectionName` and `port` select and whose `allowedRoutes.namespaces.from`
+//!   (`Same`, the default, or `All`) admits it. Its hostnames are intersected with the
+//!   listener's (`*.x` covers one or more labels, as Envoy's domains do); no intersection
+//!   means not attached, with an error. A request is routed by its most specific host's
+//!   routes (Envoy picks the virtual host first); the spec would fall back to routes of less
+//!   specific hosts.
+//! - Matches: path `Exact`, `PathPrefix` (element-wise), `RegularExpression`; headers and
+//!   query parameters `Exact` and `RegularExpression`; method. Routes on one listener and host
+//!   follow the spec's precedence: exact path, longest prefix, method, most headers, most
+//!   query parameters, oldest route, `namespace/name`, then rule and match order. The core
+//!   orders by match (exact, regex, longest prefix, method, headers, query) and then by name,
+//!   so route names start with a zero-padded rank that encodes the remaining tie-breaks. A
+//!   match equal to one that precedes it is reported on its route and left out.
+//! - Filters: `RequestHeaderModifier` and `ResponseHeaderModifier` (set, add, remove),
+//!   `RequestRedirect` (scheme, hostname, port, `ReplaceFullPath`, `ReplacePrefixMatch`,
+//!   status code, default 302; without a port, the scheme's well-known port or, without a
+//!   scheme either, the listener's, left out of `Location` when well-known), `URLRewrite`
+//!   (hostname, `ReplaceFullPath`, `ReplacePrefixMatch`) and `RequestMirror`.
+//! - `backendRefs`: Services with a port, weight 1 by default, 0 meaning never. A rule whose
+//!   backends are all invalid (or that has none) answers 500, as does one whose weights are
+//!   all 0. An invalid backend beside valid ones is dropped by the core, so its share goes
+//!   to the others (the spec asks for 500 for that share).
+//! - Unsupported, reported as errors: other listener protocols, TLS `Passthrough`,
+//!   `allowedRoutes` selectors, references to other namespaces (no ReferenceGrant), more
+//!   than one certificate (a warning: the first is served), `ExtensionRef` filters (the rule
+//!   answers 500), backend-level filters (ignored), and backends other than Services.
+//!   Status is not written.
 
 use std::collections::BTreeMap;
 use std::fmt;

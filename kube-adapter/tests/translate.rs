@@ -666,9 +666,13 @@ fn gateway(listeners: Value) -> Value {
            "spec": {"gatewayClassName": "xdsc", "listeners": listeners}})
 }
 
+/// An HTTPRoute created at `ts` (no creation time when empty).
 fn http_route(name: &str, ts: &str, spec: Value) -> Value {
-    json!({"apiVersion": GW, "kind": "HTTPRoute",
-           "metadata": {"name": name, "creationTimestamp": ts}, "spec": spec})
+    let mut metadata = json!({"name": name});
+    if !ts.is_empty() {
+        metadata["creationTimestamp"] = json!(ts);
+    }
+    json!({"apiVersion": GW, "kind": "HTTPRoute", "metadata": metadata, "spec": spec})
 }
 
 /// The services `a`, `b`, `c` (port 80), our class and a Gateway with one HTTP listener on
@@ -739,7 +743,7 @@ fn httproute_matches_follow_the_spec_precedence() {
             gw_get("h", "/p/x"),
             gw_get("h", "/r/12"),
         ],
-        r#"core: warning: VirtualHost/k8s:gateway:default/gw:80:~: routes[0007:default/new:r2:m0]: never matches: route "0002:default/old:r2:m0" has the same match and comes first
+        r#"HTTPRoute default/new (t.yaml:10): spec.rules[2].matches[0]: on host "*", HTTPRoute default/old rule 2 match 0 has the same match and takes precedence; never used
         k8s:gateway:default/gw:80 h /p => k8s:default/c:80
         k8s:gateway:default/gw:80 h /p/long/x => k8s:default/c:80
         k8s:gateway:default/gw:80 h /p/x POST x=1 y=1 => k8s:default/b:80
@@ -848,6 +852,7 @@ fn httproute_filters_modify_redirect_rewrite_and_mirror() {
                 {"matches": [{"path": {"value": "/v1"}}], "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v2"}}}], "backendRefs": to("a")},
                 {"matches": [{"path": {"value": "/full"}}], "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/one"}}}], "backendRefs": to("a")},
                 {"matches": [{"path": {"value": "/ext"}}], "filters": [{"type": "ExtensionRef", "extensionRef": {"group": "x", "kind": "y", "name": "z"}}], "backendRefs": to("a")},
+            {"filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/root"}}}], "backendRefs": to("b")},
             ]}),
         )],
     );
@@ -860,6 +865,7 @@ fn httproute_filters_modify_redirect_rewrite_and_mirror() {
             gw_get("h", "/v1/users"),
             gw_get("h", "/full/x"),
             gw_get("h", "/ext"),
+            gw_get("h", "/other"),
         ],
         r#"HTTPRoute default/r (t.yaml:9): spec.rules[5].filters[0]: filter "ExtensionRef" is not supported (or lacks its settings); the rule answers 500
         k8s:gateway:default/gw:80 h /old/x => redirect 302 to https://new.com/new/x
@@ -867,7 +873,8 @@ fn httproute_filters_modify_redirect_rewrite_and_mirror() {
         k8s:gateway:default/gw:80 h /api/users => forward to cluster "k8s:default/a:80" with path "/users" and host "api.internal"
         k8s:gateway:default/gw:80 h /v1/users => forward to cluster "k8s:default/a:80" with path "/v2/users" and host "h"
         k8s:gateway:default/gw:80 h /full/x => forward to cluster "k8s:default/a:80" with path "/one" and host "h"
-        k8s:gateway:default/gw:80 h /ext => answer 500"#,
+        k8s:gateway:default/gw:80 h /ext => answer 500
+        k8s:gateway:default/gw:80 h /other => forward to cluster "k8s:default/b:80" with path "/root/other" and host "h""#,
     );
 }
 
@@ -994,4 +1001,127 @@ fn gateway_output_does_not_depend_on_input_order() {
             ),
         ],
     ));
+}
+
+#[test]
+fn equally_old_routes_tie_break_by_namespace_and_name() {
+    let m = with(
+        gateway_base(),
+        [
+            http_route(
+                "b",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": to("b")}]}),
+            ),
+            http_route(
+                "a",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": to("a")}]}),
+            ),
+            // No creation time: after every route that has one.
+            http_route(
+                "0",
+                "",
+                json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": to("c")}]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[gw_get("h", "/")],
+        r#"HTTPRoute default/0 (t.yaml:11): spec.rules[0].matches[0]: on host "*", HTTPRoute default/a rule 0 match 0 has the same match and takes precedence; never used
+        HTTPRoute default/b (t.yaml:9): spec.rules[0].matches[0]: on host "*", HTTPRoute default/a rule 0 match 0 has the same match and takes precedence; never used
+        k8s:gateway:default/gw:80 h / => k8s:default/a:80"#,
+    );
+}
+
+#[test]
+fn a_redirect_without_scheme_or_port_keeps_the_listener_port() {
+    let m = with(
+        gateway_base()[..2].to_vec(),
+        [
+            gateway_class(),
+            gateway(
+                json!([{"name": "web", "port": 80, "protocol": "HTTP"}, {"name": "alt", "port": 8000, "protocol": "HTTP"}]),
+            ),
+            http_route(
+                "r",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "rules": [
+                    {"filters": [{"type": "RequestRedirect", "requestRedirect": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/new"}}}]},
+                ]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            gw_get("h", "/old"),
+            Request::new("k8s:gateway:default/gw:8000", "h:8000", "/old"),
+        ],
+        "k8s:gateway:default/gw:80 h /old => redirect 302 to http://h/new
+         k8s:gateway:default/gw:8000 h:8000 /old => redirect 302 to http://h:8000/new",
+    );
+}
+
+#[test]
+fn external_name_services_and_fqdn_slices_are_reported() {
+    let m = vec![
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext"},
+               "spec": {"type": "ExternalName", "externalName": "example.com", "ports": [{"port": 80}]}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}),
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": "web-fqdn", "labels": {"kubernetes.io/service-name": "web"}},
+               "addressType": "FQDN", "ports": [{"port": 80}], "endpoints": [{"addresses": ["a.example.com"]}]}),
+        ingress(
+            "web",
+            json!({"rules": [rule(None, &[("/ext", "Prefix", "ext", 80), ("/web", "Prefix", "web", 80)])]}),
+        ),
+    ];
+    check(
+        &m,
+        &[get("h", "/ext"), get("h", "/web")],
+        r#"EndpointSlice default/web-fqdn (t.yaml:3): addressType: address type FQDN is not supported; slice ignored
+        Ingress default/web (t.yaml:4): spec.rules[0].http.paths[0].backend.service.port: service default/ext is of type ExternalName, which is not supported
+        core: warning: VirtualHost/k8s:ingress:~: routes[default/web:r0:p0].forward.backends: no usable backend; the route answers 503
+        core: warning: VirtualHost/k8s:ingress:~: routes[default/web:r0:p0].forward.backends[0].cluster: refers to Cluster/k8s:default/ext:80, which does not exist or is invalid
+        k8s:ingress-http h /ext => answer 503
+        k8s:ingress-http h /web => k8s:default/web:80"#,
+    );
+}
+
+#[test]
+fn a_tls_host_claimed_with_two_secrets_goes_to_the_oldest_ingress() {
+    let at = |ts: &str, name: &str| json!({"name": name, "creationTimestamp": ts});
+    let m = with(
+        service("web", &[("", 80, 80)]).into(),
+        [
+            tls_secret("old-cert"),
+            tls_secret("new-cert"),
+            ingress_meta(
+                at("2024-01-02T00:00:00Z", "new"),
+                json!({"tls": [{"hosts": ["foo.com", "*.bar.com"], "secretName": "new-cert"}],
+                "rules": [rule(Some("a.bar.com"), &[("/", "Prefix", "web", 80)])]}),
+            ),
+            ingress_meta(
+                at("2024-01-01T00:00:00Z", "old"),
+                json!({"tls": [{"hosts": ["FOO.com"], "secretName": "old-cert"}],
+                "rules": [rule(Some("foo.com"), &[("/", "Prefix", "web", 80)])]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[tls_get("foo.com", "/"), tls_get("a.bar.com", "/")],
+        r#"Ingress default/new (t.yaml:5): spec.tls[0].hosts[0]: TLS host "foo.com" is also claimed by Ingress default/old, which takes precedence
+        k8s:ingress-https foo.com / => k8s:default/web:80
+        k8s:ingress-https a.bar.com / => k8s:default/web:80"#,
+    );
+    check_model(
+        &m,
+        Kind::Listener,
+        r#"Ingress default/new (t.yaml:5): spec.tls[0].hosts[0]: TLS host "foo.com" is also claimed by Ingress default/old, which takes precedence
+        {"kind":"Listener","name":"k8s:ingress-http","address":"0.0.0.0","port":8080,"protocol":"http","provenance":[{"kind":"Ingress","namespace":"default","name":"new","origin":"t.yaml:5"},{"kind":"Ingress","namespace":"default","name":"old","origin":"t.yaml:6"}]}
+        {"kind":"Listener","name":"k8s:ingress-https","address":"0.0.0.0","port":8443,"protocol":"https","tls":[{"hosts":["*.bar.com"],"secret":"k8s:default/new-cert"},{"hosts":["foo.com"],"secret":"k8s:default/old-cert"}],"provenance":[{"kind":"Ingress","namespace":"default","name":"new","origin":"t.yaml:5"},{"kind":"Ingress","namespace":"default","name":"old","origin":"t.yaml:6"}]}"#,
+    );
 }

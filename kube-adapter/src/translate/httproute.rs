@@ -12,6 +12,8 @@ use super::{Cx, KubeObject, ObjectRef, age_key, check_host, host_in_name, prefix
 /// A Gateway listener that routes may attach to.
 struct Attachable<'a> {
     gateway: &'a ObjectRef,
+    /// Its index in the Gateway's listeners.
+    index: usize,
     listener: &'a gateway::Listener,
     /// The model listener it is served on.
     model_listener: String,
@@ -70,10 +72,12 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
         for (k, parent) in route.spec.parent_refs.iter().enumerate() {
             attached.extend(attach(cx, id, route, k, parent, &gateways, &attachable));
         }
+        attached.sort();
+        attached.dedup();
         if attached.is_empty() {
             continue;
         }
-        let rules: Vec<Vec<model::Route>> = route
+        let rules: Vec<Vec<(usize, model::Route)>> = route
             .spec
             .rules
             .iter()
@@ -89,9 +93,9 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
             });
             vh.sources.insert(id.clone());
             for (r, rule) in rules.iter().enumerate() {
-                for (m, route) in rule.iter().enumerate() {
+                for (m, route) in rule {
                     vh.entries.push(Entry {
-                        order: (age, r, m),
+                        order: (age, r, *m),
                         route_id: id,
                         route: route.clone(),
                     });
@@ -102,6 +106,31 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
     for (name, vh) in vhosts {
         let mut entries = vh.entries;
         entries.sort_by_key(|e| e.order);
+        // The same match twice: the first (oldest route, then name, rule, match) takes it.
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        entries.retain(|e| {
+            let (_, r, m) = e.order;
+            let key = match_key(&e.route.matches);
+            match seen.get(&key) {
+                Some(winner) => {
+                    let message = format!(
+                        "on host {:?}, {winner} has the same match and takes precedence; \
+                         never used",
+                        vh.host
+                    );
+                    cx.warn(
+                        e.route_id,
+                        format_args!("spec.rules[{r}].matches[{m}]"),
+                        message,
+                    );
+                    false
+                }
+                None => {
+                    seen.insert(key, format!("{} rule {r} match {m}", e.route_id));
+                    true
+                }
+            }
+        });
         let width = entries.len().to_string().len().max(4);
         let routes = entries
             .into_iter()
@@ -112,16 +141,55 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
                 route.name = format!("{rank:0width$}:{}:r{r}:m{m}", e.route_id.qualified_name());
                 route
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let served_by = attachable.iter().find(|a| a.model_listener == vh.listener);
+        let mut routes: Vec<model::Route> = routes;
+        if let Some(a) = served_by {
+            listener_port_redirects(&mut routes, a.listener);
+        }
         let mut v = model::VirtualHost::new(name, [vh.listener.clone()], [vh.host]);
         v.routes = routes;
-        let gateway = attachable
-            .iter()
-            .find(|a| a.model_listener == vh.listener)
-            .map(|a| a.gateway.clone());
+        let gateway = served_by.map(|a| a.gateway.clone());
         v.provenance = cx.sources(vh.sources.iter().chain(gateway.as_ref()));
         cx.emit(v);
     }
+}
+
+/// A redirect with neither scheme nor port goes to the Gateway listener's port (left out of
+/// `Location` when it is the listener protocol's well-known port), as the spec says.
+fn listener_port_redirects(routes: &mut [model::Route], listener: &gateway::Listener) {
+    let well_known = if listener.protocol == "HTTPS" {
+        443
+    } else {
+        80
+    };
+    let Some(port) = u16::try_from(listener.port)
+        .ok()
+        .filter(|p| *p != well_known)
+    else {
+        return;
+    };
+    for rd in routes.iter_mut().filter_map(|r| r.redirect.as_mut()) {
+        if rd.scheme.is_none() && rd.port.is_none() {
+            rd.port = Some(port);
+        }
+    }
+}
+
+/// What makes two matches the same: path, and headers, query parameters and methods in any
+/// order (header names case-insensitively).
+fn match_key(m: &model::RouteMatch) -> String {
+    let mut m = m.clone();
+    for h in &mut m.headers {
+        h.name.make_ascii_lowercase();
+    }
+    let json = |v: &model::StringMatch| serde_json::to_string(v).unwrap_or_default();
+    m.headers
+        .sort_by_cached_key(|h| (h.name.clone(), json(&h.value), h.invert));
+    m.query
+        .sort_by_cached_key(|q| (q.name.clone(), json(&q.value)));
+    m.methods.sort();
+    serde_json::to_string(&m).unwrap_or_default()
 }
 
 /// The Envoy port of a Gateway listener port.
@@ -220,6 +288,7 @@ fn listeners<'a>(
         }
         out.push(Attachable {
             gateway: id,
+            index: i,
             listener: l,
             model_listener,
         });
@@ -233,6 +302,11 @@ fn listeners<'a>(
         ml.provenance = vec![source.clone()];
         cx.emit(ml);
     }
+}
+
+/// Whether a reference's group and kind (defaulted when absent) name this core kind.
+fn is_core(group: Option<&str>, kind: Option<&str>, expected: &str) -> bool {
+    group.unwrap_or("").is_empty() && kind.unwrap_or(expected) == expected
 }
 
 /// The model secret of an HTTPS listener's first certificate.
@@ -268,9 +342,7 @@ fn certificate(
         );
     }
     let field = format!("{field}.tls.certificateRefs[0]");
-    if cert.group.as_deref().is_some_and(|g| !g.is_empty())
-        || cert.kind.as_deref().is_some_and(|k| k != "Secret")
-    {
+    if !is_core(cert.group.as_deref(), cert.kind.as_deref(), "Secret") {
         cx.error(
             id,
             &field,
@@ -339,10 +411,7 @@ fn attach(
             _ => {
                 cx.error(
                     &gw,
-                    format_args!(
-                        "listener {:?}: allowedRoutes.namespaces.from",
-                        a.listener.name
-                    ),
+                    format_args!("spec.listeners[{}].allowedRoutes.namespaces.from", a.index),
                     format_args!("{from:?} is not supported; no route attaches"),
                 );
                 false
@@ -422,13 +491,14 @@ fn covers(pattern: &str, host: &str) -> bool {
     })
 }
 
-/// The model routes of one rule, one per match, unnamed (named by rank later).
+/// The model routes of one rule, one per valid match with its index, unnamed (named by rank
+/// later).
 fn rule_routes(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
     r: usize,
     rule: &gateway::HttpRouteRule,
-) -> Vec<model::Route> {
+) -> Vec<(usize, model::Route)> {
     let field = format!("spec.rules[{r}]");
     let default_match = [gateway::HttpRouteMatch::default()];
     let matches: &[gateway::HttpRouteMatch] = if rule.matches.is_empty() {
@@ -444,7 +514,7 @@ fn rule_routes(
         let mut route = model::Route::forward_prefix("", "/", "");
         route.matches = matches;
         action(cx, id, &field, rule, &mut route);
-        out.push(route);
+        out.push((m, route));
     }
     out
 }
@@ -593,6 +663,15 @@ fn action(
                                         substitution: "/".into(),
                                     });
                                 }
+                                // Replacing the root `/` with `/x` must give `/x/rest`.
+                                (model::PathMatch::Prefix(p), _)
+                                    if p == "/" && !prefix.ends_with('/') =>
+                                {
+                                    rewrite.regex = Some(model::RegexRewrite {
+                                        pattern: "^/".into(),
+                                        substitution: format!("{prefix}/"),
+                                    });
+                                }
                                 _ => rewrite.prefix = Some(prefix),
                             }
                         }
@@ -649,8 +728,8 @@ fn action(
         backends.push(model::Backend { cluster, weight });
     }
     // The spec answers 500 for requests to invalid backends; when every backend is invalid
-    // (or there are none) the whole rule does. A share of invalid backends beside valid
-    // ones is left to the core (its dangling cluster answers 503).
+    // (or there are none) the whole rule does. Invalid backends beside valid ones are
+    // dropped by the core, their share going to the valid ones.
     if backends
         .iter()
         .all(|b| !cx.clusters.contains_key(&b.cluster))
@@ -678,9 +757,7 @@ fn backend_cluster(
     namespace: &str,
     b: &gateway::BackendObjectReference,
 ) -> Option<String> {
-    if b.group.as_deref().is_some_and(|g| !g.is_empty())
-        || b.kind.as_deref().is_some_and(|k| k != "Service")
-    {
+    if !is_core(b.group.as_deref(), b.kind.as_deref(), "Service") {
         cx.error(id, field, "only Service backends are supported");
         return None;
     }
@@ -763,8 +840,8 @@ fn redirect(
         ..model::Redirect::default()
     };
     // The port: explicit, else the scheme's well-known port; left out of `Location` when it is
-    // the scheme's well-known port. Without scheme and port, `Location` has no port (the
-    // request's scheme's default), not the Gateway listener's port as the spec asks.
+    // the scheme's well-known port. Without scheme and port it is the Gateway listener's,
+    // filled in per listener (`listener_port_redirects`).
     let well_known = |s: &str| match s {
         "http" => Some(80),
         "https" => Some(443),

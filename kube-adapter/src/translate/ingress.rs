@@ -121,14 +121,15 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
         any.https = https;
     }
     one_label_wildcards(&mut hosts);
-    for (host, h) in hosts {
+    for (host, mut h) in hosts {
         let mut routes = h.routes;
-        if let Some((_, default)) = &default_backend
+        if let Some((owner, default)) = &default_backend
             && !routes
                 .iter()
                 .any(|r| r.matches == model::RouteMatch::default())
         {
             routes.push(default.clone());
+            h.sources.insert((*owner).clone());
         }
         let mut listeners = vec![HTTP_LISTENER.to_owned()];
         if https && h.https {
@@ -242,35 +243,39 @@ fn route(
     let namespace = id.namespace.as_deref().unwrap_or("default");
     let mut route = model::Route::forward_prefix(name, "/", "");
     route.matches.path = path;
-    match (&backend.service, &backend.resource) {
-        (Some(svc), _) => {
-            let port = svc.port.clone().unwrap_or_default();
-            let port_field = format!("{field}.service.port");
-            let port = match (&port.name, port.number) {
-                (Some(n), _) if !n.is_empty() => PortRef::Name(n),
-                (_, Some(n)) => PortRef::Number(n),
-                _ => {
-                    cx.error(id, &port_field, "names no port (name or number)");
-                    PortRef::Number(0)
-                }
-            };
-            let cluster = cx.service_cluster(id, &port_field, namespace, &svc.name, port);
-            route.forward = Some(model::Forward::to(cluster));
+    let unavailable = |mut route: model::Route| {
+        route.forward = None;
+        route.direct_response = Some(model::DirectResponse {
+            status: 503,
+            body: None,
+        });
+        route
+    };
+    let Some(svc) = &backend.service else {
+        let what = if backend.resource.is_some() {
+            "a resource backend is not supported; answering 503"
+        } else {
+            "names no service; answering 503"
+        };
+        cx.error(id, format_args!("{field}.resource"), what);
+        return unavailable(route);
+    };
+    let port = svc.port.clone().unwrap_or_default();
+    let port_field = format!("{field}.service.port");
+    let port = match (&port.name, port.number) {
+        (Some(n), _) if !n.is_empty() => PortRef::Name(n),
+        (_, Some(n)) => PortRef::Number(n),
+        _ => {
+            cx.error(
+                id,
+                &port_field,
+                "names no port (name or number); answering 503",
+            );
+            return unavailable(route);
         }
-        (None, resource) => {
-            let what = if resource.is_some() {
-                "a resource backend is not supported; answering 503"
-            } else {
-                "names no service; answering 503"
-            };
-            cx.error(id, format_args!("{field}.resource"), what);
-            route.forward = None;
-            route.direct_response = Some(model::DirectResponse {
-                status: 503,
-                body: None,
-            });
-        }
-    }
+    };
+    let cluster = cx.service_cluster(id, &port_field, namespace, &svc.name, port);
+    route.forward = Some(model::Forward::to(cluster));
     route
 }
 
@@ -305,22 +310,23 @@ fn taken<'a>(cx: &mut Cx<'a>) -> Vec<(&'a ObjectRef, &'a Ingress)> {
         let KubeObject::Ingress(ing) = o else {
             continue;
         };
-        let class = ing
-            .spec
-            .as_ref()
-            .and_then(|s| s.ingress_class_name.clone())
-            .or_else(|| {
-                ing.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(CLASS_ANNOTATION).cloned())
-            });
+        let by_field = ing.spec.as_ref().and_then(|s| s.ingress_class_name.clone());
+        let by_annotation = || {
+            let annotations = ing.metadata.annotations.as_ref();
+            annotations.and_then(|a| a.get(CLASS_ANNOTATION).cloned())
+        };
+        let field = if by_field.is_some() {
+            "spec.ingressClassName".to_owned()
+        } else {
+            format!("metadata.annotations[{CLASS_ANNOTATION:?}]")
+        };
+        let class = by_field.or_else(by_annotation);
         let take = match &class {
             Some(c) => {
                 if !classes.contains(c) {
                     cx.warn(
                         id,
-                        "spec.ingressClassName",
+                        &field,
                         format_args!("IngressClass {c:?} does not exist; not served"),
                     );
                 }
