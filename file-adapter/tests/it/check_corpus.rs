@@ -3,7 +3,8 @@
 //! and no private key ever reaches the output.
 
 use std::path::Path;
-use std::process::Command;
+
+use crate::support::bin;
 
 #[test]
 fn every_bad_input_fails_with_a_precise_message() {
@@ -24,7 +25,7 @@ fn every_bad_input_fails_with_a_precise_message() {
             .filter_map(|l| l.strip_prefix("# expect: "))
             .collect();
         assert!(!expects.is_empty(), "{name} says what it expects");
-        let out = Command::new(env!("CARGO_BIN_EXE_xdsc-file"))
+        let out = bin()
             .args(["check", name])
             .current_dir(&dir)
             .output()
@@ -51,7 +52,7 @@ fn every_bad_input_fails_with_a_precise_message() {
 #[test]
 fn good_examples_pass() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new(env!("CARGO_BIN_EXE_xdsc-file"))
+    let out = bin()
         .args(["check", "examples/models"])
         .current_dir(&root)
         .output()

@@ -4,11 +4,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::bin;
 use xdsc_server::testing::{free_port, http_get, wait_for};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xdsc-file"))
-}
 
 fn temp_config() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(

@@ -1,8 +1,9 @@
 //! `xdsc-file explain` and `xdsc-file test` end to end: the real binary on the committed shop
 //! (`tests/data/oracle/model.yaml` and `cases.yaml`) and on small temporary files.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+
+use crate::support::{Dir, bin};
 
 fn data(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -14,42 +15,12 @@ fn data(name: &str) -> String {
 
 /// Runs `xdsc-file` with `args`: the exit code, standard output and standard error.
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xdsc-file"))
-        .args(args)
-        .output()
-        .expect("xdsc-file runs");
+    let out = bin().args(args).output().expect("xdsc-file runs");
     (
         out.status.code().expect("an exit code"),
         String::from_utf8(out.stdout).expect("utf-8"),
         String::from_utf8(out.stderr).expect("utf-8"),
     )
-}
-
-/// A temporary folder with the given files, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(files: &[(&str, &str)]) -> Dir {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("xdsc-oracle-cli-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a temporary folder");
-        for (name, text) in files {
-            std::fs::write(dir.join(name), text).expect("a temporary file");
-        }
-        Dir(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]
@@ -118,10 +89,13 @@ fn explain_answers_404_for_an_unknown_host_and_exits_0() {
 
 #[test]
 fn explain_refuses_a_configuration_with_errors() {
-    let dir = Dir::new(&[(
-        "m.yaml",
-        "kind: Listener\nname: http\nport: 8080\n---\nkind: Cluster\nname: web\nlbb: x\n",
-    )]);
+    let dir = Dir::new(
+        "oracle",
+        &[(
+            "m.yaml",
+            "kind: Listener\nname: http\nport: 8080\n---\nkind: Cluster\nname: web\nlbb: x\n",
+        )],
+    );
     let (code, stdout, stderr) =
         run(&["explain", &dir.path("m.yaml"), "--host", "a", "--path", "/"]);
     assert_eq!(code, 1);
@@ -131,10 +105,13 @@ fn explain_refuses_a_configuration_with_errors() {
 
 #[test]
 fn explain_asks_for_a_listener_among_several() {
-    let dir = Dir::new(&[(
-        "m.yaml",
-        "- {kind: Listener, name: public, port: 8080}\n- {kind: Listener, name: internal, port: 9090}\n",
-    )]);
+    let dir = Dir::new(
+        "oracle",
+        &[(
+            "m.yaml",
+            "- {kind: Listener, name: public, port: 8080}\n- {kind: Listener, name: internal, port: 9090}\n",
+        )],
+    );
     let m = dir.path("m.yaml");
     let (code, _, stderr) = run(&["explain", &m, "--host", "a", "--path", "/"]);
     assert_eq!(code, 2);
@@ -170,11 +147,14 @@ fn test_passes_the_committed_cases() {
 
 #[test]
 fn test_reports_a_failing_case_and_exits_1() {
-    let dir = Dir::new(&[(
-        "cases.yaml",
-        "- {name: health, host: shop.example.com, path: /healthz, expect: {status: 200}}
+    let dir = Dir::new(
+        "oracle",
+        &[(
+            "cases.yaml",
+            "- {name: health, host: shop.example.com, path: /healthz, expect: {status: 200}}
 - {name: api, host: shop.example.com, path: /api, expect: {route: api, cluster: api}}\n",
-    )]);
+        )],
+    );
     let (code, stdout, _) = run(&[
         "test",
         &data("model.yaml"),
@@ -193,10 +173,13 @@ FAIL api: expected route "api", got "web"; expected cluster "api", got clusters 
 
 #[test]
 fn test_names_the_line_of_an_invalid_case() {
-    let dir = Dir::new(&[(
-        "cases.yaml",
-        "- name: fine\n  host: a\n  path: /\n  expect: {status: 404}\n- name: typo\n  host: a\n  path: /\n  expect: {stauts: 404}\n",
-    )]);
+    let dir = Dir::new(
+        "oracle",
+        &[(
+            "cases.yaml",
+            "- name: fine\n  host: a\n  path: /\n  expect: {status: 404}\n- name: typo\n  host: a\n  path: /\n  expect: {stauts: 404}\n",
+        )],
+    );
     let cases = dir.path("cases.yaml");
     let (code, stdout, stderr) = run(&["test", &data("model.yaml"), "--cases", &cases]);
     assert_eq!(code, 1);

@@ -5,10 +5,12 @@
 //! Kubernetes manifests (Ingress, Service and EndpointSlice pointing at the local backends).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::support::{Dir, bin};
 use xdsc_server::testing::{
     Backend, Envoy, ads_bootstrap, find_envoy, free_port, http_get, wait_for,
 };
@@ -27,7 +29,7 @@ impl Served {
     fn start(dir: &Path, extra: &[String]) -> Served {
         let (xds_port, admin_port) = (free_port(), free_port());
         let log = dir.with_extension("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_xdsc-file"))
+        let child = bin()
             .arg("serve")
             .arg(dir)
             .args(["--xds-addr", &format!("127.0.0.1:{xds_port}")])
@@ -89,29 +91,20 @@ impl Drop for Served {
     }
 }
 
-struct Folder(PathBuf);
-
-impl Folder {
-    fn new(tag: &str) -> Folder {
-        let dir = std::env::temp_dir().join(format!("xdsc-file-e2e-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp folder");
-        Folder(dir)
-    }
-
-    /// Writes a file as an editor does: a temporary file renamed over the old one.
-    fn write(&self, name: &str, text: &str) {
-        let tmp = self.0.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).expect("write");
-        std::fs::rename(&tmp, self.0.join(name)).expect("rename");
-    }
-}
-
-impl Drop for Folder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-        let _ = std::fs::remove_file(self.0.with_extension("log"));
-    }
+/// Waits until a request for `host` through Envoy's port `listen` answers 200 with `want`.
+fn until_body(listen: u16, host: &str, want: &str, served: &Served, envoy: &Envoy) {
+    let answer = || http_get(listen, host, "/");
+    let got = wait_for(WAIT, || match answer() {
+        Some((200, body)) if body == want => Some(()),
+        _ => None,
+    });
+    assert!(
+        got.is_some(),
+        "traffic never reached {want}; last answer {:?}\nxdsc-file log:\n{}\nenvoy log:\n{}",
+        answer(),
+        served.log_text(),
+        envoy.log_tail()
+    );
 }
 
 /// The story both runs tell; `site(n)` is the text of `site.yaml` sending traffic to backend n.
@@ -126,7 +119,7 @@ fn story(
     let Some(envoy_bin) = find_envoy() else {
         return;
     };
-    let folder = Folder::new(tag);
+    let folder = Dir::new(tag, &[]);
     for (name, text) in files {
         folder.write(name, text);
     }
@@ -139,19 +132,7 @@ fn story(
         envoy_admin,
     );
     let answer = || http_get(listen, host, "/");
-    let until = |want: &str| {
-        let got = wait_for(WAIT, || match answer() {
-            Some((200, body)) if body == want => Some(()),
-            _ => None,
-        });
-        assert!(
-            got.is_some(),
-            "traffic never reached {want}; last answer {:?}\nxdsc-file log:\n{}\nenvoy log:\n{}",
-            answer(),
-            served.log_text(),
-            envoy.log_tail()
-        );
-    };
+    let until = |want: &str| until_body(listen, host, want, &served, &envoy);
     until("one");
     assert_eq!(served.metric("xdsc_source_errors"), Some(0));
 
@@ -280,7 +261,7 @@ fn quickstart_as_written() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart");
     let (blue, green) = (Backend::start("blue"), Backend::start("green"));
     let listen = free_port();
-    let folder = Folder::new("quickstart");
+    let folder = Dir::new("quickstart", &[]);
     for name in ["listener.yaml", "site.yaml", "upstreams.yaml"] {
         let text =
             std::fs::read_to_string(root.join("config").join(name)).expect("quickstart config");
@@ -303,20 +284,7 @@ fn quickstart_as_written() {
         .value
         .clone();
     let envoy = Envoy::start(&envoy_bin, &bootstrap, envoy_admin);
-    let answer = || http_get(listen, "hello.local", "/");
-    let until = |want: &str| {
-        let got = wait_for(WAIT, || match answer() {
-            Some((200, body)) if body == want => Some(()),
-            _ => None,
-        });
-        assert!(
-            got.is_some(),
-            "never {want}: {:?}\n{}\n{}",
-            answer(),
-            served.log_text(),
-            envoy.log_tail()
-        );
-    };
+    let until = |want: &str| until_body(listen, "hello.local", want, &served, &envoy);
     until("blue");
     let site = std::fs::read_to_string(folder.0.join("site.yaml")).expect("site");
     assert!(

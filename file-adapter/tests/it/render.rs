@@ -6,12 +6,10 @@ use std::process::Command;
 
 use xdsc_server::testing::find_envoy;
 
+use crate::support::bin;
+
 fn render(args: &[PathBuf]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_xdsc-file"))
-        .arg("render")
-        .args(args)
-        .output()
-        .expect("runs");
+    let out = bin().arg("render").args(args).output().expect("runs");
     assert_eq!(
         out.status.code(),
         Some(0),
