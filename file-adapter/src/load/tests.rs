@@ -1,3 +1,5 @@
+//! Tests of reading files: documents, positions of errors, PEM files, order.
+
 use super::*;
 
 /// A temporary folder with the given files, removed on drop.

@@ -1,3 +1,5 @@
+//! Tests of explain and test: listener choice, expectations, cases files.
+
 use super::*;
 
 use xdsc_core::model::{Listener, Model};

@@ -1,3 +1,5 @@
+//! Tests of the live source: the decision rule, and the watcher on a real folder.
+
 use std::sync::mpsc::Receiver;
 
 use xdsc_core::model::Kind;
