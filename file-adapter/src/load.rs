@@ -279,7 +279,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
                             if let Some((first, ..)) = kube_origins.get(&id) {
                                 out.diagnostics.push(Diagnostic::error(
                                     here,
-                                    Some(kube_name(&id)),
+                                    Some(id.to_string()),
                                     String::new(),
                                     format!("defined twice; the one at {first} is used"),
                                 ));
@@ -311,12 +311,9 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
             }
         });
         out.diagnostics.push(Diagnostic {
-            severity: match d.severity {
-                translate::Severity::Error => Severity::Error,
-                translate::Severity::Warning => Severity::Warning,
-            },
+            severity: d.severity,
             location,
-            object: Some(kube_name(&d.object)),
+            object: Some(d.object.to_string()),
             field: d.field.clone(),
             message: d.message.clone(),
         });
@@ -350,13 +347,6 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
     out.diagnostics.sort();
     out.diagnostics.dedup();
     out
-}
-
-fn kube_name(id: &translate::ObjectRef) -> String {
-    match &id.namespace {
-        Some(ns) => format!("{} {ns}/{}", id.kind, id.name),
-        None => format!("{} {}", id.kind, id.name),
-    }
 }
 
 fn kube_error(
