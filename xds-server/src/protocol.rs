@@ -93,6 +93,13 @@ pub struct Response {
     pub removed: Vec<Arc<str>>,
 }
 
+impl Response {
+    /// The total size of the resources' encoded bytes.
+    pub fn resource_bytes(&self) -> usize {
+        self.resources.iter().map(|r| r.body().len()).sum()
+    }
+}
+
 /// A rejected response, as recorded for metrics and the debug endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Nack {
@@ -282,6 +289,11 @@ impl Stream {
     /// The newest snapshot this stream knows.
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snapshot
+    }
+
+    /// Whether any response of this stream awaits acknowledgement.
+    pub fn awaiting_ack(&self) -> bool {
+        self.types.values().any(|st| st.pending.is_some())
     }
 
     /// A newer snapshot was published: send what the client lacks, as the rules allow.
