@@ -253,7 +253,7 @@ impl tonic::codegen::Service<HttpRequest> for Dispatch {
                         wire: std::marker::PhantomData,
                     };
                     let codec =
-                        tonic_prost::ProstCodec::<wire::DeltaOut, DeltaDiscoveryRequest>::default();
+                        wire::ExactCodec::<wire::DeltaOut, DeltaDiscoveryRequest>::default();
                     let mut grpc = tonic::server::Grpc::new(codec)
                         .apply_max_message_size_config(Some(max), Some(max));
                     grpc.streaming(method, req).await
@@ -263,8 +263,7 @@ impl tonic::codegen::Service<HttpRequest> for Dispatch {
                         only,
                         wire: std::marker::PhantomData,
                     };
-                    let codec =
-                        tonic_prost::ProstCodec::<wire::SotwOut, DiscoveryRequest>::default();
+                    let codec = wire::ExactCodec::<wire::SotwOut, DiscoveryRequest>::default();
                     let mut grpc = tonic::server::Grpc::new(codec)
                         .apply_max_message_size_config(Some(max), Some(max));
                     grpc.streaming(method, req).await
