@@ -185,7 +185,8 @@ impl Shared {
         let (node, request) = W::decode(first);
         let node = node.unwrap_or_default();
         let wanted = (self.selector)(&node);
-        let (fleet, mut cell) = self.publisher.watch(&wanted);
+        let mut added = self.publisher.fleets_added();
+        let (mut fleet, mut cell) = self.publisher.watch(&wanted);
         let snapshot = cell.borrow_and_update().clone();
         let mut stream = Stream::new(W::VARIANT, only, self.limits, snapshot);
         let id = self
@@ -215,6 +216,18 @@ impl Shared {
                     }
                     let snapshot = cell.borrow_and_update().clone();
                     stream.on_snapshot(snapshot)
+                }
+                // On the default fallback: switch once the node's own fleet is published.
+                Ok(()) = added.changed(), if fleet != wanted => {
+                    if self.publisher.has_fleet(&wanted) {
+                        (fleet, cell) = self.publisher.watch(&wanted);
+                        self.clients.set_fleet(id, &fleet);
+                        tracing::info!(node = %node.id, fleet = %fleet, "fleet published; stream switched to it");
+                        let snapshot = cell.borrow_and_update().clone();
+                        stream.on_snapshot(snapshot)
+                    } else {
+                        protocol::Step::default()
+                    }
                 }
                 () = permit.expired() => {
                     tracing::debug!(node = %node.id, "sync permit held too long; given back");

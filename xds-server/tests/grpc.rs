@@ -111,10 +111,14 @@ fn node(id: &str) -> Option<Node> {
 
 impl Sotw {
     async fn open(port: u16, id: &str) -> Sotw {
+        Sotw::open_in(port, node(id)).await
+    }
+
+    async fn open_in(port: u16, node: Option<Node>) -> Sotw {
         let (tx, rx) = mpsc::channel(16);
         let mut c = client(port).await;
         let first = DiscoveryRequest {
-            node: node(id),
+            node,
             type_url: T::Cluster.type_url().into(),
             ..Default::default()
         };
@@ -393,6 +397,27 @@ async fn a_stalled_client_gives_its_sync_permit_back() {
     s.until_metric("xdsc_sync_permits_held", 1).await;
     let mut healthy = Sotw::open(s.port, "healthy").await;
     healthy.settle(&["a"]).await;
+}
+
+#[tokio::test]
+async fn a_stream_on_the_default_fallback_switches_when_its_fleet_is_published() {
+    let s = server(snapshot("a", &["a"], 80), Limits::default()).await;
+    let edge = Some(Node {
+        id: "n1".into(),
+        cluster: "edge".into(),
+        ..Default::default()
+    });
+    let mut c = Sotw::open_in(s.port, edge).await;
+    c.settle(&["a"]).await; // the default fleet's snapshot
+    s.publisher.publish("edge", snapshot("b", &["a", "b"], 80));
+    let cds = c.next().await;
+    assert_eq!(cds.type_url, T::Cluster.type_url());
+    assert_eq!(cds.resources.len(), 2, "the edge fleet's clusters");
+    // And it follows that fleet, not default, from now on.
+    c.ack(&cds, &[]).await;
+    c.send(T::Endpoint, &["a", "b"], "", "", None).await;
+    let eds = c.next().await;
+    assert_eq!(eds.resources.len(), 1, "endpoints of b only");
 }
 
 #[tokio::test]
