@@ -629,7 +629,10 @@ impl Stream {
         };
         let child = self.types.get(&t);
         // A wildcard child with nothing to send holds every resource of its type, current.
-        if child.is_some_and(|c| c.wildcard) && self.plan(t, false).is_none() {
+        // Asked only when planning it is cheap (from the diff); else the walk below is cheaper.
+        if child.is_some_and(|c| c.wildcard && c.clean.is_some() && self.diff_planning)
+            && self.plan(t, false).is_none()
+        {
             return true;
         }
         parent
