@@ -543,20 +543,33 @@ impl Stream {
                 if pending.full {
                     st.held.clear();
                 }
-                for (name, r) in pending.sent {
-                    match r {
-                        Some(r) => {
-                            st.held.insert(
-                                name,
-                                Held {
-                                    version: r.version(),
-                                    resource: Some(r),
-                                },
-                            );
+                let held = |r: Arc<Resource>| Held {
+                    version: r.version(),
+                    resource: Some(r),
+                };
+                if st.held.is_empty() {
+                    // Built in bulk from the sorted names, the map's nodes are full: about half
+                    // the memory of inserting one by one (this is most of a stream's state).
+                    let mut fresh = Vec::with_capacity(pending.sent.len());
+                    for (name, r) in pending.sent {
+                        match r {
+                            Some(r) => fresh.push((name, held(r))),
+                            None => {
+                                st.told_absent.insert(name);
+                            }
                         }
-                        None => {
-                            st.held.remove(&name);
-                            st.told_absent.insert(name);
+                    }
+                    st.held = fresh.into_iter().collect();
+                } else {
+                    for (name, r) in pending.sent {
+                        match r {
+                            Some(r) => {
+                                st.held.insert(name, held(r));
+                            }
+                            None => {
+                                st.held.remove(&name);
+                                st.told_absent.insert(name);
+                            }
                         }
                     }
                 }
