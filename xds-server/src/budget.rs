@@ -83,7 +83,8 @@ impl Budget {
 
 /// One stream's permit, if it holds one.
 pub(crate) struct Permit {
-    held: Option<(OwnedSemaphorePermit, Instant)>,
+    /// The permit and when it must be given back (`None`: a hold too long to represent).
+    held: Option<(OwnedSemaphorePermit, Option<Instant>)>,
     metrics: Arc<Metrics>,
 }
 
@@ -106,7 +107,7 @@ impl Permit {
         // The semaphore is never closed; if it were, sending without a permit is the fallback.
         if let Ok(permit) = permit {
             self.metrics.sync_held.fetch_add(1, Ordering::Relaxed);
-            self.held = Some((permit, Instant::now() + budget.limits.hold));
+            self.held = Some((permit, Instant::now().checked_add(budget.limits.hold)));
         }
     }
 
@@ -120,8 +121,8 @@ impl Permit {
     /// Completes when the held permit's time is up; never while none is held.
     pub(crate) async fn expired(&self) {
         match &self.held {
-            Some((_, deadline)) => tokio::time::sleep_until(*deadline).await,
-            None => std::future::pending().await,
+            Some((_, Some(deadline))) => tokio::time::sleep_until(*deadline).await,
+            _ => std::future::pending().await,
         }
     }
 }
@@ -129,5 +130,28 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_permit_is_held_once_and_given_back() {
+        let budget = Budget::new(SyncLimits {
+            concurrent: 0, // raised to 1
+            hold: Duration::MAX,
+            ..SyncLimits::default()
+        });
+        let metrics = Arc::new(Metrics::default());
+        let mut a = Permit::new(metrics.clone());
+        a.acquire(&budget).await;
+        a.acquire(&budget).await; // already held: does not wait for a second
+        assert_eq!(metrics.sync_held.load(Ordering::Relaxed), 1);
+        assert_eq!(budget.permits.available_permits(), 0);
+        drop(a);
+        assert_eq!(metrics.sync_held.load(Ordering::Relaxed), 0);
+        assert_eq!(budget.permits.available_permits(), 1);
     }
 }
