@@ -81,6 +81,18 @@ impl Clients {
         }
     }
 
+    /// Records that a stream now watches another fleet.
+    pub(crate) fn set_fleet(&self, id: u64, fleet: &str) {
+        if let Some(c) = self
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&id)
+        {
+            c.fleet = fleet.to_owned();
+        }
+    }
+
     /// The JSON view of every connected stream.
     pub(crate) fn to_json(&self) -> Value {
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);

@@ -26,6 +26,7 @@
 //! ```
 
 mod admin;
+mod budget;
 mod clients;
 mod metrics;
 pub mod protocol;
@@ -47,6 +48,7 @@ use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server
 use tokio::net::TcpListener;
 
 pub use admin::{Admin, DebugExtra};
+pub use budget::SyncLimits;
 pub use metrics::Metrics;
 pub use protocol::Limits;
 pub use publish::{DEFAULT_FLEET, Publisher};
@@ -78,6 +80,7 @@ impl std::fmt::Debug for XdsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("XdsServer")
             .field("limits", &self.shared.limits)
+            .field("sync_limits", &self.shared.budget.limits())
             .finish_non_exhaustive()
     }
 }
@@ -91,6 +94,7 @@ impl XdsServer {
                 clients: clients::Clients::default(),
                 selector: fleet_by_node_cluster(),
                 limits: Limits::default(),
+                budget: budget::Budget::new(SyncLimits::default()),
             },
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
@@ -105,6 +109,12 @@ impl XdsServer {
     /// Sets per-stream limits.
     pub fn with_limits(mut self, limits: Limits) -> XdsServer {
         self.shared.limits = limits;
+        self
+    }
+
+    /// Sets how many streams may send large responses at once (see [`SyncLimits`]).
+    pub fn with_sync_limits(mut self, limits: SyncLimits) -> XdsServer {
+        self.shared.budget = budget::Budget::new(limits);
         self
     }
 
@@ -243,7 +253,7 @@ impl tonic::codegen::Service<HttpRequest> for Dispatch {
                         wire: std::marker::PhantomData,
                     };
                     let codec =
-                        tonic_prost::ProstCodec::<wire::DeltaOut, DeltaDiscoveryRequest>::default();
+                        wire::ExactCodec::<wire::DeltaOut, DeltaDiscoveryRequest>::default();
                     let mut grpc = tonic::server::Grpc::new(codec)
                         .apply_max_message_size_config(Some(max), Some(max));
                     grpc.streaming(method, req).await
@@ -253,8 +263,7 @@ impl tonic::codegen::Service<HttpRequest> for Dispatch {
                         only,
                         wire: std::marker::PhantomData,
                     };
-                    let codec =
-                        tonic_prost::ProstCodec::<wire::SotwOut, DiscoveryRequest>::default();
+                    let codec = wire::ExactCodec::<wire::SotwOut, DiscoveryRequest>::default();
                     let mut grpc = tonic::server::Grpc::new(codec)
                         .apply_max_message_size_config(Some(max), Some(max));
                     grpc.streaming(method, req).await

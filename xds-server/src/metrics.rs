@@ -41,6 +41,10 @@ pub struct Metrics {
     batch_size_sum: AtomicU64,
     source_errors: AtomicU64,
     rejected_batches: AtomicU64,
+    /// Streams holding a sync permit (see `budget`).
+    pub(crate) sync_held: AtomicU64,
+    /// Streams waiting for a sync permit.
+    pub(crate) sync_waiting: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -130,6 +134,20 @@ impl Metrics {
             "xDS streams opened.",
             "counter",
             self.streams_total.load(Ordering::Relaxed).to_string(),
+        );
+        g(
+            &mut o,
+            "xdsc_sync_permits_held",
+            "Streams holding a permit to send large responses.",
+            "gauge",
+            self.sync_held.load(Ordering::Relaxed).to_string(),
+        );
+        g(
+            &mut o,
+            "xdsc_sync_permits_waiting",
+            "Streams waiting for a permit to send a large response.",
+            "gauge",
+            self.sync_waiting.load(Ordering::Relaxed).to_string(),
         );
         g(
             &mut o,

@@ -93,6 +93,13 @@ pub struct Response {
     pub removed: Vec<Arc<str>>,
 }
 
+impl Response {
+    /// The total size of the resources' encoded bytes.
+    pub fn resource_bytes(&self) -> usize {
+        self.resources.iter().map(|r| r.body().len()).sum()
+    }
+}
+
 /// A rejected response, as recorded for metrics and the debug endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Nack {
@@ -176,6 +183,20 @@ struct Pending {
     full: bool,
     /// The content key, for never resending rejected content.
     key: String,
+    /// The snapshot the response was planned at, while the subscription has not changed
+    /// since: once it is acknowledged, the type has nothing to send at that snapshot.
+    base: Option<Arc<Snapshot>>,
+    /// The version of the set the client holds once it acknowledges.
+    desired: u128,
+}
+
+/// Where planning of a type can start from the snapshot diff: with the current subscription
+/// and what the client holds, the type had nothing to send at `snapshot`, and the client was
+/// to hold the set of version `desired`. Only names that changed since then are checked.
+#[derive(Clone, Debug)]
+struct Clean {
+    snapshot: Arc<Snapshot>,
+    desired: u128,
 }
 
 /// What a stream knows about one type.
@@ -194,11 +215,27 @@ struct TypeState {
     /// type before). Cleared whenever the subscription, what the client holds, or the
     /// pending response changes; a snapshot whose type version is unchanged then costs O(1).
     settled_at: Option<Version>,
+    /// Set by an acknowledgement; cleared when the subscription or what the client holds
+    /// changes any other way.
+    clean: Option<Clean>,
+}
+
+impl TypeState {
+    /// The subscription or what the client holds changed other than by an acknowledgement:
+    /// the next plan starts from the full set.
+    fn forget_clean(&mut self) {
+        self.clean = None;
+        if let Some(p) = &mut self.pending {
+            p.base = None;
+        }
+    }
 }
 
 /// What a type would send now.
 struct Plan {
     version_info: String,
+    /// `version_info` as a number (the sum of the desired set's members).
+    desired: u128,
     resources: Vec<Arc<Resource>>,
     removed: Vec<Arc<str>>,
     full: bool,
@@ -232,6 +269,25 @@ pub struct Stream {
     nonce: u64,
     snapshot: Arc<Snapshot>,
     types: BTreeMap<ResourceType, TypeState>,
+    /// Plan from the snapshot diff where possible (off only to test it against full planning).
+    diff_planning: bool,
+}
+
+/// One named resource's contribution to a set's version (see `Version::of_set`).
+fn member(name: &str, version: Version) -> u128 {
+    Version::of_set(std::iter::once((name, version))).as_u128()
+}
+
+/// The key of a delta response's content: never resend what was rejected.
+fn delta_key(version_info: &str, resources: &[Arc<Resource>], removed: &[Arc<str>]) -> String {
+    let mut key = version_info.to_owned();
+    for r in resources {
+        let _ = write!(key, " {}={}", r.name(), r.version());
+    }
+    for n in removed {
+        let _ = write!(key, " -{n}");
+    }
+    key
 }
 
 /// Types whose state-of-the-world responses carry the complete set.
@@ -271,7 +327,16 @@ impl Stream {
             nonce: 0,
             snapshot,
             types: BTreeMap::new(),
+            diff_planning: true,
         }
+    }
+
+    /// The same stream planning every type from the full set (the reference the diff-based
+    /// planning is tested against).
+    #[cfg(test)]
+    fn without_diff_planning(mut self) -> Stream {
+        self.diff_planning = false;
+        self
     }
 
     /// The protocol variant.
@@ -282,6 +347,11 @@ impl Stream {
     /// The newest snapshot this stream knows.
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snapshot
+    }
+
+    /// Whether any response of this stream awaits acknowledgement.
+    pub fn awaiting_ack(&self) -> bool {
+        self.types.values().any(|st| st.pending.is_some())
     }
 
     /// A newer snapshot was published: send what the client lacks, as the rules allow.
@@ -323,17 +393,25 @@ impl Stream {
         self.unsettle(t);
         let st = self.types.entry(t).or_default();
         let star = req.resource_names.iter().any(|n| n == "*");
-        st.wildcard = star || (req.resource_names.is_empty() && (first || st.wildcard));
+        let wildcard = star || (req.resource_names.is_empty() && (first || st.wildcard));
         let names: BTreeSet<Arc<str>> = req
             .resource_names
             .iter()
             .filter(|n| *n != "*")
             .map(|n| Arc::from(n.as_str()))
             .collect();
+        if wildcard != st.wildcard || names != st.names {
+            st.forget_clean();
+        }
+        st.wildcard = wildcard;
         if !full_state(t) && !st.wildcard {
             // Forget what the client holds of names it no longer wants, so that a later
             // subscription sends them again.
+            let before = st.held.len();
             st.held.retain(|n, _| names.contains(n));
+            if st.held.len() != before {
+                st.forget_clean();
+            }
         }
         st.names = names;
         self.check_limits()?;
@@ -346,6 +424,7 @@ impl Stream {
                         == req.version_info
                 {
                     let st = self.types.entry(t).or_default();
+                    st.forget_clean();
                     st.held = desired
                         .into_iter()
                         .map(|r| {
@@ -376,6 +455,9 @@ impl Stream {
         let first = !self.types.contains_key(&t);
         self.unsettle(t);
         let st = self.types.entry(t).or_default();
+        if !req.subscribe.is_empty() || !req.unsubscribe.is_empty() {
+            st.forget_clean();
+        }
         if first {
             st.wildcard = req.subscribe.is_empty() || req.subscribe.iter().any(|n| n == "*");
             for (name, version) in &req.initial_versions {
@@ -461,23 +543,40 @@ impl Stream {
                 if pending.full {
                     st.held.clear();
                 }
-                for (name, r) in pending.sent {
-                    match r {
-                        Some(r) => {
-                            st.held.insert(
-                                name,
-                                Held {
-                                    version: r.version(),
-                                    resource: Some(r),
-                                },
-                            );
+                let held = |r: Arc<Resource>| Held {
+                    version: r.version(),
+                    resource: Some(r),
+                };
+                if st.held.is_empty() {
+                    // Built in bulk from the sorted names, the map's nodes are full: about half
+                    // the memory of inserting one by one (this is most of a stream's state).
+                    let mut fresh = Vec::with_capacity(pending.sent.len());
+                    for (name, r) in pending.sent {
+                        match r {
+                            Some(r) => fresh.push((name, held(r))),
+                            None => {
+                                st.told_absent.insert(name);
+                            }
                         }
-                        None => {
-                            st.held.remove(&name);
-                            st.told_absent.insert(name);
+                    }
+                    st.held = fresh.into_iter().collect();
+                } else {
+                    for (name, r) in pending.sent {
+                        match r {
+                            Some(r) => {
+                                st.held.insert(name, held(r));
+                            }
+                            None => {
+                                st.held.remove(&name);
+                                st.told_absent.insert(name);
+                            }
                         }
                     }
                 }
+                st.clean = pending.base.map(|snapshot| Clean {
+                    snapshot,
+                    desired: pending.desired,
+                });
                 st.rejected = None;
                 st.acked_version = Some(pending.version_info.clone());
                 events.push(Event::Ack {
@@ -542,6 +641,13 @@ impl Stream {
             return true;
         };
         let child = self.types.get(&t);
+        // A wildcard child with nothing to send holds every resource of its type, current.
+        // Asked only when planning it is cheap (from the diff); else the walk below is cheaper.
+        if child.is_some_and(|c| c.wildcard && c.clean.is_some() && self.diff_planning)
+            && self.plan(t, false).is_none()
+        {
+            return true;
+        }
         parent
             .held
             .keys()
@@ -554,14 +660,92 @@ impl Stream {
     }
 
     /// What type `t` would send now, if anything (ignoring pending and rejected state).
+    ///
+    /// From the snapshot diff when the type was clean at an earlier snapshot: then only the
+    /// names that changed since are checked against the subscription, so a change of one
+    /// resource costs O(changes), not O(subscribed names). Clusters are always planned in
+    /// full (removed clusters can be kept back, which the diff does not see).
     fn plan(&self, t: ResourceType, defer: bool) -> Option<Plan> {
         let st = self.types.get(&t)?;
         if st.settled_at == Some(self.snapshot.resources(t).version()) {
             return None;
         }
+        match &st.clean {
+            Some(clean) if self.diff_planning && t != ResourceType::Cluster => {
+                self.plan_from(t, st, clean)
+            }
+            _ => self.plan_full(t, defer),
+        }
+    }
+
+    /// [`Stream::plan`] from the names that changed since `clean`.
+    fn plan_from(&self, t: ResourceType, st: &TypeState, clean: &Clean) -> Option<Plan> {
+        let (old, new) = (clean.snapshot.resources(t), self.snapshot.resources(t));
+        if old.version() == new.version() {
+            return None;
+        }
+        let diff = clean.snapshot.diff(&self.snapshot);
+        let d = diff.get(t);
+        let mut names: Vec<&Arc<str>> =
+            d.added.iter().chain(&d.changed).chain(&d.removed).collect();
+        names.sort();
+        let all = st.wildcard || (full_state(t) && st.names.is_empty());
+        let mut desired = clean.desired;
+        let mut resources = Vec::new();
+        let mut removed = Vec::new();
+        for n in names {
+            if !all && !st.names.contains(n) {
+                continue;
+            }
+            if self.variant == Variant::Sotw && full_state(t) {
+                // The complete set goes out again: nothing to save.
+                return self.plan_full(t, false);
+            }
+            if let Some(r) = old.get(n) {
+                desired = desired.wrapping_sub(member(n, r.version()));
+            }
+            match new.get(n) {
+                Some(r) => {
+                    desired = desired.wrapping_add(member(n, r.version()));
+                    if st.held.get(n).is_none_or(|h| h.version != r.version()) {
+                        resources.push(r.clone());
+                    }
+                }
+                None => {
+                    if self.variant == Variant::Delta
+                        && (st.held.contains_key(n)
+                            || (st.names.contains(n) && !st.told_absent.contains(n)))
+                    {
+                        removed.push(n.clone());
+                    }
+                }
+            }
+        }
+        if resources.is_empty() && removed.is_empty() {
+            return None;
+        }
+        let version_info = format!("{desired:032x}");
+        let key = match self.variant {
+            Variant::Sotw => version_info.clone(),
+            Variant::Delta => delta_key(&version_info, &resources, &removed),
+        };
+        Some(Plan {
+            version_info,
+            desired,
+            resources,
+            removed,
+            full: false,
+            key,
+        })
+    }
+
+    /// [`Stream::plan`] from every desired resource.
+    fn plan_full(&self, t: ResourceType, defer: bool) -> Option<Plan> {
+        let st = self.types.get(&t)?;
         let desired = self.desired(t, defer)?;
-        let version_info =
-            Version::of_set(desired.iter().map(|r| (r.name(), r.version()))).to_string();
+        let desired_version = Version::of_set(desired.iter().map(|r| (r.name(), r.version())));
+        let version_info = desired_version.to_string();
+        let desired_sum = desired_version.as_u128();
         match self.variant {
             Variant::Sotw => {
                 // Only clusters and listeners carry the complete state; other types send what
@@ -585,6 +769,7 @@ impl Stream {
                 Some(Plan {
                     key: version_info.clone(),
                     version_info,
+                    desired: desired_sum,
                     resources,
                     removed: Vec::new(),
                     full,
@@ -619,19 +804,14 @@ impl Stream {
                 if resources.is_empty() && removed.is_empty() {
                     return None;
                 }
-                let mut key = version_info.clone();
-                for r in &resources {
-                    let _ = write!(key, " {}={}", r.name(), r.version());
-                }
-                for n in &removed {
-                    let _ = write!(key, " -{n}");
-                }
+                let removed: Vec<Arc<str>> = removed.into_iter().collect();
                 Some(Plan {
+                    key: delta_key(&version_info, &resources, &removed),
                     version_info,
+                    desired: desired_sum,
                     resources,
-                    removed: removed.into_iter().collect(),
+                    removed,
                     full: false,
-                    key,
                 })
             }
         }
@@ -661,11 +841,10 @@ impl Stream {
         {
             return true;
         }
-        self.covered(t)
-            && self
-                .types
-                .get(&t)
-                .is_none_or(|st| st.pending.is_none() && self.plan(t, true).is_none())
+        self.types
+            .get(&t)
+            .is_none_or(|st| st.pending.is_none() && self.plan(t, true).is_none())
+            && self.covered(t)
     }
 
     /// Forgets that `t` (and the type whose coverage depends on it) was settled.
@@ -732,6 +911,8 @@ impl Stream {
             sent,
             full: plan.full,
             key: plan.key,
+            base: (t != ResourceType::Cluster).then(|| self.snapshot.clone()),
+            desired: plan.desired,
         });
         Some(Response {
             resource_type: t,

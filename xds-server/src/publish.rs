@@ -1,5 +1,7 @@
 //! Publishing snapshots per fleet: each fleet is a latest-wins cell (a `watch` channel), so a
 //! slow stream never holds back a fast one and no queue of stale snapshots builds up.
+//! A stream whose fleet has no snapshot watches `default` until its own fleet's first
+//! snapshot is published, and then switches (see [`Publisher::fleets_added`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +30,8 @@ pub const DEFAULT_FLEET: &str = "default";
 pub struct Publisher {
     cells: Arc<Mutex<BTreeMap<String, watch::Sender<Arc<Snapshot>>>>>,
     ready: Arc<AtomicBool>,
+    /// Counts fleets added, so that streams on the `default` fallback notice their own.
+    added: Arc<watch::Sender<u64>>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -57,6 +61,7 @@ impl Publisher {
             }
             None => {
                 cells.insert(fleet.to_owned(), watch::channel(snapshot).0);
+                self.added.send_modify(|n| *n += 1);
             }
         }
         self.ready.store(true, Ordering::Release);
@@ -81,6 +86,19 @@ impl Publisher {
     pub fn snapshot(&self, fleet: &str) -> Option<Arc<Snapshot>> {
         let cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
         cells.get(fleet).map(|tx| tx.borrow().clone())
+    }
+
+    /// Changes whenever a fleet gets its first snapshot.
+    pub(crate) fn fleets_added(&self) -> watch::Receiver<u64> {
+        self.added.subscribe()
+    }
+
+    /// Whether `fleet` has a snapshot of its own.
+    pub(crate) fn has_fleet(&self, fleet: &str) -> bool {
+        self.cells
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(fleet)
     }
 
     /// The cell a stream of `fleet` watches: the fleet's own, else the default fleet's (made

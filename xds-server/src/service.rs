@@ -4,7 +4,9 @@
 //! from its fleet's cell go into the [`Stream`] state machine; the responses it decides on go
 //! out through a small bounded channel. A client that stops reading blocks only its own task
 //! (HTTP/2 flow control and the channel bound what it holds); the fleet's cell keeps only the
-//! newest snapshot, so nothing queues up behind it.
+//! newest snapshot, so nothing queues up behind it. Large responses wait for a server-wide
+//! sync permit ([`crate::budget`]), so the encoded copies in flight do not scale with the
+//! number of streams.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use tokio::sync::mpsc;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming};
 use xdsc_core::snapshot::ResourceType;
 
+use crate::budget::{Budget, Permit};
 use crate::clients::Clients;
 use crate::protocol::{self, Event, Limits, ProtocolError, Response, Stream, Variant};
 use crate::publish::Publisher;
@@ -48,12 +51,14 @@ pub(crate) struct Shared {
     pub(crate) clients: Clients,
     pub(crate) selector: FleetSelector,
     pub(crate) limits: Limits,
+    pub(crate) budget: Budget,
 }
 
 type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// How responses are queued per stream: small, so a stalled client holds little.
-const OUTBOUND: usize = 4;
+/// How responses are queued per stream: small, so a stalled client holds little. With at most
+/// one unacknowledged response per type, an honest client never fills it.
+const OUTBOUND: usize = 5;
 
 fn status(e: ProtocolError) -> Status {
     match e {
@@ -180,7 +185,8 @@ impl Shared {
         let (node, request) = W::decode(first);
         let node = node.unwrap_or_default();
         let wanted = (self.selector)(&node);
-        let (fleet, mut cell) = self.publisher.watch(&wanted);
+        let mut added = self.publisher.fleets_added();
+        let (mut fleet, mut cell) = self.publisher.watch(&wanted);
         let snapshot = cell.borrow_and_update().clone();
         let mut stream = Stream::new(W::VARIANT, only, self.limits, snapshot);
         let id = self
@@ -191,9 +197,14 @@ impl Shared {
             id,
         };
         tracing::info!(node = %node.id, cluster = %node.cluster, fleet = %fleet, variant = ?W::VARIANT, "xDS stream opened");
+        let mut permit = Permit::new(self.publisher.metrics.clone());
         let mut step = self.step::<W>(&mut stream, request)?;
         loop {
-            self.emit::<W>(&mut stream, id, &node, step, tx).await?;
+            self.emit::<W>(&mut stream, id, &node, step, tx, &mut permit)
+                .await?;
+            if !stream.awaiting_ack() {
+                permit.release();
+            }
             step = tokio::select! {
                 message = inbound.message() => match message? {
                     Some(m) => self.step::<W>(&mut stream, W::decode(m).1)?,
@@ -205,6 +216,23 @@ impl Shared {
                     }
                     let snapshot = cell.borrow_and_update().clone();
                     stream.on_snapshot(snapshot)
+                }
+                // On the default fallback: switch once the node's own fleet is published.
+                Ok(()) = added.changed(), if fleet != wanted => {
+                    if self.publisher.has_fleet(&wanted) {
+                        (fleet, cell) = self.publisher.watch(&wanted);
+                        self.clients.set_fleet(id, &fleet);
+                        tracing::info!(node = %node.id, fleet = %fleet, "fleet published; stream switched to it");
+                        let snapshot = cell.borrow_and_update().clone();
+                        stream.on_snapshot(snapshot)
+                    } else {
+                        protocol::Step::default()
+                    }
+                }
+                () = permit.expired() => {
+                    tracing::debug!(node = %node.id, "sync permit held too long; given back");
+                    permit.release();
+                    protocol::Step::default()
                 }
             };
         }
@@ -229,6 +257,7 @@ impl Shared {
         node: &Node,
         step: protocol::Step,
         tx: &mpsc::Sender<Result<W::Out, Status>>,
+        permit: &mut Permit,
     ) -> Result<(), Status> {
         let metrics = &self.publisher.metrics;
         for event in &step.events {
@@ -252,8 +281,7 @@ impl Shared {
             }
         }
         for r in &step.responses {
-            let bytes: usize = r.resources.iter().map(|x| x.body().len()).sum();
-            metrics.pushed(r.resource_type, r.resources.len(), bytes);
+            metrics.pushed(r.resource_type, r.resources.len(), r.resource_bytes());
             tracing::debug!(node = %node.id, r#type = %r.resource_type, version = %r.version_info, resources = r.resources.len(), removed = r.removed.len(), "push");
         }
         // The registry copies the stream's subscriptions: only when something happened.
@@ -261,8 +289,19 @@ impl Shared {
             self.clients.update(id, stream.status());
         }
         for r in step.responses {
-            let message = W::encode(&r);
-            if tx.send(Ok(message)).await.is_err() {
+            if self.budget.is_large(r.resource_bytes()) {
+                permit.acquire(&self.budget).await;
+            }
+            let send = tx.send(Ok(W::encode(&r)));
+            tokio::pin!(send);
+            // A full channel means the client is not reading; its permit still times out.
+            let sent = loop {
+                tokio::select! {
+                    sent = &mut send => break sent,
+                    () = permit.expired() => permit.release(),
+                }
+            };
+            if sent.is_err() {
                 return Err(Status::cancelled("client went away"));
             }
         }

@@ -17,6 +17,56 @@ use xdsc_core::snapshot::Resource;
 
 use crate::protocol::Response;
 
+/// The gRPC codec of the streaming methods: prost, except that each response reserves its
+/// exact size before it is written. tonic encodes a whole message into one buffer; grown by
+/// doubling, that buffer is copied on every growth and left with slack into which the next
+/// small message is written, which keeps the large allocation alive for as long as the stream
+/// is idle afterwards.
+pub(crate) struct ExactCodec<O, I>(std::marker::PhantomData<(O, I)>);
+
+impl<O, I> Default for ExactCodec<O, I> {
+    fn default() -> Self {
+        ExactCodec(std::marker::PhantomData)
+    }
+}
+
+/// The encoder of [`ExactCodec`].
+pub(crate) struct ExactEncoder<O>(std::marker::PhantomData<O>);
+
+impl<O: Message> tonic::codec::Encoder for ExactEncoder<O> {
+    type Item = O;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: O,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        buf.reserve(item.encoded_len());
+        item.encode_raw(buf);
+        Ok(())
+    }
+}
+
+impl<O, I> tonic::codec::Codec for ExactCodec<O, I>
+where
+    O: Message + Send + 'static,
+    I: Message + Default + Send + 'static,
+{
+    type Encode = O;
+    type Decode = I;
+    type Encoder = ExactEncoder<O>;
+    type Decoder = tonic_prost::ProstDecoder<I>;
+
+    fn encoder(&mut self) -> ExactEncoder<O> {
+        ExactEncoder(std::marker::PhantomData)
+    }
+
+    fn decoder(&mut self) -> tonic_prost::ProstDecoder<I> {
+        tonic_prost::ProstCodec::<O, I>::raw_decoder(tonic::codec::BufferSettings::default())
+    }
+}
+
 fn len_delimited(tag: u32, len: usize) -> usize {
     key_len(tag) + encoded_len_varint(len as u64) + len
 }

@@ -16,7 +16,7 @@ use tonic::Streaming;
 use xdsc_core::compile::Compiled;
 use xdsc_core::model::{Model, Object};
 use xdsc_core::snapshot::{ResourceType as T, Snapshot};
-use xdsc_server::{Limits, Publisher, XdsServer};
+use xdsc_server::{Limits, Publisher, SyncLimits, XdsServer};
 
 const STEP: Duration = Duration::from_secs(5);
 
@@ -39,10 +39,37 @@ fn snapshot(route_to: &str, clusters: &[&str], port: u16) -> Snapshot {
 struct Server {
     publisher: Publisher,
     port: u16,
+    xds: XdsServer,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
+impl Server {
+    /// The value of one unlabeled metric.
+    fn metric(&self, name: &str) -> u64 {
+        let text = self.xds.metrics().render();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in {text}"))
+    }
+
+    /// Waits until a metric has a value (no timing assumption beyond the test's own patience).
+    async fn until_metric(&self, name: &str, value: u64) {
+        let deadline = tokio::time::Instant::now() + STEP;
+        while self.metric(name) != value {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} never became {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 async fn server(first: Snapshot, limits: Limits) -> Server {
+    server_with(first, |x| x.with_limits(limits)).await
+}
+
+async fn server_with(first: Snapshot, configure: impl FnOnce(XdsServer) -> XdsServer) -> Server {
     let publisher = Publisher::new();
     publisher.publish("default", first);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -50,13 +77,14 @@ async fn server(first: Snapshot, limits: Limits) -> Server {
         .expect("bind");
     let port = listener.local_addr().expect("address").port();
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let xds = XdsServer::new(publisher.clone()).with_limits(limits);
-    tokio::spawn(xds.serve(listener, async move {
+    let xds = configure(XdsServer::new(publisher.clone()));
+    tokio::spawn(xds.clone().serve(listener, async move {
         let _ = stopped.changed().await;
     }));
     Server {
         publisher,
         port,
+        xds,
         _stop: stop,
     }
 }
@@ -83,10 +111,14 @@ fn node(id: &str) -> Option<Node> {
 
 impl Sotw {
     async fn open(port: u16, id: &str) -> Sotw {
+        Sotw::open_in(port, node(id)).await
+    }
+
+    async fn open_in(port: u16, node: Option<Node>) -> Sotw {
         let (tx, rx) = mpsc::channel(16);
         let mut c = client(port).await;
         let first = DiscoveryRequest {
-            node: node(id),
+            node,
             type_url: T::Cluster.type_url().into(),
             ..Default::default()
         };
@@ -318,6 +350,74 @@ async fn a_client_that_never_reads_does_not_hold_back_another() {
         healthy.ack(&eds, &refs).await;
     }
     drop(stalled);
+}
+
+/// One sync permit, and every response counts as large.
+fn one_permit(hold: Duration) -> SyncLimits {
+    SyncLimits {
+        concurrent: 1,
+        large_response_bytes: 1,
+        hold,
+    }
+}
+
+#[tokio::test]
+async fn concurrent_syncs_are_bounded_by_the_permits() {
+    let s = server_with(snapshot("a", &["a"], 80), |x| {
+        x.with_sync_limits(one_permit(Duration::from_secs(3600)))
+    })
+    .await;
+    let mut a = Sotw::open(s.port, "a").await;
+    // Like Envoy: ask for endpoints before acknowledging the clusters. The stream keeps its one
+    // permit while anything is unacknowledged and needs no second one.
+    let cds = a.next().await;
+    a.send(T::Endpoint, &["a"], "", "", None).await;
+    let eds = a.next().await;
+    assert_eq!(eds.type_url, T::Endpoint.type_url());
+    s.until_metric("xdsc_sync_permits_held", 1).await;
+    let mut b = Sotw::open(s.port, "b").await;
+    s.until_metric("xdsc_sync_permits_waiting", 1).await;
+    // Nothing of a is unacknowledged any more: b gets the permit and its clusters.
+    a.ack(&eds, &["a"]).await;
+    a.ack(&cds, &[]).await;
+    assert_eq!(b.next().await.type_url, T::Cluster.type_url());
+    s.until_metric("xdsc_sync_permits_waiting", 0).await;
+    s.until_metric("xdsc_sync_permits_held", 1).await;
+    drop(b);
+    s.until_metric("xdsc_sync_permits_held", 0).await;
+}
+
+#[tokio::test]
+async fn a_stalled_client_gives_its_sync_permit_back() {
+    let s = server_with(snapshot("a", &["a"], 80), |x| {
+        x.with_sync_limits(one_permit(Duration::from_millis(200)))
+    })
+    .await;
+    let _stalled = Sotw::open(s.port, "stalled").await; // asks for clusters, never acknowledges
+    s.until_metric("xdsc_sync_permits_held", 1).await;
+    let mut healthy = Sotw::open(s.port, "healthy").await;
+    healthy.settle(&["a"]).await;
+}
+
+#[tokio::test]
+async fn a_stream_on_the_default_fallback_switches_when_its_fleet_is_published() {
+    let s = server(snapshot("a", &["a"], 80), Limits::default()).await;
+    let edge = Some(Node {
+        id: "n1".into(),
+        cluster: "edge".into(),
+        ..Default::default()
+    });
+    let mut c = Sotw::open_in(s.port, edge).await;
+    c.settle(&["a"]).await; // the default fleet's snapshot
+    s.publisher.publish("edge", snapshot("b", &["a", "b"], 80));
+    let cds = c.next().await;
+    assert_eq!(cds.type_url, T::Cluster.type_url());
+    assert_eq!(cds.resources.len(), 2, "the edge fleet's clusters");
+    // And it follows that fleet, not default, from now on.
+    c.ack(&cds, &[]).await;
+    c.send(T::Endpoint, &["a", "b"], "", "", None).await;
+    let eds = c.next().await;
+    assert_eq!(eds.resources.len(), 1, "endpoints of b only");
 }
 
 #[tokio::test]

@@ -7,6 +7,8 @@
 //! acknowledge every response, waits for the initial sync, then makes `--rounds` changes (one
 //! endpoint, or one route with `--change route`) and reports, per round, the time from the
 //! change until each stream received it (p50, p99, max), the bytes sent, and the server's RSS.
+//! `--sync-permits P` sets how many streams the server lets send large responses at once
+//! (`xdsc_server::SyncLimits`; a value as large as `--streams` means no bound).
 //!
 //! ```text
 //! cargo run --release -p xdsc-benches --bin xdsc-load -- --services 1000 --streams 100
@@ -35,6 +37,8 @@ struct Args {
     delta: bool,
     rounds: usize,
     route_change: bool,
+    /// The server's sync permits (`SyncLimits::concurrent`); 0 keeps the default.
+    sync_permits: usize,
 }
 
 fn parse() -> Result<(bool, Args), String> {
@@ -50,7 +54,7 @@ fn parse() -> Result<(bool, Args), String> {
     };
     let flag = |name: &str| raw.iter().any(|a| a == name);
     if flag("--help") {
-        return Err("usage: xdsc-load [--services N] [--endpoints-per-service E] [--streams S] [--connections C] [--delta] [--rounds R] [--change endpoint|route]".into());
+        return Err("usage: xdsc-load [--services N] [--endpoints-per-service E] [--streams S] [--connections C] [--delta] [--rounds R] [--change endpoint|route] [--sync-permits P]".into());
     }
     let args = Args {
         services: get("--services", 1000)?,
@@ -59,6 +63,7 @@ fn parse() -> Result<(bool, Args), String> {
         connections: get("--connections", 0)?,
         delta: flag("--delta"),
         rounds: get("--rounds", 5)?,
+        sync_permits: get("--sync-permits", 0)?,
         route_change: raw
             .windows(2)
             .any(|w| w[0] == "--change" && w[1] == "route"),
@@ -73,7 +78,13 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut compiled = Compiled::new(&model);
     let publisher = xdsc_server::Publisher::new();
     publisher.publish("default", compiled.snapshot().clone());
-    let server = xdsc_server::XdsServer::new(publisher.clone());
+    let mut server = xdsc_server::XdsServer::new(publisher.clone());
+    if args.sync_permits > 0 {
+        server = server.with_sync_limits(xdsc_server::SyncLimits {
+            concurrent: args.sync_permits,
+            ..Default::default()
+        });
+    }
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     println!("listening {}", listener.local_addr()?.port());
     std::io::stdout().flush()?;
