@@ -18,7 +18,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -217,98 +216,260 @@ impl Loaded {
 /// std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
-    let mut out = Loaded::default();
-    let mut files = BTreeSet::new();
-    for p in paths {
-        collect(p, 0, &mut files, &mut out.diagnostics, true);
+    Cache::default().load(paths, options)
+}
+
+/// What identifies a file's content without reading it: size, modification time and inode.
+/// An editor's save (in place or by rename) changes at least one of them, except two writes
+/// of the same size within one tick of the file system's clock: a key modified less than
+/// [`RACY`] ago is not trusted alone (git's "racy clean" rule), the content hash decides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileKey {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+/// How recent a modification time must be for the content to be compared too.
+const RACY: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl FileKey {
+    fn of(path: &Path) -> Option<FileKey> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileKey {
+            len: m.len(),
+            modified: m.modified().ok(),
+            inode: std::os::unix::fs::MetadataExt::ino(&m),
+        })
     }
-    let mut native: Vec<(Object, Location)> = Vec::new();
-    // Where each Kubernetes object was written: its file, document and path in the document,
-    // so that the translation's field paths can be placed at their line.
-    let mut kube_origins: BTreeMap<translate::ObjectRef, (Location, Rc<Document>, Vec<Segment>)> =
-        BTreeMap::new();
-    for file in &files {
-        out.files.insert(file.clone());
-        let text = match read(file) {
-            Ok(t) => t,
-            Err(message) => {
-                out.diagnostics.push(Diagnostic::error(
-                    Location {
-                        file: file.clone(),
-                        pos: None,
-                    },
-                    None,
-                    String::new(),
-                    message,
-                ));
-                continue;
-            }
-        };
-        let docs = match yaml::parse(&text) {
-            Ok(d) => d,
-            Err(e) => {
-                out.diagnostics.push(Diagnostic::error(
-                    Location {
-                        file: file.clone(),
-                        pos: Some(e.pos),
-                    },
-                    None,
-                    String::new(),
-                    format!("invalid YAML: {}", e.message),
-                ));
-                continue;
-            }
-        };
-        for doc in docs.into_iter().map(Rc::new) {
-            let mut items = Vec::new();
-            unpack(&doc.value, Vec::new(), &mut items);
-            for (value, prefix) in items {
-                let at = |path: &[Segment]| {
-                    let mut full = prefix.clone();
-                    full.extend_from_slice(path);
-                    Location {
-                        file: file.clone(),
-                        pos: Some(doc.position(&full)),
-                    }
-                };
-                if value.get("apiVersion").is_some() {
-                    match translate::KubeObject::from_value(value.clone()) {
-                        Ok(k) => {
-                            let id = k.id();
-                            let here = at(&[]);
-                            if let Some((first, ..)) = kube_origins.get(&id) {
-                                out.diagnostics.push(Diagnostic::error(
-                                    here,
-                                    Some(id.to_string()),
-                                    String::new(),
-                                    format!("defined twice; the one at {first} is used"),
-                                ));
-                                continue;
-                            }
-                            out.kube.insert(k, Some(here.to_string()));
-                            kube_origins.insert(id, (here, Rc::clone(&doc), prefix.clone()));
+
+    fn is_racy(&self) -> bool {
+        self.modified
+            .and_then(|m| m.elapsed().ok())
+            .is_none_or(|age| age < RACY)
+    }
+}
+
+fn content_hash(text: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(text.as_bytes())
+}
+
+/// A file's text and, once something asks, where each of its nodes is: positions are worked
+/// out (by parsing the file again, recording them) only when an error needs one.
+#[derive(Debug)]
+struct Tracked {
+    text: Arc<str>,
+    docs: std::sync::OnceLock<Vec<Document>>,
+}
+
+impl Tracked {
+    fn position(&self, doc: usize, path: &[Segment]) -> Option<Pos> {
+        let docs = self
+            .docs
+            .get_or_init(|| yaml::parse(&self.text).unwrap_or_default());
+        docs.get(doc).map(|d| d.position(path))
+    }
+}
+
+/// Where a Kubernetes object was written: its file, its document and its path in it.
+#[derive(Debug)]
+struct Site {
+    file: Arc<Tracked>,
+    doc: usize,
+    prefix: Vec<Segment>,
+}
+
+impl Site {
+    fn position(&self, path: &[Segment]) -> Option<Pos> {
+        let mut full = self.prefix.clone();
+        full.extend_from_slice(path);
+        self.file.position(self.doc, &full)
+    }
+}
+
+/// What one file holds, kept while the file (and the PEM files it names) are unchanged.
+#[derive(Debug, Default)]
+struct FileResult {
+    /// The hash of the text parsed (0 when it could not be read).
+    hash: u128,
+    native: Vec<(Arc<Object>, Location)>,
+    kube: Vec<(translate::KubeObject, Location, Arc<Site>)>,
+    diagnostics: Vec<Diagnostic>,
+    /// The files this result depends on besides the file itself (PEM files), and their keys.
+    deps: Vec<(PathBuf, Option<FileKey>)>,
+}
+
+/// Parsed files kept between reloads: a reload reads and parses only the files whose size,
+/// modification time or inode changed (and those whose PEM files did), so that one edit in a
+/// folder of thousands of files costs one file's parse plus an incremental compile.
+///
+/// ```
+/// use xdsc_file::load::Cache;
+/// let dir = std::env::temp_dir().join(format!("xdsc-cache-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("c.yaml"), "kind: Cluster\nname: web\n").unwrap();
+/// let mut cache = Cache::default();
+/// let first = cache.load(&[dir.clone()], &Default::default());
+/// let second = cache.load(&[dir.clone()], &Default::default());
+/// let key = first.objects.keys().next().unwrap();
+/// assert!(std::sync::Arc::ptr_eq(&first.objects[key], &second.objects[key]), "not parsed again");
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Debug, Default)]
+pub struct Cache {
+    files: BTreeMap<PathBuf, (FileKey, Arc<FileResult>)>,
+}
+
+impl Cache {
+    /// Reads every file under `paths`, parsing again only what changed since the last call.
+    pub fn load(&mut self, paths: &[PathBuf], options: &LoadOptions) -> Loaded {
+        let mut out = Loaded::default();
+        let mut files = BTreeSet::new();
+        for p in paths {
+            collect(p, 0, &mut files, &mut out.diagnostics, true);
+        }
+        let mut results = Vec::with_capacity(files.len());
+        for file in &files {
+            let key = FileKey::of(file);
+            let cached = self.files.get(file).filter(|(k, r)| {
+                Some(k) == key.as_ref()
+                    && (!k.is_racy() || read(file).is_ok_and(|t| content_hash(&t) == r.hash))
+                    && r.deps.iter().all(|(p, k)| FileKey::of(p) == *k)
+            });
+            let result = match (cached, key) {
+                (Some((_, r)), _) => Arc::clone(r),
+                (None, key) => {
+                    let r = Arc::new(load_file(file));
+                    match key {
+                        Some(k) => {
+                            self.files.insert(file.clone(), (k, Arc::clone(&r)));
                         }
-                        Err(e) => out.diagnostics.push(kube_error(&value, &e, &at)),
+                        None => {
+                            self.files.remove(file);
+                        }
                     }
-                    continue;
+                    r
                 }
-                match native_object(value, file, &at, &mut out.files) {
-                    Ok(o) => native.push((o, at(&[]))),
-                    Err(d) => out.diagnostics.push(*d),
+            };
+            results.push(result);
+        }
+        self.files.retain(|f, _| files.contains(f));
+        out.files = files;
+        assemble(out, &results, options)
+    }
+}
+
+/// Reads and parses one file.
+fn load_file(file: &Path) -> FileResult {
+    let mut out = FileResult::default();
+    let whole = |pos| Location {
+        file: file.to_owned(),
+        pos,
+    };
+    let text: Arc<str> = match read(file) {
+        Ok(t) => {
+            out.hash = content_hash(&t);
+            t.into()
+        }
+        Err(message) => {
+            out.diagnostics
+                .push(Diagnostic::error(whole(None), None, String::new(), message));
+            return out;
+        }
+    };
+    let docs = match yaml::parse_values(&text) {
+        Ok(d) => d,
+        Err(e) => {
+            out.diagnostics.push(Diagnostic::error(
+                whole(Some(e.pos)),
+                None,
+                String::new(),
+                format!("invalid YAML: {}", e.message),
+            ));
+            return out;
+        }
+    };
+    let tracked = Arc::new(Tracked {
+        text: Arc::clone(&text),
+        docs: std::sync::OnceLock::new(),
+    });
+    let position = |doc: usize, path: &[Segment]| {
+        if path.is_empty() {
+            // A document's start is known without positions.
+            return docs[doc].start;
+        }
+        tracked.position(doc, path).unwrap_or(docs[doc].start)
+    };
+    let mut pem_files = BTreeSet::new();
+    for (index, doc) in docs.iter().enumerate() {
+        let mut items = Vec::new();
+        unpack(&doc.value, Vec::new(), &mut items);
+        for (value, prefix) in items {
+            let at = |path: &[Segment]| {
+                let mut full = prefix.clone();
+                full.extend_from_slice(path);
+                whole(Some(position(index, &full)))
+            };
+            if value.get("apiVersion").is_some() {
+                match translate::KubeObject::from_value(value.clone()) {
+                    Ok(k) => {
+                        let site = Arc::new(Site {
+                            file: Arc::clone(&tracked),
+                            doc: index,
+                            prefix: prefix.clone(),
+                        });
+                        out.kube.push((k, at(&[]), site));
+                    }
+                    Err(e) => out.diagnostics.push(kube_error(&value, &e, &at)),
                 }
+                continue;
+            }
+            match native_object(value, file, &at, &mut pem_files) {
+                Ok(mut o) => {
+                    let here = at(&[]);
+                    add_origin(&mut o, &here);
+                    out.native.push((Arc::new(o), here));
+                }
+                Err(d) => out.diagnostics.push(*d),
             }
         }
     }
+    out.deps = pem_files
+        .into_iter()
+        .map(|p| {
+            let k = FileKey::of(&p);
+            (p, k)
+        })
+        .collect();
+    out
+}
 
+/// Puts the files' results together: duplicates, the Kubernetes translation, the model.
+fn assemble(mut out: Loaded, results: &[Arc<FileResult>], options: &LoadOptions) -> Loaded {
+    let mut sites: BTreeMap<translate::ObjectRef, (Location, Arc<Site>)> = BTreeMap::new();
+    for r in results {
+        out.diagnostics.extend(r.diagnostics.iter().cloned());
+        out.files.extend(r.deps.iter().map(|(p, _)| p.clone()));
+        for (k, here, site) in &r.kube {
+            let id = k.id();
+            if let Some((first, _)) = sites.get(&id) {
+                out.diagnostics.push(Diagnostic::error(
+                    here.clone(),
+                    Some(id.to_string()),
+                    String::new(),
+                    format!("defined twice; the one at {first} is used"),
+                ));
+                continue;
+            }
+            out.kube.insert(k.clone(), Some(here.to_string()));
+            sites.insert(id, (here.clone(), Arc::clone(site)));
+        }
+    }
     let translation = translate::translate(&out.kube, &options.kube);
     for d in &translation.diagnostics {
-        let location = kube_origins.get(&d.object).map(|(at, doc, prefix)| {
-            let mut path = prefix.clone();
-            path.extend(parse_path(&d.field));
-            Location {
-                file: at.file.clone(),
-                pos: Some(doc.position(&path)),
-            }
+        let location = sites.get(&d.object).map(|(at, site)| Location {
+            file: at.file.clone(),
+            pos: site.position(&parse_path(&d.field)).or(at.pos),
         });
         out.diagnostics.push(Diagnostic {
             severity: d.severity,
@@ -318,12 +479,12 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
             message: d.message.clone(),
         });
     }
-    for mut object in native
-        .into_iter()
-        .map(|(o, at)| (o, Some(at)))
-        .chain(translation.objects.into_iter().map(|o| (o, None)))
-    {
-        let key = object.0.key();
+    let native = results
+        .iter()
+        .flat_map(|r| r.native.iter().map(|(o, at)| (Arc::clone(o), Some(at))));
+    let translated = translation.objects.into_iter().map(|o| (Arc::new(o), None));
+    for (object, at) in native.chain(translated) {
+        let key = object.key();
         if let Some(first) = out.origins.get(&key).map(ToString::to_string).or_else(|| {
             out.objects
                 .contains_key(&key)
@@ -331,18 +492,17 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
         }) {
             out.diagnostics.push(Diagnostic {
                 severity: Severity::Error,
-                location: object.1.clone(),
+                location: at.cloned(),
                 object: Some(key.to_string()),
                 field: "name".into(),
                 message: format!("duplicate name: {key} is already defined at {first}"),
             });
             continue;
         }
-        if let Some(at) = object.1.take() {
-            add_origin(&mut object.0, &at);
-            out.origins.insert(key.clone(), at);
+        if let Some(at) = at {
+            out.origins.insert(key.clone(), at.clone());
         }
-        out.objects.insert(key, Arc::new(object.0));
+        out.objects.insert(key, object);
     }
     out.diagnostics.sort();
     out.diagnostics.dedup();

@@ -121,7 +121,11 @@ impl Reconciler {
             loaded
                 .objects
                 .iter()
-                .filter(|(k, o)| model.get(k).is_none_or(|old| old != *o))
+                .filter(|(k, o)| {
+                    model
+                        .get(k)
+                        .is_none_or(|old| !Arc::ptr_eq(old, o) && old != *o)
+                })
                 .map(|(_, o)| Change::Upsert(Arc::clone(o))),
         );
         let changed = changes.len();
@@ -300,6 +304,7 @@ impl FileSource {
             interest,
             batches: 0,
             last: None,
+            cache: load::Cache::default(),
             sink,
         };
         worker.reload();
@@ -336,13 +341,15 @@ struct Worker<S> {
     interest: Arc<Mutex<Interest>>,
     batches: u64,
     last: Option<Outcome>,
+    /// Parsed files, so a reload parses only what changed.
+    cache: load::Cache,
     sink: S,
 }
 
 impl<S: Sink> Worker<S> {
     fn reload(&mut self) {
         let started = Instant::now();
-        let loaded = load::load(&self.source.paths, &self.source.load);
+        let loaded = self.cache.load(&self.source.paths, &self.source.load);
         let took = started.elapsed();
         self.update_watches(&loaded);
         let before = self.reconciler.snapshot().version();

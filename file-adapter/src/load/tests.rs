@@ -225,3 +225,36 @@ fn a_missing_path_is_an_error() {
             .contains("/nonexistent/xdsc: cannot read")
     );
 }
+
+#[test]
+fn the_cache_reparses_only_what_changed_even_within_one_clock_tick() {
+    let dir = Dir::new(&[
+        ("a.yaml", "kind: Cluster\nname: aaa\n"),
+        ("b.yaml", "kind: Cluster\nname: web\n"),
+    ]);
+    let mut cache = Cache::default();
+    let first = cache.load(std::slice::from_ref(&dir.0), &LoadOptions::default());
+    // Same size, same inode, same modification time (two writes in one clock tick): only the
+    // content tells.
+    let a = dir.0.join("a.yaml");
+    let before = std::fs::metadata(&a).unwrap().modified().unwrap();
+    std::fs::write(&a, "kind: Cluster\nname: bbb\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    let second = cache.load(std::slice::from_ref(&dir.0), &LoadOptions::default());
+    let keys: Vec<String> = second.objects.keys().map(ToString::to_string).collect();
+    assert_eq!(keys, ["Cluster/bbb", "Cluster/web"]);
+    let web = ObjectKey::new(Kind::Cluster, "web");
+    assert!(
+        Arc::ptr_eq(&first.objects[&web], &second.objects[&web]),
+        "b.yaml was not parsed again"
+    );
+    std::fs::remove_file(dir.0.join("b.yaml")).unwrap();
+    let third = cache.load(std::slice::from_ref(&dir.0), &LoadOptions::default());
+    assert_eq!(third.objects.len(), 1, "a deleted file leaves the cache");
+    assert_eq!(cache.files.len(), 1);
+}

@@ -1,0 +1,164 @@
+//! `xdsc-file-reload`: how long `xdsc-file serve` takes from a saved file to a published
+//! snapshot, on a generated folder of `--services` services (one JSON file each: cluster,
+//! endpoints, virtual host), with the real file source (inotify, hold-off, reload, compile).
+//!
+//! It writes the folder, measures a cold load and compile, starts the live source, then makes
+//! `--rounds` one-endpoint edits (an editor's atomic save) and reports, for each, the time until
+//! the new snapshot is published, and the source's own reload time (read everything, compile
+//! incrementally).
+//!
+//! ```text
+//! cargo run --release -p xdsc-benches --bin xdsc-file-reload -- --services 10000 --rounds 9
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use xdsc_core::compile::Compiled;
+use xdsc_core::model::{Change, Kind, Object};
+use xdsc_file::load::{self, LoadOptions};
+use xdsc_file::source::{FileSource, Report, Sink, SourceOptions};
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+/// The JSON file of service `i`: its cluster, endpoints and virtual host.
+fn service_file(objects: &[&Object]) -> String {
+    serde_json::to_string_pretty(objects).expect("objects serialize")
+}
+
+struct Channel(mpsc::Sender<Instant>, mpsc::Sender<Duration>);
+
+impl Sink for Channel {
+    fn publish(&mut self, _: xdsc_core::snapshot::Snapshot) {
+        let _ = self.0.send(Instant::now());
+    }
+    fn report(&mut self, report: Report<'_>) {
+        let _ = self.1.send(report.took);
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |pages| pages * 4096.0 / (1 << 20) as f64)
+}
+
+fn main() {
+    let n = arg("--services", 1000);
+    let rounds = arg("--rounds", 5);
+    let seed = 0x5EED_0001;
+    let model = xdsc_benches::services(n, 10, seed);
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("xdsc-file-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("folder");
+    for o in model.of_kind(Kind::Listener) {
+        write_atomic(&dir.join("listener.json"), &service_file(&[o]));
+    }
+    let file_of = |i: usize, m: &xdsc_core::model::Model| {
+        let name = xdsc_benches::service_name(i);
+        let vh = xdsc_benches::vhost_name(i);
+        let get = |kind: Kind, name: &str| {
+            m.get(&xdsc_core::model::ObjectKey::new(kind, name))
+                .map(|o| &**o)
+        };
+        let objects: Vec<&Object> = [
+            get(Kind::Cluster, &name),
+            get(Kind::Endpoints, &name),
+            get(Kind::VirtualHost, &vh),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        service_file(&objects)
+    };
+    for i in 0..n {
+        write_atomic(&dir.join(format!("svc-{i:05}.json")), &file_of(i, &model));
+    }
+
+    let started = Instant::now();
+    let loaded = load::load(std::slice::from_ref(&dir), &LoadOptions::default());
+    let read = started.elapsed();
+    let compiled = Compiled::new(&loaded.model());
+    let cold = started.elapsed();
+    assert!(
+        !loaded.has_errors() && !compiled.has_errors(),
+        "the generated folder is valid"
+    );
+    println!(
+        "{n} services: {} files, {} objects, {} resources; cold read {:.0} ms, read+compile {:.0} ms",
+        loaded.files.len(),
+        loaded.objects.len(),
+        compiled.snapshot().len(),
+        ms(read),
+        ms(cold)
+    );
+    drop((loaded, compiled));
+
+    let (ptx, prx) = mpsc::channel();
+    let (rtx, rrx) = mpsc::channel();
+    let source = FileSource {
+        paths: vec![dir.clone()],
+        load: LoadOptions::default(),
+        options: SourceOptions::default(),
+    };
+    let running = source.start(Channel(ptx, rtx)).expect("source starts");
+    prx.recv_timeout(Duration::from_secs(600))
+        .expect("first snapshot");
+    let _ = rrx.try_iter().count();
+    let mut model = model;
+    let (mut latency, mut reload) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let i = (round * 7919) % n;
+        let Change::Upsert(o) = xdsc_benches::endpoint_change(&model, i, seed + round as u64)
+        else {
+            unreachable!("an upsert")
+        };
+        model = model.apply([Change::Upsert(o)]);
+        let saved = Instant::now();
+        write_atomic(&dir.join(format!("svc-{i:05}.json")), &file_of(i, &model));
+        let published = prx
+            .recv_timeout(Duration::from_secs(600))
+            .expect("a new snapshot");
+        latency.push(ms(published - saved));
+        let took = rrx
+            .recv_timeout(Duration::from_secs(600))
+            .expect("a report");
+        reload.push(ms(took));
+        let _ = rrx.try_iter().count();
+    }
+    println!(
+        "one-endpoint edit, {rounds} rounds: saved -> published median {:.0} ms (max {:.0}); reload (read all + compile) median {:.0} ms; hold-off {} ms; RSS {:.0} MiB",
+        median(latency.clone()),
+        latency.iter().copied().fold(0.0, f64::max),
+        median(reload),
+        SourceOptions::default().hold_off.as_millis(),
+        rss_mib()
+    );
+    running.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
