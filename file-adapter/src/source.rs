@@ -276,8 +276,18 @@ impl FileSource {
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             tracing::trace!(event = ?res, "file event");
             let relevant = match &res {
-                // Opening and reading files (our own reloads do) changes nothing.
-                Ok(event) if matches!(event.kind, notify::EventKind::Access(_)) => false,
+                // Opening and reading files (our own reloads do) changes nothing, and neither
+                // does a metadata change (the access time a read updates, a touch; a mode
+                // change that makes a file unreadable is caught by the rescan).
+                Ok(event)
+                    if matches!(
+                        event.kind,
+                        notify::EventKind::Access(_)
+                            | notify::EventKind::Modify(notify::event::ModifyKind::Metadata(_))
+                    ) =>
+                {
+                    false
+                }
                 Ok(event) => {
                     let i = watcher_interest
                         .lock()
