@@ -18,8 +18,10 @@ print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))
 PY
 }
 
+# The version is read whole first: `envoy --version | grep -q` under pipefail fails whenever
+# grep exits before Envoy finishes writing (SIGPIPE), which made a loaded machine reinstall.
 if [ -x "$venv/bin/python" ] && bin=$(binary 2>/dev/null) && [ -x "$bin" ] \
-   && "$bin" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
+   && version=$("$bin" --version 2>/dev/null) && [[ $version == */$ENVOY_VERSION/* ]]; then
   echo "$bin"
   exit 0
 fi
