@@ -328,31 +328,70 @@ impl Cache {
         for p in paths {
             collect(p, 0, &mut files, &mut out.diagnostics, true);
         }
-        let mut results = Vec::with_capacity(files.len());
-        for file in &files {
+        // Cache hits first; the misses are parsed on every core (the order of results is the
+        // order of files whatever thread parsed them).
+        let mut results: Vec<Option<Arc<FileResult>>> = Vec::with_capacity(files.len());
+        let mut misses = Vec::new();
+        for (i, file) in files.iter().enumerate() {
             let key = FileKey::of(file);
-            let cached = self.files.get(file).filter(|(k, r)| {
+            let hit = self.files.get(file).filter(|(k, r)| {
                 Some(k) == key.as_ref()
                     && (!k.is_racy() || read(file).is_ok_and(|t| content_hash(&t) == r.hash))
                     && r.deps.iter().all(|(p, k)| FileKey::of(p) == *k)
             });
-            let result = match (cached, key) {
-                (Some((_, r)), _) => Arc::clone(r),
-                (None, key) => {
-                    let r = Arc::new(load_file(file));
-                    match key {
-                        Some(k) => {
-                            self.files.insert(file.clone(), (k, Arc::clone(&r)));
-                        }
-                        None => {
-                            self.files.remove(file);
-                        }
-                    }
-                    r
-                }
-            };
-            results.push(result);
+            results.push(hit.map(|(_, r)| Arc::clone(r)));
+            if results[i].is_none() {
+                misses.push((i, file, key));
+            }
         }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = misses.len().div_ceil(threads).max(16);
+        let parsed: Vec<Vec<FileResult>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = misses
+                .chunks(chunk)
+                .map(|part| {
+                    let h =
+                        scope.spawn(move || part.iter().map(|(_, f, _)| load_file(f)).collect());
+                    (part, h)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(part, h)| {
+                    // A parse never panics; were one to, its files are reported, not lost or
+                    // paired with another file's objects.
+                    h.join().unwrap_or_else(|_| {
+                        part.iter()
+                            .map(|(_, f, _)| FileResult {
+                                diagnostics: vec![Diagnostic::error(
+                                    Location {
+                                        file: (*f).clone(),
+                                        pos: None,
+                                    },
+                                    None,
+                                    String::new(),
+                                    "internal error while parsing this file".into(),
+                                )],
+                                ..FileResult::default()
+                            })
+                            .collect()
+                    })
+                })
+                .collect()
+        });
+        for ((i, file, key), result) in misses.into_iter().zip(parsed.into_iter().flatten()) {
+            let r = Arc::new(result);
+            match key {
+                Some(k) => {
+                    self.files.insert(file.clone(), (k, Arc::clone(&r)));
+                }
+                None => {
+                    self.files.remove(file);
+                }
+            }
+            results[i] = Some(r);
+        }
+        let results: Vec<Arc<FileResult>> = results.into_iter().flatten().collect();
         self.files.retain(|f, _| files.contains(f));
         out.files = files;
         assemble(out, &results, options)
