@@ -8,13 +8,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_owned())
-}
+use xdsc_examples::arg;
 
 fn answer(stream: TcpStream, name: &str) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);

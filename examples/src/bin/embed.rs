@@ -17,6 +17,8 @@ use xdsc_core::model::{
 };
 use xdsc_server::{Publisher, XdsServer};
 
+use xdsc_examples::arg;
+
 fn endpoints(name: &str, port: u16) -> Object {
     Object::Endpoints(Endpoints {
         name: name.into(),
@@ -45,14 +47,6 @@ fn site(canary_weight: u32) -> VirtualHost {
     let mut vh = VirtualHost::new("site", ["http"], ["*"]);
     vh.routes.push(route);
     vh
-}
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_owned())
 }
 
 #[tokio::main]
