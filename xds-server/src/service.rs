@@ -186,6 +186,15 @@ impl Shared {
         let node = node.unwrap_or_default();
         let wanted = (self.selector)(&node);
         let mut added = self.publisher.fleets_added();
+        // Nothing is answered before the first snapshot is published: an empty answer would
+        // make a reconnecting Envoy drop every cluster and listener it holds (a control plane
+        // restarting before its sources have synced). The client's requests wait in the
+        // transport meanwhile.
+        while !self.publisher.is_ready() {
+            if added.changed().await.is_err() {
+                return Ok(());
+            }
+        }
         let (mut fleet, mut cell) = self.publisher.watch(&wanted);
         let snapshot = cell.borrow_and_update().clone();
         let mut stream = Stream::new(W::VARIANT, only, self.limits, snapshot);

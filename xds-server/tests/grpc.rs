@@ -421,6 +421,48 @@ async fn a_stream_on_the_default_fallback_switches_when_its_fleet_is_published()
 }
 
 #[tokio::test]
+async fn nothing_is_sent_before_the_first_snapshot_is_published() {
+    let publisher = Publisher::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(XdsServer::new(publisher.clone()).serve(listener, std::future::pending()));
+    // An Envoy reconnecting over delta with the endpoints of an earlier run, to a server that
+    // has published nothing yet: removing them now would leave its clusters without hosts.
+    let (tx, rx) = mpsc::channel(16);
+    tx.send(DeltaDiscoveryRequest {
+        node: node("early"),
+        type_url: T::Endpoint.type_url().into(),
+        resource_names_subscribe: vec!["a".into()],
+        initial_resource_versions: [("a".to_owned(), "v-earlier".to_owned())].into(),
+        ..Default::default()
+    })
+    .await
+    .expect("send");
+    let mut rx = client(port)
+        .await
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .expect("stream")
+        .into_inner();
+    let early = tokio::time::timeout(Duration::from_millis(300), rx.message()).await;
+    assert!(
+        early.is_err(),
+        "nothing before a snapshot exists: {early:?}"
+    );
+    publisher.publish("default", snapshot("a", &["a"], 80));
+    let eds = next_delta(&mut rx).await;
+    assert_eq!(eds.type_url, T::Endpoint.type_url());
+    assert!(eds.removed_resources.is_empty(), "{eds:?}");
+    assert_eq!(
+        eds.resources.len(),
+        1,
+        "the first published snapshot's endpoints"
+    );
+}
+
+#[tokio::test]
 async fn too_many_names_end_the_stream_with_a_clear_status() {
     let s = server(
         snapshot("a", &["a"], 80),
