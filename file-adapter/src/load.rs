@@ -759,12 +759,29 @@ fn inline_pem_files(
         let Value::String(name) = reference else {
             return Err((path, "must be a file path".into()));
         };
-        let full = dir.join(&name);
+        let full = resolve(&dir.join(&name));
         files.insert(full.clone());
         let pem = read(&full).map_err(|e| (path.clone(), e))?;
         s.insert(inline_key.into(), Value::String(pem));
     }
     Ok(())
+}
+
+/// A referenced file's path with `.` and `..` resolved lexically, so that watching it watches
+/// the right folder. Symbolic links are kept: a Kubernetes volume's `tls.crt` is a link into
+/// `..data/`, which is swapped on update, and that swap happens in the link's own folder.
+fn resolve(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn read(file: &Path) -> Result<String, String> {

@@ -253,11 +253,17 @@ enum Signal {
 struct Interest {
     dirs: Vec<PathBuf>,
     files: BTreeSet<PathBuf>,
+    /// The folders of `files`: any entry changing there matters, because a Kubernetes
+    /// volume (a Secret or ConfigMap mount) updates a file by swapping a `..data` symlink
+    /// beside it, not by writing the file.
+    parents: BTreeSet<PathBuf>,
 }
 
 impl Interest {
     fn wants(&self, path: &Path) -> bool {
-        self.files.contains(path) || self.dirs.iter().any(|d| path.starts_with(d))
+        self.files.contains(path)
+            || path.parent().is_some_and(|p| self.parents.contains(p))
+            || self.dirs.iter().any(|d| path.starts_with(d))
     }
 }
 
@@ -427,8 +433,17 @@ impl<S: Sink> Worker<S> {
                 Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "cannot watch"),
             }
         }
+        let parents = files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .filter(|p| !dirs.iter().any(|d| p.starts_with(d)))
+            .collect();
         let mut i = self.interest.lock().unwrap_or_else(PoisonError::into_inner);
-        *i = Interest { dirs, files };
+        *i = Interest {
+            dirs,
+            files,
+            parents,
+        };
     }
 
     fn status(&self, outcome: &Outcome) -> Value {

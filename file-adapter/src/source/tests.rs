@@ -170,3 +170,96 @@ fn the_live_source_follows_edits_renames_and_deletes() {
     assert_eq!(clusters(&s), ["api"]);
     running.stop();
 }
+
+#[test]
+fn pem_files_a_secret_names_are_watched_even_outside_the_folder() {
+    let dir = Dir::new(&[
+        (
+            "conf/secret.yaml",
+            "kind: Secret\nname: cert\ntls_certificate:\n  certificate_chain_file: ../pki/tls.crt\n  private_key_file: ../pki/tls.key\n",
+        ),
+        (
+            "pki/tls.crt",
+            "-----BEGIN CERTIFICATE-----\nb25l\n-----END CERTIFICATE-----\n",
+        ),
+        (
+            "pki/tls.key",
+            "-----BEGIN PRIVATE KEY-----\na2V5\n-----END PRIVATE KEY-----\n",
+        ),
+    ]);
+    let (stx, srx) = mpsc::channel();
+    let (rtx, _rrx) = mpsc::channel();
+    let source = FileSource {
+        paths: vec![dir.0.join("conf")],
+        load: LoadOptions::default(),
+        options: SourceOptions {
+            hold_off: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+            rescan: Duration::from_secs(3600),
+        },
+    };
+    let running = source.start(ChannelSink(stx, rtx)).unwrap();
+    let first = srx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let version = |s: &Snapshot| s.get(ResourceType::Secret, "cert").map(|r| r.version());
+    assert!(version(&first).is_some());
+    // A certificate rotation: only the PEM file changes, outside the watched folder.
+    std::fs::write(
+        dir.0.join("pki/tls.crt"),
+        "-----BEGIN CERTIFICATE-----\ndHdv\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let rotated = srx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the rotation is seen");
+    assert_ne!(version(&rotated), version(&first));
+    running.stop();
+}
+
+#[test]
+fn a_kubernetes_volume_update_by_symlink_swap_is_seen() {
+    // How the kubelet lays out a Secret volume: tls.crt -> ..data/tls.crt, ..data -> ..v1.
+    let cert = |n: &str| format!("-----BEGIN CERTIFICATE-----\n{n}\n-----END CERTIFICATE-----\n");
+    let key = "-----BEGIN PRIVATE KEY-----\na2V5\n-----END PRIVATE KEY-----\n";
+    let dir = Dir::new(&[
+        (
+            "conf/secret.yaml",
+            "kind: Secret\nname: cert\ntls_certificate:\n  certificate_chain_file: /VOL/tls.crt\n  private_key_file: /VOL/tls.key\n",
+        ),
+        ("vol/..v1/tls.crt", &cert("b25l")),
+        ("vol/..v1/tls.key", key),
+    ]);
+    let vol = dir.0.join("vol");
+    let secret = dir.0.join("conf/secret.yaml");
+    let text = std::fs::read_to_string(&secret).unwrap();
+    std::fs::write(&secret, text.replace("/VOL", &vol.display().to_string())).unwrap();
+    std::os::unix::fs::symlink("..v1", vol.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/tls.crt", vol.join("tls.crt")).unwrap();
+    std::os::unix::fs::symlink("..data/tls.key", vol.join("tls.key")).unwrap();
+
+    let (stx, srx) = mpsc::channel();
+    let (rtx, _rrx) = mpsc::channel();
+    let source = FileSource {
+        paths: vec![dir.0.join("conf")],
+        load: LoadOptions::default(),
+        options: SourceOptions {
+            hold_off: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+            rescan: Duration::from_secs(3600),
+        },
+    };
+    let running = source.start(ChannelSink(stx, rtx)).unwrap();
+    let first = srx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let version = |s: &Snapshot| s.get(ResourceType::Secret, "cert").map(|r| r.version());
+    assert!(version(&first).is_some(), "the secret is served");
+    // The update: a new timestamped folder, then an atomic swap of ..data.
+    std::fs::create_dir(vol.join("..v2")).unwrap();
+    std::fs::write(vol.join("..v2/tls.crt"), cert("dHdv")).unwrap();
+    std::fs::write(vol.join("..v2/tls.key"), key).unwrap();
+    std::os::unix::fs::symlink("..v2", vol.join("..data_tmp")).unwrap();
+    std::fs::rename(vol.join("..data_tmp"), vol.join("..data")).unwrap();
+    let rotated = srx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the swap is seen");
+    assert_ne!(version(&rotated), version(&first));
+    running.stop();
+}
