@@ -432,12 +432,15 @@ fn load_file(file: &Path) -> FileResult {
         text: Arc::clone(&text),
         docs: std::sync::OnceLock::new(),
     });
+    // An object's own start (a path of at most two levels: a list item, a `kind: List`
+    // item) is known from the fast parse; anything deeper asks for the recording parse.
     let position = |doc: usize, path: &[Segment]| {
-        if path.is_empty() {
-            // A document's start is known without positions.
-            return docs[doc].start;
+        if path.len() <= 2 {
+            return docs[doc].position(path);
         }
-        tracked.position(doc, path).unwrap_or(docs[doc].start)
+        tracked
+            .position(doc, path)
+            .unwrap_or_else(|| docs[doc].position(path))
     };
     let mut pem_files = BTreeSet::new();
     for (index, doc) in docs.iter().enumerate() {

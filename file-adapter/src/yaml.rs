@@ -91,11 +91,6 @@ pub struct Document {
 }
 
 impl Document {
-    /// Drops the recorded positions (what [`parse_values`] gives).
-    pub fn forget_positions(&mut self) {
-        self.positions.clear();
-    }
-
     /// Where the node at `path` was written: for a mapping entry its key, for a sequence item
     /// its start. A path that does not exist is answered with its longest existing prefix.
     pub fn position(&self, path: &[Segment]) -> Pos {
@@ -152,13 +147,18 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
     parse_with(text, true)
 }
 
-/// [`parse`] without recording where each node is, several times faster: a document's
-/// [`Document::position`] is then its start for every path. For reading many files where
-/// positions are needed only for the rare error (parse that file again with [`parse`]).
+/// [`parse`] recording positions only two levels deep (where the objects of a list document
+/// or a `kind: List` start), several times faster: [`Document::position`] of a deeper path
+/// answers its top-two-level prefix. For reading many files where exact positions are needed
+/// only for the rare error (parse that file again with [`parse`]).
 ///
 /// ```
-/// let fast = xdsc_file::yaml::parse_values("a: [1, 2]\n").unwrap();
-/// assert_eq!(fast, xdsc_file::yaml::parse("a: [1, 2]\n").unwrap().into_iter().map(|mut d| { d.forget_positions(); d }).collect::<Vec<_>>());
+/// use xdsc_file::yaml::{Segment, parse_values};
+/// let docs = parse_values("- a: {b: 1}\n- a: {b: 2}\n").unwrap();
+/// assert_eq!(docs[0].value[1]["a"]["b"], 2);
+/// assert_eq!(docs[0].position(&[Segment::Index(1)]).line, 2, "an item's start is known");
+/// let deep = [Segment::Index(1), Segment::Key("a".into()), Segment::Key("b".into())];
+/// assert_eq!(docs[0].position(&deep).column, 3, "deeper: its second-level prefix");
 /// ```
 pub fn parse_values(text: &str) -> Result<Vec<Document>, SyntaxError> {
     parse_with(text, false)
@@ -218,6 +218,13 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
+    /// Whether the children of a container at `depth` get positions: always when tracking,
+    /// else only the top two levels (the items of a list document, of a `kind: List`), which
+    /// is what an object's own position needs and costs next to nothing.
+    fn records(&self, depth: usize) -> bool {
+        self.track || depth < 2
+    }
+
     fn next(&mut self) -> Result<(Event<'a>, Span), SyntaxError> {
         match self.parser.next_event() {
             Some(Ok(e)) => Ok(e),
@@ -284,12 +291,13 @@ impl<'a> Builder<'a> {
                     if matches!(event, Event::SequenceEnd) {
                         break;
                     }
-                    if self.track {
+                    let record = self.records(depth);
+                    if record {
                         self.path.push(Segment::Index(items.len()));
                         self.positions.insert(self.path.clone(), pos(&span));
                     }
                     let item = self.node(event, span, depth + 1)?;
-                    if self.track {
+                    if record {
                         self.path.pop();
                     }
                     items.push(item);
@@ -341,13 +349,14 @@ impl<'a> Builder<'a> {
                     message: format!("duplicate key {key:?}"),
                 });
             }
-            if self.track {
+            let record = self.records(depth);
+            if record {
                 self.path.push(Segment::Key(key.clone()));
                 self.positions.insert(self.path.clone(), pos(&span));
             }
             let (event, vspan) = self.next()?;
             let value = self.node(event, vspan, depth + 1)?;
-            if self.track {
+            if record {
                 self.path.pop();
             }
             if key == "<<" {

@@ -98,6 +98,7 @@ fn syntax_errors_and_wrong_types() {
         ("a.yaml", "kind: Cluster\nname: [unclosed\n"),
         ("b.yaml", "kind: Listener\nname: l\nport: eighty\n"),
         ("c.yaml", "- just\n- kind: Cluster\n  name: listed\n"),
+        ("d.json", "{\"kind\": \"Cluster\",,\n \"name\": \"x\"}"),
     ]);
     assert_eq!(keys, ["Cluster/listed"], "a list holds one object per item");
     assert!(
@@ -109,6 +110,11 @@ fn syntax_errors_and_wrong_types() {
         diags[1].starts_with("error: b.yaml:3:1: Listener/l: port: invalid type"),
         "{}",
         diags[1]
+    );
+    assert!(
+        diags[3].starts_with("error: d.json:1:20: invalid YAML"),
+        "{}",
+        diags[3]
     );
     assert!(
         diags[2].contains("c.yaml:1:3: a document must be a mapping"),
