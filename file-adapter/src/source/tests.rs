@@ -97,6 +97,24 @@ impl Sink for ChannelSink {
     }
 }
 
+/// Starts the live source on `folder` with short timings and a rescan too long to matter, so
+/// a test passes on file events alone: the handle, the snapshots and the status reports.
+fn watch(folder: &Path) -> (Running, Receiver<Snapshot>, Receiver<Value>) {
+    let (stx, srx) = mpsc::channel();
+    let (rtx, rrx) = mpsc::channel();
+    let source = FileSource {
+        paths: vec![folder.to_owned()],
+        load: LoadOptions::default(),
+        options: SourceOptions {
+            hold_off: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+            rescan: Duration::from_secs(3600),
+        },
+    };
+    let running = source.start(ChannelSink(stx, rtx)).unwrap();
+    (running, srx, rrx)
+}
+
 fn next_status(rx: &Receiver<Value>, want: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -119,19 +137,7 @@ fn clusters(s: &Snapshot) -> Vec<String> {
 #[test]
 fn the_live_source_follows_edits_renames_and_deletes() {
     let dir = Dir::new(&[("conf/a.yaml", GOOD)]);
-    let (stx, srx) = mpsc::channel();
-    let (rtx, rrx) = mpsc::channel();
-    let source = FileSource {
-        paths: vec![dir.0.join("conf")],
-        load: LoadOptions::default(),
-        options: SourceOptions {
-            hold_off: Duration::from_millis(50),
-            max_delay: Duration::from_millis(500),
-            // Long: this test must pass on events alone.
-            rescan: Duration::from_secs(3600),
-        },
-    };
-    let running = source.start(ChannelSink(stx, rtx)).unwrap();
+    let (running, srx, rrx) = watch(&dir.0.join("conf"));
     let first = srx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(clusters(&first), ["web"]);
 
@@ -187,18 +193,7 @@ fn pem_files_a_secret_names_are_watched_even_outside_the_folder() {
             "-----BEGIN PRIVATE KEY-----\na2V5\n-----END PRIVATE KEY-----\n",
         ),
     ]);
-    let (stx, srx) = mpsc::channel();
-    let (rtx, _rrx) = mpsc::channel();
-    let source = FileSource {
-        paths: vec![dir.0.join("conf")],
-        load: LoadOptions::default(),
-        options: SourceOptions {
-            hold_off: Duration::from_millis(50),
-            max_delay: Duration::from_millis(500),
-            rescan: Duration::from_secs(3600),
-        },
-    };
-    let running = source.start(ChannelSink(stx, rtx)).unwrap();
+    let (running, srx, _rrx) = watch(&dir.0.join("conf"));
     let first = srx.recv_timeout(Duration::from_secs(5)).unwrap();
     let version = |s: &Snapshot| s.get(ResourceType::Secret, "cert").map(|r| r.version());
     assert!(version(&first).is_some());
@@ -236,18 +231,7 @@ fn a_kubernetes_volume_update_by_symlink_swap_is_seen() {
     std::os::unix::fs::symlink("..data/tls.crt", vol.join("tls.crt")).unwrap();
     std::os::unix::fs::symlink("..data/tls.key", vol.join("tls.key")).unwrap();
 
-    let (stx, srx) = mpsc::channel();
-    let (rtx, _rrx) = mpsc::channel();
-    let source = FileSource {
-        paths: vec![dir.0.join("conf")],
-        load: LoadOptions::default(),
-        options: SourceOptions {
-            hold_off: Duration::from_millis(50),
-            max_delay: Duration::from_millis(500),
-            rescan: Duration::from_secs(3600),
-        },
-    };
-    let running = source.start(ChannelSink(stx, rtx)).unwrap();
+    let (running, srx, _rrx) = watch(&dir.0.join("conf"));
     let first = srx.recv_timeout(Duration::from_secs(5)).unwrap();
     let version = |s: &Snapshot| s.get(ResourceType::Secret, "cert").map(|r| r.version());
     assert!(version(&first).is_some(), "the secret is served");
