@@ -60,6 +60,10 @@ type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> +
 /// one unacknowledged response per type, an honest client never fills it.
 const OUTBOUND: usize = 5;
 
+/// How many requests a stream may send before the first snapshot is published (one per type
+/// and a few more; an honest Envoy sends one per type it subscribes to).
+const EARLY_REQUESTS: usize = 16;
+
 fn status(e: ProtocolError) -> Status {
     match e {
         ProtocolError::TooManyNames { .. } => Status::resource_exhausted(e.to_string()),
@@ -186,13 +190,26 @@ impl Shared {
         let node = node.unwrap_or_default();
         let wanted = (self.selector)(&node);
         let mut added = self.publisher.fleets_added();
-        // Nothing is answered before the first snapshot is published: an empty answer would
-        // make a reconnecting Envoy drop every cluster and listener it holds (a control plane
-        // restarting before its sources have synced). The client's requests wait in the
-        // transport meanwhile.
+        // Nothing is answered before the first snapshot is published: against the empty
+        // placeholder a reconnecting Envoy would be told to drop what it holds (a control
+        // plane restarting before its sources have synced). Requests that arrive meanwhile
+        // are kept, a few at most, and reading on notices a client that leaves (or a
+        // graceful shutdown closing the stream).
+        let mut early = Vec::new();
         while !self.publisher.is_ready() {
-            if added.changed().await.is_err() {
-                return Ok(());
+            tokio::select! {
+                changed = added.changed() => if changed.is_err() {
+                    return Ok(());
+                },
+                message = inbound.message() => match message? {
+                    Some(m) if early.len() < EARLY_REQUESTS => early.push(m),
+                    Some(_) => {
+                        return Err(Status::resource_exhausted(
+                            "too many requests before the first snapshot was published",
+                        ));
+                    }
+                    None => return Ok(()),
+                },
             }
         }
         let (mut fleet, mut cell) = self.publisher.watch(&wanted);
@@ -208,6 +225,11 @@ impl Shared {
         tracing::info!(node = %node.id, cluster = %node.cluster, fleet = %fleet, variant = ?W::VARIANT, "xDS stream opened");
         let mut permit = Permit::new(self.publisher.metrics.clone());
         let mut step = self.step::<W>(&mut stream, request)?;
+        for m in early {
+            self.emit::<W>(&mut stream, id, &node, step, tx, &mut permit)
+                .await?;
+            step = self.step::<W>(&mut stream, W::decode(m).1)?;
+        }
         loop {
             self.emit::<W>(&mut stream, id, &node, step, tx, &mut permit)
                 .await?;

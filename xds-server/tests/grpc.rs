@@ -451,6 +451,14 @@ async fn nothing_is_sent_before_the_first_snapshot_is_published() {
         early.is_err(),
         "nothing before a snapshot exists: {early:?}"
     );
+    // A request sent while waiting is kept and answered once there is a snapshot.
+    tx.send(DeltaDiscoveryRequest {
+        type_url: T::Cluster.type_url().into(),
+        ..Default::default()
+    })
+    .await
+    .expect("send");
+    tokio::time::sleep(Duration::from_millis(100)).await;
     publisher.publish("default", snapshot("a", &["a"], 80));
     let eds = next_delta(&mut rx).await;
     assert_eq!(eds.type_url, T::Endpoint.type_url());
@@ -460,6 +468,13 @@ async fn nothing_is_sent_before_the_first_snapshot_is_published() {
         1,
         "the first published snapshot's endpoints"
     );
+    let cds = next_delta(&mut rx).await;
+    assert_eq!(
+        cds.type_url,
+        T::Cluster.type_url(),
+        "the early request is answered"
+    );
+    assert_eq!(cds.resources.len(), 1);
 }
 
 #[tokio::test]
