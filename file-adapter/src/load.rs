@@ -563,12 +563,13 @@ fn kube_error(
         .unwrap_or("?");
     let (field, message) = match e {
         translate::ParseError::Invalid { path, message, .. } => (path.clone(), message.clone()),
-        translate::ParseError::Unsupported { .. } => (
-            "kind".to_owned(),
-            format!(
-                "{e}; supported: Ingress, IngressClass, Service, EndpointSlice, Secret, Gateway, GatewayClass, HTTPRoute"
-            ),
-        ),
+        translate::ParseError::Unsupported { .. } => {
+            let kinds: Vec<&str> = translate::SUPPORTED_KINDS.iter().map(|(_, k)| *k).collect();
+            (
+                "kind".to_owned(),
+                format!("{e}; supported: {}", kinds.join(", ")),
+            )
+        }
     };
     let path = parse_path(&field);
     let mut d = Diagnostic::error(at(&path), Some(format!("{kind} {name}")), field, message);
