@@ -30,21 +30,6 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-async fn signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -106,7 +91,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_FAILURE);
                 }
             };
-            let result = runtime.block_on(serve(config, signal()));
+            let result = runtime.block_on(serve(config, xdsc_server::shutdown_signal()));
             // Tasks still running (admin requests in flight) do not hold the exit up.
             runtime.shutdown_timeout(std::time::Duration::from_secs(1));
             match result {

@@ -411,6 +411,36 @@ impl Translator {
         out
     }
 
+    /// The objects of `kind` that some unit reads by identity, held or not, sorted: what
+    /// the translation refers to now. The controller keeps the data of only the Secrets
+    /// listed here, and reads a Secret when it appears here.
+    ///
+    /// ```
+    /// use xdsc_kube::translate::{KubeObject, ObjectRef, Options};
+    /// use xdsc_kube::translator::{ObjectChange, Translator};
+    /// let mut t = Translator::new(Options::default());
+    /// t.apply([ObjectChange::upsert(KubeObject::from_value(serde_json::json!({
+    ///     "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+    ///     "spec": {"tls": [{"hosts": ["a.example"], "secretName": "a-cert"}],
+    ///         "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+    /// })).unwrap(), None)]);
+    /// let secrets: Vec<_> = t.referenced("Secret").cloned().collect();
+    /// assert_eq!(secrets, [ObjectRef::new("Secret", Some("default"), "a-cert")]);
+    /// ```
+    pub fn referenced<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a ObjectRef> + 'a {
+        let lo = Dep::Object(ObjectRef {
+            kind: kind.to_owned(),
+            namespace: None,
+            name: String::new(),
+        });
+        self.readers
+            .range(lo..)
+            .map_while(move |(dep, _)| match dep {
+                Dep::Object(id) if id.kind == kind => Some(id),
+                _ => None,
+            })
+    }
+
     /// Drops every dep of one kind from the index (a broken translator), for the test that
     /// shows the property test catches a missing edge.
     #[cfg(feature = "proptest")]

@@ -2,11 +2,12 @@
 //!
 //! | path | answer |
 //! |---|---|
-//! | `GET /healthz` | 200 while the process works |
-//! | `GET /readyz` | 200 once a snapshot is published, 503 before |
+//! | `GET /healthz` | 200 while the process works (and the embedder's sources are alive) |
+//! | `GET /readyz` | 200 once a snapshot is published (and the embedder's sources are ready), 503 with the reasons before |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /debug/snapshot` | each fleet's snapshot as Envoy JSON, secrets redacted |
 //! | `GET /debug/clients` | each stream: node, fleet, subscriptions, versions sent and acknowledged, last NACK |
+//! | `GET /debug/sources` | the embedder's sources (with [`Admin::with_sources`]) |
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,12 +26,44 @@ use crate::publish::Publisher;
 /// Extra JSON an embedder adds to `/debug/snapshot` (for example its sources' errors).
 pub type DebugExtra = Arc<dyn Fn() -> Value + Send + Sync>;
 
+/// What an embedder's sources tell the admin endpoints: whether they are ready and alive
+/// (with the reasons when not), their state, and metrics of their own.
+///
+/// ```
+/// use xdsc_server::SourceHealth;
+/// struct Always;
+/// impl SourceHealth for Always {
+///     fn ready(&self) -> Result<(), String> { Ok(()) }
+///     fn alive(&self) -> Result<(), String> { Ok(()) }
+///     fn status(&self) -> serde_json::Value { serde_json::json!({"kind": "always"}) }
+/// }
+/// let admin = xdsc_server::XdsServer::new(xdsc_server::Publisher::new())
+///     .admin()
+///     .with_sources(std::sync::Arc::new(Always));
+/// # let _ = admin;
+/// ```
+pub trait SourceHealth: Send + Sync + 'static {
+    /// `Ok` once every source has synced and is healthy; otherwise why not (`/readyz`
+    /// answers 503 with it).
+    fn ready(&self) -> Result<(), String>;
+    /// `Ok` while the sources work; otherwise why not (`/healthz` answers 503 with it, so
+    /// that a supervisor restarts the process).
+    fn alive(&self) -> Result<(), String>;
+    /// The sources' state as JSON (`/debug/sources`, and `sources` in `/debug/snapshot`).
+    fn status(&self) -> Value;
+    /// Prometheus text appended to `/metrics`.
+    fn metrics(&self) -> String {
+        String::new()
+    }
+}
+
 /// What the admin endpoints read.
 #[derive(Clone)]
 pub struct Admin {
     pub(crate) publisher: Publisher,
     pub(crate) clients: Clients,
     pub(crate) extra: Option<DebugExtra>,
+    pub(crate) sources: Option<Arc<dyn SourceHealth>>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -64,23 +97,53 @@ impl Admin {
         self
     }
 
+    /// Adds the embedder's sources: `/readyz` also waits for them, `/healthz` fails when
+    /// they are not alive, `/debug/sources` shows them, `/metrics` adds theirs.
+    pub fn with_sources(mut self, sources: Arc<dyn SourceHealth>) -> Admin {
+        self.sources = Some(sources);
+        self
+    }
+
     /// Answers one request.
     pub fn handle(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
         if method != Method::GET {
             return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "only GET\n");
         }
         match path {
-            "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
-            "/readyz" if self.publisher.is_ready() => {
-                respond(StatusCode::OK, "text/plain", "ready\n")
+            "/healthz" => match self.sources.as_ref().map_or(Ok(()), |s| s.alive()) {
+                Ok(()) => respond(StatusCode::OK, "text/plain", "ok\n"),
+                Err(why) => respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("{why}\n"),
+                ),
+            },
+            "/readyz" => {
+                let mut reasons = Vec::new();
+                if let Some(Err(why)) = self.sources.as_ref().map(|s| s.ready()) {
+                    reasons.push(why);
+                } else if !self.publisher.is_ready() {
+                    reasons.push("no snapshot published yet".to_owned());
+                }
+                if reasons.is_empty() {
+                    respond(StatusCode::OK, "text/plain", "ready\n")
+                } else {
+                    respond(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        format!("{}\n", reasons.join("\n")),
+                    )
+                }
             }
-            "/readyz" => respond(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                "no snapshot published yet\n",
-            ),
+            "/debug/sources" => match &self.sources {
+                Some(s) => json(&s.status()),
+                None => json(&self.extra.as_ref().map_or(Value::Null, |e| e())),
+            },
             "/metrics" => {
                 let mut text = self.publisher.metrics.render();
+                if let Some(s) = &self.sources {
+                    text.push_str(&s.metrics());
+                }
                 text.push_str(&format!(
                     "# HELP xdsc_clients Connected xDS streams in the registry.\n# TYPE xdsc_clients gauge\nxdsc_clients {}\n",
                     self.clients.len()
@@ -99,7 +162,9 @@ impl Admin {
                 }
                 let mut out = Map::new();
                 out.insert("fleets".into(), Value::Object(fleets));
-                if let Some(extra) = &self.extra {
+                if let Some(s) = &self.sources {
+                    out.insert("sources".into(), s.status());
+                } else if let Some(extra) = &self.extra {
                     out.insert("sources".into(), extra());
                 }
                 json(&Value::Object(out))

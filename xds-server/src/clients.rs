@@ -8,7 +8,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use serde_json::{Value, json};
 use xdsc_core::snapshot::ResourceType;
 
-use crate::protocol::{TypeStatus, Variant};
+use crate::protocol::{Nack, TypeStatus, Variant};
 
 #[derive(Clone, Debug)]
 struct Client {
@@ -26,6 +26,88 @@ struct Client {
 pub(crate) struct Clients {
     next: Arc<AtomicU64>,
     map: Arc<Mutex<BTreeMap<u64, Client>>>,
+    pub(crate) rejections: Rejections,
+}
+
+/// One rejection standing now: a connected Envoy's last NACK of a type, not followed by an
+/// acknowledgement of that type since.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The node id of the Envoy.
+    pub node: String,
+    /// The NACK, with Envoy's error detail and the provenance of the rejected resources.
+    pub nack: Nack,
+}
+
+/// The rejections standing now across every stream of a server
+/// ([`crate::XdsServer::rejections`]): an embedder shows them where its users look (the
+/// Kubernetes controller writes them into the status of the objects they came from). A
+/// rejection clears when the stream acknowledges that type again or ends. Cheap to clone.
+///
+/// ```
+/// let server = xdsc_server::XdsServer::new(xdsc_server::Publisher::new());
+/// let rejections = server.rejections();
+/// let changes = rejections.subscribe();
+/// assert!(rejections.current().is_empty());
+/// # drop(changes);
+/// ```
+#[derive(Clone)]
+pub struct Rejections {
+    map: Arc<Mutex<BTreeMap<(u64, ResourceType), Rejection>>>,
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for Rejections {
+    fn default() -> Self {
+        Rejections {
+            map: Arc::default(),
+            changed: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+}
+
+impl Rejections {
+    /// Every standing rejection, by stream and type.
+    pub fn current(&self) -> Vec<Rejection> {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// A receiver that sees a new value whenever the set changes.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn change(&self, f: impl FnOnce(&mut BTreeMap<(u64, ResourceType), Rejection>) -> bool) {
+        let changed = f(&mut self.map.lock().unwrap_or_else(PoisonError::into_inner));
+        if changed {
+            self.changed.send_modify(|n| *n += 1);
+        }
+    }
+
+    pub(crate) fn nack(&self, stream: u64, node: &str, nack: &Nack) {
+        let r = Rejection {
+            node: node.to_owned(),
+            nack: nack.clone(),
+        };
+        self.change(|m| m.insert((stream, nack.resource_type), r.clone()).as_ref() != Some(&r));
+    }
+
+    pub(crate) fn ack(&self, stream: u64, t: ResourceType) {
+        self.change(|m| m.remove(&(stream, t)).is_some());
+    }
+
+    pub(crate) fn ended(&self, stream: u64) {
+        self.change(|m| {
+            let before = m.len();
+            m.retain(|(s, _), _| *s != stream);
+            m.len() != before
+        });
+    }
 }
 
 /// Removes a stream from the registry when its task ends, however it ends.
@@ -41,6 +123,7 @@ impl Drop for Deregister {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.id);
+        self.clients.rejections.ended(self.id);
     }
 }
 

@@ -59,8 +59,9 @@ use envoy_types::pb::envoy::service::route::v3::route_discovery_service_server::
 use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryServiceServer;
 use tokio::net::TcpListener;
 
-pub use admin::{Admin, DebugExtra};
+pub use admin::{Admin, DebugExtra, SourceHealth};
 pub use budget::SyncLimits;
+pub use clients::{Rejection, Rejections};
 pub use connection::ConnectionOptions;
 pub use metrics::Metrics;
 pub use protocol::Limits;
@@ -73,6 +74,22 @@ pub enum Error {
     /// A socket operation failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C): what the binaries stop on.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
 
 /// The largest gRPC message accepted or sent by default (64 MiB: a route configuration of
@@ -148,12 +165,18 @@ impl XdsServer {
         &self.shared.publisher.metrics
     }
 
+    /// The rejections (NACKs) standing now on this server's streams.
+    pub fn rejections(&self) -> Rejections {
+        self.shared.clients.rejections.clone()
+    }
+
     /// The admin endpoints of this server.
     pub fn admin(&self) -> Admin {
         Admin {
             publisher: self.shared.publisher.clone(),
             clients: self.shared.clients.clone(),
             extra: None,
+            sources: None,
         }
     }
 

@@ -305,10 +305,12 @@ impl Shared {
                     version_info,
                 } => {
                     metrics.ack(*resource_type);
+                    self.clients.rejections.ack(id, *resource_type);
                     tracing::debug!(node = %node.id, r#type = %resource_type, version = %version_info, "ACK");
                 }
                 Event::Nack(n) => {
                     metrics.nack(n.resource_type);
+                    self.clients.rejections.nack(id, &node.id, n);
                     let sources: Vec<String> =
                         n.provenance.iter().map(ToString::to_string).collect();
                     tracing::warn!(node = %node.id, r#type = %n.resource_type, version = %n.version_info, detail = %n.detail, sources = ?sources, "NACK: Envoy rejected a response");
