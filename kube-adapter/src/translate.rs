@@ -1,6 +1,6 @@
 //! Kubernetes objects in, model objects and diagnostics out.
 //!
-//! [`translate`] reads every object in an [`Inputs`] and returns a [`Translation`]: the model
+//! [`full`] reads every object in an [`Inputs`] and returns a [`Translation`]: the model
 //! objects (sorted by key) and the [`Diagnostic`]s (sorted). It is a pure function of its
 //! arguments: the same inputs give byte-identical output whatever order the objects were
 //! inserted in. It does no I/O and knows nothing of files or clusters: `xdsc-file` and the
@@ -119,6 +119,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::de::DeserializeOwned;
 pub use xdsc_core::compile::Severity;
+use xdsc_core::diagnostic::{FieldPath, Problem, ToFieldPath};
 use xdsc_core::model;
 
 mod backends;
@@ -147,6 +148,94 @@ pub enum KubeObject {
     HttpRoute(Box<gateway::HttpRoute>),
 }
 
+/// A kind of Kubernetes object the translation reads: the one list of them.
+///
+/// ```
+/// use xdsc_kube::translate::KubeKind;
+/// let names: Vec<&str> = KubeKind::ALL.iter().map(|k| k.as_str()).collect();
+/// assert_eq!(names.join(", "), "Ingress, IngressClass, Service, EndpointSlice, Secret, Gateway, GatewayClass, HTTPRoute");
+/// assert_eq!(KubeKind::of("networking.k8s.io/v1", "Ingress"), Some(KubeKind::Ingress));
+/// assert_eq!(KubeKind::of("v1", "Pod"), None);
+/// assert!(!KubeKind::GatewayClass.namespaced());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KubeKind {
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+    /// `networking.k8s.io/v1` IngressClass (cluster-scoped).
+    IngressClass,
+    /// `v1` Service.
+    Service,
+    /// `discovery.k8s.io/v1` EndpointSlice.
+    EndpointSlice,
+    /// `v1` Secret.
+    Secret,
+    /// `gateway.networking.k8s.io/v1` Gateway.
+    Gateway,
+    /// `gateway.networking.k8s.io/v1` GatewayClass (cluster-scoped).
+    GatewayClass,
+    /// `gateway.networking.k8s.io/v1` HTTPRoute.
+    HttpRoute,
+}
+
+impl KubeKind {
+    /// Every kind read, in the order they are listed to users.
+    pub const ALL: [KubeKind; 8] = [
+        KubeKind::Ingress,
+        KubeKind::IngressClass,
+        KubeKind::Service,
+        KubeKind::EndpointSlice,
+        KubeKind::Secret,
+        KubeKind::Gateway,
+        KubeKind::GatewayClass,
+        KubeKind::HttpRoute,
+    ];
+
+    /// The kind as written in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubeKind::Ingress => "Ingress",
+            KubeKind::IngressClass => "IngressClass",
+            KubeKind::Service => "Service",
+            KubeKind::EndpointSlice => "EndpointSlice",
+            KubeKind::Secret => "Secret",
+            KubeKind::Gateway => "Gateway",
+            KubeKind::GatewayClass => "GatewayClass",
+            KubeKind::HttpRoute => "HTTPRoute",
+        }
+    }
+
+    /// The `apiVersion` read for this kind.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            KubeKind::Ingress | KubeKind::IngressClass => "networking.k8s.io/v1",
+            KubeKind::Service | KubeKind::Secret => "v1",
+            KubeKind::EndpointSlice => "discovery.k8s.io/v1",
+            KubeKind::Gateway | KubeKind::GatewayClass | KubeKind::HttpRoute => {
+                gateway::API_VERSION
+            }
+        }
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn namespaced(self) -> bool {
+        !matches!(self, KubeKind::IngressClass | KubeKind::GatewayClass)
+    }
+
+    /// The kind of a manifest's `apiVersion` and `kind`, if it is read.
+    pub fn of(api_version: &str, kind: &str) -> Option<KubeKind> {
+        KubeKind::ALL
+            .into_iter()
+            .find(|k| k.api_version() == api_version && k.as_str() == kind)
+    }
+}
+
+impl fmt::Display for KubeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a manifest is not a [`KubeObject`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -164,7 +253,7 @@ pub enum ParseError {
         /// The object's kind.
         kind: String,
         /// The field path, e.g. `spec.rules[0].http.paths[1].pathType`.
-        path: String,
+        path: FieldPath,
         /// What is wrong.
         message: String,
     },
@@ -175,7 +264,7 @@ fn parse<T: DeserializeOwned>(kind: &str, v: serde_json::Value) -> Result<Box<T>
         .map(Box::new)
         .map_err(|e| ParseError::Invalid {
             kind: kind.to_owned(),
-            path: e.path().to_string(),
+            path: FieldPath::from_serde(e.path()),
             message: e.inner().to_string(),
         })
 }
@@ -205,23 +294,25 @@ impl KubeObject {
     pub fn from_value(v: serde_json::Value) -> Result<KubeObject, ParseError> {
         let field = |f: &str| v.get(f).and_then(|s| s.as_str()).unwrap_or("").to_owned();
         let (api_version, kind) = (field("apiVersion"), field("kind"));
-        let mut object = match (api_version.as_str(), kind.as_str()) {
-            ("networking.k8s.io/v1", "Ingress") => KubeObject::Ingress(parse(&kind, v)?),
-            ("networking.k8s.io/v1", "IngressClass") => KubeObject::IngressClass(parse(&kind, v)?),
-            ("v1", "Service") => KubeObject::Service(parse(&kind, v)?),
-            ("v1", "Secret") => KubeObject::Secret(parse(&kind, v)?),
-            ("discovery.k8s.io/v1", "EndpointSlice") => KubeObject::EndpointSlice(parse(&kind, v)?),
-            (gateway::API_VERSION, "Gateway") => KubeObject::Gateway(parse(&kind, v)?),
-            (gateway::API_VERSION, "GatewayClass") => KubeObject::GatewayClass(parse(&kind, v)?),
-            (gateway::API_VERSION, "HTTPRoute") => KubeObject::HttpRoute(parse(&kind, v)?),
-            _ => return Err(ParseError::Unsupported { api_version, kind }),
+        let Some(k) = KubeKind::of(&api_version, &kind) else {
+            return Err(ParseError::Unsupported { api_version, kind });
+        };
+        let mut object = match k {
+            KubeKind::Ingress => KubeObject::Ingress(parse(&kind, v)?),
+            KubeKind::IngressClass => KubeObject::IngressClass(parse(&kind, v)?),
+            KubeKind::Service => KubeObject::Service(parse(&kind, v)?),
+            KubeKind::EndpointSlice => KubeObject::EndpointSlice(parse(&kind, v)?),
+            KubeKind::Secret => KubeObject::Secret(parse(&kind, v)?),
+            KubeKind::Gateway => KubeObject::Gateway(parse(&kind, v)?),
+            KubeKind::GatewayClass => KubeObject::GatewayClass(parse(&kind, v)?),
+            KubeKind::HttpRoute => KubeObject::HttpRoute(parse(&kind, v)?),
         };
         let namespaced = object.namespaced();
         let meta = object.metadata_mut();
         if meta.name.as_deref().is_none_or(str::is_empty) {
             return Err(ParseError::Invalid {
                 kind,
-                path: "metadata.name".into(),
+                path: ("metadata", "name").to_field_path(),
                 message: "missing".into(),
             });
         }
@@ -245,23 +336,25 @@ impl KubeObject {
     /// assert_eq!(o.kind(), "GatewayClass");
     /// ```
     pub fn kind(&self) -> &'static str {
+        self.kube_kind().as_str()
+    }
+
+    /// The object's [`KubeKind`].
+    pub fn kube_kind(&self) -> KubeKind {
         match self {
-            KubeObject::Ingress(_) => "Ingress",
-            KubeObject::IngressClass(_) => "IngressClass",
-            KubeObject::Service(_) => "Service",
-            KubeObject::EndpointSlice(_) => "EndpointSlice",
-            KubeObject::Secret(_) => "Secret",
-            KubeObject::Gateway(_) => "Gateway",
-            KubeObject::GatewayClass(_) => "GatewayClass",
-            KubeObject::HttpRoute(_) => "HTTPRoute",
+            KubeObject::Ingress(_) => KubeKind::Ingress,
+            KubeObject::IngressClass(_) => KubeKind::IngressClass,
+            KubeObject::Service(_) => KubeKind::Service,
+            KubeObject::EndpointSlice(_) => KubeKind::EndpointSlice,
+            KubeObject::Secret(_) => KubeKind::Secret,
+            KubeObject::Gateway(_) => KubeKind::Gateway,
+            KubeObject::GatewayClass(_) => KubeKind::GatewayClass,
+            KubeObject::HttpRoute(_) => KubeKind::HttpRoute,
         }
     }
 
     fn namespaced(&self) -> bool {
-        !matches!(
-            self,
-            KubeObject::IngressClass(_) | KubeObject::GatewayClass(_)
-        )
+        self.kube_kind().namespaced()
     }
 
     /// The object's metadata.
@@ -306,7 +399,9 @@ impl KubeObject {
     }
 }
 
-/// The identity of a Kubernetes object.
+/// The identity of a Kubernetes object: kind, namespace (none for cluster-scoped kinds) and
+/// name; the core's [`SourceRef`](xdsc_core::diagnostic::SourceRef), so diagnostics name
+/// Kubernetes objects without the core knowing Kubernetes.
 ///
 /// ```
 /// use xdsc_kube::translate::ObjectRef;
@@ -314,40 +409,7 @@ impl KubeObject {
 /// assert_eq!(r.to_string(), "Ingress default/web");
 /// assert_eq!(ObjectRef::new("IngressClass", None, "xdsc").to_string(), "IngressClass xdsc");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjectRef {
-    /// The kind, e.g. `Ingress` or `HTTPRoute`.
-    pub kind: String,
-    /// The namespace; `None` for cluster-scoped objects.
-    pub namespace: Option<String>,
-    /// The name.
-    pub name: String,
-}
-
-impl ObjectRef {
-    /// A reference from its parts.
-    pub fn new(kind: &str, namespace: Option<&str>, name: &str) -> ObjectRef {
-        ObjectRef {
-            kind: kind.to_owned(),
-            namespace: namespace.map(str::to_owned),
-            name: name.to_owned(),
-        }
-    }
-
-    /// `namespace/name`, or `name` for a cluster-scoped object.
-    pub fn qualified_name(&self) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{ns}/{}", self.name),
-            None => self.name.clone(),
-        }
-    }
-}
-
-impl fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.kind, self.qualified_name())
-    }
-}
+pub use xdsc_core::diagnostic::SourceRef as ObjectRef;
 
 /// Every Kubernetes object known, keyed by [`ObjectRef`], each with where it was read.
 ///
@@ -475,62 +537,39 @@ pub struct Translation {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// A problem with a Kubernetes object: what was left out or not served as written.
+/// A problem with a Kubernetes object (what was left out or not served as written): the
+/// core's [`Diagnostic`](xdsc_core::diagnostic::Diagnostic) with a
+/// [`Subject::Source`](xdsc_core::diagnostic::Subject::Source) subject. Where the object was
+/// read is [`Inputs::origin`].
 ///
 /// ```
 /// use xdsc_kube::translate::{Diagnostic, ObjectRef, Severity};
-/// let d = Diagnostic {
-///     severity: Severity::Error,
-///     object: ObjectRef::new("Ingress", Some("default"), "web"),
-///     origin: Some("file.yaml:3".into()),
-///     field: "spec.rules[0].http.paths[1].backend.service.port".into(),
-///     message: "service default/api has no port named \"grpc\"".into(),
-/// };
-/// assert_eq!(d.to_string(), "Ingress default/web (file.yaml:3): spec.rules[0].http.paths[1].backend.service.port: service default/api has no port named \"grpc\"");
+/// use xdsc_core::diagnostic::Problem;
+/// let d = Diagnostic::new(
+///     ObjectRef::new("Ingress", Some("default"), "web"),
+///     Severity::Error,
+///     ("spec", "rules", 0, "http", "paths", 1, "backend", "service", "port"),
+///     Problem::invalid("service default/api has no port named \"grpc\""),
+/// );
+/// assert_eq!(d.to_string(), "error: Ingress default/web: spec.rules[0].http.paths[1].backend.service.port: service default/api has no port named \"grpc\"");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Diagnostic {
-    /// Error (left out) or warning (served, maybe not as meant).
-    pub severity: Severity,
-    /// The object the problem is in.
-    pub object: ObjectRef,
-    /// Where the object was read.
-    pub origin: Option<String>,
-    /// The field path within the object; empty for the object as a whole.
-    pub field: String,
-    /// What is wrong. Never holds key material.
-    pub message: String,
-}
+pub use xdsc_core::diagnostic::Diagnostic;
 
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.object)?;
-        if let Some(o) = &self.origin {
-            write!(f, " ({o})")?;
-        }
-        f.write_str(": ")?;
-        if !self.field.is_empty() {
-            write!(f, "{}: ", self.field)?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-/// Translates every object taken (see the module docs) into model objects.
+/// Translates every object taken (see the module docs) into model objects, all at once.
 ///
 /// ```
-/// use xdsc_kube::translate::{translate, Inputs, KubeObject, Options};
+/// use xdsc_kube::translate::{self, Inputs, KubeObject, Options};
 /// let mut inputs = Inputs::default();
 /// inputs.insert(KubeObject::from_value(serde_json::json!({
 ///     "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
 ///     "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
 /// })).unwrap(), None);
-/// let out = translate(&inputs, &Options::default());
+/// let out = translate::full(&inputs, &Options::default());
 /// let names: Vec<_> = out.objects.iter().map(|o| o.key().to_string()).collect();
 /// assert_eq!(names, ["Listener/k8s:ingress-http", "VirtualHost/k8s:ingress:~"]);
-/// assert_eq!(out.diagnostics[0].message, "service default/web does not exist");
+/// assert_eq!(out.diagnostics[0].problem.to_string(), "service default/web does not exist");
 /// ```
-pub fn translate(inputs: &Inputs, options: &Options) -> Translation {
+pub fn full(inputs: &Inputs, options: &Options) -> Translation {
     let mut cx = Cx {
         inputs,
         options,
@@ -566,23 +605,22 @@ impl Cx<'_> {
         &mut self,
         severity: Severity,
         object: &ObjectRef,
-        field: impl fmt::Display,
+        field: impl ToFieldPath,
         message: impl fmt::Display,
     ) {
-        self.diagnostics.push(Diagnostic {
+        self.diagnostics.push(Diagnostic::new(
+            object.clone(),
             severity,
-            object: object.clone(),
-            origin: self.inputs.origin(object).map(str::to_owned),
-            field: field.to_string(),
-            message: message.to_string(),
-        });
+            field,
+            Problem::Invalid(message.to_string()),
+        ));
     }
 
-    fn error(&mut self, object: &ObjectRef, field: impl fmt::Display, message: impl fmt::Display) {
+    fn error(&mut self, object: &ObjectRef, field: impl ToFieldPath, message: impl fmt::Display) {
         self.report(Severity::Error, object, field, message);
     }
 
-    fn warn(&mut self, object: &ObjectRef, field: impl fmt::Display, message: impl fmt::Display) {
+    fn warn(&mut self, object: &ObjectRef, field: impl ToFieldPath, message: impl fmt::Display) {
         self.report(Severity::Warning, object, field, message);
     }
 

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::ServicePort;
+use xdsc_core::diagnostic::ToFieldPath;
 use xdsc_core::model;
 
 use super::{Cx, KubeObject, ObjectRef};
@@ -42,7 +43,7 @@ impl Cx<'_> {
     pub(super) fn service_cluster(
         &mut self,
         from: &ObjectRef,
-        field: &str,
+        field: &dyn ToFieldPath,
         namespace: &str,
         service: &str,
         port: PortRef<'_>,
@@ -99,7 +100,7 @@ impl Cx<'_> {
     pub(super) fn tls_secret(
         &mut self,
         from: &ObjectRef,
-        field: &str,
+        field: &dyn ToFieldPath,
         namespace: &str,
         name: &str,
     ) -> Option<String> {

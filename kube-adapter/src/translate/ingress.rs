@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use xdsc_core::diagnostic::{Key, ToFieldPath};
 use xdsc_core::model;
 
 use super::backends::PortRef;
@@ -52,7 +53,7 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
             match &default_backend {
                 Some((winner, _)) => cx.error(
                     id,
-                    "spec.defaultBackend",
+                    ("spec", "defaultBackend"),
                     format_args!(
                         "the default backend is also set by {winner}, which takes precedence"
                     ),
@@ -60,13 +61,13 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
                 None => {
                     let name = DEFAULT_ROUTE.into();
                     let path = model::PathMatch::default();
-                    let route = route(cx, id, "spec.defaultBackend", name, path, b);
+                    let route = route(cx, id, &("spec", "defaultBackend"), name, path, b);
                     default_backend = Some((id, route));
                 }
             }
         }
         for (r, rule) in spec.rules.iter().flatten().enumerate() {
-            let field = format!("spec.rules[{r}]");
+            let field = ("spec", "rules", r);
             let host = match rule.host.as_deref().filter(|h| !h.is_empty()) {
                 None => "*".to_owned(),
                 Some(h) => match check_host(h) {
@@ -74,7 +75,7 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
                     None => {
                         cx.error(
                             id,
-                            format_args!("{field}.host"),
+                            (field, "host"),
                             format_args!("{h:?} is not a host name or a *. wildcard"),
                         );
                         continue;
@@ -85,7 +86,7 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
             entry.sources.insert(id.clone());
             entry.https |= tls.serves(id, &host);
             for (p, path) in rule.http.iter().flat_map(|h| &h.paths).enumerate() {
-                let field = format!("{field}.http.paths[{p}]");
+                let field = (field, "http", "paths", p);
                 let Some(matches) =
                     path_match(cx, id, &field, path.path.as_deref(), &path.path_type)
                 else {
@@ -99,12 +100,12 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
                          which takes precedence",
                         path.path_type
                     );
-                    cx.error(id, &field, message);
+                    cx.error(id, field, message);
                     continue;
                 }
                 winners.insert(key, id);
                 let name = format!("{}:r{r}:p{p}", id.qualified_name());
-                let backend_field = format!("{field}.backend");
+                let backend_field = (field, "backend");
                 let route = route(cx, id, &backend_field, name, matches, &path.backend);
                 entry.routes.push(route);
             }
@@ -202,7 +203,7 @@ fn one_label_wildcards(hosts: &mut BTreeMap<String, Host>) {
 fn path_match(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     path: Option<&str>,
     path_type: &str,
 ) -> Option<model::PathMatch> {
@@ -210,7 +211,7 @@ fn path_match(
     if !path.starts_with('/') {
         cx.error(
             id,
-            format_args!("{field}.path"),
+            (field, "path"),
             format_args!("{path:?} must start with /"),
         );
         return None;
@@ -221,7 +222,7 @@ fn path_match(
         other => {
             cx.error(
                 id,
-                format_args!("{field}.pathType"),
+                (field, "pathType"),
                 format_args!(
                     "{other:?} is not a path type (Exact, Prefix, ImplementationSpecific)"
                 ),
@@ -235,7 +236,7 @@ fn path_match(
 fn route(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     name: String,
     path: model::PathMatch,
     backend: &IngressBackend,
@@ -257,18 +258,18 @@ fn route(
         } else {
             "names no service; answering 503"
         };
-        cx.error(id, format_args!("{field}.resource"), what);
+        cx.error(id, (field, "resource"), what);
         return unavailable(route);
     };
     let port = svc.port.clone().unwrap_or_default();
-    let port_field = format!("{field}.service.port");
+    let port_field = (field, "service", "port");
     let port = match (&port.name, port.number) {
         (Some(n), _) if !n.is_empty() => PortRef::Name(n),
         (_, Some(n)) => PortRef::Number(n),
         _ => {
             cx.error(
                 id,
-                &port_field,
+                port_field,
                 "names no port (name or number); answering 503",
             );
             return unavailable(route);
@@ -316,9 +317,9 @@ fn taken<'a>(cx: &mut Cx<'a>) -> Vec<(&'a ObjectRef, &'a Ingress)> {
             annotations.and_then(|a| a.get(CLASS_ANNOTATION).cloned())
         };
         let field = if by_field.is_some() {
-            "spec.ingressClassName".to_owned()
+            ("spec", "ingressClassName").to_field_path()
         } else {
-            format!("metadata.annotations[{CLASS_ANNOTATION:?}]")
+            ("metadata", "annotations", Key(CLASS_ANNOTATION)).to_field_path()
         };
         let class = by_field.or_else(by_annotation);
         let take = match &class {
@@ -349,7 +350,7 @@ fn annotations(cx: &mut Cx<'_>, id: &ObjectRef, ing: &Ingress) {
         if FOREIGN_ANNOTATIONS.iter().any(|p| key.starts_with(p)) {
             cx.error(
                 id,
-                format_args!("metadata.annotations[{key:?}]"),
+                ("metadata", "annotations", Key(key)),
                 format_args!("unsupported annotation {key:?} ignored"),
             );
         }
@@ -389,17 +390,12 @@ fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Ingress)]) -> Tls {
             .flat_map(|s| s.tls.iter().flatten())
             .enumerate()
         {
-            let field = format!("spec.tls[{i}]");
+            let field = ("spec", "tls", i);
             let Some(secret_name) = t.secret_name.as_deref().filter(|s| !s.is_empty()) else {
-                cx.error(
-                    id,
-                    format_args!("{field}.secretName"),
-                    "missing: not served on HTTPS",
-                );
+                cx.error(id, (field, "secretName"), "missing: not served on HTTPS");
                 continue;
             };
-            let Some(secret) =
-                cx.tls_secret(id, &format!("{field}.secretName"), namespace, secret_name)
+            let Some(secret) = cx.tls_secret(id, &(field, "secretName"), namespace, secret_name)
             else {
                 continue;
             };
@@ -409,7 +405,7 @@ fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Ingress)]) -> Tls {
                 match &default {
                     Some((_, winner)) => cx.error(
                         id,
-                        &field,
+                        field,
                         format_args!(
                             "the default certificate is also set by {winner}, which takes \
                              precedence"
@@ -426,7 +422,7 @@ fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Ingress)]) -> Tls {
                 let Some(h) = check_host(h) else {
                     cx.error(
                         id,
-                        format_args!("{field}.hosts[{j}]"),
+                        (field, "hosts", j),
                         format_args!("{h:?} is not a host name or a *. wildcard"),
                     );
                     continue;
@@ -435,7 +431,7 @@ fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Ingress)]) -> Tls {
                     Some(winner) if by_secret.get(&secret).is_none_or(|s| !s.contains(&h)) => cx
                         .error(
                             id,
-                            format_args!("{field}.hosts[{j}]"),
+                            (field, "hosts", j),
                             format_args!(
                                 "TLS host {h:?} is also claimed by {winner}, which takes precedence"
                             ),
