@@ -543,6 +543,14 @@ impl Stream {
                 if pending.full {
                     st.held.clear();
                 }
+                // Names the client dropped since the response was sent (in this very request,
+                // or a delta unsubscribe before it) are not held: asked for again, they go out
+                // again.
+                let all = st.wildcard || (full_state(t) && st.names.is_empty());
+                let mut sent = pending.sent;
+                if !all {
+                    sent.retain(|(name, _)| st.names.contains(name));
+                }
                 let held = |r: Arc<Resource>| Held {
                     version: r.version(),
                     resource: Some(r),
@@ -550,8 +558,8 @@ impl Stream {
                 if st.held.is_empty() {
                     // Built in bulk from the sorted names, the map's nodes are full: about half
                     // the memory of inserting one by one (this is most of a stream's state).
-                    let mut fresh = Vec::with_capacity(pending.sent.len());
-                    for (name, r) in pending.sent {
+                    let mut fresh = Vec::with_capacity(sent.len());
+                    for (name, r) in sent {
                         match r {
                             Some(r) => fresh.push((name, held(r))),
                             None => {
@@ -561,7 +569,7 @@ impl Stream {
                     }
                     st.held = fresh.into_iter().collect();
                 } else {
-                    for (name, r) in pending.sent {
+                    for (name, r) in sent {
                         match r {
                             Some(r) => {
                                 st.held.insert(name, held(r));
