@@ -189,10 +189,6 @@ pub struct LoadOptions {
 }
 
 impl Default for LoadOptions {
-    #[allow(
-        clippy::needless_update,
-        reason = "the stand-in for xdsc-kube's options has this one field; the real ones have more"
-    )]
     fn default() -> Self {
         LoadOptions {
             kube: translate::Options {
