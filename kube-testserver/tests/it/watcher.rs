@@ -106,6 +106,47 @@ async fn expect_apply(events: &mut Events, name: &str) {
     }
 }
 
+/// Waits until a reflector's store holds exactly the server's objects of a kind, at the
+/// server's versions.
+async fn converge<K>(
+    server: &TestServer,
+    reader: &reflector::Store<K>,
+    api_version: &str,
+    kind: &str,
+) where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    let want: BTreeSet<(String, String)> = server
+        .list(api_version, kind)
+        .iter()
+        .map(|o| {
+            (
+                o["metadata"]["name"].as_str().unwrap().to_owned(),
+                o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let have: BTreeSet<(String, String)> = reader
+            .state()
+            .iter()
+            .map(|o| (o.name_any(), o.resource_version().unwrap_or_default()))
+            .collect();
+        if have == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "store {have:?} != server {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn paged_and_streaming_initial_lists_then_changes() {
     let server = TestServer::start().await.unwrap();
@@ -325,39 +366,8 @@ async fn reflector_store_equals_the_server_after_every_fault() {
         .put(config_map("ns", "f", json!({"v": "3"})))
         .unwrap();
 
-    let want = |server: &TestServer| -> BTreeSet<(String, String)> {
-        server
-            .list("v1", "ConfigMap")
-            .iter()
-            .map(|o| {
-                (
-                    o["metadata"]["name"].as_str().unwrap().to_owned(),
-                    o["metadata"]["resourceVersion"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned(),
-                )
-            })
-            .collect()
-    };
-    let have = || -> BTreeSet<(String, String)> {
-        reader
-            .state()
-            .iter()
-            .map(|c| (c.name_any(), c.resource_version().unwrap()))
-            .collect()
-    };
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while have() != want(&server) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "store {:?} != server {:?}",
-            have(),
-            want(&server)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let stored: BTreeSet<String> = have().into_iter().map(|(n, _)| n).collect();
+    converge(&server, &reader, "v1", "ConfigMap").await;
+    let stored: BTreeSet<String> = reader.state().iter().map(|c| c.name_any()).collect();
     assert_eq!(stored, names(&["c", "d", "e", "f"]));
     driver.abort();
 }
@@ -405,35 +415,7 @@ async fn a_burst_of_10000_endpointslice_updates_reaches_a_reflector() {
     }
     assert_eq!(server.resource_version(), (SLICES + UPDATES) as u64);
 
-    let want: BTreeSet<(String, String)> = server
-        .list("discovery.k8s.io/v1", "EndpointSlice")
-        .iter()
-        .map(|o| {
-            (
-                o["metadata"]["name"].as_str().unwrap().to_owned(),
-                o["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            )
-        })
-        .collect();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let have: BTreeSet<(String, String)> = reader
-            .state()
-            .iter()
-            .map(|s| (s.name_any(), s.resource_version().unwrap()))
-            .collect();
-        if have == want {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "store {have:?} != server {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    converge(&server, &reader, "discovery.k8s.io/v1", "EndpointSlice").await;
     let lists = server
         .faults()
         .requests()
