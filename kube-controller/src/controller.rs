@@ -516,7 +516,7 @@ mod tests {
         assert!(
             !out.added
                 .iter()
-                .any(|d| d.message.contains("does not exist")),
+                .any(|d| d.to_string().contains("does not exist")),
             "the transient 'missing Secret' of the first pass is netted out: {:?}",
             out.added
         );

@@ -1,5 +1,5 @@
 //! The kinds the controller watches, derived from the translation's one list
-//! ([`xdsc_kube::translate::SUPPORTED_KINDS`]): a kind the translation learns to read is
+//! ([`xdsc_kube::translate::KubeKind::ALL`]): a kind the translation learns to read is
 //! watched without a second list to update. Here is only what the cluster side adds: the
 //! selectors that keep the watch small, and whose status the controller writes.
 //!
@@ -8,7 +8,7 @@
 //! such instead of failing the process.
 
 use kube::api::GroupVersionKind;
-use xdsc_kube::translate::SUPPORTED_KINDS;
+use xdsc_kube::translate::KubeKind;
 
 /// The API group of the Gateway API.
 pub(crate) const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -22,6 +22,8 @@ pub struct WatchedKind {
     pub fields: Option<&'static str>,
     /// A label selector for the watch (EndpointSlices that belong to a Service).
     pub labels: Option<&'static str>,
+    /// Whether objects of the kind live in namespaces.
+    pub namespaced: bool,
     /// Whether the controller writes this kind's status (so the watch keeps the observed
     /// status beside the object, for comparing and for `lastTransitionTime`).
     pub status: bool,
@@ -43,27 +45,24 @@ impl WatchedKind {
 /// assert!(kinds.iter().any(|k| k.kind() == "HTTPRoute" && k.status));
 /// ```
 pub fn watched() -> Vec<WatchedKind> {
-    SUPPORTED_KINDS
+    KubeKind::ALL
         .iter()
-        .map(|(api_version, kind)| {
+        .map(|k| {
+            let (kind, api_version) = (k.as_str(), k.api_version());
             let (group, version) = match api_version.split_once('/') {
                 Some((g, v)) => (g, v),
-                None => ("", *api_version),
+                None => ("", api_version),
             };
             WatchedKind {
                 gvk: GroupVersionKind::gvk(group, version, kind),
-                fields: (*kind == "Secret").then_some("type=kubernetes.io/tls"),
-                labels: (*kind == "EndpointSlice").then_some("kubernetes.io/service-name"),
-                status: *kind == "Ingress" || (group == GATEWAY_GROUP && *kind != "ReferenceGrant"),
+                namespaced: k.namespaced(),
+                fields: (*k == KubeKind::Secret).then_some("type=kubernetes.io/tls"),
+                labels: (*k == KubeKind::EndpointSlice).then_some("kubernetes.io/service-name"),
+                status: *k == KubeKind::Ingress
+                    || (group == GATEWAY_GROUP && kind != "ReferenceGrant"),
             }
         })
         .collect()
-}
-
-/// Whether a kind is cluster-scoped, for kinds that have not been discovered yet (the
-/// translation's own rule; discovery's answer wins once known).
-pub(crate) fn cluster_scoped(kind: &str) -> bool {
-    matches!(kind, "IngressClass" | "GatewayClass" | "Namespace")
 }
 
 #[cfg(test)]
@@ -73,10 +72,14 @@ mod tests {
     #[test]
     fn every_supported_kind_is_watched_once() {
         let kinds = watched();
-        assert_eq!(kinds.len(), SUPPORTED_KINDS.len());
-        for (api_version, kind) in SUPPORTED_KINDS {
-            let k = kinds.iter().find(|k| k.kind() == kind).expect(kind);
-            assert_eq!(k.gvk.api_version(), api_version);
+        assert_eq!(kinds.len(), KubeKind::ALL.len());
+        for kind in KubeKind::ALL {
+            let k = kinds
+                .iter()
+                .find(|k| k.kind() == kind.as_str())
+                .unwrap_or_else(|| panic!("{kind} is not watched"));
+            assert_eq!(k.gvk.api_version(), kind.api_version());
+            assert_eq!(k.namespaced, kind.namespaced());
         }
         let ingress = kinds.iter().find(|k| k.kind() == "Ingress").unwrap();
         assert!(ingress.status && ingress.fields.is_none());

@@ -168,7 +168,7 @@ struct One {
 /// every namespace; cluster-scoped kinds get one cluster-wide watcher, except Namespaces
 /// themselves, which are watched by name).
 pub(crate) async fn run_kind(shared: Shared, kind: WatchedKind, namespaces: Vec<Option<String>>) {
-    let cluster_wide = crate::kinds::cluster_scoped(kind.kind()) && kind.kind() != "Namespace";
+    let cluster_wide = !kind.namespaced && kind.kind() != "Namespace";
     let scopes: Vec<Option<String>> = if cluster_wide { vec![None] } else { namespaces };
     let ids: Vec<WatchId> = scopes
         .iter()

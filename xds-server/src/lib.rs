@@ -59,7 +59,9 @@ use envoy_types::pb::envoy::service::route::v3::route_discovery_service_server::
 use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryServiceServer;
 use tokio::net::TcpListener;
 
-pub use admin::{Admin, DebugExtra, SourceHealth};
+pub use admin::{
+    Admin, DEFAULT_ADMIN_HEADER_TIMEOUT, DebugExtra, MAX_ADMIN_CONNECTIONS, SourceHealth,
+};
 pub use budget::SyncLimits;
 pub use clients::{Rejection, Rejections};
 pub use connection::ConnectionOptions;
@@ -177,6 +179,8 @@ impl XdsServer {
             clients: self.shared.clients.clone(),
             extra: None,
             sources: None,
+            debug: true,
+            header_timeout: admin::DEFAULT_ADMIN_HEADER_TIMEOUT,
         }
     }
 
@@ -222,7 +226,15 @@ impl XdsServer {
     where
         I: tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>>,
     {
-        connection::serve(incoming, self.dispatch(), self.connections, shutdown).await;
+        let metrics = std::sync::Arc::clone(&self.shared.publisher.metrics);
+        connection::serve(
+            incoming,
+            self.dispatch(),
+            self.connections,
+            metrics,
+            shutdown,
+        )
+        .await;
         Ok(())
     }
 

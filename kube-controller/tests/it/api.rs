@@ -245,7 +245,11 @@ async fn only_the_leader_writes_status_and_the_other_takes_over() {
         .unwrap();
     wait_status_ip(&server, "second", "192.0.2.1", PATIENCE).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(status_writers(&server), ["a"], "only the leader wrote status");
+    assert_eq!(
+        status_writers(&server),
+        ["a"],
+        "only the leader wrote status"
+    );
     assert_eq!(b.metric("xdsc_kube_leader").await, 0.0);
     assert_eq!(a.metric("xdsc_kube_leader").await, 1.0);
 
@@ -262,7 +266,11 @@ async fn only_the_leader_writes_status_and_the_other_takes_over() {
     let c = Controller::start(&server, "c", address("192.0.2.3"));
     c.ready().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(status_writers(&server), ["a", "b"], "c does not write while b leads");
+    assert_eq!(
+        status_writers(&server),
+        ["a", "b"],
+        "c does not write while b leads"
+    );
     b.kill();
     // The Lease (2 s) expires by c's clock from the last renewal it saw; c tries every 200 ms.
     let took = wait_holder(&server, "c", Duration::from_millis(2600)).await;
