@@ -42,8 +42,18 @@ pub mod reason {
     pub const INVALID_KIND: &str = "InvalidKind";
     /// Reason: a cross-namespace reference has no ReferenceGrant.
     pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
-    /// Reason: the listener conflicts with another on its port.
+    /// Condition type: the listener conflicts with another on its port.
     pub const CONFLICTED: &str = "Conflicted";
+    /// Reason (`Conflicted`): another listener on the port has the same hostname.
+    pub const HOSTNAME_CONFLICT: &str = "HostnameConflict";
+    /// Reason (`Conflicted`): another listener on the port speaks another protocol.
+    pub const PROTOCOL_CONFLICT: &str = "ProtocolConflict";
+    /// Reason (`Conflicted` False): no conflict.
+    pub const NO_CONFLICTS: &str = "NoConflicts";
+    /// Reason (listener `Accepted`): the port cannot be used.
+    pub const PORT_UNAVAILABLE: &str = "PortUnavailable";
+    /// Reason (listener `ResolvedRefs`): `allowedRoutes.kinds` names a kind not supported.
+    pub const INVALID_ROUTE_KINDS: &str = "InvalidRouteKinds";
     /// Reason: the Gateway has listeners that are not valid.
     pub const LISTENERS_NOT_VALID: &str = "ListenersNotValid";
 }

@@ -140,6 +140,8 @@ use crate::translator::{Dep, ObjectChange, Output, Translator, UnitKey, World};
 
 pub(crate) mod backends;
 pub mod gateway;
+pub(crate) mod gateways;
+mod grants;
 pub(crate) mod httproute;
 pub(crate) mod ingress;
 
@@ -162,12 +164,21 @@ pub enum KubeObject {
     GatewayClass(Box<gateway::GatewayClass>),
     /// `gateway.networking.k8s.io/v1` HTTPRoute.
     HttpRoute(Box<gateway::HttpRoute>),
+    /// `gateway.networking.k8s.io/v1` GRPCRoute.
+    GrpcRoute(Box<gateway::GrpcRoute>),
+    /// `gateway.networking.k8s.io/v1` TLSRoute (also `v1alpha2`, `v1alpha3`).
+    TlsRoute(Box<gateway::TlsRoute>),
+    /// `gateway.networking.k8s.io/v1alpha2` TCPRoute.
+    TcpRoute(Box<gateway::TcpRoute>),
+    /// `gateway.networking.k8s.io/v1` ReferenceGrant (also `v1beta1`).
+    ReferenceGrant(Box<gateway::ReferenceGrant>),
     /// `v1` Namespace (cluster-scoped): its labels select routes for Gateway listeners.
     Namespace(Box<Namespace>),
 }
 
-/// The kinds [`KubeObject::from_value`] reads, as `(apiVersion, kind)`.
-pub const SUPPORTED_KINDS: [(&str, &str); 9] = [
+/// The kinds [`KubeObject::from_value`] reads, as `(apiVersion, kind)` (the Gateway API's at
+/// every version in [`gateway::API_VERSIONS`]).
+pub const SUPPORTED_KINDS: [(&str, &str); 13] = [
     ("networking.k8s.io/v1", "Ingress"),
     ("networking.k8s.io/v1", "IngressClass"),
     ("v1", "Service"),
@@ -177,6 +188,10 @@ pub const SUPPORTED_KINDS: [(&str, &str); 9] = [
     (gateway::API_VERSION, "Gateway"),
     (gateway::API_VERSION, "GatewayClass"),
     (gateway::API_VERSION, "HTTPRoute"),
+    (gateway::API_VERSION, "GRPCRoute"),
+    (gateway::API_VERSION, "TLSRoute"),
+    ("gateway.networking.k8s.io/v1alpha2", "TCPRoute"),
+    (gateway::API_VERSION, "ReferenceGrant"),
 ];
 
 /// Why a manifest is not a [`KubeObject`].
@@ -237,15 +252,20 @@ impl KubeObject {
     pub fn from_value(v: serde_json::Value) -> Result<KubeObject, ParseError> {
         let field = |f: &str| v.get(f).and_then(|s| s.as_str()).unwrap_or("").to_owned();
         let (api_version, kind) = (field("apiVersion"), field("kind"));
+        let gateway_api = gateway::API_VERSIONS.contains(&(api_version.as_str(), kind.as_str()));
         let mut object = match (api_version.as_str(), kind.as_str()) {
             ("networking.k8s.io/v1", "Ingress") => KubeObject::Ingress(parse(&kind, v)?),
             ("networking.k8s.io/v1", "IngressClass") => KubeObject::IngressClass(parse(&kind, v)?),
             ("v1", "Service") => KubeObject::Service(parse(&kind, v)?),
             ("v1", "Secret") => KubeObject::Secret(parse(&kind, v)?),
             ("discovery.k8s.io/v1", "EndpointSlice") => KubeObject::EndpointSlice(parse(&kind, v)?),
-            (gateway::API_VERSION, "Gateway") => KubeObject::Gateway(parse(&kind, v)?),
-            (gateway::API_VERSION, "GatewayClass") => KubeObject::GatewayClass(parse(&kind, v)?),
-            (gateway::API_VERSION, "HTTPRoute") => KubeObject::HttpRoute(parse(&kind, v)?),
+            (_, "Gateway") if gateway_api => KubeObject::Gateway(parse(&kind, v)?),
+            (_, "GatewayClass") if gateway_api => KubeObject::GatewayClass(parse(&kind, v)?),
+            (_, "HTTPRoute") if gateway_api => KubeObject::HttpRoute(parse(&kind, v)?),
+            (_, "GRPCRoute") if gateway_api => KubeObject::GrpcRoute(parse(&kind, v)?),
+            (_, "TLSRoute") if gateway_api => KubeObject::TlsRoute(parse(&kind, v)?),
+            (_, "TCPRoute") if gateway_api => KubeObject::TcpRoute(parse(&kind, v)?),
+            (_, "ReferenceGrant") if gateway_api => KubeObject::ReferenceGrant(parse(&kind, v)?),
             ("v1", "Namespace") => KubeObject::Namespace(parse(&kind, v)?),
             _ => return Err(ParseError::Unsupported { api_version, kind }),
         };
@@ -287,6 +307,10 @@ impl KubeObject {
             KubeObject::Gateway(_) => "Gateway",
             KubeObject::GatewayClass(_) => "GatewayClass",
             KubeObject::HttpRoute(_) => "HTTPRoute",
+            KubeObject::GrpcRoute(_) => "GRPCRoute",
+            KubeObject::TlsRoute(_) => "TLSRoute",
+            KubeObject::TcpRoute(_) => "TCPRoute",
+            KubeObject::ReferenceGrant(_) => "ReferenceGrant",
             KubeObject::Namespace(_) => "Namespace",
         }
     }
@@ -309,6 +333,10 @@ impl KubeObject {
             KubeObject::Gateway(o) => &o.metadata,
             KubeObject::GatewayClass(o) => &o.metadata,
             KubeObject::HttpRoute(o) => &o.metadata,
+            KubeObject::GrpcRoute(o) => &o.metadata,
+            KubeObject::TlsRoute(o) => &o.metadata,
+            KubeObject::TcpRoute(o) => &o.metadata,
+            KubeObject::ReferenceGrant(o) => &o.metadata,
             KubeObject::Namespace(o) => &o.metadata,
         }
     }
@@ -323,6 +351,10 @@ impl KubeObject {
             KubeObject::Gateway(o) => &mut o.metadata,
             KubeObject::GatewayClass(o) => &mut o.metadata,
             KubeObject::HttpRoute(o) => &mut o.metadata,
+            KubeObject::GrpcRoute(o) => &mut o.metadata,
+            KubeObject::TlsRoute(o) => &mut o.metadata,
+            KubeObject::TcpRoute(o) => &mut o.metadata,
+            KubeObject::ReferenceGrant(o) => &mut o.metadata,
             KubeObject::Namespace(o) => &mut o.metadata,
         }
     }
@@ -601,8 +633,6 @@ pub(crate) struct Cx<'a> {
     pub(crate) clusters: BTreeSet<String>,
     /// Why references did not resolve (status reason, message), newest last.
     pub(crate) ref_problems: Vec<(&'static str, String)>,
-    /// Why Gateway listeners are not served (status reason, message), in listener order.
-    pub(crate) listener_problems: Vec<(&'static str, String)>,
 }
 
 impl<'a> Cx<'a> {
@@ -614,16 +644,11 @@ impl<'a> Cx<'a> {
             deps: BTreeSet::new(),
             clusters: BTreeSet::new(),
             ref_problems: Vec::new(),
-            listener_problems: Vec::new(),
         }
     }
 
     pub(crate) fn ref_problem(&mut self, reason: &'static str, message: impl Into<String>) {
         self.ref_problems.push((reason, message.into()));
-    }
-
-    pub(crate) fn listener_problem(&mut self, reason: &'static str, message: String) {
-        self.listener_problems.push((reason, message));
     }
 
     pub(crate) fn finish(self) -> (Output, BTreeSet<Dep>) {
@@ -677,15 +702,6 @@ impl<'a> Cx<'a> {
     pub(crate) fn host_ingresses(&mut self, host: &str) -> Vec<(&'a ObjectRef, &'a KubeObject)> {
         let set = self.world.facts.hosts.get(host);
         self.members(Dep::HostIngresses(host.to_owned()), set)
-    }
-
-    /// The HTTPRoutes whose `parentRefs` name a Gateway.
-    pub(crate) fn gateway_routes(
-        &mut self,
-        gateway: &ObjectRef,
-    ) -> Vec<(&'a ObjectRef, &'a KubeObject)> {
-        let set = self.world.facts.gateway_routes.get(gateway);
-        self.members(Dep::GatewayRoutes(gateway.clone()), set)
     }
 
     /// The Ingress-wide fields of every Ingress.

@@ -692,7 +692,7 @@ fn gateway_base() -> Vec<Value> {
     )
 }
 
-const GW_HTTP: &str = "k8s:gateway:default/gw:80";
+const GW_HTTP: &str = "k8s:gateway:10080";
 
 fn gw_get(host: &str, path: &str) -> Request {
     Request::new(GW_HTTP, host, path)
@@ -744,13 +744,13 @@ fn httproute_matches_follow_the_spec_precedence() {
             gw_get("h", "/r/12"),
         ],
         r#"HTTPRoute default/new (t.yaml:10): spec.rules[2].matches[0]: on host "*", HTTPRoute default/old rule 2 match 0 has the same match and takes precedence; never used
-        k8s:gateway:default/gw:80 h /p => k8s:default/c:80
-        k8s:gateway:default/gw:80 h /p/long/x => k8s:default/c:80
-        k8s:gateway:default/gw:80 h /p/x POST x=1 y=1 => k8s:default/b:80
-        k8s:gateway:default/gw:80 h /p/x x=1 y=1 => k8s:default/a:80
-        k8s:gateway:default/gw:80 h /p/x?q=1 => k8s:default/c:80
-        k8s:gateway:default/gw:80 h /p/x => k8s:default/a:80
-        k8s:gateway:default/gw:80 h /r/12 => k8s:default/c:80"#,
+        k8s:gateway:10080 h /p => k8s:default/c:80
+        k8s:gateway:10080 h /p/long/x => k8s:default/c:80
+        k8s:gateway:10080 h /p/x POST x=1 y=1 => k8s:default/b:80
+        k8s:gateway:10080 h /p/x x=1 y=1 => k8s:default/a:80
+        k8s:gateway:10080 h /p/x?q=1 => k8s:default/c:80
+        k8s:gateway:10080 h /p/x => k8s:default/a:80
+        k8s:gateway:10080 h /r/12 => k8s:default/c:80"#,
     );
 }
 
@@ -794,11 +794,11 @@ fn route_hostnames_intersect_the_listener_hostname() {
             gw_get("other.com", "/"),
         ],
         "HTTPRoute default/none (t.yaml:9): spec.parentRefs[0]: no hostname of the route intersects the hostnames of the listeners of Gateway default/gw; not attached
-         k8s:gateway:default/gw:80 x.foo.com / => k8s:default/a:80
-         k8s:gateway:default/gw:80 z.y.foo.com / => k8s:default/a:80
-         k8s:gateway:default/gw:80 q.foo.com / => k8s:default/b:80
-         k8s:gateway:default/gw:80 bar.com / => k8s:default/a:80
-         k8s:gateway:default/gw:80 other.com / => answer 404 (no route)",
+         k8s:gateway:10080 x.foo.com / => k8s:default/a:80
+         k8s:gateway:10080 z.y.foo.com / => k8s:default/a:80
+         k8s:gateway:10080 q.foo.com / => k8s:default/b:80
+         k8s:gateway:10080 bar.com / => k8s:default/a:80
+         k8s:gateway:10080 other.com / => answer 404 (no route)",
     );
 }
 
@@ -828,13 +828,13 @@ fn backend_weights_default_to_one_and_zero_means_never() {
             gw_get("h", "/kind"),
         ],
         r#"HTTPRoute default/r (t.yaml:9): spec.rules[3].backendRefs[0].port: a Service backend needs a port
-        HTTPRoute default/r (t.yaml:9): spec.rules[4].backendRefs[0]: only Service backends are supported
-        core: warning: VirtualHost/k8s:gateway:default/gw:80:~: routes[0001:default/r:r1:m0].forward.backends: no usable backend; the route answers 500
-        k8s:gateway:default/gw:80 h /split => forward to clusters "k8s:default/a:80" (weight 1), "k8s:default/b:80" (weight 3) with path "/split" and host "h"
-        k8s:gateway:default/gw:80 h /zero => answer 500
-        k8s:gateway:default/gw:80 h /none => answer 500
-        k8s:gateway:default/gw:80 h /noport => answer 500
-        k8s:gateway:default/gw:80 h /kind => answer 500"#,
+        HTTPRoute default/r (t.yaml:9): spec.rules[4].backendRefs[0]: backend kind "Bucket" is not supported (only Services are)
+        core: warning: VirtualHost/k8s:gateway:10080:~: routes[0001:default/r:r1:m0].forward.backends: no usable backend; the route answers 500
+        k8s:gateway:10080 h /split => forward to clusters "k8s:default/a:80" (weight 1), "k8s:default/b:80" (weight 3) with path "/split" and host "h"
+        k8s:gateway:10080 h /zero => answer 500
+        k8s:gateway:10080 h /none => answer 500
+        k8s:gateway:10080 h /noport => answer 500
+        k8s:gateway:10080 h /kind => answer 500"#,
     );
 }
 
@@ -868,13 +868,13 @@ fn httproute_filters_modify_redirect_rewrite_and_mirror() {
             gw_get("h", "/other"),
         ],
         r#"HTTPRoute default/r (t.yaml:9): spec.rules[5].filters[0]: filter "ExtensionRef" is not supported (or lacks its settings); the rule answers 500
-        k8s:gateway:default/gw:80 h /old/x => redirect 302 to https://new.com/new/x
-        k8s:gateway:default/gw:80 h /moved/x => redirect 301 to http://h:8443/here
-        k8s:gateway:default/gw:80 h /api/users => forward to cluster "k8s:default/a:80" with path "/users" and host "api.internal"
-        k8s:gateway:default/gw:80 h /v1/users => forward to cluster "k8s:default/a:80" with path "/v2/users" and host "h"
-        k8s:gateway:default/gw:80 h /full/x => forward to cluster "k8s:default/a:80" with path "/one" and host "h"
-        k8s:gateway:default/gw:80 h /ext => answer 500
-        k8s:gateway:default/gw:80 h /other => forward to cluster "k8s:default/b:80" with path "/root/other" and host "h""#,
+        k8s:gateway:10080 h /old/x => redirect 302 to https://new.com/new/x
+        k8s:gateway:10080 h /moved/x => redirect 301 to http://h:8443/here
+        k8s:gateway:10080 h /api/users => forward to cluster "k8s:default/a:80" with path "/users" and host "api.internal"
+        k8s:gateway:10080 h /v1/users => forward to cluster "k8s:default/a:80" with path "/v2/users" and host "h"
+        k8s:gateway:10080 h /full/x => forward to cluster "k8s:default/a:80" with path "/one" and host "h"
+        k8s:gateway:10080 h /ext => answer 500
+        k8s:gateway:10080 h /other => forward to cluster "k8s:default/b:80" with path "/root/other" and host "h""#,
     );
 }
 
@@ -902,18 +902,16 @@ fn https_gateway_listeners_terminate_tls_on_offset_ports() {
     );
     check(
         &m,
-        &[Request::new("k8s:gateway:default/gw:443", "foo.com", "/").sni("foo.com")],
+        &[Request::new("k8s:gateway:10443", "foo.com", "/").sni("foo.com")],
         r#"Gateway default/gw (t.yaml:5): spec.listeners[1].tls.certificateRefs[0]: secret default/missing does not exist
-        Gateway default/gw (t.yaml:5): spec.listeners[3].protocol: protocol "TCP" is not supported; listener not served
-        k8s:gateway:default/gw:443 foo.com / => k8s:default/a:80"#,
+        k8s:gateway:10443 foo.com / => k8s:default/a:80"#,
     );
     check_model(
         &m,
         Kind::Listener,
         r#"Gateway default/gw (t.yaml:5): spec.listeners[1].tls.certificateRefs[0]: secret default/missing does not exist
-        Gateway default/gw (t.yaml:5): spec.listeners[3].protocol: protocol "TCP" is not supported; listener not served
-        {"kind":"Listener","name":"k8s:gateway:default/gw:443","address":"0.0.0.0","port":10443,"protocol":"https","tls":[{"hosts":["foo.com"],"secret":"k8s:default/cert"}],"provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:5"}]}
-        {"kind":"Listener","name":"k8s:gateway:default/gw:8000","address":"0.0.0.0","port":8000,"protocol":"http","provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:5"}]}"#,
+        {"kind":"Listener","name":"k8s:gateway:10443","address":"0.0.0.0","port":10443,"protocol":"https","tls":[{"hosts":["foo.com"],"secret":"k8s:default/cert"}],"provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:5"}]}
+        {"kind":"Listener","name":"k8s:gateway:8000","address":"0.0.0.0","port":8000,"protocol":"http","provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:5"}]}"#,
     );
 }
 
@@ -950,10 +948,10 @@ fn routes_attach_only_where_the_gateway_allows() {
     check(
         &m,
         &[gw_get("same.com", "/"), gw_get("all.com", "/")],
-        r#"HTTPRoute team/to-same (t.yaml:6): spec.parentRefs[0]: no listener of Gateway default/gw accepts the route (sectionName, port, allowedRoutes)
+        r#"HTTPRoute team/to-same (t.yaml:6): spec.parentRefs[0]: no listener of Gateway default/gw admits a HTTPRoute from namespace "team" (allowedRoutes); not attached
         HTTPRoute team/to-nothing (t.yaml:9): spec.parentRefs[0]: Gateway team/nothing does not exist
-        k8s:gateway:default/gw:80 same.com / => answer 404 (no route)
-        k8s:gateway:default/gw:80 all.com / => k8s:team/a:80"#,
+        k8s:gateway:10080 same.com / => answer 404 (no route)
+        k8s:gateway:10080 all.com / => k8s:team/a:80"#,
     );
 }
 
@@ -976,7 +974,7 @@ fn header_modifiers_and_mirrors_reach_the_model() {
     check_model(
         &m,
         Kind::VirtualHost,
-        r#"{"kind":"VirtualHost","name":"k8s:gateway:default/gw:80:~","listeners":["k8s:gateway:default/gw:80"],"domains":["*"],"routes":[{"name":"0000:default/r:r0:m0","match":{"path":{"prefix":"/"}},"forward":{"backends":[{"cluster":"k8s:default/a:80","weight":1}],"mirror":[{"cluster":"k8s:default/b:80","percent":10}]},"request_headers":{"add":[{"name":"x-set","value":"1"},{"name":"x-add","value":"2","append":true}],"remove":["x-gone"]},"response_headers":{"add":[{"name":"x-resp","value":"3","append":true}]}}],"provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:8"},{"kind":"HTTPRoute","namespace":"default","name":"r","origin":"t.yaml:9"}]}"#,
+        r#"{"kind":"VirtualHost","name":"k8s:gateway:10080:~","listeners":["k8s:gateway:10080"],"domains":["*"],"routes":[{"name":"0000:default/r:r0:m0","match":{"path":{"prefix":"/"}},"forward":{"backends":[{"cluster":"k8s:default/a:80","weight":1}],"mirror":[{"cluster":"k8s:default/b:80","percent":10}]},"request_headers":{"add":[{"name":"x-set","value":"1"},{"name":"x-add","value":"2","append":true}],"remove":["x-gone"]},"response_headers":{"add":[{"name":"x-resp","value":"3","append":true}]}}],"provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:8"},{"kind":"HTTPRoute","namespace":"default","name":"r","origin":"t.yaml:9"}]}"#,
     );
 }
 
@@ -1031,7 +1029,7 @@ fn equally_old_routes_tie_break_by_namespace_and_name() {
         &[gw_get("h", "/")],
         r#"HTTPRoute default/0 (t.yaml:11): spec.rules[0].matches[0]: on host "*", HTTPRoute default/a rule 0 match 0 has the same match and takes precedence; never used
         HTTPRoute default/b (t.yaml:9): spec.rules[0].matches[0]: on host "*", HTTPRoute default/a rule 0 match 0 has the same match and takes precedence; never used
-        k8s:gateway:default/gw:80 h / => k8s:default/a:80"#,
+        k8s:gateway:10080 h / => k8s:default/a:80"#,
     );
 }
 
@@ -1057,10 +1055,10 @@ fn a_redirect_without_scheme_or_port_keeps_the_listener_port() {
         &m,
         &[
             gw_get("h", "/old"),
-            Request::new("k8s:gateway:default/gw:8000", "h:8000", "/old"),
+            Request::new("k8s:gateway:8000", "h:8000", "/old"),
         ],
-        "k8s:gateway:default/gw:80 h /old => redirect 302 to http://h/new
-         k8s:gateway:default/gw:8000 h:8000 /old => redirect 302 to http://h:8000/new",
+        "k8s:gateway:10080 h /old => redirect 302 to http://h/new
+         k8s:gateway:8000 h:8000 /old => redirect 302 to http://h:8000/new",
     );
 }
 
