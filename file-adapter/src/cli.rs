@@ -54,12 +54,23 @@ pub(crate) enum Command {
         /// Reload on this period even without file events (a safety net for missed events).
         #[arg(long, default_value = "10s", value_parser = duration)]
         rescan: std::time::Duration,
+        /// On SIGTERM or SIGINT every xDS stream is ended at once (Envoy reconnects to
+        /// another replica); connections still open after this long are closed and the
+        /// process exits 0.
+        #[arg(long, default_value = "5s", value_parser = duration)]
+        shutdown_grace: std::time::Duration,
     },
     /// Validate the files; print every error and warning (file:line:column, object, field)
-    /// and exit 1 if there is any error.
+    /// to standard error, and to standard output the status each Kubernetes object would
+    /// get in a cluster (Gateway API conditions with the spec's reasons, Ingress addresses);
+    /// exit 1 if there is any error.
     Check {
         #[command(flatten)]
         input: Input,
+        /// Output format: `json` prints one object (diagnostics, statuses in the API's
+        /// shape, summary) to standard output.
+        #[arg(long, value_enum, default_value_t = oracle::Format::Text)]
+        output: oracle::Format,
     },
     /// Print the compiled snapshot as an Envoy bootstrap with static resources, which
     /// `envoy --mode validate -c FILE` accepts; diagnostics go to standard error.

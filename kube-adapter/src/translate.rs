@@ -2,7 +2,7 @@
 //! means.
 //!
 //! The translation runs in units ([`crate::translator`] says how they are kept and
-//! recomputed); [`translate`] is the one-shot form, which reads every object in an
+//! recomputed); [`full`] is the one-shot form, which reads every object in an
 //! [`Inputs`] and returns a [`Translation`]: the model objects (sorted by key), the
 //! [`Diagnostic`]s (sorted) and the computed statuses ([`crate::status`]). It is a pure
 //! function of its arguments: the same inputs give byte-identical output whatever order the
@@ -18,7 +18,9 @@
 //!   when no IngressClass exists at all and
 //!   [`Options::take_unclassed_ingress_without_classes`] is set (the file case).
 //! - A **Gateway** whose GatewayClass has `spec.controllerName` =
-//!   [`Options::gateway_controller`], and the **HTTPRoutes** attached to its listeners.
+//!   [`Options::gateway_controller`], and the **HTTPRoutes**, **GRPCRoutes**, **TLSRoutes**
+//!   and **TCPRoutes** attached to its listeners; **ReferenceGrants** for the
+//!   cross-namespace references they allow.
 //! - **Services**, **EndpointSlices** and **Secrets** only as those refer to them, and
 //!   **Namespaces** for their labels (`allowedRoutes` selectors).
 //!
@@ -30,11 +32,13 @@
 //! | model object | name |
 //! |---|---|
 //! | Cluster and Endpoints of a Service port | `k8s:NAMESPACE/SERVICE:PORT` (the Service's port number) |
+//! | The same, in HTTP/2 for GRPCRoute backends | `k8s:NAMESPACE/SERVICE:PORT:h2c` (unless the port's `appProtocol` is already h2c or grpc) |
 //! | Secret from a TLS Secret | `k8s:NAMESPACE/NAME` |
 //! | Ingress listeners | `k8s:ingress-http`, `k8s:ingress-https` |
 //! | Ingress virtual host | `k8s:ingress:HOST` (`k8s:ingress:~` for rules without a host) |
-//! | Gateway listener (one per port) | `k8s:gateway:NAMESPACE/NAME:PORT` (the Gateway's port) |
-//! | Gateway virtual host | `k8s:gateway:NAMESPACE/NAME:PORT:HOST` |
+//! | Gateway listener (one per Envoy port, every Gateway's listeners on it) | `k8s:gateway:PORT` (the Envoy port) |
+//! | Gateway virtual host | `k8s:gateway:PORT:HOST` |
+//! | TLSRoute / TCPRoute (a TCP route of the port's listener) | `RANK:NAMESPACE/NAME` / `NAMESPACE/NAME` |
 //! | Ingress route | `NAMESPACE/NAME:rR:pP` (rule and path index), `~default-backend` |
 //! | HTTPRoute route | `RANK:NAMESPACE/NAME:rR:mM`, RANK zero-padded (see below) |
 //!
@@ -79,48 +83,80 @@
 //!
 //! # Gateway API semantics
 //!
-//! See [`gateway`] for the types read.
+//! See [`gateway`] for the types and versions read (Gateway API v1.5: Standard kinds at
+//! `v1`, TCPRoute at `v1alpha2`, older versions accepted) and `gateways` for the units.
 //!
-//! - Gateway listeners of protocol `HTTP` and `HTTPS` (TLS mode `Terminate`, the first
-//!   `certificateRefs` Secret, served for the listener's hostname by SNI) are served; the
-//!   listeners of one Gateway on one port share a model listener. A port below 1024 binds
-//!   port + [`Options::privileged_port_offset`].
-//! - An HTTPRoute attaches through each `parentRefs` entry to the listeners of that Gateway
-//!   that its `sectionName` and `port` select and whose `allowedRoutes.namespaces.from`
-//!   (`Same`, the default, or `All`) admits it. Its hostnames are intersected with the
-//!   listener's (`*.x` covers one or more labels, as Envoy's domains do); no intersection
-//!   means not attached, with an error. A request is routed by its most specific host's
-//!   routes (Envoy picks the virtual host first); the spec would fall back to routes of less
-//!   specific hosts.
-//! - Matches: path `Exact`, `PathPrefix` (element-wise), `RegularExpression`; headers and
-//!   query parameters `Exact` and `RegularExpression`; method. Routes on one listener and host
-//!   follow the spec's precedence: exact path, longest prefix, method, most headers, most
-//!   query parameters, oldest route, `namespace/name`, then rule and match order. The core
-//!   orders by match (exact, regex, longest prefix, method, headers, query) and then by name,
-//!   so route names start with a zero-padded rank that encodes the remaining tie-breaks. A
-//!   match equal to one that precedes it is reported on its route and left out.
-//! - Filters: `RequestHeaderModifier` and `ResponseHeaderModifier` (set, add, remove),
-//!   `RequestRedirect` (scheme, hostname, port, `ReplaceFullPath`, `ReplacePrefixMatch`,
-//!   status code, default 302; without a port, the scheme's well-known port or, without a
-//!   scheme either, the listener's, left out of `Location` when well-known), `URLRewrite`
-//!   (hostname, `ReplaceFullPath`, `ReplacePrefixMatch`) and `RequestMirror`.
-//! - `backendRefs`: Services with a port, weight 1 by default, 0 meaning never. A rule whose
-//!   backends are all invalid (or that has none) answers 500, as does one whose weights are
-//!   all 0. An invalid backend beside valid ones is dropped by the core, so its share goes
-//!   to the others (the spec asks for 500 for that share).
-//! - Unsupported, reported as errors: other listener protocols, TLS `Passthrough`,
-//!   references to other namespaces (no ReferenceGrant), more
-//!   than one certificate (a warning: the first is served), `ExtensionRef` filters (the rule
-//!   answers 500), backend-level filters (ignored), and backends other than Services.
+//! - **Listeners.** `HTTP`, `HTTPS` (TLS mode `Terminate`, the first `certificateRefs`
+//!   Secret, served for the listener's hostname by SNI), `TLS` with mode `Passthrough`
+//!   (TLSRoutes by SNI, unterminated) and `TCP` (one TCPRoute) are served; other protocols
+//!   and TLS mode `Terminate` on `TLS` listeners are not (`UnsupportedProtocol`). A port
+//!   below 1024 binds port + [`Options::privileged_port_offset`]. Every listener of every
+//!   Gateway of ours on one Envoy port is served by one model listener: listeners merge
+//!   when they agree on the protocol and have different hostnames. Conflicts are resolved
+//!   oldest Gateway first (then namespace/name, then listener order): the first listener
+//!   decides the port's protocol, a listener of another is `Conflicted` (`ProtocolConflict`),
+//!   one whose hostname (any, for TCP) is already on the port is `Conflicted`
+//!   (`HostnameConflict`); a conflicted listener is not served.
+//! - **Route kinds.** HTTP and HTTPS listeners take HTTPRoutes and GRPCRoutes, TLS listeners
+//!   TLSRoutes, TCP listeners TCPRoutes; `allowedRoutes.kinds` narrows that, and a kind it
+//!   names that the listener cannot take is `ResolvedRefs` `InvalidRouteKinds` (left out
+//!   of `supportedKinds`).
+//! - **Attachment.** A route attaches through each `parentRefs` entry to the listeners of
+//!   that Gateway that its `sectionName` and `port` select, that take its kind, and whose
+//!   `allowedRoutes.namespaces.from` (`Same`, the default, `All`, or `Selector` on the
+//!   Namespace's labels) admits it. Its hostnames are intersected with the listener's (`*.x`
+//!   covers one or more labels, as Envoy's domains do); none in common means not attached.
+//!   `attachedRoutes` counts by `parentRefs`, `allowedRoutes` and kind, as the spec says,
+//!   whatever the hostnames. A request is routed by its most specific host's routes (Envoy
+//!   picks the virtual host first); the spec would fall back to routes of less specific
+//!   hosts (not done yet: it needs an order across hosts that the core's route order cannot
+//!   express).
+//! - **HTTPRoute matches**: path `Exact`, `PathPrefix` (element-wise), `RegularExpression`;
+//!   headers and query parameters `Exact` and `RegularExpression`; method. Routes on one
+//!   port and host follow the spec's precedence: exact path, longest prefix, method, most
+//!   headers, most query parameters, oldest route, `namespace/name`, then rule and match
+//!   order. The core orders by match (exact, regex, longest prefix, method, headers, query)
+//!   and then by name, so route names start with a zero-padded rank that encodes the
+//!   remaining tie-breaks. A match equal to one that precedes it is reported and left out.
+//! - **GRPCRoute matches**: method `Exact` (service and method: the path
+//!   `/SERVICE/METHOD`; one of them: the other is any segment) and `RegularExpression`,
+//!   headers `Exact` and `RegularExpression`. Filters `RequestHeaderModifier`,
+//!   `ResponseHeaderModifier`, `RequestMirror`; backends are spoken to in HTTP/2.
+//! - **HTTPRoute filters**: `RequestHeaderModifier` and `ResponseHeaderModifier` (set, add,
+//!   remove), `RequestRedirect` (scheme, hostname, port, `ReplaceFullPath`,
+//!   `ReplacePrefixMatch`, status code, default 302; without a port, the scheme's well-known
+//!   port or, without a scheme either, the listener's, left out of `Location` when
+//!   well-known; replacing a prefix with `/` never leaves `//`), `URLRewrite` (hostname,
+//!   `ReplaceFullPath`, `ReplacePrefixMatch`) and `RequestMirror`.
+//! - **TLSRoute**: one TCP route per TLSRoute, by the SNI names of its hostnames intersected
+//!   with the listener's (a name an older route already routes is left out, with a
+//!   warning); every rule's backends together. **TCPRoute**: the oldest TCPRoute attached to
+//!   a TCP listener takes it; a later one is `Accepted` `UnsupportedValue`.
+//! - **Backends** (`backendRefs`): Services with a port, weight 1 by default, 0 meaning
+//!   never; a Service in another namespace only where a ReferenceGrant there allows the
+//!   route's kind and namespace (else `RefNotPermitted`). A rule whose backends are all
+//!   invalid (or that has none) answers 500, as does one whose weights are all 0. An
+//!   invalid backend beside valid ones is dropped by the core, so its share goes to the
+//!   others (the spec asks for 500 for that share; it needs a core change). TLS and TCP
+//!   routes leave invalid backends out; with none left, connections are refused.
+//! - **Certificates**: a Secret in another namespace only where a ReferenceGrant there
+//!   allows Gateways of the Gateway's namespace (else listener `ResolvedRefs`
+//!   `RefNotPermitted`); a missing or unusable one is `InvalidCertificateRef`.
+//! - Unsupported, reported as errors: more than one certificate (a warning: the first is
+//!   served), `ExtensionRef` filters (the rule answers 500), backend-level filters
+//!   (ignored), and backends other than Services (`InvalidKind`).
 //!
 //! # Status
 //!
-//! Computed, not written (the controller writes it): GatewayClass `Accepted`; Gateway
-//! `Accepted` (`ListenersNotValid` when some listener is not served) and `Programmed`; per
-//! listener `Accepted` (`UnsupportedProtocol`, `Invalid`, `Conflicted`), `ResolvedRefs`
-//! (`InvalidCertificateRef`), `Programmed`, `supportedKinds` and `attachedRoutes`; per
-//! HTTPRoute parent `Accepted` (`NoMatchingParent`, `NotAllowedByListeners`,
-//! `NoMatchingListenerHostname`) and `ResolvedRefs` (`BackendNotFound`, `InvalidKind`,
+//! Computed, not written (the controller writes it; [`crate::status::ObjectStatus::to_json`]
+//! gives the API's shape): GatewayClass `Accepted`; Gateway `Accepted` (`ListenersNotValid`
+//! when some listener is not served) and `Programmed`; per listener `Accepted`
+//! (`UnsupportedProtocol`, `PortUnavailable`, `Invalid` when conflicted), `Conflicted`
+//! (`HostnameConflict`, `ProtocolConflict`, `NoConflicts`), `ResolvedRefs`
+//! (`InvalidCertificateRef`, `RefNotPermitted`, `InvalidRouteKinds`), `Programmed`,
+//! `supportedKinds` and `attachedRoutes`; per route (every kind) and parent `Accepted`
+//! (`NoMatchingParent`, `NotAllowedByListeners`, `NoMatchingListenerHostname`,
+//! `UnsupportedValue`) and `ResolvedRefs` (`BackendNotFound`, `InvalidKind`,
 //! `RefNotPermitted`); for each Ingress taken, `status.loadBalancer` from
 //! [`Options::ingress_status_addresses`] and [`Options::publish_service`].
 
@@ -133,6 +169,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::de::DeserializeOwned;
 pub use xdsc_core::compile::Severity;
+use xdsc_core::diagnostic::{FieldPath, Problem, ToFieldPath};
 use xdsc_core::model;
 
 use crate::status::{Condition, ObjectStatus, Scope, StatusPart};
@@ -176,23 +213,123 @@ pub enum KubeObject {
     Namespace(Box<Namespace>),
 }
 
-/// The kinds [`KubeObject::from_value`] reads, as `(apiVersion, kind)` (the Gateway API's at
-/// every version in [`gateway::API_VERSIONS`]).
-pub const SUPPORTED_KINDS: [(&str, &str); 13] = [
-    ("networking.k8s.io/v1", "Ingress"),
-    ("networking.k8s.io/v1", "IngressClass"),
-    ("v1", "Service"),
-    ("discovery.k8s.io/v1", "EndpointSlice"),
-    ("v1", "Secret"),
-    ("v1", "Namespace"),
-    (gateway::API_VERSION, "Gateway"),
-    (gateway::API_VERSION, "GatewayClass"),
-    (gateway::API_VERSION, "HTTPRoute"),
-    (gateway::API_VERSION, "GRPCRoute"),
-    (gateway::API_VERSION, "TLSRoute"),
-    ("gateway.networking.k8s.io/v1alpha2", "TCPRoute"),
-    (gateway::API_VERSION, "ReferenceGrant"),
-];
+/// A kind of Kubernetes object the translation reads: the one list of them.
+///
+/// ```
+/// use xdsc_kube::translate::KubeKind;
+/// let names: Vec<&str> = KubeKind::ALL.iter().map(|k| k.as_str()).collect();
+/// assert_eq!(names.join(", "), "Ingress, IngressClass, Service, EndpointSlice, Secret, Namespace, Gateway, GatewayClass, HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, ReferenceGrant");
+/// assert_eq!(KubeKind::of("networking.k8s.io/v1", "Ingress"), Some(KubeKind::Ingress));
+/// assert_eq!(KubeKind::of("gateway.networking.k8s.io/v1alpha2", "TLSRoute"), Some(KubeKind::TlsRoute));
+/// assert_eq!(KubeKind::of("v1", "Pod"), None);
+/// assert!(!KubeKind::GatewayClass.namespaced());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KubeKind {
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+    /// `networking.k8s.io/v1` IngressClass (cluster-scoped).
+    IngressClass,
+    /// `v1` Service.
+    Service,
+    /// `discovery.k8s.io/v1` EndpointSlice.
+    EndpointSlice,
+    /// `v1` Secret.
+    Secret,
+    /// `v1` Namespace (cluster-scoped).
+    Namespace,
+    /// `gateway.networking.k8s.io/v1` Gateway.
+    Gateway,
+    /// `gateway.networking.k8s.io/v1` GatewayClass (cluster-scoped).
+    GatewayClass,
+    /// `gateway.networking.k8s.io/v1` HTTPRoute.
+    HttpRoute,
+    /// `gateway.networking.k8s.io/v1` GRPCRoute.
+    GrpcRoute,
+    /// `gateway.networking.k8s.io/v1` TLSRoute (also `v1alpha2`, `v1alpha3`).
+    TlsRoute,
+    /// `gateway.networking.k8s.io/v1alpha2` TCPRoute.
+    TcpRoute,
+    /// `gateway.networking.k8s.io/v1` ReferenceGrant (also `v1beta1`).
+    ReferenceGrant,
+}
+
+impl KubeKind {
+    /// Every kind read, in the order they are listed to users.
+    pub const ALL: [KubeKind; 13] = [
+        KubeKind::Ingress,
+        KubeKind::IngressClass,
+        KubeKind::Service,
+        KubeKind::EndpointSlice,
+        KubeKind::Secret,
+        KubeKind::Namespace,
+        KubeKind::Gateway,
+        KubeKind::GatewayClass,
+        KubeKind::HttpRoute,
+        KubeKind::GrpcRoute,
+        KubeKind::TlsRoute,
+        KubeKind::TcpRoute,
+        KubeKind::ReferenceGrant,
+    ];
+
+    /// The kind as written in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubeKind::Ingress => "Ingress",
+            KubeKind::IngressClass => "IngressClass",
+            KubeKind::Service => "Service",
+            KubeKind::EndpointSlice => "EndpointSlice",
+            KubeKind::Secret => "Secret",
+            KubeKind::Namespace => "Namespace",
+            KubeKind::Gateway => "Gateway",
+            KubeKind::GatewayClass => "GatewayClass",
+            KubeKind::HttpRoute => "HTTPRoute",
+            KubeKind::GrpcRoute => "GRPCRoute",
+            KubeKind::TlsRoute => "TLSRoute",
+            KubeKind::TcpRoute => "TCPRoute",
+            KubeKind::ReferenceGrant => "ReferenceGrant",
+        }
+    }
+
+    /// The `apiVersion` read for this kind (for the Gateway API, the current one; the older
+    /// versions in [`gateway::API_VERSIONS`] are read too).
+    pub fn api_version(self) -> &'static str {
+        match self {
+            KubeKind::Ingress | KubeKind::IngressClass => "networking.k8s.io/v1",
+            KubeKind::Service | KubeKind::Secret | KubeKind::Namespace => "v1",
+            KubeKind::EndpointSlice => "discovery.k8s.io/v1",
+            KubeKind::TcpRoute => "gateway.networking.k8s.io/v1alpha2",
+            KubeKind::Gateway
+            | KubeKind::GatewayClass
+            | KubeKind::HttpRoute
+            | KubeKind::GrpcRoute
+            | KubeKind::TlsRoute
+            | KubeKind::ReferenceGrant => gateway::API_VERSION,
+        }
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn namespaced(self) -> bool {
+        !matches!(
+            self,
+            KubeKind::IngressClass | KubeKind::GatewayClass | KubeKind::Namespace
+        )
+    }
+
+    /// The kind of a manifest's `apiVersion` and `kind`, if it is read.
+    pub fn of(api_version: &str, kind: &str) -> Option<KubeKind> {
+        let gateway_api = gateway::API_VERSIONS.contains(&(api_version, kind));
+        KubeKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind && (k.api_version() == api_version || gateway_api))
+    }
+}
+
+impl fmt::Display for KubeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Why a manifest is not a [`KubeObject`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -211,7 +348,7 @@ pub enum ParseError {
         /// The object's kind.
         kind: String,
         /// The field path, e.g. `spec.rules[0].http.paths[1].pathType`.
-        path: String,
+        path: FieldPath,
         /// What is wrong.
         message: String,
     },
@@ -222,7 +359,7 @@ fn parse<T: DeserializeOwned>(kind: &str, v: serde_json::Value) -> Result<Box<T>
         .map(Box::new)
         .map_err(|e| ParseError::Invalid {
             kind: kind.to_owned(),
-            path: e.path().to_string(),
+            path: FieldPath::from_serde(e.path()),
             message: e.inner().to_string(),
         })
 }
@@ -252,29 +389,30 @@ impl KubeObject {
     pub fn from_value(v: serde_json::Value) -> Result<KubeObject, ParseError> {
         let field = |f: &str| v.get(f).and_then(|s| s.as_str()).unwrap_or("").to_owned();
         let (api_version, kind) = (field("apiVersion"), field("kind"));
-        let gateway_api = gateway::API_VERSIONS.contains(&(api_version.as_str(), kind.as_str()));
-        let mut object = match (api_version.as_str(), kind.as_str()) {
-            ("networking.k8s.io/v1", "Ingress") => KubeObject::Ingress(parse(&kind, v)?),
-            ("networking.k8s.io/v1", "IngressClass") => KubeObject::IngressClass(parse(&kind, v)?),
-            ("v1", "Service") => KubeObject::Service(parse(&kind, v)?),
-            ("v1", "Secret") => KubeObject::Secret(parse(&kind, v)?),
-            ("discovery.k8s.io/v1", "EndpointSlice") => KubeObject::EndpointSlice(parse(&kind, v)?),
-            (_, "Gateway") if gateway_api => KubeObject::Gateway(parse(&kind, v)?),
-            (_, "GatewayClass") if gateway_api => KubeObject::GatewayClass(parse(&kind, v)?),
-            (_, "HTTPRoute") if gateway_api => KubeObject::HttpRoute(parse(&kind, v)?),
-            (_, "GRPCRoute") if gateway_api => KubeObject::GrpcRoute(parse(&kind, v)?),
-            (_, "TLSRoute") if gateway_api => KubeObject::TlsRoute(parse(&kind, v)?),
-            (_, "TCPRoute") if gateway_api => KubeObject::TcpRoute(parse(&kind, v)?),
-            (_, "ReferenceGrant") if gateway_api => KubeObject::ReferenceGrant(parse(&kind, v)?),
-            ("v1", "Namespace") => KubeObject::Namespace(parse(&kind, v)?),
-            _ => return Err(ParseError::Unsupported { api_version, kind }),
+        let Some(k) = KubeKind::of(&api_version, &kind) else {
+            return Err(ParseError::Unsupported { api_version, kind });
+        };
+        let mut object = match k {
+            KubeKind::Ingress => KubeObject::Ingress(parse(&kind, v)?),
+            KubeKind::IngressClass => KubeObject::IngressClass(parse(&kind, v)?),
+            KubeKind::Service => KubeObject::Service(parse(&kind, v)?),
+            KubeKind::EndpointSlice => KubeObject::EndpointSlice(parse(&kind, v)?),
+            KubeKind::Secret => KubeObject::Secret(parse(&kind, v)?),
+            KubeKind::Namespace => KubeObject::Namespace(parse(&kind, v)?),
+            KubeKind::Gateway => KubeObject::Gateway(parse(&kind, v)?),
+            KubeKind::GatewayClass => KubeObject::GatewayClass(parse(&kind, v)?),
+            KubeKind::HttpRoute => KubeObject::HttpRoute(parse(&kind, v)?),
+            KubeKind::GrpcRoute => KubeObject::GrpcRoute(parse(&kind, v)?),
+            KubeKind::TlsRoute => KubeObject::TlsRoute(parse(&kind, v)?),
+            KubeKind::TcpRoute => KubeObject::TcpRoute(parse(&kind, v)?),
+            KubeKind::ReferenceGrant => KubeObject::ReferenceGrant(parse(&kind, v)?),
         };
         let namespaced = object.namespaced();
         let meta = object.metadata_mut();
         if meta.name.as_deref().is_none_or(str::is_empty) {
             return Err(ParseError::Invalid {
                 kind,
-                path: "metadata.name".into(),
+                path: ("metadata", "name").to_field_path(),
                 message: "missing".into(),
             });
         }
@@ -298,28 +436,30 @@ impl KubeObject {
     /// assert_eq!(o.kind(), "GatewayClass");
     /// ```
     pub fn kind(&self) -> &'static str {
+        self.kube_kind().as_str()
+    }
+
+    /// The object's [`KubeKind`].
+    pub fn kube_kind(&self) -> KubeKind {
         match self {
-            KubeObject::Ingress(_) => "Ingress",
-            KubeObject::IngressClass(_) => "IngressClass",
-            KubeObject::Service(_) => "Service",
-            KubeObject::EndpointSlice(_) => "EndpointSlice",
-            KubeObject::Secret(_) => "Secret",
-            KubeObject::Gateway(_) => "Gateway",
-            KubeObject::GatewayClass(_) => "GatewayClass",
-            KubeObject::HttpRoute(_) => "HTTPRoute",
-            KubeObject::GrpcRoute(_) => "GRPCRoute",
-            KubeObject::TlsRoute(_) => "TLSRoute",
-            KubeObject::TcpRoute(_) => "TCPRoute",
-            KubeObject::ReferenceGrant(_) => "ReferenceGrant",
-            KubeObject::Namespace(_) => "Namespace",
+            KubeObject::Ingress(_) => KubeKind::Ingress,
+            KubeObject::IngressClass(_) => KubeKind::IngressClass,
+            KubeObject::Service(_) => KubeKind::Service,
+            KubeObject::EndpointSlice(_) => KubeKind::EndpointSlice,
+            KubeObject::Secret(_) => KubeKind::Secret,
+            KubeObject::Namespace(_) => KubeKind::Namespace,
+            KubeObject::Gateway(_) => KubeKind::Gateway,
+            KubeObject::GatewayClass(_) => KubeKind::GatewayClass,
+            KubeObject::HttpRoute(_) => KubeKind::HttpRoute,
+            KubeObject::GrpcRoute(_) => KubeKind::GrpcRoute,
+            KubeObject::TlsRoute(_) => KubeKind::TlsRoute,
+            KubeObject::TcpRoute(_) => KubeKind::TcpRoute,
+            KubeObject::ReferenceGrant(_) => KubeKind::ReferenceGrant,
         }
     }
 
     fn namespaced(&self) -> bool {
-        !matches!(
-            self,
-            KubeObject::IngressClass(_) | KubeObject::GatewayClass(_) | KubeObject::Namespace(_)
-        )
+        self.kube_kind().namespaced()
     }
 
     /// The object's metadata.
@@ -374,7 +514,9 @@ impl KubeObject {
     }
 }
 
-/// The identity of a Kubernetes object.
+/// The identity of a Kubernetes object: kind, namespace (none for cluster-scoped kinds) and
+/// name; the core's [`SourceRef`](xdsc_core::diagnostic::SourceRef), so diagnostics name
+/// Kubernetes objects without the core knowing Kubernetes.
 ///
 /// ```
 /// use xdsc_kube::translate::ObjectRef;
@@ -382,40 +524,7 @@ impl KubeObject {
 /// assert_eq!(r.to_string(), "Ingress default/web");
 /// assert_eq!(ObjectRef::new("IngressClass", None, "xdsc").to_string(), "IngressClass xdsc");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjectRef {
-    /// The kind, e.g. `Ingress` or `HTTPRoute`.
-    pub kind: String,
-    /// The namespace; `None` for cluster-scoped objects.
-    pub namespace: Option<String>,
-    /// The name.
-    pub name: String,
-}
-
-impl ObjectRef {
-    /// A reference from its parts.
-    pub fn new(kind: &str, namespace: Option<&str>, name: &str) -> ObjectRef {
-        ObjectRef {
-            kind: kind.to_owned(),
-            namespace: namespace.map(str::to_owned),
-            name: name.to_owned(),
-        }
-    }
-
-    /// `namespace/name`, or `name` for a cluster-scoped object.
-    pub fn qualified_name(&self) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{ns}/{}", self.name),
-            None => self.name.clone(),
-        }
-    }
-}
-
-impl fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.kind, self.qualified_name())
-    }
-}
+pub use xdsc_core::diagnostic::SourceRef as ObjectRef;
 
 /// Every Kubernetes object known, keyed by [`ObjectRef`], each with where it was read.
 ///
@@ -554,63 +663,41 @@ pub struct Translation {
     pub statuses: BTreeMap<ObjectRef, ObjectStatus>,
 }
 
-/// A problem with a Kubernetes object: what was left out or not served as written.
+/// A problem with a Kubernetes object (what was left out or not served as written): the
+/// core's [`Diagnostic`](xdsc_core::diagnostic::Diagnostic) with a
+/// [`Subject::Source`](xdsc_core::diagnostic::Subject::Source) subject. Where the object was
+/// read is not part of it ([`Inputs::origin`] says), so moving an object in its file changes
+/// no diagnostic.
 ///
 /// ```
 /// use xdsc_kube::translate::{Diagnostic, ObjectRef, Severity};
-/// let d = Diagnostic {
-///     severity: Severity::Error,
-///     object: ObjectRef::new("Ingress", Some("default"), "web"),
-///     origin: Some("file.yaml:3".into()),
-///     field: "spec.rules[0].http.paths[1].backend.service.port".into(),
-///     message: "service default/api has no port named \"grpc\"".into(),
-/// };
-/// assert_eq!(d.to_string(), "Ingress default/web (file.yaml:3): spec.rules[0].http.paths[1].backend.service.port: service default/api has no port named \"grpc\"");
+/// use xdsc_core::diagnostic::Problem;
+/// let d = Diagnostic::new(
+///     ObjectRef::new("Ingress", Some("default"), "web"),
+///     Severity::Error,
+///     ("spec", "rules", 0, "http", "paths", 1, "backend", "service", "port"),
+///     Problem::invalid("service default/api has no port named \"grpc\""),
+/// );
+/// assert_eq!(d.to_string(), "error: Ingress default/web: spec.rules[0].http.paths[1].backend.service.port: service default/api has no port named \"grpc\"");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Diagnostic {
-    /// Error (left out) or warning (served, maybe not as meant).
-    pub severity: Severity,
-    /// The object the problem is in.
-    pub object: ObjectRef,
-    /// Where the object was read.
-    pub origin: Option<String>,
-    /// The field path within the object; empty for the object as a whole.
-    pub field: String,
-    /// What is wrong. Never holds key material.
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.object)?;
-        if let Some(o) = &self.origin {
-            write!(f, " ({o})")?;
-        }
-        f.write_str(": ")?;
-        if !self.field.is_empty() {
-            write!(f, "{}: ", self.field)?;
-        }
-        f.write_str(&self.message)
-    }
-}
+pub use xdsc_core::diagnostic::Diagnostic;
 
 /// Translates every object taken (see the module docs) into model objects: a
 /// [`Translator`] given every object at once.
 ///
 /// ```
-/// use xdsc_kube::translate::{translate, Inputs, KubeObject, Options};
+/// use xdsc_kube::translate::{self, Inputs, KubeObject, Options};
 /// let mut inputs = Inputs::default();
 /// inputs.insert(KubeObject::from_value(serde_json::json!({
 ///     "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
 ///     "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
 /// })).unwrap(), None);
-/// let out = translate(&inputs, &Options::default());
+/// let out = translate::full(&inputs, &Options::default());
 /// let names: Vec<_> = out.objects.iter().map(|o| o.key().to_string()).collect();
 /// assert_eq!(names, ["Listener/k8s:ingress-http", "VirtualHost/k8s:ingress:~"]);
-/// assert_eq!(out.diagnostics[0].message, "service default/web does not exist");
+/// assert_eq!(out.diagnostics[0].problem.to_string(), "service default/web does not exist");
 /// ```
-pub fn translate(inputs: &Inputs, options: &Options) -> Translation {
+pub fn full(inputs: &Inputs, options: &Options) -> Translation {
     let mut t = Translator::new(options.clone());
     t.apply(
         inputs
@@ -716,28 +803,27 @@ impl<'a> Cx<'a> {
         &self.world.ingress
     }
 
-    /// Reports a problem with `object`, an object this unit read (its origin is part of
-    /// the message, and a change of origin is a change of the object).
+    /// Reports a problem with `object`, an object this unit read. `field` is built only
+    /// here (see [`ToFieldPath`]).
     fn report(
         &mut self,
         severity: Severity,
         object: &ObjectRef,
-        field: impl fmt::Display,
+        field: impl ToFieldPath,
         message: impl fmt::Display,
     ) {
-        self.out.diagnostics.insert(Diagnostic {
+        self.out.diagnostics.insert(Diagnostic::new(
+            object.clone(),
             severity,
-            object: object.clone(),
-            origin: self.world.inputs.origin(object).map(str::to_owned),
-            field: field.to_string(),
-            message: message.to_string(),
-        });
+            field,
+            Problem::Invalid(message.to_string()),
+        ));
     }
 
     pub(crate) fn error(
         &mut self,
         object: &ObjectRef,
-        field: impl fmt::Display,
+        field: impl ToFieldPath,
         message: impl fmt::Display,
     ) {
         self.report(Severity::Error, object, field, message);
@@ -746,7 +832,7 @@ impl<'a> Cx<'a> {
     pub(crate) fn warn(
         &mut self,
         object: &ObjectRef,
-        field: impl fmt::Display,
+        field: impl ToFieldPath,
         message: impl fmt::Display,
     ) {
         self.report(Severity::Warning, object, field, message);

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use xdsc_core::compile::Compiled;
 use xdsc_core::model::{Kind, Model};
 use xdsc_core::oracle::{Action, Request, evaluate};
-use xdsc_kube::translate::{Inputs, KubeObject, Options, Translation, translate};
+use xdsc_kube::translate::{self, Diagnostic, Inputs, KubeObject, Options, Translation};
 
 const HTTP: &str = "k8s:ingress-http";
 const HTTPS: &str = "k8s:ingress-https";
@@ -23,7 +23,20 @@ fn inputs(manifests: &[Value]) -> Inputs {
 }
 
 fn run(manifests: &[Value], options: &Options) -> Translation {
-    translate(&inputs(manifests), options)
+    translate::full(&inputs(manifests), options)
+}
+
+/// A diagnostic as `OBJECT (ORIGIN): FIELD: PROBLEM`, the origin from `inputs`.
+fn line(inputs: &Inputs, d: &Diagnostic) -> String {
+    let mut out = d.object.to_string();
+    if let Some(origin) = d.object.source().and_then(|o| inputs.origin(o)) {
+        out = format!("{out} ({origin})");
+    }
+    out.push_str(": ");
+    if !d.field.is_empty() {
+        out = format!("{out}{}: ", d.field);
+    }
+    format!("{out}{}", d.problem)
 }
 
 /// Translates, compiles and asks the oracle; compares one line per diagnostic (ours, then
@@ -33,9 +46,10 @@ fn check(manifests: &[Value], requests: &[Request], expect: &str) {
 }
 
 fn check_with(options: &Options, manifests: &[Value], requests: &[Request], expect: &str) {
-    let t = run(manifests, options);
+    let inputs = inputs(manifests);
+    let t = translate::full(&inputs, options);
     let compiled = Compiled::new(&Model::from_objects(t.objects.clone()));
-    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| d.to_string()).collect();
+    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| line(&inputs, d)).collect();
     lines.extend(compiled.diagnostics().iter().map(|d| format!("core: {d}")));
     for r in requests {
         // A connection (no HTTP request): the listener and the SNI.
@@ -77,8 +91,9 @@ fn check_with(options: &Options, manifests: &[Value], requests: &[Request], expe
 
 /// Compares the JSON of the model objects of one kind, one per line.
 fn check_model(manifests: &[Value], kind: Kind, expect: &str) {
-    let t = run(manifests, &Options::default());
-    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| d.to_string()).collect();
+    let inputs = inputs(manifests);
+    let t = translate::full(&inputs, &Options::default());
+    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| line(&inputs, d)).collect();
     for o in t.objects.iter().filter(|o| o.kind() == kind) {
         lines.push(serde_json::to_string(o).unwrap());
     }
@@ -632,7 +647,7 @@ fn assert_deterministic(manifests: &[Value]) {
             let i = manifests.iter().position(|x| x == v).unwrap();
             inputs.insert(o, Some(format!("t.yaml:{}", i + 1)));
         }
-        assert_eq!(show(&translate(&inputs, &Options::default())), first);
+        assert_eq!(show(&translate::full(&inputs, &Options::default())), first);
     }
 }
 
@@ -953,8 +968,8 @@ fn routes_attach_only_where_the_gateway_allows() {
     check(
         &m,
         &[gw_get("same.com", "/"), gw_get("all.com", "/")],
-        r#"HTTPRoute team/to-same (t.yaml:6): spec.parentRefs[0]: no listener of Gateway default/gw admits a HTTPRoute from namespace "team" (allowedRoutes); not attached
-        HTTPRoute team/to-nothing (t.yaml:9): spec.parentRefs[0]: Gateway team/nothing does not exist
+        r#"HTTPRoute team/to-nothing (t.yaml:9): spec.parentRefs[0]: Gateway team/nothing does not exist
+        HTTPRoute team/to-same (t.yaml:6): spec.parentRefs[0]: no listener of Gateway default/gw admits a HTTPRoute from namespace "team" (allowedRoutes); not attached
         k8s:gateway:10080 same.com / => answer 404 (no route)
         k8s:gateway:10080 all.com / => k8s:team/a:80"#,
     );
@@ -1132,8 +1147,9 @@ fn a_tls_host_claimed_with_two_secrets_goes_to_the_oldest_ingress() {
 /// The computed status of every Gateway API object, one line per part (see
 /// `ObjectStatus::text_lines`), after the diagnostics.
 fn check_status(manifests: &[Value], expect: &str) {
-    let t = run(manifests, &Options::default());
-    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| d.to_string()).collect();
+    let inputs = inputs(manifests);
+    let t = translate::full(&inputs, &Options::default());
+    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| line(&inputs, d)).collect();
     for (id, s) in &t.statuses {
         if id.kind == "Ingress" {
             continue;
@@ -1198,14 +1214,31 @@ fn tls_routes_pass_connections_through_by_sni() {
                 {"name": "tls", "port": 443, "protocol": "TLS", "hostname": "*.example.com",
                  "tls": {"mode": "Passthrough"}},
             ])),
-            route(GW, "TLSRoute", "a", T1, json!({"parentRefs": [{"name": "gw"}],
-                "hostnames": ["a.example.com"], "rules": [{"backendRefs": [{"name": "a", "port": 443}]}]})),
+            route(
+                GW,
+                "TLSRoute",
+                "a",
+                T1,
+                json!({"parentRefs": [{"name": "gw"}],
+                "hostnames": ["a.example.com"], "rules": [{"backendRefs": [{"name": "a", "port": 443}]}]}),
+            ),
             // The v1alpha2 shape is read too; no hostnames means the listener's.
-            route("gateway.networking.k8s.io/v1alpha2", "TLSRoute", "b", T2,
-                json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "b", "port": 443}]}]})),
+            route(
+                "gateway.networking.k8s.io/v1alpha2",
+                "TLSRoute",
+                "b",
+                T2,
+                json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "b", "port": 443}]}]}),
+            ),
             // Outside the listener's hostname: not attached.
-            route(GW, "TLSRoute", "other", T2, json!({"parentRefs": [{"name": "gw"}],
-                "hostnames": ["other.com"], "rules": [{"backendRefs": [{"name": "a", "port": 443}]}]})),
+            route(
+                GW,
+                "TLSRoute",
+                "other",
+                T2,
+                json!({"parentRefs": [{"name": "gw"}],
+                "hostnames": ["other.com"], "rules": [{"backendRefs": [{"name": "a", "port": 443}]}]}),
+            ),
         ],
     );
     check(
@@ -1227,15 +1260,31 @@ fn tls_routes_pass_connections_through_by_sni() {
 #[test]
 fn a_tcp_listener_forwards_to_its_oldest_tcp_route() {
     let m = with(
-        [service("a", &[("", 5432, 5432)]), service("b", &[("", 5432, 5432)])].concat(),
+        [
+            service("a", &[("", 5432, 5432)]),
+            service("b", &[("", 5432, 5432)]),
+        ]
+        .concat(),
         [
             gateway_class(),
             gateway(json!([{"name": "pg", "port": 5432, "protocol": "TCP"}])),
-            route("gateway.networking.k8s.io/v1alpha2", "TCPRoute", "old", T1, json!({
+            route(
+                "gateway.networking.k8s.io/v1alpha2",
+                "TCPRoute",
+                "old",
+                T1,
+                json!({
                 "parentRefs": [{"name": "gw", "sectionName": "pg"}],
-                "rules": [{"backendRefs": [{"name": "a", "port": 5432, "weight": 3}, {"name": "b", "port": 5432}]}]})),
-            route("gateway.networking.k8s.io/v1alpha2", "TCPRoute", "new", T2, json!({
-                "parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "b", "port": 5432}]}]})),
+                "rules": [{"backendRefs": [{"name": "a", "port": 5432, "weight": 3}, {"name": "b", "port": 5432}]}]}),
+            ),
+            route(
+                "gateway.networking.k8s.io/v1alpha2",
+                "TCPRoute",
+                "new",
+                T2,
+                json!({
+                "parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "b", "port": 5432}]}]}),
+            ),
         ],
     );
     check(
@@ -1258,23 +1307,35 @@ fn a_tcp_listener_forwards_to_its_oldest_tcp_route() {
 #[test]
 fn grpc_routes_match_services_methods_and_headers_over_http2() {
     let m = with(
-        [service("a", &[("grpc", 50051, 50051)]), service("b", &[("grpc", 50051, 50051)])].concat(),
+        [
+            service("a", &[("grpc", 50051, 50051)]),
+            service("b", &[("grpc", 50051, 50051)]),
+        ]
+        .concat(),
         [
             gateway_class(),
             gateway(json!([{"name": "grpc", "port": 80, "protocol": "HTTP"}])),
-            route(GW, "GRPCRoute", "r", T1, json!({"parentRefs": [{"name": "gw"}], "rules": [
-                {"matches": [{"method": {"service": "echo.Echo", "method": "Say"}}], "backendRefs": [{"name": "a", "port": 50051}]},
-                {"matches": [{"method": {"service": "echo.Echo"}, "headers": [{"name": "version", "value": "2"}]}], "backendRefs": [{"name": "b", "port": 50051}]},
-                {"matches": [{"method": {"type": "RegularExpression", "method": "Get.*"}}], "backendRefs": [{"name": "b", "port": 50051}]},
-                {"filters": [{"type": "URLRewrite", "urlRewrite": {"hostname": "x"}}], "backendRefs": [{"name": "a", "port": 50051}]},
-            ]})),
+            route(
+                GW,
+                "GRPCRoute",
+                "r",
+                T1,
+                json!({"parentRefs": [{"name": "gw"}], "rules": [
+                    {"matches": [{"method": {"service": "echo.Echo", "method": "Say"}}], "backendRefs": [{"name": "a", "port": 50051}]},
+                    {"matches": [{"method": {"service": "echo.Echo"}, "headers": [{"name": "version", "value": "2"}]}], "backendRefs": [{"name": "b", "port": 50051}]},
+                    {"matches": [{"method": {"type": "RegularExpression", "method": "Get.*"}}], "backendRefs": [{"name": "b", "port": 50051}]},
+                    {"filters": [{"type": "URLRewrite", "urlRewrite": {"hostname": "x"}}], "backendRefs": [{"name": "a", "port": 50051}]},
+                ]}),
+            ),
         ],
     );
     check(
         &m,
         &[
             gw_get("h", "/echo.Echo/Say").method("POST"),
-            gw_get("h", "/echo.Echo/Other").method("POST").header("version", "2"),
+            gw_get("h", "/echo.Echo/Other")
+                .method("POST")
+                .header("version", "2"),
             gw_get("h", "/echo.Echo/Other").method("POST"),
             gw_get("h", "/kv.Store/GetAll").method("POST"),
             gw_get("h", "/kv.Store/Put").method("POST"),
@@ -1295,7 +1356,13 @@ fn grpc_routes_match_services_methods_and_headers_over_http2() {
             _ => None,
         })
         .collect();
-    assert_eq!(h2, ["k8s:default/a:50051:h2c Http2", "k8s:default/b:50051:h2c Http2"]);
+    assert_eq!(
+        h2,
+        [
+            "k8s:default/a:50051:h2c Http2",
+            "k8s:default/b:50051:h2c Http2"
+        ]
+    );
 }
 
 fn reference_grant(ns: &str, from_kind: &str, from_ns: &str, to_kind: &str) -> Value {
@@ -1322,10 +1389,16 @@ fn reference_grants_open_backends_and_certificates_in_other_namespaces() {
             {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "secure.com",
              "tls": {"certificateRefs": [{"name": "cert", "namespace": "certs"}]}},
         ])),
-        route(GW, "HTTPRoute", "r", T1, json!({"parentRefs": [{"name": "gw", "sectionName": "http"}], "rules": [
-            {"matches": [{"path": {"value": "/open"}}], "backendRefs": [{"name": "api", "namespace": "open", "port": 80}]},
-            {"matches": [{"path": {"value": "/closed"}}], "backendRefs": [{"name": "api", "namespace": "closed", "port": 80}]},
-        ]})),
+        route(
+            GW,
+            "HTTPRoute",
+            "r",
+            T1,
+            json!({"parentRefs": [{"name": "gw", "sectionName": "http"}], "rules": [
+                {"matches": [{"path": {"value": "/open"}}], "backendRefs": [{"name": "api", "namespace": "open", "port": 80}]},
+                {"matches": [{"path": {"value": "/closed"}}], "backendRefs": [{"name": "api", "namespace": "closed", "port": 80}]},
+            ]}),
+        ),
         reference_grant("open", "HTTPRoute", "default", "Service"),
         // A grant for another kind opens nothing to HTTPRoutes.
         reference_grant("closed", "GRPCRoute", "default", "Service"),
@@ -1338,7 +1411,10 @@ fn reference_grants_open_backends_and_certificates_in_other_namespaces() {
         k8s:gateway:10080 h /open => k8s:open/api:80
         k8s:gateway:10080 h /closed => answer 500"#,
     );
-    let granted = with(base, [reference_grant("certs", "Gateway", "default", "Secret")]);
+    let granted = with(
+        base,
+        [reference_grant("certs", "Gateway", "default", "Secret")],
+    );
     check(
         &granted,
         &[Request::new("k8s:gateway:10443", "secure.com", "/").sni("secure.com")],
@@ -1353,16 +1429,36 @@ fn listeners_of_several_gateways_on_one_port_merge_and_conflicts_are_per_listene
         [service("a", &[("", 80, 80)]), service("b", &[("", 80, 80)])].concat(),
         [
             gateway_class(),
-            named_gateway("one", T1, json!([{"name": "a", "port": 80, "protocol": "HTTP", "hostname": "a.com"}])),
+            named_gateway(
+                "one",
+                T1,
+                json!([{"name": "a", "port": 80, "protocol": "HTTP", "hostname": "a.com"}]),
+            ),
             // Port 10080 is Envoy's port for 80: the same port.
-            named_gateway("two", T2, json!([
-                {"name": "b", "port": 10080, "protocol": "HTTP", "hostname": "b.com"},
-                {"name": "dup", "port": 80, "protocol": "HTTP", "hostname": "a.com"},
-                {"name": "tcp", "port": 80, "protocol": "TCP"},
-                {"name": "udp", "port": 53, "protocol": "UDP"},
-            ])),
-            route(GW, "HTTPRoute", "ra", T1, json!({"parentRefs": [{"name": "one"}], "rules": [{"backendRefs": to("a")}]})),
-            route(GW, "HTTPRoute", "rb", T1, json!({"parentRefs": [{"name": "two"}], "rules": [{"backendRefs": to("b")}]})),
+            named_gateway(
+                "two",
+                T2,
+                json!([
+                    {"name": "b", "port": 10080, "protocol": "HTTP", "hostname": "b.com"},
+                    {"name": "dup", "port": 80, "protocol": "HTTP", "hostname": "a.com"},
+                    {"name": "tcp", "port": 80, "protocol": "TCP"},
+                    {"name": "udp", "port": 53, "protocol": "UDP"},
+                ]),
+            ),
+            route(
+                GW,
+                "HTTPRoute",
+                "ra",
+                T1,
+                json!({"parentRefs": [{"name": "one"}], "rules": [{"backendRefs": to("a")}]}),
+            ),
+            route(
+                GW,
+                "HTTPRoute",
+                "rb",
+                T1,
+                json!({"parentRefs": [{"name": "two"}], "rules": [{"backendRefs": to("b")}]}),
+            ),
         ],
     );
     check(
@@ -1404,21 +1500,54 @@ fn bad_inputs_get_their_spec_reasons_and_the_rest_serves() {
                  "allowedRoutes": {"kinds": [{"kind": "HTTPRoute"}, {"kind": "FooRoute"}]}},
                 {"name": "udp", "port": 5353, "protocol": "UDP"},
             ])),
-            route(GW, "HTTPRoute", "good", T1, json!({"parentRefs": [{"name": "gw", "sectionName": "http"}],
-                "rules": [{"backendRefs": to("a")}]})),
-            route(GW, "TLSRoute", "tls-on-http", T1, json!({"parentRefs": [{"name": "gw", "sectionName": "http"}],
-                "hostnames": ["web.com"], "rules": [{"backendRefs": [{"name": "a", "port": 80}]}]})),
-            route(GW, "HTTPRoute", "no-section", T1, json!({"parentRefs": [{"name": "gw", "sectionName": "nope"}],
-                "rules": [{"backendRefs": to("a")}]})),
-            route(GW, "HTTPRoute", "no-host", T1, json!({"parentRefs": [{"name": "gw", "sectionName": "http"}],
-                "hostnames": ["other.com"], "rules": [{"backendRefs": to("a")}]})),
-            route(GW, "HTTPRoute", "bad-backends", T1, json!({"parentRefs": [{"name": "gw", "sectionName": "kinds"}],
-                "rules": [{"backendRefs": [{"name": "missing", "port": 80}]}]})),
+            route(
+                GW,
+                "HTTPRoute",
+                "good",
+                T1,
+                json!({"parentRefs": [{"name": "gw", "sectionName": "http"}],
+                "rules": [{"backendRefs": to("a")}]}),
+            ),
+            route(
+                GW,
+                "TLSRoute",
+                "tls-on-http",
+                T1,
+                json!({"parentRefs": [{"name": "gw", "sectionName": "http"}],
+                "hostnames": ["web.com"], "rules": [{"backendRefs": [{"name": "a", "port": 80}]}]}),
+            ),
+            route(
+                GW,
+                "HTTPRoute",
+                "no-section",
+                T1,
+                json!({"parentRefs": [{"name": "gw", "sectionName": "nope"}],
+                "rules": [{"backendRefs": to("a")}]}),
+            ),
+            route(
+                GW,
+                "HTTPRoute",
+                "no-host",
+                T1,
+                json!({"parentRefs": [{"name": "gw", "sectionName": "http"}],
+                "hostnames": ["other.com"], "rules": [{"backendRefs": to("a")}]}),
+            ),
+            route(
+                GW,
+                "HTTPRoute",
+                "bad-backends",
+                T1,
+                json!({"parentRefs": [{"name": "gw", "sectionName": "kinds"}],
+                "rules": [{"backendRefs": [{"name": "missing", "port": 80}]}]}),
+            ),
         ],
     );
     check(
         &m,
-        &[gw_get("web.com", "/"), Request::new("k8s:gateway:8080", "x", "/")],
+        &[
+            gw_get("web.com", "/"),
+            Request::new("k8s:gateway:8080", "x", "/"),
+        ],
         r#"Gateway default/gw (t.yaml:4): spec.listeners[1].allowedRoutes.kinds[1]: route kind "FooRoute" is not supported on a HTTP listener
         Gateway default/gw (t.yaml:4): spec.listeners[2].protocol: protocol "UDP" is not supported; listener not served
         HTTPRoute default/bad-backends (t.yaml:9): spec.rules[0].backendRefs[0]: service default/missing does not exist

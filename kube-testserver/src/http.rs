@@ -28,7 +28,7 @@ use crate::error::{self, ApiError};
 use crate::faults::{self, Action, RequestInfo, Verb};
 use crate::resources;
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::{Deleted, ListQuery, Part, Patch, Preconditions};
+use crate::store::{Deleted, ListQuery, Part, Patch, Preconditions, Writer};
 use crate::watch::{self, Start, Watch};
 use crate::{Inner, with_version};
 
@@ -496,7 +496,23 @@ impl Call<'_> {
 
     /// POST, PUT, PATCH and DELETE, recorded in the write log.
     fn write(&self, method: &Method) -> Response<Body> {
-        let dry_run = self.query.get("dryRun").is_some_and(|d| d == "All");
+        let manager = self
+            .query
+            .get("fieldManager")
+            .filter(|m| !m.is_empty())
+            .or_else(|| {
+                self.user_agent
+                    .as_deref()
+                    .and_then(|ua| ua.split('/').next())
+            })
+            .unwrap_or("unknown")
+            .to_owned();
+        let w = Writer {
+            dry_run: self.query.get("dryRun").is_some_and(|d| d == "All"),
+            manager: Some(manager),
+            apply: method == Method::PATCH
+                && self.content_type.starts_with("application/apply-patch"),
+        };
         let part = if self.t.subresource.is_some() {
             Part::Status
         } else {
@@ -509,7 +525,7 @@ impl Call<'_> {
                 Verb::Create,
                 self.body(yaml).and_then(|b| {
                     self.inner
-                        .write(|s| s.create(self.t.id, ns, b, dry_run))
+                        .write(|s| s.create(self.t.id, ns, b, &w))
                         .map(|o| (201, (*o).clone()))
                 }),
             ),
@@ -517,7 +533,7 @@ impl Call<'_> {
                 Verb::Update,
                 self.body(yaml).and_then(|b| {
                     self.inner
-                        .write(|s| s.update(self.t.id, ns, name, b, part, dry_run))
+                        .write(|s| s.update(self.t.id, ns, name, b, part, &w))
                         .map(|o| (200, (*o).clone()))
                 }),
             ),
@@ -525,13 +541,13 @@ impl Call<'_> {
                 let apply = self.content_type.starts_with("application/apply-patch");
                 (
                     if apply { Verb::Apply } else { Verb::Patch },
-                    self.patch(name, part, dry_run),
+                    self.patch(name, part, &w),
                 )
             }
             (&Method::DELETE, Some(name)) if part == Part::Main => {
-                (Verb::Delete, self.delete(name, dry_run))
+                (Verb::Delete, self.delete(name, &w))
             }
-            (&Method::DELETE, None) => (Verb::DeleteCollection, self.delete_collection(dry_run)),
+            (&Method::DELETE, None) => (Verb::DeleteCollection, self.delete_collection(&w)),
             _ => (Verb::Update, Err(ApiError::method_not_allowed())),
         };
         let mut name = self.t.name.clone().unwrap_or_default();
@@ -574,7 +590,7 @@ impl Call<'_> {
         decode(&self.body, yaml)
     }
 
-    fn patch(&self, name: &str, part: Part, dry_run: bool) -> Result<(u16, Value), ApiError> {
+    fn patch(&self, name: &str, part: Part, w: &Writer) -> Result<(u16, Value), ApiError> {
         let ct = self
             .content_type
             .split(';')
@@ -601,16 +617,9 @@ impl Call<'_> {
             .state()
             .get(self.t.id, self.t.namespace.as_deref(), name)
             .is_ok();
-        let obj = self.inner.write(|s| {
-            s.patch(
-                self.t.id,
-                self.t.namespace.as_deref(),
-                name,
-                patch,
-                part,
-                dry_run,
-            )
-        })?;
+        let obj = self
+            .inner
+            .write(|s| s.patch(self.t.id, self.t.namespace.as_deref(), name, patch, part, w))?;
         Ok((if existed { 200 } else { 201 }, (*obj).clone()))
     }
 
@@ -630,12 +639,12 @@ impl Call<'_> {
         })
     }
 
-    fn delete(&self, name: &str, dry_run: bool) -> Result<(u16, Value), ApiError> {
+    fn delete(&self, name: &str, w: &Writer) -> Result<(u16, Value), ApiError> {
         let pre = self.preconditions()?;
         let ns = self.t.namespace.as_deref();
         match self
             .inner
-            .write(|s| s.delete(self.t.id, ns, name, &pre, dry_run))?
+            .write(|s| s.delete(self.t.id, ns, name, &pre, w))?
         {
             Deleted::Gone(obj) => {
                 let def = self.inner.state().def(self.t.id).clone();
@@ -649,7 +658,7 @@ impl Call<'_> {
         }
     }
 
-    fn delete_collection(&self, dry_run: bool) -> Result<(u16, Value), ApiError> {
+    fn delete_collection(&self, w: &Writer) -> Result<(u16, Value), ApiError> {
         let (labels, fields) = self.selectors()?;
         let ns = self.t.namespace.as_deref();
         let q = ListQuery {
@@ -675,7 +684,7 @@ impl Call<'_> {
                     obj_ns.as_deref(),
                     &name,
                     &Preconditions::default(),
-                    dry_run,
+                    w,
                 )? {
                     Deleted::Gone(o) | Deleted::Pending(o) => out.push((*o).clone()),
                 }

@@ -13,7 +13,8 @@
 //!
 //! It does not do admission, defaulting (beyond server-owned metadata and a Namespace's
 //! `status.phase`), schema validation, RBAC or authentication (any bearer token is accepted
-//! and only recorded), managed fields, strategic merge (read as a JSON merge patch),
+//! and only recorded), field ownership or apply conflicts (`managedFields` entries are
+//! recorded in shape only), strategic merge (read as a JSON merge patch),
 //! protobuf, TLS or persistence.
 //!
 //! ```
@@ -105,6 +106,7 @@ pub struct Builder {
     history: usize,
     bookmark_interval: Duration,
     resources: Vec<ResourceDef>,
+    managed_fields: bool,
 }
 
 impl Default for Builder {
@@ -114,6 +116,7 @@ impl Default for Builder {
             history: 10_000,
             bookmark_interval: Duration::from_secs(5),
             resources: ResourceDef::builtin(),
+            managed_fields: true,
         }
     }
 }
@@ -138,6 +141,14 @@ impl Builder {
         self
     }
 
+    /// Whether writes record `metadata.managedFields` entries (default on, as a real
+    /// cluster does: an entry per manager, operation and subresource with the written
+    /// fields; no ownership or conflicts). Off makes objects smaller.
+    pub fn managed_fields(mut self, on: bool) -> Self {
+        self.managed_fields = on;
+        self
+    }
+
     /// Serves one more resource (a custom resource, say) besides [`ResourceDef::builtin`].
     pub fn resource(mut self, def: ResourceDef) -> Self {
         self.resources.push(def);
@@ -148,7 +159,9 @@ impl Builder {
     pub async fn start(self) -> std::io::Result<TestServer> {
         let listener = TcpListener::bind(self.addr).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(State::new(self.resources, self.history)));
+        let mut state = State::new(self.resources, self.history);
+        state.set_managed_fields(self.managed_fields);
+        let state = Arc::new(Mutex::new(state));
         let (signal, _) = cell::channel(Signal::default());
         let inner = Arc::new(Inner {
             faults: Faults::new(state.clone(), signal.clone()),

@@ -84,6 +84,18 @@ pub(crate) enum Patch {
     Apply(Value),
 }
 
+/// Who writes, and whether for real.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Writer {
+    /// `dryRun=All`: check and answer, store nothing.
+    pub(crate) dry_run: bool,
+    /// The field manager recorded in `managedFields` (`fieldManager`, else the user agent's
+    /// first word), if managed fields are kept.
+    pub(crate) manager: Option<String>,
+    /// Server-side apply (`operation: Apply`) rather than `Update`.
+    pub(crate) apply: bool,
+}
+
 /// `DeleteOptions.preconditions`.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Preconditions {
@@ -126,6 +138,7 @@ pub(crate) struct State {
     pages: VecDeque<(usize, u64, Objects)>,
     serial: u64,
     now: Option<jiff::Timestamp>,
+    managed_fields: bool,
 }
 
 /// The parts of an object `generation` counts: everything but metadata and status.
@@ -158,6 +171,18 @@ fn has_finalizers(obj: &Value) -> bool {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty())
+}
+
+/// The `fieldsV1` shape of a value: every object key as `f:KEY` (lists are leaves).
+fn field_set(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (format!("f:{k}"), field_set(v)))
+                .collect(),
+        ),
+        _ => json!({}),
+    }
 }
 
 /// Light name validation: a DNS subdomain (lower-case alphanumerics, `-` and `.`).
@@ -216,6 +241,7 @@ impl State {
             pages: VecDeque::new(),
             serial: 0,
             now: None,
+            managed_fields: true,
         }
     }
 
@@ -249,6 +275,12 @@ impl State {
                 && t.def.kind == kind
                 && t.def.versions.iter().any(|v| v == version)
         })
+    }
+
+    /// Whether writes record their manager in `managedFields` (on by default, as in a real
+    /// cluster, so a client's memory with and without them can be compared).
+    pub(crate) fn set_managed_fields(&mut self, on: bool) {
+        self.managed_fields = on;
     }
 
     /// Fixes the clock (`None`: the system clock) used for timestamps.
@@ -384,6 +416,58 @@ impl State {
         Ok((events, seen))
     }
 
+    /// Records `w`'s manager in `obj`'s `managedFields`, replacing its earlier entry for the
+    /// same operation and subresource. Only the shape of a real entry: no ownership, no
+    /// conflicts.
+    fn manage(&self, id: usize, obj: &mut Value, part: Part, w: &Writer) {
+        let Some(manager) = w.manager.as_deref().filter(|_| self.managed_fields) else {
+            return;
+        };
+        let fields = match part {
+            Part::Main => {
+                let mut fields = obj.clone();
+                let root = fields.as_object_mut().expect("objects");
+                for k in ["apiVersion", "kind", "status"] {
+                    root.remove(k);
+                }
+                if let Some(meta) = root.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.retain(|k, _| k == "labels" || k == "annotations" || k == "finalizers");
+                    if meta.is_empty() {
+                        root.remove("metadata");
+                    }
+                }
+                field_set(&fields)
+            }
+            Part::Status => json!({"f:status": field_set(obj.get("status").unwrap_or(&json!({})))}),
+        };
+        let operation = if w.apply { "Apply" } else { "Update" };
+        let mut entry = json!({
+            "manager": manager,
+            "operation": operation,
+            "apiVersion": self.tables[id].def.api_version(),
+            "time": self.now(),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": fields,
+        });
+        let subresource = (part == Part::Status).then_some("status");
+        if let Some(sub) = subresource {
+            entry["subresource"] = json!(sub);
+        }
+        let meta = meta_mut(obj);
+        let mut entries = meta
+            .get("managedFields")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        entries.retain(|e| {
+            !(e["manager"] == manager
+                && e["operation"] == operation
+                && e.get("subresource").and_then(Value::as_str) == subresource)
+        });
+        entries.push(entry);
+        meta.insert("managedFields".into(), Value::Array(entries));
+    }
+
     /// The object as written by a client, checked and with server-owned metadata reset.
     fn admit_new(
         &mut self,
@@ -503,13 +587,15 @@ impl State {
         id: usize,
         ns: Option<&str>,
         body: Value,
-        dry_run: bool,
+        w: &Writer,
     ) -> Result<Arc<Value>, ApiError> {
         let (key, obj) = self.admit_new(id, ns, body)?;
         if self.tables[id].objects.contains_key(&key) {
             return Err(ApiError::already_exists(&self.tables[id].def, &key.1));
         }
-        if dry_run {
+        let mut obj = obj;
+        self.manage(id, &mut obj, Part::Main, w);
+        if w.dry_run {
             return Ok(Arc::new(obj));
         }
         Ok(self.commit(id, key, obj, EventType::Added))
@@ -581,13 +667,13 @@ impl State {
                     "deletionTimestamp",
                     "deletionGracePeriodSeconds",
                     "resourceVersion",
+                    "managedFields",
                 ] {
                     match keep.get(owned) {
                         Some(v) => meta.insert(owned.into(), v.clone()),
                         None => meta.remove(owned),
                     };
                 }
-                meta.remove("managedFields");
                 new
             }
             Part::Status => {
@@ -623,13 +709,15 @@ impl State {
         id: usize,
         key: Key,
         current: &Arc<Value>,
-        new: Value,
-        dry_run: bool,
+        mut new: Value,
+        part: Part,
+        w: &Writer,
     ) -> Arc<Value> {
         if new == **current {
             return current.clone();
         }
-        if dry_run {
+        self.manage(id, &mut new, part, w);
+        if w.dry_run {
             return Arc::new(new);
         }
         let deleting = new
@@ -649,13 +737,13 @@ impl State {
         name: &str,
         body: Value,
         part: Part,
-        dry_run: bool,
+        w: &Writer,
     ) -> Result<Arc<Value>, ApiError> {
         let current = self.get(id, ns, name)?;
         self.check_replacement(id, &current, &body, name)?;
         let new = self.replaced(id, &current, body, part);
         let key = self.key(id, ns, name);
-        Ok(self.finish_update(id, key, &current, new, dry_run))
+        Ok(self.finish_update(id, key, &current, new, part, w))
     }
 
     /// PATCH: merge, JSON or apply patch on the object (or its status). An apply to a
@@ -667,7 +755,7 @@ impl State {
         name: &str,
         patch: Patch,
         part: Part,
-        dry_run: bool,
+        w: &Writer,
     ) -> Result<Arc<Value>, ApiError> {
         let def = self.tables[id].def.clone();
         let current = match (self.get(id, ns, name), &patch, part) {
@@ -683,7 +771,7 @@ impl State {
                 if body.is_object() {
                     meta_mut(&mut body).insert("name".into(), json!(name));
                 }
-                return self.create(id, ns, body, dry_run);
+                return self.create(id, ns, body, w);
             }
             (Err(e), _, _) => return Err(e),
         };
@@ -714,7 +802,7 @@ impl State {
         self.check_replacement(id, &current, &doc, name)?;
         let new = self.replaced(id, &current, doc, part);
         let key = self.key(id, ns, name);
-        Ok(self.finish_update(id, key, &current, new, dry_run))
+        Ok(self.finish_update(id, key, &current, new, part, w))
     }
 
     /// DELETE of one object.
@@ -724,7 +812,7 @@ impl State {
         ns: Option<&str>,
         name: &str,
         pre: &Preconditions,
-        dry_run: bool,
+        w: &Writer,
     ) -> Result<Deleted, ApiError> {
         let current = self.get(id, ns, name)?;
         let def = self.tables[id].def.clone();
@@ -748,7 +836,7 @@ impl State {
         }
         let key = self.key(id, ns, name);
         if has_finalizers(&current) {
-            if current.pointer("/metadata/deletionTimestamp").is_some() || dry_run {
+            if current.pointer("/metadata/deletionTimestamp").is_some() || w.dry_run {
                 return Ok(Deleted::Pending(current));
             }
             let mut marked = (*current).clone();
@@ -763,7 +851,7 @@ impl State {
                 EventType::Modified,
             )));
         }
-        if dry_run {
+        if w.dry_run {
             return Ok(Deleted::Gone(current));
         }
         if def.group.is_empty() && def.kind == "Namespace" {
@@ -971,7 +1059,7 @@ mod tests {
     fn generation_counts_spec_changes_only() {
         let (mut s, ing, _) = state();
         let created = s
-            .create(ing, Some("default"), ingress("web"), false)
+            .create(ing, Some("default"), ingress("web"), &Writer::default())
             .unwrap();
         assert_eq!(created["metadata"]["generation"], 1);
         assert!(
@@ -985,7 +1073,7 @@ mod tests {
                 "web",
                 Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
                 Part::Main,
-                false,
+                &Writer::default(),
             )
             .unwrap();
         assert_eq!(labelled["metadata"]["generation"], 1);
@@ -996,7 +1084,7 @@ mod tests {
                 "web",
                 Patch::Merge(json!({"status": {"x": 1}})),
                 Part::Status,
-                false,
+                &Writer::default(),
             )
             .unwrap();
         assert_eq!(status["metadata"]["generation"], 1);
@@ -1008,7 +1096,7 @@ mod tests {
                 "web",
                 Patch::Merge(json!({"spec": {"rules": []}, "status": null})),
                 Part::Main,
-                false,
+                &Writer::default(),
             )
             .unwrap();
         assert_eq!(spec["metadata"]["generation"], 2);
@@ -1021,7 +1109,7 @@ mod tests {
                 "web",
                 (*spec).clone(),
                 Part::Main,
-                false,
+                &Writer::default(),
             )
             .unwrap();
         assert_eq!(
@@ -1036,19 +1124,28 @@ mod tests {
     fn conflicts_and_preconditions() {
         let (mut s, _, cm) = state();
         let body = json!({"metadata": {"name": "c"}, "data": {"k": "v"}});
-        let v1 = s.create(cm, Some("ns"), body.clone(), false).unwrap();
+        let v1 = s
+            .create(cm, Some("ns"), body.clone(), &Writer::default())
+            .unwrap();
         assert_eq!(
-            s.create(cm, Some("ns"), body.clone(), false)
+            s.create(cm, Some("ns"), body.clone(), &Writer::default())
                 .unwrap_err()
                 .reason,
             "AlreadyExists"
         );
         let mut next = (*v1).clone();
         next["data"]["k"] = json!("w");
-        s.update(cm, Some("ns"), "c", next.clone(), Part::Main, false)
-            .unwrap();
+        s.update(
+            cm,
+            Some("ns"),
+            "c",
+            next.clone(),
+            Part::Main,
+            &Writer::default(),
+        )
+        .unwrap();
         let err = s
-            .update(cm, Some("ns"), "c", next, Part::Main, false)
+            .update(cm, Some("ns"), "c", next, Part::Main, &Writer::default())
             .unwrap_err();
         assert_eq!((err.code, err.reason), (409, "Conflict"));
         let pre = Preconditions {
@@ -1056,14 +1153,20 @@ mod tests {
             resource_version: None,
         };
         assert_eq!(
-            s.delete(cm, Some("ns"), "c", &pre, false)
+            s.delete(cm, Some("ns"), "c", &pre, &Writer::default())
                 .err()
                 .unwrap()
                 .code,
             409
         );
         assert!(matches!(
-            s.delete(cm, Some("ns"), "c", &Preconditions::default(), false),
+            s.delete(
+                cm,
+                Some("ns"),
+                "c",
+                &Preconditions::default(),
+                &Writer::default()
+            ),
             Ok(Deleted::Gone(_))
         ));
         assert_eq!(s.get(cm, Some("ns"), "c").unwrap_err().code, 404);
@@ -1076,12 +1179,16 @@ mod tests {
             cm,
             Some("ns"),
             json!({"metadata": {"name": "c", "finalizers": ["x/y"]}}),
-            false,
+            &Writer::default(),
         )
         .unwrap();
-        let Ok(Deleted::Pending(obj)) =
-            s.delete(cm, Some("ns"), "c", &Preconditions::default(), false)
-        else {
+        let Ok(Deleted::Pending(obj)) = s.delete(
+            cm,
+            Some("ns"),
+            "c",
+            &Preconditions::default(),
+            &Writer::default(),
+        ) else {
             panic!()
         };
         assert!(obj["metadata"]["deletionTimestamp"].is_string());
@@ -1091,7 +1198,7 @@ mod tests {
             "c",
             Patch::Merge(json!({"metadata": {"finalizers": null}})),
             Part::Main,
-            false,
+            &Writer::default(),
         )
         .unwrap();
         assert_eq!(s.get(cm, Some("ns"), "c").unwrap_err().code, 404);
@@ -1101,8 +1208,13 @@ mod tests {
     fn pages_read_one_snapshot() {
         let (mut s, _, cm) = state();
         for n in ["a", "b", "c"] {
-            s.create(cm, Some("ns"), json!({"metadata": {"name": n}}), false)
-                .unwrap();
+            s.create(
+                cm,
+                Some("ns"),
+                json!({"metadata": {"name": n}}),
+                &Writer::default(),
+            )
+            .unwrap();
         }
         let q = ListQuery {
             limit: Some(2),
@@ -1111,8 +1223,14 @@ mod tests {
         let first = s.list(cm, None, &q).unwrap();
         assert_eq!(first.items.len(), 2);
         assert_eq!(first.remaining, Some(1));
-        s.delete(cm, Some("ns"), "c", &Preconditions::default(), false)
-            .ok();
+        s.delete(
+            cm,
+            Some("ns"),
+            "c",
+            &Preconditions::default(),
+            &Writer::default(),
+        )
+        .ok();
         let q2 = ListQuery {
             continue_token: first.continue_token.clone(),
             ..q.clone()
@@ -1133,8 +1251,13 @@ mod tests {
         let mut s = State::new(ResourceDef::builtin(), 2);
         let cm = s.find("", "v1", "configmaps").unwrap();
         for n in ["a", "b", "c"] {
-            s.create(cm, Some("ns"), json!({"metadata": {"name": n}}), false)
-                .unwrap();
+            s.create(
+                cm,
+                Some("ns"),
+                json!({"metadata": {"name": n}}),
+                &Writer::default(),
+            )
+            .unwrap();
         }
         assert_eq!(s.events_after(cm, 0, 10).unwrap_err(), 1);
         let (events, seen) = s.events_after(cm, 1, 10).unwrap();

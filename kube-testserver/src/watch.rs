@@ -122,8 +122,9 @@ impl Drop for Open {
 pub(crate) fn start(inner: &Arc<Inner>, w: Watch, tx: mpsc::Sender<Chunk>) {
     inner.watches.fetch_add(1, Ordering::SeqCst);
     let open = Open(inner.clone());
-    let signal = inner.signal.subscribe();
-    tokio::spawn(run(open, w, tx, signal));
+    let mut signal = inner.signal.subscribe();
+    let opened = *signal.borrow_and_update();
+    tokio::spawn(run(open, w, tx, signal, opened));
 }
 
 /// Runs one watch until its timeout, a fault, an expired version or the client leaving.
@@ -132,9 +133,9 @@ async fn run(
     w: Watch,
     tx: mpsc::Sender<Chunk>,
     mut signal: tokio::sync::watch::Receiver<Signal>,
+    opened: Signal,
 ) {
     let inner = &open.0;
-    let opened = *signal.borrow_and_update();
     let deadline = Instant::now() + w.timeout;
     let mut pos = match w.start {
         Start::After(rv) => rv,

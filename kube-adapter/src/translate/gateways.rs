@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use xdsc_core::diagnostic::ToFieldPath;
 use xdsc_core::model;
 
 use super::gateway::{self, Gateway, GrpcRoute, HttpRoute, ParentReference, TcpRoute, TlsRoute};
@@ -246,7 +247,7 @@ fn check_listener<'a>(
     i: usize,
     l: &'a gateway::Listener,
 ) -> Checked<'a> {
-    let field = format!("spec.listeners[{i}]");
+    let field = ("spec", "listeners", i);
     let mut out = Checked {
         gateway: id.clone(),
         index: i,
@@ -278,7 +279,7 @@ fn check_listener<'a>(
             };
             cx.error(
                 id,
-                format!("{field}.protocol"),
+                (field, "protocol"),
                 format!("{what}; listener not served"),
             );
             out.not_accepted = Some((reason::UNSUPPORTED_PROTOCOL, what));
@@ -307,14 +308,14 @@ fn check_listener<'a>(
                     "route kind {:?} is not supported on a {} listener",
                     rk.kind, l.protocol
                 );
-                cx.error(id, format!("{field}.allowedRoutes.kinds[{k}]"), &message);
+                cx.error(id, (field, "allowedRoutes", "kinds", k), &message);
                 out.unresolved = Some((reason::INVALID_ROUTE_KINDS, message));
             }
         }
     }
     let Some(port) = envoy_port(l.port, cx.options.privileged_port_offset) else {
         let message = format!("port {} is not a port Envoy can bind", l.port);
-        cx.error(id, format!("{field}.port"), &message);
+        cx.error(id, (field, "port"), &message);
         out.not_accepted = Some((reason::PORT_UNAVAILABLE, message));
         return out;
     };
@@ -325,7 +326,7 @@ fn check_listener<'a>(
                 Some(h) => out.hostname = Some(h),
                 None => {
                     let message = format!("{h:?} is not a host name or a *. wildcard");
-                    cx.error(id, format!("{field}.hostname"), &message);
+                    cx.error(id, (field, "hostname"), &message);
                     out.not_accepted = Some((reason::INVALID, message));
                     return out;
                 }
@@ -349,7 +350,7 @@ fn check_listener<'a>(
 fn certificate(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     l: &gateway::Listener,
 ) -> Result<String, (&'static str, String)> {
     let invalid = |m: &str| (reason::INVALID_CERTIFICATE_REF, m.to_owned());
@@ -357,20 +358,20 @@ fn certificate(
     let tls = l.tls.clone().unwrap_or_default();
     let Some(cert) = tls.certificate_refs.first() else {
         let message = "no certificate; listener not served";
-        cx.error(id, format!("{field}.tls.certificateRefs"), message);
+        cx.error(id, (field, "tls", "certificateRefs"), message);
         return Err(invalid(message));
     };
     if tls.certificate_refs.len() > 1 {
         cx.warn(
             id,
-            format!("{field}.tls.certificateRefs"),
+            (field, "tls", "certificateRefs"),
             "only the first certificate is served",
         );
     }
-    let field = format!("{field}.tls.certificateRefs[0]");
+    let field = (field, "tls", "certificateRefs", 0usize);
     if !is_core(cert.group.as_deref(), cert.kind.as_deref(), "Secret") {
         let message = "only core Secrets are supported; listener not served";
-        cx.error(id, &field, message);
+        cx.error(id, field, message);
         return Err(invalid(message));
     }
     let cert_ns = cert.namespace.as_deref().unwrap_or(namespace);
@@ -380,7 +381,7 @@ fn certificate(
              it; listener not served",
             cert.name
         );
-        cx.error(id, &field, &message);
+        cx.error(id, field, &message);
         return Err((reason::REF_NOT_PERMITTED, message));
     }
     cx.tls_secret(id, &field, cert_ns, &cert.name)
@@ -440,7 +441,7 @@ fn port_listeners<'a>(cx: &mut Cx<'a>, port: u16) -> Vec<Checked<'a>> {
         if let Some((why, message)) = conflict {
             cx.error(
                 &c.gateway,
-                format!("spec.listeners[{}]", c.index),
+                ("spec", "listeners", c.index),
                 format!("{message}; listener not served"),
             );
             c.conflict = Some((why, message));
@@ -499,7 +500,7 @@ fn attach(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
     route: AnyRoute<'_>,
-    field: &str,
+    field: &dyn ToFieldPath,
     parent: &ParentReference,
     gw: &ObjectRef,
     listeners: &[&Checked<'_>],
@@ -568,7 +569,7 @@ fn namespace_allowed(cx: &mut Cx<'_>, c: &Checked<'_>, route_ns: &str) -> bool {
         .as_ref()
         .and_then(|r| r.namespaces.as_ref());
     let from = namespaces.and_then(|n| n.from.as_deref()).unwrap_or("Same");
-    let field = format!("spec.listeners[{}].allowedRoutes.namespaces", c.index);
+    let field = ("spec", "listeners", c.index, "allowedRoutes", "namespaces");
     match from {
         "All" => true,
         "Same" => c.gateway.namespace.as_deref() == Some(route_ns),
@@ -576,7 +577,7 @@ fn namespace_allowed(cx: &mut Cx<'_>, c: &Checked<'_>, route_ns: &str) -> bool {
             let Some(sel) = namespaces.and_then(|n| n.selector.as_ref()) else {
                 cx.error(
                     &c.gateway,
-                    format!("{field}.selector"),
+                    (field, "selector"),
                     "from: Selector needs a selector; no route attaches",
                 );
                 return false;
@@ -591,7 +592,7 @@ fn namespace_allowed(cx: &mut Cx<'_>, c: &Checked<'_>, route_ns: &str) -> bool {
         _ => {
             cx.error(
                 &c.gateway,
-                format!("{field}.from"),
+                (field, "from"),
                 format_args!("{from:?} is not supported; no route attaches"),
             );
             false
@@ -633,7 +634,7 @@ fn hostnames(
             Some(h) => route_hosts.push(h),
             None => cx.error(
                 id,
-                format!("spec.hostnames[{i}]"),
+                ("spec", "hostnames", i),
                 format_args!("{h:?} is not a host name or a *. wildcard"),
             ),
         }
@@ -713,7 +714,7 @@ fn tcp_winners(
                 continue;
             }
             let gw = gateway_ref(route_ns, parent);
-            let field = format!("spec.parentRefs[{k}]");
+            let field = ("spec", "parentRefs", k);
             let a = attach(cx, rid, *route, &field, parent, &gw, listeners, false);
             for n in a.listeners {
                 taken.entry(n).or_insert_with(|| (*rid).clone());
@@ -747,7 +748,7 @@ pub(crate) fn gateway(cx: &mut Cx<'_>, id: &ObjectRef) {
             if !is_gateway_ref(parent) || gateway_ref(route_ns, parent) != *id {
                 continue;
             }
-            let field = format!("spec.parentRefs[{k}]");
+            let field = ("spec", "parentRefs", k);
             let mut a = attach(cx, rid, *route, &field, parent, id, &live, true);
             for n in &a.listeners {
                 *attached.entry(*n).or_default() += 1;
@@ -763,7 +764,7 @@ pub(crate) fn gateway(cx: &mut Cx<'_>, id: &ObjectRef) {
                     "the listener already forwards to {}; a TCP listener takes one route",
                     winner.map(|w| w.to_string()).unwrap_or_default()
                 );
-                cx.error(rid, &field, format!("{message}; not used"));
+                cx.error(rid, field, format!("{message}; not used"));
                 a.accepted =
                     Condition::new(reason::ACCEPTED, false, reason::UNSUPPORTED_VALUE, message);
             }
@@ -869,7 +870,7 @@ pub(crate) fn route_object(cx: &mut Cx<'_>, id: &ObjectRef) {
         match cx.get(&gw) {
             None => cx.warn(
                 id,
-                format!("spec.parentRefs[{k}]"),
+                ("spec", "parentRefs", k),
                 format_args!("{gw} does not exist"),
             ),
             Some(KubeObject::Gateway(g)) if ours(cx, &g.spec.gateway_class_name) => {
@@ -924,7 +925,7 @@ fn stream_backends(
     let mut out = Vec::new();
     for (r, rule) in rules.iter().enumerate() {
         for (i, b) in rule.backend_refs.iter().enumerate() {
-            let field = format!("spec.rules[{r}].backendRefs[{i}]");
+            let field = ("spec", "rules", r, "backendRefs", i);
             let weight = b.weight.unwrap_or(1).max(0) as u32;
             if let Some(cluster) = httproute::backend_cluster(cx, id, &field, &b.backend, false)
                 && cx.clusters.contains(&cluster)
@@ -977,7 +978,7 @@ pub(crate) fn port(cx: &mut Cx<'_>, port: u16) {
                 continue;
             }
             let gw = gateway_ref(route_ns, parent);
-            let field = format!("spec.parentRefs[{k}]");
+            let field = ("spec", "parentRefs", k);
             let a = attach(cx, rid, *route, &field, parent, &gw, &live, false);
             hosts.extend(a.hosts);
         }
@@ -1080,7 +1081,7 @@ fn http_routes(
                          never used",
                         vh.host
                     );
-                    cx.warn(e.route_id, format!("spec.rules[{r}].matches[{m}]"), message);
+                    cx.warn(e.route_id, ("spec", "rules", r, "matches", m), message);
                     false
                 }
                 None => {
@@ -1140,7 +1141,7 @@ fn tls_routes(cx: &mut Cx<'_>, attachments: &[OnPort<'_, '_>]) -> Vec<model::Tcp
             match claimed.get(host.as_str()) {
                 Some(owner) if owner != rid => cx.warn(
                     rid,
-                    "spec.hostnames",
+                    ("spec", "hostnames"),
                     format!("SNI name {host:?} is already routed by {owner}, which is older"),
                 ),
                 Some(_) => {}
@@ -1159,7 +1160,7 @@ fn tls_routes(cx: &mut Cx<'_>, attachments: &[OnPort<'_, '_>]) -> Vec<model::Tcp
         if backends.is_empty() {
             cx.error(
                 rid,
-                "spec.rules",
+                ("spec", "rules"),
                 "no usable backend; connections are refused",
             );
             continue;
@@ -1193,7 +1194,7 @@ fn tcp_routes(
     if backends.is_empty() {
         cx.error(
             rid,
-            "spec.rules",
+            ("spec", "rules"),
             "no usable backend; connections are refused",
         );
         return Vec::new();

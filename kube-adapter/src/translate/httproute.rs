@@ -4,6 +4,8 @@
 
 use xdsc_core::model;
 
+use xdsc_core::diagnostic::ToFieldPath;
+
 use super::backends::PortRef;
 use super::gateway;
 use super::{Cx, ObjectRef, prefix_match};
@@ -33,7 +35,7 @@ pub(crate) fn rule_routes(
     r: usize,
     rule: &gateway::HttpRouteRule,
 ) -> Vec<(usize, model::Route)> {
-    let field = format!("spec.rules[{r}]");
+    let field = ("spec", "rules", r);
     let default_match = [gateway::HttpRouteMatch::default()];
     let matches: &[gateway::HttpRouteMatch] = if rule.matches.is_empty() {
         &default_match
@@ -42,7 +44,7 @@ pub(crate) fn rule_routes(
     };
     let mut out = Vec::new();
     for (m, rm) in matches.iter().enumerate() {
-        let Some(matches) = route_match(cx, id, &format!("{field}.matches[{m}]"), rm) else {
+        let Some(matches) = route_match(cx, id, &(field, "matches", m), rm) else {
             continue;
         };
         let mut route = model::Route::forward_prefix("", "/", "");
@@ -92,7 +94,7 @@ fn split_root_redirect(mut route: model::Route) -> Vec<model::Route> {
 fn route_match(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     m: &gateway::HttpRouteMatch,
 ) -> Option<model::RouteMatch> {
     let mut out = model::RouteMatch::default();
@@ -105,13 +107,13 @@ fn route_match(
         other => {
             cx.error(
                 id,
-                format_args!("{field}.path.type"),
+                (field, "path", "type"),
                 format_args!("{other:?} is not a path match type"),
             );
             return None;
         }
     };
-    let value_match = |cx: &mut Cx<'_>, f: String, v: &gateway::ValueMatch| match v
+    let value_match = |cx: &mut Cx<'_>, f: &dyn ToFieldPath, v: &gateway::ValueMatch| match v
         .type_
         .as_deref()
         .unwrap_or("Exact")
@@ -124,7 +126,7 @@ fn route_match(
         }
     };
     for (i, h) in m.headers.iter().enumerate() {
-        let value = value_match(cx, format!("{field}.headers[{i}].type"), h)?;
+        let value = value_match(cx, &(field, "headers", i, "type"), h)?;
         out.headers.push(model::HeaderMatch {
             name: h.name.clone(),
             value,
@@ -132,7 +134,7 @@ fn route_match(
         });
     }
     for (i, q) in m.query_params.iter().enumerate() {
-        let value = value_match(cx, format!("{field}.queryParams[{i}].type"), q)?;
+        let value = value_match(cx, &(field, "queryParams", i, "type"), q)?;
         out.query.push(model::QueryMatch {
             name: q.name.clone(),
             value,
@@ -168,7 +170,7 @@ fn header_modifier(f: &gateway::HeaderFilter) -> model::HeaderModifier {
 fn action(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     filters: &[gateway::HttpRouteFilter],
     backend_refs: &[gateway::HttpBackendRef],
     grpc: bool,
@@ -177,7 +179,7 @@ fn action(
     let mut rewrite = model::Rewrite::default();
     let mut mirror = Vec::new();
     for (i, f) in filters.iter().enumerate() {
-        let field = format!("{field}.filters[{i}]");
+        let field = (field, "filters", i);
         match (f.type_.as_str(), f) {
             ("RequestRedirect" | "URLRewrite", _) if grpc => {
                 unsupported_filter(cx, id, &field, &f.type_, route);
@@ -222,7 +224,7 @@ fn action(
                     match path_change(
                         cx,
                         id,
-                        &format!("{field}.urlRewrite.path"),
+                        &(field, "urlRewrite", "path"),
                         p,
                         &route.matches.path,
                     ) {
@@ -264,7 +266,7 @@ fn action(
                     ..
                 },
             ) => {
-                let f = format!("{field}.requestMirror.backendRef");
+                let f = (field, "requestMirror", "backendRef");
                 if let Some(cluster) = backend_cluster(cx, id, &f, &m.backend_ref, grpc) {
                     let percent = m.percent.map_or(100, |p| p.clamp(0, 100) as u32);
                     mirror.push(model::Mirror { cluster, percent });
@@ -282,11 +284,11 @@ fn action(
     }
     let mut backends = Vec::new();
     for (i, b) in backend_refs.iter().enumerate() {
-        let f = format!("{field}.backendRefs[{i}]");
+        let f = (field, "backendRefs", i);
         if !b.filters.is_empty() {
             cx.error(
                 id,
-                format_args!("{f}.filters"),
+                (f, "filters"),
                 "backend filters are not supported; ignored",
             );
         }
@@ -317,7 +319,7 @@ fn action(
 fn unsupported_filter(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     filter: &str,
     route: &mut model::Route,
 ) {
@@ -338,7 +340,7 @@ fn unsupported_filter(
 pub(crate) fn backend_cluster(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     b: &gateway::BackendObjectReference,
     h2: bool,
 ) -> Option<String> {
@@ -363,7 +365,7 @@ pub(crate) fn backend_cluster(
     }
     let Some(port) = b.port else {
         let message = "a Service backend needs a port";
-        cx.error(id, format!("{field}.port"), message);
+        cx.error(id, (field, "port"), message);
         cx.ref_problem(reason::BACKEND_NOT_FOUND, message);
         return None;
     };
@@ -377,7 +379,7 @@ pub(crate) fn grpc_rule_routes(
     r: usize,
     rule: &gateway::GrpcRouteRule,
 ) -> Vec<(usize, model::Route)> {
-    let field = format!("spec.rules[{r}]");
+    let field = ("spec", "rules", r);
     let default_match = [gateway::GrpcRouteMatch::default()];
     let matches: &[gateway::GrpcRouteMatch] = if rule.matches.is_empty() {
         &default_match
@@ -386,7 +388,7 @@ pub(crate) fn grpc_rule_routes(
     };
     let mut out = Vec::new();
     for (m, gm) in matches.iter().enumerate() {
-        let Some(matches) = grpc_match(cx, id, &format!("{field}.matches[{m}]"), gm) else {
+        let Some(matches) = grpc_match(cx, id, &(field, "matches", m), gm) else {
             continue;
         };
         let mut route = model::Route::forward_prefix("", "/", "");
@@ -409,7 +411,7 @@ pub(crate) fn grpc_rule_routes(
 fn grpc_match(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     m: &gateway::GrpcRouteMatch,
 ) -> Option<model::RouteMatch> {
     let mut out = model::RouteMatch::default();
@@ -418,7 +420,7 @@ fn grpc_match(
         let name = method.method.as_deref().filter(|s| !s.is_empty());
         out.path = match (method.type_.as_deref().unwrap_or("Exact"), service, name) {
             (_, None, None) => {
-                cx.error(id, format!("{field}.method"), "needs a service or a method");
+                cx.error(id, (field, "method"), "needs a service or a method");
                 return None;
             }
             ("Exact", Some(s), Some(n)) => model::PathMatch::Exact(format!("/{s}/{n}")),
@@ -436,7 +438,7 @@ fn grpc_match(
             (other, _, _) => {
                 cx.error(
                     id,
-                    format!("{field}.method.type"),
+                    (field, "method", "type"),
                     format_args!("{other:?} is not a match type"),
                 );
                 return None;
@@ -450,7 +452,7 @@ fn grpc_match(
             other => {
                 cx.error(
                     id,
-                    format!("{field}.headers[{i}].type"),
+                    (field, "headers", i, "type"),
                     format_args!("{other:?} is not a match type"),
                 );
                 return None;
@@ -473,7 +475,7 @@ enum PathChange {
 fn path_change(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     p: &gateway::PathModifier,
     path: &model::PathMatch,
 ) -> Option<PathChange> {
@@ -500,7 +502,7 @@ fn path_change(
         other => {
             cx.error(
                 id,
-                format_args!("{field}.type"),
+                (field, "type"),
                 format_args!("{other:?} is not a path modifier; ignored"),
             );
             None
@@ -511,7 +513,7 @@ fn path_change(
 fn redirect(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     rd: &gateway::RequestRedirect,
     path: &model::PathMatch,
 ) -> model::Redirect {
@@ -538,7 +540,7 @@ fn redirect(
         .or_else(|| rd.scheme.as_deref().and_then(well_known));
     out.port = port.filter(|p| rd.scheme.as_deref().and_then(well_known) != Some(*p));
     if let Some(p) = &rd.path {
-        match path_change(cx, id, &format!("{field}.requestRedirect.path"), p, path) {
+        match path_change(cx, id, &(field, "requestRedirect", "path"), p, path) {
             Some(PathChange::Full(full)) => out.path = Some(full),
             Some(PathChange::Prefix(prefix)) => out.prefix = Some(prefix),
             None => {}

@@ -578,3 +578,69 @@ async fn namespace_delete_removes_its_objects() {
     assert!(server.get("v1", "ConfigMap", Some("shop"), "a").is_none());
     assert!(server.get("v1", "ConfigMap", Some("other"), "b").is_some());
 }
+
+#[tokio::test]
+async fn managed_fields_name_each_writer() {
+    let server = TestServer::start().await.unwrap();
+    let ings: Api<Ingress> = Api::namespaced(server.client(), "default");
+    let pp = PostParams {
+        field_manager: Some("creator".into()),
+        ..PostParams::default()
+    };
+    ings.create(&pp, &ingress("web")).await.unwrap();
+    let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.3"}]}}});
+    ings.patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let applied = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "labels": {"a": "b"}}});
+    let after = ings
+        .patch(
+            "web",
+            &PatchParams::apply("applier"),
+            &Patch::Apply(&applied),
+        )
+        .await
+        .unwrap();
+    let entries: Vec<(String, String, Option<String>)> = after
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.manager.unwrap(), e.operation.unwrap(), e.subresource))
+        .collect();
+    let manager_of_status = &entries[1].0;
+    assert!(!manager_of_status.is_empty());
+    assert_eq!(
+        entries,
+        [
+            ("creator".to_owned(), "Update".to_owned(), None),
+            (
+                manager_of_status.clone(),
+                "Update".to_owned(),
+                Some("status".to_owned())
+            ),
+            ("applier".to_owned(), "Apply".to_owned(), None),
+        ]
+    );
+    let raw = server
+        .get("networking.k8s.io/v1", "Ingress", Some("default"), "web")
+        .unwrap();
+    assert!(
+        raw["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:rules"].is_object(),
+        "{raw}"
+    );
+    let off = TestServer::builder()
+        .managed_fields(false)
+        .start()
+        .await
+        .unwrap();
+    let ings: Api<Ingress> = Api::namespaced(off.client(), "default");
+    assert!(
+        ings.create(&pp, &ingress("web"))
+            .await
+            .unwrap()
+            .metadata
+            .managed_fields
+            .is_none()
+    );
+}

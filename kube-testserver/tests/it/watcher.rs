@@ -106,6 +106,47 @@ async fn expect_apply(events: &mut Events, name: &str) {
     }
 }
 
+/// Waits until a reflector's store holds exactly the server's objects of a kind, at the
+/// server's versions.
+async fn converge<K>(
+    server: &TestServer,
+    reader: &reflector::Store<K>,
+    api_version: &str,
+    kind: &str,
+) where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    let want: BTreeSet<(String, String)> = server
+        .list(api_version, kind)
+        .iter()
+        .map(|o| {
+            (
+                o["metadata"]["name"].as_str().unwrap().to_owned(),
+                o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let have: BTreeSet<(String, String)> = reader
+            .state()
+            .iter()
+            .map(|o| (o.name_any(), o.resource_version().unwrap_or_default()))
+            .collect();
+        if have == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "store {have:?} != server {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn paged_and_streaming_initial_lists_then_changes() {
     let server = TestServer::start().await.unwrap();
@@ -325,39 +366,62 @@ async fn reflector_store_equals_the_server_after_every_fault() {
         .put(config_map("ns", "f", json!({"v": "3"})))
         .unwrap();
 
-    let want = |server: &TestServer| -> BTreeSet<(String, String)> {
-        server
-            .list("v1", "ConfigMap")
-            .iter()
-            .map(|o| {
-                (
-                    o["metadata"]["name"].as_str().unwrap().to_owned(),
-                    o["metadata"]["resourceVersion"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned(),
-                )
-            })
-            .collect()
-    };
-    let have = || -> BTreeSet<(String, String)> {
-        reader
-            .state()
-            .iter()
-            .map(|c| (c.name_any(), c.resource_version().unwrap()))
-            .collect()
-    };
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while have() != want(&server) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "store {:?} != server {:?}",
-            have(),
-            want(&server)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let stored: BTreeSet<String> = have().into_iter().map(|(n, _)| n).collect();
+    converge(&server, &reader, "v1", "ConfigMap").await;
+    let stored: BTreeSet<String> = reader.state().iter().map(|c| c.name_any()).collect();
     assert_eq!(stored, names(&["c", "d", "e", "f"]));
+    driver.abort();
+}
+
+#[tokio::test]
+async fn a_burst_of_10000_endpointslice_updates_reaches_a_reflector() {
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    const SLICES: usize = 10;
+    const UPDATES: usize = 10_000;
+    let server = TestServer::start().await.unwrap();
+    let api: Api<EndpointSlice> = Api::namespaced(server.client(), "ns");
+    let slice = |i: usize, n: usize| -> EndpointSlice {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("s{i}")},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [format!("10.0.{}.{}", n / 250, n % 250)]}],
+        }))
+        .unwrap()
+    };
+    for i in 0..SLICES {
+        api.create(&PostParams::default(), &slice(i, 0))
+            .await
+            .unwrap();
+    }
+    let (reader, writer) = reflector::store::<EndpointSlice>();
+    let driver = tokio::spawn(
+        reflector(
+            writer,
+            watcher::watcher(api.clone(), watcher::Config::default()),
+        )
+        .default_backoff()
+        .for_each(|_| async {}),
+    );
+    reader.wait_until_ready().await.unwrap();
+    watching(&server).await;
+
+    // Written in-process, as fast as the store takes them: the watch side is what is tested
+    // (HTTP writes are covered above).
+    for n in 0..UPDATES {
+        let mut s = serde_json::to_value(slice(n % SLICES, n + 1)).unwrap();
+        s["apiVersion"] = json!("discovery.k8s.io/v1");
+        s["kind"] = json!("EndpointSlice");
+        s["metadata"]["namespace"] = json!("ns");
+        server.put(s).unwrap();
+    }
+    assert_eq!(server.resource_version(), (SLICES + UPDATES) as u64);
+
+    converge(&server, &reader, "discovery.k8s.io/v1", "EndpointSlice").await;
+    let lists = server
+        .faults()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && !r.watch)
+        .count();
+    assert_eq!(lists, 1, "the watcher kept up: no relist");
     driver.abort();
 }
