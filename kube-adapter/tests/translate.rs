@@ -1255,6 +1255,16 @@ fn tls_routes_pass_connections_through_by_sni() {
         k8s:gateway:10443 sni=other.com => close the connection
         k8s:gateway:10443 sni=- => close the connection"#,
     );
+    check_status(
+        &m,
+        r#"TLSRoute default/other (t.yaml:9): spec.parentRefs[0]: no hostname of the route intersects the hostnames of the listeners of Gateway default/gw; not attached
+        Gateway default/gw: Accepted=True Accepted; Programmed=True Programmed
+        Gateway default/gw: listener tls: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=3; supportedKinds=[TLSRoute]
+        GatewayClass xdsc: Accepted=True Accepted
+        TLSRoute default/a: parent default/gw: Accepted=True Accepted; ResolvedRefs=True ResolvedRefs
+        TLSRoute default/b: parent default/gw: Accepted=True Accepted; ResolvedRefs=True ResolvedRefs
+        TLSRoute default/other: parent default/gw: Accepted=False NoMatchingListenerHostname (no hostname of the route intersects the hostnames of the listeners of Gateway default/gw); ResolvedRefs=True ResolvedRefs"#,
+    );
 }
 
 #[test]
@@ -1603,5 +1613,157 @@ fn a_redirect_replacing_a_prefix_with_the_root_does_not_double_the_slash() {
          k8s:gateway:10080 h /old/x?q=1 => redirect 302 to http://h/x?q=1
          k8s:gateway:10080 h /oldx => redirect 302 to http://x.com/new/oldx
          k8s:gateway:10080 h /y => redirect 302 to http://x.com/new/y",
+    );
+}
+
+#[test]
+fn status_carries_the_observed_generation() {
+    let mut class = gateway_class();
+    class["metadata"]["generation"] = json!(2);
+    let mut gw = gateway(json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    gw["metadata"]["generation"] = json!(3);
+    let mut r = http_route(
+        "r",
+        T1,
+        json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": to("a")}]}),
+    );
+    r["metadata"]["generation"] = json!(5);
+    let m = with(service("a", &[("", 80, 80)]).into(), [class, gw, r]);
+    let t = run(&m, &Options::default());
+    let generations = |kind: &str, name: &str| -> Vec<i64> {
+        let (id, s) = t
+            .statuses
+            .iter()
+            .find(|(id, _)| id.kind == kind && id.name == name)
+            .expect("a status");
+        let v = s.to_json(&id.kind, "xdsc.dev/gateway-controller");
+        let mut out = Vec::new();
+        let mut collect = |cs: &Value| {
+            for c in cs.as_array().into_iter().flatten() {
+                out.push(c["observedGeneration"].as_i64().unwrap_or(-1));
+            }
+        };
+        collect(&v["conditions"]);
+        for l in v["listeners"].as_array().into_iter().flatten() {
+            collect(&l["conditions"]);
+        }
+        for p in v["parents"].as_array().into_iter().flatten() {
+            collect(&p["conditions"]);
+        }
+        out
+    };
+    assert_eq!(generations("GatewayClass", "xdsc"), [2]);
+    assert_eq!(
+        generations("Gateway", "gw"),
+        [3; 6],
+        "2 own and 4 listener conditions"
+    );
+    assert_eq!(generations("HTTPRoute", "r"), [5, 5]);
+}
+
+#[test]
+fn certificate_problems_have_their_reasons() {
+    let in_ns = |mut v: Value, ns: &str| {
+        v["metadata"]["namespace"] = json!(ns);
+        v
+    };
+    let mut opaque = tls_secret("opaque");
+    opaque["type"] = json!("Opaque");
+    let grant_for = |name: &str| {
+        let mut g = reference_grant("certs", "Gateway", "default", "Secret");
+        g["metadata"]["name"] = json!(format!("for-{name}"));
+        g["spec"]["to"][0]["name"] = json!(name);
+        g
+    };
+    let https = |name: &str, host: &str, secret: &str, ns: Option<&str>| {
+        let mut cert = json!({"name": secret});
+        if let Some(ns) = ns {
+            cert["namespace"] = json!(ns);
+        }
+        json!({"name": name, "port": 443, "protocol": "HTTPS", "hostname": host,
+               "tls": {"certificateRefs": [cert]}})
+    };
+    let m = vec![
+        in_ns(tls_secret("named"), "certs"),
+        in_ns(tls_secret("other"), "certs"),
+        opaque,
+        gateway_class(),
+        gateway(json!([
+            https("missing", "a.com", "nope", None),
+            https("opaque", "b.com", "opaque", None),
+            https("ungranted", "c.com", "other", Some("certs")),
+            https("granted", "d.com", "named", Some("certs")),
+        ])),
+        grant_for("named"),
+    ];
+    check_status(
+        &m,
+        r#"Gateway default/gw (t.yaml:5): spec.listeners[0].tls.certificateRefs[0]: secret default/nope does not exist
+        Gateway default/gw (t.yaml:5): spec.listeners[1].tls.certificateRefs[0]: secret default/opaque is not of type kubernetes.io/tls
+        Gateway default/gw (t.yaml:5): spec.listeners[2].tls.certificateRefs[0]: secret certs/other is in another namespace and no ReferenceGrant there allows it; listener not served
+        Gateway default/gw: Accepted=True ListenersNotValid (some listeners are not valid); Programmed=True Programmed
+        Gateway default/gw: listener granted: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=0; supportedKinds=[GRPCRoute,HTTPRoute]
+        Gateway default/gw: listener missing: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=False Invalid (not served); ResolvedRefs=False InvalidCertificateRef (secret default/nope is not usable); attachedRoutes=0; supportedKinds=[GRPCRoute,HTTPRoute]
+        Gateway default/gw: listener opaque: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=False Invalid (not served); ResolvedRefs=False InvalidCertificateRef (secret default/opaque is not usable); attachedRoutes=0; supportedKinds=[GRPCRoute,HTTPRoute]
+        Gateway default/gw: listener ungranted: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=False Invalid (not served); ResolvedRefs=False RefNotPermitted (secret certs/other is in another namespace and no ReferenceGrant there allows it; listener not served); attachedRoutes=0; supportedKinds=[GRPCRoute,HTTPRoute]
+        GatewayClass xdsc: Accepted=True Accepted"#,
+    );
+}
+
+#[test]
+fn backend_problems_have_their_reasons() {
+    let m = with(
+        gateway_base(),
+        [http_route(
+            "r",
+            T1,
+            json!({"parentRefs": [{"name": "gw"}], "rules": [
+            {"backendRefs": [{"group": "example.com", "kind": "Bucket", "name": "a"}]}]}),
+        )],
+    );
+    check_status(
+        &m,
+        r#"HTTPRoute default/r (t.yaml:9): spec.rules[0].backendRefs[0]: backend kind "Bucket" is not supported (only Services are)
+        Gateway default/gw: Accepted=True Accepted; Programmed=True Programmed
+        Gateway default/gw: listener http: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=1; supportedKinds=[GRPCRoute,HTTPRoute]
+        GatewayClass xdsc: Accepted=True Accepted
+        HTTPRoute default/r: parent default/gw: Accepted=True Accepted; ResolvedRefs=False InvalidKind (backend kind "Bucket" is not supported (only Services are))"#,
+    );
+}
+
+#[test]
+fn stream_route_backends_need_grants() {
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "data"},
+                     "spec": {"ports": [{"port": 443}]}});
+    let base = vec![
+        svc,
+        gateway_class(),
+        gateway(
+            json!([{"name": "tls", "port": 443, "protocol": "TLS", "tls": {"mode": "Passthrough"}}]),
+        ),
+        route(
+            GW,
+            "TLSRoute",
+            "db",
+            T1,
+            json!({"parentRefs": [{"name": "gw"}], "hostnames": ["db.com"],
+            "rules": [{"backendRefs": [{"name": "db", "namespace": "data", "port": 443}]}]}),
+        ),
+    ];
+    check(
+        &base,
+        &[connect("k8s:gateway:10443", Some("db.com"))],
+        r#"TLSRoute default/db (t.yaml:4): spec.rules: no usable backend; connections are refused
+        TLSRoute default/db (t.yaml:4): spec.rules[0].backendRefs[0]: service data/db is in another namespace and no ReferenceGrant there allows it
+        k8s:gateway:10443 sni=db.com => oracle error: no listener "k8s:gateway:10443" in the snapshot"#,
+    );
+    let granted = with(
+        base,
+        [reference_grant("data", "TLSRoute", "default", "Service")],
+    );
+    check(
+        &granted,
+        &[connect("k8s:gateway:10443", Some("db.com"))],
+        r#"k8s:gateway:10443 sni=db.com => proxy the connection to cluster "k8s:data/db:443""#,
     );
 }
