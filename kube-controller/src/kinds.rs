@@ -8,7 +8,7 @@
 //! such instead of failing the process.
 
 use kube::api::GroupVersionKind;
-use xdsc_kube::translate::KubeKind;
+use xdsc_kube::translate::{KubeKind, gateway};
 
 /// The API group of the Gateway API.
 pub(crate) const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -16,8 +16,12 @@ pub(crate) const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 /// One kind to watch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchedKind {
-    /// Group, version and kind.
+    /// Group, version and kind: the version the translation prefers.
     pub gvk: GroupVersionKind,
+    /// Every version the translation reads, preferred first: the watch uses the first
+    /// the API server serves (TLSRoute is `v1` in newer Gateway API releases, `v1alpha2`
+    /// in older ones).
+    pub versions: Vec<GroupVersionKind>,
     /// A field selector for the watch (`type=kubernetes.io/tls` for Secrets).
     pub fields: Option<&'static str>,
     /// A label selector for the watch (EndpointSlices that belong to a Service).
@@ -53,8 +57,18 @@ pub fn watched() -> Vec<WatchedKind> {
                 Some((g, v)) => (g, v),
                 None => ("", api_version),
             };
+            let gvk = GroupVersionKind::gvk(group, version, kind);
+            let mut versions = vec![gvk.clone()];
+            for (av, k) in gateway::API_VERSIONS {
+                if k == kind && av != api_version {
+                    let (g, v) = av.split_once('/').unwrap_or(("", av));
+                    versions.push(GroupVersionKind::gvk(g, v, kind));
+                }
+            }
+            versions[1..].sort_by_key(|v| std::cmp::Reverse(version_rank(&v.version)));
             WatchedKind {
-                gvk: GroupVersionKind::gvk(group, version, kind),
+                gvk,
+                versions,
                 namespaced: k.namespaced(),
                 fields: (*k == KubeKind::Secret).then_some("type=kubernetes.io/tls"),
                 labels: (*k == KubeKind::EndpointSlice).then_some("kubernetes.io/service-name"),
@@ -63,6 +77,18 @@ pub fn watched() -> Vec<WatchedKind> {
             }
         })
         .collect()
+}
+
+/// Kubernetes version order: `v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha3` > `v1alpha1`.
+fn version_rank(v: &str) -> (u32, u8, u32) {
+    let rest = v.strip_prefix('v').unwrap_or(v);
+    let digits = |s: &str| s.parse::<u32>().unwrap_or(0);
+    for (stage, word) in [(1, "alpha"), (2, "beta")] {
+        if let Some((major, n)) = rest.split_once(word) {
+            return (digits(major), stage, digits(n));
+        }
+    }
+    (digits(rest), 3, 0)
 }
 
 #[cfg(test)]
@@ -83,6 +109,16 @@ mod tests {
         }
         let ingress = kinds.iter().find(|k| k.kind() == "Ingress").unwrap();
         assert!(ingress.status && ingress.fields.is_none());
+        let tls = kinds.iter().find(|k| k.kind() == "TLSRoute").unwrap();
+        let versions: Vec<String> = tls.versions.iter().map(|v| v.api_version()).collect();
+        assert_eq!(
+            versions,
+            [
+                "gateway.networking.k8s.io/v1",
+                "gateway.networking.k8s.io/v1alpha3",
+                "gateway.networking.k8s.io/v1alpha2"
+            ]
+        );
         let svc = kinds.iter().find(|k| k.kind() == "Service").unwrap();
         assert!(!svc.status);
     }

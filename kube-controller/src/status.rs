@@ -39,11 +39,10 @@ use kube::Client;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, watch};
-use xdsc_kube::status::{Condition, ObjectStatus, ParentRef};
+use xdsc_kube::status::{Condition, ObjectStatus};
 use xdsc_kube::translate::ObjectRef;
 
 use crate::health::Board;
-use crate::kinds::GATEWAY_GROUP;
 use crate::watch::Resources;
 
 /// Writes in flight at once.
@@ -284,45 +283,68 @@ fn now_rfc3339() -> String {
         .to_string()
 }
 
-/// The JSON of computed conditions, keeping `lastTransitionTime` of observed conditions
-/// whose status did not change.
-fn conditions(
-    computed: &[Condition],
-    observed: Option<&Value>,
-    generation: Option<i64>,
-    now: &str,
-) -> Vec<Value> {
+/// Adds `lastTransitionTime` to computed conditions (JSON, from
+/// [`ObjectStatus::to_json`]): the observed condition's time when its status is the same,
+/// else `now`.
+fn with_times(computed: Option<&Value>, observed: Option<&Value>, now: &str) -> Value {
     let old: BTreeMap<&str, &Value> = observed
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|c| Some((c.get("type")?.as_str()?, c)))
         .collect();
-    computed
-        .iter()
+    let list = computed
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
         .map(|c| {
-            let status = c.status.as_str();
-            let since = old
-                .get(c.type_.as_str())
-                .filter(|o| o.get("status").and_then(Value::as_str) == Some(status))
+            let mut c = c.clone();
+            let since = c
+                .get("type")
+                .and_then(Value::as_str)
+                .and_then(|t| old.get(t))
+                .filter(|o| o.get("status") == c.get("status"))
                 .and_then(|o| o.get("lastTransitionTime"))
                 .cloned()
                 .unwrap_or_else(|| json!(now));
-            let mut v = json!({
-                "type": c.type_,
-                "status": status,
-                "reason": c.reason,
-                "message": c.message,
-                "lastTransitionTime": since,
-            });
-            if let Some(g) = generation {
-                v["observedGeneration"] = json!(g);
-            }
-            v
+            c["lastTransitionTime"] = since;
+            c
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// The same, for a list of named parts (Gateway listeners by `name`, route parents by
+/// `parentRef`): each part's conditions keep the times of the observed part with that key.
+fn parts_with_times(
+    computed: Option<&Value>,
+    observed: Option<&Value>,
+    key: &str,
+    now: &str,
+) -> Vec<Value> {
+    let old: BTreeMap<String, &Value> = observed
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p.get(key)?.to_string(), p)))
+        .collect();
+    computed
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let mut p = p.clone();
+            let before = p
+                .get(key)
+                .and_then(|k| old.get(&k.to_string()))
+                .and_then(|o| o.get("conditions"));
+            p["conditions"] = with_times(p.get("conditions"), before, now);
+            p
         })
         .collect()
 }
 
+/// A condition saying Envoy rejected the configuration built from the object.
 fn rejected_condition(message: &str) -> Condition {
     Condition::new(
         xdsc_kube::status::reason::PROGRAMMED,
@@ -333,30 +355,14 @@ fn rejected_condition(message: &str) -> Condition {
 }
 
 /// Replaces (or adds) one condition by type.
-fn with_condition(mut list: Vec<Condition>, c: Condition) -> Vec<Condition> {
+fn set_condition(list: &mut Vec<Condition>, c: Condition) {
     list.retain(|x| x.type_ != c.type_);
     list.push(c);
     list.sort_by(|a, b| a.type_.cmp(&b.type_));
-    list
 }
 
-fn parent_ref_json(p: &ParentRef) -> Value {
-    let mut v = json!({
-        "group": GATEWAY_GROUP,
-        "kind": "Gateway",
-        "namespace": p.namespace,
-        "name": p.name,
-    });
-    if let Some(s) = &p.section_name {
-        v["sectionName"] = json!(s);
-    }
-    if let Some(port) = p.port {
-        v["port"] = json!(port);
-    }
-    v
-}
-
-/// The status `id` should have: the observed one with what xdsc owns replaced. `None`
+/// The status `id` should have: the observed one with what xdsc owns replaced by the
+/// translation's status ([`ObjectStatus::to_json`]) and Envoy's rejection, if any. `None`
 /// when xdsc owns nothing of it.
 pub(crate) fn desired_status(
     id: &ObjectRef,
@@ -370,100 +376,72 @@ pub(crate) fn desired_status(
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let generation = computed.and_then(|c| c.observed_generation);
-    match id.kind.as_str() {
+    let kind = id.kind.as_str();
+    let mut computed = computed.cloned();
+    if let (Some(c), Some(m)) = (computed.as_mut(), rejected) {
+        if kind == "Gateway" {
+            set_condition(&mut c.conditions, rejected_condition(m));
+        }
+        for conds in c.parents.values_mut() {
+            set_condition(conds, rejected_condition(m));
+        }
+    }
+    let ours = computed.as_ref().map(|c| c.to_json(kind, controller));
+    let ours = ours.as_ref();
+    match kind {
         "Ingress" => {
-            let c = computed?;
-            let ingress: Vec<Value> = c
-                .load_balancer
-                .iter()
-                .map(|a| {
-                    let mut v = Map::new();
-                    if let Some(ip) = &a.ip {
-                        v.insert("ip".into(), json!(ip));
-                    }
-                    if let Some(h) = &a.hostname {
-                        v.insert("hostname".into(), json!(h));
-                    }
-                    Value::Object(v)
-                })
-                .collect();
-            out.insert(
-                "loadBalancer".into(),
-                if ingress.is_empty() {
-                    json!({})
-                } else {
-                    json!({ "ingress": ingress })
-                },
-            );
+            let mut lb = ours?
+                .get("loadBalancer")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            // The API server drops an empty list (the Go type's omitempty): so do we, or
+            // every comparison would differ.
+            if lb
+                .get("ingress")
+                .and_then(Value::as_array)
+                .is_some_and(Vec::is_empty)
+            {
+                lb = json!({});
+            }
+            out.insert("loadBalancer".into(), lb);
         }
         "GatewayClass" | "Gateway" => {
-            let c = computed?;
-            let mut own = c.conditions.clone();
-            if let Some(m) = rejected
-                && id.kind == "Gateway"
-            {
-                own = with_condition(own, rejected_condition(m));
-            }
-            out.insert(
-                "conditions".into(),
-                Value::Array(conditions(&own, out.get("conditions"), generation, now)),
-            );
-            if id.kind == "Gateway" {
-                let old_listeners: BTreeMap<String, Value> = out
-                    .get("listeners")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|l| Some((l.get("name")?.as_str()?.to_owned(), l.clone())))
-                    .collect();
-                let listeners: Vec<Value> = c
-                    .listeners
-                    .iter()
-                    .map(|(name, l)| {
-                        let old = old_listeners.get(name).and_then(|o| o.get("conditions"));
-                        json!({
-                            "name": name,
-                            "supportedKinds": l.supported_kinds.iter().map(|k| json!({"group": GATEWAY_GROUP, "kind": k})).collect::<Vec<_>>(),
-                            "attachedRoutes": l.attached_routes,
-                            "conditions": conditions(&l.conditions, old, generation, now),
-                        })
-                    })
-                    .collect();
+            let ours = ours?;
+            let conditions = with_times(ours.get("conditions"), out.get("conditions"), now);
+            out.insert("conditions".into(), conditions);
+            if kind == "Gateway" {
+                let listeners =
+                    parts_with_times(ours.get("listeners"), out.get("listeners"), "name", now);
                 out.insert("listeners".into(), Value::Array(listeners));
             }
         }
         _ => {
-            // Routes: our entries of status.parents.
-            let mut parents: Vec<Value> = out
+            // Routes: our entries of status.parents; other controllers' stay.
+            let theirs =
+                |p: &&Value| p.get("controllerName").and_then(Value::as_str) != Some(controller);
+            let observed_parents: Vec<Value> = out
                 .get("parents")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            let old_ours: BTreeMap<String, Value> = parents
-                .iter()
-                .filter(|p| p.get("controllerName").and_then(Value::as_str) == Some(controller))
-                .filter_map(|p| Some((p.get("parentRef")?.to_string(), p.clone())))
-                .collect();
-            if computed.is_none() && old_ours.is_empty() {
+            let had_ours = observed_parents.iter().any(|p| !theirs(&p));
+            if ours.is_none() && !had_ours {
                 return None;
             }
-            parents.retain(|p| p.get("controllerName").and_then(Value::as_str) != Some(controller));
-            for (parent, conds) in computed.map(|c| &c.parents).into_iter().flatten() {
-                let pref = parent_ref_json(parent);
-                let mut conds = conds.clone();
-                if let Some(m) = rejected {
-                    conds = with_condition(conds, rejected_condition(m));
-                }
-                let old = old_ours
-                    .get(&pref.to_string())
-                    .and_then(|o| o.get("conditions"));
-                parents.push(json!({
-                    "parentRef": pref,
-                    "controllerName": controller,
-                    "conditions": conditions(&conds, old, generation, now),
-                }));
-            }
+            let mut parents: Vec<Value> = observed_parents.iter().filter(theirs).cloned().collect();
+            let observed_ours = Value::Array(
+                observed_parents
+                    .iter()
+                    .filter(|p| !theirs(p))
+                    .cloned()
+                    .collect(),
+            );
+            parents.extend(parts_with_times(
+                ours.and_then(|o| o.get("parents")),
+                Some(&observed_ours),
+                "parentRef",
+                now,
+            ));
             out.insert("parents".into(), Value::Array(parents));
         }
     }
@@ -594,7 +572,8 @@ async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xdsc_kube::status::{ListenerStatus, LoadBalancerAddress, reason};
+    use crate::kinds::GATEWAY_GROUP;
+    use xdsc_kube::status::{ListenerStatus, LoadBalancerAddress, ParentRef, reason};
 
     const CTRL: &str = "xdsc.dev/gateway-controller";
 

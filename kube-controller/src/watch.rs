@@ -235,19 +235,37 @@ async fn resolve(shared: &Shared, kind: &WatchedKind, ids: &[WatchId]) -> (ApiRe
     let mut logged = false;
     let mut backoff = Duration::from_millis(500);
     loop {
-        match kube::discovery::pinned_kind(&shared.client, &kind.gvk).await {
+        let mut found = None;
+        for gvk in &kind.versions {
+            match kube::discovery::pinned_kind(&shared.client, gvk).await {
+                Err(e) if not_served(&e) => continue,
+                other => {
+                    found = Some(other);
+                    break;
+                }
+            }
+        }
+        let found = found.unwrap_or_else(|| {
+            Err(kube::Error::Discovery(
+                kube::error::DiscoveryError::MissingKind(kind.gvk.kind.clone()),
+            ))
+        });
+        match found {
             Ok((ar, caps)) => {
                 for id in ids {
                     shared.board.update(id, |w| w.resolved(Instant::now()));
                 }
+                tracing::debug!(kind = %kind.gvk.kind, api_version = %ar.api_version, "watching");
                 return (ar, caps.scope == Scope::Namespaced);
             }
             Err(e) if not_served(&e) => {
                 if !logged {
-                    tracing::warn!(kind = %kind.gvk.kind, api_version = %kind.gvk.api_version(), "the API server does not serve this kind (is its CRD installed?); looking again every 30s");
+                    let versions: Vec<String> =
+                        kind.versions.iter().map(|v| v.api_version()).collect();
+                    tracing::warn!(kind = %kind.gvk.kind, ?versions, "the API server does not serve this kind (is its CRD installed?); looking again every 30s");
                     logged = true;
                 }
-                let why = format!("{} is not served by the API server", kind.gvk.api_version());
+                let why = format!("{} is not served by the API server", kind.gvk.kind);
                 for id in ids {
                     shared.board.update(id, |w| w.unavailable(why.clone()));
                 }
