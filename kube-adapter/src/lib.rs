@@ -5,7 +5,7 @@
 //! clock, async or cluster client). It holds the objects it was given and indexes of who
 //! refers to whom; a batch of object upserts and deletes returns the model changes, the
 //! diagnostics that appeared or cleared and the statuses that changed, at a cost
-//! proportional to what the batch touches. [`translate::translate`] is its one-shot form.
+//! proportional to what the batch touches. [`translate::full`] is its one-shot form.
 //! The same code serves Kubernetes manifests read from files (`xdsc-file`) and objects
 //! watched in a cluster by the controller, so both behave alike.
 //!

@@ -2,7 +2,7 @@
 //! means.
 //!
 //! The translation runs in units ([`crate::translator`] says how they are kept and
-//! recomputed); [`translate`] is the one-shot form, which reads every object in an
+//! recomputed); [`full`] is the one-shot form, which reads every object in an
 //! [`Inputs`] and returns a [`Translation`]: the model objects (sorted by key), the
 //! [`Diagnostic`]s (sorted) and the computed statuses ([`crate::status`]). It is a pure
 //! function of its arguments: the same inputs give byte-identical output whatever order the
@@ -133,6 +133,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::de::DeserializeOwned;
 pub use xdsc_core::compile::Severity;
+use xdsc_core::diagnostic::{FieldPath, Problem, ToFieldPath};
 use xdsc_core::model;
 
 use crate::status::{Condition, ObjectStatus, Scope, StatusPart};
@@ -166,18 +167,100 @@ pub enum KubeObject {
     Namespace(Box<Namespace>),
 }
 
-/// The kinds [`KubeObject::from_value`] reads, as `(apiVersion, kind)`.
-pub const SUPPORTED_KINDS: [(&str, &str); 9] = [
-    ("networking.k8s.io/v1", "Ingress"),
-    ("networking.k8s.io/v1", "IngressClass"),
-    ("v1", "Service"),
-    ("discovery.k8s.io/v1", "EndpointSlice"),
-    ("v1", "Secret"),
-    ("v1", "Namespace"),
-    (gateway::API_VERSION, "Gateway"),
-    (gateway::API_VERSION, "GatewayClass"),
-    (gateway::API_VERSION, "HTTPRoute"),
-];
+/// A kind of Kubernetes object the translation reads: the one list of them.
+///
+/// ```
+/// use xdsc_kube::translate::KubeKind;
+/// let names: Vec<&str> = KubeKind::ALL.iter().map(|k| k.as_str()).collect();
+/// assert_eq!(names.join(", "), "Ingress, IngressClass, Service, EndpointSlice, Secret, Namespace, Gateway, GatewayClass, HTTPRoute");
+/// assert_eq!(KubeKind::of("networking.k8s.io/v1", "Ingress"), Some(KubeKind::Ingress));
+/// assert_eq!(KubeKind::of("v1", "Pod"), None);
+/// assert!(!KubeKind::GatewayClass.namespaced());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KubeKind {
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+    /// `networking.k8s.io/v1` IngressClass (cluster-scoped).
+    IngressClass,
+    /// `v1` Service.
+    Service,
+    /// `discovery.k8s.io/v1` EndpointSlice.
+    EndpointSlice,
+    /// `v1` Secret.
+    Secret,
+    /// `v1` Namespace (cluster-scoped).
+    Namespace,
+    /// `gateway.networking.k8s.io/v1` Gateway.
+    Gateway,
+    /// `gateway.networking.k8s.io/v1` GatewayClass (cluster-scoped).
+    GatewayClass,
+    /// `gateway.networking.k8s.io/v1` HTTPRoute.
+    HttpRoute,
+}
+
+impl KubeKind {
+    /// Every kind read, in the order they are listed to users.
+    pub const ALL: [KubeKind; 9] = [
+        KubeKind::Ingress,
+        KubeKind::IngressClass,
+        KubeKind::Service,
+        KubeKind::EndpointSlice,
+        KubeKind::Secret,
+        KubeKind::Namespace,
+        KubeKind::Gateway,
+        KubeKind::GatewayClass,
+        KubeKind::HttpRoute,
+    ];
+
+    /// The kind as written in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubeKind::Ingress => "Ingress",
+            KubeKind::IngressClass => "IngressClass",
+            KubeKind::Service => "Service",
+            KubeKind::EndpointSlice => "EndpointSlice",
+            KubeKind::Secret => "Secret",
+            KubeKind::Namespace => "Namespace",
+            KubeKind::Gateway => "Gateway",
+            KubeKind::GatewayClass => "GatewayClass",
+            KubeKind::HttpRoute => "HTTPRoute",
+        }
+    }
+
+    /// The `apiVersion` read for this kind.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            KubeKind::Ingress | KubeKind::IngressClass => "networking.k8s.io/v1",
+            KubeKind::Service | KubeKind::Secret | KubeKind::Namespace => "v1",
+            KubeKind::EndpointSlice => "discovery.k8s.io/v1",
+            KubeKind::Gateway | KubeKind::GatewayClass | KubeKind::HttpRoute => {
+                gateway::API_VERSION
+            }
+        }
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn namespaced(self) -> bool {
+        !matches!(
+            self,
+            KubeKind::IngressClass | KubeKind::GatewayClass | KubeKind::Namespace
+        )
+    }
+
+    /// The kind of a manifest's `apiVersion` and `kind`, if it is read.
+    pub fn of(api_version: &str, kind: &str) -> Option<KubeKind> {
+        KubeKind::ALL
+            .into_iter()
+            .find(|k| k.api_version() == api_version && k.as_str() == kind)
+    }
+}
+
+impl fmt::Display for KubeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Why a manifest is not a [`KubeObject`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -196,7 +279,7 @@ pub enum ParseError {
         /// The object's kind.
         kind: String,
         /// The field path, e.g. `spec.rules[0].http.paths[1].pathType`.
-        path: String,
+        path: FieldPath,
         /// What is wrong.
         message: String,
     },
@@ -207,7 +290,7 @@ fn parse<T: DeserializeOwned>(kind: &str, v: serde_json::Value) -> Result<Box<T>
         .map(Box::new)
         .map_err(|e| ParseError::Invalid {
             kind: kind.to_owned(),
-            path: e.path().to_string(),
+            path: FieldPath::from_serde(e.path()),
             message: e.inner().to_string(),
         })
 }
@@ -237,24 +320,26 @@ impl KubeObject {
     pub fn from_value(v: serde_json::Value) -> Result<KubeObject, ParseError> {
         let field = |f: &str| v.get(f).and_then(|s| s.as_str()).unwrap_or("").to_owned();
         let (api_version, kind) = (field("apiVersion"), field("kind"));
-        let mut object = match (api_version.as_str(), kind.as_str()) {
-            ("networking.k8s.io/v1", "Ingress") => KubeObject::Ingress(parse(&kind, v)?),
-            ("networking.k8s.io/v1", "IngressClass") => KubeObject::IngressClass(parse(&kind, v)?),
-            ("v1", "Service") => KubeObject::Service(parse(&kind, v)?),
-            ("v1", "Secret") => KubeObject::Secret(parse(&kind, v)?),
-            ("discovery.k8s.io/v1", "EndpointSlice") => KubeObject::EndpointSlice(parse(&kind, v)?),
-            (gateway::API_VERSION, "Gateway") => KubeObject::Gateway(parse(&kind, v)?),
-            (gateway::API_VERSION, "GatewayClass") => KubeObject::GatewayClass(parse(&kind, v)?),
-            (gateway::API_VERSION, "HTTPRoute") => KubeObject::HttpRoute(parse(&kind, v)?),
-            ("v1", "Namespace") => KubeObject::Namespace(parse(&kind, v)?),
-            _ => return Err(ParseError::Unsupported { api_version, kind }),
+        let Some(k) = KubeKind::of(&api_version, &kind) else {
+            return Err(ParseError::Unsupported { api_version, kind });
+        };
+        let mut object = match k {
+            KubeKind::Ingress => KubeObject::Ingress(parse(&kind, v)?),
+            KubeKind::IngressClass => KubeObject::IngressClass(parse(&kind, v)?),
+            KubeKind::Service => KubeObject::Service(parse(&kind, v)?),
+            KubeKind::EndpointSlice => KubeObject::EndpointSlice(parse(&kind, v)?),
+            KubeKind::Secret => KubeObject::Secret(parse(&kind, v)?),
+            KubeKind::Namespace => KubeObject::Namespace(parse(&kind, v)?),
+            KubeKind::Gateway => KubeObject::Gateway(parse(&kind, v)?),
+            KubeKind::GatewayClass => KubeObject::GatewayClass(parse(&kind, v)?),
+            KubeKind::HttpRoute => KubeObject::HttpRoute(parse(&kind, v)?),
         };
         let namespaced = object.namespaced();
         let meta = object.metadata_mut();
         if meta.name.as_deref().is_none_or(str::is_empty) {
             return Err(ParseError::Invalid {
                 kind,
-                path: "metadata.name".into(),
+                path: ("metadata", "name").to_field_path(),
                 message: "missing".into(),
             });
         }
@@ -278,24 +363,26 @@ impl KubeObject {
     /// assert_eq!(o.kind(), "GatewayClass");
     /// ```
     pub fn kind(&self) -> &'static str {
+        self.kube_kind().as_str()
+    }
+
+    /// The object's [`KubeKind`].
+    pub fn kube_kind(&self) -> KubeKind {
         match self {
-            KubeObject::Ingress(_) => "Ingress",
-            KubeObject::IngressClass(_) => "IngressClass",
-            KubeObject::Service(_) => "Service",
-            KubeObject::EndpointSlice(_) => "EndpointSlice",
-            KubeObject::Secret(_) => "Secret",
-            KubeObject::Gateway(_) => "Gateway",
-            KubeObject::GatewayClass(_) => "GatewayClass",
-            KubeObject::HttpRoute(_) => "HTTPRoute",
-            KubeObject::Namespace(_) => "Namespace",
+            KubeObject::Ingress(_) => KubeKind::Ingress,
+            KubeObject::IngressClass(_) => KubeKind::IngressClass,
+            KubeObject::Service(_) => KubeKind::Service,
+            KubeObject::EndpointSlice(_) => KubeKind::EndpointSlice,
+            KubeObject::Secret(_) => KubeKind::Secret,
+            KubeObject::Namespace(_) => KubeKind::Namespace,
+            KubeObject::Gateway(_) => KubeKind::Gateway,
+            KubeObject::GatewayClass(_) => KubeKind::GatewayClass,
+            KubeObject::HttpRoute(_) => KubeKind::HttpRoute,
         }
     }
 
     fn namespaced(&self) -> bool {
-        !matches!(
-            self,
-            KubeObject::IngressClass(_) | KubeObject::GatewayClass(_) | KubeObject::Namespace(_)
-        )
+        self.kube_kind().namespaced()
     }
 
     /// The object's metadata.
@@ -342,7 +429,9 @@ impl KubeObject {
     }
 }
 
-/// The identity of a Kubernetes object.
+/// The identity of a Kubernetes object: kind, namespace (none for cluster-scoped kinds) and
+/// name; the core's [`SourceRef`](xdsc_core::diagnostic::SourceRef), so diagnostics name
+/// Kubernetes objects without the core knowing Kubernetes.
 ///
 /// ```
 /// use xdsc_kube::translate::ObjectRef;
@@ -350,40 +439,7 @@ impl KubeObject {
 /// assert_eq!(r.to_string(), "Ingress default/web");
 /// assert_eq!(ObjectRef::new("IngressClass", None, "xdsc").to_string(), "IngressClass xdsc");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjectRef {
-    /// The kind, e.g. `Ingress` or `HTTPRoute`.
-    pub kind: String,
-    /// The namespace; `None` for cluster-scoped objects.
-    pub namespace: Option<String>,
-    /// The name.
-    pub name: String,
-}
-
-impl ObjectRef {
-    /// A reference from its parts.
-    pub fn new(kind: &str, namespace: Option<&str>, name: &str) -> ObjectRef {
-        ObjectRef {
-            kind: kind.to_owned(),
-            namespace: namespace.map(str::to_owned),
-            name: name.to_owned(),
-        }
-    }
-
-    /// `namespace/name`, or `name` for a cluster-scoped object.
-    pub fn qualified_name(&self) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{ns}/{}", self.name),
-            None => self.name.clone(),
-        }
-    }
-}
-
-impl fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.kind, self.qualified_name())
-    }
-}
+pub use xdsc_core::diagnostic::SourceRef as ObjectRef;
 
 /// Every Kubernetes object known, keyed by [`ObjectRef`], each with where it was read.
 ///
@@ -522,63 +578,41 @@ pub struct Translation {
     pub statuses: BTreeMap<ObjectRef, ObjectStatus>,
 }
 
-/// A problem with a Kubernetes object: what was left out or not served as written.
+/// A problem with a Kubernetes object (what was left out or not served as written): the
+/// core's [`Diagnostic`](xdsc_core::diagnostic::Diagnostic) with a
+/// [`Subject::Source`](xdsc_core::diagnostic::Subject::Source) subject. Where the object was
+/// read is not part of it ([`Inputs::origin`] says), so moving an object in its file changes
+/// no diagnostic.
 ///
 /// ```
 /// use xdsc_kube::translate::{Diagnostic, ObjectRef, Severity};
-/// let d = Diagnostic {
-///     severity: Severity::Error,
-///     object: ObjectRef::new("Ingress", Some("default"), "web"),
-///     origin: Some("file.yaml:3".into()),
-///     field: "spec.rules[0].http.paths[1].backend.service.port".into(),
-///     message: "service default/api has no port named \"grpc\"".into(),
-/// };
-/// assert_eq!(d.to_string(), "Ingress default/web (file.yaml:3): spec.rules[0].http.paths[1].backend.service.port: service default/api has no port named \"grpc\"");
+/// use xdsc_core::diagnostic::Problem;
+/// let d = Diagnostic::new(
+///     ObjectRef::new("Ingress", Some("default"), "web"),
+///     Severity::Error,
+///     ("spec", "rules", 0, "http", "paths", 1, "backend", "service", "port"),
+///     Problem::invalid("service default/api has no port named \"grpc\""),
+/// );
+/// assert_eq!(d.to_string(), "error: Ingress default/web: spec.rules[0].http.paths[1].backend.service.port: service default/api has no port named \"grpc\"");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Diagnostic {
-    /// Error (left out) or warning (served, maybe not as meant).
-    pub severity: Severity,
-    /// The object the problem is in.
-    pub object: ObjectRef,
-    /// Where the object was read.
-    pub origin: Option<String>,
-    /// The field path within the object; empty for the object as a whole.
-    pub field: String,
-    /// What is wrong. Never holds key material.
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.object)?;
-        if let Some(o) = &self.origin {
-            write!(f, " ({o})")?;
-        }
-        f.write_str(": ")?;
-        if !self.field.is_empty() {
-            write!(f, "{}: ", self.field)?;
-        }
-        f.write_str(&self.message)
-    }
-}
+pub use xdsc_core::diagnostic::Diagnostic;
 
 /// Translates every object taken (see the module docs) into model objects: a
 /// [`Translator`] given every object at once.
 ///
 /// ```
-/// use xdsc_kube::translate::{translate, Inputs, KubeObject, Options};
+/// use xdsc_kube::translate::{self, Inputs, KubeObject, Options};
 /// let mut inputs = Inputs::default();
 /// inputs.insert(KubeObject::from_value(serde_json::json!({
 ///     "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
 ///     "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
 /// })).unwrap(), None);
-/// let out = translate(&inputs, &Options::default());
+/// let out = translate::full(&inputs, &Options::default());
 /// let names: Vec<_> = out.objects.iter().map(|o| o.key().to_string()).collect();
 /// assert_eq!(names, ["Listener/k8s:ingress-http", "VirtualHost/k8s:ingress:~"]);
-/// assert_eq!(out.diagnostics[0].message, "service default/web does not exist");
+/// assert_eq!(out.diagnostics[0].problem.to_string(), "service default/web does not exist");
 /// ```
-pub fn translate(inputs: &Inputs, options: &Options) -> Translation {
+pub fn full(inputs: &Inputs, options: &Options) -> Translation {
     let mut t = Translator::new(options.clone());
     t.apply(
         inputs
@@ -700,28 +734,27 @@ impl<'a> Cx<'a> {
         &self.world.ingress
     }
 
-    /// Reports a problem with `object`, an object this unit read (its origin is part of
-    /// the message, and a change of origin is a change of the object).
+    /// Reports a problem with `object`, an object this unit read. `field` is built only
+    /// here (see [`ToFieldPath`]).
     fn report(
         &mut self,
         severity: Severity,
         object: &ObjectRef,
-        field: impl fmt::Display,
+        field: impl ToFieldPath,
         message: impl fmt::Display,
     ) {
-        self.out.diagnostics.insert(Diagnostic {
+        self.out.diagnostics.insert(Diagnostic::new(
+            object.clone(),
             severity,
-            object: object.clone(),
-            origin: self.world.inputs.origin(object).map(str::to_owned),
-            field: field.to_string(),
-            message: message.to_string(),
-        });
+            field,
+            Problem::Invalid(message.to_string()),
+        ));
     }
 
     pub(crate) fn error(
         &mut self,
         object: &ObjectRef,
-        field: impl fmt::Display,
+        field: impl ToFieldPath,
         message: impl fmt::Display,
     ) {
         self.report(Severity::Error, object, field, message);
@@ -730,7 +763,7 @@ impl<'a> Cx<'a> {
     pub(crate) fn warn(
         &mut self,
         object: &ObjectRef,
-        field: impl fmt::Display,
+        field: impl ToFieldPath,
         message: impl fmt::Display,
     ) {
         self.report(Severity::Warning, object, field, message);

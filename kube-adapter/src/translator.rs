@@ -12,7 +12,7 @@
 //! units that read them and nothing else, and compares each recomputed unit's output with
 //! its previous one: only model objects whose value changed are returned.
 //!
-//! The one-shot [`crate::translate::translate`] is a translator given every object at once,
+//! The one-shot [`crate::translate::full`] is a translator given every object at once,
 //! so the two cannot drift; a property test (`tests/incremental.rs`) checks that any
 //! sequence of batches ends where a translation of the final set starts.
 //!
@@ -128,7 +128,7 @@ pub struct Work {
 ///     })), None),
 /// ]);
 /// assert_eq!(first.changes.len(), 2); // the HTTP listener and the catch-all virtual host
-/// assert_eq!(first.diagnostics_added[0].message, "service default/web does not exist");
+/// assert_eq!(first.diagnostics_added[0].problem.to_string(), "service default/web does not exist");
 ///
 /// // The Service arrives: its cluster and endpoints appear, the error clears, and the
 /// // listener, which did not change, is not sent again.

@@ -15,7 +15,7 @@ use xdsc_core::compile::Compiled;
 use xdsc_core::model::{Change, Model};
 use xdsc_kube::status::ObjectStatus;
 use xdsc_kube::strategy;
-use xdsc_kube::translate::{Diagnostic, Inputs, ObjectRef, translate};
+use xdsc_kube::translate::{self, Diagnostic, Inputs, ObjectRef};
 use xdsc_kube::translator::{DepKind, ObjectChange, Translator};
 
 fn check(batches: &[Vec<ObjectChange>], drop: Option<DepKind>) -> Result<(), TestCaseError> {
@@ -65,7 +65,7 @@ fn check(batches: &[Vec<ObjectChange>], drop: Option<DepKind>) -> Result<(), Tes
             }
         }
     }
-    let full = translate(&inputs, &options);
+    let full = translate::full(&inputs, &options);
     let incremental: Vec<_> = model.objects().map(|o| (**o).clone()).collect();
     prop_assert_eq!(&incremental, &full.objects, "model objects");
     let kept: Vec<_> = t.objects().map(|o| (**o).clone()).collect();

@@ -3,18 +3,29 @@
 //!
 //! Whatever way an embedder hands connections over (a tokio or std listener, or a stream of
 //! accepted sockets), they come through [`serve`], so no path skips the options. Without
-//! TCP_NODELAY the tail of a response larger than one segment waits for the peer's delayed
-//! ACK (about 40 ms on Linux) before it is sent.
+//! TCP_NODELAY the second HTTP/2 frame of a response waits for the peer's delayed ACK of the
+//! first (about 40 ms on Linux) before it is sent.
+//!
+//! Shutdown is prompt: the listener closes, every xDS stream ends with `UNAVAILABLE` (a
+//! [`Closing`] in each request's extensions tells the stream task), every connection gets an
+//! HTTP/2 GOAWAY, and connections still open after [`ConnectionOptions::shutdown_grace`] are
+//! dropped. An Envoy whose stream ends reconnects at once, to another replica when this one
+//! has stopped listening; an Envoy that waited for the stream to time out would not.
 //!
 //! Not here: what a request does (the services in [`crate::service`]); the gRPC framing
 //! (tonic).
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::codegen::Service;
@@ -51,6 +62,9 @@ pub struct ConnectionOptions {
     /// How long a PING may go unanswered before the connection is closed. Generous: Envoy
     /// answers on its main thread, which can be busy applying a large update.
     pub http2_keepalive_timeout: Duration,
+    /// On shutdown, how long connections may take to finish after their streams were ended;
+    /// the rest are then dropped. Bounds the whole shutdown.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ConnectionOptions {
@@ -61,6 +75,34 @@ impl Default for ConnectionOptions {
             tcp_keepalive_retries: 3,
             http2_keepalive_interval: Some(Duration::from_secs(30)),
             http2_keepalive_timeout: Duration::from_secs(20),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The status every xDS stream ends with when the server shuts down.
+pub(crate) const SHUTTING_DOWN: &str = "xDS server shutting down; reconnect";
+
+/// Tells a stream that its server is shutting down; found in every request's extensions.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Closing(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl Closing {
+    /// The signal of a request (never, for a request that did not come through [`serve`]).
+    pub(crate) fn of<T>(request: &tonic::Request<T>) -> Closing {
+        request
+            .extensions()
+            .get::<Closing>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Completes once the server is shutting down.
+    pub(crate) async fn closed(&mut self) {
+        match &mut self.0 {
+            // An error means the server is gone: closed as well.
+            Some(rx) => drop(rx.wait_for(|closing| *closing).await),
+            None => std::future::pending().await,
         }
     }
 }
@@ -72,8 +114,9 @@ pub(crate) type HttpService = crate::Dispatch;
 /// accepting again: retrying at once would spin on the same error.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves every connection of `incoming` until `shutdown` completes; then stops accepting,
-/// asks every connection to finish (HTTP/2 GOAWAY) and waits for them.
+/// Serves every connection of `incoming` until `shutdown` completes (or `incoming` ends);
+/// then stops accepting, ends every stream, asks every connection to finish (HTTP/2 GOAWAY)
+/// and waits for them, at most `shutdown_grace`.
 pub(crate) async fn serve<I>(
     incoming: I,
     service: HttpService,
@@ -113,13 +156,26 @@ pub(crate) async fn serve<I>(
                 service.clone(),
                 builder.clone(),
                 stop_rx.clone(),
+                options.shutdown_grace,
             ));
         }
     }
     // The listener is dropped here: new clients are refused while the others drain.
     let _ = stop_tx.send(true);
-    while connections.join_next().await.is_some() {}
+    tracing::info!(connections = connections.len(), grace = ?options.shutdown_grace, "xDS server stopping: streams ended, connections draining");
+    // Each connection cuts itself at the end of the grace period; this is only a backstop.
+    let drained = tokio::time::timeout(options.shutdown_grace + BACKSTOP, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.shutdown().await;
+    }
 }
+
+/// How long after the grace period, and a cut, a connection task may take to end before it is
+/// aborted.
+const BACKSTOP: Duration = Duration::from_secs(1);
 
 /// Sets the socket options of an accepted connection. Failing to set one is logged, not
 /// fatal: the connection still works.
@@ -138,19 +194,23 @@ fn configure(stream: &TcpStream, options: &ConnectionOptions) {
     }
 }
 
-/// Serves one connection until it ends, or until shutdown and then its streams end.
+/// Serves one connection until it ends; on shutdown, until its streams have ended or the
+/// grace period is over, whichever comes first.
 async fn connection(
     stream: TcpStream,
     service: HttpService,
     builder: hyper::server::conn::http2::Builder<TokioExecutor>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    grace: Duration,
 ) {
     let info = TcpConnectInfo {
         local_addr: stream.local_addr().ok(),
         remote_addr: stream.peer_addr().ok(),
     };
+    let closing = Closing(Some(stop.clone()));
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(info.clone());
+        req.extensions_mut().insert(closing.clone());
         let mut service = service.clone();
         async move {
             let response = service.call(req.map(tonic::body::Body::new)).await;
@@ -160,7 +220,8 @@ async fn connection(
             })
         }
     });
-    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+    let (io, cut) = Io::new(stream);
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -169,10 +230,149 @@ async fn connection(
         result = conn.as_mut() => result,
         () = stopped => {
             conn.as_mut().graceful_shutdown();
-            conn.await
+            match tokio::time::timeout(grace, conn.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => {
+                    // A client that does not read keeps its streams' ends behind data it never
+                    // takes: fail the socket, so that hyper ends the streams and closes.
+                    tracing::info!(peer = ?info_peer(&cut), "xDS connection still open after the shutdown grace period; closing it");
+                    // (In debug builds h2 asserts, wrongly, that no stream is open when the
+                    // connection is dropped: hyperium/h2#907. Release builds are unaffected.)
+                    cut.cut();
+                    conn.await
+                }
+            }
         }
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "xDS connection ended with an error");
+    }
+}
+
+/// Makes a connection's socket fail, so that hyper ends its streams and closes the connection
+/// itself (its tasks end normally rather than being aborted).
+#[derive(Clone, Debug)]
+pub(crate) struct Cut(Arc<CutState>);
+
+#[derive(Debug, Default)]
+struct CutState {
+    cut: AtomicBool,
+    peer: Option<std::net::SocketAddr>,
+    waker: Mutex<Option<Waker>>,
+}
+
+fn info_peer(cut: &Cut) -> Option<std::net::SocketAddr> {
+    cut.0.peer
+}
+
+impl Cut {
+    /// Every later read and write of the connection fails; a pending one is woken.
+    pub(crate) fn cut(&self) {
+        self.0.cut.store(true, Ordering::Release);
+        let waker = self
+            .0
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// The socket of one connection as hyper sees it: reads and writes fail once it is [`Cut`].
+struct Io<T> {
+    inner: T,
+    cut: Arc<CutState>,
+}
+
+impl Io<TcpStream> {
+    fn new(inner: TcpStream) -> (Io<TcpStream>, Cut) {
+        let cut = Arc::new(CutState {
+            peer: inner.peer_addr().ok(),
+            ..CutState::default()
+        });
+        (
+            Io {
+                inner,
+                cut: Arc::clone(&cut),
+            },
+            Cut(cut),
+        )
+    }
+}
+
+impl<T> Io<T> {
+    /// `Some(error)` once cut. Otherwise registers the task, so that a cut wakes it if the
+    /// operation it is about to try stays pending.
+    fn check(&self, cx: &Context<'_>) -> Option<std::io::Error> {
+        let mut waker = self
+            .cut
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.cut.cut.load(Ordering::Acquire) {
+            return Some(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "connection closed by the server",
+            ));
+        }
+        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *waker = Some(cx.waker().clone());
+        }
+        None
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Io<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if let Some(e) = self.check(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Io<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if let Some(e) = self.check(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        if let Some(e) = self.check(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if let Some(e) = self.check(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -18,9 +18,20 @@
 //! let admin = server.admin();
 //! let xds = tokio::net::TcpListener::bind("127.0.0.1:18000").await?;
 //! let http = tokio::net::TcpListener::bind("127.0.0.1:18001").await?;
+//! // On Ctrl-C: stop accepting, end every xDS stream with UNAVAILABLE (Envoy reconnects,
+//! // to another replica, at once), close the connections within the shutdown grace period.
+//! let (stop, stopped) = tokio::sync::watch::channel(());
+//! let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+//!     let _ = rx.changed().await;
+//! };
 //! tokio::try_join!(
-//!     server.serve(xds, std::future::pending()),
-//!     async { admin.serve(http, std::future::pending()).await.map_err(xdsc_server::Error::from) },
+//!     server.serve(xds, until_stopped(stopped.clone())),
+//!     async { admin.serve(http, until_stopped(stopped)).await.map_err(xdsc_server::Error::from) },
+//!     async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!         drop(stop);
+//!         Ok(())
+//!     },
 //! )?;
 //! # Ok(()) }
 //! ```
@@ -147,7 +158,9 @@ impl XdsServer {
     }
 
     /// Serves every discovery service on `listener` until `shutdown` completes; then stops
-    /// accepting, and lets streams end.
+    /// accepting, ends every xDS stream with `UNAVAILABLE` (so that Envoy reconnects, to
+    /// another replica, at once), sends each connection an HTTP/2 GOAWAY, and returns once they
+    /// have closed or [`ConnectionOptions::shutdown_grace`] is over (the rest are closed).
     ///
     /// Every accepted connection gets TCP_NODELAY and the keepalive settings of
     /// [`ConnectionOptions`], as with [`XdsServer::serve_std`] and

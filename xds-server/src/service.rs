@@ -27,6 +27,7 @@ use xdsc_core::snapshot::ResourceType;
 
 use crate::budget::{Budget, Permit};
 use crate::clients::Clients;
+use crate::connection::{Closing, SHUTTING_DOWN};
 use crate::protocol::{self, Event, Limits, ProtocolError, Response, Stream, Variant};
 use crate::publish::Publisher;
 
@@ -158,6 +159,7 @@ impl Shared {
         inbound: Streaming<W::In>,
         only: Option<ResourceType>,
         peer: String,
+        mut closing: Closing,
     ) -> BoxStream<W::Out>
     where
         Streaming<W::In>: Send,
@@ -166,7 +168,12 @@ impl Shared {
         let shared = self.clone();
         tokio::spawn(async move {
             shared.publisher.metrics.stream_opened();
-            let result = shared.drive::<W>(inbound, only, peer, &tx).await;
+            // The server shutting down ends the stream with a status, so Envoy reconnects (to
+            // another replica) at once instead of waiting for the stream to time out.
+            let result = tokio::select! {
+                result = shared.drive::<W>(inbound, only, peer, &tx) => result,
+                () = closing.closed() => Err(Status::unavailable(SHUTTING_DOWN)),
+            };
             shared.publisher.metrics.stream_closed();
             if let Err(status) = result {
                 let _ = tx.send(Err(status)).await;
@@ -353,8 +360,8 @@ impl Shared {
         W::Out: Copying,
         Streaming<W::In>: Send,
     {
-        let peer = peer(&request);
-        let stream = self.open::<W>(request.into_inner(), only, peer);
+        let (peer, closing) = (peer(&request), Closing::of(&request));
+        let stream = self.open::<W>(request.into_inner(), only, peer, closing);
         Box::pin(tokio_stream::StreamExt::map(stream, |m| {
             m.map(Copying::into_owned)
         }))
@@ -398,8 +405,10 @@ where
     type Future = tonic::codegen::BoxFuture<GrpcResponse<BoxStream<W::Out>>, Status>;
 
     fn call(&mut self, request: GrpcRequest<Streaming<W::In>>) -> Self::Future {
-        let peer = peer(&request);
-        let stream = self.shared.open::<W>(request.into_inner(), self.only, peer);
+        let (peer, closing) = (peer(&request), Closing::of(&request));
+        let stream = self
+            .shared
+            .open::<W>(request.into_inner(), self.only, peer, closing);
         Box::pin(async move { Ok(GrpcResponse::new(stream)) })
     }
 }

@@ -222,6 +222,12 @@ pub struct Envoy {
 impl Envoy {
     /// Starts `binary` with this bootstrap (written to a temporary file).
     pub fn start(binary: &Path, bootstrap: &Value, admin_port: u16) -> Envoy {
+        Envoy::start_with(binary, bootstrap, admin_port, &[])
+    }
+
+    /// [`Envoy::start`] with more command-line arguments (for example
+    /// `--component-log-level config:debug`).
+    pub fn start_with(binary: &Path, bootstrap: &Value, admin_port: u16, args: &[&str]) -> Envoy {
         let dir =
             std::env::temp_dir().join(format!("xdsc-envoy-{}-{admin_port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temporary folder");
@@ -241,6 +247,7 @@ impl Envoy {
                 "--log-path",
             ])
             .arg(&log)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -255,6 +262,11 @@ impl Envoy {
     /// GET on Envoy's admin interface.
     pub fn admin(&self, path: &str) -> Option<String> {
         http_get(self.admin_port, "localhost", path).map(|(_, body)| body)
+    }
+
+    /// Envoy's whole log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The end of Envoy's log, for failure messages.

@@ -13,11 +13,13 @@ use tonic::Streaming;
 use xdsc_core::compile::Compiled;
 use xdsc_core::model::{Model, Object};
 use xdsc_core::snapshot::{ResourceType as T, Snapshot};
-use xdsc_server::{Publisher, XdsServer};
+use xdsc_server::{ConnectionOptions, Publisher, XdsServer};
 
 const STEP: Duration = Duration::from_secs(5);
 
-fn snapshot(clusters: &[&str]) -> Snapshot {
+/// Clusters with one endpoint each, and `big` with `big_endpoints` endpoints (700 encode to
+/// ~20 kB).
+fn snapshot_with(clusters: &[&str], big_endpoints: usize) -> Snapshot {
     let mut docs = vec![];
     for c in clusters {
         docs.push(json!({"kind":"Cluster","name":c}));
@@ -25,7 +27,7 @@ fn snapshot(clusters: &[&str]) -> Snapshot {
     }
     // One cluster whose endpoints encode to ~20 kB: two HTTP/2 DATA frames (16 KiB each at
     // most), so two writes, the second of which Nagle holds until the first is acknowledged.
-    let big: Vec<Value> = (0..700)
+    let big: Vec<Value> = (0..big_endpoints)
         .map(|i| json!({"address": format!("10.1.{}.{}", i / 250, i % 250), "port": 8080}))
         .collect();
     docs.push(json!({"kind":"Cluster","name":"big"}));
@@ -36,6 +38,53 @@ fn snapshot(clusters: &[&str]) -> Snapshot {
         .clone()
 }
 
+fn snapshot(clusters: &[&str]) -> Snapshot {
+    snapshot_with(clusters, 700)
+}
+
+/// A server on a free port, stopped when `stop` is sent.
+struct Running {
+    port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<Result<(), xdsc_server::Error>>,
+}
+
+impl Running {
+    async fn start(server: XdsServer) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(server.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Running {
+            port,
+            stop: Some(stop),
+            done,
+        }
+    }
+
+    /// Signals shutdown; returns how long `serve` took to return.
+    async fn shut_down(mut self) -> Duration {
+        let start = Instant::now();
+        let _ = self.stop.take().expect("running").send(());
+        tokio::time::timeout(Duration::from_secs(30), self.done)
+            .await
+            .expect("serve returned")
+            .expect("serve task")
+            .expect("serve ok");
+        start.elapsed()
+    }
+}
+
+fn server_of(snapshot: Snapshot) -> XdsServer {
+    let publisher = Publisher::new();
+    publisher.publish("default", snapshot);
+    XdsServer::new(publisher)
+}
+
 struct Sotw {
     tx: mpsc::Sender<DiscoveryRequest>,
     rx: Streaming<DiscoveryResponse>,
@@ -43,11 +92,18 @@ struct Sotw {
 
 impl Sotw {
     async fn open(port: u16, first: DiscoveryRequest) -> Sotw {
-        let (tx, rx) = mpsc::channel(16);
-        tx.send(first).await.expect("send");
-        let mut c = EndpointDiscoveryServiceClient::connect(format!("http://127.0.0.1:{port}"))
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .expect("endpoint")
+            .connect()
             .await
             .expect("connect");
+        Sotw::open_on(channel, first).await
+    }
+
+    async fn open_on(channel: tonic::transport::Channel, first: DiscoveryRequest) -> Sotw {
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(first).await.expect("send");
+        let mut c = EndpointDiscoveryServiceClient::new(channel);
         let rx = c
             .stream_endpoints(ReceiverStream::new(rx))
             .await
@@ -152,4 +208,85 @@ async fn responses_are_not_held_back_by_nagle_whatever_the_listener() {
             "{handover:?}: median round trips {large:?} and {small:?}: a Nagle stall"
         );
     }
+}
+
+/// A stream's end: the gRPC status it closed with.
+async fn ended(rx: &mut Streaming<DiscoveryResponse>) -> tonic::Status {
+    loop {
+        match tokio::time::timeout(STEP, rx.message()).await {
+            Err(_) => panic!("the stream did not end"),
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) => panic!("the stream ended without a status"),
+            Ok(Err(status)) => return status,
+        }
+    }
+}
+
+#[tokio::test]
+async fn shutdown_ends_every_stream_with_unavailable_and_returns_at_once() {
+    let options = ConnectionOptions {
+        shutdown_grace: Duration::from_secs(30),
+        ..ConnectionOptions::default()
+    };
+    let running =
+        Running::start(server_of(snapshot(&["a"])).with_connection_options(options)).await;
+    let port = running.port;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut c = Sotw::open(port, eds(&["a"], "", "")).await;
+        c.next().await;
+        streams.push(c);
+    }
+    let took = running.shut_down().await;
+    // Well inside the grace period: nothing waited for the clients to go away on their own.
+    assert!(took < Duration::from_secs(10), "serve took {took:?}");
+    for c in &mut streams {
+        let status = ended(&mut c.rx).await;
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(status.message().contains("shutting down"), "{status:?}");
+    }
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    assert!(refused.is_err(), "the listener is closed");
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_dropped_after_the_grace_period() {
+    let grace = Duration::from_millis(500);
+    let options = ConnectionOptions {
+        shutdown_grace: grace,
+        ..ConnectionOptions::default()
+    };
+    // ~600 kB of endpoints: more than the client's flow-control window of 64 KiB, so the
+    // response (and the status behind it) cannot be delivered to a client that does not read.
+    let server = server_of(snapshot_with(&["a"], 20_000)).with_connection_options(options);
+    let running = Running::start(server).await;
+    let small_window =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", running.port))
+            .expect("endpoint")
+            .initial_stream_window_size(65_535)
+            .initial_connection_window_size(65_535)
+            .connect()
+            .await
+            .expect("connect");
+    let mut stalled = Sotw::open_on(small_window, eds(&["big"], "", "")).await;
+    let mut honest = Sotw::open(running.port, eds(&["a"], "", "")).await;
+    honest.next().await;
+    // The stalled stream's response is on its way and held by flow control.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let took = running.shut_down().await;
+    assert!(took >= grace, "serve waited for the grace period: {took:?}");
+    assert!(
+        took < grace + Duration::from_secs(5),
+        "and not much longer: {took:?}"
+    );
+    let status = ended(&mut honest.rx).await;
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    // The stalled client's connection was dropped: reading now ends with an error.
+    let end = loop {
+        match tokio::time::timeout(STEP, stalled.rx.message()).await {
+            Ok(Ok(Some(_))) => continue,
+            other => break other,
+        }
+    };
+    assert!(matches!(end, Ok(Err(_))), "{end:?}");
 }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Secret, ServicePort};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use xdsc_core::diagnostic::ToFieldPath;
 use xdsc_core::model;
 
 use super::{Cx, KubeObject, ObjectRef};
@@ -53,7 +54,7 @@ impl Cx<'_> {
     pub(crate) fn service_cluster(
         &mut self,
         from: &ObjectRef,
-        field: &str,
+        field: &dyn ToFieldPath,
         namespace: &str,
         service: &str,
         port: PortRef<'_>,
@@ -115,7 +116,7 @@ impl Cx<'_> {
     pub(crate) fn tls_secret(
         &mut self,
         from: &ObjectRef,
-        field: &str,
+        field: &dyn ToFieldPath,
         namespace: &str,
         name: &str,
     ) -> Option<String> {

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use xdsc_core::diagnostic::ToFieldPath;
 use xdsc_core::model;
 
 use super::backends::PortRef;
@@ -104,7 +105,7 @@ pub(crate) fn route_object(cx: &mut Cx<'_>, id: &ObjectRef) {
         if cx.get(&gw).is_none() {
             cx.warn(
                 id,
-                format_args!("spec.parentRefs[{k}]"),
+                ("spec", "parentRefs", k),
                 format_args!("{gw} does not exist"),
             );
         }
@@ -219,11 +220,7 @@ pub(crate) fn gateway(cx: &mut Cx<'_>, id: &ObjectRef) {
                          never used",
                         vh.host
                     );
-                    cx.warn(
-                        e.route_id,
-                        format_args!("spec.rules[{r}].matches[{m}]"),
-                        message,
-                    );
+                    cx.warn(e.route_id, ("spec", "rules", r, "matches", m), message);
                     false
                 }
                 None => {
@@ -314,7 +311,7 @@ fn listeners<'a>(
     let mut by_port: BTreeMap<i32, (model::Listener, BTreeSet<Option<String>>)> = BTreeMap::new();
     let mut served = 0;
     for (i, l) in g.spec.listeners.iter().enumerate() {
-        let field = format!("spec.listeners[{i}]");
+        let field = ("spec", "listeners", i);
         let problems = cx.listener_problems.len();
         let ok = listener(cx, id, &field, namespace, i, l, &mut by_port, out);
         let scope = || Scope::Listener(l.name.clone());
@@ -408,7 +405,7 @@ fn listeners<'a>(
 fn listener<'a>(
     cx: &mut Cx<'_>,
     id: &'a ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     namespace: &str,
     i: usize,
     l: &'a gateway::Listener,
@@ -422,7 +419,7 @@ fn listener<'a>(
             other => {
                 cx.error(
                     id,
-                    format_args!("{field}.protocol"),
+                    (field, "protocol"),
                     format_args!("protocol {other:?} is not supported; listener not served"),
                 );
                 cx.listener_problem(
@@ -435,7 +432,7 @@ fn listener<'a>(
         let Some(port) = envoy_port(cx, l.port) else {
             cx.error(
                 id,
-                format_args!("{field}.port"),
+                (field, "port"),
                 format_args!("port {} is not a port Envoy can bind", l.port),
             );
             cx.listener_problem(
@@ -451,7 +448,7 @@ fn listener<'a>(
                 None => {
                     cx.error(
                         id,
-                        format_args!("{field}.hostname"),
+                        (field, "hostname"),
                         format_args!("{h:?} is not a host name or a *. wildcard"),
                     );
                     cx.listener_problem(
@@ -473,7 +470,7 @@ fn listener<'a>(
         if (ml.protocol == model::ListenerProtocol::Https) != https {
             cx.error(
                 id,
-                format_args!("{field}.protocol"),
+                (field, "protocol"),
                 format_args!(
                     "port {} is also used with another protocol; listener not served",
                     l.port
@@ -488,7 +485,7 @@ fn listener<'a>(
         if !hosts.insert(hostname.clone()) {
             cx.error(
                 id,
-                format_args!("{field}.hostname"),
+                (field, "hostname"),
                 format_args!(
                     "another listener on port {} has the same hostname; listener not served",
                     l.port
@@ -532,7 +529,7 @@ fn is_core(group: Option<&str>, kind: Option<&str>, expected: &str) -> bool {
 fn certificate(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     namespace: &str,
     l: &gateway::Listener,
 ) -> Option<String> {
@@ -540,7 +537,7 @@ fn certificate(
     if tls.mode.as_deref().is_some_and(|m| m != "Terminate") {
         cx.error(
             id,
-            format_args!("{field}.tls.mode"),
+            (field, "tls", "mode"),
             "only Terminate is supported for HTTPS; listener not served",
         );
         return None;
@@ -548,7 +545,7 @@ fn certificate(
     let Some(cert) = tls.certificate_refs.first() else {
         cx.error(
             id,
-            format_args!("{field}.tls.certificateRefs"),
+            (field, "tls", "certificateRefs"),
             "no certificate; listener not served",
         );
         return None;
@@ -556,15 +553,15 @@ fn certificate(
     if tls.certificate_refs.len() > 1 {
         cx.warn(
             id,
-            format_args!("{field}.tls.certificateRefs"),
+            (field, "tls", "certificateRefs"),
             "only the first certificate is served",
         );
     }
-    let field = format!("{field}.tls.certificateRefs[0]");
+    let field = (field, "tls", "certificateRefs", 0usize);
     if !is_core(cert.group.as_deref(), cert.kind.as_deref(), "Secret") {
         cx.error(
             id,
-            &field,
+            field,
             "only core Secrets are supported; listener not served",
         );
         return None;
@@ -572,7 +569,7 @@ fn certificate(
     if cert.namespace.as_deref().is_some_and(|n| n != namespace) {
         let message = "a Secret in another namespace needs a ReferenceGrant, which is not \
                        supported; listener not served";
-        cx.error(id, &field, message);
+        cx.error(id, field, message);
         return None;
     }
     cx.tls_secret(id, &field, namespace, &cert.name)
@@ -596,7 +593,7 @@ fn attach(
     gw: &ObjectRef,
     attachable: &[Attachable<'_>],
 ) -> (Vec<(String, String)>, AttachOutcome) {
-    let field = format!("spec.parentRefs[{k}]");
+    let field = ("spec", "parentRefs", k);
     let route_ns = id.namespace.as_deref().unwrap_or("default");
     let namespace = gw.namespace.as_deref().unwrap_or("default");
     let mut out = Vec::new();
@@ -633,9 +630,9 @@ fn attach(
                     None => {
                         cx.error(
                             gw,
-                            format_args!(
-                                "spec.listeners[{}].allowedRoutes.namespaces.selector",
-                                a.index
+                            (
+                                ("spec", "listeners", a.index),
+                                ("allowedRoutes", "namespaces", "selector"),
                             ),
                             "from: Selector needs a selector; no route attaches",
                         );
@@ -646,7 +643,14 @@ fn attach(
             _ => {
                 cx.error(
                     gw,
-                    format_args!("spec.listeners[{}].allowedRoutes.namespaces.from", a.index),
+                    (
+                        "spec",
+                        "listeners",
+                        a.index,
+                        "allowedRoutes",
+                        "namespaces",
+                        "from",
+                    ),
                     format_args!("{from:?} is not supported; no route attaches"),
                 );
                 false
@@ -668,7 +672,7 @@ fn attach(
     let accepted = if !matched_listener {
         cx.error(
             id,
-            &field,
+            field,
             format_args!(
                 "no listener of {gw} accepts the route (sectionName, port, allowedRoutes)"
             ),
@@ -689,7 +693,7 @@ fn attach(
             "no hostname of the route intersects the hostnames of the listeners of {gw}; \
              not attached"
         );
-        cx.error(id, &field, &message);
+        cx.error(id, field, &message);
         Condition::new(
             reason::ACCEPTED,
             false,
@@ -746,7 +750,7 @@ fn hostnames(
             Some(h) => route_hosts.push(h),
             None => cx.error(
                 id,
-                format_args!("spec.hostnames[{i}]"),
+                ("spec", "hostnames", i),
                 format_args!("{h:?} is not a host name or a *. wildcard"),
             ),
         }
@@ -786,7 +790,7 @@ fn rule_routes(
     r: usize,
     rule: &gateway::HttpRouteRule,
 ) -> Vec<(usize, model::Route)> {
-    let field = format!("spec.rules[{r}]");
+    let field = ("spec", "rules", r);
     let default_match = [gateway::HttpRouteMatch::default()];
     let matches: &[gateway::HttpRouteMatch] = if rule.matches.is_empty() {
         &default_match
@@ -795,7 +799,7 @@ fn rule_routes(
     };
     let mut out = Vec::new();
     for (m, rm) in matches.iter().enumerate() {
-        let Some(matches) = route_match(cx, id, &format!("{field}.matches[{m}]"), rm) else {
+        let Some(matches) = route_match(cx, id, &(field, "matches", m), rm) else {
             continue;
         };
         let mut route = model::Route::forward_prefix("", "/", "");
@@ -809,7 +813,7 @@ fn rule_routes(
 fn route_match(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     m: &gateway::HttpRouteMatch,
 ) -> Option<model::RouteMatch> {
     let mut out = model::RouteMatch::default();
@@ -822,13 +826,13 @@ fn route_match(
         other => {
             cx.error(
                 id,
-                format_args!("{field}.path.type"),
+                (field, "path", "type"),
                 format_args!("{other:?} is not a path match type"),
             );
             return None;
         }
     };
-    let value_match = |cx: &mut Cx<'_>, f: String, v: &gateway::ValueMatch| match v
+    let value_match = |cx: &mut Cx<'_>, f: &dyn ToFieldPath, v: &gateway::ValueMatch| match v
         .type_
         .as_deref()
         .unwrap_or("Exact")
@@ -841,7 +845,7 @@ fn route_match(
         }
     };
     for (i, h) in m.headers.iter().enumerate() {
-        let value = value_match(cx, format!("{field}.headers[{i}].type"), h)?;
+        let value = value_match(cx, &(field, "headers", i, "type"), h)?;
         out.headers.push(model::HeaderMatch {
             name: h.name.clone(),
             value,
@@ -849,7 +853,7 @@ fn route_match(
         });
     }
     for (i, q) in m.query_params.iter().enumerate() {
-        let value = value_match(cx, format!("{field}.queryParams[{i}].type"), q)?;
+        let value = value_match(cx, &(field, "queryParams", i, "type"), q)?;
         out.query.push(model::QueryMatch {
             name: q.name.clone(),
             value,
@@ -882,7 +886,7 @@ fn header_modifier(f: &gateway::HeaderFilter) -> model::HeaderModifier {
 fn action(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     rule: &gateway::HttpRouteRule,
     route: &mut model::Route,
 ) {
@@ -890,7 +894,7 @@ fn action(
     let mut rewrite = model::Rewrite::default();
     let mut mirror = Vec::new();
     for (i, f) in rule.filters.iter().enumerate() {
-        let field = format!("{field}.filters[{i}]");
+        let field = (field, "filters", i);
         match (f.type_.as_str(), f) {
             (
                 "RequestHeaderModifier",
@@ -931,7 +935,7 @@ fn action(
                     match path_change(
                         cx,
                         id,
-                        &format!("{field}.urlRewrite.path"),
+                        &(field, "urlRewrite", "path"),
                         p,
                         &route.matches.path,
                     ) {
@@ -973,7 +977,7 @@ fn action(
                     ..
                 },
             ) => {
-                let f = format!("{field}.requestMirror.backendRef");
+                let f = (field, "requestMirror", "backendRef");
                 if let Some(cluster) = backend_cluster(cx, id, &f, &namespace, &m.backend_ref) {
                     let percent = m.percent.map_or(100, |p| p.clamp(0, 100) as u32);
                     mirror.push(model::Mirror { cluster, percent });
@@ -984,7 +988,7 @@ fn action(
                     "filter {other:?} is not supported (or lacks its settings); the rule \
                      answers 500"
                 );
-                cx.error(id, &field, message);
+                cx.error(id, field, message);
                 route.forward = None;
                 route.redirect = None;
                 route.direct_response = Some(model::DirectResponse {
@@ -1001,11 +1005,11 @@ fn action(
     }
     let mut backends = Vec::new();
     for (i, b) in rule.backend_refs.iter().enumerate() {
-        let f = format!("{field}.backendRefs[{i}]");
+        let f = (field, "backendRefs", i);
         if !b.filters.is_empty() {
             cx.error(
                 id,
-                format_args!("{f}.filters"),
+                (f, "filters"),
                 "backend filters are not supported; ignored",
             );
         }
@@ -1037,7 +1041,7 @@ fn action(
 fn backend_cluster(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     namespace: &str,
     b: &gateway::BackendObjectReference,
 ) -> Option<String> {
@@ -1054,11 +1058,7 @@ fn backend_cluster(
         return None;
     }
     let Some(port) = b.port else {
-        cx.error(
-            id,
-            format_args!("{field}.port"),
-            "a Service backend needs a port",
-        );
+        cx.error(id, (field, "port"), "a Service backend needs a port");
         return None;
     };
     Some(cx.service_cluster(id, field, namespace, &b.name, PortRef::Number(port)))
@@ -1072,7 +1072,7 @@ enum PathChange {
 fn path_change(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     p: &gateway::PathModifier,
     path: &model::PathMatch,
 ) -> Option<PathChange> {
@@ -1099,7 +1099,7 @@ fn path_change(
         other => {
             cx.error(
                 id,
-                format_args!("{field}.type"),
+                (field, "type"),
                 format_args!("{other:?} is not a path modifier; ignored"),
             );
             None
@@ -1110,7 +1110,7 @@ fn path_change(
 fn redirect(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     rd: &gateway::RequestRedirect,
     path: &model::PathMatch,
 ) -> model::Redirect {
@@ -1137,7 +1137,7 @@ fn redirect(
         .or_else(|| rd.scheme.as_deref().and_then(well_known));
     out.port = port.filter(|p| rd.scheme.as_deref().and_then(well_known) != Some(*p));
     if let Some(p) = &rd.path {
-        match path_change(cx, id, &format!("{field}.requestRedirect.path"), p, path) {
+        match path_change(cx, id, &(field, "requestRedirect", "path"), p, path) {
             Some(PathChange::Full(full)) => out.path = Some(full),
             Some(PathChange::Prefix(prefix)) => out.prefix = Some(prefix),
             None => {}

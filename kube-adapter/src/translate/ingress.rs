@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressTLS};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use xdsc_core::diagnostic::{FieldPath, Key, ToFieldPath};
 use xdsc_core::model;
 
 use super::backends::PortRef;
@@ -67,14 +68,15 @@ impl Head {
 }
 
 /// An Ingress's class and the field that names it.
-fn class_of(ing: &Ingress) -> Option<(String, String)> {
+fn class_of(ing: &Ingress) -> Option<(String, FieldPath)> {
     if let Some(c) = ing.spec.as_ref().and_then(|s| s.ingress_class_name.clone()) {
-        return Some((c, "spec.ingressClassName".to_owned()));
+        return Some((c, ("spec", "ingressClassName").to_field_path()));
     }
     let annotations = ing.metadata.annotations.as_ref();
+    let field = ("metadata", "annotations", Key(CLASS_ANNOTATION));
     annotations
         .and_then(|a| a.get(CLASS_ANNOTATION).cloned())
-        .map(|c| (c, format!("metadata.annotations[{CLASS_ANNOTATION:?}]")))
+        .map(|c| (c, field.to_field_path()))
 }
 
 /// The valid, lowercased hosts of an Ingress's rules (`*` for a rule without a host).
@@ -202,13 +204,13 @@ pub(crate) fn global(cx: &mut Cx<'_>) {
         match &default_backend {
             Some((winner, _)) => cx.error(
                 id,
-                "spec.defaultBackend",
+                ("spec", "defaultBackend"),
                 format_args!("the default backend is also set by {winner}, which takes precedence"),
             ),
             None => {
                 let name = DEFAULT_ROUTE.into();
                 let path = model::PathMatch::default();
-                let route = route(cx, id, "spec.defaultBackend", name, path, b);
+                let route = route(cx, id, &("spec", "defaultBackend"), name, path, b);
                 default_backend = Some((id.clone(), route));
             }
         }
@@ -300,7 +302,7 @@ pub(crate) fn object(cx: &mut Cx<'_>, id: &ObjectRef) {
         {
             cx.error(
                 id,
-                format_args!("spec.rules[{r}].host"),
+                ("spec", "rules", r, "host"),
                 format_args!("{h:?} is not a host name or a *. wildcard"),
             );
         }
@@ -412,11 +414,11 @@ fn host_entry(cx: &mut Cx<'_>, global: &Global, host: &str) -> Option<Host> {
             if rule_host(rule.host.as_deref()).as_deref() != Some(host) {
                 continue;
             }
-            let field = format!("spec.rules[{r}]");
+            let field = ("spec", "rules", r);
             entry.sources.insert(id.clone());
             entry.https |= global.serves(cx, id, host);
             for (p, path) in rule.http.iter().flat_map(|h| &h.paths).enumerate() {
-                let field = format!("{field}.http.paths[{p}]");
+                let field = (field, "http", "paths", p);
                 let Some(matches) =
                     path_match(cx, id, &field, path.path.as_deref(), &path.path_type)
                 else {
@@ -429,12 +431,12 @@ fn host_entry(cx: &mut Cx<'_>, global: &Global, host: &str) -> Option<Host> {
                          which takes precedence",
                         path.path_type
                     );
-                    cx.error(id, &field, message);
+                    cx.error(id, field, message);
                     continue;
                 }
                 winners.insert(matches.clone(), id);
                 let name = format!("{}:r{r}:p{p}", id.qualified_name());
-                let backend_field = format!("{field}.backend");
+                let backend_field = (field, "backend");
                 let route = route(cx, id, &backend_field, name, matches, &path.backend);
                 entry.routes.push(route);
             }
@@ -477,7 +479,7 @@ fn one_label_wildcard(h: &mut Host, suffix: &str, any: Host) {
 fn path_match(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     path: Option<&str>,
     path_type: &str,
 ) -> Option<model::PathMatch> {
@@ -485,7 +487,7 @@ fn path_match(
     if !path.starts_with('/') {
         cx.error(
             id,
-            format_args!("{field}.path"),
+            (field, "path"),
             format_args!("{path:?} must start with /"),
         );
         return None;
@@ -496,7 +498,7 @@ fn path_match(
         other => {
             cx.error(
                 id,
-                format_args!("{field}.pathType"),
+                (field, "pathType"),
                 format_args!(
                     "{other:?} is not a path type (Exact, Prefix, ImplementationSpecific)"
                 ),
@@ -510,7 +512,7 @@ fn path_match(
 fn route(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     name: String,
     path: model::PathMatch,
     backend: &IngressBackend,
@@ -532,18 +534,18 @@ fn route(
         } else {
             "names no service; answering 503"
         };
-        cx.error(id, format_args!("{field}.resource"), what);
+        cx.error(id, (field, "resource"), what);
         return unavailable(route);
     };
     let port = svc.port.clone().unwrap_or_default();
-    let port_field = format!("{field}.service.port");
+    let port_field = (field, "service", "port");
     let port = match (&port.name, port.number) {
         (Some(n), _) if !n.is_empty() => PortRef::Name(n),
         (_, Some(n)) => PortRef::Number(n),
         _ => {
             cx.error(
                 id,
-                &port_field,
+                port_field,
                 "names no port (name or number); answering 503",
             );
             return unavailable(route);
@@ -559,7 +561,7 @@ fn annotations(cx: &mut Cx<'_>, id: &ObjectRef, ing: &Ingress) {
         if FOREIGN_ANNOTATIONS.iter().any(|p| key.starts_with(p)) {
             cx.error(
                 id,
-                format_args!("metadata.annotations[{key:?}]"),
+                ("metadata", "annotations", Key(key)),
                 format_args!("unsupported annotation {key:?} ignored"),
             );
         }
@@ -583,17 +585,12 @@ fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Head)]) -> Tls {
     for &(id, head) in taken {
         let namespace = id.namespace.as_deref().unwrap_or("default");
         for (i, t) in head.tls.iter().enumerate() {
-            let field = format!("spec.tls[{i}]");
+            let field = ("spec", "tls", i);
             let Some(secret_name) = t.secret_name.as_deref().filter(|s| !s.is_empty()) else {
-                cx.error(
-                    id,
-                    format_args!("{field}.secretName"),
-                    "missing: not served on HTTPS",
-                );
+                cx.error(id, (field, "secretName"), "missing: not served on HTTPS");
                 continue;
             };
-            let Some(secret) =
-                cx.tls_secret(id, &format!("{field}.secretName"), namespace, secret_name)
+            let Some(secret) = cx.tls_secret(id, &(field, "secretName"), namespace, secret_name)
             else {
                 continue;
             };
@@ -603,7 +600,7 @@ fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Head)]) -> Tls {
                 match &default {
                     Some((_, winner)) => cx.error(
                         id,
-                        &field,
+                        field,
                         format_args!(
                             "the default certificate is also set by {winner}, which takes \
                              precedence"
@@ -620,7 +617,7 @@ fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Head)]) -> Tls {
                 let Some(h) = check_host(h) else {
                     cx.error(
                         id,
-                        format_args!("{field}.hosts[{j}]"),
+                        (field, "hosts", j),
                         format_args!("{h:?} is not a host name or a *. wildcard"),
                     );
                     continue;
@@ -629,7 +626,7 @@ fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Head)]) -> Tls {
                     Some(winner) if by_secret.get(&secret).is_none_or(|s| !s.contains(&h)) => cx
                         .error(
                             id,
-                            format_args!("{field}.hosts[{j}]"),
+                            (field, "hosts", j),
                             format_args!(
                                 "TLS host {h:?} is also claimed by {winner}, which takes precedence"
                             ),
