@@ -310,7 +310,11 @@ fn a_reload_reads_translates_and_changes_only_what_an_edit_touches() {
     assert_eq!(first.parsed, 3);
     assert!(first.added.is_empty(), "{:?}", first.added);
     assert_eq!(
-        loader.ignored().iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>(),
+        loader
+            .ignored()
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>(),
         ["ConfigMap 1", "Deployment 1"],
         "counted, not warned about"
     );
@@ -324,7 +328,11 @@ fn a_reload_reads_translates_and_changes_only_what_an_edit_touches() {
     std::fs::remove_file(dir.0.join("service.yaml")).unwrap();
     let gone = loader.reload(paths);
     assert_eq!(gone.added.len(), 1, "{:?}", gone.added);
-    assert!(gone.added[0].to_string().contains("service shop/web does not exist"));
+    assert!(
+        gone.added[0]
+            .to_string()
+            .contains("service shop/web does not exist")
+    );
     assert!(loader.reload(paths).added.is_empty(), "not again");
     std::fs::write(
         dir.0.join("service.yaml"),
