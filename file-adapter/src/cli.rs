@@ -59,6 +59,10 @@ pub(crate) enum Command {
         /// process exits 0.
         #[arg(long, default_value = "5s", value_parser = duration)]
         shutdown_grace: std::time::Duration,
+        /// Answer 404 on /debug/snapshot and /debug/clients (they show configuration, node
+        /// identities and addresses; secrets are always redacted).
+        #[arg(long)]
+        no_debug_endpoints: bool,
     },
     /// Validate the files; print every error and warning (file:line:column, object, field)
     /// and exit 1 if there is any error.

@@ -82,6 +82,7 @@ fn main() -> ExitCode {
             max_delay,
             rescan,
             shutdown_grace,
+            no_debug_endpoints,
         } => {
             init_logs(cli.log_format);
             let config = ServeConfig {
@@ -98,6 +99,7 @@ fn main() -> ExitCode {
                 admin_addr,
                 fleet,
                 shutdown_grace,
+                debug_endpoints: !no_debug_endpoints,
             };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
