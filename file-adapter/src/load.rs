@@ -212,6 +212,11 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
     /// Every file read, PEM files named by secrets included: what a watcher must watch.
     pub files: BTreeSet<PathBuf>,
+    /// The Kubernetes objects read, for tools that need them.
+    pub kube: translate::Inputs,
+    /// The status the translation computed for the Kubernetes objects (what a controller
+    /// would write to the cluster), by object.
+    pub statuses: BTreeMap<translate::ObjectRef, xdsc_kube::status::ObjectStatus>,
 }
 
 impl Loaded {
@@ -535,6 +540,8 @@ impl Loader {
             origins: self.origins.clone(),
             diagnostics: self.diagnostics.keys().cloned().collect(),
             files: self.all_files.clone(),
+            kube: self.translator.inputs().clone(),
+            statuses: self.translator.statuses().clone(),
         }
     }
 
