@@ -48,7 +48,9 @@ async fn signal() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { input } => print(commands::check(&input.paths, &input.options())),
+        Command::Check { input, output } => {
+            print(commands::check_as(&input.paths, &input.options(), output))
+        }
         Command::Render {
             input,
             fleet,

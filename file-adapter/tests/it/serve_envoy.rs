@@ -18,15 +18,15 @@ use xdsc_server::testing::{
 const WAIT: Duration = Duration::from_secs(30);
 
 /// `xdsc-file serve` as a child process, killed when dropped.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     admin_port: u16,
-    xds_port: u16,
+    pub(crate) xds_port: u16,
     log: PathBuf,
 }
 
 impl Served {
-    fn start(dir: &Path, extra: &[String]) -> Served {
+    pub(crate) fn start(dir: &Path, extra: &[String]) -> Served {
         let (xds_port, admin_port) = (free_port(), free_port());
         let log = dir.with_extension("log");
         let child = bin()
@@ -79,7 +79,7 @@ impl Served {
             .and_then(|v| v.parse().ok())
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
