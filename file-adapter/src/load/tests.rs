@@ -238,8 +238,8 @@ fn the_cache_reparses_only_what_changed_even_within_one_clock_tick() {
         ("a.yaml", "kind: Cluster\nname: aaa\n"),
         ("b.yaml", "kind: Cluster\nname: web\n"),
     ]);
-    let mut cache = Cache::default();
-    let first = cache.load(std::slice::from_ref(&dir.0), &LoadOptions::default());
+    let mut cache = Loader::default();
+    let first = cache.load(std::slice::from_ref(&dir.0));
     // Same size, same inode, same modification time (two writes in one clock tick): only the
     // content tells.
     let a = dir.0.join("a.yaml");
@@ -251,7 +251,7 @@ fn the_cache_reparses_only_what_changed_even_within_one_clock_tick() {
         .unwrap()
         .set_modified(before)
         .unwrap();
-    let second = cache.load(std::slice::from_ref(&dir.0), &LoadOptions::default());
+    let second = cache.load(std::slice::from_ref(&dir.0));
     let keys: Vec<String> = second.objects.keys().map(ToString::to_string).collect();
     assert_eq!(keys, ["Cluster/bbb", "Cluster/web"]);
     let web = ObjectKey::new(Kind::Cluster, "web");
@@ -260,7 +260,7 @@ fn the_cache_reparses_only_what_changed_even_within_one_clock_tick() {
         "b.yaml was not parsed again"
     );
     std::fs::remove_file(dir.0.join("b.yaml")).unwrap();
-    let third = cache.load(std::slice::from_ref(&dir.0), &LoadOptions::default());
+    let third = cache.load(std::slice::from_ref(&dir.0));
     assert_eq!(third.objects.len(), 1, "a deleted file leaves the cache");
     assert_eq!(cache.files.len(), 1);
 }
@@ -280,4 +280,66 @@ fn kubernetes_errors_point_at_their_field_by_its_typed_path() {
             "error: svc.yaml:6:5: Service x: metadata.annotations.a.b/c: invalid type: integer `5`, expected a string",
         ]
     );
+}
+
+#[test]
+fn a_reload_reads_translates_and_changes_only_what_an_edit_touches() {
+    let slice = |ip: &str| {
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, namespace: shop, labels: {{kubernetes.io/service-name: web}}}}\n\
+             addressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints: [{{addresses: [{ip}]}}]\n"
+        )
+    };
+    let dir = Dir::new(&[
+        (
+            "ingress.yaml",
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web, namespace: shop}\n\
+             spec: {defaultBackend: {service: {name: web, port: {name: http}}}}\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n---\n\
+             apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web, namespace: shop}\n",
+        ),
+        (
+            "service.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{name: http, port: 80}]}\n",
+        ),
+        ("slice.yaml", &slice("10.0.0.1")),
+    ]);
+    let paths = std::slice::from_ref(&dir.0);
+    let mut loader = Loader::default();
+    let first = loader.reload(paths);
+    assert_eq!(first.parsed, 3);
+    assert!(first.added.is_empty(), "{:?}", first.added);
+    assert_eq!(
+        loader
+            .ignored()
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>(),
+        ["ConfigMap 1", "Deployment 1"],
+        "counted, not warned about"
+    );
+    std::fs::write(dir.0.join("slice.yaml"), slice("10.0.0.2")).unwrap();
+    let edit = loader.reload(paths);
+    assert_eq!(edit.parsed, 1, "only the edited file is read");
+    let keys: Vec<String> = edit.changes.iter().map(|c| c.key().to_string()).collect();
+    assert_eq!(keys, ["Endpoints/k8s:shop/web:80"]);
+    assert_eq!(loader.translator().inputs().len(), 3);
+    // A diagnostic is reported when it appears and when it clears, once each.
+    std::fs::remove_file(dir.0.join("service.yaml")).unwrap();
+    let gone = loader.reload(paths);
+    assert_eq!(gone.added.len(), 1, "{:?}", gone.added);
+    assert!(
+        gone.added[0]
+            .to_string()
+            .contains("service shop/web does not exist")
+    );
+    assert!(loader.reload(paths).added.is_empty(), "not again");
+    std::fs::write(
+        dir.0.join("service.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{name: http, port: 80}]}\n",
+    )
+    .unwrap();
+    let back = loader.reload(paths);
+    assert_eq!((back.added.len(), back.removed.len()), (0, 1));
+    assert!(!loader.has_errors());
 }

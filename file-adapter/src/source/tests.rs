@@ -2,58 +2,89 @@
 
 use std::sync::mpsc::Receiver;
 
-use xdsc_core::model::Kind;
-use xdsc_core::snapshot::ResourceType;
+use serde_json::Value;
+use xdsc_core::model::{Kind, ObjectKey};
+use xdsc_core::snapshot::{ResourceType, Snapshot};
 
 use super::*;
 use crate::load::tests::Dir;
 
-fn load_dir(dir: &Dir) -> Loaded {
-    load::load(std::slice::from_ref(&dir.0), &LoadOptions::default())
+/// One reload of `dir` through `loader` into `r`.
+fn step(r: &mut Reconciler, loader: &mut Loader, dir: &Dir) -> Outcome {
+    let delta = loader.reload(std::slice::from_ref(&dir.0));
+    r.step(delta.changes, |c| loader.report(c))
 }
 
 const GOOD: &str = "kind: Cluster\nname: web\n";
 
-#[test]
-fn a_change_with_new_errors_is_held_back_whole_and_applies_once_fixed() {
-    let dir = Dir::new(&[("a.yaml", GOOD)]);
-    let mut r = Reconciler::default();
-    assert_eq!(r.step(load_dir(&dir)), Outcome::Applied { changed: 1 });
-    let served = r.snapshot().clone();
+fn applied(changed: usize) -> Outcome {
+    Outcome::Applied {
+        changed,
+        held: 0,
+        new_errors: Vec::new(),
+    }
+}
 
-    // One good change and one broken file in the same batch: nothing of it applies.
+#[test]
+fn a_broken_file_is_held_back_the_file_saved_with_it_applies_and_a_fix_applies_it() {
+    let dir = Dir::new(&[("a.yaml", GOOD)]);
+    let (mut r, mut loader) = (reconciler(), Loader::default());
+    assert_eq!(step(&mut r, &mut loader, &dir), applied(1));
+    let web = ObjectKey::new(Kind::Cluster, "web");
+    let api = ObjectKey::new(Kind::Cluster, "api");
+
+    // One good file and one broken file in the same batch: the broken file's objects keep
+    // their last good state, the good file applies.
     std::fs::write(dir.0.join("b.yaml"), "kind: Cluster\nname: api\n").unwrap();
     std::fs::write(dir.0.join("a.yaml"), "kind: Cluster\nname: [web\n").unwrap();
-    let Outcome::HeldBack { new_errors } = r.step(load_dir(&dir)) else {
-        panic!("should be held back")
+    let out = step(&mut r, &mut loader, &dir);
+    let Outcome::Applied {
+        changed: 1,
+        held: 1,
+        new_errors,
+    } = out
+    else {
+        panic!("should hold a.yaml back: {out:?}")
     };
     assert!(
         new_errors[0].to_string().contains("a.yaml:")
             && new_errors[0].to_string().contains("invalid YAML"),
         "{new_errors:?}"
     );
-    assert_eq!(r.snapshot(), &served, "the last good snapshot stays");
-    assert!(!r.serves(&ObjectKey::new(Kind::Cluster, "api")));
+    assert!(r.serves(&web), "the last good web stays");
+    assert!(r.serves(&api));
     assert!(!r.newest_diagnostics().is_empty());
+    // A rescan of the unchanged broken set decides the same.
+    assert!(matches!(
+        step(&mut r, &mut loader, &dir),
+        Outcome::HeldBack { .. }
+    ));
 
-    std::fs::write(dir.0.join("a.yaml"), GOOD).unwrap();
-    assert_eq!(r.step(load_dir(&dir)), Outcome::Applied { changed: 1 });
-    assert!(r.serves(&ObjectKey::new(Kind::Cluster, "api")));
+    std::fs::write(
+        dir.0.join("a.yaml"),
+        "kind: Cluster\nname: web\nconnect_timeout: 2s\n",
+    )
+    .unwrap();
+    assert_eq!(step(&mut r, &mut loader, &dir), applied(1));
     assert!(r.newest_diagnostics().is_empty());
-    assert_eq!(r.step(load_dir(&dir)), Outcome::Unchanged);
+    assert_eq!(r.pending(), 0);
+    assert_eq!(step(&mut r, &mut loader, &dir), Outcome::Unchanged);
 }
 
 #[test]
 fn semantic_errors_hold_back_too() {
     let dir = Dir::new(&[("a.yaml", "kind: Cluster\nname: web\n")]);
-    let mut r = Reconciler::default();
-    r.step(load_dir(&dir));
+    let (mut r, mut loader) = (reconciler(), Loader::default());
+    step(&mut r, &mut loader, &dir);
     std::fs::write(
         dir.0.join("a.yaml"),
         "kind: Cluster\nname: web\nconnect_timeout: 0s\n",
     )
     .unwrap();
-    assert!(matches!(r.step(load_dir(&dir)), Outcome::HeldBack { .. }));
+    assert!(matches!(
+        step(&mut r, &mut loader, &dir),
+        Outcome::HeldBack { .. }
+    ));
     assert_eq!(
         r.snapshot().resources(ResourceType::Cluster).len(),
         1,
@@ -67,22 +98,22 @@ fn errors_present_at_startup_do_not_block_other_changes() {
         ("a.yaml", GOOD),
         ("broken.yaml", "kind: Cluster\nname: [x\n"),
     ]);
-    let mut r = Reconciler::default();
-    assert_eq!(r.step(load_dir(&dir)), Outcome::Applied { changed: 1 });
+    let (mut r, mut loader) = (reconciler(), Loader::default());
+    assert_eq!(step(&mut r, &mut loader, &dir), applied(1));
     assert_eq!(r.served_diagnostics().len(), 1);
     // Lines move in the broken file: the same error, not a new one.
     std::fs::write(dir.0.join("broken.yaml"), "\n\nkind: Cluster\nname: [x\n").unwrap();
     std::fs::write(dir.0.join("b.yaml"), "kind: Cluster\nname: api\n").unwrap();
-    assert_eq!(r.step(load_dir(&dir)), Outcome::Applied { changed: 1 });
+    assert_eq!(step(&mut r, &mut loader, &dir), applied(1));
 }
 
 #[test]
 fn deleting_a_file_removes_its_objects() {
     let dir = Dir::new(&[("a.yaml", GOOD), ("b.yaml", "kind: Cluster\nname: api\n")]);
-    let mut r = Reconciler::default();
-    r.step(load_dir(&dir));
+    let (mut r, mut loader) = (reconciler(), Loader::default());
+    step(&mut r, &mut loader, &dir);
     std::fs::remove_file(dir.0.join("b.yaml")).unwrap();
-    assert_eq!(r.step(load_dir(&dir)), Outcome::Applied { changed: 1 });
+    assert_eq!(step(&mut r, &mut loader, &dir), applied(1));
     assert!(!r.serves(&ObjectKey::new(Kind::Cluster, "api")));
 }
 
@@ -93,7 +124,9 @@ impl Sink for ChannelSink {
         let _ = self.0.send(snapshot);
     }
     fn report(&mut self, report: Report<'_>) {
-        let _ = self.1.send(report.status);
+        let _ = self
+            .1
+            .send(serde_json::to_value(report.status).unwrap_or(Value::Null));
     }
 }
 
