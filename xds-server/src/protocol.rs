@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use xdsc_core::model::ObjectKey;
-use xdsc_core::snapshot::{Resource, ResourceType, Snapshot, Version};
+use xdsc_core::snapshot::{Resource, ResourceType, Snapshot, Version, VersionSet};
 
 /// Which protocol variant a stream speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,8 +186,8 @@ struct Pending {
     /// The snapshot the response was planned at, while the subscription has not changed
     /// since: once it is acknowledged, the type has nothing to send at that snapshot.
     base: Option<Arc<Snapshot>>,
-    /// The version of the set the client holds once it acknowledges.
-    desired: u128,
+    /// The set the client holds once it acknowledges.
+    desired: VersionSet,
 }
 
 /// Where planning of a type can start from the snapshot diff: with the current subscription
@@ -196,7 +196,7 @@ struct Pending {
 #[derive(Clone, Debug)]
 struct Clean {
     snapshot: Arc<Snapshot>,
-    desired: u128,
+    desired: VersionSet,
 }
 
 /// What a stream knows about one type.
@@ -234,8 +234,8 @@ impl TypeState {
 /// What a type would send now.
 struct Plan {
     version_info: String,
-    /// `version_info` as a number (the sum of the desired set's members).
-    desired: u128,
+    /// The set whose version `version_info` is.
+    desired: VersionSet,
     resources: Vec<Arc<Resource>>,
     removed: Vec<Arc<str>>,
     full: bool,
@@ -271,11 +271,6 @@ pub struct Stream {
     types: BTreeMap<ResourceType, TypeState>,
     /// Plan from the snapshot diff where possible (off only to test it against full planning).
     diff_planning: bool,
-}
-
-/// One named resource's contribution to a set's version (see `Version::of_set`).
-fn member(name: &str, version: Version) -> u128 {
-    Version::of_set(std::iter::once((name, version))).as_u128()
 }
 
 /// The key of a delta response's content: never resend what was rejected.
@@ -420,7 +415,12 @@ impl Stream {
             if !req.version_info.is_empty() {
                 // Reconnect: if the client's version is the current content, it holds it.
                 if let Some(desired) = self.desired(t, false)
-                    && Version::of_set(desired.iter().map(|r| (r.name(), r.version()))).to_string()
+                    && desired
+                        .iter()
+                        .map(|r| (r.name(), r.version()))
+                        .collect::<VersionSet>()
+                        .version()
+                        .to_string()
                         == req.version_info
                 {
                     let st = self.types.entry(t).or_default();
@@ -702,11 +702,11 @@ impl Stream {
                 return self.plan_full(t, false);
             }
             if let Some(r) = old.get(n) {
-                desired = desired.wrapping_sub(member(n, r.version()));
+                desired.remove(n, r.version());
             }
             match new.get(n) {
                 Some(r) => {
-                    desired = desired.wrapping_add(member(n, r.version()));
+                    desired.insert(n, r.version());
                     if st.held.get(n).is_none_or(|h| h.version != r.version()) {
                         resources.push(r.clone());
                     }
@@ -724,7 +724,7 @@ impl Stream {
         if resources.is_empty() && removed.is_empty() {
             return None;
         }
-        let version_info = format!("{desired:032x}");
+        let version_info = desired.version().to_string();
         let key = match self.variant {
             Variant::Sotw => version_info.clone(),
             Variant::Delta => delta_key(&version_info, &resources, &removed),
@@ -743,9 +743,8 @@ impl Stream {
     fn plan_full(&self, t: ResourceType, defer: bool) -> Option<Plan> {
         let st = self.types.get(&t)?;
         let desired = self.desired(t, defer)?;
-        let desired_version = Version::of_set(desired.iter().map(|r| (r.name(), r.version())));
-        let version_info = desired_version.to_string();
-        let desired_sum = desired_version.as_u128();
+        let desired_set: VersionSet = desired.iter().map(|r| (r.name(), r.version())).collect();
+        let version_info = desired_set.version().to_string();
         match self.variant {
             Variant::Sotw => {
                 // Only clusters and listeners carry the complete state; other types send what
@@ -769,7 +768,7 @@ impl Stream {
                 Some(Plan {
                     key: version_info.clone(),
                     version_info,
-                    desired: desired_sum,
+                    desired: desired_set,
                     resources,
                     removed: Vec::new(),
                     full,
@@ -808,7 +807,7 @@ impl Stream {
                 Some(Plan {
                     key: delta_key(&version_info, &resources, &removed),
                     version_info,
-                    desired: desired_sum,
+                    desired: desired_set,
                     resources,
                     removed,
                     full: false,
