@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{Dir, bin};
-use xdsc_server::testing::{
-    Backend, Envoy, ads_bootstrap, find_envoy, free_port, http_get, wait_for,
-};
+use xdsc_test_support::{Backend, Envoy, ads_bootstrap, find_envoy, free_port, http_get, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -26,12 +24,12 @@ struct Served {
 }
 
 impl Served {
-    fn start(dir: &Path, extra: &[String]) -> Served {
+    fn start(dir: &Dir, extra: &[String]) -> Served {
         let (xds_port, admin_port) = (free_port(), free_port());
-        let log = dir.with_extension("log");
+        let log = dir.log_path();
         let child = bin()
             .arg("serve")
-            .arg(dir)
+            .arg(dir.path())
             .args(["--xds-addr", &format!("127.0.0.1:{xds_port}")])
             .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
             .args(["--hold-off", "50ms", "--max-delay", "500ms"])
@@ -119,12 +117,12 @@ fn story(
     let Some(envoy_bin) = find_envoy() else {
         return;
     };
-    let folder = Dir::new(tag, &[]);
+    let folder = Dir::with_files(tag, &[]);
     for (name, text) in files {
         folder.write(name, text);
     }
     folder.write("site.yaml", &site(1));
-    let served = Served::start(&folder.0, extra);
+    let served = Served::start(&folder, extra);
     let envoy_admin = free_port();
     let envoy = Envoy::start(
         &envoy_bin,
@@ -261,7 +259,7 @@ fn quickstart_as_written() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart");
     let (blue, green) = (Backend::start("blue"), Backend::start("green"));
     let listen = free_port();
-    let folder = Dir::new("quickstart", &[]);
+    let folder = Dir::with_files("quickstart", &[]);
     for name in ["listener.yaml", "site.yaml", "upstreams.yaml"] {
         let text =
             std::fs::read_to_string(root.join("config").join(name)).expect("quickstart config");
@@ -271,7 +269,7 @@ fn quickstart_as_written() {
             .replace("port: 8082", &format!("port: {}", green.addr.port()));
         folder.write(name, &text);
     }
-    let served = Served::start(&folder.0, &[]);
+    let served = Served::start(&folder, &[]);
     let envoy_text = std::fs::read_to_string(root.join("envoy.yaml")).expect("envoy.yaml");
     let envoy_admin = free_port();
     let envoy_text = envoy_text
@@ -286,7 +284,7 @@ fn quickstart_as_written() {
     let envoy = Envoy::start(&envoy_bin, &bootstrap, envoy_admin);
     let until = |want: &str| until_body(listen, "hello.local", want, &served, &envoy);
     until("blue");
-    let site = std::fs::read_to_string(folder.0.join("site.yaml")).expect("site");
+    let site = std::fs::read_to_string(folder.join("site.yaml")).expect("site");
     assert!(
         site.contains("cluster: blue}"),
         "the README's edit applies to this file"
