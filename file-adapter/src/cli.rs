@@ -54,6 +54,11 @@ pub(crate) enum Command {
         /// Reload on this period even without file events (a safety net for missed events).
         #[arg(long, default_value = "10s", value_parser = duration)]
         rescan: std::time::Duration,
+        /// On SIGTERM or SIGINT every xDS stream is ended at once (Envoy reconnects to
+        /// another replica); connections still open after this long are closed and the
+        /// process exits 0.
+        #[arg(long, default_value = "5s", value_parser = duration)]
+        shutdown_grace: std::time::Duration,
     },
     /// Validate the files; print every error and warning (file:line:column, object, field)
     /// and exit 1 if there is any error.

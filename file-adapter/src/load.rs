@@ -15,17 +15,21 @@
 //!
 //! Not here: watching (see [`crate::source`]) and compiling (`xdsc-core`).
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use xdsc_core::compile::{Compiled, Problem, Severity};
+use xdsc_core::compile::Compiled;
+use xdsc_core::diagnostic::{
+    FieldPath, Problem, Segment, Severity, SourceRef, Subject, ToFieldPath,
+};
 use xdsc_core::model::{self, Kind, Object, ObjectKey};
 use xdsc_kube::translate;
 
-use crate::yaml::{self, Document, Pos, Segment};
+use crate::yaml::{self, Document, Pos};
 
 /// The largest file read (16 MiB).
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
@@ -49,32 +53,37 @@ impl fmt::Display for Location {
     }
 }
 
-/// A problem found while reading, translating or compiling the files.
+/// A problem found while reading, translating or compiling the files: the core's
+/// vocabulary ([`Severity`], [`Subject`], [`FieldPath`], [`Problem`]) placed in a file.
 ///
 /// ```
 /// use xdsc_file::load::{Diagnostic, Location};
-/// use xdsc_core::compile::Severity;
+/// use xdsc_core::diagnostic::{Problem, Severity, Subject, ToFieldPath};
+/// use xdsc_core::model::{Kind, ObjectKey};
 /// let d = Diagnostic {
 ///     severity: Severity::Error,
 ///     location: Some(Location { file: "a.yaml".into(), pos: Some(xdsc_file::yaml::Pos { line: 3, column: 5 }) }),
-///     object: Some("Cluster/web".into()),
-///     field: "lb".into(),
-///     message: "unknown variant `fast`".into(),
+///     object: Some(Subject::Model(ObjectKey::new(Kind::Cluster, "web"))),
+///     from: vec![],
+///     field: "lb".to_field_path(),
+///     problem: Problem::invalid("unknown variant `fast`"),
 /// };
 /// assert_eq!(d.to_string(), "error: a.yaml:3:5: Cluster/web: lb: unknown variant `fast`");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     /// Error or warning. Only errors make `check` fail and hold a change back.
     pub severity: Severity,
     /// Where the problem was written, when it is known.
     pub location: Option<Location>,
-    /// The object, as `Kind/name` (model) or `Kind namespace/name` (Kubernetes).
-    pub object: Option<String>,
+    /// The object; `None` for a file (or a document) as a whole.
+    pub object: Option<Subject>,
+    /// The Kubernetes objects a translated model object came from, shown after it.
+    pub from: Vec<model::Source>,
     /// The field path within the object; empty for the object or file as a whole.
-    pub field: String,
+    pub field: FieldPath,
     /// What is wrong.
-    pub message: String,
+    pub problem: Problem,
 }
 
 impl fmt::Display for Diagnostic {
@@ -83,25 +92,87 @@ impl fmt::Display for Diagnostic {
         if let Some(l) = &self.location {
             write!(f, "{l}: ")?;
         }
-        if let Some(o) = &self.object {
+        if let Some(o) = self.shown_object() {
             write!(f, "{o}: ")?;
         }
         if !self.field.is_empty() {
             write!(f, "{}: ", self.field)?;
         }
-        f.write_str(&self.message)
+        write!(f, "{}", self.problem)
+    }
+}
+
+/// Diagnostics are listed in the order of their text after severity and location: object
+/// (with what it came from), field, problem.
+impl Ord for Diagnostic {
+    fn cmp(&self, other: &Diagnostic) -> Ordering {
+        let same_object = self.object == other.object && self.from == other.from;
+        let object = || match same_object {
+            true => Ordering::Equal,
+            false => (self.shown_object().map(|o| o.to_string()))
+                .cmp(&other.shown_object().map(|o| o.to_string())),
+        };
+        let problem = || match self.problem == other.problem {
+            true => Ordering::Equal,
+            false => (self.problem.to_string()).cmp(&other.problem.to_string()),
+        };
+        (self.severity.cmp(&other.severity))
+            .then_with(|| self.location.cmp(&other.location))
+            .then_with(object)
+            .then_with(|| self.field.cmp(&other.field))
+            .then_with(problem)
+            .then_with(|| {
+                (&self.object, &self.from, &self.problem).cmp(&(
+                    &other.object,
+                    &other.from,
+                    &other.problem,
+                ))
+            })
+    }
+}
+
+impl PartialOrd for Diagnostic {
+    fn partial_cmp(&self, other: &Diagnostic) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The object as shown: `Kind/name (from Ingress ns/name (file:line), ...)`.
+struct ShownObject<'a>(&'a Subject, &'a [model::Source]);
+
+impl fmt::Display for ShownObject<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        if let Some((first, rest)) = self.1.split_first() {
+            write!(f, " (from {first}")?;
+            for s in rest {
+                write!(f, ", {s}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
     }
 }
 
 impl Diagnostic {
-    fn error(location: Location, object: Option<String>, field: String, message: String) -> Self {
+    fn error(
+        location: Location,
+        object: Option<Subject>,
+        field: impl ToFieldPath,
+        message: String,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Error,
             location: Some(location),
             object,
-            field,
-            message,
+            from: Vec::new(),
+            field: field.to_field_path(),
+            problem: Problem::Invalid(message),
         }
+    }
+
+    fn shown_object(&self) -> Option<ShownObject<'_>> {
+        self.object.as_ref().map(|o| ShownObject(o, &self.from))
     }
 
     /// Whether this is an error (not a warning).
@@ -118,10 +189,6 @@ pub struct LoadOptions {
 }
 
 impl Default for LoadOptions {
-    #[allow(
-        clippy::needless_update,
-        reason = "the stand-in for xdsc-kube's options has this one field; the real ones have more"
-    )]
     fn default() -> Self {
         LoadOptions {
             kube: translate::Options {
@@ -170,33 +237,29 @@ impl Loaded {
     pub fn report(&self, compiled: &Compiled) -> Vec<Diagnostic> {
         let mut out: BTreeSet<Diagnostic> = self.diagnostics.iter().cloned().collect();
         for d in compiled.diagnostics() {
-            let from = compiled
-                .model()
-                .get(&d.object)
-                .map(|o| o.provenance().to_vec())
+            let key = d.object.model();
+            let from = key
+                .and_then(|k| compiled.model().get(k))
+                .map(|o| {
+                    let from = o.provenance().iter().filter(|s| s.namespace.is_some());
+                    from.cloned().collect()
+                })
                 .unwrap_or_default();
-            let mut object = d.object.to_string();
-            let kube: Vec<String> = from
-                .iter()
-                .filter(|s| s.namespace.is_some())
-                .map(ToString::to_string)
-                .collect();
-            if !kube.is_empty() {
-                object = format!("{object} (from {})", kube.join(", "));
-            }
+            let origin = key.and_then(|k| self.origins.get(k));
             // Stricter than the compiler, which serves a 503 in place of a missing cluster: in
             // files a dangling reference is a mistake to fix before it is served.
             // (For translated objects the translation already reported the missing object.)
             let severity = match d.problem {
-                Problem::Dangling(_) if self.origins.contains_key(&d.object) => Severity::Error,
+                Problem::Dangling(_) if origin.is_some() => Severity::Error,
                 _ => d.severity,
             };
             out.insert(Diagnostic {
                 severity,
-                location: self.origins.get(&d.object).cloned(),
-                object: Some(object),
-                field: d.field.clone(),
-                message: d.problem.to_string(),
+                location: origin.cloned(),
+                object: Some(d.object),
+                from,
+                field: d.field,
+                problem: d.problem,
             });
         }
         out.into_iter().collect()
@@ -280,9 +343,9 @@ struct Site {
 }
 
 impl Site {
-    fn position(&self, path: &[Segment]) -> Option<Pos> {
+    fn position(&self, path: &FieldPath) -> Option<Pos> {
         let mut full = self.prefix.clone();
-        full.extend_from_slice(path);
+        full.extend_from_slice(path.segments());
         self.file.position(self.doc, &full)
     }
 }
@@ -369,7 +432,7 @@ impl Cache {
                                         pos: None,
                                     },
                                     None,
-                                    String::new(),
+                                    (),
                                     "internal error while parsing this file".into(),
                                 )],
                                 ..FileResult::default()
@@ -412,7 +475,7 @@ fn load_file(file: &Path) -> FileResult {
         }
         Err(message) => {
             out.diagnostics
-                .push(Diagnostic::error(whole(None), None, String::new(), message));
+                .push(Diagnostic::error(whole(None), None, (), message));
             return out;
         }
     };
@@ -422,7 +485,7 @@ fn load_file(file: &Path) -> FileResult {
             out.diagnostics.push(Diagnostic::error(
                 whole(Some(e.pos)),
                 None,
-                String::new(),
+                (),
                 format!("invalid YAML: {}", e.message),
             ));
             return out;
@@ -497,8 +560,8 @@ fn assemble(mut out: Loaded, results: &[Arc<FileResult>], options: &LoadOptions)
             if let Some((first, _)) = sites.get(&id) {
                 out.diagnostics.push(Diagnostic::error(
                     here.clone(),
-                    Some(id.to_string()),
-                    String::new(),
+                    Some(Subject::Source(id)),
+                    (),
                     format!("defined twice; the one at {first} is used"),
                 ));
                 continue;
@@ -507,18 +570,20 @@ fn assemble(mut out: Loaded, results: &[Arc<FileResult>], options: &LoadOptions)
             sites.insert(id, (here.clone(), Arc::clone(site)));
         }
     }
-    let translation = translate::translate(&out.kube, &options.kube);
-    for d in &translation.diagnostics {
-        let location = sites.get(&d.object).map(|(at, site)| Location {
+    let translation = translate::full(&out.kube, &options.kube);
+    for d in translation.diagnostics {
+        let site = d.object.source().and_then(|id| sites.get(id));
+        let location = site.map(|(at, site)| Location {
             file: at.file.clone(),
-            pos: site.position(&parse_path(&d.field)).or(at.pos),
+            pos: site.position(&d.field).or(at.pos),
         });
         out.diagnostics.push(Diagnostic {
             severity: d.severity,
             location,
-            object: Some(d.object.to_string()),
-            field: d.field.clone(),
-            message: d.message.clone(),
+            object: Some(d.object),
+            from: Vec::new(),
+            field: d.field,
+            problem: d.problem,
         });
     }
     let native = results
@@ -535,9 +600,12 @@ fn assemble(mut out: Loaded, results: &[Arc<FileResult>], options: &LoadOptions)
             out.diagnostics.push(Diagnostic {
                 severity: Severity::Error,
                 location: at.cloned(),
-                object: Some(key.to_string()),
-                field: "name".into(),
-                message: format!("duplicate name: {key} is already defined at {first}"),
+                object: Some(Subject::Model(key.clone())),
+                from: Vec::new(),
+                field: "name".to_field_path(),
+                problem: Problem::Invalid(format!(
+                    "duplicate name: {key} is already defined at {first}"
+                )),
             });
             continue;
         }
@@ -563,63 +631,21 @@ fn kube_error(
         .unwrap_or("?");
     let (field, message) = match e {
         translate::ParseError::Invalid { path, message, .. } => (path.clone(), message.clone()),
-        translate::ParseError::Unsupported { .. } => (
-            "kind".to_owned(),
-            format!(
-                "{e}; supported: Ingress, IngressClass, Service, EndpointSlice, Secret, Gateway, GatewayClass, HTTPRoute"
-            ),
-        ),
+        translate::ParseError::Unsupported { .. } => {
+            let supported = translate::KubeKind::ALL.map(translate::KubeKind::as_str);
+            let message = format!("{e}; supported: {}", supported.join(", "));
+            ("kind".to_field_path(), message)
+        }
     };
-    let path = parse_path(&field);
-    let mut d = Diagnostic::error(at(&path), Some(format!("{kind} {name}")), field, message);
+    // The kind and name as written: the manifest did not parse, so it has no namespace yet.
+    let object = SourceRef::new(kind, None, name);
+    let mut d = Diagnostic::error(at(field.segments()), Some(object.into()), field, message);
     if matches!(e, translate::ParseError::Unsupported { .. }) {
         // A `kubectl get all -o yaml` dump holds Deployments and Pods: not ours, not wrong.
         d.severity = Severity::Warning;
-        d.message = format!("ignored: {}", d.message);
+        d.problem = Problem::Invalid(format!("ignored: {}", d.problem));
     }
     d
-}
-
-/// A field path as the translation and serde write it (`spec.rules[0].host`,
-/// `metadata.annotations["a.b/c"]`) back into segments, to find its line.
-fn parse_path(s: &str) -> Vec<Segment> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    let mut key = String::new();
-    let flush = |key: &mut String, out: &mut Vec<Segment>| {
-        if !key.is_empty() {
-            out.push(Segment::Key(std::mem::take(key)));
-        }
-    };
-    while let Some(c) = chars.next() {
-        match c {
-            '.' => flush(&mut key, &mut out),
-            '[' => {
-                flush(&mut key, &mut out);
-                let mut inner = String::new();
-                let quoted = chars.peek() == Some(&'"');
-                if quoted {
-                    chars.next();
-                }
-                for c in chars.by_ref() {
-                    if quoted && c == '"' {
-                        continue;
-                    }
-                    if c == ']' {
-                        break;
-                    }
-                    inner.push(c);
-                }
-                match inner.parse() {
-                    Ok(i) if !quoted => out.push(Segment::Index(i)),
-                    _ => out.push(Segment::Key(inner)),
-                }
-            }
-            c => key.push(c),
-        }
-    }
-    flush(&mut key, &mut out);
-    out
 }
 
 /// A `kind: List` of a Kubernetes client, or a top-level array of documents, unpacked into
@@ -640,7 +666,7 @@ fn unpack(value: &Value, prefix: Vec<Segment>, out: &mut Vec<(Value, Vec<Segment
     if let (true, Some(Value::Array(items))) = (is_list, value.get("items")) {
         for (i, item) in items.iter().enumerate() {
             let mut p = prefix.clone();
-            p.push(Segment::Key("items".into()));
+            p.push(Segment::Field("items".into()));
             p.push(Segment::Index(i));
             unpack(item, p, out);
         }
@@ -676,7 +702,7 @@ fn native_object(
         return Err(Box::new(Diagnostic::error(
             at(&[]),
             None,
-            String::new(),
+            (),
             "a document must be a mapping with a `kind`".into(),
         )));
     };
@@ -687,9 +713,10 @@ fn native_object(
         .and_then(Value::as_str)
         .and_then(|k| Kind::ALL.into_iter().find(|c| c.as_str() == k));
     let Some(kind) = kind else {
+        // Not a model kind: the object is named as written.
         let object = match (&kind_value, &name) {
-            (Some(Value::String(k)), Some(n)) => Some(format!("{k}/{n}")),
-            (_, n) => n.clone(),
+            (Some(Value::String(k)), Some(n)) => Some(Subject::Other(format!("{k}/{n}"))),
+            (_, n) => n.clone().map(Subject::Other),
         };
         let message = match kind_value {
             None => "missing `kind` (a model kind such as Cluster, or a Kubernetes manifest with `apiVersion`)".to_owned(),
@@ -698,19 +725,20 @@ fn native_object(
                 Kind::ALL.map(Kind::as_str).join(", ")
             ),
         };
+        let field = "kind".to_field_path();
         return Err(Box::new(Diagnostic::error(
-            at(&[Segment::Key("kind".into())]),
+            at(field.segments()),
             object,
-            "kind".into(),
+            field,
             message,
         )));
     };
-    let object_name = name.map(|n| format!("{kind}/{n}"));
-    let fail = |path: Vec<Segment>, message: String| {
+    let object_name = name.map(|n| Subject::Model(ObjectKey::new(kind, n)));
+    let fail = |path: FieldPath, message: String| {
         Box::new(Diagnostic::error(
-            at(&path),
+            at(path.segments()),
             object_name.clone(),
-            yaml::path_string(&path),
+            path,
             message,
         ))
     };
@@ -744,7 +772,7 @@ fn inline_pem_files(
     map: &mut Map<String, Value>,
     dir: &Path,
     files: &mut BTreeSet<PathBuf>,
-) -> Result<(), (Vec<Segment>, String)> {
+) -> Result<(), (FieldPath, String)> {
     for (section, file_key, inline_key) in PEM_FILE_FIELDS {
         let Some(Value::Object(s)) = map.get_mut(section) else {
             continue;
@@ -752,7 +780,7 @@ fn inline_pem_files(
         let Some(reference) = s.remove(file_key) else {
             continue;
         };
-        let path = vec![Segment::Key(section.into()), Segment::Key(file_key.into())];
+        let path = (section, file_key).to_field_path();
         if s.contains_key(inline_key) {
             return Err((
                 path,
@@ -813,15 +841,12 @@ fn collect(
     diagnostics: &mut Vec<Diagnostic>,
     given: bool,
 ) {
-    let problem = |message: String| Diagnostic {
-        severity: Severity::Error,
-        location: Some(Location {
+    let problem = |message: String| {
+        let file = Location {
             file: path.to_owned(),
             pos: None,
-        }),
-        object: None,
-        field: String::new(),
-        message,
+        };
+        Diagnostic::error(file, None, (), message)
     };
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,

@@ -81,6 +81,7 @@ fn main() -> ExitCode {
             hold_off,
             max_delay,
             rescan,
+            shutdown_grace,
         } => {
             init_logs(cli.log_format);
             let config = ServeConfig {
@@ -96,6 +97,7 @@ fn main() -> ExitCode {
                 xds_addr,
                 admin_addr,
                 fleet,
+                shutdown_grace,
             };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
@@ -104,8 +106,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_FAILURE);
                 }
             };
-            match runtime.block_on(serve(config, signal())) {
-                Ok(()) => ExitCode::SUCCESS,
+            let result = runtime.block_on(serve(config, signal()));
+            // Tasks still running (admin requests in flight) do not hold the exit up.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            match result {
+                Ok(()) => {
+                    tracing::info!("stopped");
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "xdsc-file stopped");
                     eprintln!("error: {e}");

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use xdsc_core::compile::{Compiled, Severity};
+use xdsc_core::diagnostic::{FieldPath, Problem, Subject, ToFieldPath};
 use xdsc_core::model::{self, Kind, ListenerProtocol, Object};
 use xdsc_core::oracle::{self, Action, ChainMatch, DomainMatch, Mismatch, Outcome, Step};
 
@@ -598,21 +599,22 @@ impl Case {
 /// The cases of a cases file (every YAML document in it is a list of cases), or every
 /// problem with them, each at its file, line and column.
 fn parse_cases(file: &Path, text: &str) -> Result<Vec<Case>, Vec<Diagnostic>> {
-    let error = |pos: Pos, object: Option<String>, field: &str, message: String| Diagnostic {
+    let error = |pos: Pos, object: Option<Subject>, field: FieldPath, message: String| Diagnostic {
         severity: Severity::Error,
         location: Some(Location {
             file: file.to_owned(),
             pos: Some(pos),
         }),
         object,
-        field: field.to_owned(),
-        message,
+        from: Vec::new(),
+        field,
+        problem: Problem::Invalid(message),
     };
     let docs = yaml::parse(text).map_err(|e| {
         vec![error(
             e.pos,
             None,
-            "",
+            FieldPath::default(),
             format!("invalid YAML: {}", e.message),
         )]
     })?;
@@ -624,7 +626,7 @@ fn parse_cases(file: &Path, text: &str) -> Result<Vec<Case>, Vec<Diagnostic>> {
             errors.push(error(
                 doc.start,
                 None,
-                "",
+                FieldPath::default(),
                 "a cases file is a list of cases (`- name: ...`)".into(),
             ));
             continue;
@@ -633,26 +635,26 @@ fn parse_cases(file: &Path, text: &str) -> Result<Vec<Case>, Vec<Diagnostic>> {
             let object = item
                 .get("name")
                 .and_then(Value::as_str)
-                .map(|n| format!("case {n:?}"));
-            let at = |path: &[Segment]| {
+                .map(|n| Subject::Other(format!("case {n:?}")));
+            let at = |path: &FieldPath| {
                 let mut full = vec![Segment::Index(i)];
-                full.extend_from_slice(path);
+                full.extend_from_slice(path.segments());
                 doc.position(&full)
             };
             match yaml::typed::<Case>(item.clone()) {
                 Err((path, message)) => {
-                    errors.push(error(at(&path), object, &yaml::path_string(&path), message));
+                    errors.push(error(at(&path), object, path, message));
                 }
                 Ok(c) if c.expect == Expect::default() => errors.push(error(
-                    at(&[Segment::Key("expect".into())]),
+                    at(&"expect".to_field_path()),
                     object,
-                    "expect",
+                    "expect".to_field_path(),
                     format!("expects nothing; give at least one of {EXPECT_FIELDS}"),
                 )),
                 Ok(c) if !names.insert(c.name.clone()) => errors.push(error(
-                    at(&[Segment::Key("name".into())]),
+                    at(&"name".to_field_path()),
                     object,
-                    "name",
+                    "name".to_field_path(),
                     "another case has this name".into(),
                 )),
                 Ok(c) => cases.push(c),
@@ -663,7 +665,7 @@ fn parse_cases(file: &Path, text: &str) -> Result<Vec<Case>, Vec<Diagnostic>> {
         errors.push(error(
             Pos { line: 1, column: 1 },
             None,
-            "",
+            FieldPath::default(),
             "no cases".into(),
         ));
     }

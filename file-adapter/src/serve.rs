@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
 use xdsc_core::snapshot::Snapshot;
-use xdsc_server::{Metrics, Publisher, XdsServer};
+use xdsc_server::{ConnectionOptions, Metrics, Publisher, XdsServer};
 
 use crate::source::{FileSource, Outcome, Report, Sink};
 
@@ -47,6 +47,9 @@ pub struct ServeConfig {
     pub admin_addr: SocketAddr,
     /// The fleet the snapshots are published to.
     pub fleet: String,
+    /// On shutdown, how long xDS connections may take to close after their streams were
+    /// ended (see [`xdsc_server::ConnectionOptions::shutdown_grace`]).
+    pub shutdown_grace: std::time::Duration,
 }
 
 struct PublisherSink {
@@ -84,7 +87,8 @@ impl Sink for PublisherSink {
     }
 }
 
-/// Serves until `shutdown` completes, then lets streams end and stops watching.
+/// Serves until `shutdown` completes; then ends every xDS stream, closes the connections
+/// within the grace period and stops watching.
 pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let bind = |addr: SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
@@ -94,7 +98,10 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> R
     let xds = bind(config.xds_addr).await?;
     let http = bind(config.admin_addr).await?;
     let publisher = Publisher::new();
-    let server = XdsServer::new(publisher.clone());
+    let server = XdsServer::new(publisher.clone()).with_connection_options(ConnectionOptions {
+        shutdown_grace: config.shutdown_grace,
+        ..ConnectionOptions::default()
+    });
     let status = Arc::new(Mutex::new(Value::Null));
     let debug_status = Arc::clone(&status);
     let admin = server.admin().with_debug_extra(Arc::new(move || {

@@ -98,12 +98,13 @@ pub struct Reconciler {
 }
 
 /// An error's identity for "is it new?": everything but the line and column.
-fn identity(d: &Diagnostic) -> (Option<PathBuf>, Option<String>, String, String) {
+fn identity(d: &Diagnostic) -> impl Ord + '_ {
     (
-        d.location.as_ref().map(|l| l.file.clone()),
-        d.object.clone(),
-        d.field.clone(),
-        d.message.clone(),
+        d.location.as_ref().map(|l| &l.file),
+        &d.object,
+        &d.from,
+        &d.field,
+        &d.problem,
     )
 }
 
@@ -142,17 +143,19 @@ impl Reconciler {
             self.served = report;
             return Outcome::Applied { changed };
         }
-        let known: BTreeSet<_> = self
-            .served
-            .iter()
-            .filter(|d| d.is_error())
-            .map(identity)
-            .collect();
-        let new_errors: Vec<Diagnostic> = report
-            .iter()
-            .filter(|d| d.is_error() && !known.contains(&identity(d)))
-            .cloned()
-            .collect();
+        let new_errors: Vec<Diagnostic> = {
+            let known: BTreeSet<_> = self
+                .served
+                .iter()
+                .filter(|d| d.is_error())
+                .map(identity)
+                .collect();
+            report
+                .iter()
+                .filter(|d| d.is_error() && !known.contains(&identity(d)))
+                .cloned()
+                .collect()
+        };
         if !new_errors.is_empty() {
             return Outcome::HeldBack { new_errors };
         }

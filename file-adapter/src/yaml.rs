@@ -15,6 +15,8 @@ use std::fmt;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
+use xdsc_core::diagnostic::FieldPath;
+pub use xdsc_core::diagnostic::Segment;
 
 /// The deepest nesting of mappings and sequences accepted.
 pub const MAX_DEPTH: usize = 128;
@@ -44,42 +46,6 @@ fn pos(span: &Span) -> Pos {
     }
 }
 
-/// One segment of a path into a document.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Segment {
-    /// A mapping key.
-    Key(String),
-    /// A sequence index.
-    Index(usize),
-}
-
-/// Formats a path as `spec.rules[0].host`.
-///
-/// ```
-/// use xdsc_file::yaml::{Segment, path_string};
-/// let p = [Segment::Key("spec".into()), Segment::Key("rules".into()), Segment::Index(0)];
-/// assert_eq!(path_string(&p), "spec.rules[0]");
-/// ```
-pub fn path_string(path: &[Segment]) -> String {
-    let mut out = String::new();
-    for s in path {
-        match s {
-            Segment::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Segment::Index(i) => {
-                out.push('[');
-                out.push_str(&i.to_string());
-                out.push(']');
-            }
-        }
-    }
-    out
-}
-
 /// A parsed document: its value and where each of its nodes starts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Document {
@@ -92,12 +58,45 @@ pub struct Document {
 
 impl Document {
     /// Where the node at `path` was written: for a mapping entry its key, for a sequence item
-    /// its start. A path that does not exist is answered with its longest existing prefix.
+    /// its start. A path that does not exist is answered with its longest existing prefix. A
+    /// [`Segment::Named`] step finds the list item of that `name` in the document's value, so
+    /// `routes[api]` is found without the path's text being read.
     pub fn position(&self, path: &[Segment]) -> Pos {
+        let path = self.physical(path);
         (0..=path.len())
             .rev()
             .find_map(|n| self.positions.get(&path[..n]).copied())
             .unwrap_or(self.start)
+    }
+
+    /// `path` as the parser recorded positions: fields and indexes only.
+    fn physical(&self, path: &[Segment]) -> Vec<Segment> {
+        let mut out = Vec::with_capacity(path.len());
+        let mut node = Some(&self.value);
+        for s in path {
+            let step = match s {
+                Segment::Field(k) | Segment::Key(k) => {
+                    node = node.and_then(|v| v.get(&**k));
+                    Segment::Field(k.clone())
+                }
+                Segment::Index(i) => {
+                    node = node.and_then(|v| v.get(*i));
+                    Segment::Index(*i)
+                }
+                Segment::Named(n) => {
+                    let found = node.and_then(Value::as_array).and_then(|items| {
+                        items
+                            .iter()
+                            .position(|i| i.get("name").and_then(Value::as_str) == Some(&**n))
+                    });
+                    let Some(i) = found else { break };
+                    node = node.and_then(|v| v.get(i));
+                    Segment::Index(i)
+                }
+            };
+            out.push(step);
+        }
+        out
     }
 }
 
@@ -113,33 +112,21 @@ pub struct SyntaxError {
 
 /// Deserializes a value into `T`; on failure, the path of the offending field (for
 /// [`Document::position`]) and the message.
-pub(crate) fn typed<T: DeserializeOwned>(v: Value) -> Result<T, (Vec<Segment>, String)> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e
-            .path()
-            .iter()
-            .filter_map(|s| match s {
-                serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),
-                serde_path_to_error::Segment::Map { key } => Some(Segment::Key(key.clone())),
-                serde_path_to_error::Segment::Enum { variant } => {
-                    Some(Segment::Key(variant.clone()))
-                }
-                serde_path_to_error::Segment::Unknown => None,
-            })
-            .collect();
-        (path, e.into_inner().to_string())
-    })
+pub(crate) fn typed<T: DeserializeOwned>(v: Value) -> Result<T, (FieldPath, String)> {
+    serde_path_to_error::deserialize(v)
+        .map_err(|e| (FieldPath::from_serde(e.path()), e.into_inner().to_string()))
 }
 
 /// Parses every document of a YAML or JSON text. Empty documents (only comments) are left out.
 ///
 /// ```
-/// use xdsc_file::yaml::{Segment, parse};
+/// use xdsc_core::diagnostic::Segment;
+/// use xdsc_file::yaml::parse;
 /// let docs = parse("kind: Cluster\nname: web\n---\n# nothing\n---\nports: [80, \"81\"]\n").unwrap();
 /// assert_eq!(docs.len(), 2);
 /// assert_eq!(docs[0].value["name"], "web");
 /// assert_eq!(docs[1].value["ports"][1], "81");
-/// let at = docs[1].position(&[Segment::Key("ports".into()), Segment::Index(1)]);
+/// let at = docs[1].position(&[Segment::Field("ports".into()), Segment::Index(1)]);
 /// assert_eq!((at.line, at.column), (6, 13));
 /// assert!(parse("a: [1, 2").is_err());
 /// ```
@@ -153,11 +140,12 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
 /// only for the rare error (parse that file again with [`parse`]).
 ///
 /// ```
-/// use xdsc_file::yaml::{Segment, parse_values};
+/// use xdsc_core::diagnostic::Segment;
+/// use xdsc_file::yaml::parse_values;
 /// let docs = parse_values("- a: {b: 1}\n- a: {b: 2}\n").unwrap();
 /// assert_eq!(docs[0].value[1]["a"]["b"], 2);
 /// assert_eq!(docs[0].position(&[Segment::Index(1)]).line, 2, "an item's start is known");
-/// let deep = [Segment::Index(1), Segment::Key("a".into()), Segment::Key("b".into())];
+/// let deep = [Segment::Index(1), Segment::Field("a".into()), Segment::Field("b".into())];
 /// assert_eq!(docs[0].position(&deep).column, 3, "deeper: its second-level prefix");
 /// ```
 pub fn parse_values(text: &str) -> Result<Vec<Document>, SyntaxError> {
@@ -351,7 +339,7 @@ impl<'a> Builder<'a> {
             }
             let record = self.records(depth);
             if record {
-                self.path.push(Segment::Key(key.clone()));
+                self.path.push(Segment::Field(key.as_str().into()));
                 self.positions.insert(self.path.clone(), pos(&span));
             }
             let (event, vspan) = self.next()?;
@@ -501,13 +489,41 @@ mod tests {
         let d = &docs[1];
         assert_eq!(d.start.line, 4, "where its content starts");
         let p = |s: &[Segment]| d.position(s);
-        let rules = [Segment::Key("spec".into()), Segment::Key("rules".into())];
+        let rules = [
+            Segment::Field("spec".into()),
+            Segment::Field("rules".into()),
+        ];
         assert_eq!(p(&rules).line, 6);
         let mut second = rules.to_vec();
         second.push(Segment::Index(1));
         assert_eq!(p(&second), Pos { line: 8, column: 7 });
-        second.push(Segment::Key("missing".into()));
+        second.push(Segment::Field("missing".into()));
         assert_eq!(p(&second).line, 8, "falls back to the longest prefix");
+    }
+
+    #[test]
+    fn a_list_item_is_found_by_its_name() {
+        let d = parse("routes:\n  - name: a\n    x: 1\n  - name: b\n    match:\n      path: /\n")
+            .unwrap()
+            .remove(0);
+        let route = |name: &str, rest: &[&str]| {
+            let mut p = vec![Segment::Field("routes".into()), Segment::Named(name.into())];
+            p.extend(rest.iter().map(|f| Segment::Field((*f).into())));
+            d.position(&p)
+        };
+        assert_eq!(route("b", &["match", "path"]), Pos { line: 6, column: 7 });
+        assert_eq!(route("a", &[]), Pos { line: 2, column: 5 });
+        assert_eq!(
+            route("c", &["match"]).line,
+            1,
+            "no such item: the list's key"
+        );
+        let key = [Segment::Key("routes".into()), Segment::Index(1)];
+        assert_eq!(
+            d.position(&key).line,
+            4,
+            "a quoted key is a mapping key too"
+        );
     }
 
     #[test]

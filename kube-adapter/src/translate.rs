@@ -1,10 +1,13 @@
-//! Kubernetes objects in, model objects and diagnostics out.
+//! Kubernetes objects in, model objects, diagnostics and statuses out: what the translation
+//! means.
 //!
-//! [`translate`] reads every object in an [`Inputs`] and returns a [`Translation`]: the model
-//! objects (sorted by key) and the [`Diagnostic`]s (sorted). It is a pure function of its
-//! arguments: the same inputs give byte-identical output whatever order the objects were
-//! inserted in. It does no I/O and knows nothing of files or clusters: `xdsc-file` and the
-//! controller both feed it.
+//! The translation runs in units ([`crate::translator`] says how they are kept and
+//! recomputed); [`full`] is the one-shot form, which reads every object in an
+//! [`Inputs`] and returns a [`Translation`]: the model objects (sorted by key), the
+//! [`Diagnostic`]s (sorted) and the computed statuses ([`crate::status`]). It is a pure
+//! function of its arguments: the same inputs give byte-identical output whatever order the
+//! objects were inserted in. It does no I/O and knows nothing of files or clusters:
+//! `xdsc-file` and the controller both feed it.
 //!
 //! # What is taken
 //!
@@ -16,7 +19,8 @@
 //!   [`Options::take_unclassed_ingress_without_classes`] is set (the file case).
 //! - A **Gateway** whose GatewayClass has `spec.controllerName` =
 //!   [`Options::gateway_controller`], and the **HTTPRoutes** attached to its listeners.
-//! - **Services**, **EndpointSlices** and **Secrets** only as those refer to them.
+//! - **Services**, **EndpointSlices** and **Secrets** only as those refer to them, and
+//!   **Namespaces** for their labels (`allowedRoutes` selectors).
 //!
 //! # Model names
 //!
@@ -105,26 +109,40 @@
 //!   all 0. An invalid backend beside valid ones is dropped by the core, so its share goes
 //!   to the others (the spec asks for 500 for that share).
 //! - Unsupported, reported as errors: other listener protocols, TLS `Passthrough`,
-//!   `allowedRoutes` selectors, references to other namespaces (no ReferenceGrant), more
+//!   references to other namespaces (no ReferenceGrant), more
 //!   than one certificate (a warning: the first is served), `ExtensionRef` filters (the rule
 //!   answers 500), backend-level filters (ignored), and backends other than Services.
-//!   Status is not written.
+//!
+//! # Status
+//!
+//! Computed, not written (the controller writes it): GatewayClass `Accepted`; Gateway
+//! `Accepted` (`ListenersNotValid` when some listener is not served) and `Programmed`; per
+//! listener `Accepted` (`UnsupportedProtocol`, `Invalid`, `Conflicted`), `ResolvedRefs`
+//! (`InvalidCertificateRef`), `Programmed`, `supportedKinds` and `attachedRoutes`; per
+//! HTTPRoute parent `Accepted` (`NoMatchingParent`, `NotAllowedByListeners`,
+//! `NoMatchingListenerHostname`) and `ResolvedRefs` (`BackendNotFound`, `InvalidKind`,
+//! `RefNotPermitted`); for each Ingress taken, `status.loadBalancer` from
+//! [`Options::ingress_status_addresses`] and [`Options::publish_service`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::de::DeserializeOwned;
 pub use xdsc_core::compile::Severity;
+use xdsc_core::diagnostic::{FieldPath, Problem, ToFieldPath};
 use xdsc_core::model;
 
-mod backends;
+use crate::status::{Condition, ObjectStatus, Scope, StatusPart};
+use crate::translator::{Dep, ObjectChange, Output, Translator, UnitKey, World};
+
+pub(crate) mod backends;
 pub mod gateway;
-mod httproute;
-mod ingress;
+pub(crate) mod httproute;
+pub(crate) mod ingress;
 
 /// One Kubernetes object the translation understands, typed.
 #[derive(Clone, Debug, PartialEq)]
@@ -145,6 +163,103 @@ pub enum KubeObject {
     GatewayClass(Box<gateway::GatewayClass>),
     /// `gateway.networking.k8s.io/v1` HTTPRoute.
     HttpRoute(Box<gateway::HttpRoute>),
+    /// `v1` Namespace (cluster-scoped): its labels select routes for Gateway listeners.
+    Namespace(Box<Namespace>),
+}
+
+/// A kind of Kubernetes object the translation reads: the one list of them.
+///
+/// ```
+/// use xdsc_kube::translate::KubeKind;
+/// let names: Vec<&str> = KubeKind::ALL.iter().map(|k| k.as_str()).collect();
+/// assert_eq!(names.join(", "), "Ingress, IngressClass, Service, EndpointSlice, Secret, Namespace, Gateway, GatewayClass, HTTPRoute");
+/// assert_eq!(KubeKind::of("networking.k8s.io/v1", "Ingress"), Some(KubeKind::Ingress));
+/// assert_eq!(KubeKind::of("v1", "Pod"), None);
+/// assert!(!KubeKind::GatewayClass.namespaced());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KubeKind {
+    /// `networking.k8s.io/v1` Ingress.
+    Ingress,
+    /// `networking.k8s.io/v1` IngressClass (cluster-scoped).
+    IngressClass,
+    /// `v1` Service.
+    Service,
+    /// `discovery.k8s.io/v1` EndpointSlice.
+    EndpointSlice,
+    /// `v1` Secret.
+    Secret,
+    /// `v1` Namespace (cluster-scoped).
+    Namespace,
+    /// `gateway.networking.k8s.io/v1` Gateway.
+    Gateway,
+    /// `gateway.networking.k8s.io/v1` GatewayClass (cluster-scoped).
+    GatewayClass,
+    /// `gateway.networking.k8s.io/v1` HTTPRoute.
+    HttpRoute,
+}
+
+impl KubeKind {
+    /// Every kind read, in the order they are listed to users.
+    pub const ALL: [KubeKind; 9] = [
+        KubeKind::Ingress,
+        KubeKind::IngressClass,
+        KubeKind::Service,
+        KubeKind::EndpointSlice,
+        KubeKind::Secret,
+        KubeKind::Namespace,
+        KubeKind::Gateway,
+        KubeKind::GatewayClass,
+        KubeKind::HttpRoute,
+    ];
+
+    /// The kind as written in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubeKind::Ingress => "Ingress",
+            KubeKind::IngressClass => "IngressClass",
+            KubeKind::Service => "Service",
+            KubeKind::EndpointSlice => "EndpointSlice",
+            KubeKind::Secret => "Secret",
+            KubeKind::Namespace => "Namespace",
+            KubeKind::Gateway => "Gateway",
+            KubeKind::GatewayClass => "GatewayClass",
+            KubeKind::HttpRoute => "HTTPRoute",
+        }
+    }
+
+    /// The `apiVersion` read for this kind.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            KubeKind::Ingress | KubeKind::IngressClass => "networking.k8s.io/v1",
+            KubeKind::Service | KubeKind::Secret | KubeKind::Namespace => "v1",
+            KubeKind::EndpointSlice => "discovery.k8s.io/v1",
+            KubeKind::Gateway | KubeKind::GatewayClass | KubeKind::HttpRoute => {
+                gateway::API_VERSION
+            }
+        }
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn namespaced(self) -> bool {
+        !matches!(
+            self,
+            KubeKind::IngressClass | KubeKind::GatewayClass | KubeKind::Namespace
+        )
+    }
+
+    /// The kind of a manifest's `apiVersion` and `kind`, if it is read.
+    pub fn of(api_version: &str, kind: &str) -> Option<KubeKind> {
+        KubeKind::ALL
+            .into_iter()
+            .find(|k| k.api_version() == api_version && k.as_str() == kind)
+    }
+}
+
+impl fmt::Display for KubeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Why a manifest is not a [`KubeObject`].
@@ -164,7 +279,7 @@ pub enum ParseError {
         /// The object's kind.
         kind: String,
         /// The field path, e.g. `spec.rules[0].http.paths[1].pathType`.
-        path: String,
+        path: FieldPath,
         /// What is wrong.
         message: String,
     },
@@ -175,7 +290,7 @@ fn parse<T: DeserializeOwned>(kind: &str, v: serde_json::Value) -> Result<Box<T>
         .map(Box::new)
         .map_err(|e| ParseError::Invalid {
             kind: kind.to_owned(),
-            path: e.path().to_string(),
+            path: FieldPath::from_serde(e.path()),
             message: e.inner().to_string(),
         })
 }
@@ -205,23 +320,26 @@ impl KubeObject {
     pub fn from_value(v: serde_json::Value) -> Result<KubeObject, ParseError> {
         let field = |f: &str| v.get(f).and_then(|s| s.as_str()).unwrap_or("").to_owned();
         let (api_version, kind) = (field("apiVersion"), field("kind"));
-        let mut object = match (api_version.as_str(), kind.as_str()) {
-            ("networking.k8s.io/v1", "Ingress") => KubeObject::Ingress(parse(&kind, v)?),
-            ("networking.k8s.io/v1", "IngressClass") => KubeObject::IngressClass(parse(&kind, v)?),
-            ("v1", "Service") => KubeObject::Service(parse(&kind, v)?),
-            ("v1", "Secret") => KubeObject::Secret(parse(&kind, v)?),
-            ("discovery.k8s.io/v1", "EndpointSlice") => KubeObject::EndpointSlice(parse(&kind, v)?),
-            (gateway::API_VERSION, "Gateway") => KubeObject::Gateway(parse(&kind, v)?),
-            (gateway::API_VERSION, "GatewayClass") => KubeObject::GatewayClass(parse(&kind, v)?),
-            (gateway::API_VERSION, "HTTPRoute") => KubeObject::HttpRoute(parse(&kind, v)?),
-            _ => return Err(ParseError::Unsupported { api_version, kind }),
+        let Some(k) = KubeKind::of(&api_version, &kind) else {
+            return Err(ParseError::Unsupported { api_version, kind });
+        };
+        let mut object = match k {
+            KubeKind::Ingress => KubeObject::Ingress(parse(&kind, v)?),
+            KubeKind::IngressClass => KubeObject::IngressClass(parse(&kind, v)?),
+            KubeKind::Service => KubeObject::Service(parse(&kind, v)?),
+            KubeKind::EndpointSlice => KubeObject::EndpointSlice(parse(&kind, v)?),
+            KubeKind::Secret => KubeObject::Secret(parse(&kind, v)?),
+            KubeKind::Namespace => KubeObject::Namespace(parse(&kind, v)?),
+            KubeKind::Gateway => KubeObject::Gateway(parse(&kind, v)?),
+            KubeKind::GatewayClass => KubeObject::GatewayClass(parse(&kind, v)?),
+            KubeKind::HttpRoute => KubeObject::HttpRoute(parse(&kind, v)?),
         };
         let namespaced = object.namespaced();
         let meta = object.metadata_mut();
         if meta.name.as_deref().is_none_or(str::is_empty) {
             return Err(ParseError::Invalid {
                 kind,
-                path: "metadata.name".into(),
+                path: ("metadata", "name").to_field_path(),
                 message: "missing".into(),
             });
         }
@@ -245,23 +363,26 @@ impl KubeObject {
     /// assert_eq!(o.kind(), "GatewayClass");
     /// ```
     pub fn kind(&self) -> &'static str {
+        self.kube_kind().as_str()
+    }
+
+    /// The object's [`KubeKind`].
+    pub fn kube_kind(&self) -> KubeKind {
         match self {
-            KubeObject::Ingress(_) => "Ingress",
-            KubeObject::IngressClass(_) => "IngressClass",
-            KubeObject::Service(_) => "Service",
-            KubeObject::EndpointSlice(_) => "EndpointSlice",
-            KubeObject::Secret(_) => "Secret",
-            KubeObject::Gateway(_) => "Gateway",
-            KubeObject::GatewayClass(_) => "GatewayClass",
-            KubeObject::HttpRoute(_) => "HTTPRoute",
+            KubeObject::Ingress(_) => KubeKind::Ingress,
+            KubeObject::IngressClass(_) => KubeKind::IngressClass,
+            KubeObject::Service(_) => KubeKind::Service,
+            KubeObject::EndpointSlice(_) => KubeKind::EndpointSlice,
+            KubeObject::Secret(_) => KubeKind::Secret,
+            KubeObject::Namespace(_) => KubeKind::Namespace,
+            KubeObject::Gateway(_) => KubeKind::Gateway,
+            KubeObject::GatewayClass(_) => KubeKind::GatewayClass,
+            KubeObject::HttpRoute(_) => KubeKind::HttpRoute,
         }
     }
 
     fn namespaced(&self) -> bool {
-        !matches!(
-            self,
-            KubeObject::IngressClass(_) | KubeObject::GatewayClass(_)
-        )
+        self.kube_kind().namespaced()
     }
 
     /// The object's metadata.
@@ -275,6 +396,7 @@ impl KubeObject {
             KubeObject::Gateway(o) => &o.metadata,
             KubeObject::GatewayClass(o) => &o.metadata,
             KubeObject::HttpRoute(o) => &o.metadata,
+            KubeObject::Namespace(o) => &o.metadata,
         }
     }
 
@@ -288,6 +410,7 @@ impl KubeObject {
             KubeObject::Gateway(o) => &mut o.metadata,
             KubeObject::GatewayClass(o) => &mut o.metadata,
             KubeObject::HttpRoute(o) => &mut o.metadata,
+            KubeObject::Namespace(o) => &mut o.metadata,
         }
     }
 
@@ -306,7 +429,9 @@ impl KubeObject {
     }
 }
 
-/// The identity of a Kubernetes object.
+/// The identity of a Kubernetes object: kind, namespace (none for cluster-scoped kinds) and
+/// name; the core's [`SourceRef`](xdsc_core::diagnostic::SourceRef), so diagnostics name
+/// Kubernetes objects without the core knowing Kubernetes.
 ///
 /// ```
 /// use xdsc_kube::translate::ObjectRef;
@@ -314,40 +439,7 @@ impl KubeObject {
 /// assert_eq!(r.to_string(), "Ingress default/web");
 /// assert_eq!(ObjectRef::new("IngressClass", None, "xdsc").to_string(), "IngressClass xdsc");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjectRef {
-    /// The kind, e.g. `Ingress` or `HTTPRoute`.
-    pub kind: String,
-    /// The namespace; `None` for cluster-scoped objects.
-    pub namespace: Option<String>,
-    /// The name.
-    pub name: String,
-}
-
-impl ObjectRef {
-    /// A reference from its parts.
-    pub fn new(kind: &str, namespace: Option<&str>, name: &str) -> ObjectRef {
-        ObjectRef {
-            kind: kind.to_owned(),
-            namespace: namespace.map(str::to_owned),
-            name: name.to_owned(),
-        }
-    }
-
-    /// `namespace/name`, or `name` for a cluster-scoped object.
-    pub fn qualified_name(&self) -> String {
-        match &self.namespace {
-            Some(ns) => format!("{ns}/{}", self.name),
-            None => self.name.clone(),
-        }
-    }
-}
-
-impl fmt::Display for ObjectRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.kind, self.qualified_name())
-    }
-}
+pub use xdsc_core::diagnostic::SourceRef as ObjectRef;
 
 /// Every Kubernetes object known, keyed by [`ObjectRef`], each with where it was read.
 ///
@@ -366,7 +458,7 @@ impl fmt::Display for ObjectRef {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
-    objects: BTreeMap<ObjectRef, (KubeObject, Option<String>)>,
+    pub(crate) objects: BTreeMap<ObjectRef, (KubeObject, Option<String>)>,
 }
 
 impl Inputs {
@@ -410,7 +502,7 @@ impl Inputs {
     }
 
     /// The objects of one kind, ordered by namespace and name.
-    fn of_kind<'a>(
+    pub(crate) fn of_kind<'a>(
         &'a self,
         kind: &'a str,
     ) -> impl Iterator<Item = (&'a ObjectRef, &'a KubeObject)> + 'a {
@@ -451,6 +543,13 @@ pub struct Options {
     /// Take an Ingress without a class when no IngressClass exists at all (default true, as
     /// for files; a controller in a cluster sets it to false).
     pub take_unclassed_ingress_without_classes: bool,
+    /// The addresses written into the `status.loadBalancer` of every Ingress taken (the
+    /// controller's `--status-address`; default none).
+    pub ingress_status_addresses: Vec<String>,
+    /// A Service whose `status.loadBalancer` is copied into every Ingress taken (the
+    /// controller's `--publish-service`); its addresses come after
+    /// [`Options::ingress_status_addresses`].
+    pub publish_service: Option<ObjectRef>,
 }
 
 impl Default for Options {
@@ -462,151 +561,267 @@ impl Default for Options {
             gateway_controller: "xdsc.dev/gateway-controller".into(),
             privileged_port_offset: 10000,
             take_unclassed_ingress_without_classes: true,
+            ingress_status_addresses: Vec::new(),
+            publish_service: None,
         }
     }
 }
 
-/// The model objects and diagnostics of a translation.
+/// The model objects, diagnostics and statuses of a translation.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Translation {
     /// Model objects, sorted by key (kind, then name).
     pub objects: Vec<model::Object>,
     /// Diagnostics, sorted.
     pub diagnostics: Vec<Diagnostic>,
+    /// The computed status of each object that has one (see [`crate::status`]).
+    pub statuses: BTreeMap<ObjectRef, ObjectStatus>,
 }
 
-/// A problem with a Kubernetes object: what was left out or not served as written.
+/// A problem with a Kubernetes object (what was left out or not served as written): the
+/// core's [`Diagnostic`](xdsc_core::diagnostic::Diagnostic) with a
+/// [`Subject::Source`](xdsc_core::diagnostic::Subject::Source) subject. Where the object was
+/// read is not part of it ([`Inputs::origin`] says), so moving an object in its file changes
+/// no diagnostic.
 ///
 /// ```
 /// use xdsc_kube::translate::{Diagnostic, ObjectRef, Severity};
-/// let d = Diagnostic {
-///     severity: Severity::Error,
-///     object: ObjectRef::new("Ingress", Some("default"), "web"),
-///     origin: Some("file.yaml:3".into()),
-///     field: "spec.rules[0].http.paths[1].backend.service.port".into(),
-///     message: "service default/api has no port named \"grpc\"".into(),
-/// };
-/// assert_eq!(d.to_string(), "Ingress default/web (file.yaml:3): spec.rules[0].http.paths[1].backend.service.port: service default/api has no port named \"grpc\"");
+/// use xdsc_core::diagnostic::Problem;
+/// let d = Diagnostic::new(
+///     ObjectRef::new("Ingress", Some("default"), "web"),
+///     Severity::Error,
+///     ("spec", "rules", 0, "http", "paths", 1, "backend", "service", "port"),
+///     Problem::invalid("service default/api has no port named \"grpc\""),
+/// );
+/// assert_eq!(d.to_string(), "error: Ingress default/web: spec.rules[0].http.paths[1].backend.service.port: service default/api has no port named \"grpc\"");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Diagnostic {
-    /// Error (left out) or warning (served, maybe not as meant).
-    pub severity: Severity,
-    /// The object the problem is in.
-    pub object: ObjectRef,
-    /// Where the object was read.
-    pub origin: Option<String>,
-    /// The field path within the object; empty for the object as a whole.
-    pub field: String,
-    /// What is wrong. Never holds key material.
-    pub message: String,
-}
+pub use xdsc_core::diagnostic::Diagnostic;
 
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.object)?;
-        if let Some(o) = &self.origin {
-            write!(f, " ({o})")?;
-        }
-        f.write_str(": ")?;
-        if !self.field.is_empty() {
-            write!(f, "{}: ", self.field)?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-/// Translates every object taken (see the module docs) into model objects.
+/// Translates every object taken (see the module docs) into model objects: a
+/// [`Translator`] given every object at once.
 ///
 /// ```
-/// use xdsc_kube::translate::{translate, Inputs, KubeObject, Options};
+/// use xdsc_kube::translate::{self, Inputs, KubeObject, Options};
 /// let mut inputs = Inputs::default();
 /// inputs.insert(KubeObject::from_value(serde_json::json!({
 ///     "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
 ///     "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
 /// })).unwrap(), None);
-/// let out = translate(&inputs, &Options::default());
+/// let out = translate::full(&inputs, &Options::default());
 /// let names: Vec<_> = out.objects.iter().map(|o| o.key().to_string()).collect();
 /// assert_eq!(names, ["Listener/k8s:ingress-http", "VirtualHost/k8s:ingress:~"]);
-/// assert_eq!(out.diagnostics[0].message, "service default/web does not exist");
+/// assert_eq!(out.diagnostics[0].problem.to_string(), "service default/web does not exist");
 /// ```
-pub fn translate(inputs: &Inputs, options: &Options) -> Translation {
-    let mut cx = Cx {
-        inputs,
-        options,
-        diagnostics: Vec::new(),
-        objects: BTreeMap::new(),
-        clusters: BTreeMap::new(),
-    };
-    ingress::translate(&mut cx);
-    httproute::translate(&mut cx);
-    backends::emit_clusters(&mut cx);
-    let mut diagnostics = cx.diagnostics;
-    diagnostics.sort();
-    diagnostics.dedup();
-    Translation {
-        objects: cx.objects.into_values().collect(),
-        diagnostics,
+pub fn full(inputs: &Inputs, options: &Options) -> Translation {
+    let mut t = Translator::new(options.clone());
+    t.apply(
+        inputs
+            .objects
+            .values()
+            .map(|(o, origin)| ObjectChange::upsert(o.clone(), origin.clone())),
+    );
+    t.translation()
+}
+
+/// The context of one unit of the translation: every read of an input goes through it and
+/// is recorded as a [`Dep`], so the translator knows what to recompute when that input
+/// changes. A unit function must not reach the inputs any other way.
+pub(crate) struct Cx<'a> {
+    world: &'a World,
+    pub(crate) options: &'a Options,
+    out: Output,
+    deps: BTreeSet<Dep>,
+    /// Valid clusters this unit forwards to.
+    pub(crate) clusters: BTreeSet<String>,
+    /// Why references did not resolve (status reason, message), newest last.
+    pub(crate) ref_problems: Vec<(&'static str, String)>,
+    /// Why Gateway listeners are not served (status reason, message), in listener order.
+    pub(crate) listener_problems: Vec<(&'static str, String)>,
+}
+
+impl<'a> Cx<'a> {
+    pub(crate) fn new(world: &'a World) -> Cx<'a> {
+        Cx {
+            world,
+            options: &world.options,
+            out: Output::default(),
+            deps: BTreeSet::new(),
+            clusters: BTreeSet::new(),
+            ref_problems: Vec::new(),
+            listener_problems: Vec::new(),
+        }
     }
-}
 
-/// The state of one translation.
-struct Cx<'a> {
-    inputs: &'a Inputs,
-    options: &'a Options,
-    diagnostics: Vec<Diagnostic>,
-    /// Output, keyed by model key so that it comes out sorted.
-    objects: BTreeMap<model::ObjectKey, model::Object>,
-    /// Service ports some route forwards to, by cluster name.
-    clusters: BTreeMap<String, backends::ClusterUse>,
-}
+    pub(crate) fn ref_problem(&mut self, reason: &'static str, message: impl Into<String>) {
+        self.ref_problems.push((reason, message.into()));
+    }
 
-impl Cx<'_> {
+    pub(crate) fn listener_problem(&mut self, reason: &'static str, message: String) {
+        self.listener_problems.push((reason, message));
+    }
+
+    pub(crate) fn finish(self) -> (Output, BTreeSet<Dep>) {
+        (self.out, self.deps)
+    }
+
+    pub(crate) fn depend(&mut self, dep: Dep) {
+        self.deps.insert(dep);
+    }
+
+    /// One object by identity.
+    pub(crate) fn get(&mut self, id: &ObjectRef) -> Option<&'a KubeObject> {
+        self.deps.insert(Dep::Object(id.clone()));
+        self.world.inputs.get(id)
+    }
+
+    /// Every object of a (small) kind.
+    pub(crate) fn of_kind(
+        &mut self,
+        kind: &'static str,
+    ) -> impl Iterator<Item = (&'a ObjectRef, &'a KubeObject)> + 'a {
+        self.deps.insert(Dep::Kind(kind));
+        self.world.inputs.of_kind(kind)
+    }
+
+    /// Members of an index set, each read as an object.
+    fn members(
+        &mut self,
+        dep: Dep,
+        set: Option<&'a BTreeSet<ObjectRef>>,
+    ) -> Vec<(&'a ObjectRef, &'a KubeObject)> {
+        self.deps.insert(dep);
+        set.into_iter()
+            .flatten()
+            .filter_map(|id| self.get(id).map(|o| (id, o)))
+            .collect()
+    }
+
+    /// The EndpointSlices labelled for a Service.
+    pub(crate) fn slices(
+        &mut self,
+        namespace: &str,
+        service: &str,
+    ) -> Vec<(&'a ObjectRef, &'a KubeObject)> {
+        let key = (namespace.to_owned(), service.to_owned());
+        let set = self.world.facts.slices.get(&key);
+        self.members(Dep::Slices(key.0, key.1), set)
+    }
+
+    /// The Ingresses with a rule for a host.
+    pub(crate) fn host_ingresses(&mut self, host: &str) -> Vec<(&'a ObjectRef, &'a KubeObject)> {
+        let set = self.world.facts.hosts.get(host);
+        self.members(Dep::HostIngresses(host.to_owned()), set)
+    }
+
+    /// The HTTPRoutes whose `parentRefs` name a Gateway.
+    pub(crate) fn gateway_routes(
+        &mut self,
+        gateway: &ObjectRef,
+    ) -> Vec<(&'a ObjectRef, &'a KubeObject)> {
+        let set = self.world.facts.gateway_routes.get(gateway);
+        self.members(Dep::GatewayRoutes(gateway.clone()), set)
+    }
+
+    /// The Ingress-wide fields of every Ingress.
+    pub(crate) fn ingress_heads(&mut self) -> &'a BTreeMap<ObjectRef, ingress::Head> {
+        self.deps.insert(Dep::IngressHeads);
+        &self.world.facts.heads
+    }
+
+    /// The Ingress-wide decisions; read them through [`ingress::Global`]'s methods, which
+    /// record what was read.
+    pub(crate) fn ingress_global(&self) -> &'a ingress::Global {
+        &self.world.ingress
+    }
+
+    /// Reports a problem with `object`, an object this unit read. `field` is built only
+    /// here (see [`ToFieldPath`]).
     fn report(
         &mut self,
         severity: Severity,
         object: &ObjectRef,
-        field: impl fmt::Display,
+        field: impl ToFieldPath,
         message: impl fmt::Display,
     ) {
-        self.diagnostics.push(Diagnostic {
+        self.out.diagnostics.insert(Diagnostic::new(
+            object.clone(),
             severity,
-            object: object.clone(),
-            origin: self.inputs.origin(object).map(str::to_owned),
-            field: field.to_string(),
-            message: message.to_string(),
-        });
+            field,
+            Problem::Invalid(message.to_string()),
+        ));
     }
 
-    fn error(&mut self, object: &ObjectRef, field: impl fmt::Display, message: impl fmt::Display) {
+    pub(crate) fn error(
+        &mut self,
+        object: &ObjectRef,
+        field: impl ToFieldPath,
+        message: impl fmt::Display,
+    ) {
         self.report(Severity::Error, object, field, message);
     }
 
-    fn warn(&mut self, object: &ObjectRef, field: impl fmt::Display, message: impl fmt::Display) {
+    pub(crate) fn warn(
+        &mut self,
+        object: &ObjectRef,
+        field: impl ToFieldPath,
+        message: impl fmt::Display,
+    ) {
         self.report(Severity::Warning, object, field, message);
     }
 
-    /// The provenance entry of an object.
-    fn source(&self, object: &ObjectRef) -> model::Source {
-        model::Source {
-            kind: object.kind.clone(),
-            namespace: object.namespace.clone(),
-            name: object.name.clone(),
-            origin: self.inputs.origin(object).map(str::to_owned),
-        }
+    /// The provenance entry of an object (read, so that a new origin updates it).
+    pub(crate) fn source(&mut self, object: &ObjectRef) -> model::Source {
+        self.deps.insert(Dep::Object(object.clone()));
+        source_with(object, self.world.inputs.origin(object))
     }
 
     /// Sorted, deduplicated provenance of several objects.
-    fn sources<'r>(&self, objects: impl IntoIterator<Item = &'r ObjectRef>) -> Vec<model::Source> {
+    pub(crate) fn sources<'r>(
+        &mut self,
+        objects: impl IntoIterator<Item = &'r ObjectRef>,
+    ) -> Vec<model::Source> {
         let mut out: Vec<model::Source> = objects.into_iter().map(|o| self.source(o)).collect();
         out.sort();
         out.dedup();
         out
     }
 
-    fn emit(&mut self, object: impl Into<model::Object>) {
+    pub(crate) fn emit(&mut self, object: impl Into<model::Object>) {
         let object = object.into();
-        self.objects.insert(object.key(), object);
+        self.out.objects.insert(object.key(), object);
+    }
+
+    /// This unit needs a demand-driven unit (a Service port's Cluster, a Secret).
+    pub(crate) fn use_unit(&mut self, unit: UnitKey) {
+        self.out.uses.insert(unit);
+    }
+
+    /// A part of an object's status.
+    pub(crate) fn status(&mut self, object: &ObjectRef, part: StatusPart) {
+        self.out
+            .status
+            .entry(object.clone())
+            .or_default()
+            .push(part);
+    }
+
+    /// A condition of an object's status.
+    pub(crate) fn condition(&mut self, object: &ObjectRef, scope: Scope, condition: Condition) {
+        self.status(object, StatusPart::Condition(scope, condition));
+    }
+
+    pub(crate) fn set_ingress_global(&mut self, global: ingress::Global) {
+        self.out.ingress = Some(global);
+    }
+}
+
+/// A provenance entry from an identity and origin.
+pub(crate) fn source_with(object: &ObjectRef, origin: Option<&str>) -> model::Source {
+    model::Source {
+        kind: object.kind.clone(),
+        namespace: object.namespace.clone(),
+        name: object.name.clone(),
+        origin: origin.map(str::to_owned),
     }
 }
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use xdsc_core::compile::Compiled;
 use xdsc_core::model::{Kind, Model};
 use xdsc_core::oracle::{Action, Request, evaluate};
-use xdsc_kube::translate::{Inputs, KubeObject, Options, Translation, translate};
+use xdsc_kube::translate::{self, Diagnostic, Inputs, KubeObject, Options, Translation};
 
 const HTTP: &str = "k8s:ingress-http";
 const HTTPS: &str = "k8s:ingress-https";
@@ -23,7 +23,20 @@ fn inputs(manifests: &[Value]) -> Inputs {
 }
 
 fn run(manifests: &[Value], options: &Options) -> Translation {
-    translate(&inputs(manifests), options)
+    translate::full(&inputs(manifests), options)
+}
+
+/// A diagnostic as `OBJECT (ORIGIN): FIELD: PROBLEM`, the origin from `inputs`.
+fn line(inputs: &Inputs, d: &Diagnostic) -> String {
+    let mut out = d.object.to_string();
+    if let Some(origin) = d.object.source().and_then(|o| inputs.origin(o)) {
+        out = format!("{out} ({origin})");
+    }
+    out.push_str(": ");
+    if !d.field.is_empty() {
+        out = format!("{out}{}: ", d.field);
+    }
+    format!("{out}{}", d.problem)
 }
 
 /// Translates, compiles and asks the oracle; compares one line per diagnostic (ours, then
@@ -33,9 +46,10 @@ fn check(manifests: &[Value], requests: &[Request], expect: &str) {
 }
 
 fn check_with(options: &Options, manifests: &[Value], requests: &[Request], expect: &str) {
-    let t = run(manifests, options);
+    let inputs = inputs(manifests);
+    let t = translate::full(&inputs, options);
     let compiled = Compiled::new(&Model::from_objects(t.objects.clone()));
-    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| d.to_string()).collect();
+    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| line(&inputs, d)).collect();
     lines.extend(compiled.diagnostics().iter().map(|d| format!("core: {d}")));
     for r in requests {
         let mut what = format!("{} {} {}", r.listener, r.host, r.path);
@@ -72,8 +86,9 @@ fn check_with(options: &Options, manifests: &[Value], requests: &[Request], expe
 
 /// Compares the JSON of the model objects of one kind, one per line.
 fn check_model(manifests: &[Value], kind: Kind, expect: &str) {
-    let t = run(manifests, &Options::default());
-    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| d.to_string()).collect();
+    let inputs = inputs(manifests);
+    let t = translate::full(&inputs, &Options::default());
+    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| line(&inputs, d)).collect();
     for o in t.objects.iter().filter(|o| o.kind() == kind) {
         lines.push(serde_json::to_string(o).unwrap());
     }
@@ -627,7 +642,7 @@ fn assert_deterministic(manifests: &[Value]) {
             let i = manifests.iter().position(|x| x == v).unwrap();
             inputs.insert(o, Some(format!("t.yaml:{}", i + 1)));
         }
-        assert_eq!(show(&translate(&inputs, &Options::default())), first);
+        assert_eq!(show(&translate::full(&inputs, &Options::default())), first);
     }
 }
 
@@ -950,8 +965,8 @@ fn routes_attach_only_where_the_gateway_allows() {
     check(
         &m,
         &[gw_get("same.com", "/"), gw_get("all.com", "/")],
-        r#"HTTPRoute team/to-same (t.yaml:6): spec.parentRefs[0]: no listener of Gateway default/gw accepts the route (sectionName, port, allowedRoutes)
-        HTTPRoute team/to-nothing (t.yaml:9): spec.parentRefs[0]: Gateway team/nothing does not exist
+        r#"HTTPRoute team/to-nothing (t.yaml:9): spec.parentRefs[0]: Gateway team/nothing does not exist
+        HTTPRoute team/to-same (t.yaml:6): spec.parentRefs[0]: no listener of Gateway default/gw accepts the route (sectionName, port, allowedRoutes)
         k8s:gateway:default/gw:80 same.com / => answer 404 (no route)
         k8s:gateway:default/gw:80 all.com / => k8s:team/a:80"#,
     );

@@ -135,6 +135,12 @@ pub struct Envoy {
 impl Envoy {
     /// Starts `binary` with this bootstrap (written to a temporary folder, with its log).
     pub fn start(binary: &Path, bootstrap: &Value, admin_port: u16) -> Envoy {
+        Envoy::start_with(binary, bootstrap, admin_port, &[])
+    }
+
+    /// [`Envoy::start`] with more command-line arguments (for example
+    /// `--component-log-level config:debug`).
+    pub fn start_with(binary: &Path, bootstrap: &Value, admin_port: u16, args: &[&str]) -> Envoy {
         let dir = TempDir::new(&format!("envoy-{admin_port}"));
         let config = dir.join("bootstrap.json");
         std::fs::write(&config, serde_json::to_vec_pretty(bootstrap).expect("json"))
@@ -151,6 +157,7 @@ impl Envoy {
                 "--log-path",
             ])
             .arg(dir.join("envoy.log"))
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -165,6 +172,11 @@ impl Envoy {
     /// GET on Envoy's admin interface.
     pub fn admin(&self, path: &str) -> Option<String> {
         crate::http_get(self.admin_port, "localhost", path).map(|(_, body)| body)
+    }
+
+    /// Envoy's whole log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("envoy.log")).unwrap_or_default()
     }
 
     /// The end of Envoy's log, for failure messages.

@@ -51,6 +51,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use imbl::{OrdMap, OrdSet};
 use prost::{Message, Name};
 
+use crate::diagnostic::{Subject, ToFieldPath};
 use crate::model::{self, Change, Kind, Model, Object, ObjectKey};
 use crate::snapshot::{Resource, ResourceType, Snapshot};
 
@@ -59,97 +60,7 @@ pub(crate) mod validate;
 
 use translate::{CheckedVhost, SecretState};
 
-/// What is wrong with a value; the `Display` of a [`Diagnostic`] adds the object and field.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
-pub enum Problem {
-    /// The value is malformed or out of range; the text says how.
-    #[error("{0}")]
-    Invalid(String),
-    /// A regular expression that Envoy's RE2 engine would reject.
-    #[error("invalid regular expression {regex:?}: {reason}")]
-    InvalidRegex {
-        /// The expression.
-        regex: String,
-        /// Why it is rejected.
-        reason: String,
-    },
-    /// A reference to an object that does not exist or is invalid.
-    #[error("refers to {0}, which does not exist or is invalid")]
-    Dangling(ObjectKey),
-    /// Something is claimed by two objects; the other one wins.
-    #[error("{what} is also claimed by {winner}, which takes precedence")]
-    Conflict {
-        /// What is claimed (a domain, an address).
-        what: String,
-        /// The object that keeps it.
-        winner: ObjectKey,
-    },
-    /// A route whose match equals an earlier route's, so it can never match.
-    #[error("never matches: route {by:?} has the same match and comes first")]
-    Shadowed {
-        /// The earlier route.
-        by: String,
-    },
-}
-
-impl Problem {
-    pub(crate) fn invalid(text: impl Into<String>) -> Problem {
-        Problem::Invalid(text.into())
-    }
-}
-
-/// How serious a diagnostic is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    /// The object, or the part of it named by the field, was left out.
-    Error,
-    /// Served, but probably not as intended.
-    Warning,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        })
-    }
-}
-
-/// A problem found while compiling, naming the object and the field it is about.
-///
-/// ```
-/// use xdsc_core::compile::Compiled;
-/// use xdsc_core::model::{Cluster, Model, Object};
-/// let mut c = Cluster::new("web");
-/// c.connect_timeout = Some(xdsc_core::model::Duration::from_millis(0));
-/// let out = Compiled::new(&Model::from_objects([Object::Cluster(c)]));
-/// let d = &out.diagnostics()[0];
-/// assert_eq!(d.to_string(), "error: Cluster/web: connect_timeout: must be greater than 0");
-/// assert!(out.snapshot().is_empty());
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Diagnostic {
-    /// The object the problem is in.
-    pub object: ObjectKey,
-    /// Error or warning.
-    pub severity: Severity,
-    /// The field path within the object, e.g. `routes[api].match.path.regex`; empty for the
-    /// object as a whole.
-    pub field: String,
-    /// What is wrong.
-    pub problem: Problem,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: ", self.severity, self.object)?;
-        if !self.field.is_empty() {
-            write!(f, "{}: ", self.field)?;
-        }
-        write!(f, "{}", self.problem)
-    }
-}
+pub use crate::diagnostic::{Diagnostic, Problem, Severity};
 
 /// Collects the diagnostics of one object.
 pub(crate) struct Diags {
@@ -165,28 +76,29 @@ impl Diags {
         }
     }
 
-    fn push(&mut self, severity: Severity, field: impl fmt::Display, problem: Problem) {
+    fn push(&mut self, severity: Severity, field: impl ToFieldPath, problem: Problem) {
         self.list.push(Diagnostic {
-            object: self.object.clone(),
+            object: Subject::Model(self.object.clone()),
             severity,
-            field: field.to_string(),
+            field: field.to_field_path(),
             problem,
         });
     }
 
-    /// Records an error. `field` is formatted only here, so callers pass `&format_args!(..)`
-    /// and pay nothing on the (hot) path where everything is fine.
-    pub(crate) fn error(&mut self, field: impl fmt::Display, problem: Problem) {
+    /// Records an error. `field` is a borrowed path (such as `("routes", Named(n), "name")`),
+    /// built into a [`FieldPath`](crate::diagnostic::FieldPath) only here, so the (hot) path
+    /// where everything is fine pays nothing for it.
+    pub(crate) fn error(&mut self, field: impl ToFieldPath, problem: Problem) {
         self.push(Severity::Error, field, problem);
     }
 
     /// Records a warning.
-    pub(crate) fn warn(&mut self, field: impl fmt::Display, problem: Problem) {
+    pub(crate) fn warn(&mut self, field: impl ToFieldPath, problem: Problem) {
         self.push(Severity::Warning, field, problem);
     }
 
     /// Records an error if `result` is one; returns whether it was fine.
-    pub(crate) fn check(&mut self, field: impl fmt::Display, result: Result<(), Problem>) -> bool {
+    pub(crate) fn check(&mut self, field: impl ToFieldPath, result: Result<(), Problem>) -> bool {
         match result {
             Ok(()) => true,
             Err(p) => {
@@ -836,12 +748,12 @@ impl Compiled {
                 } else {
                     "is not an http or https listener"
                 };
-                diags.push(Diagnostic {
-                    object: ObjectKey::new(Kind::VirtualHost, v.clone()),
-                    severity: Severity::Warning,
-                    field: "listeners".to_owned(),
-                    problem: Problem::invalid(format!("listener {l:?} {what}; not served there")),
-                });
+                diags.push(Diagnostic::new(
+                    ObjectKey::new(Kind::VirtualHost, v.clone()),
+                    Severity::Warning,
+                    "listeners",
+                    Problem::invalid(format!("listener {l:?} {what}; not served there")),
+                ));
             }
         }
         self.set_diags(DiagKey::Routes(l.clone()), diags);

@@ -4,6 +4,7 @@
 mod canonical;
 pub mod compile;
 mod descriptors;
+pub mod diagnostic;
 pub mod model;
 pub mod oracle;
 pub mod render;

@@ -33,6 +33,7 @@ fn every_rust_file_starts_with_module_docs() {
         "xds-core",
         "xds-server",
         "kube-adapter",
+        "kube-testserver",
         "file-adapter",
         "benches",
         "examples",

@@ -18,9 +18,20 @@
 //! let admin = server.admin();
 //! let xds = tokio::net::TcpListener::bind("127.0.0.1:18000").await?;
 //! let http = tokio::net::TcpListener::bind("127.0.0.1:18001").await?;
+//! // On Ctrl-C: stop accepting, end every xDS stream with UNAVAILABLE (Envoy reconnects,
+//! // to another replica, at once), close the connections within the shutdown grace period.
+//! let (stop, stopped) = tokio::sync::watch::channel(());
+//! let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+//!     let _ = rx.changed().await;
+//! };
 //! tokio::try_join!(
-//!     server.serve(xds, std::future::pending()),
-//!     async { admin.serve(http, std::future::pending()).await.map_err(xdsc_server::Error::from) },
+//!     server.serve(xds, until_stopped(stopped.clone())),
+//!     async { admin.serve(http, until_stopped(stopped)).await.map_err(xdsc_server::Error::from) },
+//!     async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!         drop(stop);
+//!         Ok(())
+//!     },
 //! )?;
 //! # Ok(()) }
 //! ```
@@ -28,7 +39,9 @@
 mod admin;
 mod budget;
 mod clients;
+mod connection;
 mod dispatch;
+use dispatch::Dispatch;
 mod metrics;
 pub mod protocol;
 mod publish;
@@ -49,6 +62,7 @@ use tokio::net::TcpListener;
 
 pub use admin::{Admin, DebugExtra};
 pub use budget::SyncLimits;
+pub use connection::ConnectionOptions;
 pub use metrics::Metrics;
 pub use protocol::Limits;
 pub use publish::{DEFAULT_FLEET, Publisher};
@@ -57,9 +71,6 @@ pub use service::{FleetSelector, fleet_by_node_cluster};
 /// Errors of serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The gRPC transport failed.
-    #[error("xDS transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
     /// A socket operation failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
@@ -74,6 +85,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
 pub struct XdsServer {
     shared: service::Shared,
     max_message_bytes: usize,
+    connections: ConnectionOptions,
 }
 
 impl std::fmt::Debug for XdsServer {
@@ -81,6 +93,7 @@ impl std::fmt::Debug for XdsServer {
         f.debug_struct("XdsServer")
             .field("limits", &self.shared.limits)
             .field("sync_limits", &self.shared.budget.limits())
+            .field("connections", &self.connections)
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +110,7 @@ impl XdsServer {
                 budget: budget::Budget::new(SyncLimits::default()),
             },
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            connections: ConnectionOptions::default(),
         }
     }
 
@@ -124,6 +138,12 @@ impl XdsServer {
         self
     }
 
+    /// Sets how accepted connections are kept (TCP and HTTP/2 keepalive).
+    pub fn with_connection_options(mut self, options: ConnectionOptions) -> XdsServer {
+        self.connections = options;
+        self
+    }
+
     /// The server's metrics (the embedder records builds and source batches here).
     pub fn metrics(&self) -> &Metrics {
         &self.shared.publisher.metrics
@@ -139,12 +159,53 @@ impl XdsServer {
     }
 
     /// Serves every discovery service on `listener` until `shutdown` completes; then stops
-    /// accepting, and lets streams end.
+    /// accepting, ends every xDS stream with `UNAVAILABLE` (so that Envoy reconnects, to
+    /// another replica, at once), sends each connection an HTTP/2 GOAWAY, and returns once they
+    /// have closed or [`ConnectionOptions::shutdown_grace`] is over (the rest are closed).
+    ///
+    /// Every accepted connection gets TCP_NODELAY and the keepalive settings of
+    /// [`ConnectionOptions`], as with [`XdsServer::serve_std`] and
+    /// [`XdsServer::serve_incoming`].
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
+        self.serve_incoming(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+    }
+
+    /// [`XdsServer::serve`] on a listener from the standard library (one inherited from a
+    /// supervisor, say); it is switched to non-blocking mode.
+    pub async fn serve_std(
+        self,
+        listener: std::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        listener.set_nonblocking(true)?;
+        self.serve(TcpListener::from_std(listener)?, shutdown).await
+    }
+
+    /// [`XdsServer::serve`] on connections the embedder accepts itself (a stream of accepted
+    /// TCP connections, for example from its own listener wrapper). Accept errors are
+    /// logged and accepting continues; the stream ending stops the server as `shutdown` does.
+    pub async fn serve_incoming<I>(
+        self,
+        incoming: I,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error>
+    where
+        I: tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>>,
+    {
+        connection::serve(incoming, self.dispatch(), self.connections, shutdown).await;
+        Ok(())
+    }
+
+    /// The router of every discovery service, streaming and unary.
+    fn dispatch(&self) -> Dispatch {
         let services = service::Services(self.shared.clone());
         let max = self.max_message_bytes;
         macro_rules! svc {
@@ -154,7 +215,7 @@ impl XdsServer {
                     .max_encoding_message_size(max)
             };
         }
-        let dispatch = dispatch::Dispatch {
+        Dispatch {
             shared: self.shared.clone(),
             max,
             ads: svc!(AggregatedDiscoveryServiceServer),
@@ -163,14 +224,6 @@ impl XdsServer {
             lds: svc!(ListenerDiscoveryServiceServer),
             rds: svc!(RouteDiscoveryServiceServer),
             sds: svc!(SecretDiscoveryServiceServer),
-        };
-        tonic::transport::Server::builder()
-            .serve_with_incoming_shutdown(
-                dispatch,
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                shutdown,
-            )
-            .await?;
-        Ok(())
+        }
     }
 }

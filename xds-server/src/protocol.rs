@@ -571,9 +571,17 @@ impl Stream {
                 if pending.full {
                     st.held.clear();
                 }
+                // Names the client dropped since the response was sent (in this very request,
+                // or a delta unsubscribe before it) are not held: asked for again, they go out
+                // again.
+                let all = st.wildcard || (full_state(t) && st.names.is_empty());
+                let mut sent = pending.sent;
+                if !all {
+                    sent.retain(|(name, _)| st.names.contains(name));
+                }
                 if st.held.is_empty() {
-                    let mut fresh = Vec::with_capacity(pending.sent.len());
-                    for (name, r) in pending.sent {
+                    let mut fresh = Vec::with_capacity(sent.len());
+                    for (name, r) in sent {
                         match r {
                             Some(r) => fresh.push((name, Held::of(&r))),
                             None => {
@@ -583,7 +591,7 @@ impl Stream {
                     }
                     st.held = Holding::from_sorted(fresh);
                 } else {
-                    for (name, r) in pending.sent {
+                    for (name, r) in sent {
                         match r {
                             Some(r) => st.held.insert(name, Held::of(&r)),
                             None => {

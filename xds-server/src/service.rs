@@ -27,6 +27,7 @@ use xdsc_core::snapshot::ResourceType;
 
 use crate::budget::{Budget, Permit};
 use crate::clients::Clients;
+use crate::connection::{Closing, SHUTTING_DOWN};
 use crate::protocol::{self, Event, Limits, ProtocolError, Response, Stream, Variant};
 use crate::publish::Publisher;
 
@@ -158,12 +159,18 @@ impl Shared {
         inbound: Streaming<W::In>,
         only: Option<ResourceType>,
         peer: String,
+        mut closing: Closing,
     ) -> mpsc::Receiver<Result<W::Out, Status>> {
         let (tx, rx) = mpsc::channel::<Result<W::Out, Status>>(OUTBOUND);
         let shared = self.clone();
         tokio::spawn(async move {
             shared.publisher.metrics.stream_opened();
-            let result = shared.drive::<W>(inbound, only, peer, &tx).await;
+            // The server shutting down ends the stream with a status, so Envoy reconnects (to
+            // another replica) at once instead of waiting for the stream to time out.
+            let result = tokio::select! {
+                result = shared.drive::<W>(inbound, only, peer, &tx) => result,
+                () = closing.closed() => Err(Status::unavailable(SHUTTING_DOWN)),
+            };
             shared.publisher.metrics.stream_closed();
             if let Err(status) = result {
                 let _ = tx.send(Err(status)).await;

@@ -71,8 +71,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         xds.local_addr()?,
         http.local_addr()?
     );
-    tokio::spawn(async move { server.serve(xds, std::future::pending()).await });
-    tokio::spawn(async move { admin.serve(http, std::future::pending()).await });
+    // On Ctrl-C every xDS stream ends with UNAVAILABLE (Envoy reconnects at once) and the
+    // connections close within the shutdown grace period.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
+    let serving = tokio::spawn(server.serve(xds, until_stopped(stopped.clone())));
+    tokio::spawn(admin.serve(http, until_stopped(stopped)));
 
     let mut weight = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -80,7 +86,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => {
+                drop(stop);
+                serving.await??;
+                return Ok(());
+            }
         }
         weight = (weight + 10) % 100;
         let started = Instant::now();

@@ -254,3 +254,20 @@ fn the_cache_reparses_only_what_changed_even_within_one_clock_tick() {
     assert_eq!(third.objects.len(), 1, "a deleted file leaves the cache");
     assert_eq!(cache.files.len(), 1);
 }
+
+#[test]
+fn kubernetes_errors_point_at_their_field_by_its_typed_path() {
+    // A key with dots (an annotation) is one field, not three: its own line is found.
+    let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\n  annotations:\n    a.b/c: 5\n";
+    // A translation error deep in an object, inside a `kind: List`.
+    let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: networking.k8s.io/v1\n  kind: Ingress\n  metadata: {name: web}\n  spec:\n    rules:\n    - http:\n        paths:\n        - path: /\n          pathType: Prefix\n          backend: {service: {name: web, port: {number: 80}}}\n        - path: /a\n          pathType: Sometimes\n          backend: {service: {name: web, port: {number: 80}}}\n";
+    let (_, diags) = check(&[("svc.yaml", svc), ("list.yaml", list)]);
+    assert_eq!(
+        diags,
+        [
+            "error: list.yaml:13:42: Ingress default/web: spec.rules[0].http.paths[0].backend.service.port: service default/web does not exist",
+            "error: list.yaml:15:11: Ingress default/web: spec.rules[0].http.paths[1].pathType: \"Sometimes\" is not a path type (Exact, Prefix, ImplementationSpecific)",
+            "error: svc.yaml:6:5: Service x: metadata.annotations.a.b/c: invalid type: integer `5`, expected a string",
+        ]
+    );
+}

@@ -295,3 +295,81 @@ fn quickstart_as_written() {
     );
     until("green");
 }
+
+/// Kubernetes sends SIGTERM to a pod it replaces: the process must end every stream at once
+/// (Envoy then reconnects elsewhere) and exit 0 within the grace period, not wait for Envoy.
+#[test]
+fn sigterm_with_envoy_connected_exits_0_within_the_grace_period() {
+    let Some(envoy_bin) = find_envoy() else {
+        return;
+    };
+    let folder = Dir::with_files("sigterm-envoy", &[("c.yaml", "kind: Cluster\nname: web\n")]);
+    let grace = Duration::from_secs(3);
+    let mut served = Served::start(&folder, &["--shutdown-grace".into(), "3s".into()]);
+    let envoy_admin = free_port();
+    let envoy = Envoy::start_with(
+        &envoy_bin,
+        &ads_bootstrap("sigterm", "default", served.xds_port, envoy_admin, false),
+        envoy_admin,
+        &["--component-log-level", "config:debug"],
+    );
+    let connected = |want: &str| {
+        wait_for(WAIT, || {
+            let stats = envoy.admin("/stats?filter=control_plane.connected_state")?;
+            stats
+                .contains(&format!("connected_state: {want}"))
+                .then_some(())
+        })
+    };
+    assert!(
+        connected("1").is_some(),
+        "Envoy never connected:\n{}",
+        envoy.log_tail()
+    );
+    let start = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let code = loop {
+        if let Some(s) = served.child.try_wait().expect("wait") {
+            break s.code();
+        }
+        assert!(
+            start.elapsed() < grace + Duration::from_secs(5),
+            "still running {:?} after SIGTERM:\n{}",
+            start.elapsed(),
+            served.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = start.elapsed();
+    assert_eq!(code, Some(0), "{}", served.log_text());
+    assert!(took < grace, "exit took {took:?}, beyond the grace period");
+    // Envoy saw the stream end with the server's status (not a reset or a timeout); it logs
+    // the grpc-message as sent, percent-encoded.
+    let closed = wait_for(WAIT, || {
+        envoy
+            .log()
+            .lines()
+            .any(|l| l.contains("closed: 14, xDS%20server%20shutting%20down"))
+            .then_some(())
+    });
+    assert!(
+        closed.is_some(),
+        "Envoy's stream closes:\n{}",
+        envoy
+            .log()
+            .lines()
+            .filter(|l| l.contains("closed"))
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        connected("0").is_some(),
+        "Envoy still thinks it is connected"
+    );
+    eprintln!("xdsc-file exited 0 {took:?} after SIGTERM with Envoy connected");
+}

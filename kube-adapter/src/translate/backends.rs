@@ -1,25 +1,37 @@
 //! What routes refer to: Service ports (clusters), their EndpointSlices (endpoints) and TLS
 //! Secrets. Shared by the Ingress and the Gateway API translations.
+//!
+//! A route that names a Service port checks it ([`Cx::service_cluster`]) and uses the
+//! demand-driven units of that port: [`cluster`] and [`endpoints`], which exist while some
+//! unit uses them. So an EndpointSlice change recomputes the Endpoints of its Service's used
+//! ports and nothing else. The same for TLS Secrets ([`Cx::tls_secret`], [`secret`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::ServicePort;
+use k8s_openapi::api::core::v1::{Secret, ServicePort};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use xdsc_core::diagnostic::ToFieldPath;
 use xdsc_core::model;
 
 use super::{Cx, KubeObject, ObjectRef};
+use crate::translator::UnitKey;
 
 /// The label joining an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// A Service port that some route forwards to.
-pub(super) struct ClusterUse {
-    service: ObjectRef,
-    port: ServicePort,
+/// The Service an EndpointSlice belongs to (its `kubernetes.io/service-name` label).
+pub(crate) fn service_of(slice: &EndpointSlice) -> Option<&str> {
+    slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .map(String::as_str)
 }
 
 /// How a route names a Service port.
 #[derive(Clone, Copy)]
-pub(super) enum PortRef<'a> {
+pub(crate) enum PortRef<'a> {
     /// By the Service port's number.
     Number(i32),
     /// By the Service port's name.
@@ -39,21 +51,25 @@ impl Cx<'_> {
     /// The cluster of a Service port, recorded so that its Cluster and Endpoints are emitted.
     /// When the Service or port does not exist (or is not supported) this reports an error
     /// and returns the name of a cluster that will not exist: the core answers 503 for it.
-    pub(super) fn service_cluster(
+    pub(crate) fn service_cluster(
         &mut self,
         from: &ObjectRef,
-        field: &str,
+        field: &dyn ToFieldPath,
         namespace: &str,
         service: &str,
         port: PortRef<'_>,
     ) -> String {
         let id = ObjectRef::new("Service", Some(namespace), service);
         let mut name = format!("k8s:{namespace}/{service}:{port}");
-        let Some(KubeObject::Service(svc)) = self.inputs.get(&id) else {
+        let Some(KubeObject::Service(svc)) = self.get(&id) else {
             self.error(
                 from,
                 field,
                 format_args!("service {namespace}/{service} does not exist"),
+            );
+            self.ref_problem(
+                crate::status::reason::BACKEND_NOT_FOUND,
+                format!("service {namespace}/{service} does not exist"),
             );
             return name;
         };
@@ -82,29 +98,30 @@ impl Cx<'_> {
                 field,
                 format_args!("service {namespace}/{service} has no {what}"),
             );
+            self.ref_problem(
+                crate::status::reason::BACKEND_NOT_FOUND,
+                format!("service {namespace}/{service} has no {what}"),
+            );
             return name;
         };
         name = format!("k8s:{namespace}/{service}:{}", found.port);
-        self.clusters
-            .entry(name.clone())
-            .or_insert_with(|| ClusterUse {
-                service: id,
-                port: found.clone(),
-            });
+        self.clusters.insert(name.clone());
+        self.use_unit(UnitKey::Cluster(id.clone(), found.port));
+        self.use_unit(UnitKey::Endpoints(id, found.port));
         name
     }
 
     /// The model secret of a `kubernetes.io/tls` Secret, emitted; `None` (with an error)
     /// when the Secret is missing or unusable.
-    pub(super) fn tls_secret(
+    pub(crate) fn tls_secret(
         &mut self,
         from: &ObjectRef,
-        field: &str,
+        field: &dyn ToFieldPath,
         namespace: &str,
         name: &str,
     ) -> Option<String> {
         let id = ObjectRef::new("Secret", Some(namespace), name);
-        let Some(KubeObject::Secret(secret)) = self.inputs.get(&id) else {
+        let Some(KubeObject::Secret(secret)) = self.get(&id) else {
             self.error(
                 from,
                 field,
@@ -120,89 +137,115 @@ impl Cx<'_> {
             );
             return None;
         }
-        let value = |key: &str| -> Option<String> {
-            if let Some(s) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
-                return Some(s.clone());
-            }
-            let bytes = secret.data.as_ref()?.get(key)?;
-            String::from_utf8(bytes.0.clone()).ok()
-        };
-        let (Some(chain), Some(key)) = (value("tls.crt"), value("tls.key")) else {
+        if key_pair(secret).is_none() {
             self.error(
                 from,
                 field,
                 format_args!("secret {namespace}/{name} lacks tls.crt or tls.key (as UTF-8 PEM)"),
             );
             return None;
-        };
-        let model_name = format!("k8s:{namespace}/{name}");
-        let source = self.source(&id);
-        self.emit(model::Secret {
-            name: model_name.clone(),
-            tls_certificate: Some(model::TlsCertificate {
-                certificate_chain: chain,
-                private_key: key,
-            }),
-            validation_context: None,
-            provenance: vec![source],
-        });
-        Some(model_name)
+        }
+        self.use_unit(UnitKey::Secret(id));
+        Some(format!("k8s:{namespace}/{name}"))
     }
 }
 
-/// Emits the Cluster and Endpoints of every Service port routes forward to.
-pub(super) fn emit_clusters(cx: &mut Cx<'_>) {
-    let uses = std::mem::take(&mut cx.clusters);
-    for (name, u) in uses {
-        let mut cluster = model::Cluster::new(name.clone());
-        if matches!(
-            u.port.app_protocol.as_deref(),
-            Some("kubernetes.io/h2c" | "h2c" | "grpc")
-        ) {
-            cluster.protocol = model::UpstreamProtocol::Http2;
+/// The certificate chain and private key of a TLS Secret, as UTF-8 PEM.
+fn key_pair(secret: &Secret) -> Option<(String, String)> {
+    let value = |key: &str| -> Option<String> {
+        if let Some(s) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
+            return Some(s.clone());
         }
-        cluster.provenance = vec![cx.source(&u.service)];
-        cx.emit(cluster);
-        let endpoints = endpoints(cx, &name, &u);
-        cx.emit(endpoints);
+        let bytes = secret.data.as_ref()?.get(key)?;
+        String::from_utf8(bytes.0.clone()).ok()
+    };
+    Some((value("tls.crt")?, value("tls.key")?))
+}
+
+/// The unit of a used TLS Secret: its model secret.
+pub(crate) fn secret(cx: &mut Cx<'_>, id: &ObjectRef) {
+    let Some(KubeObject::Secret(secret)) = cx.get(id) else {
+        return;
+    };
+    let Some((chain, key)) = key_pair(secret) else {
+        return;
+    };
+    let source = cx.source(id);
+    cx.emit(model::Secret {
+        name: format!("k8s:{}", id.qualified_name()),
+        tls_certificate: Some(model::TlsCertificate {
+            certificate_chain: chain,
+            private_key: key,
+        }),
+        validation_context: None,
+        provenance: vec![source],
+    });
+}
+
+/// A used Service port: the port (the first of that number).
+fn service_port(cx: &mut Cx<'_>, service: &ObjectRef, port: i32) -> Option<ServicePort> {
+    let Some(KubeObject::Service(svc)) = cx.get(service) else {
+        return None;
+    };
+    let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref());
+    ports
+        .into_iter()
+        .flatten()
+        .find(|p| p.port == port)
+        .cloned()
+}
+
+fn cluster_name(service: &ObjectRef, port: i32) -> String {
+    format!("k8s:{}:{port}", service.qualified_name())
+}
+
+/// The unit of a used Service port's Cluster.
+pub(crate) fn cluster(cx: &mut Cx<'_>, service: &ObjectRef, port: i32) {
+    let Some(p) = service_port(cx, service, port) else {
+        return;
+    };
+    let mut cluster = model::Cluster::new(cluster_name(service, port));
+    if matches!(
+        p.app_protocol.as_deref(),
+        Some("kubernetes.io/h2c" | "h2c" | "grpc")
+    ) {
+        cluster.protocol = model::UpstreamProtocol::Http2;
     }
+    cluster.provenance = vec![cx.source(service)];
+    cx.emit(cluster);
 }
 
 /// Priority 0: ready; priority 1: serving and terminating, used only when no ready endpoint
 /// remains. Keyed so that the output is sorted and an address seen twice keeps its best.
 type EndpointKey = (u32, String, String, u16);
 
-fn endpoints(cx: &mut Cx<'_>, name: &str, u: &ClusterUse) -> model::Endpoints {
-    let namespace = u.service.namespace.as_deref();
+/// The unit of a used Service port's Endpoints: its EndpointSlices' endpoints.
+pub(crate) fn endpoints(cx: &mut Cx<'_>, service: &ObjectRef, port_number: i32) {
+    let Some(service_port) = service_port(cx, service, port_number) else {
+        return;
+    };
+    let namespace = service.namespace.as_deref().unwrap_or("default");
     let mut best: BTreeMap<(String, u16), (u32, String)> = BTreeMap::new();
-    let mut sources = vec![u.service.clone()];
-    let slices: Vec<(ObjectRef, _)> = cx
-        .inputs
-        .of_kind("EndpointSlice")
-        .filter(|(id, _)| id.namespace.as_deref() == namespace)
+    let mut sources = vec![service.clone()];
+    let slices: Vec<(&ObjectRef, &EndpointSlice)> = cx
+        .slices(namespace, &service.name)
+        .into_iter()
         .filter_map(|(id, o)| match o {
-            KubeObject::EndpointSlice(s) => Some((id.clone(), s)),
+            KubeObject::EndpointSlice(s) => Some((id, &**s)),
             _ => None,
-        })
-        .filter(|(_, s)| {
-            s.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                == Some(&u.service.name)
         })
         .collect();
     for (id, slice) in slices {
         sources.push(id.clone());
         if slice.address_type == "FQDN" {
             cx.error(
-                &id,
+                id,
                 "addressType",
                 "address type FQDN is not supported; slice ignored",
             );
             continue;
         }
-        let port_name = u.port.name.as_deref().unwrap_or("");
+        let port_name = service_port.name.as_deref().unwrap_or("");
         let port = slice
             .ports
             .iter()
@@ -260,9 +303,10 @@ fn endpoints(cx: &mut Cx<'_>, name: &str, u: &ClusterUse) -> model::Endpoints {
             });
         }
     }
-    model::Endpoints {
-        name: name.to_owned(),
+    let provenance = cx.sources(&sources);
+    cx.emit(model::Endpoints {
+        name: cluster_name(service, port_number),
         localities,
-        provenance: cx.sources(&sources),
-    }
+        provenance,
+    });
 }

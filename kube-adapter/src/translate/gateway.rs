@@ -116,9 +116,12 @@ pub struct AllowedRoutes {
 #[derive(Clone, Debug, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteNamespaces {
-    /// `Same` (default), `All` or `Selector` (not supported).
+    /// `Same` (default), `All` or `Selector`.
     #[serde(default)]
     pub from: Option<String>,
+    /// With `from: Selector`: the labels of the namespaces routes may attach from.
+    #[serde(default)]
+    pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 }
 
 /// An HTTPRoute: HTTP routing rules attached to Gateway listeners.

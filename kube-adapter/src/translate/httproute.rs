@@ -1,13 +1,19 @@
 //! Gateways (of our GatewayClasses) into listeners, and the HTTPRoutes attached to them into
 //! virtual hosts; the semantics are in the parent module's docs.
+//!
+//! One unit per Gateway ([`gateway`]): a route change recomputes the Gateways it names
+//! (found through the index of `parentRefs`), not every Gateway.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use xdsc_core::diagnostic::ToFieldPath;
 use xdsc_core::model;
 
 use super::backends::PortRef;
 use super::gateway::{self, Gateway, HttpRoute};
 use super::{Cx, KubeObject, ObjectRef, age_key, check_host, host_in_name, prefix_match};
+use crate::status::{Condition, ParentRef, Scope, StatusPart, reason};
 
 /// A Gateway listener that routes may attach to.
 struct Attachable<'a> {
@@ -34,56 +40,145 @@ struct Vhost<'a> {
     sources: BTreeSet<ObjectRef>,
 }
 
-pub(super) fn translate(cx: &mut Cx<'_>) {
-    let inputs = cx.inputs;
-    let ours: BTreeSet<&str> = inputs
-        .of_kind("GatewayClass")
-        .filter_map(|(id, o)| match o {
-            KubeObject::GatewayClass(c)
-                if c.spec.controller_name == cx.options.gateway_controller =>
-            {
-                Some(id.name.as_str())
-            }
-            _ => None,
-        })
-        .collect();
-    let mut attachable = Vec::new();
-    let mut gateways = BTreeSet::new();
-    for (id, o) in inputs.of_kind("Gateway") {
-        let KubeObject::Gateway(g) = o else { continue };
-        if !ours.contains(g.spec.gateway_class_name.as_str()) {
+/// The Gateways an HTTPRoute's `parentRefs` name (the index from Gateway to routes).
+pub(crate) fn parent_gateways(id: &ObjectRef, route: &HttpRoute) -> BTreeSet<ObjectRef> {
+    let route_ns = id.namespace.as_deref().unwrap_or("default");
+    route
+        .spec
+        .parent_refs
+        .iter()
+        .filter(|p| is_gateway_ref(p))
+        .map(|p| gateway_ref(route_ns, p))
+        .collect()
+}
+
+fn is_gateway_ref(parent: &gateway::ParentReference) -> bool {
+    parent
+        .group
+        .as_deref()
+        .is_none_or(|g| g == "gateway.networking.k8s.io")
+        && parent.kind.as_deref().is_none_or(|k| k == "Gateway")
+}
+
+fn gateway_ref(route_ns: &str, parent: &gateway::ParentReference) -> ObjectRef {
+    let namespace = parent.namespace.as_deref().unwrap_or(route_ns);
+    ObjectRef::new("Gateway", Some(namespace), &parent.name)
+}
+
+fn parent_status_ref(gw: &ObjectRef, parent: &gateway::ParentReference) -> ParentRef {
+    ParentRef {
+        namespace: gw.namespace.clone().unwrap_or_default(),
+        name: gw.name.clone(),
+        section_name: parent.section_name.clone(),
+        port: parent.port,
+    }
+}
+
+/// Whether a GatewayClass is ours.
+fn ours(cx: &mut Cx<'_>, class: &str) -> bool {
+    let id = ObjectRef::new("GatewayClass", None, class);
+    matches!(cx.get(&id), Some(KubeObject::GatewayClass(c)) if c.spec.controller_name == cx.options.gateway_controller)
+}
+
+/// The unit of a GatewayClass: `Accepted` when it is ours.
+pub(crate) fn gateway_class(cx: &mut Cx<'_>, id: &ObjectRef) {
+    if ours(cx, &id.name) {
+        cx.condition(
+            id,
+            Scope::Object,
+            Condition::new(reason::ACCEPTED, true, reason::ACCEPTED, "handled by xdsc"),
+        );
+    }
+}
+
+/// The unit of an HTTPRoute's own checks: parents that do not exist.
+pub(crate) fn route_object(cx: &mut Cx<'_>, id: &ObjectRef) {
+    let Some(KubeObject::HttpRoute(route)) = cx.get(id) else {
+        return;
+    };
+    let route_ns = id.namespace.as_deref().unwrap_or("default");
+    for (k, parent) in route.spec.parent_refs.iter().enumerate() {
+        if !is_gateway_ref(parent) {
             continue;
         }
-        gateways.insert(id);
-        listeners(cx, id, g, &mut attachable);
+        let gw = gateway_ref(route_ns, parent);
+        if cx.get(&gw).is_none() {
+            cx.warn(
+                id,
+                ("spec", "parentRefs", k),
+                format_args!("{gw} does not exist"),
+            );
+        }
     }
+}
+
+/// The unit of one Gateway (of our class): its listeners, the virtual hosts of the routes
+/// attached to it, and the status of the Gateway, its listeners and those routes' parents.
+pub(crate) fn gateway(cx: &mut Cx<'_>, id: &ObjectRef) {
+    let Some(KubeObject::Gateway(g)) = cx.get(id) else {
+        return;
+    };
+    if !ours(cx, &g.spec.gateway_class_name) {
+        return;
+    }
+    let mut attachable = Vec::new();
+    listeners(cx, id, g, &mut attachable);
     // Routes, oldest first: the rank of a route's rules breaks ties in the core's order.
-    let mut routes: Vec<(&ObjectRef, &HttpRoute)> = inputs
-        .of_kind("HTTPRoute")
-        .filter_map(|(id, o)| match o {
-            KubeObject::HttpRoute(r) => Some((id, &**r)),
+    let mut routes: Vec<(&ObjectRef, &HttpRoute)> = cx
+        .gateway_routes(id)
+        .into_iter()
+        .filter_map(|(rid, o)| match o {
+            KubeObject::HttpRoute(r) => Some((rid, &**r)),
             _ => None,
         })
         .collect();
     routes.sort_by(|a, b| age_key(&a.1.metadata, a.0).cmp(&age_key(&b.1.metadata, b.0)));
+    let mut attached_per_listener: BTreeMap<String, u32> = BTreeMap::new();
     let mut vhosts: BTreeMap<String, Vhost<'_>> = BTreeMap::new();
-    for (age, &(id, route)) in routes.iter().enumerate() {
+    for (age, &(rid, route)) in routes.iter().enumerate() {
+        let route_ns = rid.namespace.as_deref().unwrap_or("default");
         let mut attached = Vec::new();
+        let mut parents = Vec::new();
         for (k, parent) in route.spec.parent_refs.iter().enumerate() {
-            attached.extend(attach(cx, id, route, k, parent, &gateways, &attachable));
+            if !is_gateway_ref(parent) || gateway_ref(route_ns, parent) != *id {
+                continue;
+            }
+            let (pairs, outcome) = attach(cx, rid, route, k, parent, id, &attachable);
+            for name in &outcome.listeners {
+                *attached_per_listener.entry(name.clone()).or_default() += 1;
+            }
+            parents.push((parent_status_ref(id, parent), outcome));
+            attached.extend(pairs);
         }
         attached.sort();
         attached.dedup();
-        if attached.is_empty() {
-            continue;
+        cx.ref_problems.clear();
+        let rules: Vec<Vec<(usize, model::Route)>> = if attached.is_empty() {
+            Vec::new()
+        } else {
+            route
+                .spec
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(r, rule)| rule_routes(cx, rid, r, rule))
+                .collect()
+        };
+        let resolved = match cx.ref_problems.first() {
+            None => Condition::new(
+                reason::RESOLVED_REFS,
+                true,
+                reason::RESOLVED_REFS,
+                "all references resolved",
+            ),
+            Some((why, message)) => {
+                Condition::new(reason::RESOLVED_REFS, false, why, message.clone())
+            }
+        };
+        for (parent, outcome) in parents {
+            cx.condition(rid, Scope::Parent(parent.clone()), outcome.accepted);
+            cx.condition(rid, Scope::Parent(parent), resolved.clone());
         }
-        let rules: Vec<Vec<(usize, model::Route)>> = route
-            .spec
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(r, rule)| rule_routes(cx, id, r, rule))
-            .collect();
         for (listener, host) in attached {
             let key = format!("{listener}:{}", host_in_name(&host));
             let vh = vhosts.entry(key).or_insert_with(|| Vhost {
@@ -91,17 +186,24 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
                 host: host.clone(),
                 ..Vhost::default()
             });
-            vh.sources.insert(id.clone());
+            vh.sources.insert(rid.clone());
             for (r, rule) in rules.iter().enumerate() {
                 for (m, route) in rule {
                     vh.entries.push(Entry {
                         order: (age, r, *m),
-                        route_id: id,
+                        route_id: rid,
                         route: route.clone(),
                     });
                 }
             }
         }
+    }
+    for a in &attachable {
+        let n = attached_per_listener
+            .get(&a.listener.name)
+            .copied()
+            .unwrap_or(0);
+        cx.status(id, StatusPart::AttachedRoutes(a.listener.name.clone(), n));
     }
     for (name, vh) in vhosts {
         let mut entries = vh.entries;
@@ -118,11 +220,7 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
                          never used",
                         vh.host
                     );
-                    cx.warn(
-                        e.route_id,
-                        format_args!("spec.rules[{r}].matches[{m}]"),
-                        message,
-                    );
+                    cx.warn(e.route_id, ("spec", "rules", r, "matches", m), message);
                     false
                 }
                 None => {
@@ -211,27 +309,137 @@ fn listeners<'a>(
 ) {
     let namespace = id.namespace.as_deref().unwrap_or("default");
     let mut by_port: BTreeMap<i32, (model::Listener, BTreeSet<Option<String>>)> = BTreeMap::new();
+    let mut served = 0;
     for (i, l) in g.spec.listeners.iter().enumerate() {
-        let field = format!("spec.listeners[{i}]");
+        let field = ("spec", "listeners", i);
+        let problems = cx.listener_problems.len();
+        let ok = listener(cx, id, &field, namespace, i, l, &mut by_port, out);
+        let scope = || Scope::Listener(l.name.clone());
+        cx.status(
+            id,
+            StatusPart::SupportedKinds(l.name.clone(), vec!["HTTPRoute".into()]),
+        );
+        let problem = cx.listener_problems.get(problems).cloned();
+        let (accepted, refs) = match &problem {
+            Some((why, m)) if *why == reason::INVALID_CERTIFICATE_REF => {
+                (None, Some((*why, m.clone())))
+            }
+            Some((why, m)) => (Some((*why, m.clone())), None),
+            None => (None, None),
+        };
+        let cond = |t: &str, p: &Option<(&str, String)>, good: &str| match p {
+            Some((why, m)) => Condition::new(t, false, why, m.clone()),
+            None => Condition::new(t, true, good, ""),
+        };
+        cx.condition(
+            id,
+            scope(),
+            cond(reason::ACCEPTED, &accepted, reason::ACCEPTED),
+        );
+        cx.condition(
+            id,
+            scope(),
+            cond(reason::RESOLVED_REFS, &refs, reason::RESOLVED_REFS),
+        );
+        let programmed = if ok {
+            None
+        } else {
+            Some((reason::INVALID, "not served".to_owned()))
+        };
+        cx.condition(
+            id,
+            scope(),
+            cond(reason::PROGRAMMED, &programmed, reason::PROGRAMMED),
+        );
+        served += usize::from(ok);
+    }
+    let all = served == g.spec.listeners.len();
+    cx.condition(
+        id,
+        Scope::Object,
+        Condition::new(
+            reason::ACCEPTED,
+            served > 0 || g.spec.listeners.is_empty(),
+            if all {
+                reason::ACCEPTED
+            } else {
+                reason::LISTENERS_NOT_VALID
+            },
+            if all {
+                ""
+            } else {
+                "some listeners are not valid"
+            },
+        ),
+    );
+    cx.condition(
+        id,
+        Scope::Object,
+        Condition::new(
+            reason::PROGRAMMED,
+            served > 0,
+            if served > 0 {
+                reason::PROGRAMMED
+            } else {
+                reason::INVALID
+            },
+            "",
+        ),
+    );
+    let source = cx.source(id);
+    for (_, (mut ml, _)) in by_port {
+        if ml.protocol == model::ListenerProtocol::Https && ml.tls.is_empty() {
+            continue;
+        }
+        ml.tls.sort_by(|a, b| a.hosts.cmp(&b.hosts));
+        ml.provenance = vec![source.clone()];
+        cx.emit(ml);
+    }
+}
+
+/// One Gateway listener into its port's model listener; whether it is served.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one Gateway's listener loop"
+)]
+fn listener<'a>(
+    cx: &mut Cx<'_>,
+    id: &'a ObjectRef,
+    field: &dyn ToFieldPath,
+    namespace: &str,
+    i: usize,
+    l: &'a gateway::Listener,
+    by_port: &mut BTreeMap<i32, (model::Listener, BTreeSet<Option<String>>)>,
+    out: &mut Vec<Attachable<'a>>,
+) -> bool {
+    {
         let https = match l.protocol.as_str() {
             "HTTP" => false,
             "HTTPS" => true,
             other => {
                 cx.error(
                     id,
-                    format_args!("{field}.protocol"),
+                    (field, "protocol"),
                     format_args!("protocol {other:?} is not supported; listener not served"),
                 );
-                continue;
+                cx.listener_problem(
+                    reason::UNSUPPORTED_PROTOCOL,
+                    format!("protocol {other:?} is not supported"),
+                );
+                return false;
             }
         };
         let Some(port) = envoy_port(cx, l.port) else {
             cx.error(
                 id,
-                format_args!("{field}.port"),
+                (field, "port"),
                 format_args!("port {} is not a port Envoy can bind", l.port),
             );
-            continue;
+            cx.listener_problem(
+                reason::INVALID,
+                format!("port {} is not a port Envoy can bind", l.port),
+            );
+            return false;
         };
         let hostname = match l.hostname.as_deref() {
             None | Some("") => None,
@@ -240,10 +448,14 @@ fn listeners<'a>(
                 None => {
                     cx.error(
                         id,
-                        format_args!("{field}.hostname"),
+                        (field, "hostname"),
                         format_args!("{h:?} is not a host name or a *. wildcard"),
                     );
-                    continue;
+                    cx.listener_problem(
+                        reason::INVALID,
+                        format!("{h:?} is not a host name or a *. wildcard"),
+                    );
+                    return false;
                 }
             },
         };
@@ -258,28 +470,40 @@ fn listeners<'a>(
         if (ml.protocol == model::ListenerProtocol::Https) != https {
             cx.error(
                 id,
-                format_args!("{field}.protocol"),
+                (field, "protocol"),
                 format_args!(
                     "port {} is also used with another protocol; listener not served",
                     l.port
                 ),
             );
-            continue;
+            cx.listener_problem(
+                reason::CONFLICTED,
+                "another listener on the port has another protocol".into(),
+            );
+            return false;
         }
         if !hosts.insert(hostname.clone()) {
             cx.error(
                 id,
-                format_args!("{field}.hostname"),
+                (field, "hostname"),
                 format_args!(
                     "another listener on port {} has the same hostname; listener not served",
                     l.port
                 ),
             );
-            continue;
+            cx.listener_problem(
+                reason::CONFLICTED,
+                "another listener on the port has the same hostname".into(),
+            );
+            return false;
         }
         if https {
-            let Some(secret) = certificate(cx, id, &field, namespace, l) else {
-                continue;
+            let Some(secret) = certificate(cx, id, field, namespace, l) else {
+                cx.listener_problem(
+                    reason::INVALID_CERTIFICATE_REF,
+                    "the certificate does not resolve".into(),
+                );
+                return false;
             };
             ml.tls.push(model::ListenerTls {
                 hosts: hostname.iter().cloned().collect(),
@@ -293,15 +517,7 @@ fn listeners<'a>(
             model_listener,
         });
     }
-    let source = cx.source(id);
-    for (_, (mut ml, _)) in by_port {
-        if ml.protocol == model::ListenerProtocol::Https && ml.tls.is_empty() {
-            continue;
-        }
-        ml.tls.sort_by(|a, b| a.hosts.cmp(&b.hosts));
-        ml.provenance = vec![source.clone()];
-        cx.emit(ml);
-    }
+    true
 }
 
 /// Whether a reference's group and kind (defaulted when absent) name this core kind.
@@ -313,7 +529,7 @@ fn is_core(group: Option<&str>, kind: Option<&str>, expected: &str) -> bool {
 fn certificate(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     namespace: &str,
     l: &gateway::Listener,
 ) -> Option<String> {
@@ -321,7 +537,7 @@ fn certificate(
     if tls.mode.as_deref().is_some_and(|m| m != "Terminate") {
         cx.error(
             id,
-            format_args!("{field}.tls.mode"),
+            (field, "tls", "mode"),
             "only Terminate is supported for HTTPS; listener not served",
         );
         return None;
@@ -329,7 +545,7 @@ fn certificate(
     let Some(cert) = tls.certificate_refs.first() else {
         cx.error(
             id,
-            format_args!("{field}.tls.certificateRefs"),
+            (field, "tls", "certificateRefs"),
             "no certificate; listener not served",
         );
         return None;
@@ -337,15 +553,15 @@ fn certificate(
     if tls.certificate_refs.len() > 1 {
         cx.warn(
             id,
-            format_args!("{field}.tls.certificateRefs"),
+            (field, "tls", "certificateRefs"),
             "only the first certificate is served",
         );
     }
-    let field = format!("{field}.tls.certificateRefs[0]");
+    let field = (field, "tls", "certificateRefs", 0usize);
     if !is_core(cert.group.as_deref(), cert.kind.as_deref(), "Secret") {
         cx.error(
             id,
-            &field,
+            field,
             "only core Secrets are supported; listener not served",
         );
         return None;
@@ -353,43 +569,38 @@ fn certificate(
     if cert.namespace.as_deref().is_some_and(|n| n != namespace) {
         let message = "a Secret in another namespace needs a ReferenceGrant, which is not \
                        supported; listener not served";
-        cx.error(id, &field, message);
+        cx.error(id, field, message);
         return None;
     }
     cx.tls_secret(id, &field, namespace, &cert.name)
 }
 
-/// The (model listener, host) pairs a parent reference attaches the route to.
+/// What a parent reference attached: the listeners (by name) and the route's `Accepted`
+/// condition for that parent.
+struct AttachOutcome {
+    listeners: Vec<String>,
+    accepted: Condition,
+}
+
+/// The (model listener, host) pairs a parent reference naming Gateway `gw` (ours) attaches
+/// the route to.
 fn attach(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
     route: &HttpRoute,
     k: usize,
     parent: &gateway::ParentReference,
-    gateways: &BTreeSet<&ObjectRef>,
+    gw: &ObjectRef,
     attachable: &[Attachable<'_>],
-) -> Vec<(String, String)> {
-    let field = format!("spec.parentRefs[{k}]");
-    let is_gateway = parent
-        .group
-        .as_deref()
-        .is_none_or(|g| g == "gateway.networking.k8s.io")
-        && parent.kind.as_deref().is_none_or(|k| k == "Gateway");
-    if !is_gateway {
-        return Vec::new();
-    }
+) -> (Vec<(String, String)>, AttachOutcome) {
+    let field = ("spec", "parentRefs", k);
     let route_ns = id.namespace.as_deref().unwrap_or("default");
-    let namespace = parent.namespace.as_deref().unwrap_or(route_ns);
-    let gw = ObjectRef::new("Gateway", Some(namespace), &parent.name);
-    if !gateways.contains(&gw) {
-        if cx.inputs.get(&gw).is_none() {
-            cx.warn(id, &field, format_args!("{gw} does not exist"));
-        }
-        return Vec::new();
-    }
+    let namespace = gw.namespace.as_deref().unwrap_or("default");
     let mut out = Vec::new();
+    let mut named_listener = false;
     let mut matched_listener = false;
-    for a in attachable.iter().filter(|a| *a.gateway == gw) {
+    let mut listeners = Vec::new();
+    for a in attachable.iter().filter(|a| a.gateway == gw) {
         if parent
             .section_name
             .as_deref()
@@ -398,20 +609,48 @@ fn attach(
         {
             continue;
         }
-        let from = a
+        named_listener = true;
+        let namespaces = a
             .listener
             .allowed_routes
             .as_ref()
-            .and_then(|r| r.namespaces.as_ref())
-            .and_then(|n| n.from.as_deref())
-            .unwrap_or("Same");
+            .and_then(|r| r.namespaces.as_ref());
+        let from = namespaces.and_then(|n| n.from.as_deref()).unwrap_or("Same");
         let allowed = match from {
             "All" => true,
             "Same" => namespace == route_ns,
+            "Selector" => {
+                let ns = ObjectRef::new("Namespace", None, route_ns);
+                let labels = match cx.get(&ns) {
+                    Some(KubeObject::Namespace(n)) => n.metadata.labels.clone().unwrap_or_default(),
+                    _ => BTreeMap::new(),
+                };
+                match namespaces.and_then(|n| n.selector.as_ref()) {
+                    Some(sel) => selects(sel, &labels),
+                    None => {
+                        cx.error(
+                            gw,
+                            (
+                                ("spec", "listeners", a.index),
+                                ("allowedRoutes", "namespaces", "selector"),
+                            ),
+                            "from: Selector needs a selector; no route attaches",
+                        );
+                        false
+                    }
+                }
+            }
             _ => {
                 cx.error(
-                    &gw,
-                    format_args!("spec.listeners[{}].allowedRoutes.namespaces.from", a.index),
+                    gw,
+                    (
+                        "spec",
+                        "listeners",
+                        a.index,
+                        "allowedRoutes",
+                        "namespaces",
+                        "from",
+                    ),
                     format_args!("{from:?} is not supported; no route attaches"),
                 );
                 false
@@ -422,28 +661,80 @@ fn attach(
         }
         matched_listener = true;
         let listener_host = a.listener.hostname.as_deref().and_then(check_host);
+        let before = out.len();
         for host in hostnames(cx, id, route, listener_host.as_deref()) {
             out.push((a.model_listener.clone(), host));
         }
+        if out.len() > before {
+            listeners.push(a.listener.name.clone());
+        }
     }
-    if !matched_listener {
+    let accepted = if !matched_listener {
         cx.error(
             id,
-            &field,
+            field,
             format_args!(
                 "no listener of {gw} accepts the route (sectionName, port, allowedRoutes)"
             ),
         );
+        let why = if named_listener {
+            reason::NOT_ALLOWED_BY_LISTENERS
+        } else {
+            reason::NO_MATCHING_PARENT
+        };
+        Condition::new(
+            reason::ACCEPTED,
+            false,
+            why,
+            format!("no listener of {gw} accepts the route"),
+        )
     } else if out.is_empty() {
         let message = format!(
             "no hostname of the route intersects the hostnames of the listeners of {gw}; \
              not attached"
         );
-        cx.error(id, &field, message);
-    }
+        cx.error(id, field, &message);
+        Condition::new(
+            reason::ACCEPTED,
+            false,
+            reason::NO_MATCHING_LISTENER_HOSTNAME,
+            message,
+        )
+    } else {
+        Condition::new(reason::ACCEPTED, true, reason::ACCEPTED, "")
+    };
     out.sort();
     out.dedup();
-    out
+    listeners.sort();
+    listeners.dedup();
+    (
+        out,
+        AttachOutcome {
+            listeners,
+            accepted,
+        },
+    )
+}
+
+/// Whether a label selector (`matchLabels`, `matchExpressions`) selects these labels.
+fn selects(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let labels_ok = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let exprs_ok = sel.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.as_deref().unwrap_or(&[]);
+        let value = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    labels_ok && exprs_ok
 }
 
 /// The route's hostnames intersected with a listener's (`*` for any host).
@@ -459,7 +750,7 @@ fn hostnames(
             Some(h) => route_hosts.push(h),
             None => cx.error(
                 id,
-                format_args!("spec.hostnames[{i}]"),
+                ("spec", "hostnames", i),
                 format_args!("{h:?} is not a host name or a *. wildcard"),
             ),
         }
@@ -499,7 +790,7 @@ fn rule_routes(
     r: usize,
     rule: &gateway::HttpRouteRule,
 ) -> Vec<(usize, model::Route)> {
-    let field = format!("spec.rules[{r}]");
+    let field = ("spec", "rules", r);
     let default_match = [gateway::HttpRouteMatch::default()];
     let matches: &[gateway::HttpRouteMatch] = if rule.matches.is_empty() {
         &default_match
@@ -508,7 +799,7 @@ fn rule_routes(
     };
     let mut out = Vec::new();
     for (m, rm) in matches.iter().enumerate() {
-        let Some(matches) = route_match(cx, id, &format!("{field}.matches[{m}]"), rm) else {
+        let Some(matches) = route_match(cx, id, &(field, "matches", m), rm) else {
             continue;
         };
         let mut route = model::Route::forward_prefix("", "/", "");
@@ -522,7 +813,7 @@ fn rule_routes(
 fn route_match(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     m: &gateway::HttpRouteMatch,
 ) -> Option<model::RouteMatch> {
     let mut out = model::RouteMatch::default();
@@ -535,13 +826,13 @@ fn route_match(
         other => {
             cx.error(
                 id,
-                format_args!("{field}.path.type"),
+                (field, "path", "type"),
                 format_args!("{other:?} is not a path match type"),
             );
             return None;
         }
     };
-    let value_match = |cx: &mut Cx<'_>, f: String, v: &gateway::ValueMatch| match v
+    let value_match = |cx: &mut Cx<'_>, f: &dyn ToFieldPath, v: &gateway::ValueMatch| match v
         .type_
         .as_deref()
         .unwrap_or("Exact")
@@ -554,7 +845,7 @@ fn route_match(
         }
     };
     for (i, h) in m.headers.iter().enumerate() {
-        let value = value_match(cx, format!("{field}.headers[{i}].type"), h)?;
+        let value = value_match(cx, &(field, "headers", i, "type"), h)?;
         out.headers.push(model::HeaderMatch {
             name: h.name.clone(),
             value,
@@ -562,7 +853,7 @@ fn route_match(
         });
     }
     for (i, q) in m.query_params.iter().enumerate() {
-        let value = value_match(cx, format!("{field}.queryParams[{i}].type"), q)?;
+        let value = value_match(cx, &(field, "queryParams", i, "type"), q)?;
         out.query.push(model::QueryMatch {
             name: q.name.clone(),
             value,
@@ -595,7 +886,7 @@ fn header_modifier(f: &gateway::HeaderFilter) -> model::HeaderModifier {
 fn action(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     rule: &gateway::HttpRouteRule,
     route: &mut model::Route,
 ) {
@@ -603,7 +894,7 @@ fn action(
     let mut rewrite = model::Rewrite::default();
     let mut mirror = Vec::new();
     for (i, f) in rule.filters.iter().enumerate() {
-        let field = format!("{field}.filters[{i}]");
+        let field = (field, "filters", i);
         match (f.type_.as_str(), f) {
             (
                 "RequestHeaderModifier",
@@ -644,7 +935,7 @@ fn action(
                     match path_change(
                         cx,
                         id,
-                        &format!("{field}.urlRewrite.path"),
+                        &(field, "urlRewrite", "path"),
                         p,
                         &route.matches.path,
                     ) {
@@ -686,7 +977,7 @@ fn action(
                     ..
                 },
             ) => {
-                let f = format!("{field}.requestMirror.backendRef");
+                let f = (field, "requestMirror", "backendRef");
                 if let Some(cluster) = backend_cluster(cx, id, &f, &namespace, &m.backend_ref) {
                     let percent = m.percent.map_or(100, |p| p.clamp(0, 100) as u32);
                     mirror.push(model::Mirror { cluster, percent });
@@ -697,7 +988,7 @@ fn action(
                     "filter {other:?} is not supported (or lacks its settings); the rule \
                      answers 500"
                 );
-                cx.error(id, &field, message);
+                cx.error(id, field, message);
                 route.forward = None;
                 route.redirect = None;
                 route.direct_response = Some(model::DirectResponse {
@@ -714,11 +1005,11 @@ fn action(
     }
     let mut backends = Vec::new();
     for (i, b) in rule.backend_refs.iter().enumerate() {
-        let f = format!("{field}.backendRefs[{i}]");
+        let f = (field, "backendRefs", i);
         if !b.filters.is_empty() {
             cx.error(
                 id,
-                format_args!("{f}.filters"),
+                (f, "filters"),
                 "backend filters are not supported; ignored",
             );
         }
@@ -730,10 +1021,7 @@ fn action(
     // The spec answers 500 for requests to invalid backends; when every backend is invalid
     // (or there are none) the whole rule does. Invalid backends beside valid ones are
     // dropped by the core, their share going to the valid ones.
-    if backends
-        .iter()
-        .all(|b| !cx.clusters.contains_key(&b.cluster))
-    {
+    if backends.iter().all(|b| !cx.clusters.contains(&b.cluster)) {
         route.forward = None;
         route.direct_response = Some(model::DirectResponse {
             status: 500,
@@ -753,28 +1041,24 @@ fn action(
 fn backend_cluster(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     namespace: &str,
     b: &gateway::BackendObjectReference,
 ) -> Option<String> {
     if !is_core(b.group.as_deref(), b.kind.as_deref(), "Service") {
         cx.error(id, field, "only Service backends are supported");
+        cx.ref_problem(reason::INVALID_KIND, "only Service backends are supported");
         return None;
     }
     if b.namespace.as_deref().is_some_and(|n| n != namespace) {
-        cx.error(
-            id,
-            field,
-            "a backend in another namespace needs a ReferenceGrant, which is not supported",
-        );
+        let message =
+            "a backend in another namespace needs a ReferenceGrant, which is not supported";
+        cx.error(id, field, message);
+        cx.ref_problem(reason::REF_NOT_PERMITTED, message);
         return None;
     }
     let Some(port) = b.port else {
-        cx.error(
-            id,
-            format_args!("{field}.port"),
-            "a Service backend needs a port",
-        );
+        cx.error(id, (field, "port"), "a Service backend needs a port");
         return None;
     };
     Some(cx.service_cluster(id, field, namespace, &b.name, PortRef::Number(port)))
@@ -788,7 +1072,7 @@ enum PathChange {
 fn path_change(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     p: &gateway::PathModifier,
     path: &model::PathMatch,
 ) -> Option<PathChange> {
@@ -815,7 +1099,7 @@ fn path_change(
         other => {
             cx.error(
                 id,
-                format_args!("{field}.type"),
+                (field, "type"),
                 format_args!("{other:?} is not a path modifier; ignored"),
             );
             None
@@ -826,7 +1110,7 @@ fn path_change(
 fn redirect(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     rd: &gateway::RequestRedirect,
     path: &model::PathMatch,
 ) -> model::Redirect {
@@ -853,7 +1137,7 @@ fn redirect(
         .or_else(|| rd.scheme.as_deref().and_then(well_known));
     out.port = port.filter(|p| rd.scheme.as_deref().and_then(well_known) != Some(*p));
     if let Some(p) = &rd.path {
-        match path_change(cx, id, &format!("{field}.requestRedirect.path"), p, path) {
+        match path_change(cx, id, &(field, "requestRedirect", "path"), p, path) {
             Some(PathChange::Full(full)) => out.path = Some(full),
             Some(PathChange::Prefix(prefix)) => out.prefix = Some(prefix),
             None => {}

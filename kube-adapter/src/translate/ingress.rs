@@ -1,13 +1,21 @@
 //! Ingresses (and IngressClasses) into the Ingress listeners and virtual hosts; the
 //! semantics are in the parent module's docs.
+//!
+//! Three kinds of unit: [`global`] (which Ingresses are taken, TLS, the default backend, the
+//! listeners), [`object`] (one Ingress's own checks and status) and [`host`] (one host's
+//! virtual host). A path change in one Ingress recomputes the hosts of that Ingress only.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressTLS};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use xdsc_core::diagnostic::{FieldPath, Key, ToFieldPath};
 use xdsc_core::model;
 
 use super::backends::PortRef;
-use super::{Cx, KubeObject, ObjectRef, age_key, check_host, host_in_name, prefix_match};
+use super::{Cx, KubeObject, ObjectRef, check_host, host_in_name, prefix_match, source_with};
+use crate::status::{LoadBalancerAddress, StatusPart};
+use crate::translator::Dep;
 
 /// The HTTP and HTTPS listener names.
 pub(super) const HTTP_LISTENER: &str = "k8s:ingress-http";
@@ -34,117 +42,186 @@ const FOREIGN_ANNOTATIONS: &[&str] = &[
     "ingress.gcp.kubernetes.io/",
 ];
 
-pub(super) fn translate(cx: &mut Cx<'_>) {
-    let taken = taken(cx);
+/// What the Ingress-wide decisions read of one Ingress: its class, TLS entries, default
+/// backend, age and origin. A change elsewhere in an Ingress (its rules) leaves its head
+/// unchanged, so it recomputes only the hosts it touches.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Head {
+    class: Option<String>,
+    tls: Vec<IngressTLS>,
+    default_backend: Option<IngressBackend>,
+    created: Option<Time>,
+    origin: Option<String>,
+}
+
+impl Head {
+    pub(crate) fn of(ing: &Ingress, origin: Option<String>) -> Head {
+        let spec = ing.spec.as_ref();
+        Head {
+            class: class_of(ing).map(|(c, _)| c),
+            tls: spec.and_then(|s| s.tls.clone()).unwrap_or_default(),
+            default_backend: spec.and_then(|s| s.default_backend.clone()),
+            created: ing.metadata.creation_timestamp.clone(),
+            origin,
+        }
+    }
+}
+
+/// An Ingress's class and the field that names it.
+fn class_of(ing: &Ingress) -> Option<(String, FieldPath)> {
+    if let Some(c) = ing.spec.as_ref().and_then(|s| s.ingress_class_name.clone()) {
+        return Some((c, ("spec", "ingressClassName").to_field_path()));
+    }
+    let annotations = ing.metadata.annotations.as_ref();
+    let field = ("metadata", "annotations", Key(CLASS_ANNOTATION));
+    annotations
+        .and_then(|a| a.get(CLASS_ANNOTATION).cloned())
+        .map(|c| (c, field.to_field_path()))
+}
+
+/// The valid, lowercased hosts of an Ingress's rules (`*` for a rule without a host).
+pub(crate) fn hosts(ing: &Ingress) -> BTreeSet<String> {
+    ing.spec
+        .iter()
+        .flat_map(|s| s.rules.iter().flatten())
+        .filter_map(|r| rule_host(r.host.as_deref()))
+        .collect()
+}
+
+fn rule_host(host: Option<&str>) -> Option<String> {
+    match host.filter(|h| !h.is_empty()) {
+        None => Some("*".to_owned()),
+        Some(h) => check_host(h),
+    }
+}
+
+/// The age order of Ingresses: (no creation time, creation time, namespace, name).
+type Age = (bool, Option<Time>, Option<String>, String);
+
+fn age(created: Option<&Time>, id: &ObjectRef) -> Age {
+    (
+        created.is_none(),
+        created.cloned(),
+        id.namespace.clone(),
+        id.name.clone(),
+    )
+}
+
+/// The Ingress-wide decisions: which Ingresses are taken (and their age), which hosts have
+/// certificates, the default backend, whether there is an HTTPS listener. Units read it
+/// through its methods, each recording the one fact read, so that a change to one fact
+/// recomputes only its readers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Global {
+    taken: BTreeMap<ObjectRef, Age>,
+    tls_hosts: BTreeSet<String>,
+    tls_all: BTreeSet<ObjectRef>,
+    default_backend: Option<(ObjectRef, model::Route)>,
+    https: bool,
+}
+
+impl Global {
+    fn taken(&self, cx: &mut Cx<'_>, id: &ObjectRef) -> Option<&Age> {
+        cx.depend(Dep::Taken(id.clone()));
+        self.taken.get(id)
+    }
+
+    /// Whether `host` of Ingress `id` is served on HTTPS.
+    fn serves(&self, cx: &mut Cx<'_>, id: &ObjectRef, host: &str) -> bool {
+        cx.depend(Dep::TlsAll(id.clone()));
+        cx.depend(Dep::TlsHost(host.to_owned()));
+        if self.tls_all.contains(id) || self.tls_hosts.contains(host) {
+            return true;
+        }
+        host.split_once('.').is_some_and(|(_, parent)| {
+            let wildcard = format!("*.{parent}");
+            cx.depend(Dep::TlsHost(wildcard.clone()));
+            self.tls_hosts.contains(&wildcard)
+        })
+    }
+
+    fn default_backend(&self, cx: &mut Cx<'_>) -> Option<&(ObjectRef, model::Route)> {
+        cx.depend(Dep::DefaultBackend);
+        self.default_backend.as_ref()
+    }
+
+    fn https(&self, cx: &mut Cx<'_>) -> bool {
+        cx.depend(Dep::Https);
+        self.https
+    }
+}
+
+/// The facts that differ between two [`Global`]s.
+pub(crate) fn changed(old: &Global, new: &Global) -> Vec<Dep> {
+    let mut out = Vec::new();
+    let ids: BTreeSet<&ObjectRef> = old.taken.keys().chain(new.taken.keys()).collect();
+    for id in ids {
+        if old.taken.get(id) != new.taken.get(id) {
+            out.push(Dep::Taken(id.clone()));
+        }
+    }
+    for h in old.tls_hosts.symmetric_difference(&new.tls_hosts) {
+        out.push(Dep::TlsHost(h.clone()));
+    }
+    for id in old.tls_all.symmetric_difference(&new.tls_all) {
+        out.push(Dep::TlsAll(id.clone()));
+    }
+    if old.default_backend != new.default_backend {
+        out.push(Dep::DefaultBackend);
+    }
+    if old.https != new.https {
+        out.push(Dep::Https);
+    }
+    out
+}
+
+/// The Ingress-wide unit: which Ingresses are taken, TLS, the default backend, and the two
+/// Ingress listeners.
+pub(crate) fn global(cx: &mut Cx<'_>) {
+    let heads = cx.ingress_heads();
+    let (ours, default_class, any_class) = classes(cx);
+    let mut taken: Vec<(&ObjectRef, &Head)> = heads
+        .iter()
+        .filter(|(_, h)| match &h.class {
+            Some(c) => ours.contains(c),
+            None => {
+                default_class || (!any_class && cx.options.take_unclassed_ingress_without_classes)
+            }
+        })
+        .collect();
+    taken.sort_by_cached_key(|(id, h)| age(h.created.as_ref(), id));
     if taken.is_empty() {
+        cx.set_ingress_global(Global::default());
         return;
     }
     let tls = tls(cx, &taken);
-    // Claims in age order: the first claim of a (host, path) wins.
-    let mut winners: BTreeMap<(String, model::PathMatch), &ObjectRef> = BTreeMap::new();
-    let mut hosts: BTreeMap<String, Host> = BTreeMap::new();
-    let mut default_backend: Option<(&ObjectRef, model::Route)> = None;
-    for &(id, ing) in &taken {
-        annotations(cx, id, ing);
-        let spec = ing.spec.clone().unwrap_or_default();
-        if let Some(b) = &spec.default_backend {
-            // Only the winner's backend is resolved: a loser's Service is not needed.
-            match &default_backend {
-                Some((winner, _)) => cx.error(
-                    id,
-                    "spec.defaultBackend",
-                    format_args!(
-                        "the default backend is also set by {winner}, which takes precedence"
-                    ),
-                ),
-                None => {
-                    let name = DEFAULT_ROUTE.into();
-                    let path = model::PathMatch::default();
-                    let route = route(cx, id, "spec.defaultBackend", name, path, b);
-                    default_backend = Some((id, route));
-                }
-            }
-        }
-        for (r, rule) in spec.rules.iter().flatten().enumerate() {
-            let field = format!("spec.rules[{r}]");
-            let host = match rule.host.as_deref().filter(|h| !h.is_empty()) {
-                None => "*".to_owned(),
-                Some(h) => match check_host(h) {
-                    Some(h) => h,
-                    None => {
-                        cx.error(
-                            id,
-                            format_args!("{field}.host"),
-                            format_args!("{h:?} is not a host name or a *. wildcard"),
-                        );
-                        continue;
-                    }
-                },
-            };
-            let entry = hosts.entry(host.clone()).or_default();
-            entry.sources.insert(id.clone());
-            entry.https |= tls.serves(id, &host);
-            for (p, path) in rule.http.iter().flat_map(|h| &h.paths).enumerate() {
-                let field = format!("{field}.http.paths[{p}]");
-                let Some(matches) =
-                    path_match(cx, id, &field, path.path.as_deref(), &path.path_type)
-                else {
-                    continue;
-                };
-                let key = (host.clone(), matches.clone());
-                if let Some(winner) = winners.get(&key) {
-                    let shown = path.path.as_deref().unwrap_or("/");
-                    let message = format!(
-                        "path {shown:?} ({}) on host {host:?} is also claimed by {winner}, \
-                         which takes precedence",
-                        path.path_type
-                    );
-                    cx.error(id, &field, message);
-                    continue;
-                }
-                winners.insert(key, id);
-                let name = format!("{}:r{r}:p{p}", id.qualified_name());
-                let backend_field = format!("{field}.backend");
-                let route = route(cx, id, &backend_field, name, matches, &path.backend);
-                entry.routes.push(route);
+    let mut default_backend: Option<(ObjectRef, model::Route)> = None;
+    for &(id, head) in &taken {
+        let Some(b) = &head.default_backend else {
+            continue;
+        };
+        // Only the winner's backend is resolved: a loser's Service is not needed.
+        match &default_backend {
+            Some((winner, _)) => cx.error(
+                id,
+                ("spec", "defaultBackend"),
+                format_args!("the default backend is also set by {winner}, which takes precedence"),
+            ),
+            None => {
+                let name = DEFAULT_ROUTE.into();
+                let path = model::PathMatch::default();
+                let route = route(cx, id, &("spec", "defaultBackend"), name, path, b);
+                default_backend = Some((id.clone(), route));
             }
         }
     }
-    let mut all_sources: BTreeSet<ObjectRef> = taken.iter().map(|(id, _)| (*id).clone()).collect();
-    if let Some((id, _)) = &default_backend {
-        let any = hosts.entry("*".into()).or_default();
-        any.sources.insert((*id).clone());
-        all_sources.insert((*id).clone());
-    }
+    let mut provenance: Vec<model::Source> = taken
+        .iter()
+        .map(|(id, h)| source_with(id, h.origin.as_deref()))
+        .collect();
+    provenance.sort();
+    provenance.dedup();
     let https = !tls.entries.is_empty();
-    if let Some(any) = hosts.get_mut("*") {
-        any.https = https;
-    }
-    one_label_wildcards(&mut hosts);
-    for (host, mut h) in hosts {
-        let mut routes = h.routes;
-        if let Some((owner, default)) = &default_backend
-            && !routes
-                .iter()
-                .any(|r| r.matches == model::RouteMatch::default())
-        {
-            routes.push(default.clone());
-            h.sources.insert((*owner).clone());
-        }
-        let mut listeners = vec![HTTP_LISTENER.to_owned()];
-        if https && h.https {
-            listeners.push(HTTPS_LISTENER.to_owned());
-        }
-        let mut vh = model::VirtualHost::new(
-            format!("k8s:ingress:{}", host_in_name(&host)),
-            listeners,
-            [host],
-        );
-        vh.routes = routes;
-        vh.provenance = cx.sources(&h.sources);
-        cx.emit(vh);
-    }
-    let provenance = cx.sources(&all_sources);
     let mut http = model::Listener::new(HTTP_LISTENER, cx.options.ingress_http_port);
     http.provenance = provenance.clone();
     cx.emit(http);
@@ -155,6 +232,217 @@ pub(super) fn translate(cx: &mut Cx<'_>) {
         l.provenance = provenance;
         cx.emit(l);
     }
+    cx.set_ingress_global(Global {
+        taken: taken
+            .iter()
+            .map(|(id, h)| ((*id).clone(), age(h.created.as_ref(), id)))
+            .collect(),
+        tls_hosts: tls.hosts,
+        tls_all: tls.all_hosts,
+        default_backend,
+        https,
+    });
+}
+
+/// Our IngressClasses, whether one of them is the default, whether any class exists.
+fn classes(cx: &mut Cx<'_>) -> (BTreeSet<String>, bool, bool) {
+    let mut ours = BTreeSet::new();
+    let mut default_class = false;
+    let mut any_class = false;
+    let controller = cx.options.ingress_controller.clone();
+    for (id, o) in cx.of_kind("IngressClass") {
+        let KubeObject::IngressClass(c) = o else {
+            continue;
+        };
+        any_class = true;
+        if c.spec.as_ref().and_then(|s| s.controller.as_deref()) == Some(controller.as_str()) {
+            ours.insert(id.name.clone());
+            let annotations = c.metadata.annotations.as_ref();
+            if annotations
+                .and_then(|a| a.get(DEFAULT_CLASS))
+                .map(String::as_str)
+                == Some("true")
+            {
+                default_class = true;
+            }
+        }
+    }
+    (ours, default_class, any_class)
+}
+
+/// One Ingress's own checks: its class exists, its annotations, its hosts; and its status.
+pub(crate) fn object(cx: &mut Cx<'_>, id: &ObjectRef) {
+    let Some(KubeObject::Ingress(ing)) = cx.get(id) else {
+        return;
+    };
+    if let Some((class, field)) = class_of(ing)
+        && cx
+            .get(&ObjectRef::new("IngressClass", None, &class))
+            .is_none()
+    {
+        cx.warn(
+            id,
+            &field,
+            format_args!("IngressClass {class:?} does not exist; not served"),
+        );
+    }
+    let global = cx.ingress_global();
+    if global.taken(cx, id).is_none() {
+        return;
+    }
+    annotations(cx, id, ing);
+    for (r, rule) in ing
+        .spec
+        .iter()
+        .flat_map(|s| s.rules.iter().flatten())
+        .enumerate()
+    {
+        if let Some(h) = rule.host.as_deref().filter(|h| !h.is_empty())
+            && check_host(h).is_none()
+        {
+            cx.error(
+                id,
+                ("spec", "rules", r, "host"),
+                format_args!("{h:?} is not a host name or a *. wildcard"),
+            );
+        }
+    }
+    let mut addresses: Vec<LoadBalancerAddress> = cx
+        .options
+        .ingress_status_addresses
+        .iter()
+        .map(|a| address(a))
+        .collect();
+    if let Some(svc) = cx.options.publish_service.clone()
+        && let Some(KubeObject::Service(s)) = cx.get(&svc)
+    {
+        let lb = s.status.as_ref().and_then(|s| s.load_balancer.as_ref());
+        for i in lb.and_then(|l| l.ingress.as_ref()).into_iter().flatten() {
+            addresses.push(LoadBalancerAddress {
+                ip: i.ip.clone(),
+                hostname: i.hostname.clone(),
+            });
+        }
+    }
+    cx.status(id, StatusPart::LoadBalancer(addresses));
+}
+
+/// A configured status address: an IP address, else a host name.
+fn address(a: &str) -> LoadBalancerAddress {
+    if a.parse::<std::net::IpAddr>().is_ok() {
+        LoadBalancerAddress {
+            ip: Some(a.to_owned()),
+            hostname: None,
+        }
+    } else {
+        LoadBalancerAddress {
+            ip: None,
+            hostname: Some(a.to_owned()),
+        }
+    }
+}
+
+/// The virtual host of one Ingress host: the rules of every taken Ingress for it, merged
+/// (oldest first), the default backend, and for `*.x` the rules without a host.
+pub(crate) fn host(cx: &mut Cx<'_>, host: &str) {
+    let global = cx.ingress_global();
+    let mut entry = host_entry(cx, global, host);
+    if host == "*" {
+        if let Some((owner, _)) = global.default_backend(cx) {
+            entry
+                .get_or_insert_with(Host::default)
+                .sources
+                .insert(owner.clone());
+        }
+        if let Some(e) = &mut entry {
+            e.https = global.https(cx);
+        }
+    }
+    let Some(mut h) = entry else {
+        return;
+    };
+    if let Some(suffix) = host.strip_prefix("*.") {
+        let any = host_entry(cx, global, "*").unwrap_or_default();
+        one_label_wildcard(&mut h, suffix, any);
+    }
+    let mut routes = h.routes;
+    if let Some((owner, default)) = global.default_backend(cx)
+        && !routes
+            .iter()
+            .any(|r| r.matches == model::RouteMatch::default())
+    {
+        routes.push(default.clone());
+        h.sources.insert(owner.clone());
+    }
+    let mut listeners = vec![HTTP_LISTENER.to_owned()];
+    if global.https(cx) && h.https {
+        listeners.push(HTTPS_LISTENER.to_owned());
+    }
+    let mut vh = model::VirtualHost::new(
+        format!("k8s:ingress:{}", host_in_name(host)),
+        listeners,
+        [host.to_owned()],
+    );
+    vh.routes = routes;
+    vh.provenance = cx.sources(&h.sources);
+    cx.emit(vh);
+}
+
+/// The routes of the taken Ingresses' rules for `host`, oldest Ingress first; `None` when
+/// no taken Ingress has a rule for it.
+fn host_entry(cx: &mut Cx<'_>, global: &Global, host: &str) -> Option<Host> {
+    let mut ingresses: Vec<(Age, &ObjectRef, &Ingress)> = Vec::new();
+    for (id, o) in cx.host_ingresses(host) {
+        if let (KubeObject::Ingress(ing), Some(age)) = (o, global.taken(cx, id)) {
+            ingresses.push((age.clone(), id, ing));
+        }
+    }
+    if ingresses.is_empty() {
+        return None;
+    }
+    ingresses.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut entry = Host::default();
+    // Claims in age order: the first claim of a path wins.
+    let mut winners: BTreeMap<model::PathMatch, &ObjectRef> = BTreeMap::new();
+    for (_, id, ing) in ingresses {
+        for (r, rule) in ing
+            .spec
+            .iter()
+            .flat_map(|s| s.rules.iter().flatten())
+            .enumerate()
+        {
+            if rule_host(rule.host.as_deref()).as_deref() != Some(host) {
+                continue;
+            }
+            let field = ("spec", "rules", r);
+            entry.sources.insert(id.clone());
+            entry.https |= global.serves(cx, id, host);
+            for (p, path) in rule.http.iter().flat_map(|h| &h.paths).enumerate() {
+                let field = (field, "http", "paths", p);
+                let Some(matches) =
+                    path_match(cx, id, &field, path.path.as_deref(), &path.path_type)
+                else {
+                    continue;
+                };
+                if let Some(winner) = winners.get(&matches) {
+                    let shown = path.path.as_deref().unwrap_or("/");
+                    let message = format!(
+                        "path {shown:?} ({}) on host {host:?} is also claimed by {winner}, \
+                         which takes precedence",
+                        path.path_type
+                    );
+                    cx.error(id, field, message);
+                    continue;
+                }
+                winners.insert(matches.clone(), id);
+                let name = format!("{}:r{r}:p{p}", id.qualified_name());
+                let backend_field = (field, "backend");
+                let route = route(cx, id, &backend_field, name, matches, &path.backend);
+                entry.routes.push(route);
+            }
+        }
+    }
+    Some(entry)
 }
 
 #[derive(Default)]
@@ -164,37 +452,26 @@ struct Host {
     https: bool,
 }
 
-/// Restricts each `*.x` host's routes to one label with an `:authority` match, and copies
+/// Restricts a `*.x` host's routes to one label with an `:authority` match, and copies
 /// the host-less routes in with that match inverted (see the module docs).
-fn one_label_wildcards(hosts: &mut BTreeMap<String, Host>) {
-    let any: Vec<model::Route> = hosts.get("*").map(|h| h.routes.clone()).unwrap_or_default();
-    let any_sources = hosts
-        .get("*")
-        .map(|h| h.sources.clone())
-        .unwrap_or_default();
-    for (host, h) in hosts.iter_mut() {
-        let Some(suffix) = host.strip_prefix("*.") else {
-            continue;
-        };
-        let header = model::HeaderMatch {
-            name: ":authority".into(),
-            value: model::StringMatch::Regex(format!("(?i)[^.]+\\.{}", suffix.replace('.', "\\."))),
-            invert: false,
-        };
-        for r in &mut h.routes {
-            r.matches.headers.push(header.clone());
-        }
-        for r in &any {
-            let mut r = r.clone();
-            r.matches.headers.push(model::HeaderMatch {
-                invert: true,
-                ..header.clone()
-            });
-            h.routes.push(r);
-        }
-        if !any.is_empty() {
-            h.sources.extend(any_sources.iter().cloned());
-        }
+fn one_label_wildcard(h: &mut Host, suffix: &str, any: Host) {
+    let header = model::HeaderMatch {
+        name: ":authority".into(),
+        value: model::StringMatch::Regex(format!("(?i)[^.]+\\.{}", suffix.replace('.', "\\."))),
+        invert: false,
+    };
+    for r in &mut h.routes {
+        r.matches.headers.push(header.clone());
+    }
+    for mut r in any.routes.iter().cloned() {
+        r.matches.headers.push(model::HeaderMatch {
+            invert: true,
+            ..header.clone()
+        });
+        h.routes.push(r);
+    }
+    if !any.routes.is_empty() {
+        h.sources.extend(any.sources);
     }
 }
 
@@ -202,7 +479,7 @@ fn one_label_wildcards(hosts: &mut BTreeMap<String, Host>) {
 fn path_match(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     path: Option<&str>,
     path_type: &str,
 ) -> Option<model::PathMatch> {
@@ -210,7 +487,7 @@ fn path_match(
     if !path.starts_with('/') {
         cx.error(
             id,
-            format_args!("{field}.path"),
+            (field, "path"),
             format_args!("{path:?} must start with /"),
         );
         return None;
@@ -221,7 +498,7 @@ fn path_match(
         other => {
             cx.error(
                 id,
-                format_args!("{field}.pathType"),
+                (field, "pathType"),
                 format_args!(
                     "{other:?} is not a path type (Exact, Prefix, ImplementationSpecific)"
                 ),
@@ -235,7 +512,7 @@ fn path_match(
 fn route(
     cx: &mut Cx<'_>,
     id: &ObjectRef,
-    field: &str,
+    field: &dyn ToFieldPath,
     name: String,
     path: model::PathMatch,
     backend: &IngressBackend,
@@ -257,18 +534,18 @@ fn route(
         } else {
             "names no service; answering 503"
         };
-        cx.error(id, format_args!("{field}.resource"), what);
+        cx.error(id, (field, "resource"), what);
         return unavailable(route);
     };
     let port = svc.port.clone().unwrap_or_default();
-    let port_field = format!("{field}.service.port");
+    let port_field = (field, "service", "port");
     let port = match (&port.name, port.number) {
         (Some(n), _) if !n.is_empty() => PortRef::Name(n),
         (_, Some(n)) => PortRef::Number(n),
         _ => {
             cx.error(
                 id,
-                &port_field,
+                port_field,
                 "names no port (name or number); answering 503",
             );
             return unavailable(route);
@@ -279,77 +556,12 @@ fn route(
     route
 }
 
-/// The Ingresses taken, oldest first.
-fn taken<'a>(cx: &mut Cx<'a>) -> Vec<(&'a ObjectRef, &'a Ingress)> {
-    let inputs = cx.inputs;
-    let mut ours = BTreeSet::new();
-    let mut default_class = false;
-    let mut any_class = false;
-    let mut classes = BTreeSet::new();
-    for (id, o) in inputs.of_kind("IngressClass") {
-        let KubeObject::IngressClass(c) = o else {
-            continue;
-        };
-        any_class = true;
-        classes.insert(id.name.clone());
-        let controller = c.spec.as_ref().and_then(|s| s.controller.as_deref());
-        if controller == Some(cx.options.ingress_controller.as_str()) {
-            ours.insert(id.name.clone());
-            let annotations = c.metadata.annotations.as_ref();
-            if annotations
-                .and_then(|a| a.get(DEFAULT_CLASS))
-                .map(String::as_str)
-                == Some("true")
-            {
-                default_class = true;
-            }
-        }
-    }
-    let mut taken = Vec::new();
-    for (id, o) in inputs.of_kind("Ingress") {
-        let KubeObject::Ingress(ing) = o else {
-            continue;
-        };
-        let by_field = ing.spec.as_ref().and_then(|s| s.ingress_class_name.clone());
-        let by_annotation = || {
-            let annotations = ing.metadata.annotations.as_ref();
-            annotations.and_then(|a| a.get(CLASS_ANNOTATION).cloned())
-        };
-        let field = if by_field.is_some() {
-            "spec.ingressClassName".to_owned()
-        } else {
-            format!("metadata.annotations[{CLASS_ANNOTATION:?}]")
-        };
-        let class = by_field.or_else(by_annotation);
-        let take = match &class {
-            Some(c) => {
-                if !classes.contains(c) {
-                    cx.warn(
-                        id,
-                        &field,
-                        format_args!("IngressClass {c:?} does not exist; not served"),
-                    );
-                }
-                ours.contains(c)
-            }
-            None => {
-                default_class || (!any_class && cx.options.take_unclassed_ingress_without_classes)
-            }
-        };
-        if take {
-            taken.push((id, &**ing));
-        }
-    }
-    taken.sort_by(|a, b| age_key(&a.1.metadata, a.0).cmp(&age_key(&b.1.metadata, b.0)));
-    taken
-}
-
 fn annotations(cx: &mut Cx<'_>, id: &ObjectRef, ing: &Ingress) {
     for key in ing.metadata.annotations.iter().flat_map(|a| a.keys()) {
         if FOREIGN_ANNOTATIONS.iter().any(|p| key.starts_with(p)) {
             cx.error(
                 id,
-                format_args!("metadata.annotations[{key:?}]"),
+                ("metadata", "annotations", Key(key)),
                 format_args!("unsupported annotation {key:?} ignored"),
             );
         }
@@ -365,41 +577,20 @@ struct Tls {
     all_hosts: BTreeSet<ObjectRef>,
 }
 
-impl Tls {
-    /// Whether `host` of Ingress `id` is served on HTTPS.
-    fn serves(&self, id: &ObjectRef, host: &str) -> bool {
-        if self.all_hosts.contains(id) || self.hosts.contains(host) {
-            return true;
-        }
-        host.split_once('.')
-            .is_some_and(|(_, parent)| self.hosts.contains(&format!("*.{parent}")))
-    }
-}
-
-fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Ingress)]) -> Tls {
+fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Head)]) -> Tls {
     let mut by_secret: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut claimed: BTreeMap<String, ObjectRef> = BTreeMap::new();
     let mut default: Option<(String, ObjectRef)> = None;
     let mut all_hosts = BTreeSet::new();
-    for &(id, ing) in taken {
+    for &(id, head) in taken {
         let namespace = id.namespace.as_deref().unwrap_or("default");
-        for (i, t) in ing
-            .spec
-            .iter()
-            .flat_map(|s| s.tls.iter().flatten())
-            .enumerate()
-        {
-            let field = format!("spec.tls[{i}]");
+        for (i, t) in head.tls.iter().enumerate() {
+            let field = ("spec", "tls", i);
             let Some(secret_name) = t.secret_name.as_deref().filter(|s| !s.is_empty()) else {
-                cx.error(
-                    id,
-                    format_args!("{field}.secretName"),
-                    "missing: not served on HTTPS",
-                );
+                cx.error(id, (field, "secretName"), "missing: not served on HTTPS");
                 continue;
             };
-            let Some(secret) =
-                cx.tls_secret(id, &format!("{field}.secretName"), namespace, secret_name)
+            let Some(secret) = cx.tls_secret(id, &(field, "secretName"), namespace, secret_name)
             else {
                 continue;
             };
@@ -409,7 +600,7 @@ fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Ingress)]) -> Tls {
                 match &default {
                     Some((_, winner)) => cx.error(
                         id,
-                        &field,
+                        field,
                         format_args!(
                             "the default certificate is also set by {winner}, which takes \
                              precedence"
@@ -426,7 +617,7 @@ fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Ingress)]) -> Tls {
                 let Some(h) = check_host(h) else {
                     cx.error(
                         id,
-                        format_args!("{field}.hosts[{j}]"),
+                        (field, "hosts", j),
                         format_args!("{h:?} is not a host name or a *. wildcard"),
                     );
                     continue;
@@ -435,7 +626,7 @@ fn tls(cx: &mut Cx<'_>, taken: &[(&ObjectRef, &Ingress)]) -> Tls {
                     Some(winner) if by_secret.get(&secret).is_none_or(|s| !s.contains(&h)) => cx
                         .error(
                             id,
-                            format_args!("{field}.hosts[{j}]"),
+                            (field, "hosts", j),
                             format_args!(
                                 "TLS host {h:?} is also claimed by {winner}, which takes precedence"
                             ),

@@ -28,6 +28,7 @@ use prost::{Message, Name};
 
 use super::validate;
 use super::{Diags, Problem};
+use crate::diagnostic::{Named, ToFieldPath};
 use crate::model::{self, Kind, ObjectKey};
 
 /// Is a secret usable, and as what?
@@ -111,11 +112,11 @@ pub(crate) fn secret(s: &model::Secret, d: &mut Diags) -> Option<tls::Secret> {
     let ty = match (&s.tls_certificate, &s.validation_context) {
         (Some(cert), None) => {
             let ok_chain = d.check(
-                "tls_certificate.certificate_chain",
+                ("tls_certificate", "certificate_chain"),
                 validate::pem(&cert.certificate_chain, "certificate chain", false),
             );
             let ok_key = d.check(
-                "tls_certificate.private_key",
+                ("tls_certificate", "private_key"),
                 validate::pem(&cert.private_key, "private key", true),
             );
             if !(ok_chain && ok_key) {
@@ -129,7 +130,7 @@ pub(crate) fn secret(s: &model::Secret, d: &mut Diags) -> Option<tls::Secret> {
         }
         (None, Some(vc)) => {
             if !d.check(
-                "validation_context.trusted_ca",
+                ("validation_context", "trusted_ca"),
                 validate::pem(&vc.trusted_ca, "CA certificate", false),
             ) {
                 return None;
@@ -141,7 +142,7 @@ pub(crate) fn secret(s: &model::Secret, d: &mut Diags) -> Option<tls::Secret> {
         }
         _ => {
             d.error(
-                "",
+                (),
                 Problem::invalid("set exactly one of tls_certificate and validation_context"),
             );
             return None;
@@ -209,7 +210,7 @@ pub(crate) fn cluster(
     if let Some(t) = &c.tls {
         let mut ctx = tls::UpstreamTlsContext::default();
         if let Some(sni) = &t.sni {
-            ok &= d.check("tls.sni", validate::host(sni));
+            ok &= d.check(("tls", "sni"), validate::host(sni));
             ctx.sni = sni.clone();
         }
         let mut common = tls::CommonTlsContext::default();
@@ -225,7 +226,7 @@ pub(crate) fn cluster(
                 }
                 SecretState::TlsCertificate => {
                     d.error(
-                        "tls.ca_secret",
+                        ("tls", "ca_secret"),
                         Problem::invalid(format!(
                             "secret {ca:?} is a certificate, not a validation context"
                         )),
@@ -234,7 +235,7 @@ pub(crate) fn cluster(
                 }
                 SecretState::Missing => {
                     d.error(
-                        "tls.ca_secret",
+                        ("tls", "ca_secret"),
                         Problem::Dangling(ObjectKey::new(Kind::Secret, ca.as_str())),
                     );
                     ok = false;
@@ -248,9 +249,9 @@ pub(crate) fn cluster(
         use core::health_check::{HealthChecker, HttpHealthCheck, TcpHealthCheck};
         let checker = match &hc.http_path {
             Some(p) => {
-                ok &= d.check("health_check.http_path", validate::path(p));
+                ok &= d.check(("health_check", "http_path"), validate::path(p));
                 if let Some(h) = &hc.host {
-                    ok &= d.check("health_check.host", validate::host(h));
+                    ok &= d.check(("health_check", "host"), validate::host(h));
                 }
                 HealthChecker::HttpHealthCheck(HttpHealthCheck {
                     host: hc.host.clone().unwrap_or_else(|| c.name.clone()),
@@ -282,13 +283,13 @@ pub(crate) fn cluster(
     if let Some(od) = &c.outlier_detection {
         if od.max_ejection_percent.is_some_and(|p| p > 100) {
             ok &= d.check(
-                "outlier_detection.max_ejection_percent",
+                ("outlier_detection", "max_ejection_percent"),
                 Err(Problem::invalid("must be at most 100")),
             );
         }
         if od.interval.is_some_and(|i| i.as_millis() == 0) {
             ok &= d.check(
-                "outlier_detection.interval",
+                ("outlier_detection", "interval"),
                 Err(Problem::invalid("must be greater than 0")),
             );
         }
@@ -314,26 +315,6 @@ pub(crate) fn cluster(
         });
     }
     ok.then_some(out)
-}
-
-/// `localities[l].endpoints[e]`, formatted only when a diagnostic needs it.
-#[derive(Clone, Copy)]
-struct EndpointField(usize, usize);
-
-impl std::fmt::Display for EndpointField {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "localities[{}].endpoints[{}]", self.0, self.1)
-    }
-}
-
-/// `routes[name]`, formatted only when a diagnostic needs it.
-#[derive(Clone, Copy)]
-struct RouteField<'a>(&'a str);
-
-impl std::fmt::Display for RouteField<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "routes[{}]", self.0)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,11 +344,11 @@ pub(crate) fn endpoints(
             ))
             .or_default();
         for (ei, ep) in loc.endpoints.iter().enumerate() {
-            let field = EndpointField(li, ei);
-            let ok = d.check(format_args!("{field}.address"), validate::ip(&ep.address))
-                & d.check(format_args!("{field}.port"), validate::port(ep.port))
+            let field = ("localities", li, "endpoints", ei);
+            let ok = d.check((field, "address"), validate::ip(&ep.address))
+                & d.check((field, "port"), validate::port(ep.port))
                 & d.check(
-                    format_args!("{field}.weight"),
+                    (field, "weight"),
                     if ep.weight == 0 {
                         Err(Problem::invalid("must be at least 1"))
                     } else {
@@ -474,7 +455,7 @@ fn access_logs(logs: &[model::AccessLog], d: &mut Diags) -> Vec<accesslog::Acces
         .filter_map(|(i, l)| {
             if l.path.is_empty() || l.path.contains('\0') {
                 d.error(
-                    format_args!("access_log[{i}].path"),
+                    ("access_log", i, "path"),
                     Problem::invalid("must be a file path"),
                 );
                 return None;
@@ -508,7 +489,7 @@ fn access_logs(logs: &[model::AccessLog], d: &mut Diags) -> Vec<accesslog::Acces
 fn claim_server_names(
     hosts: &[String],
     claimed: &mut BTreeSet<String>,
-    field: &str,
+    field: impl ToFieldPath + Copy,
     earlier: &str,
     d: &mut Diags,
 ) -> Vec<String> {
@@ -516,14 +497,14 @@ fn claim_server_names(
     for (j, h) in hosts.iter().enumerate() {
         match validate::server_name(h) {
             Ok(n) if claimed.contains(&n) => d.warn(
-                format_args!("{field}[{j}]"),
+                (field, j),
                 Problem::invalid(format!("{n:?} is already {earlier}")),
             ),
             Ok(n) => {
                 claimed.insert(n.clone());
                 names.push(n);
             }
-            Err(p) => d.error(format_args!("{field}[{j}]"), p),
+            Err(p) => d.error((field, j), p),
         }
     }
     names
@@ -555,7 +536,7 @@ fn weighted_tcp(backends: &[&model::Backend]) -> tcp::tcp_proxy::ClusterSpecifie
 /// Backends usable by a route: known clusters with weight > 0. Reports the others.
 fn usable_backends<'a>(
     backends: &'a [model::Backend],
-    field: impl std::fmt::Display + Copy,
+    field: impl ToFieldPath + Copy,
     cluster: &dyn Fn(&str) -> bool,
     d: &mut Diags,
 ) -> Vec<&'a model::Backend> {
@@ -563,7 +544,7 @@ fn usable_backends<'a>(
     for (i, b) in backends.iter().enumerate() {
         if !cluster(&b.cluster) {
             d.warn(
-                format_args!("{field}[{i}].cluster"),
+                (field, i, "cluster"),
                 Problem::Dangling(ObjectKey::new(Kind::Cluster, b.cluster.as_str())),
             );
         } else if b.weight > 0 {
@@ -686,12 +667,12 @@ pub(crate) fn listener(
                 let mut claimed: BTreeSet<String> = BTreeSet::new();
                 let mut has_default = false;
                 for (i, t) in l.tls.iter().enumerate() {
-                    let field = format!("tls[{i}]");
+                    let field = ("tls", i);
                     match (ctx.secret)(&t.secret) {
                         SecretState::TlsCertificate => {}
                         SecretState::ValidationContext => {
                             d.error(
-                                format_args!("{field}.secret"),
+                                (field, "secret"),
                                 Problem::invalid(format!(
                                     "secret {:?} is a validation context, not a certificate",
                                     t.secret
@@ -701,7 +682,7 @@ pub(crate) fn listener(
                         }
                         SecretState::Missing => {
                             d.error(
-                                format_args!("{field}.secret"),
+                                (field, "secret"),
                                 Problem::Dangling(ObjectKey::new(Kind::Secret, t.secret.as_str())),
                             );
                             continue;
@@ -710,14 +691,14 @@ pub(crate) fn listener(
                     let mut names = claim_server_names(
                         &t.hosts,
                         &mut claimed,
-                        &format!("{field}.hosts"),
+                        (field, "hosts"),
                         "served by an earlier tls entry",
                         d,
                     );
                     if t.hosts.is_empty() {
                         if has_default {
                             d.warn(
-                                &field,
+                                field,
                                 Problem::invalid(
                                     "a second default certificate (no hosts) is ignored",
                                 ),
@@ -767,20 +748,20 @@ pub(crate) fn listener(
             let mut has_default = false;
             let mut chains = Vec::new();
             for (i, r) in l.tcp_routes.iter().enumerate() {
-                let field = format!("tcp_routes[{i}]");
-                if !d.check(format_args!("{field}.name"), validate::name(&r.name)) {
+                let field = ("tcp_routes", i);
+                if !d.check((field, "name"), validate::name(&r.name)) {
                     continue;
                 }
                 if !names_seen.insert(&r.name) {
                     d.error(
-                        format_args!("{field}.name"),
+                        (field, "name"),
                         Problem::invalid(format!("duplicate route name {:?}", r.name)),
                     );
                     continue;
                 }
                 if l.protocol == P::Tcp && !r.sni.is_empty() {
                     d.error(
-                        format_args!("{field}.sni"),
+                        (field, "sni"),
                         Problem::invalid(
                             "plain tcp listeners cannot route by SNI; use tls_passthrough",
                         ),
@@ -790,14 +771,14 @@ pub(crate) fn listener(
                 let mut names = claim_server_names(
                     &r.sni,
                     &mut claimed,
-                    &format!("{field}.sni"),
+                    (field, "sni"),
                     "routed by an earlier route",
                     d,
                 );
                 if r.sni.is_empty() {
                     if has_default {
                         d.error(
-                            &field,
+                            field,
                             Problem::invalid("only one route may take connections without SNI"),
                         );
                         continue;
@@ -809,20 +790,15 @@ pub(crate) fn listener(
                 if r.backends.iter().map(|b| u64::from(b.weight)).sum::<u64>() > u64::from(u32::MAX)
                 {
                     d.error(
-                        format_args!("{field}.backends"),
+                        (field, "backends"),
                         Problem::invalid("weights add up to more than Envoy's limit of 4294967295"),
                     );
                     continue;
                 }
-                let backends = usable_backends(
-                    &r.backends,
-                    format_args!("{field}.backends"),
-                    ctx.cluster,
-                    d,
-                );
+                let backends = usable_backends(&r.backends, (field, "backends"), ctx.cluster, d);
                 if backends.is_empty() {
                     d.error(
-                        format_args!("{field}.backends"),
+                        (field, "backends"),
                         Problem::invalid("no usable backend (known cluster with weight > 0)"),
                     );
                     continue;
@@ -903,7 +879,7 @@ fn precedence(r: &model::Route) -> impl Ord + '_ {
 
 fn check_string_match(
     v: &model::StringMatch,
-    field: impl std::fmt::Display + Copy,
+    field: impl ToFieldPath + Copy,
     d: &mut Diags,
 ) -> bool {
     match v {
@@ -917,20 +893,20 @@ fn check_string_match(
 
 fn check_headers(
     m: &model::HeaderModifier,
-    field: impl std::fmt::Display + Copy,
+    field: impl ToFieldPath + Copy,
     request: bool,
     d: &mut Diags,
 ) -> bool {
     let mut ok = true;
     for (i, h) in m.add.iter().enumerate() {
-        let f = format!("{field}.add[{i}]");
+        let f = (field, "add", i);
         let name = if request {
             validate::mutable_header_name(&h.name)
         } else {
             validate::header_name(&h.name)
         };
-        ok &= d.check(format_args!("{f}.name"), name.map(|_| ()))
-            & d.check(format_args!("{f}.value"), validate::header_value(&h.value));
+        ok &= d.check((f, "name"), name.map(|_| ()))
+            & d.check((f, "value"), validate::header_value(&h.value));
     }
     for (i, h) in m.remove.iter().enumerate() {
         let name = if request {
@@ -938,13 +914,13 @@ fn check_headers(
         } else {
             validate::header_name(h)
         };
-        ok &= d.check(format_args!("{field}.remove[{i}]"), name.map(|_| ()));
+        ok &= d.check((field, "remove", i), name.map(|_| ()));
     }
     ok
 }
 
 /// Object-level checks of one route. `field` is `routes[<name>]`.
-fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut Diags) -> bool {
+fn check_route(r: &model::Route, field: impl ToFieldPath + Copy, d: &mut Diags) -> bool {
     let mut ok = true;
     let m = &r.matches;
     let prefix_like = matches!(
@@ -954,36 +930,25 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
     ok &= match &m.path {
         model::PathMatch::Prefix(p)
         | model::PathMatch::PathPrefix(p)
-        | model::PathMatch::Exact(p) => {
-            d.check(format_args!("{field}.match.path"), validate::path(p))
-        }
+        | model::PathMatch::Exact(p) => d.check((field, "match", "path"), validate::path(p)),
         model::PathMatch::Regex(p) => {
-            d.check(format_args!("{field}.match.path.regex"), validate::regex(p))
+            d.check((field, "match", "path", "regex"), validate::regex(p))
         }
     };
     for (i, h) in m.headers.iter().enumerate() {
-        let f = format!("{field}.match.headers[{i}]");
-        ok &= d.check(
-            format_args!("{f}.name"),
-            validate::header_name(&h.name).map(|_| ()),
-        );
-        ok &= check_string_match(&h.value, format_args!("{f}.value"), d);
+        let f = (field, "match", "headers", i);
+        ok &= d.check((f, "name"), validate::header_name(&h.name).map(|_| ()));
+        ok &= check_string_match(&h.value, (f, "value"), d);
     }
     for (i, q) in m.query.iter().enumerate() {
-        let f = format!("{field}.match.query[{i}]");
+        let f = (field, "match", "query", i);
         if q.name.is_empty() {
-            ok &= d.check(
-                format_args!("{f}.name"),
-                Err(Problem::invalid("must not be empty")),
-            );
+            ok &= d.check((f, "name"), Err(Problem::invalid("must not be empty")));
         }
-        ok &= check_string_match(&q.value, format_args!("{f}.value"), d);
+        ok &= check_string_match(&q.value, (f, "value"), d);
     }
     for (i, meth) in m.methods.iter().enumerate() {
-        ok &= d.check(
-            format_args!("{field}.match.methods[{i}]"),
-            validate::method(meth),
-        );
+        ok &= d.check((field, "match", "methods", i), validate::method(meth));
     }
     let actions = usize::from(r.forward.is_some())
         + usize::from(r.redirect.is_some())
@@ -996,11 +961,11 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
         ok = false;
     }
     if let Some(f) = &r.forward {
-        let ff = format!("{field}.forward");
+        let ff = (field, "forward");
         let total: u64 = f.backends.iter().map(|b| u64::from(b.weight)).sum();
         if total > u64::from(u32::MAX) {
             ok &= d.check(
-                format_args!("{ff}.backends"),
+                (ff, "backends"),
                 Err(Problem::invalid(format!(
                     "weights add up to {total}, over Envoy's limit of {}",
                     u32::MAX
@@ -1008,22 +973,16 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
             );
         }
         if f.backends.is_empty() {
-            ok &= d.check(
-                format_args!("{ff}.backends"),
-                Err(Problem::invalid("must not be empty")),
-            );
+            ok &= d.check((ff, "backends"), Err(Problem::invalid("must not be empty")));
         }
         for (i, b) in f.backends.iter().enumerate() {
-            ok &= d.check(
-                format_args!("{ff}.backends[{i}].cluster"),
-                validate::name(&b.cluster),
-            );
+            ok &= d.check((ff, "backends", i, "cluster"), validate::name(&b.cluster));
         }
         if let Some(retry) = &f.retry {
             for (i, on) in retry.on.iter().enumerate() {
                 if !validate::RETRY_ON.contains(&on.as_str()) {
                     ok &= d.check(
-                        format_args!("{ff}.retry.on[{i}]"),
+                        (ff, "retry", "on", i),
                         Err(Problem::invalid(format!(
                             "{on:?} is not an Envoy retry condition ({})",
                             validate::RETRY_ON.join(", ")
@@ -1035,7 +994,7 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
         if let Some(p) = &f.rewrite.prefix {
             if matches!(m.path, model::PathMatch::Regex(_)) {
                 ok &= d.check(
-                    format_args!("{ff}.rewrite.prefix"),
+                    (ff, "rewrite", "prefix"),
                     Err(Problem::invalid(
                         "cannot rewrite the prefix of a regex match; use rewrite.regex",
                     )),
@@ -1043,31 +1002,31 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
             }
             if f.rewrite.regex.is_some() {
                 ok &= d.check(
-                    format_args!("{ff}.rewrite"),
+                    (ff, "rewrite"),
                     Err(Problem::invalid("set at most one of prefix and regex")),
                 );
             }
             if !p.is_empty() {
-                ok &= d.check(format_args!("{ff}.rewrite.prefix"), validate::path(p));
+                ok &= d.check((ff, "rewrite", "prefix"), validate::path(p));
             }
         }
         if let Some(rx) = &f.rewrite.regex {
             ok &= d.check(
-                format_args!("{ff}.rewrite.regex.pattern"),
+                (ff, "rewrite", "regex", "pattern"),
                 validate::regex(&rx.pattern),
             );
         }
         if let Some(h) = &f.rewrite.host {
-            ok &= d.check(format_args!("{ff}.rewrite.host"), validate::host(h));
+            ok &= d.check((ff, "rewrite", "host"), validate::host(h));
         }
         for (i, mirror) in f.mirror.iter().enumerate() {
             ok &= d.check(
-                format_args!("{ff}.mirror[{i}].cluster"),
+                (ff, "mirror", i, "cluster"),
                 validate::name(&mirror.cluster),
             );
             if mirror.percent > 100 {
                 ok &= d.check(
-                    format_args!("{ff}.mirror[{i}].percent"),
+                    (ff, "mirror", i, "percent"),
                     Err(Problem::invalid("must be at most 100")),
                 );
             }
@@ -1076,13 +1035,13 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
             match h {
                 model::HashPolicy::Header(n) => {
                     ok &= d.check(
-                        format_args!("{ff}.hash_policy[{i}].header"),
+                        (ff, "hash_policy", i, "header"),
                         validate::header_name(n).map(|_| ()),
                     )
                 }
                 model::HashPolicy::Cookie(n) if n.is_empty() => {
                     ok &= d.check(
-                        format_args!("{ff}.hash_policy[{i}].cookie"),
+                        (ff, "hash_policy", i, "cookie"),
                         Err(Problem::invalid("must not be empty")),
                     );
                 }
@@ -1091,47 +1050,47 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
         }
     }
     if let Some(rd) = &r.redirect {
-        let f = format!("{field}.redirect");
+        let f = (field, "redirect");
         if let Some(s) = &rd.scheme
             && s != "http"
             && s != "https"
         {
             ok &= d.check(
-                format_args!("{f}.scheme"),
+                (f, "scheme"),
                 Err(Problem::invalid("must be http or https")),
             );
         }
         if let Some(h) = &rd.host {
-            ok &= d.check(format_args!("{f}.host"), validate::host(h));
+            ok &= d.check((f, "host"), validate::host(h));
         }
         if rd.port == Some(0) {
-            ok &= d.check(format_args!("{f}.port"), validate::port(0));
+            ok &= d.check((f, "port"), validate::port(0));
         }
         if rd.path.is_some() && rd.prefix.is_some() {
             ok &= d.check(
-                &f,
+                f,
                 Err(Problem::invalid("set at most one of path and prefix")),
             );
         }
         if let Some(p) = &rd.path {
-            ok &= d.check(format_args!("{f}.path"), validate::path(p));
+            ok &= d.check((f, "path"), validate::path(p));
         }
         if let Some(p) = &rd.prefix {
             if !prefix_like {
                 ok &= d.check(
-                    format_args!("{f}.prefix"),
+                    (f, "prefix"),
                     Err(Problem::invalid("needs a prefix or path_prefix match")),
                 );
             }
             if !p.is_empty() {
-                ok &= d.check(format_args!("{f}.prefix"), validate::path(p));
+                ok &= d.check((f, "prefix"), validate::path(p));
             }
         }
         if let Some(code) = rd.code
             && ![301, 302, 303, 307, 308].contains(&code)
         {
             ok &= d.check(
-                format_args!("{f}.code"),
+                (f, "code"),
                 Err(Problem::invalid("must be 301, 302, 303, 307 or 308")),
             );
         }
@@ -1139,29 +1098,19 @@ fn check_route(r: &model::Route, field: impl std::fmt::Display + Copy, d: &mut D
     if let Some(dr) = &r.direct_response {
         if !(200..600).contains(&dr.status) {
             ok &= d.check(
-                format_args!("{field}.direct_response.status"),
+                (field, "direct_response", "status"),
                 Err(Problem::invalid("must be from 200 to 599")),
             );
         }
         if dr.body.as_ref().is_some_and(|b| b.len() > 4096) {
             ok &= d.check(
-                format_args!("{field}.direct_response.body"),
+                (field, "direct_response", "body"),
                 Err(Problem::invalid("longer than 4096 bytes, Envoy's limit")),
             );
         }
     }
-    ok &= check_headers(
-        &r.request_headers,
-        format_args!("{field}.request_headers"),
-        true,
-        d,
-    );
-    ok &= check_headers(
-        &r.response_headers,
-        format_args!("{field}.response_headers"),
-        false,
-        d,
-    );
+    ok &= check_headers(&r.request_headers, (field, "request_headers"), true, d);
+    ok &= check_headers(&r.response_headers, (field, "response_headers"), false, d);
     ok
 }
 
@@ -1177,13 +1126,13 @@ pub(crate) fn check_vhost(v: &model::VirtualHost, d: &mut Diags) -> CheckedVhost
         valid = false;
     }
     for (i, l) in v.listeners.iter().enumerate() {
-        valid &= d.check(format_args!("listeners[{i}]"), validate::name(l));
+        valid &= d.check(("listeners", i), validate::name(l));
     }
     let mut domains = Vec::new();
     for (i, dom) in v.domains.iter().enumerate() {
         match validate::domain(dom) {
             Ok(n) => domains.push(n),
-            Err(p) => d.error(format_args!("domains[{i}]"), p),
+            Err(p) => d.error(("domains", i), p),
         }
     }
     domains.sort();
@@ -1195,25 +1144,20 @@ pub(crate) fn check_vhost(v: &model::VirtualHost, d: &mut Diags) -> CheckedVhost
     let mut names = BTreeSet::new();
     let mut candidates = Vec::new();
     for (i, r) in v.routes.iter().enumerate() {
-        let field = format!(
-            "routes[{}]",
-            if r.name.is_empty() {
-                i.to_string()
-            } else {
-                r.name.clone()
-            }
-        );
-        if !d.check(format_args!("{field}.name"), validate::name(&r.name)) {
+        let named = Named(&r.name);
+        let item: &dyn ToFieldPath = if r.name.is_empty() { &i } else { &named };
+        let field = ("routes", item);
+        if !d.check((field, "name"), validate::name(&r.name)) {
             continue;
         }
         if !names.insert(r.name.as_str()) {
             d.error(
-                format_args!("{field}.name"),
+                (field, "name"),
                 Problem::invalid(format!("duplicate route name {:?}", r.name)),
             );
             continue;
         }
-        if check_route(r, &field, d) {
+        if check_route(r, field, d) {
             candidates.push(i);
         }
     }
@@ -1225,7 +1169,7 @@ pub(crate) fn check_vhost(v: &model::VirtualHost, d: &mut Diags) -> CheckedVhost
         match seen.entry(match_key(&r.matches)) {
             std::collections::btree_map::Entry::Occupied(first) => {
                 d.warn(
-                    format_args!("routes[{}]", r.name),
+                    ("routes", Named(&r.name)),
                     Problem::Shadowed {
                         by: v.routes[*first.get()].name.clone(),
                     },
@@ -1409,23 +1353,18 @@ fn direct(status: u32, body: Option<&str>) -> route::route::Action {
 fn forward_action(
     r: &model::Route,
     f: &model::Forward,
-    field: impl std::fmt::Display + Copy,
+    field: impl ToFieldPath + Copy,
     cluster: &dyn Fn(&str) -> bool,
     d: &mut Diags,
 ) -> route::route::Action {
     use route::route_action::{ClusterSpecifier, HostRewriteSpecifier};
-    let backends = usable_backends(
-        &f.backends,
-        format_args!("{field}.forward.backends"),
-        cluster,
-        d,
-    );
+    let backends = usable_backends(&f.backends, (field, "forward", "backends"), cluster, d);
     if backends.is_empty() {
         // Gateway API: every backend weight 0 means 500; no known backend at all, 503.
         let all_zero = f.backends.iter().all(|b| b.weight == 0);
         let status = if all_zero { 500 } else { 503 };
         d.warn(
-            format_args!("{field}.forward.backends"),
+            (field, "forward", "backends"),
             Problem::invalid(format!("no usable backend; the route answers {status}")),
         );
         return direct(status, None);
@@ -1477,7 +1416,7 @@ fn forward_action(
     for (i, m) in f.mirror.iter().enumerate() {
         if !cluster(&m.cluster) {
             d.warn(
-                format_args!("{field}.forward.mirror[{i}].cluster"),
+                (field, "forward", "mirror", i, "cluster"),
                 Problem::Dangling(ObjectKey::new(Kind::Cluster, m.cluster.as_str())),
             );
             continue;
@@ -1569,7 +1508,7 @@ pub(crate) fn virtual_host(
         .iter()
         .filter_map(|i| v.routes.get(*i))
         .map(|r| {
-            let field = RouteField(&r.name);
+            let field = ("routes", Named(&r.name));
             let action = if let Some(f) = &r.forward {
                 forward_action(r, f, field, cluster, d)
             } else if let Some(rd) = &r.redirect {

@@ -689,3 +689,29 @@ fn a_change_after_an_acknowledgement_is_planned_from_the_diff() {
     let full = Version::of_set(r.resources.iter().map(|x| (x.name(), x.version())));
     assert_eq!(r.version_info, full.to_string());
 }
+
+/// Envoy changes its EDS names in the request that acknowledges the previous response: a name
+/// dropped there is not held, so asking for it again sends it again.
+#[test]
+fn regression_sotw_name_dropped_in_an_ack_is_sent_again_when_asked_back() {
+    let s = snap("a", &["a", "b"], 80);
+    let mut st = Stream::new(Variant::Sotw, Some(T::Endpoint), Limits::default(), s);
+    let a = one(st.on_request(req(T::Endpoint, &["a"])).unwrap());
+    let b = one(st.on_request(ack(T::Endpoint, &["b"], &a)).unwrap());
+    assert_eq!(names(&b), ["b"]);
+    let again = one(st.on_request(ack(T::Endpoint, &["a"], &b)).unwrap());
+    assert_eq!(names(&again), ["a"]);
+}
+
+/// The delta form: an acknowledgement that arrives after the client unsubscribed from a name
+/// in that response does not make the server think the client holds it.
+#[test]
+fn regression_delta_name_unsubscribed_before_its_ack_is_sent_again_when_resubscribed() {
+    let s = snap("a", &["a", "b"], 80);
+    let mut d = Stream::new(Variant::Delta, Some(T::Endpoint), Limits::default(), s);
+    let a = one(d.on_delta_request(dreq(T::Endpoint, &["a"], &[])).unwrap());
+    none(d.on_delta_request(dreq(T::Endpoint, &[], &["a"])).unwrap());
+    none(d.on_delta_request(dack(T::Endpoint, &a)).unwrap());
+    let again = one(d.on_delta_request(dreq(T::Endpoint, &["a"], &[])).unwrap());
+    assert_eq!(names(&again), ["a"]);
+}
