@@ -20,9 +20,8 @@ pub fn free_port() -> u16 {
 /// It stops when dropped.
 ///
 /// ```
-/// use xdsc_test_support::{Backend, http_get};
-/// let b = Backend::start("one");
-/// assert_eq!(http_get(b.addr.port(), "x", "/"), Some((200, "one".to_owned())));
+/// let b = xdsc_test_support::Backend::start("one");
+/// assert!(b.addr.ip().is_loopback() && b.addr.port() != 0);
 /// ```
 #[derive(Debug)]
 pub struct Backend {

@@ -462,7 +462,7 @@ impl Resources {
     /// let b = a.clone().with(Resource::new(t, "b", vec![2], vec![]));
     /// let changes: Vec<_> = a.resources(t).changes(b.resources(t)).collect();
     /// assert_eq!(changes.len(), 1);
-    /// assert_eq!((&*changes[0].0, changes[0].1.is_none()), ("b", true));
+    /// assert_eq!((&**changes[0].0, changes[0].1.is_none()), ("b", true));
     /// ```
     pub fn changes<'a>(
         &'a self,
