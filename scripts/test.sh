@@ -5,5 +5,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 XDSC_ENVOY=$(bash scripts/install-envoy.sh)
+# The TLS tests' client and backends are the openssl command (Debian's openssl package).
+if ! command -v openssl >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get install -y -q openssl >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q openssl >/dev/null)
+fi
 export XDSC_ENVOY
 cargo test --workspace --all-features "$@"

@@ -59,12 +59,22 @@ pub(crate) enum Command {
         /// process exits 0.
         #[arg(long, default_value = "5s", value_parser = duration)]
         shutdown_grace: std::time::Duration,
+        /// Answer 404 on /debug/snapshot and /debug/clients (they show configuration, node
+        /// identities and addresses; secrets are always redacted).
+        #[arg(long)]
+        no_debug_endpoints: bool,
     },
     /// Validate the files; print every error and warning (file:line:column, object, field)
-    /// and exit 1 if there is any error.
+    /// to standard error, and to standard output the status each Kubernetes object would
+    /// get in a cluster (Gateway API conditions with the spec's reasons, Ingress addresses);
+    /// exit 1 if there is any error.
     Check {
         #[command(flatten)]
         input: Input,
+        /// Output format: `json` prints one object (diagnostics, statuses in the API's
+        /// shape, summary) to standard output.
+        #[arg(long, value_enum, default_value_t = oracle::Format::Text)]
+        output: oracle::Format,
     },
     /// Print the compiled snapshot as an Envoy bootstrap with static resources, which
     /// `envoy --mode validate -c FILE` accepts; diagnostics go to standard error.

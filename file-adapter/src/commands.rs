@@ -8,6 +8,7 @@ use xdsc_core::compile::Compiled;
 use xdsc_core::render::{BootstrapOptions, bootstrap_json};
 
 use crate::load::{self, Diagnostic, LoadOptions, Loaded};
+use crate::oracle::Format;
 
 /// The exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -47,7 +48,8 @@ pub(crate) fn diagnostics_text(report: &[Diagnostic]) -> String {
 }
 
 /// `xdsc-file check`: every error and warning, one a line, each naming file, line, column,
-/// object and field; exit 1 when any is an error.
+/// object and field (standard error), and the status the Kubernetes objects would get
+/// (standard output); exit 1 when any diagnostic is an error. See [`check_as`].
 ///
 /// ```
 /// use xdsc_file::commands::{check, EXIT_INVALID};
@@ -56,8 +58,70 @@ pub(crate) fn diagnostics_text(report: &[Diagnostic]) -> String {
 /// assert!(out.stderr.contains("/nonexistent: cannot read"));
 /// ```
 pub fn check(paths: &[PathBuf], options: &LoadOptions) -> Output {
+    check_as(paths, options, Format::Text)
+}
+
+/// `xdsc-file check --output FORMAT`. Text: diagnostics and the summary on standard error,
+/// the computed status on standard output, one line per object part (`Gateway ns/name
+/// (file:line): listener http: Accepted=True Accepted; ...`). JSON: one object on standard
+/// output, `{"diagnostics": [...], "statuses": [{"kind", "namespace", "name", "origin",
+/// "status"}], "summary": {...}}`, each `status` in the shape the API server holds it
+/// (Gateway API conditions without `lastTransitionTime`, which the writer sets).
+///
+/// ```
+/// use xdsc_file::commands::check_as;
+/// use xdsc_file::oracle::Format;
+/// let out = check_as(&["/nonexistent".into()], &Default::default(), Format::Json);
+/// let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+/// assert_eq!(v["summary"]["errors"], 1);
+/// ```
+pub fn check_as(paths: &[PathBuf], options: &LoadOptions, format: Format) -> Output {
     let (loaded, compiled, report) = compile(paths, options);
     let errors = report.iter().filter(|d| d.is_error()).count();
+    let code = if errors > 0 { EXIT_INVALID } else { EXIT_OK };
+    let origin = |id: &xdsc_kube::translate::ObjectRef| loaded.kube.origin(id).map(str::to_owned);
+    if format == Format::Json {
+        let controller = &options.kube.gateway_controller;
+        let diagnostics: Vec<serde_json::Value> = report
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "severity": if d.is_error() { "error" } else { "warning" },
+                    "location": d.location.as_ref().map(ToString::to_string),
+                    "object": d.object.as_ref().map(ToString::to_string),
+                    "field": d.field.to_string(),
+                    "message": d.problem.to_string(),
+                })
+            })
+            .collect();
+        let statuses: Vec<serde_json::Value> = loaded
+            .statuses
+            .iter()
+            .map(|(id, s)| {
+                serde_json::json!({
+                    "kind": id.kind, "namespace": id.namespace, "name": id.name,
+                    "origin": origin(id), "status": s.to_json(&id.kind, controller),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "diagnostics": diagnostics,
+            "statuses": statuses,
+            "summary": {
+                "files": loaded.files.len(), "objects": loaded.objects.len(),
+                "resources": compiled.snapshot().len(),
+                "snapshot": compiled.snapshot().version().to_string(),
+                "errors": errors, "warnings": report.len() - errors,
+            },
+        });
+        let mut stdout = serde_json::to_string_pretty(&v).unwrap_or_default();
+        stdout.push('\n');
+        return Output {
+            stdout,
+            stderr: String::new(),
+            code,
+        };
+    }
     let mut stderr = diagnostics_text(&report);
     stderr.push_str(&format!(
         "{} file(s), {} object(s), {} resource(s), snapshot {}: {} error(s), {} warning(s)\n",
@@ -68,10 +132,20 @@ pub fn check(paths: &[PathBuf], options: &LoadOptions) -> Output {
         errors,
         report.len() - errors
     ));
+    let mut stdout = String::new();
+    for (id, s) in &loaded.statuses {
+        let who = match origin(id) {
+            Some(o) => format!("{id} ({o})"),
+            None => id.to_string(),
+        };
+        for line in s.text_lines() {
+            stdout.push_str(&format!("{who}: {line}\n"));
+        }
+    }
     Output {
-        stdout: String::new(),
+        stdout,
         stderr,
-        code: if errors > 0 { EXIT_INVALID } else { EXIT_OK },
+        code,
     }
 }
 

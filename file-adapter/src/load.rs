@@ -213,6 +213,9 @@ pub struct Loaded {
     pub files: BTreeSet<PathBuf>,
     /// The Kubernetes objects read, for tools that need them.
     pub kube: translate::Inputs,
+    /// The status the translation computed for the Kubernetes objects (what a controller
+    /// would write to the cluster), by object.
+    pub statuses: BTreeMap<translate::ObjectRef, xdsc_kube::status::ObjectStatus>,
 }
 
 impl Loaded {
@@ -571,6 +574,7 @@ fn assemble(mut out: Loaded, results: &[Arc<FileResult>], options: &LoadOptions)
         }
     }
     let translation = translate::full(&out.kube, &options.kube);
+    out.statuses = translation.statuses;
     for d in translation.diagnostics {
         let site = d.object.source().and_then(|id| sites.get(id));
         let location = site.map(|(at, site)| Location {

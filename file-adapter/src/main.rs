@@ -48,7 +48,9 @@ async fn signal() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { input } => print(commands::check(&input.paths, &input.options())),
+        Command::Check { input, output } => {
+            print(commands::check_as(&input.paths, &input.options(), output))
+        }
         Command::Render {
             input,
             fleet,
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
             max_delay,
             rescan,
             shutdown_grace,
+            no_debug_endpoints,
         } => {
             init_logs(cli.log_format);
             let config = ServeConfig {
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
                 admin_addr,
                 fleet,
                 shutdown_grace,
+                debug_endpoints: !no_debug_endpoints,
             };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,

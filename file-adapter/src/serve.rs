@@ -50,6 +50,8 @@ pub struct ServeConfig {
     /// On shutdown, how long xDS connections may take to close after their streams were
     /// ended (see [`xdsc_server::ConnectionOptions::shutdown_grace`]).
     pub shutdown_grace: std::time::Duration,
+    /// Whether `/debug/snapshot` and `/debug/clients` answer.
+    pub debug_endpoints: bool,
 }
 
 struct PublisherSink {
@@ -104,10 +106,13 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> R
     });
     let status = Arc::new(Mutex::new(Value::Null));
     let debug_status = Arc::clone(&status);
-    let admin = server.admin().with_debug_extra(Arc::new(move || {
-        let s = debug_status.lock().unwrap_or_else(PoisonError::into_inner);
-        Value::Array(vec![s.clone()])
-    }));
+    let admin = server
+        .admin()
+        .with_debug_endpoints(config.debug_endpoints)
+        .with_debug_extra(Arc::new(move || {
+            let s = debug_status.lock().unwrap_or_else(PoisonError::into_inner);
+            Value::Array(vec![s.clone()])
+        }));
     let sink = PublisherSink {
         publisher,
         fleet: config.fleet.clone(),

@@ -42,8 +42,18 @@ pub mod reason {
     pub const INVALID_KIND: &str = "InvalidKind";
     /// Reason: a cross-namespace reference has no ReferenceGrant.
     pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
-    /// Reason: the listener conflicts with another on its port.
+    /// Condition type: the listener conflicts with another on its port.
     pub const CONFLICTED: &str = "Conflicted";
+    /// Reason (`Conflicted`): another listener on the port has the same hostname.
+    pub const HOSTNAME_CONFLICT: &str = "HostnameConflict";
+    /// Reason (`Conflicted`): another listener on the port speaks another protocol.
+    pub const PROTOCOL_CONFLICT: &str = "ProtocolConflict";
+    /// Reason (`Conflicted` False): no conflict.
+    pub const NO_CONFLICTS: &str = "NoConflicts";
+    /// Reason (listener `Accepted`): the port cannot be used.
+    pub const PORT_UNAVAILABLE: &str = "PortUnavailable";
+    /// Reason (listener `ResolvedRefs`): `allowedRoutes.kinds` names a kind not supported.
+    pub const INVALID_ROUTE_KINDS: &str = "InvalidRouteKinds";
     /// Reason: the Gateway has listeners that are not valid.
     pub const LISTENERS_NOT_VALID: &str = "ListenersNotValid";
 }
@@ -239,6 +249,151 @@ impl ObjectStatus {
             .into_iter()
             .map(|(r, c)| (r, c.into_values().collect()))
             .collect();
+        out
+    }
+}
+
+impl ObjectStatus {
+    /// The status as the API server holds it (`status` of the object), for a status writer
+    /// and for `xdsc-file check --output json`: Gateway API conditions with `type`, `status`,
+    /// `reason`, `message` and `observedGeneration` (the writer adds `lastTransitionTime`),
+    /// Gateway `listeners`, route `parents` (with `controllerName`), Ingress
+    /// `loadBalancer`. `kind` is the object's kind; `controller` the Gateway controller name.
+    ///
+    /// ```
+    /// use xdsc_kube::status::{reason, Condition, ObjectStatus};
+    /// let mut s = ObjectStatus::default();
+    /// s.observed_generation = Some(3);
+    /// s.conditions.push(Condition::new(reason::ACCEPTED, true, reason::ACCEPTED, ""));
+    /// let j = s.to_json("GatewayClass", "xdsc.dev/gateway-controller");
+    /// assert_eq!(j["conditions"][0]["observedGeneration"], 3);
+    /// assert_eq!(j["conditions"][0]["status"], "True");
+    /// ```
+    pub fn to_json(&self, kind: &str, controller: &str) -> serde_json::Value {
+        use serde_json::{Map, Value, json};
+        let conditions = |cs: &[Condition]| -> Value {
+            cs.iter()
+                .map(|c| {
+                    let mut v = json!({"type": c.type_, "status": c.status.as_str(),
+                        "reason": c.reason, "message": c.message});
+                    if let Some(g) = self.observed_generation {
+                        v["observedGeneration"] = json!(g);
+                    }
+                    v
+                })
+                .collect()
+        };
+        let mut out = Map::new();
+        if kind == "Ingress" {
+            let ingress: Vec<Value> = self
+                .load_balancer
+                .iter()
+                .map(|a| match (&a.ip, &a.hostname) {
+                    (Some(ip), _) => json!({"ip": ip}),
+                    (None, Some(h)) => json!({"hostname": h}),
+                    (None, None) => json!({}),
+                })
+                .collect();
+            out.insert("loadBalancer".into(), json!({"ingress": ingress}));
+            return Value::Object(out);
+        }
+        if !self.conditions.is_empty() || self.parents.is_empty() {
+            out.insert("conditions".into(), conditions(&self.conditions));
+        }
+        if kind == "Gateway" {
+            let listeners: Vec<Value> = self
+                .listeners
+                .iter()
+                .map(|(name, l)| {
+                    let kinds: Vec<Value> = l
+                        .supported_kinds
+                        .iter()
+                        .map(|k| json!({"group": "gateway.networking.k8s.io", "kind": k}))
+                        .collect();
+                    json!({"name": name, "supportedKinds": kinds,
+                        "attachedRoutes": l.attached_routes,
+                        "conditions": conditions(&l.conditions)})
+                })
+                .collect();
+            out.insert("listeners".into(), Value::Array(listeners));
+        }
+        if !self.parents.is_empty() {
+            out.remove("conditions");
+            let parents: Vec<Value> = self
+                .parents
+                .iter()
+                .map(|(p, cs)| {
+                    let mut r = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                        "namespace": p.namespace, "name": p.name});
+                    if let Some(s) = &p.section_name {
+                        r["sectionName"] = json!(s);
+                    }
+                    if let Some(port) = p.port {
+                        r["port"] = json!(port);
+                    }
+                    json!({"parentRef": r, "controllerName": controller,
+                        "conditions": conditions(cs)})
+                })
+                .collect();
+            out.insert("parents".into(), Value::Array(parents));
+        }
+        Value::Object(out)
+    }
+
+    /// The status as text, one line per object part: the object's conditions, then each
+    /// listener's (with `attachedRoutes` and `supportedKinds`), then each parent's; a
+    /// condition reads `Type=Status Reason`, with its message unless the reason is the
+    /// type's own (`Accepted=True Accepted`).
+    ///
+    /// ```
+    /// use xdsc_kube::status::{reason, Condition, ObjectStatus};
+    /// let mut s = ObjectStatus::default();
+    /// s.conditions.push(Condition::new(reason::ACCEPTED, false, reason::LISTENERS_NOT_VALID, "some listeners are not valid"));
+    /// assert_eq!(s.text_lines(), ["Accepted=False ListenersNotValid (some listeners are not valid)"]);
+    /// ```
+    pub fn text_lines(&self) -> Vec<String> {
+        let conditions = |cs: &[Condition]| {
+            cs.iter()
+                .map(|c| {
+                    let mut t = format!("{}={} {}", c.type_, c.status.as_str(), c.reason);
+                    if c.reason != c.type_ && !c.message.is_empty() {
+                        t.push_str(&format!(" ({})", c.message));
+                    }
+                    t
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let mut out = Vec::new();
+        if !self.conditions.is_empty() {
+            out.push(conditions(&self.conditions));
+        }
+        for (name, l) in &self.listeners {
+            out.push(format!(
+                "listener {name}: {}; attachedRoutes={}; supportedKinds=[{}]",
+                conditions(&l.conditions),
+                l.attached_routes,
+                l.supported_kinds.join(",")
+            ));
+        }
+        for (p, cs) in &self.parents {
+            let mut who = format!("{}/{}", p.namespace, p.name);
+            if let Some(s) = &p.section_name {
+                who.push_str(&format!(" sectionName={s}"));
+            }
+            if let Some(port) = p.port {
+                who.push_str(&format!(" port={port}"));
+            }
+            out.push(format!("parent {who}: {}", conditions(cs)));
+        }
+        if !self.load_balancer.is_empty() {
+            let addresses: Vec<&str> = self
+                .load_balancer
+                .iter()
+                .filter_map(|a| a.ip.as_deref().or(a.hostname.as_deref()))
+                .collect();
+            out.push(format!("loadBalancer: {}", addresses.join(", ")));
+        }
         out
     }
 }

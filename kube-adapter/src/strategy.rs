@@ -1,8 +1,9 @@
 //! Proptest strategies (feature `proptest`): Kubernetes objects of every supported kind,
 //! drawn from a small universe of names so that they refer to each other (Ingresses and
-//! HTTPRoutes to Services that may or may not exist, EndpointSlices to Services by label,
-//! listeners to Secrets, Gateways to classes, Namespaces selected by labels), and sequences
-//! of batches of upserts and deletes over them.
+//! routes of every kind to Services that may or may not exist, in their namespace or another
+//! that a ReferenceGrant may open, EndpointSlices to Services by label, listeners to Secrets,
+//! Gateways to classes and to ports other Gateways use, Namespaces selected by labels), and
+//! sequences of batches of upserts and deletes over them.
 //!
 //! Made for the property "incremental equals full": any sequence of batches applied to a
 //! [`crate::translator::Translator`] ends where a translation of the final set starts. The
@@ -261,51 +262,83 @@ fn gateway_class() -> impl Strategy<Value = KubeObject> {
 }
 
 fn gateway() -> impl Strategy<Value = KubeObject> {
+    let kinds = proptest::collection::vec(
+        pick(&["HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "FooRoute"]),
+        0..2,
+    );
     let listener = (
-        pick(&["l0", "l1", "l2"]),
-        proptest::sample::select(&[80, 8080, 443][..]),
-        pick(&["HTTP", "HTTPS", "TCP"]),
-        prop::option::of(pick(HOSTS)),
-        pick(SECRETS),
-        pick(&["Same", "All", "Selector", "Bogus"]),
+        (
+            pick(&["l0", "l1", "l2"]),
+            // 80 and 10080 are one Envoy port (the privileged-port offset).
+            proptest::sample::select(&[80, 8080, 443, 10080][..]),
+            pick(&["HTTP", "HTTPS", "TCP", "TLS", "UDP"]),
+            prop::option::of(pick(HOSTS)),
+        ),
+        (
+            pick(SECRETS),
+            prop::option::of(pick(NAMESPACES)),
+            pick(&["Same", "All", "Selector", "Bogus"]),
+            kinds,
+            prop::bool::weighted(0.8),
+        ),
     )
-        .prop_map(|(name, port, protocol, host, secret, from)| {
-            let mut l = json!({"name": name, "port": port, "protocol": protocol,
+        .prop_map(
+            |((name, port, protocol, host), (secret, secret_ns, from, kinds, passthrough))| {
+                let mut l = json!({"name": name, "port": port, "protocol": protocol,
                 "allowedRoutes": {"namespaces": {"from": from}}});
-            if from == "Selector" {
-                l["allowedRoutes"]["namespaces"]["selector"] =
-                    json!({"matchLabels": {"team": "x"}});
-            }
-            if let Some(h) = host {
-                l["hostname"] = json!(h);
-            }
-            if protocol == "HTTPS" {
-                l["tls"] = json!({"certificateRefs": [{"name": secret}]});
-            }
-            l
-        });
+                if from == "Selector" {
+                    l["allowedRoutes"]["namespaces"]["selector"] =
+                        json!({"matchLabels": {"team": "x"}});
+                }
+                if !kinds.is_empty() {
+                    let kinds: Vec<Value> = kinds.iter().map(|k| json!({"kind": k})).collect();
+                    l["allowedRoutes"]["kinds"] = json!(kinds);
+                }
+                if let Some(h) = host {
+                    l["hostname"] = json!(h);
+                }
+                if protocol == "HTTPS" {
+                    let mut cert = json!({"name": secret});
+                    if let Some(ns) = secret_ns {
+                        cert["namespace"] = json!(ns);
+                    }
+                    l["tls"] = json!({"certificateRefs": [cert]});
+                }
+                if protocol == "TLS" {
+                    let mode = if passthrough {
+                        "Passthrough"
+                    } else {
+                        "Terminate"
+                    };
+                    l["tls"] = json!({"mode": mode});
+                }
+                l
+            },
+        );
     (
         pick(NAMESPACES),
         pick(&["g0", "g1"]),
         pick(&["gc", "gc2", "missing"]),
         proptest::collection::vec(listener, 0..3),
+        prop::option::of(pick(TIMES)),
     )
-        .prop_map(|(ns, name, class, listeners)| {
+        .prop_map(|(ns, name, class, listeners, created)| {
             parse(
                 json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-                "metadata": meta(name, Some(ns), None),
+                "metadata": meta(name, Some(ns), created),
                 "spec": {"gatewayClassName": class, "listeners": listeners}}),
             )
         })
 }
 
-fn http_route() -> impl Strategy<Value = KubeObject> {
-    let parent = (
+fn parent_ref() -> impl Strategy<Value = Value> {
+    (
         pick(&["g0", "g1"]),
         prop::option::of(pick(NAMESPACES)),
         prop::option::of(pick(&["l0", "l1"])),
+        prop::option::of(proptest::sample::select(&[80, 443][..])),
     )
-        .prop_map(|(g, ns, section)| {
+        .prop_map(|(g, ns, section, port)| {
             let mut p = json!({"name": g});
             if let Some(n) = ns {
                 p["namespace"] = json!(n);
@@ -313,8 +346,48 @@ fn http_route() -> impl Strategy<Value = KubeObject> {
             if let Some(s) = section {
                 p["sectionName"] = json!(s);
             }
+            if let Some(port) = port {
+                p["port"] = json!(port);
+            }
             p
-        });
+        })
+}
+
+/// A backend reference: a Service port, sometimes in another namespace (which needs a
+/// ReferenceGrant) or of a kind that is not a Service.
+fn backend_ref() -> impl Strategy<Value = Value> {
+    (
+        pick(SERVICES),
+        proptest::sample::select(&[80, 81, 99][..]),
+        prop::option::of(0..3i32),
+        prop::option::of(pick(&["a", "b", "elsewhere"])),
+        prop::bool::weighted(0.05),
+    )
+        .prop_map(|(s, port, weight, ns, bucket)| {
+            let mut b = json!({"name": s, "port": port});
+            if let Some(w) = weight {
+                b["weight"] = json!(w);
+            }
+            if let Some(n) = ns {
+                b["namespace"] = json!(n);
+            }
+            if bucket {
+                b["group"] = json!("example.com");
+                b["kind"] = json!("Bucket");
+            }
+            b
+        })
+}
+
+fn route_meta() -> impl Strategy<Value = (String, String, Option<String>)> {
+    (
+        pick(NAMESPACES),
+        pick(&["r0", "r1", "r2"]),
+        prop::option::of(pick(TIMES)),
+    )
+}
+
+fn http_route() -> impl Strategy<Value = KubeObject> {
     let matches = (
         pick(&["PathPrefix", "Exact", "RegularExpression"]),
         pick(&["/", "/a", "/a/b"]),
@@ -327,42 +400,27 @@ fn http_route() -> impl Strategy<Value = KubeObject> {
             }
             m
         });
-    let backend_ref = (
-        pick(SERVICES),
-        proptest::sample::select(&[80, 81, 99][..]),
-        prop::option::of(0..3i32),
-        prop::bool::weighted(0.1),
-    )
-        .prop_map(|(s, port, weight, foreign)| {
-            let mut b = json!({"name": s, "port": port});
-            if let Some(w) = weight {
-                b["weight"] = json!(w);
-            }
-            if foreign {
-                b["namespace"] = json!("elsewhere");
-            }
-            b
-        });
     let rule = (
         proptest::collection::vec(matches, 0..2),
-        proptest::collection::vec(backend_ref, 0..3),
-        prop::bool::weighted(0.1),
+        proptest::collection::vec(backend_ref(), 0..3),
+        prop::option::of(pick(&["https", "/", "/x"])),
     )
         .prop_map(|(matches, backends, redirect)| {
             let mut r = json!({"matches": matches, "backendRefs": backends});
-            if redirect {
-                r["filters"] =
-                    json!([{"type": "RequestRedirect", "requestRedirect": {"scheme": "https"}}]);
+            match redirect.as_deref() {
+                Some("https") => {
+                    r["filters"] = json!([{"type": "RequestRedirect", "requestRedirect": {"scheme": "https"}}]);
+                }
+                Some(prefix) => {
+                    r["filters"] = json!([{"type": "RequestRedirect", "requestRedirect": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": prefix}}}]);
+                }
+                None => {}
             }
             r
         });
     (
-        (
-            pick(NAMESPACES),
-            pick(&["r0", "r1", "r2"]),
-            prop::option::of(pick(TIMES)),
-        ),
-        proptest::collection::vec(parent, 0..3),
+        route_meta(),
+        proptest::collection::vec(parent_ref(), 0..3),
         proptest::collection::vec(pick(HOSTS), 0..2),
         proptest::collection::vec(rule, 0..3),
     )
@@ -375,6 +433,123 @@ fn http_route() -> impl Strategy<Value = KubeObject> {
         })
 }
 
+fn grpc_route() -> impl Strategy<Value = KubeObject> {
+    let matches = (
+        pick(&["Exact", "RegularExpression"]),
+        prop::option::of(pick(&["svc.A", "svc.B"])),
+        prop::option::of(pick(&["Get", "Put"])),
+        prop::option::of(pick(&["v1", "v2"])),
+    )
+        .prop_map(|(t, service, method, header)| {
+            let mut m = json!({});
+            if service.is_some() || method.is_some() {
+                m["method"] = json!({"type": t, "service": service, "method": method});
+            }
+            if let Some(h) = header {
+                m["headers"] = json!([{"name": "version", "value": h}]);
+            }
+            m
+        });
+    let rule = (
+        proptest::collection::vec(matches, 0..2),
+        proptest::collection::vec(backend_ref(), 0..3),
+        prop::bool::weighted(0.2),
+    )
+        .prop_map(|(matches, backends, header)| {
+            let mut r = json!({"matches": matches, "backendRefs": backends});
+            if header {
+                r["filters"] = json!([{"type": "RequestHeaderModifier",
+                    "requestHeaderModifier": {"set": [{"name": "x-grpc", "value": "1"}]}}]);
+            }
+            r
+        });
+    (
+        route_meta(),
+        proptest::collection::vec(parent_ref(), 0..3),
+        proptest::collection::vec(pick(HOSTS), 0..2),
+        proptest::collection::vec(rule, 0..2),
+    )
+        .prop_map(|((ns, name, created), parents, hostnames, rules)| {
+            parse(
+                json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+                "metadata": meta(name, Some(ns), created),
+                "spec": {"parentRefs": parents, "hostnames": hostnames, "rules": rules}}),
+            )
+        })
+}
+
+fn stream_route() -> impl Strategy<Value = KubeObject> {
+    (
+        route_meta(),
+        prop::bool::ANY,
+        pick(&["v1", "v1alpha2", "v1alpha3"]),
+        proptest::collection::vec(parent_ref(), 0..3),
+        proptest::collection::vec(pick(HOSTS), 0..2),
+        proptest::collection::vec(backend_ref(), 0..3),
+    )
+        .prop_map(
+            |((ns, name, created), tls, version, parents, hostnames, backends)| {
+                let (kind, version) = if tls {
+                    ("TLSRoute", version.as_str())
+                } else {
+                    ("TCPRoute", "v1alpha2")
+                };
+                let mut spec = json!({"parentRefs": parents, "rules": [{"backendRefs": backends}]});
+                if tls {
+                    spec["hostnames"] = json!(hostnames);
+                }
+                parse(
+                    json!({"apiVersion": format!("gateway.networking.k8s.io/{version}"), "kind": kind,
+                    "metadata": meta(name, Some(ns), created), "spec": spec}),
+                )
+            },
+        )
+}
+
+fn reference_grant() -> impl Strategy<Value = KubeObject> {
+    let from = (
+        pick(&["HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "Gateway"]),
+        pick(NAMESPACES),
+    )
+        .prop_map(|(kind, ns)| json!({"group": "gateway.networking.k8s.io", "kind": kind, "namespace": ns}));
+    let to = (
+        pick(&["Service", "Service", "Secret"]),
+        prop::option::of(pick(&["s0", "s1", "t0"])),
+    )
+        .prop_map(|(kind, name)| {
+            let mut to = json!({"group": "", "kind": kind});
+            if let Some(n) = name {
+                to["name"] = json!(n);
+            }
+            to
+        });
+    (
+        pick(NAMESPACES),
+        pick(&["rg0", "rg1"]),
+        proptest::collection::vec(from, 1..4),
+        proptest::collection::vec(to, 1..3),
+    )
+        .prop_map(|(ns, name, from, to)| {
+            parse(
+                json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+                "metadata": meta(name, Some(ns), None), "spec": {"from": from, "to": to}}),
+            )
+        })
+}
+
+/// Which objects a strategy draws: every supported kind, or the ones one part of the
+/// translation reads (so that a test aimed at that part finds its cases sooner).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mix {
+    /// Every supported kind.
+    All,
+    /// Ingresses and what they read: IngressClasses, Services, EndpointSlices, Secrets.
+    Ingress,
+    /// The Gateway API kinds and what they read: Services, EndpointSlices, Secrets,
+    /// Namespaces.
+    Gateway,
+}
+
 /// Any supported object, from the small universe of names above.
 ///
 /// ```
@@ -384,35 +559,63 @@ fn http_route() -> impl Strategy<Value = KubeObject> {
 /// assert!(!o.id().name.is_empty());
 /// ```
 pub fn object() -> impl Strategy<Value = KubeObject> {
-    prop_oneof![
-        3 => service(),
-        3 => slice(),
-        2 => secret(),
-        1 => ingress_class(),
-        4 => ingress(),
-        1 => namespace(),
-        1 => gateway_class(),
-        2 => gateway(),
-        3 => http_route(),
-    ]
+    object_of(Mix::All)
+}
+
+/// An object of the kinds of a [`Mix`].
+pub fn object_of(mix: Mix) -> BoxedStrategy<KubeObject> {
+    let (ing, gw) = match mix {
+        Mix::All => (true, true),
+        Mix::Ingress => (true, false),
+        Mix::Gateway => (false, true),
+    };
+    let mut options: Vec<(u32, BoxedStrategy<KubeObject>)> = vec![
+        (4, service().boxed()),
+        (4, slice().boxed()),
+        (3, secret().boxed()),
+        (1, namespace().boxed()),
+    ];
+    if ing {
+        options.push((1, ingress_class().boxed()));
+        options.push((6, ingress().boxed()));
+    }
+    if gw {
+        options.push((1, gateway_class().boxed()));
+        options.push((3, gateway().boxed()));
+        options.push((3, http_route().boxed()));
+        options.push((2, grpc_route().boxed()));
+        options.push((2, stream_route().boxed()));
+        options.push((2, reference_grant().boxed()));
+    }
+    proptest::strategy::Union::new_weighted(options).boxed()
 }
 
 /// One change: mostly upserts (with one of a few origins, so provenance changes too), some
 /// deletes (of an identity from the same universe).
 pub fn change() -> impl Strategy<Value = ObjectChange> {
+    change_of(Mix::All)
+}
+
+/// A change of an object of a [`Mix`].
+pub fn change_of(mix: Mix) -> impl Strategy<Value = ObjectChange> {
     prop_oneof![
-        4 => (object(), prop::option::of(pick(&["f.yaml:1:1", "g.yaml:3:1"])))
+        4 => (object_of(mix), prop::option::of(pick(&["f.yaml:1:1", "g.yaml:3:1"])))
             .prop_map(|(o, origin)| ObjectChange::upsert(o, origin)),
-        1 => object().prop_map(|o| ObjectChange::Delete(o.id())),
+        1 => object_of(mix).prop_map(|o| ObjectChange::Delete(o.id())),
     ]
 }
 
 /// A sequence of batches: a first, larger one (a first load or list), then smaller ones
 /// (edits or watch events).
 pub fn batches() -> impl Strategy<Value = Vec<Vec<ObjectChange>>> {
+    batches_of(Mix::All)
+}
+
+/// [`batches`] of the objects of a [`Mix`].
+pub fn batches_of(mix: Mix) -> impl Strategy<Value = Vec<Vec<ObjectChange>>> {
     (
-        proptest::collection::vec(change(), 0..30),
-        proptest::collection::vec(proptest::collection::vec(change(), 1..4), 0..12),
+        proptest::collection::vec(change_of(mix), 0..30),
+        proptest::collection::vec(proptest::collection::vec(change_of(mix), 1..4), 0..12),
     )
         .prop_map(|(first, rest)| std::iter::once(first).chain(rest).collect())
 }

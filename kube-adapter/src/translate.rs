@@ -18,7 +18,9 @@
 //!   when no IngressClass exists at all and
 //!   [`Options::take_unclassed_ingress_without_classes`] is set (the file case).
 //! - A **Gateway** whose GatewayClass has `spec.controllerName` =
-//!   [`Options::gateway_controller`], and the **HTTPRoutes** attached to its listeners.
+//!   [`Options::gateway_controller`], and the **HTTPRoutes**, **GRPCRoutes**, **TLSRoutes**
+//!   and **TCPRoutes** attached to its listeners; **ReferenceGrants** for the
+//!   cross-namespace references they allow.
 //! - **Services**, **EndpointSlices** and **Secrets** only as those refer to them, and
 //!   **Namespaces** for their labels (`allowedRoutes` selectors).
 //!
@@ -30,11 +32,13 @@
 //! | model object | name |
 //! |---|---|
 //! | Cluster and Endpoints of a Service port | `k8s:NAMESPACE/SERVICE:PORT` (the Service's port number) |
+//! | The same, in HTTP/2 for GRPCRoute backends | `k8s:NAMESPACE/SERVICE:PORT:h2c` (unless the port's `appProtocol` is already h2c or grpc) |
 //! | Secret from a TLS Secret | `k8s:NAMESPACE/NAME` |
 //! | Ingress listeners | `k8s:ingress-http`, `k8s:ingress-https` |
 //! | Ingress virtual host | `k8s:ingress:HOST` (`k8s:ingress:~` for rules without a host) |
-//! | Gateway listener (one per port) | `k8s:gateway:NAMESPACE/NAME:PORT` (the Gateway's port) |
-//! | Gateway virtual host | `k8s:gateway:NAMESPACE/NAME:PORT:HOST` |
+//! | Gateway listener (one per Envoy port, every Gateway's listeners on it) | `k8s:gateway:PORT` (the Envoy port) |
+//! | Gateway virtual host | `k8s:gateway:PORT:HOST` |
+//! | TLSRoute / TCPRoute (a TCP route of the port's listener) | `RANK:NAMESPACE/NAME` / `NAMESPACE/NAME` |
 //! | Ingress route | `NAMESPACE/NAME:rR:pP` (rule and path index), `~default-backend` |
 //! | HTTPRoute route | `RANK:NAMESPACE/NAME:rR:mM`, RANK zero-padded (see below) |
 //!
@@ -79,48 +83,80 @@
 //!
 //! # Gateway API semantics
 //!
-//! See [`gateway`] for the types read.
+//! See [`gateway`] for the types and versions read (Gateway API v1.5: Standard kinds at
+//! `v1`, TCPRoute at `v1alpha2`, older versions accepted) and `gateways` for the units.
 //!
-//! - Gateway listeners of protocol `HTTP` and `HTTPS` (TLS mode `Terminate`, the first
-//!   `certificateRefs` Secret, served for the listener's hostname by SNI) are served; the
-//!   listeners of one Gateway on one port share a model listener. A port below 1024 binds
-//!   port + [`Options::privileged_port_offset`].
-//! - An HTTPRoute attaches through each `parentRefs` entry to the listeners of that Gateway
-//!   that its `sectionName` and `port` select and whose `allowedRoutes.namespaces.from`
-//!   (`Same`, the default, or `All`) admits it. Its hostnames are intersected with the
-//!   listener's (`*.x` covers one or more labels, as Envoy's domains do); no intersection
-//!   means not attached, with an error. A request is routed by its most specific host's
-//!   routes (Envoy picks the virtual host first); the spec would fall back to routes of less
-//!   specific hosts.
-//! - Matches: path `Exact`, `PathPrefix` (element-wise), `RegularExpression`; headers and
-//!   query parameters `Exact` and `RegularExpression`; method. Routes on one listener and host
-//!   follow the spec's precedence: exact path, longest prefix, method, most headers, most
-//!   query parameters, oldest route, `namespace/name`, then rule and match order. The core
-//!   orders by match (exact, regex, longest prefix, method, headers, query) and then by name,
-//!   so route names start with a zero-padded rank that encodes the remaining tie-breaks. A
-//!   match equal to one that precedes it is reported on its route and left out.
-//! - Filters: `RequestHeaderModifier` and `ResponseHeaderModifier` (set, add, remove),
-//!   `RequestRedirect` (scheme, hostname, port, `ReplaceFullPath`, `ReplacePrefixMatch`,
-//!   status code, default 302; without a port, the scheme's well-known port or, without a
-//!   scheme either, the listener's, left out of `Location` when well-known), `URLRewrite`
-//!   (hostname, `ReplaceFullPath`, `ReplacePrefixMatch`) and `RequestMirror`.
-//! - `backendRefs`: Services with a port, weight 1 by default, 0 meaning never. A rule whose
-//!   backends are all invalid (or that has none) answers 500, as does one whose weights are
-//!   all 0. An invalid backend beside valid ones is dropped by the core, so its share goes
-//!   to the others (the spec asks for 500 for that share).
-//! - Unsupported, reported as errors: other listener protocols, TLS `Passthrough`,
-//!   references to other namespaces (no ReferenceGrant), more
-//!   than one certificate (a warning: the first is served), `ExtensionRef` filters (the rule
-//!   answers 500), backend-level filters (ignored), and backends other than Services.
+//! - **Listeners.** `HTTP`, `HTTPS` (TLS mode `Terminate`, the first `certificateRefs`
+//!   Secret, served for the listener's hostname by SNI), `TLS` with mode `Passthrough`
+//!   (TLSRoutes by SNI, unterminated) and `TCP` (one TCPRoute) are served; other protocols
+//!   and TLS mode `Terminate` on `TLS` listeners are not (`UnsupportedProtocol`). A port
+//!   below 1024 binds port + [`Options::privileged_port_offset`]. Every listener of every
+//!   Gateway of ours on one Envoy port is served by one model listener: listeners merge
+//!   when they agree on the protocol and have different hostnames. Conflicts are resolved
+//!   oldest Gateway first (then namespace/name, then listener order): the first listener
+//!   decides the port's protocol, a listener of another is `Conflicted` (`ProtocolConflict`),
+//!   one whose hostname (any, for TCP) is already on the port is `Conflicted`
+//!   (`HostnameConflict`); a conflicted listener is not served.
+//! - **Route kinds.** HTTP and HTTPS listeners take HTTPRoutes and GRPCRoutes, TLS listeners
+//!   TLSRoutes, TCP listeners TCPRoutes; `allowedRoutes.kinds` narrows that, and a kind it
+//!   names that the listener cannot take is `ResolvedRefs` `InvalidRouteKinds` (left out
+//!   of `supportedKinds`).
+//! - **Attachment.** A route attaches through each `parentRefs` entry to the listeners of
+//!   that Gateway that its `sectionName` and `port` select, that take its kind, and whose
+//!   `allowedRoutes.namespaces.from` (`Same`, the default, `All`, or `Selector` on the
+//!   Namespace's labels) admits it. Its hostnames are intersected with the listener's (`*.x`
+//!   covers one or more labels, as Envoy's domains do); none in common means not attached.
+//!   `attachedRoutes` counts by `parentRefs`, `allowedRoutes` and kind, as the spec says,
+//!   whatever the hostnames. A request is routed by its most specific host's routes (Envoy
+//!   picks the virtual host first); the spec would fall back to routes of less specific
+//!   hosts (not done yet: it needs an order across hosts that the core's route order cannot
+//!   express).
+//! - **HTTPRoute matches**: path `Exact`, `PathPrefix` (element-wise), `RegularExpression`;
+//!   headers and query parameters `Exact` and `RegularExpression`; method. Routes on one
+//!   port and host follow the spec's precedence: exact path, longest prefix, method, most
+//!   headers, most query parameters, oldest route, `namespace/name`, then rule and match
+//!   order. The core orders by match (exact, regex, longest prefix, method, headers, query)
+//!   and then by name, so route names start with a zero-padded rank that encodes the
+//!   remaining tie-breaks. A match equal to one that precedes it is reported and left out.
+//! - **GRPCRoute matches**: method `Exact` (service and method: the path
+//!   `/SERVICE/METHOD`; one of them: the other is any segment) and `RegularExpression`,
+//!   headers `Exact` and `RegularExpression`. Filters `RequestHeaderModifier`,
+//!   `ResponseHeaderModifier`, `RequestMirror`; backends are spoken to in HTTP/2.
+//! - **HTTPRoute filters**: `RequestHeaderModifier` and `ResponseHeaderModifier` (set, add,
+//!   remove), `RequestRedirect` (scheme, hostname, port, `ReplaceFullPath`,
+//!   `ReplacePrefixMatch`, status code, default 302; without a port, the scheme's well-known
+//!   port or, without a scheme either, the listener's, left out of `Location` when
+//!   well-known; replacing a prefix with `/` never leaves `//`), `URLRewrite` (hostname,
+//!   `ReplaceFullPath`, `ReplacePrefixMatch`) and `RequestMirror`.
+//! - **TLSRoute**: one TCP route per TLSRoute, by the SNI names of its hostnames intersected
+//!   with the listener's (a name an older route already routes is left out, with a
+//!   warning); every rule's backends together. **TCPRoute**: the oldest TCPRoute attached to
+//!   a TCP listener takes it; a later one is `Accepted` `UnsupportedValue`.
+//! - **Backends** (`backendRefs`): Services with a port, weight 1 by default, 0 meaning
+//!   never; a Service in another namespace only where a ReferenceGrant there allows the
+//!   route's kind and namespace (else `RefNotPermitted`). A rule whose backends are all
+//!   invalid (or that has none) answers 500, as does one whose weights are all 0. An
+//!   invalid backend beside valid ones is dropped by the core, so its share goes to the
+//!   others (the spec asks for 500 for that share; it needs a core change). TLS and TCP
+//!   routes leave invalid backends out; with none left, connections are refused.
+//! - **Certificates**: a Secret in another namespace only where a ReferenceGrant there
+//!   allows Gateways of the Gateway's namespace (else listener `ResolvedRefs`
+//!   `RefNotPermitted`); a missing or unusable one is `InvalidCertificateRef`.
+//! - Unsupported, reported as errors: more than one certificate (a warning: the first is
+//!   served), `ExtensionRef` filters (the rule answers 500), backend-level filters
+//!   (ignored), and backends other than Services (`InvalidKind`).
 //!
 //! # Status
 //!
-//! Computed, not written (the controller writes it): GatewayClass `Accepted`; Gateway
-//! `Accepted` (`ListenersNotValid` when some listener is not served) and `Programmed`; per
-//! listener `Accepted` (`UnsupportedProtocol`, `Invalid`, `Conflicted`), `ResolvedRefs`
-//! (`InvalidCertificateRef`), `Programmed`, `supportedKinds` and `attachedRoutes`; per
-//! HTTPRoute parent `Accepted` (`NoMatchingParent`, `NotAllowedByListeners`,
-//! `NoMatchingListenerHostname`) and `ResolvedRefs` (`BackendNotFound`, `InvalidKind`,
+//! Computed, not written (the controller writes it; [`crate::status::ObjectStatus::to_json`]
+//! gives the API's shape): GatewayClass `Accepted`; Gateway `Accepted` (`ListenersNotValid`
+//! when some listener is not served) and `Programmed`; per listener `Accepted`
+//! (`UnsupportedProtocol`, `PortUnavailable`, `Invalid` when conflicted), `Conflicted`
+//! (`HostnameConflict`, `ProtocolConflict`, `NoConflicts`), `ResolvedRefs`
+//! (`InvalidCertificateRef`, `RefNotPermitted`, `InvalidRouteKinds`), `Programmed`,
+//! `supportedKinds` and `attachedRoutes`; per route (every kind) and parent `Accepted`
+//! (`NoMatchingParent`, `NotAllowedByListeners`, `NoMatchingListenerHostname`,
+//! `UnsupportedValue`) and `ResolvedRefs` (`BackendNotFound`, `InvalidKind`,
 //! `RefNotPermitted`); for each Ingress taken, `status.loadBalancer` from
 //! [`Options::ingress_status_addresses`] and [`Options::publish_service`].
 
@@ -141,6 +177,8 @@ use crate::translator::{Dep, ObjectChange, Output, Translator, UnitKey, World};
 
 pub(crate) mod backends;
 pub mod gateway;
+pub(crate) mod gateways;
+mod grants;
 pub(crate) mod httproute;
 pub(crate) mod ingress;
 
@@ -163,6 +201,14 @@ pub enum KubeObject {
     GatewayClass(Box<gateway::GatewayClass>),
     /// `gateway.networking.k8s.io/v1` HTTPRoute.
     HttpRoute(Box<gateway::HttpRoute>),
+    /// `gateway.networking.k8s.io/v1` GRPCRoute.
+    GrpcRoute(Box<gateway::GrpcRoute>),
+    /// `gateway.networking.k8s.io/v1` TLSRoute (also `v1alpha2`, `v1alpha3`).
+    TlsRoute(Box<gateway::TlsRoute>),
+    /// `gateway.networking.k8s.io/v1alpha2` TCPRoute.
+    TcpRoute(Box<gateway::TcpRoute>),
+    /// `gateway.networking.k8s.io/v1` ReferenceGrant (also `v1beta1`).
+    ReferenceGrant(Box<gateway::ReferenceGrant>),
     /// `v1` Namespace (cluster-scoped): its labels select routes for Gateway listeners.
     Namespace(Box<Namespace>),
 }
@@ -172,8 +218,9 @@ pub enum KubeObject {
 /// ```
 /// use xdsc_kube::translate::KubeKind;
 /// let names: Vec<&str> = KubeKind::ALL.iter().map(|k| k.as_str()).collect();
-/// assert_eq!(names.join(", "), "Ingress, IngressClass, Service, EndpointSlice, Secret, Namespace, Gateway, GatewayClass, HTTPRoute");
+/// assert_eq!(names.join(", "), "Ingress, IngressClass, Service, EndpointSlice, Secret, Namespace, Gateway, GatewayClass, HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, ReferenceGrant");
 /// assert_eq!(KubeKind::of("networking.k8s.io/v1", "Ingress"), Some(KubeKind::Ingress));
+/// assert_eq!(KubeKind::of("gateway.networking.k8s.io/v1alpha2", "TLSRoute"), Some(KubeKind::TlsRoute));
 /// assert_eq!(KubeKind::of("v1", "Pod"), None);
 /// assert!(!KubeKind::GatewayClass.namespaced());
 /// ```
@@ -197,11 +244,19 @@ pub enum KubeKind {
     GatewayClass,
     /// `gateway.networking.k8s.io/v1` HTTPRoute.
     HttpRoute,
+    /// `gateway.networking.k8s.io/v1` GRPCRoute.
+    GrpcRoute,
+    /// `gateway.networking.k8s.io/v1` TLSRoute (also `v1alpha2`, `v1alpha3`).
+    TlsRoute,
+    /// `gateway.networking.k8s.io/v1alpha2` TCPRoute.
+    TcpRoute,
+    /// `gateway.networking.k8s.io/v1` ReferenceGrant (also `v1beta1`).
+    ReferenceGrant,
 }
 
 impl KubeKind {
     /// Every kind read, in the order they are listed to users.
-    pub const ALL: [KubeKind; 9] = [
+    pub const ALL: [KubeKind; 13] = [
         KubeKind::Ingress,
         KubeKind::IngressClass,
         KubeKind::Service,
@@ -211,6 +266,10 @@ impl KubeKind {
         KubeKind::Gateway,
         KubeKind::GatewayClass,
         KubeKind::HttpRoute,
+        KubeKind::GrpcRoute,
+        KubeKind::TlsRoute,
+        KubeKind::TcpRoute,
+        KubeKind::ReferenceGrant,
     ];
 
     /// The kind as written in manifests.
@@ -225,18 +284,27 @@ impl KubeKind {
             KubeKind::Gateway => "Gateway",
             KubeKind::GatewayClass => "GatewayClass",
             KubeKind::HttpRoute => "HTTPRoute",
+            KubeKind::GrpcRoute => "GRPCRoute",
+            KubeKind::TlsRoute => "TLSRoute",
+            KubeKind::TcpRoute => "TCPRoute",
+            KubeKind::ReferenceGrant => "ReferenceGrant",
         }
     }
 
-    /// The `apiVersion` read for this kind.
+    /// The `apiVersion` read for this kind (for the Gateway API, the current one; the older
+    /// versions in [`gateway::API_VERSIONS`] are read too).
     pub fn api_version(self) -> &'static str {
         match self {
             KubeKind::Ingress | KubeKind::IngressClass => "networking.k8s.io/v1",
             KubeKind::Service | KubeKind::Secret | KubeKind::Namespace => "v1",
             KubeKind::EndpointSlice => "discovery.k8s.io/v1",
-            KubeKind::Gateway | KubeKind::GatewayClass | KubeKind::HttpRoute => {
-                gateway::API_VERSION
-            }
+            KubeKind::TcpRoute => "gateway.networking.k8s.io/v1alpha2",
+            KubeKind::Gateway
+            | KubeKind::GatewayClass
+            | KubeKind::HttpRoute
+            | KubeKind::GrpcRoute
+            | KubeKind::TlsRoute
+            | KubeKind::ReferenceGrant => gateway::API_VERSION,
         }
     }
 
@@ -250,9 +318,10 @@ impl KubeKind {
 
     /// The kind of a manifest's `apiVersion` and `kind`, if it is read.
     pub fn of(api_version: &str, kind: &str) -> Option<KubeKind> {
+        let gateway_api = gateway::API_VERSIONS.contains(&(api_version, kind));
         KubeKind::ALL
             .into_iter()
-            .find(|k| k.api_version() == api_version && k.as_str() == kind)
+            .find(|k| k.as_str() == kind && (k.api_version() == api_version || gateway_api))
     }
 }
 
@@ -333,6 +402,10 @@ impl KubeObject {
             KubeKind::Gateway => KubeObject::Gateway(parse(&kind, v)?),
             KubeKind::GatewayClass => KubeObject::GatewayClass(parse(&kind, v)?),
             KubeKind::HttpRoute => KubeObject::HttpRoute(parse(&kind, v)?),
+            KubeKind::GrpcRoute => KubeObject::GrpcRoute(parse(&kind, v)?),
+            KubeKind::TlsRoute => KubeObject::TlsRoute(parse(&kind, v)?),
+            KubeKind::TcpRoute => KubeObject::TcpRoute(parse(&kind, v)?),
+            KubeKind::ReferenceGrant => KubeObject::ReferenceGrant(parse(&kind, v)?),
         };
         let namespaced = object.namespaced();
         let meta = object.metadata_mut();
@@ -378,6 +451,10 @@ impl KubeObject {
             KubeObject::Gateway(_) => KubeKind::Gateway,
             KubeObject::GatewayClass(_) => KubeKind::GatewayClass,
             KubeObject::HttpRoute(_) => KubeKind::HttpRoute,
+            KubeObject::GrpcRoute(_) => KubeKind::GrpcRoute,
+            KubeObject::TlsRoute(_) => KubeKind::TlsRoute,
+            KubeObject::TcpRoute(_) => KubeKind::TcpRoute,
+            KubeObject::ReferenceGrant(_) => KubeKind::ReferenceGrant,
         }
     }
 
@@ -396,6 +473,10 @@ impl KubeObject {
             KubeObject::Gateway(o) => &o.metadata,
             KubeObject::GatewayClass(o) => &o.metadata,
             KubeObject::HttpRoute(o) => &o.metadata,
+            KubeObject::GrpcRoute(o) => &o.metadata,
+            KubeObject::TlsRoute(o) => &o.metadata,
+            KubeObject::TcpRoute(o) => &o.metadata,
+            KubeObject::ReferenceGrant(o) => &o.metadata,
             KubeObject::Namespace(o) => &o.metadata,
         }
     }
@@ -410,6 +491,10 @@ impl KubeObject {
             KubeObject::Gateway(o) => &mut o.metadata,
             KubeObject::GatewayClass(o) => &mut o.metadata,
             KubeObject::HttpRoute(o) => &mut o.metadata,
+            KubeObject::GrpcRoute(o) => &mut o.metadata,
+            KubeObject::TlsRoute(o) => &mut o.metadata,
+            KubeObject::TcpRoute(o) => &mut o.metadata,
+            KubeObject::ReferenceGrant(o) => &mut o.metadata,
             KubeObject::Namespace(o) => &mut o.metadata,
         }
     }
@@ -635,8 +720,6 @@ pub(crate) struct Cx<'a> {
     pub(crate) clusters: BTreeSet<String>,
     /// Why references did not resolve (status reason, message), newest last.
     pub(crate) ref_problems: Vec<(&'static str, String)>,
-    /// Why Gateway listeners are not served (status reason, message), in listener order.
-    pub(crate) listener_problems: Vec<(&'static str, String)>,
 }
 
 impl<'a> Cx<'a> {
@@ -648,16 +731,11 @@ impl<'a> Cx<'a> {
             deps: BTreeSet::new(),
             clusters: BTreeSet::new(),
             ref_problems: Vec::new(),
-            listener_problems: Vec::new(),
         }
     }
 
     pub(crate) fn ref_problem(&mut self, reason: &'static str, message: impl Into<String>) {
         self.ref_problems.push((reason, message.into()));
-    }
-
-    pub(crate) fn listener_problem(&mut self, reason: &'static str, message: String) {
-        self.listener_problems.push((reason, message));
     }
 
     pub(crate) fn finish(self) -> (Output, BTreeSet<Dep>) {
@@ -711,15 +789,6 @@ impl<'a> Cx<'a> {
     pub(crate) fn host_ingresses(&mut self, host: &str) -> Vec<(&'a ObjectRef, &'a KubeObject)> {
         let set = self.world.facts.hosts.get(host);
         self.members(Dep::HostIngresses(host.to_owned()), set)
-    }
-
-    /// The HTTPRoutes whose `parentRefs` name a Gateway.
-    pub(crate) fn gateway_routes(
-        &mut self,
-        gateway: &ObjectRef,
-    ) -> Vec<(&'a ObjectRef, &'a KubeObject)> {
-        let set = self.world.facts.gateway_routes.get(gateway);
-        self.members(Dep::GatewayRoutes(gateway.clone()), set)
     }
 
     /// The Ingress-wide fields of every Ingress.

@@ -33,7 +33,7 @@ use xdsc_core::model;
 
 use crate::status::{ObjectStatus, StatusPart};
 use crate::translate::{Cx, Diagnostic, Inputs, KubeObject, ObjectRef, Options, Translation};
-use crate::translate::{backends, httproute, ingress};
+use crate::translate::{backends, gateways, ingress};
 
 /// One change to the set of Kubernetes objects.
 ///
@@ -184,8 +184,13 @@ pub(crate) struct Facts {
     pub(crate) slices: BTreeMap<(String, String), BTreeSet<ObjectRef>>,
     /// Ingresses by the (valid, lowercased) hosts of their rules; `*` for rules without one.
     pub(crate) hosts: BTreeMap<String, BTreeSet<ObjectRef>>,
-    /// HTTPRoutes by the Gateways their `parentRefs` name.
+    /// Routes (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute) by the Gateways their `parentRefs`
+    /// name.
     pub(crate) gateway_routes: BTreeMap<ObjectRef, BTreeSet<ObjectRef>>,
+    /// Gateways by the Envoy ports of their listeners.
+    pub(crate) port_gateways: BTreeMap<u16, BTreeSet<ObjectRef>>,
+    /// ReferenceGrants by namespace.
+    pub(crate) grants: BTreeMap<String, BTreeSet<ObjectRef>>,
     /// What the Ingress-wide decisions read of each Ingress.
     pub(crate) heads: BTreeMap<ObjectRef, ingress::Head>,
 }
@@ -201,8 +206,12 @@ pub(crate) enum Dep {
     Slices(String, String),
     /// The set of Ingresses with a rule for a host.
     HostIngresses(String),
-    /// The set of HTTPRoutes naming a Gateway in their `parentRefs`.
+    /// The set of routes naming a Gateway in their `parentRefs`.
     GatewayRoutes(ObjectRef),
+    /// The set of Gateways with a listener on an Envoy port.
+    PortGateways(u16),
+    /// The set of ReferenceGrants in a namespace.
+    Grants(String),
     /// The Ingress-wide fields of every Ingress ([`ingress::Head`]).
     IngressHeads,
     /// Derived: whether (and how old) an Ingress is taken.
@@ -233,6 +242,10 @@ pub enum DepKind {
     GatewayRoutes,
     /// [`Dep::TlsHost`].
     TlsHost,
+    /// [`Dep::PortGateways`].
+    PortGateways,
+    /// [`Dep::Grants`].
+    Grants,
 }
 
 #[cfg(feature = "proptest")]
@@ -244,6 +257,8 @@ impl Dep {
             Dep::HostIngresses(_) => DepKind::HostIngresses,
             Dep::GatewayRoutes(_) => DepKind::GatewayRoutes,
             Dep::TlsHost(_) => DepKind::TlsHost,
+            Dep::PortGateways(_) => DepKind::PortGateways,
+            Dep::Grants(_) => DepKind::Grants,
             _ => return None,
         })
     }
@@ -263,14 +278,18 @@ pub(crate) enum UnitKey {
     IngressHost(String),
     /// A GatewayClass's status.
     GatewayClass(ObjectRef),
-    /// A Gateway: its listeners, the virtual hosts of the routes attached to it, statuses.
+    /// A Gateway's status, its listeners' and its routes' `Accepted` per parent.
     Gateway(ObjectRef),
-    /// An HTTPRoute's own checks.
-    HttpRoute(ObjectRef),
-    /// The Cluster of a Service port (by port number), while some route uses it.
-    Cluster(ObjectRef, i32),
-    /// The Endpoints of a Service port, while some route uses it.
-    Endpoints(ObjectRef, i32),
+    /// The model listener of one Envoy port of Gateway listeners (of one or more Gateways)
+    /// and what the routes attached to them serve on it.
+    GatewayPort(u16),
+    /// A route's own checks (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute) and `ResolvedRefs`.
+    Route(ObjectRef),
+    /// The Cluster of a Service port (by port number; `true`: its HTTP/2 sibling for gRPC),
+    /// while some route uses it.
+    Cluster(ObjectRef, i32, bool),
+    /// The Endpoints of a Service port (as [`UnitKey::Cluster`]), while some route uses it.
+    Endpoints(ObjectRef, i32, bool),
     /// The model Secret of a TLS Secret, while some listener uses it.
     Secret(ObjectRef),
 }
@@ -283,7 +302,8 @@ impl UnitKey {
             UnitKey::IngressHost(_) => "IngressHost",
             UnitKey::GatewayClass(_) => "GatewayClass",
             UnitKey::Gateway(_) => "Gateway",
-            UnitKey::HttpRoute(_) => "HTTPRoute",
+            UnitKey::GatewayPort(_) => "GatewayPort",
+            UnitKey::Route(_) => "Route",
             UnitKey::Cluster(..) => "Cluster",
             UnitKey::Endpoints(..) => "Endpoints",
             UnitKey::Secret(_) => "Secret",
@@ -517,21 +537,46 @@ impl Translator {
                 }
                 queue.insert(UnitKey::Ingress(id));
             }
-            "HTTPRoute" => {
+            "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "TCPRoute" => {
                 let parents = |o: &Option<KubeObject>| match o {
-                    Some(KubeObject::HttpRoute(r)) => httproute::parent_gateways(&id, r),
-                    _ => BTreeSet::new(),
+                    Some(r) => gateways::parent_gateways(&id, r),
+                    None => BTreeSet::new(),
                 };
                 let (was, now) = (parents(&old), parents(&new));
                 let moved = reindex(&mut facts.gateway_routes, &was, &now, &id).0;
                 dirty.extend(moved.into_iter().map(Dep::GatewayRoutes));
-                queue.insert(UnitKey::HttpRoute(id));
+                queue.insert(UnitKey::Route(id));
             }
             "Gateway" => {
+                let offset = self.world.options.privileged_port_offset;
+                let ports = |o: &Option<KubeObject>| match o {
+                    Some(KubeObject::Gateway(g)) => gateways::gateway_ports(g, offset),
+                    _ => BTreeSet::new(),
+                };
+                let (was, now) = (ports(&old), ports(&new));
+                let (moved, appeared_or_emptied) =
+                    reindex(&mut facts.port_gateways, &was, &now, &id);
+                dirty.extend(moved.into_iter().map(Dep::PortGateways));
+                queue.extend(appeared_or_emptied.into_iter().map(UnitKey::GatewayPort));
                 queue.insert(UnitKey::Gateway(id));
             }
             "GatewayClass" => {
                 queue.insert(UnitKey::GatewayClass(id));
+            }
+            "ReferenceGrant" => {
+                let ns = |o: &Option<KubeObject>| {
+                    o.as_ref()
+                        .map(|_| id.namespace.clone().unwrap_or_default())
+                        .into_iter()
+                        .collect::<BTreeSet<String>>()
+                };
+                let (was, now) = (ns(&old), ns(&new));
+                reindex(&mut facts.grants, &was, &now, &id);
+                // A grant read by identity is enough for changes of one that stays; one that
+                // appears or goes dirties its namespace's set.
+                if was != now {
+                    dirty.extend(was.union(&now).cloned().map(Dep::Grants));
+                }
             }
             _ => {}
         }
@@ -543,10 +588,11 @@ impl Translator {
         match unit {
             UnitKey::IngressGlobal => true,
             UnitKey::IngressHost(h) => h == "*" || self.world.facts.hosts.contains_key(h),
+            UnitKey::GatewayPort(p) => self.world.facts.port_gateways.contains_key(p),
             UnitKey::Ingress(id)
             | UnitKey::GatewayClass(id)
             | UnitKey::Gateway(id)
-            | UnitKey::HttpRoute(id) => has(id),
+            | UnitKey::Route(id) => has(id),
             UnitKey::Cluster(..) | UnitKey::Endpoints(..) | UnitKey::Secret(_) => {
                 self.users.get(unit).is_some_and(|n| *n > 0)
             }
@@ -560,12 +606,17 @@ impl Translator {
         for h in self.world.facts.hosts.keys() {
             out.insert(UnitKey::IngressHost(h.clone()));
         }
+        for p in self.world.facts.port_gateways.keys() {
+            out.insert(UnitKey::GatewayPort(*p));
+        }
         for (id, _) in self.world.inputs.iter() {
             match id.kind.as_str() {
                 "Ingress" => out.insert(UnitKey::Ingress(id.clone())),
                 "GatewayClass" => out.insert(UnitKey::GatewayClass(id.clone())),
                 "Gateway" => out.insert(UnitKey::Gateway(id.clone())),
-                "HTTPRoute" => out.insert(UnitKey::HttpRoute(id.clone())),
+                "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "TCPRoute" => {
+                    out.insert(UnitKey::Route(id.clone()))
+                }
                 _ => false,
             };
         }
@@ -578,11 +629,12 @@ impl Translator {
             UnitKey::IngressGlobal => ingress::global(&mut cx),
             UnitKey::Ingress(id) => ingress::object(&mut cx, id),
             UnitKey::IngressHost(h) => ingress::host(&mut cx, h),
-            UnitKey::GatewayClass(id) => httproute::gateway_class(&mut cx, id),
-            UnitKey::Gateway(id) => httproute::gateway(&mut cx, id),
-            UnitKey::HttpRoute(id) => httproute::route_object(&mut cx, id),
-            UnitKey::Cluster(svc, port) => backends::cluster(&mut cx, svc, *port),
-            UnitKey::Endpoints(svc, port) => backends::endpoints(&mut cx, svc, *port),
+            UnitKey::GatewayClass(id) => gateways::gateway_class(&mut cx, id),
+            UnitKey::Gateway(id) => gateways::gateway(&mut cx, id),
+            UnitKey::GatewayPort(p) => gateways::port(&mut cx, *p),
+            UnitKey::Route(id) => gateways::route_object(&mut cx, id),
+            UnitKey::Cluster(svc, port, h2) => backends::cluster(&mut cx, svc, *port, *h2),
+            UnitKey::Endpoints(svc, port, h2) => backends::endpoints(&mut cx, svc, *port, *h2),
             UnitKey::Secret(id) => backends::secret(&mut cx, id),
         }
         cx.finish()

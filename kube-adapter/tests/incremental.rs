@@ -98,22 +98,96 @@ proptest! {
     }
 }
 
-/// With one kind of edge missing, the property fails (so the property tests the index).
+/// With one kind of edge missing, the property fails (so the property tests the index). Each
+/// kind of edge is tried on the objects of the part of the translation that reads it.
 #[test]
 fn dropping_a_dependency_edge_is_caught() {
-    for kind in [
-        DepKind::Object,
-        DepKind::Slices,
-        DepKind::HostIngresses,
-        DepKind::GatewayRoutes,
-        DepKind::TlsHost,
+    use strategy::Mix;
+    for (kind, mix) in [
+        (DepKind::Object, Mix::All),
+        (DepKind::Slices, Mix::All),
+        (DepKind::HostIngresses, Mix::Ingress),
+        (DepKind::TlsHost, Mix::Ingress),
+        (DepKind::GatewayRoutes, Mix::Gateway),
+        (DepKind::PortGateways, Mix::Gateway),
+        // Grants: a random grant rarely opens the one reference a random route makes; see
+        // `the_grant_and_port_edges_are_needed` for the sequence that needs the edge.
     ] {
         let mut runner = TestRunner::new(Config {
-            cases: 2000,
+            cases: 3000,
             failure_persistence: None,
             ..Config::default()
         });
-        let result = runner.run(&strategy::batches(), |b| check(&b, Some(kind)));
+        let result = runner.run(&strategy::batches_of(mix), |b| check(&b, Some(kind)));
         assert!(result.is_err(), "dropping {kind:?} edges went unnoticed");
+    }
+}
+
+fn parsed(v: serde_json::Value) -> ObjectChange {
+    let o = xdsc_kube::translate::KubeObject::from_value(v).expect("a valid manifest");
+    ObjectChange::upsert(o, None)
+}
+
+/// A route's backend in another namespace, then the ReferenceGrant that opens it.
+fn grant_arrives_later() -> Vec<Vec<ObjectChange>> {
+    use serde_json::json;
+    let gw = "gateway.networking.k8s.io/v1";
+    vec![
+        vec![
+            parsed(
+                json!({"apiVersion": gw, "kind": "GatewayClass", "metadata": {"name": "gc"},
+                "spec": {"controllerName": "xdsc.dev/gateway-controller"}}),
+            ),
+            parsed(
+                json!({"apiVersion": gw, "kind": "Gateway", "metadata": {"name": "g0", "namespace": "a"},
+                "spec": {"gatewayClassName": "gc", "listeners": [{"name": "l0", "port": 80, "protocol": "HTTP"}]}}),
+            ),
+            parsed(
+                json!({"apiVersion": gw, "kind": "HTTPRoute", "metadata": {"name": "r0", "namespace": "a"},
+                "spec": {"parentRefs": [{"name": "g0"}], "rules": [{"backendRefs": [{"name": "s0", "namespace": "b", "port": 80}]}]}}),
+            ),
+        ],
+        vec![parsed(
+            json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+            "metadata": {"name": "rg0", "namespace": "b"},
+            "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "a"}],
+                     "to": [{"group": "", "kind": "Service"}]}}),
+        )],
+    ]
+}
+
+/// A second Gateway arrives on a port the first one serves: the port is recomputed.
+fn gateway_joins_a_port() -> Vec<Vec<ObjectChange>> {
+    use serde_json::json;
+    let gw = "gateway.networking.k8s.io/v1";
+    let gateway = |name: &str, host: &str| {
+        parsed(
+            json!({"apiVersion": gw, "kind": "Gateway", "metadata": {"name": name, "namespace": "a"},
+            "spec": {"gatewayClassName": "gc", "listeners": [{"name": "l0", "port": 80, "protocol": "HTTP", "hostname": host}]}}),
+        )
+    };
+    vec![
+        vec![
+            parsed(
+                json!({"apiVersion": gw, "kind": "GatewayClass", "metadata": {"name": "gc"},
+                "spec": {"controllerName": "xdsc.dev/gateway-controller"}}),
+            ),
+            gateway("g0", "x.com"),
+        ],
+        vec![gateway("g1", "y.com")],
+    ]
+}
+
+#[test]
+fn the_grant_and_port_edges_are_needed() {
+    for (kind, batches) in [
+        (DepKind::Grants, grant_arrives_later()),
+        (DepKind::PortGateways, gateway_joins_a_port()),
+    ] {
+        check(&batches, None).expect("the translator is right with every edge");
+        assert!(
+            check(&batches, Some(kind)).is_err(),
+            "dropping {kind:?} edges went unnoticed"
+        );
     }
 }

@@ -52,7 +52,12 @@ fn check_with(options: &Options, manifests: &[Value], requests: &[Request], expe
     let mut lines: Vec<String> = t.diagnostics.iter().map(|d| line(&inputs, d)).collect();
     lines.extend(compiled.diagnostics().iter().map(|d| format!("core: {d}")));
     for r in requests {
-        let mut what = format!("{} {} {}", r.listener, r.host, r.path);
+        // A connection (no HTTP request): the listener and the SNI.
+        let mut what = if r.host.is_empty() && r.path.is_empty() {
+            format!("{} sni={}", r.listener, r.sni.as_deref().unwrap_or("-"))
+        } else {
+            format!("{} {} {}", r.listener, r.host, r.path)
+        };
         if r.method != "GET" {
             what = format!("{what} {}", r.method);
         }
@@ -707,7 +712,7 @@ fn gateway_base() -> Vec<Value> {
     )
 }
 
-const GW_HTTP: &str = "k8s:gateway:default/gw:80";
+const GW_HTTP: &str = "k8s:gateway:10080";
 
 fn gw_get(host: &str, path: &str) -> Request {
     Request::new(GW_HTTP, host, path)
@@ -759,13 +764,13 @@ fn httproute_matches_follow_the_spec_precedence() {
             gw_get("h", "/r/12"),
         ],
         r#"HTTPRoute default/new (t.yaml:10): spec.rules[2].matches[0]: on host "*", HTTPRoute default/old rule 2 match 0 has the same match and takes precedence; never used
-        k8s:gateway:default/gw:80 h /p => k8s:default/c:80
-        k8s:gateway:default/gw:80 h /p/long/x => k8s:default/c:80
-        k8s:gateway:default/gw:80 h /p/x POST x=1 y=1 => k8s:default/b:80
-        k8s:gateway:default/gw:80 h /p/x x=1 y=1 => k8s:default/a:80
-        k8s:gateway:default/gw:80 h /p/x?q=1 => k8s:default/c:80
-        k8s:gateway:default/gw:80 h /p/x => k8s:default/a:80
-        k8s:gateway:default/gw:80 h /r/12 => k8s:default/c:80"#,
+        k8s:gateway:10080 h /p => k8s:default/c:80
+        k8s:gateway:10080 h /p/long/x => k8s:default/c:80
+        k8s:gateway:10080 h /p/x POST x=1 y=1 => k8s:default/b:80
+        k8s:gateway:10080 h /p/x x=1 y=1 => k8s:default/a:80
+        k8s:gateway:10080 h /p/x?q=1 => k8s:default/c:80
+        k8s:gateway:10080 h /p/x => k8s:default/a:80
+        k8s:gateway:10080 h /r/12 => k8s:default/c:80"#,
     );
 }
 
@@ -809,11 +814,11 @@ fn route_hostnames_intersect_the_listener_hostname() {
             gw_get("other.com", "/"),
         ],
         "HTTPRoute default/none (t.yaml:9): spec.parentRefs[0]: no hostname of the route intersects the hostnames of the listeners of Gateway default/gw; not attached
-         k8s:gateway:default/gw:80 x.foo.com / => k8s:default/a:80
-         k8s:gateway:default/gw:80 z.y.foo.com / => k8s:default/a:80
-         k8s:gateway:default/gw:80 q.foo.com / => k8s:default/b:80
-         k8s:gateway:default/gw:80 bar.com / => k8s:default/a:80
-         k8s:gateway:default/gw:80 other.com / => answer 404 (no route)",
+         k8s:gateway:10080 x.foo.com / => k8s:default/a:80
+         k8s:gateway:10080 z.y.foo.com / => k8s:default/a:80
+         k8s:gateway:10080 q.foo.com / => k8s:default/b:80
+         k8s:gateway:10080 bar.com / => k8s:default/a:80
+         k8s:gateway:10080 other.com / => answer 404 (no route)",
     );
 }
 
@@ -843,13 +848,13 @@ fn backend_weights_default_to_one_and_zero_means_never() {
             gw_get("h", "/kind"),
         ],
         r#"HTTPRoute default/r (t.yaml:9): spec.rules[3].backendRefs[0].port: a Service backend needs a port
-        HTTPRoute default/r (t.yaml:9): spec.rules[4].backendRefs[0]: only Service backends are supported
-        core: warning: VirtualHost/k8s:gateway:default/gw:80:~: routes[0001:default/r:r1:m0].forward.backends: no usable backend; the route answers 500
-        k8s:gateway:default/gw:80 h /split => forward to clusters "k8s:default/a:80" (weight 1), "k8s:default/b:80" (weight 3) with path "/split" and host "h"
-        k8s:gateway:default/gw:80 h /zero => answer 500
-        k8s:gateway:default/gw:80 h /none => answer 500
-        k8s:gateway:default/gw:80 h /noport => answer 500
-        k8s:gateway:default/gw:80 h /kind => answer 500"#,
+        HTTPRoute default/r (t.yaml:9): spec.rules[4].backendRefs[0]: backend kind "Bucket" is not supported (only Services are)
+        core: warning: VirtualHost/k8s:gateway:10080:~: routes[0001:default/r:r1:m0].forward.backends: no usable backend; the route answers 500
+        k8s:gateway:10080 h /split => forward to clusters "k8s:default/a:80" (weight 1), "k8s:default/b:80" (weight 3) with path "/split" and host "h"
+        k8s:gateway:10080 h /zero => answer 500
+        k8s:gateway:10080 h /none => answer 500
+        k8s:gateway:10080 h /noport => answer 500
+        k8s:gateway:10080 h /kind => answer 500"#,
     );
 }
 
@@ -883,13 +888,13 @@ fn httproute_filters_modify_redirect_rewrite_and_mirror() {
             gw_get("h", "/other"),
         ],
         r#"HTTPRoute default/r (t.yaml:9): spec.rules[5].filters[0]: filter "ExtensionRef" is not supported (or lacks its settings); the rule answers 500
-        k8s:gateway:default/gw:80 h /old/x => redirect 302 to https://new.com/new/x
-        k8s:gateway:default/gw:80 h /moved/x => redirect 301 to http://h:8443/here
-        k8s:gateway:default/gw:80 h /api/users => forward to cluster "k8s:default/a:80" with path "/users" and host "api.internal"
-        k8s:gateway:default/gw:80 h /v1/users => forward to cluster "k8s:default/a:80" with path "/v2/users" and host "h"
-        k8s:gateway:default/gw:80 h /full/x => forward to cluster "k8s:default/a:80" with path "/one" and host "h"
-        k8s:gateway:default/gw:80 h /ext => answer 500
-        k8s:gateway:default/gw:80 h /other => forward to cluster "k8s:default/b:80" with path "/root/other" and host "h""#,
+        k8s:gateway:10080 h /old/x => redirect 302 to https://new.com/new/x
+        k8s:gateway:10080 h /moved/x => redirect 301 to http://h:8443/here
+        k8s:gateway:10080 h /api/users => forward to cluster "k8s:default/a:80" with path "/users" and host "api.internal"
+        k8s:gateway:10080 h /v1/users => forward to cluster "k8s:default/a:80" with path "/v2/users" and host "h"
+        k8s:gateway:10080 h /full/x => forward to cluster "k8s:default/a:80" with path "/one" and host "h"
+        k8s:gateway:10080 h /ext => answer 500
+        k8s:gateway:10080 h /other => forward to cluster "k8s:default/b:80" with path "/root/other" and host "h""#,
     );
 }
 
@@ -917,18 +922,16 @@ fn https_gateway_listeners_terminate_tls_on_offset_ports() {
     );
     check(
         &m,
-        &[Request::new("k8s:gateway:default/gw:443", "foo.com", "/").sni("foo.com")],
+        &[Request::new("k8s:gateway:10443", "foo.com", "/").sni("foo.com")],
         r#"Gateway default/gw (t.yaml:5): spec.listeners[1].tls.certificateRefs[0]: secret default/missing does not exist
-        Gateway default/gw (t.yaml:5): spec.listeners[3].protocol: protocol "TCP" is not supported; listener not served
-        k8s:gateway:default/gw:443 foo.com / => k8s:default/a:80"#,
+        k8s:gateway:10443 foo.com / => k8s:default/a:80"#,
     );
     check_model(
         &m,
         Kind::Listener,
         r#"Gateway default/gw (t.yaml:5): spec.listeners[1].tls.certificateRefs[0]: secret default/missing does not exist
-        Gateway default/gw (t.yaml:5): spec.listeners[3].protocol: protocol "TCP" is not supported; listener not served
-        {"kind":"Listener","name":"k8s:gateway:default/gw:443","address":"0.0.0.0","port":10443,"protocol":"https","tls":[{"hosts":["foo.com"],"secret":"k8s:default/cert"}],"provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:5"}]}
-        {"kind":"Listener","name":"k8s:gateway:default/gw:8000","address":"0.0.0.0","port":8000,"protocol":"http","provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:5"}]}"#,
+        {"kind":"Listener","name":"k8s:gateway:10443","address":"0.0.0.0","port":10443,"protocol":"https","tls":[{"hosts":["foo.com"],"secret":"k8s:default/cert"}],"provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:5"}]}
+        {"kind":"Listener","name":"k8s:gateway:8000","address":"0.0.0.0","port":8000,"protocol":"http","provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:5"}]}"#,
     );
 }
 
@@ -966,9 +969,9 @@ fn routes_attach_only_where_the_gateway_allows() {
         &m,
         &[gw_get("same.com", "/"), gw_get("all.com", "/")],
         r#"HTTPRoute team/to-nothing (t.yaml:9): spec.parentRefs[0]: Gateway team/nothing does not exist
-        HTTPRoute team/to-same (t.yaml:6): spec.parentRefs[0]: no listener of Gateway default/gw accepts the route (sectionName, port, allowedRoutes)
-        k8s:gateway:default/gw:80 same.com / => answer 404 (no route)
-        k8s:gateway:default/gw:80 all.com / => k8s:team/a:80"#,
+        HTTPRoute team/to-same (t.yaml:6): spec.parentRefs[0]: no listener of Gateway default/gw admits a HTTPRoute from namespace "team" (allowedRoutes); not attached
+        k8s:gateway:10080 same.com / => answer 404 (no route)
+        k8s:gateway:10080 all.com / => k8s:team/a:80"#,
     );
 }
 
@@ -991,7 +994,7 @@ fn header_modifiers_and_mirrors_reach_the_model() {
     check_model(
         &m,
         Kind::VirtualHost,
-        r#"{"kind":"VirtualHost","name":"k8s:gateway:default/gw:80:~","listeners":["k8s:gateway:default/gw:80"],"domains":["*"],"routes":[{"name":"0000:default/r:r0:m0","match":{"path":{"prefix":"/"}},"forward":{"backends":[{"cluster":"k8s:default/a:80","weight":1}],"mirror":[{"cluster":"k8s:default/b:80","percent":10}]},"request_headers":{"add":[{"name":"x-set","value":"1"},{"name":"x-add","value":"2","append":true}],"remove":["x-gone"]},"response_headers":{"add":[{"name":"x-resp","value":"3","append":true}]}}],"provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:8"},{"kind":"HTTPRoute","namespace":"default","name":"r","origin":"t.yaml:9"}]}"#,
+        r#"{"kind":"VirtualHost","name":"k8s:gateway:10080:~","listeners":["k8s:gateway:10080"],"domains":["*"],"routes":[{"name":"0000:default/r:r0:m0","match":{"path":{"prefix":"/"}},"forward":{"backends":[{"cluster":"k8s:default/a:80","weight":1}],"mirror":[{"cluster":"k8s:default/b:80","percent":10}]},"request_headers":{"add":[{"name":"x-set","value":"1"},{"name":"x-add","value":"2","append":true}],"remove":["x-gone"]},"response_headers":{"add":[{"name":"x-resp","value":"3","append":true}]}}],"provenance":[{"kind":"Gateway","namespace":"default","name":"gw","origin":"t.yaml:8"},{"kind":"HTTPRoute","namespace":"default","name":"r","origin":"t.yaml:9"}]}"#,
     );
 }
 
@@ -1046,7 +1049,7 @@ fn equally_old_routes_tie_break_by_namespace_and_name() {
         &[gw_get("h", "/")],
         r#"HTTPRoute default/0 (t.yaml:11): spec.rules[0].matches[0]: on host "*", HTTPRoute default/a rule 0 match 0 has the same match and takes precedence; never used
         HTTPRoute default/b (t.yaml:9): spec.rules[0].matches[0]: on host "*", HTTPRoute default/a rule 0 match 0 has the same match and takes precedence; never used
-        k8s:gateway:default/gw:80 h / => k8s:default/a:80"#,
+        k8s:gateway:10080 h / => k8s:default/a:80"#,
     );
 }
 
@@ -1072,10 +1075,10 @@ fn a_redirect_without_scheme_or_port_keeps_the_listener_port() {
         &m,
         &[
             gw_get("h", "/old"),
-            Request::new("k8s:gateway:default/gw:8000", "h:8000", "/old"),
+            Request::new("k8s:gateway:8000", "h:8000", "/old"),
         ],
-        "k8s:gateway:default/gw:80 h /old => redirect 302 to http://h/new
-         k8s:gateway:default/gw:8000 h:8000 /old => redirect 302 to http://h:8000/new",
+        "k8s:gateway:10080 h /old => redirect 302 to http://h/new
+         k8s:gateway:8000 h:8000 /old => redirect 302 to http://h:8000/new",
     );
 }
 
@@ -1138,5 +1141,629 @@ fn a_tls_host_claimed_with_two_secrets_goes_to_the_oldest_ingress() {
         r#"Ingress default/new (t.yaml:5): spec.tls[0].hosts[0]: TLS host "foo.com" is also claimed by Ingress default/old, which takes precedence
         {"kind":"Listener","name":"k8s:ingress-http","address":"0.0.0.0","port":8080,"protocol":"http","provenance":[{"kind":"Ingress","namespace":"default","name":"new","origin":"t.yaml:5"},{"kind":"Ingress","namespace":"default","name":"old","origin":"t.yaml:6"}]}
         {"kind":"Listener","name":"k8s:ingress-https","address":"0.0.0.0","port":8443,"protocol":"https","tls":[{"hosts":["*.bar.com"],"secret":"k8s:default/new-cert"},{"hosts":["foo.com"],"secret":"k8s:default/old-cert"}],"provenance":[{"kind":"Ingress","namespace":"default","name":"new","origin":"t.yaml:5"},{"kind":"Ingress","namespace":"default","name":"old","origin":"t.yaml:6"}]}"#,
+    );
+}
+
+/// The computed status of every Gateway API object, one line per part (see
+/// `ObjectStatus::text_lines`), after the diagnostics.
+fn check_status(manifests: &[Value], expect: &str) {
+    let inputs = inputs(manifests);
+    let t = translate::full(&inputs, &Options::default());
+    let mut lines: Vec<String> = t.diagnostics.iter().map(|d| line(&inputs, d)).collect();
+    for (id, s) in &t.statuses {
+        if id.kind == "Ingress" {
+            continue;
+        }
+        for line in s.text_lines() {
+            lines.push(format!("{id}: {line}"));
+        }
+    }
+    let got = lines.join("\n");
+    let want: Vec<&str> = expect
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(got, want.join("\n"), "\n--- got ---\n{got}\n");
+}
+
+/// A Gateway in the default namespace of our class.
+fn named_gateway(name: &str, ts: &str, listeners: Value) -> Value {
+    let mut metadata = json!({"name": name});
+    if !ts.is_empty() {
+        metadata["creationTimestamp"] = json!(ts);
+    }
+    json!({"apiVersion": GW, "kind": "Gateway", "metadata": metadata,
+           "spec": {"gatewayClassName": "xdsc", "listeners": listeners}})
+}
+
+/// A route of any Gateway API kind and version, in the default namespace unless `name` is
+/// `NS/NAME`.
+fn route(api_version: &str, kind: &str, name: &str, ts: &str, spec: Value) -> Value {
+    let (ns, name) = name.split_once('/').unwrap_or(("default", name));
+    let mut metadata = json!({"name": name, "namespace": ns});
+    if !ts.is_empty() {
+        metadata["creationTimestamp"] = json!(ts);
+    }
+    json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec})
+}
+
+const T1: &str = "2024-01-01T00:00:00Z";
+const T2: &str = "2024-01-02T00:00:00Z";
+
+/// A TLS (or plain TCP) connection to an Envoy listener, with this SNI.
+fn connect(listener: &str, sni: Option<&str>) -> Request {
+    let r = Request::new(listener, "", "");
+    match sni {
+        Some(s) => r.sni(s),
+        None => r,
+    }
+}
+
+#[test]
+fn tls_routes_pass_connections_through_by_sni() {
+    let m = with(
+        [
+            service("a", &[("", 443, 8443)]),
+            service("b", &[("", 443, 8443)]),
+        ]
+        .concat(),
+        [
+            gateway_class(),
+            gateway(json!([
+                {"name": "tls", "port": 443, "protocol": "TLS", "hostname": "*.example.com",
+                 "tls": {"mode": "Passthrough"}},
+            ])),
+            route(
+                GW,
+                "TLSRoute",
+                "a",
+                T1,
+                json!({"parentRefs": [{"name": "gw"}],
+                "hostnames": ["a.example.com"], "rules": [{"backendRefs": [{"name": "a", "port": 443}]}]}),
+            ),
+            // The v1alpha2 shape is read too; no hostnames means the listener's.
+            route(
+                "gateway.networking.k8s.io/v1alpha2",
+                "TLSRoute",
+                "b",
+                T2,
+                json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "b", "port": 443}]}]}),
+            ),
+            // Outside the listener's hostname: not attached.
+            route(
+                GW,
+                "TLSRoute",
+                "other",
+                T2,
+                json!({"parentRefs": [{"name": "gw"}],
+                "hostnames": ["other.com"], "rules": [{"backendRefs": [{"name": "a", "port": 443}]}]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            connect("k8s:gateway:10443", Some("a.example.com")),
+            connect("k8s:gateway:10443", Some("b.example.com")),
+            connect("k8s:gateway:10443", Some("other.com")),
+            connect("k8s:gateway:10443", None),
+        ],
+        r#"TLSRoute default/other (t.yaml:9): spec.parentRefs[0]: no hostname of the route intersects the hostnames of the listeners of Gateway default/gw; not attached
+        k8s:gateway:10443 sni=a.example.com => proxy the connection to cluster "k8s:default/a:443"
+        k8s:gateway:10443 sni=b.example.com => proxy the connection to cluster "k8s:default/b:443"
+        k8s:gateway:10443 sni=other.com => close the connection
+        k8s:gateway:10443 sni=- => close the connection"#,
+    );
+    check_status(
+        &m,
+        r#"TLSRoute default/other (t.yaml:9): spec.parentRefs[0]: no hostname of the route intersects the hostnames of the listeners of Gateway default/gw; not attached
+        Gateway default/gw: Accepted=True Accepted; Programmed=True Programmed
+        Gateway default/gw: listener tls: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=3; supportedKinds=[TLSRoute]
+        GatewayClass xdsc: Accepted=True Accepted
+        TLSRoute default/a: parent default/gw: Accepted=True Accepted; ResolvedRefs=True ResolvedRefs
+        TLSRoute default/b: parent default/gw: Accepted=True Accepted; ResolvedRefs=True ResolvedRefs
+        TLSRoute default/other: parent default/gw: Accepted=False NoMatchingListenerHostname (no hostname of the route intersects the hostnames of the listeners of Gateway default/gw); ResolvedRefs=True ResolvedRefs"#,
+    );
+}
+
+#[test]
+fn a_tcp_listener_forwards_to_its_oldest_tcp_route() {
+    let m = with(
+        [
+            service("a", &[("", 5432, 5432)]),
+            service("b", &[("", 5432, 5432)]),
+        ]
+        .concat(),
+        [
+            gateway_class(),
+            gateway(json!([{"name": "pg", "port": 5432, "protocol": "TCP"}])),
+            route(
+                "gateway.networking.k8s.io/v1alpha2",
+                "TCPRoute",
+                "old",
+                T1,
+                json!({
+                "parentRefs": [{"name": "gw", "sectionName": "pg"}],
+                "rules": [{"backendRefs": [{"name": "a", "port": 5432, "weight": 3}, {"name": "b", "port": 5432}]}]}),
+            ),
+            route(
+                "gateway.networking.k8s.io/v1alpha2",
+                "TCPRoute",
+                "new",
+                T2,
+                json!({
+                "parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "b", "port": 5432}]}]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[connect("k8s:gateway:5432", None)],
+        r#"TCPRoute default/new (t.yaml:8): spec.parentRefs[0]: the listener already forwards to TCPRoute default/old; a TCP listener takes one route; not used
+        k8s:gateway:5432 sni=- => proxy the connection to clusters "k8s:default/a:5432" (weight 3), "k8s:default/b:5432" (weight 1)"#,
+    );
+    check_status(
+        &m,
+        r#"TCPRoute default/new (t.yaml:8): spec.parentRefs[0]: the listener already forwards to TCPRoute default/old; a TCP listener takes one route; not used
+        Gateway default/gw: Accepted=True Accepted; Programmed=True Programmed
+        Gateway default/gw: listener pg: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=2; supportedKinds=[TCPRoute]
+        GatewayClass xdsc: Accepted=True Accepted
+        TCPRoute default/new: parent default/gw: Accepted=False UnsupportedValue (the listener already forwards to TCPRoute default/old; a TCP listener takes one route); ResolvedRefs=True ResolvedRefs
+        TCPRoute default/old: parent default/gw sectionName=pg: Accepted=True Accepted; ResolvedRefs=True ResolvedRefs"#,
+    );
+}
+
+#[test]
+fn grpc_routes_match_services_methods_and_headers_over_http2() {
+    let m = with(
+        [
+            service("a", &[("grpc", 50051, 50051)]),
+            service("b", &[("grpc", 50051, 50051)]),
+        ]
+        .concat(),
+        [
+            gateway_class(),
+            gateway(json!([{"name": "grpc", "port": 80, "protocol": "HTTP"}])),
+            route(
+                GW,
+                "GRPCRoute",
+                "r",
+                T1,
+                json!({"parentRefs": [{"name": "gw"}], "rules": [
+                    {"matches": [{"method": {"service": "echo.Echo", "method": "Say"}}], "backendRefs": [{"name": "a", "port": 50051}]},
+                    {"matches": [{"method": {"service": "echo.Echo"}, "headers": [{"name": "version", "value": "2"}]}], "backendRefs": [{"name": "b", "port": 50051}]},
+                    {"matches": [{"method": {"type": "RegularExpression", "method": "Get.*"}}], "backendRefs": [{"name": "b", "port": 50051}]},
+                    {"filters": [{"type": "URLRewrite", "urlRewrite": {"hostname": "x"}}], "backendRefs": [{"name": "a", "port": 50051}]},
+                ]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            gw_get("h", "/echo.Echo/Say").method("POST"),
+            gw_get("h", "/echo.Echo/Other")
+                .method("POST")
+                .header("version", "2"),
+            gw_get("h", "/echo.Echo/Other").method("POST"),
+            gw_get("h", "/kv.Store/GetAll").method("POST"),
+            gw_get("h", "/kv.Store/Put").method("POST"),
+        ],
+        r#"GRPCRoute default/r (t.yaml:7): spec.rules[3].filters[0]: filter "URLRewrite" is not supported (or lacks its settings); the rule answers 500
+        k8s:gateway:10080 h /echo.Echo/Say POST => k8s:default/a:50051:h2c
+        k8s:gateway:10080 h /echo.Echo/Other POST version=2 => k8s:default/b:50051:h2c
+        k8s:gateway:10080 h /echo.Echo/Other POST => answer 500
+        k8s:gateway:10080 h /kv.Store/GetAll POST => k8s:default/b:50051:h2c
+        k8s:gateway:10080 h /kv.Store/Put POST => answer 500"#,
+    );
+    let t = run(&m, &Options::default());
+    let h2: Vec<String> = t
+        .objects
+        .iter()
+        .filter_map(|o| match o {
+            xdsc_core::model::Object::Cluster(c) => Some(format!("{} {:?}", c.name, c.protocol)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        h2,
+        [
+            "k8s:default/a:50051:h2c Http2",
+            "k8s:default/b:50051:h2c Http2"
+        ]
+    );
+}
+
+fn reference_grant(ns: &str, from_kind: &str, from_ns: &str, to_kind: &str) -> Value {
+    json!({"apiVersion": GW, "kind": "ReferenceGrant", "metadata": {"name": "grant", "namespace": ns},
+           "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": from_kind, "namespace": from_ns}],
+                    "to": [{"group": "", "kind": to_kind}]}})
+}
+
+#[test]
+fn reference_grants_open_backends_and_certificates_in_other_namespaces() {
+    let svc = |ns: &str| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": ns},
+               "spec": {"ports": [{"port": 80}]}})
+    };
+    let mut cert = tls_secret("cert");
+    cert["metadata"]["namespace"] = json!("certs");
+    let base = vec![
+        svc("open"),
+        svc("closed"),
+        cert,
+        gateway_class(),
+        gateway(json!([
+            {"name": "http", "port": 80, "protocol": "HTTP"},
+            {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "secure.com",
+             "tls": {"certificateRefs": [{"name": "cert", "namespace": "certs"}]}},
+        ])),
+        route(
+            GW,
+            "HTTPRoute",
+            "r",
+            T1,
+            json!({"parentRefs": [{"name": "gw", "sectionName": "http"}], "rules": [
+                {"matches": [{"path": {"value": "/open"}}], "backendRefs": [{"name": "api", "namespace": "open", "port": 80}]},
+                {"matches": [{"path": {"value": "/closed"}}], "backendRefs": [{"name": "api", "namespace": "closed", "port": 80}]},
+            ]}),
+        ),
+        reference_grant("open", "HTTPRoute", "default", "Service"),
+        // A grant for another kind opens nothing to HTTPRoutes.
+        reference_grant("closed", "GRPCRoute", "default", "Service"),
+    ];
+    check(
+        &base,
+        &[gw_get("h", "/open"), gw_get("h", "/closed")],
+        r#"Gateway default/gw (t.yaml:5): spec.listeners[1].tls.certificateRefs[0]: secret certs/cert is in another namespace and no ReferenceGrant there allows it; listener not served
+        HTTPRoute default/r (t.yaml:6): spec.rules[1].backendRefs[0]: service closed/api is in another namespace and no ReferenceGrant there allows it
+        k8s:gateway:10080 h /open => k8s:open/api:80
+        k8s:gateway:10080 h /closed => answer 500"#,
+    );
+    let granted = with(
+        base,
+        [reference_grant("certs", "Gateway", "default", "Secret")],
+    );
+    check(
+        &granted,
+        &[Request::new("k8s:gateway:10443", "secure.com", "/").sni("secure.com")],
+        r#"HTTPRoute default/r (t.yaml:6): spec.rules[1].backendRefs[0]: service closed/api is in another namespace and no ReferenceGrant there allows it
+        k8s:gateway:10443 secure.com / => answer 404 (no route)"#,
+    );
+}
+
+#[test]
+fn listeners_of_several_gateways_on_one_port_merge_and_conflicts_are_per_listener() {
+    let m = with(
+        [service("a", &[("", 80, 80)]), service("b", &[("", 80, 80)])].concat(),
+        [
+            gateway_class(),
+            named_gateway(
+                "one",
+                T1,
+                json!([{"name": "a", "port": 80, "protocol": "HTTP", "hostname": "a.com"}]),
+            ),
+            // Port 10080 is Envoy's port for 80: the same port.
+            named_gateway(
+                "two",
+                T2,
+                json!([
+                    {"name": "b", "port": 10080, "protocol": "HTTP", "hostname": "b.com"},
+                    {"name": "dup", "port": 80, "protocol": "HTTP", "hostname": "a.com"},
+                    {"name": "tcp", "port": 80, "protocol": "TCP"},
+                    {"name": "udp", "port": 53, "protocol": "UDP"},
+                ]),
+            ),
+            route(
+                GW,
+                "HTTPRoute",
+                "ra",
+                T1,
+                json!({"parentRefs": [{"name": "one"}], "rules": [{"backendRefs": to("a")}]}),
+            ),
+            route(
+                GW,
+                "HTTPRoute",
+                "rb",
+                T1,
+                json!({"parentRefs": [{"name": "two"}], "rules": [{"backendRefs": to("b")}]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[gw_get("a.com", "/"), gw_get("b.com", "/")],
+        r#"Gateway default/two (t.yaml:7): spec.listeners[1]: listener "a" of Gateway default/one has the same hostname on the port; listener not served
+        Gateway default/two (t.yaml:7): spec.listeners[2]: listener "a" of Gateway default/one uses the port with another protocol; listener not served
+        Gateway default/two (t.yaml:7): spec.listeners[3].protocol: protocol "UDP" is not supported; listener not served
+        k8s:gateway:10080 a.com / => k8s:default/a:80
+        k8s:gateway:10080 b.com / => k8s:default/b:80"#,
+    );
+    check_status(
+        &m,
+        r#"Gateway default/two (t.yaml:7): spec.listeners[1]: listener "a" of Gateway default/one has the same hostname on the port; listener not served
+        Gateway default/two (t.yaml:7): spec.listeners[2]: listener "a" of Gateway default/one uses the port with another protocol; listener not served
+        Gateway default/two (t.yaml:7): spec.listeners[3].protocol: protocol "UDP" is not supported; listener not served
+        Gateway default/one: Accepted=True Accepted; Programmed=True Programmed
+        Gateway default/one: listener a: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=1; supportedKinds=[GRPCRoute,HTTPRoute]
+        Gateway default/two: Accepted=True ListenersNotValid (some listeners are not valid); Programmed=True Programmed
+        Gateway default/two: listener b: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=1; supportedKinds=[GRPCRoute,HTTPRoute]
+        Gateway default/two: listener dup: Accepted=False Invalid (listener "a" of Gateway default/one has the same hostname on the port); Conflicted=True HostnameConflict (listener "a" of Gateway default/one has the same hostname on the port); Programmed=False Invalid (not served); ResolvedRefs=True ResolvedRefs; attachedRoutes=0; supportedKinds=[GRPCRoute,HTTPRoute]
+        Gateway default/two: listener tcp: Accepted=False Invalid (listener "a" of Gateway default/one uses the port with another protocol); Conflicted=True ProtocolConflict (listener "a" of Gateway default/one uses the port with another protocol); Programmed=False Invalid (not served); ResolvedRefs=True ResolvedRefs; attachedRoutes=0; supportedKinds=[TCPRoute]
+        Gateway default/two: listener udp: Accepted=False UnsupportedProtocol (protocol "UDP" is not supported); Conflicted=False NoConflicts; Programmed=False Invalid (not served); ResolvedRefs=True ResolvedRefs; attachedRoutes=0; supportedKinds=[]
+        GatewayClass xdsc: Accepted=True Accepted
+        HTTPRoute default/ra: parent default/one: Accepted=True Accepted; ResolvedRefs=True ResolvedRefs
+        HTTPRoute default/rb: parent default/two: Accepted=True Accepted; ResolvedRefs=True ResolvedRefs"#,
+    );
+}
+
+#[test]
+fn bad_inputs_get_their_spec_reasons_and_the_rest_serves() {
+    let m = with(
+        service("a", &[("", 80, 80)]).into(),
+        [
+            gateway_class(),
+            gateway(json!([
+                {"name": "http", "port": 80, "protocol": "HTTP", "hostname": "web.com"},
+                {"name": "kinds", "port": 8080, "protocol": "HTTP",
+                 "allowedRoutes": {"kinds": [{"kind": "HTTPRoute"}, {"kind": "FooRoute"}]}},
+                {"name": "udp", "port": 5353, "protocol": "UDP"},
+            ])),
+            route(
+                GW,
+                "HTTPRoute",
+                "good",
+                T1,
+                json!({"parentRefs": [{"name": "gw", "sectionName": "http"}],
+                "rules": [{"backendRefs": to("a")}]}),
+            ),
+            route(
+                GW,
+                "TLSRoute",
+                "tls-on-http",
+                T1,
+                json!({"parentRefs": [{"name": "gw", "sectionName": "http"}],
+                "hostnames": ["web.com"], "rules": [{"backendRefs": [{"name": "a", "port": 80}]}]}),
+            ),
+            route(
+                GW,
+                "HTTPRoute",
+                "no-section",
+                T1,
+                json!({"parentRefs": [{"name": "gw", "sectionName": "nope"}],
+                "rules": [{"backendRefs": to("a")}]}),
+            ),
+            route(
+                GW,
+                "HTTPRoute",
+                "no-host",
+                T1,
+                json!({"parentRefs": [{"name": "gw", "sectionName": "http"}],
+                "hostnames": ["other.com"], "rules": [{"backendRefs": to("a")}]}),
+            ),
+            route(
+                GW,
+                "HTTPRoute",
+                "bad-backends",
+                T1,
+                json!({"parentRefs": [{"name": "gw", "sectionName": "kinds"}],
+                "rules": [{"backendRefs": [{"name": "missing", "port": 80}]}]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            gw_get("web.com", "/"),
+            Request::new("k8s:gateway:8080", "x", "/"),
+        ],
+        r#"Gateway default/gw (t.yaml:4): spec.listeners[1].allowedRoutes.kinds[1]: route kind "FooRoute" is not supported on a HTTP listener
+        Gateway default/gw (t.yaml:4): spec.listeners[2].protocol: protocol "UDP" is not supported; listener not served
+        HTTPRoute default/bad-backends (t.yaml:9): spec.rules[0].backendRefs[0]: service default/missing does not exist
+        HTTPRoute default/no-host (t.yaml:8): spec.parentRefs[0]: no hostname of the route intersects the hostnames of the listeners of Gateway default/gw; not attached
+        HTTPRoute default/no-section (t.yaml:7): spec.parentRefs[0]: Gateway default/gw has no listener that the parent reference names (sectionName, port); not attached
+        TLSRoute default/tls-on-http (t.yaml:6): spec.parentRefs[0]: no listener of Gateway default/gw admits a TLSRoute from namespace "default" (allowedRoutes); not attached
+        k8s:gateway:10080 web.com / => k8s:default/a:80
+        k8s:gateway:8080 x / => answer 500"#,
+    );
+    check_status(
+        &m,
+        r#"Gateway default/gw (t.yaml:4): spec.listeners[1].allowedRoutes.kinds[1]: route kind "FooRoute" is not supported on a HTTP listener
+        Gateway default/gw (t.yaml:4): spec.listeners[2].protocol: protocol "UDP" is not supported; listener not served
+        HTTPRoute default/bad-backends (t.yaml:9): spec.rules[0].backendRefs[0]: service default/missing does not exist
+        HTTPRoute default/no-host (t.yaml:8): spec.parentRefs[0]: no hostname of the route intersects the hostnames of the listeners of Gateway default/gw; not attached
+        HTTPRoute default/no-section (t.yaml:7): spec.parentRefs[0]: Gateway default/gw has no listener that the parent reference names (sectionName, port); not attached
+        TLSRoute default/tls-on-http (t.yaml:6): spec.parentRefs[0]: no listener of Gateway default/gw admits a TLSRoute from namespace "default" (allowedRoutes); not attached
+        Gateway default/gw: Accepted=True ListenersNotValid (some listeners are not valid); Programmed=True Programmed
+        Gateway default/gw: listener http: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=2; supportedKinds=[GRPCRoute,HTTPRoute]
+        Gateway default/gw: listener kinds: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=False InvalidRouteKinds (route kind "FooRoute" is not supported on a HTTP listener); attachedRoutes=1; supportedKinds=[HTTPRoute]
+        Gateway default/gw: listener udp: Accepted=False UnsupportedProtocol (protocol "UDP" is not supported); Conflicted=False NoConflicts; Programmed=False Invalid (not served); ResolvedRefs=True ResolvedRefs; attachedRoutes=0; supportedKinds=[]
+        GatewayClass xdsc: Accepted=True Accepted
+        HTTPRoute default/bad-backends: parent default/gw sectionName=kinds: Accepted=True Accepted; ResolvedRefs=False BackendNotFound (service default/missing does not exist)
+        HTTPRoute default/good: parent default/gw sectionName=http: Accepted=True Accepted; ResolvedRefs=True ResolvedRefs
+        HTTPRoute default/no-host: parent default/gw sectionName=http: Accepted=False NoMatchingListenerHostname (no hostname of the route intersects the hostnames of the listeners of Gateway default/gw); ResolvedRefs=True ResolvedRefs
+        HTTPRoute default/no-section: parent default/gw sectionName=nope: Accepted=False NoMatchingParent (Gateway default/gw has no listener that the parent reference names (sectionName, port)); ResolvedRefs=True ResolvedRefs
+        TLSRoute default/tls-on-http: parent default/gw sectionName=http: Accepted=False NotAllowedByListeners (no listener of Gateway default/gw admits a TLSRoute from namespace "default" (allowedRoutes)); ResolvedRefs=True ResolvedRefs"#,
+    );
+}
+
+#[test]
+fn a_redirect_replacing_a_prefix_with_the_root_does_not_double_the_slash() {
+    let m = with(
+        gateway_base(),
+        [http_route(
+            "r",
+            T1,
+            json!({"parentRefs": [{"name": "gw"}], "rules": [
+                {"matches": [{"path": {"value": "/old"}}], "filters": [{"type": "RequestRedirect", "requestRedirect": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}]},
+                {"filters": [{"type": "RequestRedirect", "requestRedirect": {"hostname": "x.com", "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/new"}}}]},
+            ]}),
+        )],
+    );
+    check(
+        &m,
+        &[
+            gw_get("h", "/old"),
+            gw_get("h", "/old/x?q=1"),
+            gw_get("h", "/oldx"),
+            gw_get("h", "/y"),
+        ],
+        "k8s:gateway:10080 h /old => redirect 302 to http://h/
+         k8s:gateway:10080 h /old/x?q=1 => redirect 302 to http://h/x?q=1
+         k8s:gateway:10080 h /oldx => redirect 302 to http://x.com/new/oldx
+         k8s:gateway:10080 h /y => redirect 302 to http://x.com/new/y",
+    );
+}
+
+#[test]
+fn status_carries_the_observed_generation() {
+    let mut class = gateway_class();
+    class["metadata"]["generation"] = json!(2);
+    let mut gw = gateway(json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    gw["metadata"]["generation"] = json!(3);
+    let mut r = http_route(
+        "r",
+        T1,
+        json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": to("a")}]}),
+    );
+    r["metadata"]["generation"] = json!(5);
+    let m = with(service("a", &[("", 80, 80)]).into(), [class, gw, r]);
+    let t = run(&m, &Options::default());
+    let generations = |kind: &str, name: &str| -> Vec<i64> {
+        let (id, s) = t
+            .statuses
+            .iter()
+            .find(|(id, _)| id.kind == kind && id.name == name)
+            .expect("a status");
+        let v = s.to_json(&id.kind, "xdsc.dev/gateway-controller");
+        let mut out = Vec::new();
+        let mut collect = |cs: &Value| {
+            for c in cs.as_array().into_iter().flatten() {
+                out.push(c["observedGeneration"].as_i64().unwrap_or(-1));
+            }
+        };
+        collect(&v["conditions"]);
+        for l in v["listeners"].as_array().into_iter().flatten() {
+            collect(&l["conditions"]);
+        }
+        for p in v["parents"].as_array().into_iter().flatten() {
+            collect(&p["conditions"]);
+        }
+        out
+    };
+    assert_eq!(generations("GatewayClass", "xdsc"), [2]);
+    assert_eq!(
+        generations("Gateway", "gw"),
+        [3; 6],
+        "2 own and 4 listener conditions"
+    );
+    assert_eq!(generations("HTTPRoute", "r"), [5, 5]);
+}
+
+#[test]
+fn certificate_problems_have_their_reasons() {
+    let in_ns = |mut v: Value, ns: &str| {
+        v["metadata"]["namespace"] = json!(ns);
+        v
+    };
+    let mut opaque = tls_secret("opaque");
+    opaque["type"] = json!("Opaque");
+    let grant_for = |name: &str| {
+        let mut g = reference_grant("certs", "Gateway", "default", "Secret");
+        g["metadata"]["name"] = json!(format!("for-{name}"));
+        g["spec"]["to"][0]["name"] = json!(name);
+        g
+    };
+    let https = |name: &str, host: &str, secret: &str, ns: Option<&str>| {
+        let mut cert = json!({"name": secret});
+        if let Some(ns) = ns {
+            cert["namespace"] = json!(ns);
+        }
+        json!({"name": name, "port": 443, "protocol": "HTTPS", "hostname": host,
+               "tls": {"certificateRefs": [cert]}})
+    };
+    let m = vec![
+        in_ns(tls_secret("named"), "certs"),
+        in_ns(tls_secret("other"), "certs"),
+        opaque,
+        gateway_class(),
+        gateway(json!([
+            https("missing", "a.com", "nope", None),
+            https("opaque", "b.com", "opaque", None),
+            https("ungranted", "c.com", "other", Some("certs")),
+            https("granted", "d.com", "named", Some("certs")),
+        ])),
+        grant_for("named"),
+    ];
+    check_status(
+        &m,
+        r#"Gateway default/gw (t.yaml:5): spec.listeners[0].tls.certificateRefs[0]: secret default/nope does not exist
+        Gateway default/gw (t.yaml:5): spec.listeners[1].tls.certificateRefs[0]: secret default/opaque is not of type kubernetes.io/tls
+        Gateway default/gw (t.yaml:5): spec.listeners[2].tls.certificateRefs[0]: secret certs/other is in another namespace and no ReferenceGrant there allows it; listener not served
+        Gateway default/gw: Accepted=True ListenersNotValid (some listeners are not valid); Programmed=True Programmed
+        Gateway default/gw: listener granted: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=0; supportedKinds=[GRPCRoute,HTTPRoute]
+        Gateway default/gw: listener missing: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=False Invalid (not served); ResolvedRefs=False InvalidCertificateRef (secret default/nope is not usable); attachedRoutes=0; supportedKinds=[GRPCRoute,HTTPRoute]
+        Gateway default/gw: listener opaque: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=False Invalid (not served); ResolvedRefs=False InvalidCertificateRef (secret default/opaque is not usable); attachedRoutes=0; supportedKinds=[GRPCRoute,HTTPRoute]
+        Gateway default/gw: listener ungranted: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=False Invalid (not served); ResolvedRefs=False RefNotPermitted (secret certs/other is in another namespace and no ReferenceGrant there allows it; listener not served); attachedRoutes=0; supportedKinds=[GRPCRoute,HTTPRoute]
+        GatewayClass xdsc: Accepted=True Accepted"#,
+    );
+}
+
+#[test]
+fn backend_problems_have_their_reasons() {
+    let m = with(
+        gateway_base(),
+        [http_route(
+            "r",
+            T1,
+            json!({"parentRefs": [{"name": "gw"}], "rules": [
+            {"backendRefs": [{"group": "example.com", "kind": "Bucket", "name": "a"}]}]}),
+        )],
+    );
+    check_status(
+        &m,
+        r#"HTTPRoute default/r (t.yaml:9): spec.rules[0].backendRefs[0]: backend kind "Bucket" is not supported (only Services are)
+        Gateway default/gw: Accepted=True Accepted; Programmed=True Programmed
+        Gateway default/gw: listener http: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=1; supportedKinds=[GRPCRoute,HTTPRoute]
+        GatewayClass xdsc: Accepted=True Accepted
+        HTTPRoute default/r: parent default/gw: Accepted=True Accepted; ResolvedRefs=False InvalidKind (backend kind "Bucket" is not supported (only Services are))"#,
+    );
+}
+
+#[test]
+fn stream_route_backends_need_grants() {
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "data"},
+                     "spec": {"ports": [{"port": 443}]}});
+    let base = vec![
+        svc,
+        gateway_class(),
+        gateway(
+            json!([{"name": "tls", "port": 443, "protocol": "TLS", "tls": {"mode": "Passthrough"}}]),
+        ),
+        route(
+            GW,
+            "TLSRoute",
+            "db",
+            T1,
+            json!({"parentRefs": [{"name": "gw"}], "hostnames": ["db.com"],
+            "rules": [{"backendRefs": [{"name": "db", "namespace": "data", "port": 443}]}]}),
+        ),
+    ];
+    check(
+        &base,
+        &[connect("k8s:gateway:10443", Some("db.com"))],
+        r#"TLSRoute default/db (t.yaml:4): spec.rules: no usable backend; connections are refused
+        TLSRoute default/db (t.yaml:4): spec.rules[0].backendRefs[0]: service data/db is in another namespace and no ReferenceGrant there allows it
+        k8s:gateway:10443 sni=db.com => oracle error: no listener "k8s:gateway:10443" in the snapshot"#,
+    );
+    let granted = with(
+        base,
+        [reference_grant("data", "TLSRoute", "default", "Service")],
+    );
+    check(
+        &granted,
+        &[connect("k8s:gateway:10443", Some("db.com"))],
+        r#"k8s:gateway:10443 sni=db.com => proxy the connection to cluster "k8s:data/db:443""#,
     );
 }

@@ -76,3 +76,15 @@ impl Drop for TempDir {
         let _ = std::fs::remove_file(self.log_path());
     }
 }
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}

@@ -51,63 +51,17 @@ use bytes::{BufMut, Bytes, BytesMut};
 use imbl::{OrdMap, OrdSet};
 use prost::{Message, Name};
 
-use crate::diagnostic::{Subject, ToFieldPath};
+use crate::diagnostic::Diags;
 use crate::model::{self, Change, Kind, Model, Object, ObjectKey};
 use crate::snapshot::{Resource, ResourceType, Snapshot};
 
 mod translate;
 pub(crate) mod validate;
 
-use translate::{CheckedVhost, SecretState};
+use translate::SecretState;
+use validate::CheckedVhost;
 
 pub use crate::diagnostic::{Diagnostic, Problem, Severity};
-
-/// Collects the diagnostics of one object.
-pub(crate) struct Diags {
-    object: ObjectKey,
-    list: Vec<Diagnostic>,
-}
-
-impl Diags {
-    fn new(object: ObjectKey) -> Diags {
-        Diags {
-            object,
-            list: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, severity: Severity, field: impl ToFieldPath, problem: Problem) {
-        self.list.push(Diagnostic {
-            object: Subject::Model(self.object.clone()),
-            severity,
-            field: field.to_field_path(),
-            problem,
-        });
-    }
-
-    /// Records an error. `field` is a borrowed path (such as `("routes", Named(n), "name")`),
-    /// built into a [`FieldPath`](crate::diagnostic::FieldPath) only here, so the (hot) path
-    /// where everything is fine pays nothing for it.
-    pub(crate) fn error(&mut self, field: impl ToFieldPath, problem: Problem) {
-        self.push(Severity::Error, field, problem);
-    }
-
-    /// Records a warning.
-    pub(crate) fn warn(&mut self, field: impl ToFieldPath, problem: Problem) {
-        self.push(Severity::Warning, field, problem);
-    }
-
-    /// Records an error if `result` is one; returns whether it was fine.
-    pub(crate) fn check(&mut self, field: impl ToFieldPath, result: Result<(), Problem>) -> bool {
-        match result {
-            Ok(()) => true,
-            Err(p) => {
-                self.error(field, p);
-                false
-            }
-        }
-    }
-}
 
 /// Where a set of diagnostics came from, so a rebuild replaces exactly its own.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -406,8 +360,8 @@ impl Compiled {
                 let checked_new = match new {
                     Some(Object::VirtualHost(v)) => {
                         let mut d = Diags::new(key.clone());
-                        let checked = translate::check_vhost(v, &mut d);
-                        self.set_diags(DiagKey::Object(key.clone()), d.list);
+                        let checked = validate::check_vhost(v, &mut d);
+                        self.set_diags(DiagKey::Object(key.clone()), d.finish());
                         Some(Arc::new(checked))
                     }
                     _ => {
@@ -575,7 +529,7 @@ impl Compiled {
                 .map(|m| encode(&m)),
             _ => None,
         };
-        self.set_diags(DiagKey::Object(key.clone()), d.list);
+        self.set_diags(DiagKey::Object(key.clone()), d.finish());
         self.put(ResourceType::Secret, name, body, vec![key])
     }
 
@@ -589,7 +543,7 @@ impl Compiled {
                 .map(|m| encode(&m)),
             _ => None,
         };
-        self.set_diags(DiagKey::Object(key.clone()), d.list);
+        self.set_diags(DiagKey::Object(key.clone()), d.finish());
         self.put(ResourceType::Cluster, name, body, vec![key])
     }
 
@@ -616,7 +570,7 @@ impl Compiled {
         if object.is_some() {
             provenance.push(key.clone());
         }
-        self.set_diags(DiagKey::Object(key), d.list);
+        self.set_diags(DiagKey::Object(key), d.finish());
         self.put(ResourceType::Endpoint, name, body, provenance);
     }
 
@@ -642,7 +596,7 @@ impl Compiled {
             }
             _ => None,
         };
-        self.set_diags(DiagKey::Object(key.clone()), d.list);
+        self.set_diags(DiagKey::Object(key.clone()), d.finish());
         self.put(ResourceType::Listener, name, body, vec![key])
     }
 
@@ -690,7 +644,7 @@ impl Compiled {
             }
             _ => None,
         };
-        self.set_diags(DiagKey::Piece(l.clone(), v.clone()), d.list);
+        self.set_diags(DiagKey::Piece(l.clone(), v.clone()), d.finish());
         match piece {
             Some(p) => self.pieces.insert(key, p),
             None => self.pieces.remove(&key),

@@ -583,6 +583,58 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Collects the diagnostics of one model object, for the compiler.
+pub(crate) struct Diags {
+    object: ObjectKey,
+    list: Vec<Diagnostic>,
+}
+
+impl Diags {
+    pub(crate) fn new(object: ObjectKey) -> Diags {
+        Diags {
+            object,
+            list: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, severity: Severity, field: impl ToFieldPath, problem: Problem) {
+        self.list.push(Diagnostic {
+            object: Subject::Model(self.object.clone()),
+            severity,
+            field: field.to_field_path(),
+            problem,
+        });
+    }
+
+    /// Records an error. `field` is a borrowed path (such as `("routes", Named(n), "name")`),
+    /// built into a [`FieldPath`](crate::diagnostic::FieldPath) only here, so the (hot) path
+    /// where everything is fine pays nothing for it.
+    pub(crate) fn error(&mut self, field: impl ToFieldPath, problem: Problem) {
+        self.push(Severity::Error, field, problem);
+    }
+
+    /// Records a warning.
+    pub(crate) fn warn(&mut self, field: impl ToFieldPath, problem: Problem) {
+        self.push(Severity::Warning, field, problem);
+    }
+
+    /// The diagnostics recorded, in order.
+    pub(crate) fn finish(self) -> Vec<Diagnostic> {
+        self.list
+    }
+
+    /// Records an error if `result` is one; returns whether it was fine.
+    pub(crate) fn check(&mut self, field: impl ToFieldPath, result: Result<(), Problem>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(p) => {
+                self.error(field, p);
+                false
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,15 +7,23 @@
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /debug/snapshot` | each fleet's snapshot as Envoy JSON, secrets redacted |
 //! | `GET /debug/clients` | each stream: node, fleet, subscriptions, versions sent and acknowledged, last NACK |
+//!
+//! `/debug/*` can be turned off ([`Admin::with_debug_endpoints`]): they show node identities,
+//! addresses and configuration, which not every operator wants on a port. A slow client cannot
+//! hold the listener: request headers must arrive within a timeout, a connection lives at
+//! most a minute, and at most [`MAX_ADMIN_CONNECTIONS`] are open at once (more are closed).
+//!
+//! Not here: binding the listener (the binaries keep it on loopback by default).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 
@@ -31,7 +39,19 @@ pub struct Admin {
     pub(crate) publisher: Publisher,
     pub(crate) clients: Clients,
     pub(crate) extra: Option<DebugExtra>,
+    pub(crate) debug: bool,
+    pub(crate) header_timeout: Duration,
 }
+
+/// Admin connections open at once at most; more are closed at once.
+pub const MAX_ADMIN_CONNECTIONS: usize = 64;
+
+/// How long an admin connection may live (a slow reader of a large `/debug/snapshot`
+/// included).
+const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// How long a client has to send a request's headers, by default.
+pub const DEFAULT_ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,6 +78,26 @@ fn json(v: &Value) -> Response<Full<Bytes>> {
 }
 
 impl Admin {
+    /// Turns `/debug/snapshot` and `/debug/clients` on (the default) or off (404).
+    ///
+    /// ```
+    /// let admin = xdsc_server::XdsServer::new(xdsc_server::Publisher::new())
+    ///     .admin()
+    ///     .with_debug_endpoints(false);
+    /// assert_eq!(admin.handle(&hyper::Method::GET, "/debug/clients").status(), 404);
+    /// ```
+    pub fn with_debug_endpoints(mut self, on: bool) -> Admin {
+        self.debug = on;
+        self
+    }
+
+    /// Sets how long a client has to send a request's headers
+    /// ([`DEFAULT_ADMIN_HEADER_TIMEOUT`] by default); a slower one is disconnected.
+    pub fn with_header_timeout(mut self, timeout: Duration) -> Admin {
+        self.header_timeout = timeout;
+        self
+    }
+
     /// Adds embedder JSON under `"sources"` in `/debug/snapshot`.
     pub fn with_debug_extra(mut self, extra: DebugExtra) -> Admin {
         self.extra = Some(extra);
@@ -87,6 +127,11 @@ impl Admin {
                 ));
                 respond(StatusCode::OK, "text/plain; version=0.0.4", text)
             }
+            p if p.starts_with("/debug/") && !self.debug => respond(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "debug endpoints are off\n",
+            ),
             "/debug/clients" => json(&self.clients.to_json()),
             "/debug/snapshot" => {
                 let mut fleets = Map::new();
@@ -115,22 +160,42 @@ impl Admin {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         tokio::pin!(shutdown);
+        let open = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
         loop {
-            let (socket, _) = tokio::select! {
-                accepted = listener.accept() => accepted?,
+            let (socket, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors, most likely: wait instead of spinning.
+                        tracing::warn!(error = %e, "cannot accept an admin connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
                 () = &mut shutdown => return Ok(()),
+            };
+            let Ok(place) = Arc::clone(&open).try_acquire_owned() else {
+                tracing::debug!(%peer, "admin connection refused: too many open");
+                continue;
             };
             let admin = self.clone();
             tokio::spawn(async move {
+                let _place = place;
+                let header_timeout = admin.header_timeout;
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let response = admin.handle(req.method(), req.uri().path());
                     async move { Ok::<_, Infallible>(response) }
                 });
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(socket), service)
-                    .await
-                {
-                    tracing::debug!(error = %e, "admin connection ended with an error");
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .serve_connection(TokioIo::new(socket), service);
+                match tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, conn).await {
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "admin connection ended with an error");
+                    }
+                    Err(_) => tracing::debug!(%peer, "admin connection closed: open too long"),
+                    Ok(Ok(())) => {}
                 }
             });
         }

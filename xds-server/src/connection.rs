@@ -1,37 +1,43 @@
-//! The xDS connection-accept path: every accepted TCP connection gets its socket options
-//! (TCP_NODELAY, TCP keepalive) and is served as HTTP/2 by hyper, with HTTP/2 keepalive pings.
+//! The xDS connection-accept path: every accepted TCP connection is admitted under the
+//! connection limits, gets its socket options (TCP_NODELAY, TCP keepalive), must complete its
+//! handshake (the HTTP/2 preface) within a timeout, and is served as HTTP/2 by hyper with
+//! keepalive pings, so a peer that went silent is closed.
 //!
 //! Whatever way an embedder hands connections over (a tokio or std listener, or a stream of
 //! accepted sockets), they come through [`serve`], so no path skips the options. Without
 //! TCP_NODELAY the second HTTP/2 frame of a response waits for the peer's delayed ACK of the
 //! first (about 40 ms on Linux) before it is sent.
 //!
-//! Shutdown is prompt: the listener closes, every xDS stream ends with `UNAVAILABLE` (a
-//! [`Closing`] in each request's extensions tells the stream task), every connection gets an
+//! Shutdown is prompt: the listener closes, every xDS stream ends with `UNAVAILABLE` (the
+//! [`Handle`] in each request's extensions tells the stream task), every connection gets an
 //! HTTP/2 GOAWAY, and connections still open after [`ConnectionOptions::shutdown_grace`] are
-//! dropped. An Envoy whose stream ends reconnects at once, to another replica when this one
-//! has stopped listening; an Envoy that waited for the stream to time out would not.
+//! cut. An Envoy whose stream ends reconnects at once, to another replica when this one has
+//! stopped listening; an Envoy that waited for the stream to time out would not.
 //!
 //! Not here: what a request does (the services in [`crate::service`]); the gRPC framing
 //! (tonic).
 
+mod admission;
+mod io;
+
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::codegen::Service;
 use tonic::transport::server::TcpConnectInfo;
 
-/// How accepted xDS connections are kept: TCP and HTTP/2 keepalive.
+pub(crate) use admission::Counters;
+use admission::{Admission, Closed};
+use io::{Cut, Io};
+
+/// How accepted xDS connections are admitted, kept and closed.
 ///
 /// The defaults suit Envoy: it answers HTTP/2 pings, so a peer that vanished (a node that lost
 /// power, a dropped NAT entry) is noticed within `http2_keepalive_interval` +
@@ -42,6 +48,7 @@ use tonic::transport::server::TcpConnectInfo;
 /// use xdsc_server::{ConnectionOptions, Publisher, XdsServer};
 ///
 /// let options = ConnectionOptions {
+///     max_connections_per_peer: 16,
 ///     http2_keepalive_interval: Some(Duration::from_secs(10)),
 ///     ..ConnectionOptions::default()
 /// };
@@ -50,6 +57,19 @@ use tonic::transport::server::TcpConnectInfo;
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectionOptions {
+    /// Open connections at most; more are closed at once, with a warning and
+    /// `xdsc_xds_connections_refused_total{reason="total"}`. Keep it below the process's
+    /// file descriptor limit.
+    pub max_connections: usize,
+    /// Open connections from one IP address at most (an Envoy needs one; Envoys behind one
+    /// NAT address share it); `reason="peer"` in the metric.
+    pub max_connections_per_peer: usize,
+    /// Concurrent HTTP/2 streams on one connection at most (an Envoy opens one per xDS
+    /// service it uses).
+    pub max_streams_per_connection: u32,
+    /// How long a new connection has to send the HTTP/2 preface; a connection that does not
+    /// is closed (`xdsc_xds_connections_closed_total{reason="handshake_timeout"}`).
+    pub handshake_timeout: Duration,
     /// Idle time before the kernel sends TCP keepalive probes (`None`: no TCP keepalive).
     pub tcp_keepalive: Option<Duration>,
     /// Time between TCP keepalive probes.
@@ -62,19 +82,29 @@ pub struct ConnectionOptions {
     /// How long a PING may go unanswered before the connection is closed. Generous: Envoy
     /// answers on its main thread, which can be busy applying a large update.
     pub http2_keepalive_timeout: Duration,
+    /// How long a response may go without an ACK or NACK (and the client without sending
+    /// anything) before the client counts as stalled and its connection is closed: a client
+    /// that stops reading otherwise holds its encoded responses in memory for good
+    /// (`None`: never).
+    pub response_timeout: Option<Duration>,
     /// On shutdown, how long connections may take to finish after their streams were ended;
-    /// the rest are then dropped. Bounds the whole shutdown.
+    /// the rest are then cut. Bounds the whole shutdown.
     pub shutdown_grace: Duration,
 }
 
 impl Default for ConnectionOptions {
     fn default() -> Self {
         ConnectionOptions {
+            max_connections: 10_000,
+            max_connections_per_peer: 1_000,
+            max_streams_per_connection: 1_000,
+            handshake_timeout: Duration::from_secs(10),
             tcp_keepalive: Some(Duration::from_secs(30)),
             tcp_keepalive_interval: Duration::from_secs(10),
             tcp_keepalive_retries: 3,
             http2_keepalive_interval: Some(Duration::from_secs(30)),
             http2_keepalive_timeout: Duration::from_secs(20),
+            response_timeout: Some(Duration::from_secs(120)),
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -83,22 +113,43 @@ impl Default for ConnectionOptions {
 /// The status every xDS stream ends with when the server shuts down.
 pub(crate) const SHUTTING_DOWN: &str = "xDS server shutting down; reconnect";
 
-/// Tells a stream that its server is shutting down; found in every request's extensions.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Closing(Option<tokio::sync::watch::Receiver<bool>>);
+/// The first bytes of every HTTP/2 connection (RFC 9113, section 3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-impl Closing {
-    /// The signal of a request (never, for a request that did not come through [`serve`]).
-    pub(crate) fn of(extensions: &tonic::codegen::http::Extensions) -> Closing {
-        extensions.get::<Closing>().cloned().unwrap_or_default()
+/// What a stream knows of its connection: whether the server is shutting down, and how to
+/// close the connection of a client that stopped reading. Found in every request's
+/// extensions; a request that did not come through [`serve`] gets one that never fires.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Handle {
+    closing: Option<tokio::sync::watch::Receiver<bool>>,
+    cut: Option<(Cut, Arc<Admission>)>,
+    /// See [`ConnectionOptions::response_timeout`].
+    pub(crate) response_timeout: Option<Duration>,
+}
+
+impl Handle {
+    /// The handle of a request.
+    pub(crate) fn of(extensions: &tonic::codegen::http::Extensions) -> Handle {
+        extensions.get::<Handle>().cloned().unwrap_or_default()
     }
 
     /// Completes once the server is shutting down.
-    pub(crate) async fn closed(&mut self) {
-        match &mut self.0 {
+    pub(crate) async fn closed(&self) {
+        match &self.closing {
             // An error means the server is gone: closed as well.
-            Some(rx) => drop(rx.wait_for(|closing| *closing).await),
+            Some(rx) => drop(rx.clone().wait_for(|closing| *closing).await),
             None => std::future::pending().await,
+        }
+    }
+
+    /// Closes the connection of a client that stopped reading (once, however many of its
+    /// streams notice).
+    pub(crate) fn stalled(&self) {
+        if let Some((cut, admission)) = &self.cut
+            && !cut.is_cut()
+        {
+            cut.cut();
+            admission.closed(Closed::Stalled);
         }
     }
 }
@@ -110,6 +161,20 @@ pub(crate) type HttpService = crate::Dispatch;
 /// accepting again: retrying at once would spin on the same error.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How long after the grace period, and a cut, a connection task may take to end before it is
+/// aborted.
+const BACKSTOP: Duration = Duration::from_secs(1);
+
+/// What every connection task shares.
+#[derive(Clone)]
+struct Shared {
+    service: HttpService,
+    builder: hyper::server::conn::http2::Builder<TokioExecutor>,
+    options: ConnectionOptions,
+    admission: Arc<Admission>,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
 /// Serves every connection of `incoming` until `shutdown` completes (or `incoming` ends);
 /// then stops accepting, ends every stream, asks every connection to finish (HTTP/2 GOAWAY)
 /// and waits for them, at most `shutdown_grace`.
@@ -117,6 +182,7 @@ pub(crate) async fn serve<I>(
     incoming: I,
     service: HttpService,
     options: ConnectionOptions,
+    metrics: Arc<crate::metrics::Metrics>,
     shutdown: impl Future<Output = ()>,
 ) where
     I: Stream<Item = std::io::Result<TcpStream>>,
@@ -124,9 +190,21 @@ pub(crate) async fn serve<I>(
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
+        .max_concurrent_streams(options.max_streams_per_connection)
         .keep_alive_interval(options.http2_keepalive_interval)
         .keep_alive_timeout(options.http2_keepalive_timeout);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let shared = Shared {
+        service,
+        builder,
+        options,
+        admission: Admission::new(
+            options.max_connections,
+            options.max_connections_per_peer,
+            metrics,
+        ),
+        stop,
+    };
     let mut connections = tokio::task::JoinSet::new();
     {
         tokio::pin!(incoming);
@@ -146,14 +224,15 @@ pub(crate) async fn serve<I>(
                 }
                 None => break,
             };
+            let Ok(peer) = stream.peer_addr() else {
+                continue; // Gone already.
+            };
+            // Refused: dropped here, closed before any byte is read.
+            let Ok(ticket) = shared.admission.admit(peer.ip()) else {
+                continue;
+            };
             configure(&stream, &options);
-            connections.spawn(connection(
-                stream,
-                service.clone(),
-                builder.clone(),
-                stop_rx.clone(),
-                options.shutdown_grace,
-            ));
+            connections.spawn(connection(stream, shared.clone(), ticket));
         }
     }
     // The listener is dropped here: new clients are refused while the others drain.
@@ -168,10 +247,6 @@ pub(crate) async fn serve<I>(
         connections.shutdown().await;
     }
 }
-
-/// How long after the grace period, and a cut, a connection task may take to end before it is
-/// aborted.
-const BACKSTOP: Duration = Duration::from_secs(1);
 
 /// Sets the socket options of an accepted connection. Failing to set one is logged, not
 /// fatal: the connection still works.
@@ -190,23 +265,52 @@ fn configure(stream: &TcpStream, options: &ConnectionOptions) {
     }
 }
 
+/// Reads the HTTP/2 preface; `Err` says why the connection is closed instead.
+async fn handshake(stream: &mut TcpStream) -> Result<Vec<u8>, Closed> {
+    let mut preface = vec![0u8; PREFACE.len()];
+    match stream.read_exact(&mut preface).await {
+        Ok(_) if preface == PREFACE => Ok(preface),
+        _ => Err(Closed::BadHandshake),
+    }
+}
+
 /// Serves one connection until it ends; on shutdown, until its streams have ended or the
 /// grace period is over, whichever comes first.
-async fn connection(
-    stream: TcpStream,
-    service: HttpService,
-    builder: hyper::server::conn::http2::Builder<TokioExecutor>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    grace: Duration,
-) {
+async fn connection(mut stream: TcpStream, shared: Shared, _ticket: admission::Ticket) {
+    let Shared {
+        service,
+        builder,
+        options,
+        admission,
+        mut stop,
+    } = shared;
     let info = TcpConnectInfo {
         local_addr: stream.local_addr().ok(),
         remote_addr: stream.peer_addr().ok(),
     };
-    let closing = Closing(Some(stop.clone()));
+    let peer = info.remote_addr;
+    let prefix = tokio::select! {
+        read = tokio::time::timeout(options.handshake_timeout, handshake(&mut stream)) => {
+            match read.unwrap_or(Err(Closed::HandshakeTimeout)) {
+                Ok(prefix) => prefix,
+                Err(why) => {
+                    tracing::debug!(?peer, reason = ?why, "xDS connection closed before its handshake completed");
+                    admission.closed(why);
+                    return;
+                }
+            }
+        }
+        _ = stop.wait_for(|s| *s) => return,
+    };
+    let cut = Cut::default();
+    let handle = Handle {
+        closing: Some(stop.clone()),
+        cut: Some((cut.clone(), Arc::clone(&admission))),
+        response_timeout: options.response_timeout,
+    };
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(info.clone());
-        req.extensions_mut().insert(closing.clone());
+        req.extensions_mut().insert(handle.clone());
         let mut service = service.clone();
         async move {
             let response = service.call(req.map(tonic::body::Body::new)).await;
@@ -216,8 +320,7 @@ async fn connection(
             })
         }
     });
-    let (io, cut) = Io::new(stream);
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    let conn = builder.serve_connection(TokioIo::new(Io::new(prefix, stream, cut.clone())), svc);
     tokio::pin!(conn);
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -226,149 +329,32 @@ async fn connection(
         result = conn.as_mut() => result,
         () = stopped => {
             conn.as_mut().graceful_shutdown();
-            match tokio::time::timeout(grace, conn.as_mut()).await {
+            match tokio::time::timeout(options.shutdown_grace, conn.as_mut()).await {
                 Ok(result) => result,
                 Err(_) => {
                     // A client that does not read keeps its streams' ends behind data it never
                     // takes: fail the socket, so that hyper ends the streams and closes.
-                    tracing::info!(peer = ?info_peer(&cut), "xDS connection still open after the shutdown grace period; closing it");
                     // (In debug builds h2 asserts, wrongly, that no stream is open when the
                     // connection is dropped: hyperium/h2#907. Release builds are unaffected.)
+                    tracing::info!(?peer, "xDS connection still open after the shutdown grace period; closing it");
+                    admission.closed(Closed::Shutdown);
                     cut.cut();
                     conn.await
                 }
             }
         }
     };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "xDS connection ended with an error");
-    }
-}
-
-/// Makes a connection's socket fail, so that hyper ends its streams and closes the connection
-/// itself (its tasks end normally rather than being aborted).
-#[derive(Clone, Debug)]
-pub(crate) struct Cut(Arc<CutState>);
-
-#[derive(Debug, Default)]
-struct CutState {
-    cut: AtomicBool,
-    peer: Option<std::net::SocketAddr>,
-    waker: Mutex<Option<Waker>>,
-}
-
-fn info_peer(cut: &Cut) -> Option<std::net::SocketAddr> {
-    cut.0.peer
-}
-
-impl Cut {
-    /// Every later read and write of the connection fails; a pending one is woken.
-    pub(crate) fn cut(&self) {
-        self.0.cut.store(true, Ordering::Release);
-        let waker = self
-            .0
-            .waker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(w) = waker {
-            w.wake();
+    match result {
+        Err(e) if e.is_timeout() => {
+            tracing::info!(
+                ?peer,
+                "xDS connection closed: an HTTP/2 PING went unanswered"
+            );
+            admission.closed(Closed::KeepaliveTimeout);
         }
-    }
-}
-
-/// The socket of one connection as hyper sees it: reads and writes fail once it is [`Cut`].
-struct Io<T> {
-    inner: T,
-    cut: Arc<CutState>,
-}
-
-impl Io<TcpStream> {
-    fn new(inner: TcpStream) -> (Io<TcpStream>, Cut) {
-        let cut = Arc::new(CutState {
-            peer: inner.peer_addr().ok(),
-            ..CutState::default()
-        });
-        (
-            Io {
-                inner,
-                cut: Arc::clone(&cut),
-            },
-            Cut(cut),
-        )
-    }
-}
-
-impl<T> Io<T> {
-    /// `Some(error)` once cut. Otherwise registers the task, so that a cut wakes it if the
-    /// operation it is about to try stays pending.
-    fn check(&self, cx: &Context<'_>) -> Option<std::io::Error> {
-        let mut waker = self
-            .cut
-            .waker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if self.cut.cut.load(Ordering::Acquire) {
-            return Some(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "connection closed by the server",
-            ));
+        Err(e) if !cut.is_cut() => {
+            tracing::debug!(?peer, error = %e, "xDS connection ended with an error");
         }
-        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *waker = Some(cx.waker().clone());
-        }
-        None
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Io<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if let Some(e) = self.check(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Io<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        if let Some(e) = self.check(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        if let Some(e) = self.check(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        if let Some(e) = self.check(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        _ => {}
     }
 }

@@ -80,12 +80,12 @@ fn streaming<W: Wire>(
         .and_then(|info| info.remote_addr())
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let closing = crate::connection::Closing::of(req.extensions());
+    let handle = crate::connection::Handle::of(req.extensions());
     let decoder = tonic_prost::ProstCodec::<W::In, W::In>::raw_decoder(
         tonic::codec::BufferSettings::default(),
     );
     let inbound = Streaming::<W::In>::new_request(decoder, req.into_body(), None, Some(max));
-    let responses = shared.open::<W>(inbound, only, peer, closing);
+    let responses = shared.open::<W>(inbound, only, peer, handle);
     let body = tonic::body::Body::new(wire::Frames::new(responses, max));
     let mut response = http::Response::new(body);
     response.headers_mut().insert(

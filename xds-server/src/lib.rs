@@ -60,7 +60,7 @@ use envoy_types::pb::envoy::service::route::v3::route_discovery_service_server::
 use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryServiceServer;
 use tokio::net::TcpListener;
 
-pub use admin::{Admin, DebugExtra};
+pub use admin::{Admin, DEFAULT_ADMIN_HEADER_TIMEOUT, DebugExtra, MAX_ADMIN_CONNECTIONS};
 pub use budget::SyncLimits;
 pub use connection::ConnectionOptions;
 pub use metrics::Metrics;
@@ -155,6 +155,8 @@ impl XdsServer {
             publisher: self.shared.publisher.clone(),
             clients: self.shared.clients.clone(),
             extra: None,
+            debug: true,
+            header_timeout: admin::DEFAULT_ADMIN_HEADER_TIMEOUT,
         }
     }
 
@@ -200,7 +202,15 @@ impl XdsServer {
     where
         I: tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>>,
     {
-        connection::serve(incoming, self.dispatch(), self.connections, shutdown).await;
+        let metrics = std::sync::Arc::clone(&self.shared.publisher.metrics);
+        connection::serve(
+            incoming,
+            self.dispatch(),
+            self.connections,
+            metrics,
+            shutdown,
+        )
+        .await;
         Ok(())
     }
 

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub(crate) sync_held: AtomicU64,
     /// Streams waiting for a sync permit.
     pub(crate) sync_waiting: AtomicU64,
+    /// The accept path's counters (see `connection`).
+    pub(crate) connections: crate::connection::Counters,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -258,6 +260,7 @@ impl Metrics {
             "counter",
             &|t| self.nacks.get(t),
         );
+        self.connections.render(&mut o);
         if let Some(rss) = resident_bytes() {
             g(
                 &mut o,

@@ -27,7 +27,7 @@ use xdsc_core::snapshot::ResourceType;
 
 use crate::budget::{Budget, Permit};
 use crate::clients::Clients;
-use crate::connection::{Closing, SHUTTING_DOWN};
+use crate::connection::{self, SHUTTING_DOWN};
 use crate::protocol::{self, Event, Limits, ProtocolError, Response, Stream, Variant};
 use crate::publish::Publisher;
 
@@ -69,6 +69,28 @@ fn status(e: ProtocolError) -> Status {
     match e {
         ProtocolError::TooManyNames { .. } => Status::resource_exhausted(e.to_string()),
         _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+/// A later request of a stream: its node, when it names one, must be the stream's (the first
+/// request's node chose the fleet and the registry entry).
+fn later<W: Wire>(node: &Node, m: W::In) -> Result<protocol::Request, Status> {
+    match W::decode(m) {
+        (Some(n), _) if n.id != node.id || n.cluster != node.cluster => {
+            Err(Status::invalid_argument(format!(
+                "the node changed mid-stream, from {:?} (cluster {:?}) to {:?} (cluster {:?})",
+                node.id, node.cluster, n.id, n.cluster
+            )))
+        }
+        (_, request) => Ok(request),
+    }
+}
+
+/// Sleeps until `deadline` (`None`: never; the caller's `if` keeps that arm off).
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -159,7 +181,7 @@ impl Shared {
         inbound: Streaming<W::In>,
         only: Option<ResourceType>,
         peer: String,
-        mut closing: Closing,
+        handle: connection::Handle,
     ) -> mpsc::Receiver<Result<W::Out, Status>> {
         let (tx, rx) = mpsc::channel::<Result<W::Out, Status>>(OUTBOUND);
         let shared = self.clone();
@@ -168,8 +190,8 @@ impl Shared {
             // The server shutting down ends the stream with a status, so Envoy reconnects (to
             // another replica) at once instead of waiting for the stream to time out.
             let result = tokio::select! {
-                result = shared.drive::<W>(inbound, only, peer, &tx) => result,
-                () = closing.closed() => Err(Status::unavailable(SHUTTING_DOWN)),
+                result = shared.drive::<W>(inbound, only, peer, &handle, &tx) => result,
+                () = handle.closed() => Err(Status::unavailable(SHUTTING_DOWN)),
             };
             shared.publisher.metrics.stream_closed();
             if let Err(status) = result {
@@ -184,6 +206,7 @@ impl Shared {
         mut inbound: Streaming<W::In>,
         only: Option<ResourceType>,
         peer: String,
+        handle: &connection::Handle,
         tx: &mpsc::Sender<Result<W::Out, Status>>,
     ) -> Result<(), Status> {
         // The first request names the node, which selects the fleet.
@@ -232,19 +255,40 @@ impl Shared {
         for m in early {
             self.emit::<W>(&mut stream, id, &node, step, tx, &mut permit)
                 .await?;
-            step = self.step::<W>(&mut stream, W::decode(m).1)?;
+            step = self.step::<W>(&mut stream, later::<W>(&node, m)?)?;
         }
+        // When the client was last heard from, or last given something to answer.
+        let mut heard = tokio::time::Instant::now();
         loop {
+            let waiting = stream.awaiting_ack();
             self.emit::<W>(&mut stream, id, &node, step, tx, &mut permit)
                 .await?;
             if !stream.awaiting_ack() {
                 permit.release();
+            } else if !waiting {
+                heard = tokio::time::Instant::now();
             }
+            let stalled = handle
+                .response_timeout
+                .filter(|_| stream.awaiting_ack())
+                .map(|t| heard + t);
             step = tokio::select! {
                 message = inbound.message() => match message? {
-                    Some(m) => self.step::<W>(&mut stream, W::decode(m).1)?,
+                    Some(m) => {
+                        heard = tokio::time::Instant::now();
+                        self.step::<W>(&mut stream, later::<W>(&node, m)?)?
+                    }
                     None => return Ok(()),
                 },
+                // A client that neither answers nor sends anything has stopped reading: its
+                // responses would stay in memory, encoded, for as long as it stays connected.
+                () = sleep_until(stalled), if stalled.is_some() => {
+                    tracing::warn!(node = %node.id, %peer, timeout = ?handle.response_timeout, "xDS client stalled: no ACK or NACK; closing its connection");
+                    handle.stalled();
+                    return Err(Status::deadline_exceeded(
+                        "no ACK or NACK within the response timeout; the connection is closed",
+                    ));
+                }
                 changed = cell.changed() => {
                     if changed.is_err() {
                         return Ok(());

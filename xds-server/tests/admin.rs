@@ -73,3 +73,15 @@ async fn health_readiness_metrics_and_debug_views() {
         405
     );
 }
+
+#[tokio::test]
+async fn debug_endpoints_can_be_turned_off() {
+    let admin = XdsServer::new(Publisher::new())
+        .admin()
+        .with_debug_endpoints(false);
+    for path in ["/debug/snapshot", "/debug/clients"] {
+        assert_eq!(get(&admin, path).await.0, 404, "{path}");
+    }
+    assert_eq!(get(&admin, "/healthz").await.0, 200);
+    assert_eq!(get(&admin, "/metrics").await.0, 200);
+}

@@ -16,20 +16,21 @@ use xdsc_test_support::{Backend, Envoy, ads_bootstrap, find_envoy, free_port, ht
 const WAIT: Duration = Duration::from_secs(30);
 
 /// `xdsc-file serve` as a child process, killed when dropped.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     admin_port: u16,
-    xds_port: u16,
+    pub(crate) xds_port: u16,
     log: PathBuf,
 }
 
 impl Served {
-    fn start(dir: &Dir, extra: &[String]) -> Served {
+    pub(crate) fn start(dir: &Path, extra: &[String]) -> Served {
         let (xds_port, admin_port) = (free_port(), free_port());
-        let log = dir.log_path();
+        // Beside the folder, not in it (so the watcher does not see it); `Dir` removes it.
+        let log = dir.with_extension("log");
         let child = bin()
             .arg("serve")
-            .arg(dir.path())
+            .arg(dir)
             .args(["--xds-addr", &format!("127.0.0.1:{xds_port}")])
             .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
             .args(["--hold-off", "50ms", "--max-delay", "500ms"])
@@ -77,7 +78,7 @@ impl Served {
             .and_then(|v| v.parse().ok())
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -122,7 +123,7 @@ fn story(
         folder.write(name, text);
     }
     folder.write("site.yaml", &site(1));
-    let served = Served::start(&folder, extra);
+    let served = Served::start(folder.path(), extra);
     let envoy_admin = free_port();
     let envoy = Envoy::start(
         &envoy_bin,
@@ -269,7 +270,7 @@ fn quickstart_as_written() {
             .replace("port: 8082", &format!("port: {}", green.addr.port()));
         folder.write(name, &text);
     }
-    let served = Served::start(&folder, &[]);
+    let served = Served::start(folder.path(), &[]);
     let envoy_text = std::fs::read_to_string(root.join("envoy.yaml")).expect("envoy.yaml");
     let envoy_admin = free_port();
     let envoy_text = envoy_text
@@ -305,7 +306,7 @@ fn sigterm_with_envoy_connected_exits_0_within_the_grace_period() {
     };
     let folder = Dir::with_files("sigterm-envoy", &[("c.yaml", "kind: Cluster\nname: web\n")]);
     let grace = Duration::from_secs(3);
-    let mut served = Served::start(&folder, &["--shutdown-grace".into(), "3s".into()]);
+    let mut served = Served::start(folder.path(), &["--shutdown-grace".into(), "3s".into()]);
     let envoy_admin = free_port();
     let envoy = Envoy::start_with(
         &envoy_bin,

@@ -11,6 +11,16 @@ fn temp_config() -> TempDir {
     TempDir::with_files("file-life", &[("c.yaml", "kind: Cluster\nname: web\n")])
 }
 
+/// Waits until `/readyz` on `admin` answers 200.
+fn until_ready(admin: u16) -> Option<()> {
+    wait_for(Duration::from_secs(30), || {
+        match http_get(admin, "localhost", "/readyz") {
+            Some((200, _)) => Some(()),
+            _ => None,
+        }
+    })
+}
+
 #[test]
 fn sigterm_stops_it_cleanly() {
     let dir = temp_config();
@@ -27,12 +37,7 @@ fn sigterm_stops_it_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
-    let ready = wait_for(Duration::from_secs(30), || {
-        match http_get(admin, "localhost", "/readyz") {
-            Some((200, _)) => Some(()),
-            _ => None,
-        }
-    });
+    let ready = until_ready(admin);
     assert!(ready.is_some(), "ready");
     assert_eq!(
         http_get(admin, "localhost", "/healthz").map(|r| r.0),
@@ -96,4 +101,31 @@ fn help_explains_commands_and_a_bad_command_line_is_exit_2() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid duration"));
+}
+
+#[test]
+fn the_admin_listener_is_on_loopback_by_default_and_debug_endpoints_can_be_turned_off() {
+    let out = bin().args(["serve", "--help"]).output().expect("runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[default: 127.0.0.1:18001]"), "{help}");
+    assert!(help.contains("[default: 127.0.0.1:18000]"), "{help}");
+    let dir = temp_config();
+    let (xds, admin) = (free_port(), free_port());
+    let mut child = bin()
+        .arg("serve")
+        .arg(&dir)
+        .args(["--xds-addr", &format!("127.0.0.1:{xds}")])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
+        .arg("--no-debug-endpoints")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let ready = until_ready(admin);
+    let snapshot = http_get(admin, "localhost", "/debug/snapshot").map(|r| r.0);
+    let clients = http_get(admin, "localhost", "/debug/clients").map(|r| r.0);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ready.is_some(), "ready");
+    assert_eq!((snapshot, clients), (Some(404), Some(404)));
 }

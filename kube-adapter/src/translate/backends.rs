@@ -59,6 +59,21 @@ impl Cx<'_> {
         service: &str,
         port: PortRef<'_>,
     ) -> String {
+        self.service_cluster_with(from, field, namespace, service, port, false)
+    }
+
+    /// [`Cx::service_cluster`]; with `h2`, a cluster that speaks HTTP/2 to the port whatever
+    /// its `appProtocol` (gRPC backends): the port's own cluster when its `appProtocol`
+    /// already says HTTP/2, else a sibling named `...:PORT:h2c`.
+    pub(crate) fn service_cluster_with(
+        &mut self,
+        from: &ObjectRef,
+        field: &dyn ToFieldPath,
+        namespace: &str,
+        service: &str,
+        port: PortRef<'_>,
+        h2: bool,
+    ) -> String {
         let id = ObjectRef::new("Service", Some(namespace), service);
         let mut name = format!("k8s:{namespace}/{service}:{port}");
         let Some(KubeObject::Service(svc)) = self.get(&id) else {
@@ -104,10 +119,11 @@ impl Cx<'_> {
             );
             return name;
         };
-        name = format!("k8s:{namespace}/{service}:{}", found.port);
+        let h2 = h2 && !speaks_h2(found);
+        name = cluster_name(&id, found.port, h2);
         self.clusters.insert(name.clone());
-        self.use_unit(UnitKey::Cluster(id.clone(), found.port));
-        self.use_unit(UnitKey::Endpoints(id, found.port));
+        self.use_unit(UnitKey::Cluster(id.clone(), found.port, h2));
+        self.use_unit(UnitKey::Endpoints(id, found.port, h2));
         name
     }
 
@@ -195,20 +211,27 @@ fn service_port(cx: &mut Cx<'_>, service: &ObjectRef, port: i32) -> Option<Servi
         .cloned()
 }
 
-fn cluster_name(service: &ObjectRef, port: i32) -> String {
-    format!("k8s:{}:{port}", service.qualified_name())
+/// The cluster (and endpoints) name of a Service port; `h2`: its HTTP/2 sibling.
+fn cluster_name(service: &ObjectRef, port: i32, h2: bool) -> String {
+    let suffix = if h2 { ":h2c" } else { "" };
+    format!("k8s:{}:{port}{suffix}", service.qualified_name())
 }
 
-/// The unit of a used Service port's Cluster.
-pub(crate) fn cluster(cx: &mut Cx<'_>, service: &ObjectRef, port: i32) {
+/// Whether a Service port's `appProtocol` says HTTP/2 in clear text.
+fn speaks_h2(p: &ServicePort) -> bool {
+    matches!(
+        p.app_protocol.as_deref(),
+        Some("kubernetes.io/h2c" | "h2c" | "grpc")
+    )
+}
+
+/// The unit of a used Service port's Cluster; `h2`: its HTTP/2 sibling.
+pub(crate) fn cluster(cx: &mut Cx<'_>, service: &ObjectRef, port: i32, h2: bool) {
     let Some(p) = service_port(cx, service, port) else {
         return;
     };
-    let mut cluster = model::Cluster::new(cluster_name(service, port));
-    if matches!(
-        p.app_protocol.as_deref(),
-        Some("kubernetes.io/h2c" | "h2c" | "grpc")
-    ) {
+    let mut cluster = model::Cluster::new(cluster_name(service, port, h2));
+    if h2 || speaks_h2(&p) {
         cluster.protocol = model::UpstreamProtocol::Http2;
     }
     cluster.provenance = vec![cx.source(service)];
@@ -220,7 +243,7 @@ pub(crate) fn cluster(cx: &mut Cx<'_>, service: &ObjectRef, port: i32) {
 type EndpointKey = (u32, String, String, u16);
 
 /// The unit of a used Service port's Endpoints: its EndpointSlices' endpoints.
-pub(crate) fn endpoints(cx: &mut Cx<'_>, service: &ObjectRef, port_number: i32) {
+pub(crate) fn endpoints(cx: &mut Cx<'_>, service: &ObjectRef, port_number: i32, h2: bool) {
     let Some(service_port) = service_port(cx, service, port_number) else {
         return;
     };
@@ -305,7 +328,7 @@ pub(crate) fn endpoints(cx: &mut Cx<'_>, service: &ObjectRef, port_number: i32) 
     }
     let provenance = cx.sources(&sources);
     cx.emit(model::Endpoints {
-        name: cluster_name(service, port_number),
+        name: cluster_name(service, port_number, h2),
         localities,
         provenance,
     });

@@ -1,5 +1,10 @@
-//! The Gateway API v1 objects read: `Gateway`, `GatewayClass` and `HTTPRoute`
-//! (`gateway.networking.k8s.io/v1`), with the fields the translation uses.
+//! The Gateway API objects read, with the fields the translation uses: `GatewayClass`,
+//! `Gateway`, `HTTPRoute`, `GRPCRoute`, `TLSRoute`, `TCPRoute` and `ReferenceGrant`.
+//!
+//! The target is Gateway API v1.5: the kinds of its Standard channel are read at `v1`
+//! (GatewayClass, Gateway, HTTPRoute, GRPCRoute, TLSRoute, ReferenceGrant), TCPRoute at
+//! `v1alpha2` (Experimental). The older versions the upstream CRDs still serve, with the same
+//! fields, are read too (see [`API_VERSIONS`]), so manifests written for v1.2 to v1.4 work.
 //!
 //! These are our own serde types rather than the `gateway-api` crate's: that crate (0.22)
 //! depends on k8s-openapi 0.28 and kube 4, which would put a second k8s-openapi into the
@@ -9,8 +14,30 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
-/// The `apiVersion` of the objects here.
+/// The `apiVersion` of the Standard-channel objects here.
 pub const API_VERSION: &str = "gateway.networking.k8s.io/v1";
+
+/// The API group of the objects here.
+pub const GROUP: &str = "gateway.networking.k8s.io";
+
+/// Every `(apiVersion, kind)` read: the Standard kinds at `v1` and at the older versions the
+/// upstream CRDs serve, the Experimental ones at theirs.
+pub const API_VERSIONS: [(&str, &str); 14] = [
+    (API_VERSION, "GatewayClass"),
+    (API_VERSION, "Gateway"),
+    (API_VERSION, "HTTPRoute"),
+    (API_VERSION, "GRPCRoute"),
+    (API_VERSION, "TLSRoute"),
+    (API_VERSION, "ReferenceGrant"),
+    ("gateway.networking.k8s.io/v1beta1", "GatewayClass"),
+    ("gateway.networking.k8s.io/v1beta1", "Gateway"),
+    ("gateway.networking.k8s.io/v1beta1", "HTTPRoute"),
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
+    ("gateway.networking.k8s.io/v1alpha2", "GRPCRoute"),
+    ("gateway.networking.k8s.io/v1alpha2", "TLSRoute"),
+    ("gateway.networking.k8s.io/v1alpha2", "TCPRoute"),
+    ("gateway.networking.k8s.io/v1alpha3", "TLSRoute"),
+];
 
 /// A GatewayClass: which controller serves the Gateways of this class.
 #[derive(Clone, Debug, PartialEq, Default, Deserialize)]
@@ -110,6 +137,20 @@ pub struct AllowedRoutes {
     /// From which namespaces.
     #[serde(default)]
     pub namespaces: Option<RouteNamespaces>,
+    /// Which route kinds (default: those of the listener's protocol).
+    #[serde(default)]
+    pub kinds: Vec<RouteGroupKind>,
+}
+
+/// A route kind, as `allowedRoutes.kinds` and listener status name it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteGroupKind {
+    /// The API group (default `gateway.networking.k8s.io`).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// The kind, e.g. `HTTPRoute`.
+    pub kind: String,
 }
 
 /// The namespaces routes may attach from.
@@ -373,4 +414,181 @@ pub struct HttpBackendRef {
     /// Filters for this backend only (not supported).
     #[serde(default)]
     pub filters: Vec<HttpRouteFilter>,
+}
+
+/// A GRPCRoute: gRPC routing rules attached to Gateway listeners.
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRoute {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The specification.
+    pub spec: GrpcRouteSpec,
+}
+
+/// The specification of a [`GrpcRoute`].
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRouteSpec {
+    /// The Gateways (and listeners) the route attaches to.
+    #[serde(default)]
+    pub parent_refs: Vec<ParentReference>,
+    /// The host names the route serves; all of the listener's when empty.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// The rules.
+    #[serde(default)]
+    pub rules: Vec<GrpcRouteRule>,
+}
+
+/// One rule of a [`GrpcRoute`].
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRouteRule {
+    /// The matches (any of them); every request when empty.
+    #[serde(default)]
+    pub matches: Vec<GrpcRouteMatch>,
+    /// The filters: `RequestHeaderModifier`, `ResponseHeaderModifier`, `RequestMirror`
+    /// (the fields are those of HTTPRoute's).
+    #[serde(default)]
+    pub filters: Vec<HttpRouteFilter>,
+    /// Where matched requests go.
+    #[serde(default)]
+    pub backend_refs: Vec<HttpBackendRef>,
+}
+
+/// A gRPC request match: every part must match.
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRouteMatch {
+    /// The service and method.
+    #[serde(default)]
+    pub method: Option<GrpcMethodMatch>,
+    /// Header (metadata) matches.
+    #[serde(default)]
+    pub headers: Vec<ValueMatch>,
+}
+
+/// A gRPC service and method match.
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcMethodMatch {
+    /// `Exact` (default) or `RegularExpression`.
+    #[serde(default, rename = "type")]
+    pub type_: Option<String>,
+    /// The fully qualified service, e.g. `helloworld.Greeter`; any when absent.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The method, e.g. `SayHello`; any when absent.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// A TLSRoute: TLS connections routed, unterminated, by SNI.
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsRoute {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The specification.
+    pub spec: TlsRouteSpec,
+}
+
+/// The specification of a [`TlsRoute`].
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsRouteSpec {
+    /// The Gateways (and listeners) the route attaches to.
+    #[serde(default)]
+    pub parent_refs: Vec<ParentReference>,
+    /// The SNI host names the route takes; all of the listener's when empty.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// The rules: their backends together take the connections.
+    #[serde(default)]
+    pub rules: Vec<StreamRouteRule>,
+}
+
+/// A TCPRoute: TCP connections of a listener forwarded to backends.
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpRoute {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The specification.
+    pub spec: TcpRouteSpec,
+}
+
+/// The specification of a [`TcpRoute`].
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpRouteSpec {
+    /// The Gateways (and listeners) the route attaches to.
+    #[serde(default)]
+    pub parent_refs: Vec<ParentReference>,
+    /// The rules: their backends together take the connections.
+    #[serde(default)]
+    pub rules: Vec<StreamRouteRule>,
+}
+
+/// A rule of a [`TlsRoute`] or [`TcpRoute`]: weighted backends.
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamRouteRule {
+    /// Where connections go.
+    #[serde(default)]
+    pub backend_refs: Vec<HttpBackendRef>,
+}
+
+/// A ReferenceGrant: objects of other namespaces that may refer to objects of this one.
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferenceGrant {
+    /// Standard object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The specification.
+    pub spec: ReferenceGrantSpec,
+}
+
+/// The specification of a [`ReferenceGrant`].
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferenceGrantSpec {
+    /// Who may refer.
+    #[serde(default)]
+    pub from: Vec<ReferenceGrantFrom>,
+    /// To what, in the grant's namespace.
+    #[serde(default)]
+    pub to: Vec<ReferenceGrantTo>,
+}
+
+/// The objects a [`ReferenceGrant`] lets refer.
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferenceGrantFrom {
+    /// Their API group (empty for the core group).
+    #[serde(default)]
+    pub group: String,
+    /// Their kind, e.g. `HTTPRoute`.
+    pub kind: String,
+    /// Their namespace.
+    pub namespace: String,
+}
+
+/// The objects a [`ReferenceGrant`] lets be referred to.
+#[derive(Clone, Debug, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferenceGrantTo {
+    /// Their API group (empty for the core group).
+    #[serde(default)]
+    pub group: String,
+    /// Their kind, e.g. `Service` or `Secret`.
+    pub kind: String,
+    /// Their name; every object of the kind when absent.
+    #[serde(default)]
+    pub name: Option<String>,
 }

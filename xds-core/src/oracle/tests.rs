@@ -7,7 +7,9 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::route::v3 as eroute;
 use envoy_types::pb::envoy::r#type::matcher::v3 as ematcher;
 use envoy_types::pb::google::protobuf as pb;
+use prost::Message;
 
+use super::re2::{full_regex, global_replace};
 use super::*;
 use crate::compile::Compiled;
 use crate::model::*;

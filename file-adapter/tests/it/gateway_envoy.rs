@@ -1,0 +1,508 @@
+//! The Gateway API's non-HTTP paths end to end with the real Envoy: `xdsc-file serve` on a
+//! folder of Gateway API manifests, Envoy over ADS, and backends written here.
+//!
+//! - TLS passthrough: two TLS backends (`openssl s_server`, each with its own certificate)
+//!   behind one TLS listener; a TLS client with SNI (`openssl s_client`) reaches the backend
+//!   of its name and sees that backend's certificate, so Envoy did not terminate.
+//! - TCP: an echo backend behind a TCP listener and a TCPRoute.
+//! - gRPC: a tonic server (Envoy's rate-limit service, answered here) behind a GRPCRoute;
+//!   a tonic client's call is answered by it over HTTP/2 through Envoy.
+//! - Bad inputs beside the good ones: a refused cross-namespace backend, an unsupported
+//!   listener protocol and a TLSRoute on an HTTP listener are reported with their spec
+//!   reasons by `xdsc-file check` while the rest serves.
+//!
+//! The TLS test needs the `openssl` command (Debian's `openssl` package); like Envoy, it must
+//! be there when `CI=true`.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use xdsc_test_support::{Envoy, ads_bootstrap, find_envoy, free_port, wait_for};
+
+use crate::serve_envoy::Served;
+use crate::support::{Dir, bin};
+
+const WAIT: Duration = Duration::from_secs(30);
+const GW: &str = "gateway.networking.k8s.io/v1";
+
+/// The `openssl` command, or `None` (a panic with `CI=true`) when it is missing.
+fn find_openssl() -> Option<&'static str> {
+    let ok = Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some("openssl");
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "the openssl command is missing (CI=true: TLS tests must run; apt-get install openssl)"
+    );
+    eprintln!("skipped: no openssl command");
+    None
+}
+
+/// Writes every manifest as one YAML file (JSON is YAML).
+fn write_manifests(dir: &Dir, name: &str, manifests: &[Value]) {
+    let text: Vec<String> = manifests.iter().map(|m| m.to_string()).collect();
+    dir.write(name, &text.join("\n---\n"));
+}
+
+fn class() -> Value {
+    json!({"apiVersion": GW, "kind": "GatewayClass", "metadata": {"name": "xdsc"},
+           "spec": {"controllerName": "xdsc.dev/gateway-controller"}})
+}
+
+fn gateway(listeners: Value) -> Value {
+    json!({"apiVersion": GW, "kind": "Gateway", "metadata": {"name": "gw", "namespace": "default"},
+           "spec": {"gatewayClassName": "xdsc", "listeners": listeners}})
+}
+
+/// A Service `name` (port `port`, `appProtocol` when given) whose one endpoint is a local
+/// backend on `target`.
+fn service(name: &str, port: u16, target: u16) -> [Value; 2] {
+    [
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
+               "spec": {"ports": [{"port": port}]}}),
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": format!("{name}-1"), "namespace": "default",
+                            "labels": {"kubernetes.io/service-name": name}},
+               "addressType": "IPv4", "ports": [{"port": target}],
+               "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}]}),
+    ]
+}
+
+/// `xdsc-file serve` on the folder and an Envoy connected to it.
+fn serve(tag: &str, dir: &Dir) -> Option<(Served, Envoy)> {
+    let envoy_bin = find_envoy()?;
+    let served = Served::start(dir.path(), &[]);
+    let admin = free_port();
+    let envoy = Envoy::start(
+        &envoy_bin,
+        &ads_bootstrap(tag, "default", served.xds_port, admin, false),
+        admin,
+    );
+    Some((served, envoy))
+}
+
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A self-signed certificate for `host` in `dir`: (certificate, key) paths.
+fn certificate(openssl: &str, dir: &Path, host: &str) -> (String, String) {
+    let (cert, key) = (
+        dir.join(format!("{host}.crt")),
+        dir.join(format!("{host}.key")),
+    );
+    let status = Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={host}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl made no certificate");
+    (cert.display().to_string(), key.display().to_string())
+}
+
+/// A TLS backend: `openssl s_server` with the certificate of `host` on a free port.
+fn tls_backend(openssl: &str, dir: &Path, host: &str) -> (Killed, u16) {
+    let (cert, key) = certificate(openssl, dir, host);
+    let port = free_port();
+    let child = Command::new(openssl)
+        .args([
+            "s_server",
+            "-quiet",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["-cert", &cert, "-key", &key])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server starts");
+    (Killed(child), port)
+}
+
+/// The subject of the certificate a TLS handshake with SNI `sni` through `port` presents
+/// (`None` when the handshake fails).
+fn handshake_subject(openssl: &str, port: u16, sni: &str) -> Option<String> {
+    let out = Command::new(openssl)
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", sni])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("subject="))
+        .map(|s| s.replace(' ', ""))
+}
+
+#[test]
+fn tls_passthrough_reaches_the_backend_of_the_sni_name() {
+    let Some(openssl) = find_openssl() else {
+        return;
+    };
+    let dir = Dir::with_files("gw-tls", &[]);
+    let certs = Dir::with_files("gw-tls-certs", &[]);
+    let (_a, a_port) = tls_backend(openssl, certs.path(), "a.example.com");
+    let (_b, b_port) = tls_backend(openssl, certs.path(), "b.example.com");
+    let listen = free_port();
+    let route = |name: &str, host: &str| {
+        json!({"apiVersion": GW, "kind": "TLSRoute", "metadata": {"name": name, "namespace": "default"},
+               "spec": {"parentRefs": [{"name": "gw"}], "hostnames": [host],
+                        "rules": [{"backendRefs": [{"name": name, "port": 443}]}]}})
+    };
+    let mut m = vec![
+        class(),
+        gateway(json!([{"name": "tls", "port": listen, "protocol": "TLS",
+                        "hostname": "*.example.com", "tls": {"mode": "Passthrough"}}])),
+        route("a", "a.example.com"),
+        route("b", "b.example.com"),
+    ];
+    m.extend(service("a", 443, a_port));
+    m.extend(service("b", 443, b_port));
+    write_manifests(&dir, "gateway.yaml", &m);
+    let Some((served, envoy)) = serve("gw-tls", &dir) else {
+        return;
+    };
+    for host in ["a.example.com", "b.example.com"] {
+        let want = format!("CN={host}");
+        let got = wait_for(WAIT, || {
+            handshake_subject(openssl, listen, host).filter(|s| *s == want)
+        });
+        assert!(
+            got.is_some(),
+            "SNI {host} never reached its backend: last {:?}\n{}\n{}",
+            handshake_subject(openssl, listen, host),
+            served.log_text(),
+            envoy.log_tail()
+        );
+    }
+    // A name no route takes: the connection is closed, no certificate is seen.
+    assert_eq!(handshake_subject(openssl, listen, "c.example.com"), None);
+}
+
+/// An echo backend on a free port, answering each connection until it closes.
+fn echo_backend() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn echo_through(port: u16, text: &str) -> Option<String> {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(text.as_bytes()).ok()?;
+    let mut buf = vec![0u8; text.len()];
+    s.read_exact(&mut buf).ok()?;
+    String::from_utf8(buf).ok()
+}
+
+#[test]
+fn a_tcp_route_carries_an_echo() {
+    let dir = Dir::with_files("gw-tcp", &[]);
+    let backend = echo_backend();
+    let listen = free_port();
+    let mut m = vec![
+        class(),
+        gateway(json!([{"name": "tcp", "port": listen, "protocol": "TCP"}])),
+        json!({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute",
+               "metadata": {"name": "echo", "namespace": "default"},
+               "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "echo", "port": 7}]}]}}),
+    ];
+    m.extend(service("echo", 7, backend));
+    write_manifests(&dir, "gateway.yaml", &m);
+    let Some((served, envoy)) = serve("gw-tcp", &dir) else {
+        return;
+    };
+    let got = wait_for(WAIT, || {
+        echo_through(listen, "ping through envoy").filter(|s| s == "ping through envoy")
+    });
+    assert!(
+        got.is_some(),
+        "the echo never came back\n{}\n{}",
+        served.log_text(),
+        envoy.log_tail()
+    );
+}
+
+mod grpc {
+    //! A gRPC backend written here: Envoy's rate-limit service (a unary call from the
+    //! envoy-types crate), answering with a header that names the backend.
+    use envoy_types::pb::envoy::config::core::v3::HeaderValue;
+    use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
+    use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::{
+        RateLimitService, RateLimitServiceServer,
+    };
+    use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
+
+    pub(super) struct Named(pub(super) &'static str);
+
+    #[tonic::async_trait]
+    impl RateLimitService for Named {
+        async fn should_rate_limit(
+            &self,
+            _: tonic::Request<RateLimitRequest>,
+        ) -> Result<tonic::Response<RateLimitResponse>, tonic::Status> {
+            Ok(tonic::Response::new(RateLimitResponse {
+                overall_code: 1,
+                response_headers_to_add: vec![HeaderValue {
+                    key: "x-backend".into(),
+                    value: self.0.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }))
+        }
+    }
+
+    /// Serves the backend on a free port, on a runtime of its own thread.
+    pub(super) fn start(name: &'static str) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let service = RateLimitServiceServer::new(Named(name));
+                while let Ok((stream, _)) = listener.accept().await {
+                    let service = service.clone();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(
+                            move |req: hyper::Request<hyper::body::Incoming>| {
+                                let mut service = service.clone();
+                                async move {
+                                    use tonic::codegen::Service;
+                                    service.call(req.map(tonic::body::Body::new)).await
+                                }
+                            },
+                        );
+                        let builder = hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        );
+                        let _ = builder
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+        });
+        port
+    }
+
+    /// One call through `port` (with `x-canary: 1` when `canary`): the backend that
+    /// answered, or the error.
+    pub(super) fn call(port: u16, canary: bool) -> Result<String, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async move {
+            let mut client = RateLimitServiceClient::connect(format!("http://127.0.0.1:{port}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut request = tonic::Request::new(RateLimitRequest {
+                domain: "test".into(),
+                ..Default::default()
+            });
+            if canary {
+                request
+                    .metadata_mut()
+                    .insert("x-canary", "1".parse().expect("ascii"));
+            }
+            let answer = client
+                .should_rate_limit(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(answer
+                .into_inner()
+                .response_headers_to_add
+                .first()
+                .map(|h| h.value.clone())
+                .unwrap_or_default())
+        })
+    }
+}
+
+#[test]
+fn a_grpc_call_goes_through_a_grpc_route() {
+    let dir = Dir::with_files("gw-grpc", &[]);
+    let (one, two) = (grpc::start("one"), grpc::start("two"));
+    let listen = free_port();
+    let service_name = "envoy.service.ratelimit.v3.RateLimitService";
+    let mut m = vec![
+        class(),
+        gateway(json!([{"name": "grpc", "port": listen, "protocol": "HTTP"}])),
+        json!({"apiVersion": GW, "kind": "GRPCRoute", "metadata": {"name": "rl", "namespace": "default"},
+               "spec": {"parentRefs": [{"name": "gw"}], "rules": [
+                   {"matches": [{"method": {"service": service_name, "method": "ShouldRateLimit"},
+                                 "headers": [{"name": "x-canary", "value": "1"}]}],
+                    "backendRefs": [{"name": "two", "port": 9000}]},
+                   {"matches": [{"method": {"service": service_name}}],
+                    "backendRefs": [{"name": "one", "port": 9000}]}]}}),
+    ];
+    m.extend(service("one", 9000, one));
+    m.extend(service("two", 9000, two));
+    write_manifests(&dir, "gateway.yaml", &m);
+    let Some((served, envoy)) = serve("gw-grpc", &dir) else {
+        return;
+    };
+    let got = wait_for(WAIT, || {
+        grpc::call(listen, false).ok().filter(|b| b == "one")
+    });
+    assert!(
+        got.is_some(),
+        "the call never reached backend one: last {:?}\n{}\n{}",
+        grpc::call(listen, false),
+        served.log_text(),
+        envoy.log_tail()
+    );
+    // The header match of the first rule: the canary goes to backend two.
+    assert_eq!(grpc::call(listen, true), Ok("two".to_owned()));
+}
+
+#[test]
+fn check_reports_bad_inputs_with_their_spec_reasons_and_the_rest_serves() {
+    let dir = Dir::with_files("gw-bad", &[]);
+    let backend = echo_backend();
+    let listen = free_port();
+    let mut m = vec![
+        class(),
+        gateway(json!([
+            {"name": "tcp", "port": listen, "protocol": "TCP"},
+            {"name": "http", "port": free_port(), "protocol": "HTTP"},
+            {"name": "udp", "port": 5353, "protocol": "UDP"},
+        ])),
+        json!({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TCPRoute",
+               "metadata": {"name": "echo", "namespace": "default"},
+               "spec": {"parentRefs": [{"name": "gw", "sectionName": "tcp"}],
+                        "rules": [{"backendRefs": [{"name": "echo", "port": 7}]}]}}),
+        json!({"apiVersion": GW, "kind": "TLSRoute", "metadata": {"name": "tls", "namespace": "default"},
+               "spec": {"parentRefs": [{"name": "gw", "sectionName": "http"}], "hostnames": ["a.com"],
+                        "rules": [{"backendRefs": [{"name": "echo", "port": 7}]}]}}),
+        json!({"apiVersion": GW, "kind": "HTTPRoute", "metadata": {"name": "cross", "namespace": "default"},
+               "spec": {"parentRefs": [{"name": "gw", "sectionName": "http"}],
+                        "rules": [{"backendRefs": [{"name": "api", "namespace": "other", "port": 80}]}]}}),
+    ];
+    m.extend(service("echo", 7, backend));
+    write_manifests(&dir, "gateway.yaml", &m);
+    let out = bin()
+        .args(["check", "--output", "json"])
+        .arg(dir.path())
+        .output()
+        .expect("xdsc-file check runs");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let status = |kind: &str, name: &str| {
+        v["statuses"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["kind"] == kind && s["name"] == name))
+            .map(|s| s["status"].clone())
+            .unwrap_or_default()
+    };
+    let condition = |conditions: &Value, t: &str| {
+        conditions
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["type"] == t))
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["status"].as_str().unwrap_or(""),
+                    c["reason"].as_str().unwrap_or("")
+                )
+            })
+            .unwrap_or_default()
+    };
+    let gw = status("Gateway", "gw");
+    let listener = |name: &str| {
+        gw["listeners"]
+            .as_array()
+            .and_then(|a| a.iter().find(|l| l["name"] == name))
+            .map(|l| l["conditions"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        condition(&listener("udp"), "Accepted"),
+        "False UnsupportedProtocol",
+        "{v:#}"
+    );
+    assert_eq!(
+        condition(&listener("tcp"), "Programmed"),
+        "True Programmed",
+        "{v:#}"
+    );
+    let parent = |kind: &str, name: &str| status(kind, name)["parents"][0]["conditions"].clone();
+    assert_eq!(
+        condition(&parent("TLSRoute", "tls"), "Accepted"),
+        "False NotAllowedByListeners"
+    );
+    assert_eq!(
+        condition(&parent("HTTPRoute", "cross"), "ResolvedRefs"),
+        "False RefNotPermitted"
+    );
+    assert_eq!(
+        condition(&parent("TCPRoute", "echo"), "Accepted"),
+        "True Accepted"
+    );
+    assert_eq!(
+        status("HTTPRoute", "cross")["parents"][0]["controllerName"],
+        "xdsc.dev/gateway-controller"
+    );
+    assert_eq!(out.status.code(), Some(1), "the errors fail check");
+
+    // Served anyway: the TCP route carries traffic.
+    let Some((served, envoy)) = serve("gw-bad", &dir) else {
+        return;
+    };
+    let got = wait_for(WAIT, || {
+        echo_through(listen, "still").filter(|s| s == "still")
+    });
+    assert!(
+        got.is_some(),
+        "the good route never served\n{}\n{}",
+        served.log_text(),
+        envoy.log_tail()
+    );
+}
