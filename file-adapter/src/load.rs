@@ -26,8 +26,9 @@ use xdsc_core::compile::Compiled;
 use xdsc_core::diagnostic::{
     FieldPath, Problem, Segment, Severity, SourceRef, Subject, ToFieldPath,
 };
-use xdsc_core::model::{self, Kind, Object, ObjectKey};
+use xdsc_core::model::{self, Change, Kind, Object, ObjectKey};
 use xdsc_kube::translate;
+use xdsc_kube::translator::{ObjectChange, Translator};
 
 use crate::yaml::{self, Document, Pos};
 
@@ -238,7 +239,18 @@ impl Loaded {
     /// a missing object is an error here, where the compiler only warns (it serves a 503 in
     /// its place): so `check` fails on it and `serve` holds such a change back.
     pub fn report(&self, compiled: &Compiled) -> Vec<Diagnostic> {
-        let mut out: BTreeSet<Diagnostic> = self.diagnostics.iter().cloned().collect();
+        report(self.diagnostics.iter(), &self.origins, compiled)
+    }
+}
+
+/// The diagnostics of reading and of compiling, placed and sorted (see [`Loaded::report`]).
+fn report<'a>(
+    read: impl Iterator<Item = &'a Diagnostic>,
+    origins: &BTreeMap<ObjectKey, Location>,
+    compiled: &Compiled,
+) -> Vec<Diagnostic> {
+    {
+        let mut out: BTreeSet<Diagnostic> = read.cloned().collect();
         for d in compiled.diagnostics() {
             let key = d.object.model();
             let from = key
@@ -248,7 +260,7 @@ impl Loaded {
                     from.cloned().collect()
                 })
                 .unwrap_or_default();
-            let origin = key.and_then(|k| self.origins.get(k));
+            let origin = key.and_then(|k| origins.get(k));
             // Stricter than the compiler, which serves a 503 in place of a missing cluster: in
             // files a dangling reference is a mistake to fix before it is served.
             // (For translated objects the translation already reported the missing object.)
@@ -282,7 +294,7 @@ impl Loaded {
 /// std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Loaded {
-    Cache::default().load(paths, options)
+    Loader::new(options.clone()).load(paths)
 }
 
 /// What identifies a file's content without reading it: size, modification time and inode.
@@ -361,107 +373,478 @@ struct FileResult {
     native: Vec<(Arc<Object>, Location)>,
     kube: Vec<(translate::KubeObject, Location, Arc<Site>)>,
     diagnostics: Vec<Diagnostic>,
+    /// Objects of kinds that carry no routing, by kind.
+    ignored: BTreeMap<String, usize>,
     /// The files this result depends on besides the file itself (PEM files), and their keys.
     deps: Vec<(PathBuf, Option<FileKey>)>,
 }
 
-/// Parsed files kept between reloads: a reload reads and parses only the files whose size,
-/// modification time or inode changed (and those whose PEM files did), so that one edit in a
-/// folder of thousands of files costs one file's parse plus an incremental compile.
-///
-/// ```
-/// use xdsc_file::load::Cache;
-/// let dir = std::env::temp_dir().join(format!("xdsc-cache-doc-{}", std::process::id()));
-/// std::fs::create_dir_all(&dir).unwrap();
-/// std::fs::write(dir.join("c.yaml"), "kind: Cluster\nname: web\n").unwrap();
-/// let mut cache = Cache::default();
-/// let first = cache.load(&[dir.clone()], &Default::default());
-/// let second = cache.load(&[dir.clone()], &Default::default());
-/// let key = first.objects.keys().next().unwrap();
-/// assert!(std::sync::Arc::ptr_eq(&first.objects[key], &second.objects[key]), "not parsed again");
-/// std::fs::remove_dir_all(&dir).unwrap();
-/// ```
-#[derive(Debug, Default)]
-pub struct Cache {
-    files: BTreeMap<PathBuf, (FileKey, Arc<FileResult>)>,
+/// One Kubernetes object as a file defines it.
+#[derive(Debug)]
+struct KubeDef {
+    object: translate::KubeObject,
+    at: Location,
+    site: Arc<Site>,
 }
 
-impl Cache {
-    /// Reads every file under `paths`, parsing again only what changed since the last call.
-    pub fn load(&mut self, paths: &[PathBuf], options: &LoadOptions) -> Loaded {
-        let mut out = Loaded::default();
+/// Where a definition is: its file and its place among the file's objects. Definitions of
+/// one name are ordered by it: the first (in path order) is used.
+type DefAt = (PathBuf, usize);
+
+/// What changed in one [`Loader::reload`].
+#[derive(Clone, Debug, Default)]
+pub struct LoadDelta {
+    /// Upserts and deletes of model objects, sorted by key: feed them to
+    /// `Compiled::apply` as they are.
+    pub changes: Vec<Change>,
+    /// Diagnostics of reading and translating that appeared, sorted.
+    pub added: Vec<Diagnostic>,
+    /// Diagnostics of reading and translating that cleared, sorted.
+    pub removed: Vec<Diagnostic>,
+    /// How many files were read and parsed (the others were unchanged).
+    pub parsed: usize,
+    /// Whether the count of ignored objects ([`Loader::ignored`]) changed.
+    pub ignored_changed: bool,
+}
+
+/// The files read and translated, kept between reloads. A reload reads and parses only the
+/// files whose size, modification time or inode changed (and those whose PEM files did),
+/// hands the Kubernetes objects of those files to the incremental translator
+/// ([`xdsc_kube::translator::Translator`]) and returns the model changes: one edit in a
+/// folder of thousands of files costs one file's parse, the translation of what that file's
+/// objects touch, and no more.
+///
+/// ```
+/// use xdsc_file::load::Loader;
+/// let dir = std::env::temp_dir().join(format!("xdsc-loader-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("c.yaml"), "kind: Cluster\nname: web\n").unwrap();
+/// let mut loader = Loader::default();
+/// let first = loader.reload(&[dir.clone()]);
+/// assert_eq!((first.changes.len(), first.parsed), (1, 1));
+/// let second = loader.reload(&[dir.clone()]);
+/// assert!(second.changes.is_empty() && second.parsed == 0, "not parsed again");
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Loader {
+    files: BTreeMap<PathBuf, (FileKey, Arc<FileResult>)>,
+    /// Every file read, PEM files included.
+    all_files: BTreeSet<PathBuf>,
+    translator: Translator,
+    kube: BTreeMap<translate::ObjectRef, BTreeMap<DefAt, KubeDef>>,
+    native: BTreeMap<ObjectKey, BTreeMap<DefAt, (Arc<Object>, Location)>>,
+    /// The translator's model objects.
+    translated: BTreeMap<ObjectKey, Arc<Object>>,
+    /// The model: native and translated objects, duplicates resolved.
+    objects: BTreeMap<ObjectKey, Arc<Object>>,
+    origins: BTreeMap<ObjectKey, Location>,
+    /// Every diagnostic of reading and translating, with how many places report it.
+    diagnostics: BTreeMap<Diagnostic, usize>,
+    /// The diagnostics each source contributes, to take them back when it changes.
+    by_file: BTreeMap<PathBuf, Vec<Diagnostic>>,
+    by_kube: BTreeMap<translate::ObjectRef, Vec<Diagnostic>>,
+    by_key: BTreeMap<ObjectKey, Vec<Diagnostic>>,
+    by_translation: BTreeMap<translate::Diagnostic, Diagnostic>,
+    folders: Vec<Diagnostic>,
+    /// Objects of kinds that carry no routing, by kind, over all files.
+    ignored: BTreeMap<String, usize>,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Loader::new(LoadOptions::default())
+    }
+}
+
+/// Counts diagnostics in and out of a multiset, remembering what the batch changed.
+struct Tally<'a> {
+    all: &'a mut BTreeMap<Diagnostic, usize>,
+    before: BTreeMap<Diagnostic, bool>,
+}
+
+impl Tally<'_> {
+    fn swap(&mut self, old: &[Diagnostic], new: &[Diagnostic]) {
+        for d in old {
+            self.before.entry(d.clone()).or_insert(true);
+            if let Some(n) = self.all.get_mut(d) {
+                *n -= 1;
+                if *n == 0 {
+                    self.all.remove(d);
+                }
+            }
+        }
+        for d in new {
+            let n = self.all.entry(d.clone()).or_default();
+            self.before.entry(d.clone()).or_insert(*n > 0);
+            *n += 1;
+        }
+    }
+}
+
+impl Loader {
+    /// An empty loader.
+    pub fn new(options: LoadOptions) -> Loader {
+        Loader {
+            translator: Translator::new(options.kube),
+            files: BTreeMap::new(),
+            all_files: BTreeSet::new(),
+            kube: BTreeMap::new(),
+            native: BTreeMap::new(),
+            translated: BTreeMap::new(),
+            objects: BTreeMap::new(),
+            origins: BTreeMap::new(),
+            diagnostics: BTreeMap::new(),
+            by_file: BTreeMap::new(),
+            by_kube: BTreeMap::new(),
+            by_key: BTreeMap::new(),
+            by_translation: BTreeMap::new(),
+            folders: Vec::new(),
+            ignored: BTreeMap::new(),
+        }
+    }
+
+    /// Every model object, native and translated, by key.
+    pub fn objects(&self) -> &BTreeMap<ObjectKey, Arc<Object>> {
+        &self.objects
+    }
+
+    /// Every diagnostic of reading and translating, sorted.
+    pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> + '_ {
+        self.diagnostics.keys()
+    }
+
+    /// Every file read, PEM files named by secrets included: what a watcher must watch.
+    pub fn files(&self) -> &BTreeSet<PathBuf> {
+        &self.all_files
+    }
+
+    /// Objects of Kubernetes kinds that carry no routing (Deployment, ConfigMap, ...), by
+    /// kind: counted, not warned about one by one.
+    pub fn ignored(&self) -> &BTreeMap<String, usize> {
+        &self.ignored
+    }
+
+    /// The translation of the Kubernetes objects read.
+    pub fn translator(&self) -> &Translator {
+        &self.translator
+    }
+
+    /// Reads every file under `paths`, parsing only what changed since the last call, and
+    /// returns a snapshot of the whole set (for `check` and `render`; the live source uses
+    /// [`Loader::reload`], whose cost does not grow with the set).
+    pub fn load(&mut self, paths: &[PathBuf]) -> Loaded {
+        self.reload(paths);
+        Loaded {
+            objects: self.objects.clone(),
+            origins: self.origins.clone(),
+            diagnostics: self.diagnostics.keys().cloned().collect(),
+            files: self.all_files.clone(),
+            kube: self.translator.inputs().clone(),
+            statuses: self.translator.statuses().clone(),
+        }
+    }
+
+    /// Reads what changed under `paths` since the last call and returns the model changes
+    /// and the diagnostics that appeared or cleared.
+    pub fn reload(&mut self, paths: &[PathBuf]) -> LoadDelta {
+        let mut folders = Vec::new();
         let mut files = BTreeSet::new();
         for p in paths {
-            collect(p, 0, &mut files, &mut out.diagnostics, true);
+            collect(p, 0, &mut files, &mut folders, true);
         }
-        // Cache hits first; the misses are parsed on every core (the order of results is the
-        // order of files whatever thread parsed them).
-        let mut results: Vec<Option<Arc<FileResult>>> = Vec::with_capacity(files.len());
+        let mut tally = Tally {
+            all: &mut self.diagnostics,
+            before: BTreeMap::new(),
+        };
+        tally.swap(&self.folders, &folders);
+        self.folders = folders;
+        // Changed files: cache misses (parsed on every core) and files gone.
         let mut misses = Vec::new();
-        for (i, file) in files.iter().enumerate() {
+        for file in &files {
             let key = FileKey::of(file);
-            let hit = self.files.get(file).filter(|(k, r)| {
+            let hit = self.files.get(file).is_some_and(|(k, r)| {
                 Some(k) == key.as_ref()
                     && (!k.is_racy() || read(file).is_ok_and(|t| content_hash(&t) == r.hash))
                     && r.deps.iter().all(|(p, k)| FileKey::of(p) == *k)
             });
-            results.push(hit.map(|(_, r)| Arc::clone(r)));
-            if results[i].is_none() {
-                misses.push((i, file, key));
+            if !hit {
+                misses.push((file.clone(), key));
             }
         }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = misses.len().div_ceil(threads).max(16);
-        let parsed: Vec<Vec<FileResult>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = misses
-                .chunks(chunk)
-                .map(|part| {
-                    let h =
-                        scope.spawn(move || part.iter().map(|(_, f, _)| load_file(f)).collect());
-                    (part, h)
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|(part, h)| {
-                    // A parse never panics; were one to, its files are reported, not lost or
-                    // paired with another file's objects.
-                    h.join().unwrap_or_else(|_| {
-                        part.iter()
-                            .map(|(_, f, _)| FileResult {
-                                diagnostics: vec![Diagnostic::error(
-                                    Location {
-                                        file: (*f).clone(),
-                                        pos: None,
-                                    },
-                                    None,
-                                    (),
-                                    "internal error while parsing this file".into(),
-                                )],
-                                ..FileResult::default()
-                            })
-                            .collect()
-                    })
-                })
-                .collect()
-        });
-        for ((i, file, key), result) in misses.into_iter().zip(parsed.into_iter().flatten()) {
-            let r = Arc::new(result);
-            match key {
-                Some(k) => {
-                    self.files.insert(file.clone(), (k, Arc::clone(&r)));
+        let parsed_files = misses.len();
+        let parsed = parse_all(&misses);
+        let gone: Vec<PathBuf> = self
+            .files
+            .keys()
+            .filter(|f| !files.contains(*f))
+            .cloned()
+            .collect();
+        let mut kube_touched = BTreeSet::new();
+        let mut native_touched = BTreeSet::new();
+        let mut ignored_changed = false;
+        let updates = misses
+            .into_iter()
+            .zip(parsed)
+            .map(|((f, k), r)| (f, k, Some(r)))
+            .chain(gone.into_iter().map(|f| (f, None, None)));
+        for (file, key, result) in updates {
+            let old = match (key, &result) {
+                (Some(k), Some(r)) => self.files.insert(file.clone(), (k, Arc::clone(r))),
+                _ => self.files.remove(&file),
+            };
+            let old = old.map(|(_, r)| r);
+            if let Some(old) = &old {
+                ignored_changed |= !old.ignored.is_empty();
+                for (kind, n) in &old.ignored {
+                    if let Some(c) = self.ignored.get_mut(kind) {
+                        *c -= n;
+                        if *c == 0 {
+                            self.ignored.remove(kind);
+                        }
+                    }
+                }
+                for (i, k) in old.kube.iter().enumerate() {
+                    let id = k.0.id();
+                    if let Some(defs) = self.kube.get_mut(&id) {
+                        defs.remove(&(file.clone(), i));
+                        if defs.is_empty() {
+                            self.kube.remove(&id);
+                        }
+                    }
+                    kube_touched.insert(id);
+                }
+                for (i, (o, _)) in old.native.iter().enumerate() {
+                    let key = o.key();
+                    if let Some(defs) = self.native.get_mut(&key) {
+                        defs.remove(&(file.clone(), i));
+                        if defs.is_empty() {
+                            self.native.remove(&key);
+                        }
+                    }
+                    native_touched.insert(key);
+                }
+            }
+            let new_diags = result
+                .as_ref()
+                .map(|r| r.diagnostics.clone())
+                .unwrap_or_default();
+            let old_diags = self.by_file.remove(&file).unwrap_or_default();
+            tally.swap(&old_diags, &new_diags);
+            if !new_diags.is_empty() {
+                self.by_file.insert(file.clone(), new_diags);
+            }
+            if let Some(new) = &result {
+                ignored_changed |= !new.ignored.is_empty();
+                for (kind, n) in &new.ignored {
+                    *self.ignored.entry(kind.clone()).or_default() += n;
+                }
+                for (i, (k, at, site)) in new.kube.iter().enumerate() {
+                    let id = k.id();
+                    let def = KubeDef {
+                        object: k.clone(),
+                        at: at.clone(),
+                        site: Arc::clone(site),
+                    };
+                    self.kube
+                        .entry(id.clone())
+                        .or_default()
+                        .insert((file.clone(), i), def);
+                    kube_touched.insert(id);
+                }
+                for (i, (o, at)) in new.native.iter().enumerate() {
+                    let key = o.key();
+                    let def = (Arc::clone(o), at.clone());
+                    self.native
+                        .entry(key.clone())
+                        .or_default()
+                        .insert((file.clone(), i), def);
+                    native_touched.insert(key);
+                }
+            }
+        }
+        self.all_files = files;
+        for r in self.files.values() {
+            self.all_files
+                .extend(r.1.deps.iter().map(|(p, _)| p.clone()));
+        }
+        // Kubernetes objects: the first definition of each identity is translated.
+        let mut batch = Vec::new();
+        for id in kube_touched {
+            let defs = self.kube.get(&id);
+            let winner = defs.and_then(|d| d.values().next());
+            let mut dups = Vec::new();
+            if let (Some(first), Some(defs)) = (winner, defs) {
+                for d in defs.values().skip(1) {
+                    dups.push(Diagnostic::error(
+                        d.at.clone(),
+                        Some(Subject::Source(id.clone())),
+                        (),
+                        format!("defined twice; the one at {} is used", first.at),
+                    ));
+                }
+            }
+            let old = self.by_kube.remove(&id).unwrap_or_default();
+            tally.swap(&old, &dups);
+            if !dups.is_empty() {
+                self.by_kube.insert(id.clone(), dups);
+            }
+            batch.push(match winner {
+                Some(d) => ObjectChange::upsert(d.object.clone(), Some(d.at.to_string())),
+                None => ObjectChange::Delete(id),
+            });
+        }
+        let delta = self.translator.apply(batch);
+        for d in &delta.diagnostics_removed {
+            if let Some(shown) = self.by_translation.remove(d) {
+                tally.swap(&[shown], &[]);
+            }
+        }
+        for d in &delta.diagnostics_added {
+            let def = d.object.source().and_then(|id| self.kube.get(id));
+            let location = def
+                .and_then(|defs| defs.values().next())
+                .map(|def| Location {
+                    file: def.at.file.clone(),
+                    pos: def.site.position(&d.field).or(def.at.pos),
+                });
+            let shown = Diagnostic {
+                severity: d.severity,
+                location,
+                object: Some(d.object.clone()),
+                from: Vec::new(),
+                field: d.field.clone(),
+                problem: d.problem.clone(),
+            };
+            tally.swap(&[], std::slice::from_ref(&shown));
+            self.by_translation.insert(d.clone(), shown);
+        }
+        let mut keys = native_touched;
+        for c in delta.changes {
+            keys.insert(c.key());
+            match c {
+                Change::Upsert(o) => self.translated.insert(o.key(), o),
+                Change::Delete(k) => self.translated.remove(&k),
+            };
+        }
+        // The model: native definitions first (in path order), then the translated object.
+        let mut changes = Vec::new();
+        for key in keys {
+            let natives = self.native.get(&key).into_iter().flat_map(|d| d.values());
+            let translated = self.translated.get(&key).map(|o| (o, None));
+            let mut all = natives.map(|(o, at)| (o, Some(at))).chain(translated);
+            let winner = all.next();
+            let mut dups = Vec::new();
+            if let Some((_, first_at)) = &winner {
+                let first = first_at.map_or_else(
+                    || "a translated Kubernetes object".to_owned(),
+                    ToString::to_string,
+                );
+                for (_, at) in all {
+                    dups.push(Diagnostic {
+                        severity: Severity::Error,
+                        location: at.cloned(),
+                        object: Some(Subject::Model(key.clone())),
+                        from: Vec::new(),
+                        field: "name".to_field_path(),
+                        problem: Problem::Invalid(format!(
+                            "duplicate name: {key} is already defined at {first}"
+                        )),
+                    });
+                }
+            }
+            let old = self.by_key.remove(&key).unwrap_or_default();
+            tally.swap(&old, &dups);
+            if !dups.is_empty() {
+                self.by_key.insert(key.clone(), dups);
+            }
+            match winner {
+                Some((o, at)) => {
+                    match at {
+                        Some(at) => self.origins.insert(key.clone(), at.clone()),
+                        None => self.origins.remove(&key),
+                    };
+                    let same = self
+                        .objects
+                        .get(&key)
+                        .is_some_and(|old| Arc::ptr_eq(old, o) || old == o);
+                    if !same {
+                        self.objects.insert(key, Arc::clone(o));
+                        changes.push(Change::Upsert(Arc::clone(o)));
+                    }
                 }
                 None => {
-                    self.files.remove(file);
+                    self.origins.remove(&key);
+                    if self.objects.remove(&key).is_some() {
+                        changes.push(Change::Delete(key));
+                    }
                 }
             }
-            results[i] = Some(r);
         }
-        let results: Vec<Arc<FileResult>> = results.into_iter().flatten().collect();
-        self.files.retain(|f, _| files.contains(f));
-        out.files = files;
-        assemble(out, &results, options)
+        let mut out = LoadDelta {
+            changes,
+            parsed: parsed_files,
+            ignored_changed,
+            ..LoadDelta::default()
+        };
+        for (d, was) in tally.before {
+            match (was, self.diagnostics.contains_key(&d)) {
+                (false, true) => out.added.push(d),
+                (true, false) => out.removed.push(d),
+                _ => {}
+            }
+        }
+        out
     }
+
+    /// Whether reading or translating found an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics().any(Diagnostic::is_error)
+    }
+
+    /// See [`Loaded::report`].
+    pub fn report(&self, compiled: &Compiled) -> Vec<Diagnostic> {
+        report(self.diagnostics(), &self.origins, compiled)
+    }
+}
+
+/// Parses files on every core; results in the order of `files` whatever thread parsed them.
+fn parse_all(files: &[(PathBuf, Option<FileKey>)]) -> Vec<Arc<FileResult>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = files.len().div_ceil(threads).max(16);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                let h = scope.spawn(move || part.iter().map(|(f, _)| load_file(f)).collect());
+                (part, h)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(part, h)| {
+                // A parse never panics; were one to, its files are reported, not lost or
+                // paired with another file's objects.
+                h.join().unwrap_or_else(|_| {
+                    part.iter()
+                        .map(|(f, _)| FileResult {
+                            diagnostics: vec![Diagnostic::error(
+                                Location {
+                                    file: f.clone(),
+                                    pos: None,
+                                },
+                                None,
+                                (),
+                                "internal error while parsing this file".into(),
+                            )],
+                            ..FileResult::default()
+                        })
+                        .collect::<Vec<FileResult>>()
+                })
+            })
+            .map(Arc::new)
+            .collect()
+    })
 }
 
 /// Reads and parses one file.
@@ -528,7 +911,13 @@ fn load_file(file: &Path) -> FileResult {
                         });
                         out.kube.push((k, at(&[]), site));
                     }
-                    Err(e) => out.diagnostics.push(kube_error(&value, &e, &at)),
+                    Err(e) => match kube_error(&value, &e, &at) {
+                        Some(d) => out.diagnostics.push(d),
+                        None => {
+                            let kind = value.get("kind").and_then(Value::as_str).unwrap_or("?");
+                            *out.ignored.entry(kind.to_owned()).or_default() += 1;
+                        }
+                    },
                 }
                 continue;
             }
@@ -552,82 +941,23 @@ fn load_file(file: &Path) -> FileResult {
     out
 }
 
-/// Puts the files' results together: duplicates, the Kubernetes translation, the model.
-fn assemble(mut out: Loaded, results: &[Arc<FileResult>], options: &LoadOptions) -> Loaded {
-    let mut sites: BTreeMap<translate::ObjectRef, (Location, Arc<Site>)> = BTreeMap::new();
-    for r in results {
-        out.diagnostics.extend(r.diagnostics.iter().cloned());
-        out.files.extend(r.deps.iter().map(|(p, _)| p.clone()));
-        for (k, here, site) in &r.kube {
-            let id = k.id();
-            if let Some((first, _)) = sites.get(&id) {
-                out.diagnostics.push(Diagnostic::error(
-                    here.clone(),
-                    Some(Subject::Source(id)),
-                    (),
-                    format!("defined twice; the one at {first} is used"),
-                ));
-                continue;
-            }
-            out.kube.insert(k.clone(), Some(here.to_string()));
-            sites.insert(id, (here.clone(), Arc::clone(site)));
-        }
-    }
-    let translation = translate::full(&out.kube, &options.kube);
-    out.statuses = translation.statuses;
-    for d in translation.diagnostics {
-        let site = d.object.source().and_then(|id| sites.get(id));
-        let location = site.map(|(at, site)| Location {
-            file: at.file.clone(),
-            pos: site.position(&d.field).or(at.pos),
-        });
-        out.diagnostics.push(Diagnostic {
-            severity: d.severity,
-            location,
-            object: Some(d.object),
-            from: Vec::new(),
-            field: d.field,
-            problem: d.problem,
-        });
-    }
-    let native = results
-        .iter()
-        .flat_map(|r| r.native.iter().map(|(o, at)| (Arc::clone(o), Some(at))));
-    let translated = translation.objects.into_iter().map(|o| (Arc::new(o), None));
-    for (object, at) in native.chain(translated) {
-        let key = object.key();
-        if let Some(first) = out.origins.get(&key).map(ToString::to_string).or_else(|| {
-            out.objects
-                .contains_key(&key)
-                .then(|| "a translated Kubernetes object".to_owned())
-        }) {
-            out.diagnostics.push(Diagnostic {
-                severity: Severity::Error,
-                location: at.cloned(),
-                object: Some(Subject::Model(key.clone())),
-                from: Vec::new(),
-                field: "name".to_field_path(),
-                problem: Problem::Invalid(format!(
-                    "duplicate name: {key} is already defined at {first}"
-                )),
-            });
-            continue;
-        }
-        if let Some(at) = at {
-            out.origins.insert(key.clone(), at.clone());
-        }
-        out.objects.insert(key, object);
-    }
-    out.diagnostics.sort();
-    out.diagnostics.dedup();
-    out
-}
+/// API groups whose objects carry routing: an unsupported kind there (a GRPCRoute, a
+/// ReferenceGrant) is warned about; any other unsupported kind (Deployment, ConfigMap, ...)
+/// is only counted.
+const ROUTING_GROUPS: [&str; 2] = ["networking.k8s.io/", "gateway.networking.k8s.io/"];
 
+/// The diagnostic of a manifest that is not a translated object; `None` for an object of a
+/// kind that carries no routing (counted, not reported).
 fn kube_error(
     value: &Value,
     e: &translate::ParseError,
     at: &dyn Fn(&[Segment]) -> Location,
-) -> Diagnostic {
+) -> Option<Diagnostic> {
+    if let translate::ParseError::Unsupported { api_version, .. } = e
+        && !ROUTING_GROUPS.iter().any(|g| api_version.starts_with(g))
+    {
+        return None;
+    }
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or("?");
     let name = value
         .pointer("/metadata/name")
@@ -649,7 +979,7 @@ fn kube_error(
         d.severity = Severity::Warning;
         d.problem = Problem::Invalid(format!("ignored: {}", d.problem));
     }
-    d
+    Some(d)
 }
 
 /// A `kind: List` of a Kubernetes client, or a top-level array of documents, unpacked into

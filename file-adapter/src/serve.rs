@@ -12,7 +12,7 @@ use serde_json::Value;
 use xdsc_core::snapshot::Snapshot;
 use xdsc_server::{ConnectionOptions, Metrics, Publisher, XdsServer};
 
-use crate::source::{FileSource, Outcome, Report, Sink};
+use crate::source::{FileSource, Report, Sink, SourceStatus};
 
 /// Errors of serving.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +58,7 @@ struct PublisherSink {
     publisher: Publisher,
     fleet: String,
     server: XdsServer,
-    status: Arc<Mutex<Value>>,
+    status: Arc<Mutex<Option<SourceStatus>>>,
 }
 
 impl Sink for PublisherSink {
@@ -69,23 +69,16 @@ impl Sink for PublisherSink {
 
     fn report(&mut self, report: Report<'_>) {
         let m: &Metrics = self.server.metrics();
-        match report.outcome {
-            Outcome::Applied { changed } => {
-                m.record_build(report.took.as_secs_f64());
-                m.record_batch(*changed);
-            }
-            Outcome::HeldBack { .. } if !report.repeated => m.record_rejected_batch(),
-            Outcome::HeldBack { .. } | Outcome::Unchanged => {}
+        if report.changed > 0 {
+            m.record_build(report.took.as_secs_f64());
+            m.record_batch(report.changed);
         }
-        m.set_source_errors(
-            report
-                .reconciler
-                .newest_diagnostics()
-                .iter()
-                .filter(|d| d.is_error())
-                .count(),
-        );
-        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = report.status;
+        if report.held_back && !report.repeated {
+            m.record_rejected_batch();
+        }
+        m.set_source_errors(report.status.errors.len());
+        m.set_source_ignored(report.status.ignored.values().sum());
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = Some(report.status.clone());
     }
 }
 
@@ -104,14 +97,14 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> R
         shutdown_grace: config.shutdown_grace,
         ..ConnectionOptions::default()
     });
-    let status = Arc::new(Mutex::new(Value::Null));
+    let status = Arc::new(Mutex::new(None));
     let debug_status = Arc::clone(&status);
     let admin = server
         .admin()
         .with_debug_endpoints(config.debug_endpoints)
         .with_debug_extra(Arc::new(move || {
             let s = debug_status.lock().unwrap_or_else(PoisonError::into_inner);
-            Value::Array(vec![s.clone()])
+            Value::Array(vec![serde_json::to_value(&*s).unwrap_or(Value::Null)])
         }));
     let sink = PublisherSink {
         publisher,

@@ -1,17 +1,22 @@
-//! The live file source: watch files and folders, batch bursts of changes, reload the whole
-//! set, and publish a new snapshot only when the set is good.
+//! The live file source: watch files and folders, batch bursts of changes, read and
+//! translate what changed, and serve what is good.
 //!
 //! # When a change is applied
 //!
-//! Every reload reads the whole set of files again (see [`crate::load`]) and compiles it
-//! incrementally against the configuration being served. It is applied, atomically, when it
-//! brings no error that the served configuration did not already have (errors are compared by
-//! file, object, field and message, not by line, so moving text around is not a new error).
-//! Otherwise it is held back whole: the last good snapshot keeps being served, and the errors
-//! are logged, shown under `sources` in `/debug/snapshot` and counted in `/metrics`
-//! (`xdsc_source_errors`, `xdsc_source_rejected_batches_total`). Once fixed, the next reload
-//! applies. At startup there is no last good configuration: the first load is served with
-//! whatever compiles, and its errors are reported the same way.
+//! Each reload reads only the files that changed (see [`crate::load::Loader`]), translates
+//! only what their objects touch, and hands the model changes to the shared source runtime
+//! ([`xdsc_server::source::Reconciler`]), which compiles them incrementally against the
+//! served configuration. Its last-good rule holds back, per object, the changes that bring
+//! an error the served configuration lacks (errors are compared by file, object, field and
+//! problem, not by line): the objects of a broken file, the virtual host of an Ingress with
+//! a new error, the deletion of a cluster something still refers to. The rest is applied.
+//! An error no change explains holds the whole batch back ([`Unattributed::HoldAll`]).
+//! Held changes are retried with every reload, so fixing the file applies them. The
+//! errors are logged once when they appear and once when they clear, shown under `sources`
+//! in `/debug/snapshot` and counted in `/metrics` (`xdsc_source_errors`,
+//! `xdsc_source_rejected_batches_total`). At startup there is no last good configuration:
+//! the first load is served with whatever compiles, and its errors are reported the same
+//! way.
 //!
 //! # Watching
 //!
@@ -23,7 +28,8 @@
 //! anything a watcher missed (network file systems, a watch limit reached). A reload whose
 //! objects are unchanged publishes nothing.
 //!
-//! Not here: parsing (see [`crate::load`]) and serving (`xdsc-server`).
+//! Not here: parsing (see [`crate::load`]), the last-good rule and batching in time
+//! (`xdsc_server::source`, shared with the Kubernetes controller) and serving.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -31,13 +37,14 @@ use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use notify::{RecursiveMode, Watcher};
-use serde_json::{Value, json};
-use xdsc_core::compile::Compiled;
-use xdsc_core::model::{Change, ObjectKey};
-use xdsc_core::snapshot::Snapshot;
+use std::collections::BTreeMap;
 
-use crate::load::{self, Diagnostic, LoadOptions, Loaded};
+use notify::{RecursiveMode, Watcher};
+use xdsc_core::diagnostic::{Problem, Subject};
+use xdsc_server::source::{Debounce, Finding, Timing, Unattributed};
+pub use xdsc_server::source::{Report, Sink, SourceStatus};
+
+use crate::load::{Diagnostic, LoadOptions, Loader};
 
 /// Timing of the live source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,169 +59,62 @@ pub struct SourceOptions {
 
 impl Default for SourceOptions {
     fn default() -> Self {
+        let t = Timing::default();
         SourceOptions {
-            hold_off: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
+            hold_off: t.hold_off,
+            max_delay: t.max_delay,
             rescan: Duration::from_secs(10),
         }
     }
 }
 
-/// What one reload did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The set was applied; `changed` objects differ from the served ones.
-    Applied {
-        /// How many objects were added, changed or removed.
-        changed: usize,
-    },
-    /// Nothing differs from what is served.
-    Unchanged,
-    /// The set has new errors and was held back; the served configuration stays.
-    HeldBack {
-        /// The errors the served configuration did not have.
-        new_errors: Vec<Diagnostic>,
-    },
-}
-
-/// The served configuration and the decision rule, without any I/O: feed it loads, it says
-/// what to publish.
-///
-/// ```
-/// use xdsc_file::load::Loaded;
-/// use xdsc_file::source::{Outcome, Reconciler};
-/// let mut r = Reconciler::default();
-/// assert_eq!(r.step(Loaded::default()), Outcome::Applied { changed: 0 });
-/// assert_eq!(r.step(Loaded::default()), Outcome::Unchanged);
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct Reconciler {
-    compiled: Compiled,
-    /// The diagnostics of the served configuration.
-    served: Vec<Diagnostic>,
-    /// The diagnostics of the newest load, applied or not.
-    newest: Vec<Diagnostic>,
-    started: bool,
-}
-
-/// An error's identity for "is it new?": everything but the line and column.
-fn identity(d: &Diagnostic) -> impl Ord + '_ {
-    (
-        d.location.as_ref().map(|l| &l.file),
-        &d.object,
-        &d.from,
-        &d.field,
-        &d.problem,
-    )
-}
-
-impl Reconciler {
-    /// Takes a fresh load of the whole set and decides.
-    pub fn step(&mut self, loaded: Loaded) -> Outcome {
-        let model = self.compiled.model();
-        let mut changes: Vec<Change> = model
-            .objects()
-            .map(|o| o.key())
-            .filter(|k| !loaded.objects.contains_key(k))
-            .map(Change::Delete)
-            .collect();
-        changes.extend(
-            loaded
-                .objects
-                .iter()
-                .filter(|(k, o)| {
-                    model
-                        .get(k)
-                        .is_none_or(|old| !Arc::ptr_eq(old, o) && old != *o)
-                })
-                .map(|(_, o)| Change::Upsert(Arc::clone(o))),
-        );
-        let changed = changes.len();
-        let candidate = if changes.is_empty() {
-            self.compiled.clone()
-        } else {
-            self.compiled.apply(changes)
-        };
-        let report = loaded.report(&candidate);
-        self.newest = report.clone();
-        if !self.started {
-            self.started = true;
-            self.compiled = candidate;
-            self.served = report;
-            return Outcome::Applied { changed };
-        }
-        let new_errors: Vec<Diagnostic> = {
-            let known: BTreeSet<_> = self
-                .served
-                .iter()
-                .filter(|d| d.is_error())
-                .map(identity)
-                .collect();
-            report
-                .iter()
-                .filter(|d| d.is_error() && !known.contains(&identity(d)))
-                .cloned()
-                .collect()
-        };
-        if !new_errors.is_empty() {
-            return Outcome::HeldBack { new_errors };
-        }
-        self.compiled = candidate;
-        self.served = report;
-        if changed == 0 {
-            Outcome::Unchanged
-        } else {
-            Outcome::Applied { changed }
+impl SourceOptions {
+    fn timing(&self) -> Timing {
+        Timing {
+            hold_off: self.hold_off,
+            max_delay: self.max_delay,
         }
     }
-
-    /// The served compilation.
-    pub fn compiled(&self) -> &Compiled {
-        &self.compiled
-    }
-
-    /// The served snapshot.
-    pub fn snapshot(&self) -> &Snapshot {
-        self.compiled.snapshot()
-    }
-
-    /// The diagnostics of the served configuration.
-    pub fn served_diagnostics(&self) -> &[Diagnostic] {
-        &self.served
-    }
-
-    /// The diagnostics of the newest load, whether it was applied or held back.
-    pub fn newest_diagnostics(&self) -> &[Diagnostic] {
-        &self.newest
-    }
-
-    /// Whether an object is served.
-    pub fn serves(&self, key: &ObjectKey) -> bool {
-        self.compiled.model().get(key).is_some()
-    }
 }
 
-/// Where the source publishes and reports.
-pub trait Sink: Send + 'static {
-    /// A new snapshot to serve.
-    fn publish(&mut self, snapshot: Snapshot);
-    /// A reload happened.
-    fn report(&mut self, report: Report<'_>);
+/// The last-good rule for files, with file diagnostics.
+pub type Reconciler = xdsc_server::source::Reconciler<Diagnostic>;
+
+/// What a reload did.
+pub type Outcome = xdsc_server::source::Outcome<Diagnostic>;
+
+/// A new reconciler with the files' rule: an error no change explains holds everything.
+pub fn reconciler() -> Reconciler {
+    Reconciler::new(Unattributed::HoldAll)
 }
 
-/// What one reload did, for a [`Sink`].
-#[derive(Debug)]
-pub struct Report<'a> {
-    /// The decision.
-    pub outcome: &'a Outcome,
-    /// Whether it is the same as the previous reload's (a rescan of an unchanged broken set).
-    pub repeated: bool,
-    /// How long reading and compiling took.
-    pub took: Duration,
-    /// The source's state.
-    pub reconciler: &'a Reconciler,
-    /// The source's state as JSON, for debug views.
-    pub status: Value,
+impl Finding for Diagnostic {
+    fn is_error(&self) -> bool {
+        Diagnostic::is_error(self)
+    }
+
+    /// Everything but the line and column: moving text around is not a new error.
+    fn identity(&self) -> String {
+        let file = self.location.as_ref().map(|l| l.file.display().to_string());
+        let mut shown = self.clone();
+        shown.location = None;
+        format!("{}|{shown}", file.unwrap_or_default())
+    }
+
+    fn subject(&self) -> Option<&Subject> {
+        self.object.as_ref()
+    }
+
+    fn problem(&self) -> Option<&Problem> {
+        Some(&self.problem)
+    }
+
+    fn file(&self) -> Option<String> {
+        let l = self.location.as_ref()?;
+        // A file-level problem (a file that does not parse) concerns every object read from
+        // it; a problem of one object concerns that object (its subject) only.
+        (self.object.is_none()).then(|| l.file.display().to_string())
+    }
 }
 
 /// The live source: what to read and how.
@@ -316,14 +216,19 @@ impl FileSource {
         .map_err(std::io::Error::other)?;
 
         let mut worker = Worker {
+            reconciler: reconciler(),
+            loader: Loader::new(self.load.clone()),
+            status: SourceStatus {
+                kind: "files".into(),
+                paths: self.paths.iter().map(|p| p.display().to_string()).collect(),
+                ..SourceStatus::default()
+            },
             source: self,
-            reconciler: Reconciler::default(),
             watcher,
             watched: BTreeSet::new(),
             interest,
-            batches: 0,
             last: None,
-            cache: load::Cache::default(),
+            logged: BTreeMap::new(),
             sink,
         };
         worker.reload();
@@ -358,47 +263,135 @@ struct Worker<S> {
     watcher: notify::RecommendedWatcher,
     watched: BTreeSet<PathBuf>,
     interest: Arc<Mutex<Interest>>,
-    batches: u64,
-    last: Option<Outcome>,
-    /// Parsed files, so a reload parses only what changed.
-    cache: load::Cache,
+    /// What the previous reload decided: (applied, held, held errors).
+    last: Option<(usize, usize, Vec<String>)>,
+    /// The served findings already logged, by identity.
+    logged: BTreeMap<String, Diagnostic>,
+    /// Parsed files and the incremental translation.
+    loader: Loader,
+    status: SourceStatus,
     sink: S,
 }
 
 impl<S: Sink> Worker<S> {
     fn reload(&mut self) {
         let started = Instant::now();
-        let loaded = self.cache.load(&self.source.paths, &self.source.load);
-        let took = started.elapsed();
-        self.update_watches(&loaded);
+        let delta = self.loader.reload(&self.source.paths);
+        self.update_watches();
         let before = self.reconciler.snapshot().version();
-        let first = self.batches == 0;
-        let outcome = self.reconciler.step(loaded);
-        self.batches += 1;
-        let repeated = self.last.as_ref() == Some(&outcome);
-        if !repeated {
-            log_outcome(&outcome, &self.reconciler, took);
-        }
-        if matches!(outcome, Outcome::Applied { .. })
-            && (first || self.reconciler.snapshot().version() != before)
-        {
+        let first = self.status.reloads == 0;
+        let loader = &self.loader;
+        let outcome = self.reconciler.step(delta.changes, |c| loader.report(c));
+        let took = started.elapsed();
+        self.status.reloads += 1;
+        let (changed, held, new_errors) = match &outcome {
+            Outcome::Applied {
+                changed,
+                held,
+                new_errors,
+            } => (*changed, *held, new_errors.as_slice()),
+            Outcome::Unchanged => (0, 0, &[][..]),
+            Outcome::HeldBack { new_errors } => {
+                (0, self.reconciler.pending(), new_errors.as_slice())
+            }
+        };
+        let decision = (
+            changed,
+            held,
+            new_errors.iter().map(Finding::identity).collect::<Vec<_>>(),
+        );
+        let repeated = self.last.as_ref() == Some(&decision);
+        self.log(&outcome, took, first || delta.ignored_changed, repeated);
+        if first || (changed > 0 && self.reconciler.snapshot().version() != before) {
             self.sink.publish(self.reconciler.snapshot().clone());
         }
-        let status = self.status(&outcome);
+        self.status.ignored = self.loader.ignored().clone();
+        self.status.set_findings(&self.reconciler);
         self.sink.report(Report {
-            outcome: &outcome,
+            changed,
+            held_back: held > 0,
             repeated,
             took,
-            reconciler: &self.reconciler,
-            status,
+            status: &self.status,
         });
-        self.last = Some(outcome);
+        self.last = Some(decision);
+    }
+
+    /// Logs what changed: findings that appeared or cleared in the served configuration
+    /// (each once), errors that hold changes back (once per decision), the count of ignored
+    /// objects when it changes, and the outcome.
+    fn log(&mut self, outcome: &Outcome, took: Duration, ignored: bool, repeated: bool) {
+        let served: BTreeMap<String, &Diagnostic> = self
+            .reconciler
+            .served_diagnostics()
+            .iter()
+            .map(|d| (d.identity(), d))
+            .collect();
+        self.logged.retain(|id, d| {
+            let keep = served.contains_key(id);
+            if !keep {
+                tracing::info!(diagnostic = %d, "cleared");
+            }
+            keep
+        });
+        for (id, d) in served {
+            if let std::collections::btree_map::Entry::Vacant(e) = self.logged.entry(id) {
+                if d.is_error() {
+                    tracing::error!(diagnostic = %d, "configuration error");
+                } else {
+                    tracing::warn!(diagnostic = %d, "configuration warning");
+                }
+                e.insert(d.clone());
+            }
+        }
+        if ignored && !self.loader.ignored().is_empty() {
+            let kinds: Vec<String> = (self.loader.ignored().iter())
+                .map(|(k, n)| format!("{k} ({n})"))
+                .collect();
+            let total: usize = self.loader.ignored().values().sum();
+            tracing::info!(
+                objects = total,
+                kinds = %kinds.join(", "),
+                "ignored objects of kinds that carry no routing"
+            );
+        }
+        let version = self.reconciler.snapshot().version().to_string();
+        let ms = took.as_secs_f64() * 1000.0;
+        match outcome {
+            Outcome::Applied {
+                changed,
+                held,
+                new_errors,
+            } => {
+                tracing::info!(changed, held, %version, reload_ms = ms, "configuration applied");
+                if *held > 0 && !repeated {
+                    for d in new_errors {
+                        tracing::error!(diagnostic = %d, "change held back");
+                    }
+                }
+            }
+            Outcome::Unchanged => {
+                tracing::debug!(%version, reload_ms = ms, "configuration unchanged");
+            }
+            Outcome::HeldBack { new_errors } if !repeated => {
+                for d in new_errors {
+                    tracing::error!(diagnostic = %d, "configuration error");
+                }
+                tracing::warn!(
+                    errors = new_errors.len(),
+                    serving = %version,
+                    "change held back: the last good configuration is still served"
+                );
+            }
+            Outcome::HeldBack { .. } => {}
+        }
     }
 
     /// Watches what the load read: folders given (recursively), and the folder of every file.
-    fn update_watches(&mut self, loaded: &Loaded) {
+    fn update_watches(&mut self) {
         let mut dirs = Vec::new();
-        let mut files: BTreeSet<PathBuf> = loaded.files.iter().map(|f| absolute(f)).collect();
+        let mut files: BTreeSet<PathBuf> =
+            self.loader.files().iter().map(|f| absolute(f)).collect();
         let mut wanted: BTreeSet<(PathBuf, bool)> = BTreeSet::new();
         for p in &self.source.paths {
             let abs = absolute(p);
@@ -448,77 +441,24 @@ impl<S: Sink> Worker<S> {
             parents,
         };
     }
-
-    fn status(&self, outcome: &Outcome) -> Value {
-        let r = &self.reconciler;
-        let text = |ds: &[Diagnostic], errors: bool| -> Vec<String> {
-            ds.iter()
-                .filter(|d| d.is_error() == errors)
-                .map(ToString::to_string)
-                .collect()
-        };
-        let held_back = match outcome {
-            Outcome::HeldBack { new_errors } => Some(text(new_errors, true)),
-            _ => None,
-        };
-        json!({
-            "kind": "files",
-            "paths": self.source.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "reloads": self.batches,
-            "served_version": r.snapshot().version().to_string(),
-            "state": if held_back.is_some() { "held_back" } else { "serving_newest" },
-            "held_back_errors": held_back,
-            "errors": text(r.newest_diagnostics(), true),
-            "warnings": text(r.newest_diagnostics(), false),
-        })
-    }
 }
 
 /// Waits until no event came for the hold-off, or the maximum delay passed. True: stop.
 fn wait_quiet(rx: &mpsc::Receiver<Signal>, options: SourceOptions) -> bool {
-    let deadline = Instant::now() + options.max_delay;
-    loop {
+    let mut batch = Debounce::new(options.timing());
+    batch.event(Instant::now());
+    while let Some(deadline) = batch.deadline() {
         let now = Instant::now();
-        if now >= deadline {
+        if batch.due(now) {
             return false;
         }
-        let wait = options.hold_off.min(deadline - now);
-        match rx.recv_timeout(wait) {
-            Ok(Signal::Changed) => continue,
+        match rx.recv_timeout(deadline - now) {
+            Ok(Signal::Changed) => batch.event(Instant::now()),
             Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => return true,
-            Err(RecvTimeoutError::Timeout) => return false,
+            Err(RecvTimeoutError::Timeout) => {}
         }
     }
-}
-
-fn log_outcome(outcome: &Outcome, r: &Reconciler, took: Duration) {
-    let version = r.snapshot().version().to_string();
-    let ms = took.as_secs_f64() * 1000.0;
-    match outcome {
-        Outcome::Applied { changed } => {
-            for d in r.served_diagnostics() {
-                if d.is_error() {
-                    tracing::error!(diagnostic = %d, "configuration error");
-                } else {
-                    tracing::warn!(diagnostic = %d, "configuration warning");
-                }
-            }
-            tracing::info!(changed, %version, reload_ms = ms, "configuration applied");
-        }
-        Outcome::Unchanged => {
-            tracing::debug!(%version, reload_ms = ms, "configuration unchanged");
-        }
-        Outcome::HeldBack { new_errors } => {
-            for d in new_errors {
-                tracing::error!(diagnostic = %d, "configuration error");
-            }
-            tracing::warn!(
-                errors = new_errors.len(),
-                serving = %version,
-                "change held back: the last good configuration is still served"
-            );
-        }
-    }
+    false
 }
 
 #[cfg(test)]

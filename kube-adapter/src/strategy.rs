@@ -632,37 +632,49 @@ pub fn batches_of(mix: Mix) -> impl Strategy<Value = Vec<Vec<ObjectChange>>> {
 /// assert_eq!(objects.len(), 1 + 2 * (1 + 3 + 3 + 1 + 1));
 /// ```
 pub fn tenants(tenants: usize, services: usize, paths: usize) -> Vec<KubeObject> {
-    let mut out = vec![parse(
-        json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
-        "metadata": {"name": "xdsc", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
-        "spec": {"controller": "xdsc.dev/ingress-controller"}}),
-    )];
+    let mut out = vec![parse(ingress_class_manifest())];
     for t in 0..tenants {
-        let ns = tenant_namespace(t);
-        out.push(parse(json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns, "labels": {"tenant": format!("t{t:03}")}}})));
-        for s in 0..services {
-            out.push(parse(json!({"apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": format!("svc-{s:02}"), "namespace": ns},
-                "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})));
-            out.push(tenant_slice(t, s, 0));
-        }
-        out.push(parse(json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "tls", "namespace": ns}, "type": "kubernetes.io/tls",
-            "stringData": {"tls.crt": format!("-----BEGIN CERTIFICATE-----\nt{t:03}\n-----END CERTIFICATE-----\n"),
-                "tls.key": format!("-----BEGIN PRIVATE KEY-----\nt{t:03}\n-----END PRIVATE KEY-----\n")}})));
-        let host = format!("t{t:03}.example.com");
-        let paths: Vec<Value> = (0..paths.min(services))
-            .map(|s| {
-                json!({"path": format!("/svc-{s:02}"), "pathType": "Prefix",
-                "backend": {"service": {"name": format!("svc-{s:02}"), "port": {"number": 80}}}})
-            })
-            .collect();
-        out.push(parse(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": "web", "namespace": ns, "creationTimestamp": "2024-01-01T00:00:00Z"},
-            "spec": {"tls": [{"hosts": [host], "secretName": "tls"}],
-                "rules": [{"host": host, "http": {"paths": paths}}]}})));
+        out.extend(tenant_manifests(t, services, paths).into_iter().map(parse));
     }
+    out
+}
+
+/// The IngressClass of [`tenants`]: ours, the default.
+pub fn ingress_class_manifest() -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+        "metadata": {"name": "xdsc", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+        "spec": {"controller": "xdsc.dev/ingress-controller"}})
+}
+
+/// The manifests of tenant `t` of [`tenants`]: the Namespace, the Services, their
+/// EndpointSlices, the Secret, the Ingress, in that order.
+pub fn tenant_manifests(t: usize, services: usize, paths: usize) -> Vec<Value> {
+    let ns = tenant_namespace(t);
+    let mut out = vec![json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {"tenant": format!("t{t:03}")}}})];
+    for s in 0..services {
+        out.push(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": format!("svc-{s:02}"), "namespace": ns},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}));
+    }
+    out.extend((0..services).map(|s| tenant_slice_manifest(t, s, 0)));
+    out.push(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "tls", "namespace": ns}, "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": format!("-----BEGIN CERTIFICATE-----\nt{t:03}\n-----END CERTIFICATE-----\n"),
+            "tls.key": format!("-----BEGIN PRIVATE KEY-----\nt{t:03}\n-----END PRIVATE KEY-----\n")}}));
+    let host = format!("t{t:03}.example.com");
+    let paths: Vec<Value> = (0..paths.min(services))
+        .map(|s| {
+            json!({"path": format!("/svc-{s:02}"), "pathType": "Prefix",
+            "backend": {"service": {"name": format!("svc-{s:02}"), "port": {"number": 80}}}})
+        })
+        .collect();
+    out.push(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": ns, "creationTimestamp": "2024-01-01T00:00:00Z"},
+        "spec": {"tls": [{"hosts": [host], "secretName": "tls"}],
+            "rules": [{"host": host, "http": {"paths": paths}}]}}),
+    );
     out
 }
 
@@ -674,22 +686,21 @@ pub fn tenant_namespace(t: usize) -> String {
 /// The EndpointSlice of tenant `t`'s Service `s` in [`tenants`], at `version` (each
 /// version moves one of its three endpoints to another address).
 pub fn tenant_slice(t: usize, s: usize, version: usize) -> KubeObject {
+    parse(tenant_slice_manifest(t, s, version))
+}
+
+/// The manifest of [`tenant_slice`].
+pub fn tenant_slice_manifest(t: usize, s: usize, version: usize) -> Value {
+    let n = t * 1000 + s * 10;
     let ip = |e: usize| {
-        let n = t * 1000 + s * 10 + e;
-        format!(
-            "10.{}.{}.{}",
-            n / 65536 % 256,
-            n / 256 % 256,
-            n % 256 + if e == 0 { version % 2 } else { 0 }
-        )
+        let last = if e == 0 { 100 + version % 100 } else { e };
+        format!("10.{}.{}.{last}", n / 256 % 256, n % 256)
     };
     let endpoints: Vec<Value> = (0..3)
         .map(|e| json!({"addresses": [ip(e)], "conditions": {"ready": true}, "zone": format!("z{}", e % 2)}))
         .collect();
-    parse(
-        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": format!("svc-{s:02}-abcde"), "namespace": tenant_namespace(t),
             "labels": {"kubernetes.io/service-name": format!("svc-{s:02}")}},
-        "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}], "endpoints": endpoints}),
-    )
+        "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}], "endpoints": endpoints})
 }

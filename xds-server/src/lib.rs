@@ -46,6 +46,7 @@ mod metrics;
 pub mod protocol;
 mod publish;
 mod service;
+pub mod source;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod wire;

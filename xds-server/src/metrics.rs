@@ -40,6 +40,7 @@ pub struct Metrics {
     source_events: AtomicU64,
     batch_size_sum: AtomicU64,
     source_errors: AtomicU64,
+    source_ignored: AtomicU64,
     rejected_batches: AtomicU64,
     /// Streams holding a sync permit (see `budget`).
     pub(crate) sync_held: AtomicU64,
@@ -109,6 +110,12 @@ impl Metrics {
     /// Sets how many errors the sources' newest input has (0 once it is fixed).
     pub fn set_source_errors(&self, errors: usize) {
         self.source_errors.store(errors as u64, Ordering::Relaxed);
+    }
+
+    /// Sets how many objects the sources ignore because their kinds carry no routing
+    /// (Deployments, ConfigMaps, ... in a `kubectl get -o yaml` dump).
+    pub fn set_source_ignored(&self, objects: usize) {
+        self.source_ignored.store(objects as u64, Ordering::Relaxed);
     }
 
     /// Records a batch that was held back because it had errors (the last good snapshot
@@ -196,6 +203,13 @@ impl Metrics {
             "Errors in the sources' newest input (0: it is valid).",
             "gauge",
             self.source_errors.load(Ordering::Relaxed).to_string(),
+        );
+        g(
+            &mut o,
+            "xdsc_source_ignored_objects",
+            "Objects the sources ignore: kinds that carry no routing.",
+            "gauge",
+            self.source_ignored.load(Ordering::Relaxed).to_string(),
         );
         g(
             &mut o,

@@ -2,7 +2,10 @@
 //! names are rendered as a static bootstrap, loaded into the pinned Envoy, and every generated
 //! request is sent through it; Envoy's answer (status, body, redirect location) must be the
 //! oracle's. It lives here for the Envoy harness of `xdsc-server`'s `test-util`; it needs no
-//! xDS server. Plain HTTP listeners only (TLS needs a TLS client; see the issue note).
+//! xDS server. The generated models are served on plain HTTP listeners; HTTPS (certificates
+//! chosen by SNI, virtual hosts by `Host`) and TLS passthrough (TCP routes by SNI) are
+//! compared on a fixed model with real certificates, through the `openssl` command as the
+//! TLS client and the TLS backends (Debian's `openssl` package; required when `CI=true`).
 //!
 //! `XDSC_ORACLE_MODELS` sets how many models (default 20) for a longer run.
 
@@ -203,4 +206,303 @@ fn the_oracle_agrees_with_envoy_on_generated_models_and_requests() {
         disagreements.join("\n\n")
     );
     eprintln!("oracle and Envoy agree on {compared} requests over {models} models");
+}
+
+/// The `openssl` command, or `None` (a panic with `CI=true`) when it is missing.
+fn find_openssl() -> Option<&'static str> {
+    let ok = std::process::Command::new("openssl")
+        .arg("version")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok || std::env::var("CI").as_deref() != Ok("true"),
+        "the openssl command is missing (CI=true: TLS tests must run; apt-get install openssl)"
+    );
+    ok.then_some("openssl")
+}
+
+/// A self-signed certificate with common name `cn`: (PEM chain, PEM key, their paths).
+fn certificate(openssl: &str, dir: &std::path::Path, cn: &str) -> (String, String, String, String) {
+    let file = cn.replace('*', "star");
+    let (cert, key) = (
+        dir.join(format!("{file}.crt")),
+        dir.join(format!("{file}.key")),
+    );
+    let status = std::process::Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={cn}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl made no certificate");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("PEM");
+    (
+        read(&cert),
+        read(&key),
+        cert.display().to_string(),
+        key.display().to_string(),
+    )
+}
+
+/// A process killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One TLS connection through `port` with `sni` (none when `None`), sending `http` if any:
+/// the subject of the certificate the client saw and what came back after the handshake.
+fn tls_exchange(
+    openssl: &str,
+    port: u16,
+    sni: Option<&str>,
+    http: Option<&str>,
+) -> (Option<String>, String) {
+    let mut cmd = std::process::Command::new(openssl);
+    cmd.args([
+        "s_client",
+        "-ign_eof",
+        "-connect",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    match sni {
+        Some(s) => cmd.args(["-servername", s]),
+        None => cmd.arg("-noservername"),
+    };
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_client starts");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(http.unwrap_or("").as_bytes());
+    }
+    let out = child.wait_with_output().expect("openssl s_client ends");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let subject = text
+        .lines()
+        .find_map(|l| l.strip_prefix("subject="))
+        .map(|s| s.replace(' ', ""));
+    let response = text
+        .find("HTTP/1.1 ")
+        .map(|i| text[i..].to_owned())
+        .unwrap_or_default();
+    (subject, response)
+}
+
+/// Status and body of an HTTP/1.1 response (with a content-length).
+fn status_and_body(response: &str) -> Option<(u16, String)> {
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let length: usize = head.lines().find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+    })?;
+    Some((status, body.get(..length)?.to_owned()))
+}
+
+#[test]
+fn the_oracle_agrees_with_envoy_on_https_and_passthrough() {
+    use xdsc_core::model::{
+        Cluster, DirectResponse, Endpoint, Endpoints, Health, ListenerTls, Locality, Route, Secret,
+        TcpRoute, TlsCertificate, VirtualHost,
+    };
+    let Some(binary) = find_envoy() else { return };
+    let Some(openssl) = find_openssl() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("xdsc-oracle-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    // The HTTPS listener's certificates, by SNI: one exact, one wildcard, one default.
+    let names = ["a.example.com", "*.w.example.com", "default.example.com"];
+    let mut objects: Vec<Object> = Vec::new();
+    let (https_port, passthrough_port) = (free_port(), free_port());
+    let mut https = xdsc_core::model::Listener::new("https", https_port);
+    https.address = "127.0.0.1".into();
+    https.protocol = ListenerProtocol::Https;
+    for (i, cn) in names.iter().enumerate() {
+        let (chain, key, ..) = certificate(openssl, &dir, cn);
+        objects.push(Object::Secret(Secret {
+            name: format!("cert-{i}"),
+            tls_certificate: Some(TlsCertificate {
+                certificate_chain: chain,
+                private_key: key,
+            }),
+            validation_context: None,
+            provenance: Vec::new(),
+        }));
+        let hosts = if i == 2 {
+            Vec::new()
+        } else {
+            vec![(*cn).to_owned()]
+        };
+        https.tls.push(ListenerTls {
+            hosts,
+            secret: format!("cert-{i}"),
+        });
+    }
+    objects.push(Object::Listener(https));
+    let answer = |name: &str, prefix: &str| {
+        let mut r = Route::forward_prefix(name, prefix, "unused");
+        r.forward = None;
+        r.direct_response = Some(DirectResponse {
+            status: 200,
+            body: Some(name.to_owned()),
+        });
+        r
+    };
+    let mut a = VirtualHost::new("a", ["https"], ["a.example.com"]);
+    a.routes = vec![answer("a-x", "/x"), answer("a-root", "/")];
+    let mut w = VirtualHost::new("w", ["https"], ["*.w.example.com"]);
+    w.routes = vec![answer("w", "/")];
+    let mut any = VirtualHost::new("any", ["https"], ["*"]);
+    any.routes = vec![answer("any", "/only")];
+    objects.extend([a, w, any].map(Object::VirtualHost));
+    // The passthrough listener's backends: TLS servers, each with its own certificate.
+    let mut passthrough = xdsc_core::model::Listener::new("passthrough", passthrough_port);
+    passthrough.address = "127.0.0.1".into();
+    passthrough.protocol = ListenerProtocol::TlsPassthrough;
+    let mut backends = Vec::new();
+    for (name, sni) in [
+        ("pa", Some("a.example.com")),
+        ("pw", Some("*.w.example.com")),
+        ("pd", None),
+    ] {
+        let (.., cert, key) = certificate(openssl, &dir, &format!("backend-{name}"));
+        let port = free_port();
+        backends.push(Killed(
+            std::process::Command::new(openssl)
+                .args([
+                    "s_server",
+                    "-quiet",
+                    "-accept",
+                    &format!("127.0.0.1:{port}"),
+                ])
+                .args(["-cert", &cert, "-key", &key])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("openssl s_server starts"),
+        ));
+        objects.push(Object::Cluster(Cluster::new(name)));
+        objects.push(Object::Endpoints(Endpoints {
+            name: name.into(),
+            localities: vec![Locality {
+                endpoints: vec![Endpoint {
+                    address: "127.0.0.1".into(),
+                    port,
+                    weight: 1,
+                    health: Health::Healthy,
+                }],
+                ..Locality::default()
+            }],
+            provenance: Vec::new(),
+        }));
+        passthrough.tcp_routes.push(TcpRoute {
+            name: name.into(),
+            sni: sni.map(str::to_owned).into_iter().collect(),
+            backends: vec![xdsc_core::model::Backend {
+                cluster: name.into(),
+                weight: 1,
+            }],
+        });
+    }
+    objects.push(Object::Listener(passthrough));
+    let model = Model::from_objects(objects);
+    let compiled = Compiled::new(&model);
+    assert!(
+        compiled.diagnostics().is_empty(),
+        "{:?}",
+        compiled.diagnostics()
+    );
+    let admin_port = free_port();
+    let options = BootstrapOptions {
+        admin_port,
+        node_id: "oracle-tls".into(),
+        ..BootstrapOptions::default()
+    };
+    let bootstrap = bootstrap_json(compiled.snapshot(), &options).expect("renders");
+    let envoy = Envoy::start(&binary, &bootstrap, admin_port);
+    let up = wait_for(Duration::from_secs(20), || {
+        let ready = envoy.admin("/ready")?;
+        (ready.trim() == "LIVE"
+            && TcpStream::connect((Ipv4Addr::LOCALHOST, https_port)).is_ok()
+            && TcpStream::connect((Ipv4Addr::LOCALHOST, passthrough_port)).is_ok())
+        .then_some(())
+    });
+    assert!(up.is_some(), "envoy did not start:\n{}", envoy.log_tail());
+    let mut compared = 0;
+    // HTTPS: the certificate by SNI, then the virtual host by Host.
+    let cases = [
+        (Some("a.example.com"), "a.example.com", "/x/1"),
+        (Some("a.example.com"), "a.example.com", "/y"),
+        (Some("x.w.example.com"), "x.w.example.com", "/"),
+        (Some("x.w.example.com"), "a.example.com", "/x"),
+        (Some("other.com"), "other.com", "/only"),
+        (Some("other.com"), "other.com", "/nothing"),
+        (None, "a.example.com", "/"),
+    ];
+    for (sni, host, path) in cases {
+        let request = oracle::Request::new("https", host, path).sni(sni.unwrap_or(""));
+        let outcome = oracle::evaluate(compiled.snapshot(), &request).expect("the oracle answers");
+        let chain = outcome.explanation.iter().find_map(|s| match s {
+            oracle::Step::FilterChain { index, .. } => *index,
+            _ => None,
+        });
+        let want_cert = chain.map(|i| format!("CN={}", names[i]));
+        let want = expected(&outcome, "GET").map(|(status, body, _)| (status, body));
+        let http = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+        let (cert, response) = tls_exchange(openssl, https_port, sni, Some(&http));
+        let got = status_and_body(&response);
+        let same_answer = match (&want, &got) {
+            (Some((404, _)), Some((404, _))) => true,
+            (w, g) => w == g,
+        };
+        assert!(
+            cert == want_cert && same_answer,
+            "{request:?}\n  oracle: certificate {want_cert:?}, {want:?}\n{outcome}\n  envoy: certificate {cert:?}, {got:?}"
+        );
+        compared += 1;
+    }
+    // Passthrough: the backend (seen by its certificate) by SNI; no SNI or an unknown one goes
+    // to the route without names.
+    for sni in [
+        Some("a.example.com"),
+        Some("z.w.example.com"),
+        Some("other.com"),
+        None,
+    ] {
+        let request = oracle::Request::new("passthrough", "", "").sni(sni.unwrap_or(""));
+        let outcome = oracle::evaluate(compiled.snapshot(), &request).expect("the oracle answers");
+        let want = match &outcome.action {
+            Action::TcpProxy { clusters } => Some(format!("CN=backend-{}", clusters[0].0)),
+            _ => None,
+        };
+        let (cert, _) = tls_exchange(openssl, passthrough_port, sni, None);
+        assert_eq!(cert, want, "{request:?}\n{outcome}");
+        compared += 1;
+    }
+    drop(backends);
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("oracle and Envoy agree on {compared} TLS connections");
 }

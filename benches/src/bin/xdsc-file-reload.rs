@@ -7,8 +7,15 @@
 //! the new snapshot is published, and the source's own reload time (read everything, compile
 //! incrementally).
 //!
+//! With `--kube-tenants N` the folder holds the multi-tenant Kubernetes shape instead
+//! (`xdsc_kube::strategy::tenants(N, 60, 20)`): per tenant `tNNN/tenant.json` (Namespace,
+//! Secret, Ingress), `tNNN/services.json` (60 Services) and `tNNN/endpoints.json` (60
+//! EndpointSlices); each edit moves one endpoint of one slice. It also reports resident
+//! memory after the first load and after the edits.
+//!
 //! ```text
 //! cargo run --release -p xdsc-benches --bin xdsc-file-reload -- --services 10000 --rounds 9
+//! cargo run --release -p xdsc-benches --bin xdsc-file-reload -- --kube-tenants 200 --rounds 9
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -67,7 +74,116 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |pages| pages * 4096.0 / (1 << 20) as f64)
 }
 
+/// Writes the multi-tenant Kubernetes folder; returns the file of tenant `t`'s slices.
+fn write_tenants(dir: &Path, tenants: usize) -> impl Fn(usize) -> PathBuf + use<> {
+    use xdsc_kube::strategy;
+    let folder = |t: usize| dir.join(format!("t{t:03}"));
+    std::fs::create_dir_all(dir).expect("folder");
+    write_atomic(
+        &dir.join("class.json"),
+        &serde_json::to_string_pretty(&strategy::ingress_class_manifest()).expect("json"),
+    );
+    for t in 0..tenants {
+        std::fs::create_dir_all(folder(t)).expect("folder");
+        let all = strategy::tenant_manifests(t, 60, 20);
+        let kind = |v: &serde_json::Value| v["kind"].as_str().unwrap_or("").to_owned();
+        let of = |kinds: &[&str]| -> String {
+            let docs: Vec<&serde_json::Value> = all
+                .iter()
+                .filter(|v| kinds.contains(&kind(v).as_str()))
+                .collect();
+            serde_json::to_string_pretty(&docs).expect("json")
+        };
+        write_atomic(
+            &folder(t).join("tenant.json"),
+            &of(&["Namespace", "Secret", "Ingress"]),
+        );
+        write_atomic(&folder(t).join("services.json"), &of(&["Service"]));
+        write_atomic(&folder(t).join("endpoints.json"), &of(&["EndpointSlice"]));
+    }
+    let dir = dir.to_owned();
+    move |t| dir.join(format!("t{t:03}")).join("endpoints.json")
+}
+
+fn kube_main(tenants: usize, rounds: usize) {
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("xdsc-file-reload-kube-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let endpoints_file = write_tenants(&dir, tenants);
+    let started = Instant::now();
+    let loaded = load::load(std::slice::from_ref(&dir), &LoadOptions::default());
+    let compiled = Compiled::new(&loaded.model());
+    let cold = started.elapsed();
+    assert!(
+        !loaded.has_errors() && !compiled.has_errors(),
+        "the generated folder is valid: {:?}",
+        loaded.diagnostics.first()
+    );
+    println!(
+        "{tenants} tenants: {} files, {} model objects, {} resources, {} warnings; cold read+translate+compile {:.0} ms",
+        loaded.files.len(),
+        loaded.objects.len(),
+        compiled.snapshot().len(),
+        loaded.diagnostics.len(),
+        ms(cold)
+    );
+    drop((loaded, compiled));
+    let (ptx, prx) = mpsc::channel();
+    let (rtx, rrx) = mpsc::channel();
+    let source = FileSource {
+        paths: vec![dir.clone()],
+        load: LoadOptions::default(),
+        options: SourceOptions::default(),
+    };
+    let started = Instant::now();
+    let running = source.start(Channel(ptx, rtx)).expect("source starts");
+    prx.recv_timeout(Duration::from_secs(600))
+        .expect("first snapshot");
+    let first = started.elapsed();
+    let _ = rrx.try_iter().count();
+    let rss_first = rss_mib();
+    let (mut latency, mut reload) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let t = (round * 37) % tenants;
+        let mut slices: Vec<serde_json::Value> = (0..60)
+            .map(|s| xdsc_kube::strategy::tenant_slice_manifest(t, s, 0))
+            .collect();
+        slices[round % 20] = xdsc_kube::strategy::tenant_slice_manifest(t, round % 20, round + 1);
+        let saved = Instant::now();
+        write_atomic(
+            &endpoints_file(t),
+            &serde_json::to_string_pretty(&slices).expect("json"),
+        );
+        let published = prx
+            .recv_timeout(Duration::from_secs(600))
+            .expect("a new snapshot");
+        latency.push(ms(published - saved));
+        let took = rrx
+            .recv_timeout(Duration::from_secs(600))
+            .expect("a report");
+        reload.push(ms(took));
+        let _ = rrx.try_iter().count();
+    }
+    println!(
+        "first load (source start to first publish) {:.0} ms; one-endpoint edit, {rounds} rounds: saved -> published median {:.1} ms (max {:.1}); reload median {:.2} ms (max {:.2}); hold-off {} ms; RSS after first load {:.0} MiB, after {rounds} edits {:.0} MiB",
+        ms(first),
+        median(latency.clone()),
+        latency.iter().copied().fold(0.0, f64::max),
+        median(reload.clone()),
+        reload.iter().copied().fold(0.0, f64::max),
+        SourceOptions::default().hold_off.as_millis(),
+        rss_first,
+        rss_mib()
+    );
+    running.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
+    let tenants = arg("--kube-tenants", 0);
+    if tenants > 0 {
+        return kube_main(tenants, arg("--rounds", 5));
+    }
     let n = arg("--services", 1000);
     let rounds = arg("--rounds", 5);
     let seed = 0x5EED_0001;
