@@ -105,19 +105,62 @@ pub fn services(n: usize, endpoints_per_service: usize, seed: u64) -> Model {
     let mut objects = Vec::with_capacity(1 + 3 * n);
     objects.push(Object::Listener(Listener::new(LISTENER, 8080)));
     for i in 0..n {
-        let mut rng = Rng::for_service(seed, i);
-        let name = service_name(i);
-        let partner = service_name((i + 1) % n);
-        objects.push(Object::Cluster(cluster(&name, &mut rng)));
-        objects.push(Object::Endpoints(endpoints(
+        objects.extend(service(i, (i + 1) % n, endpoints_per_service, seed));
+    }
+    Model::from_objects(objects)
+}
+
+/// Service `i` of [`services`]: its cluster, endpoints and virtual host, whose split route
+/// also sends traffic to service `partner`.
+fn service(i: usize, partner: usize, endpoints_per_service: usize, seed: u64) -> [Object; 3] {
+    let mut rng = Rng::for_service(seed, i);
+    let name = service_name(i);
+    let partner = service_name(partner);
+    [
+        Object::Cluster(cluster(&name, &mut rng)),
+        Object::Endpoints(endpoints(
             &name,
             i * endpoints_per_service,
             endpoints_per_service,
             &mut rng,
-        )));
-        objects.push(Object::VirtualHost(vhost(i, &name, &partner, &mut rng)));
-    }
-    Model::from_objects(objects)
+        )),
+        Object::VirtualHost(vhost(i, &name, &partner, &mut rng)),
+    ]
+}
+
+/// The changes that add service `n` to a model of `n` services from [`services`] (same
+/// `endpoints_per_service` and `seed`): a new cluster, its endpoints and a virtual host with
+/// routes to it, as when a Kubernetes Service and its Ingress rule appear. The new virtual
+/// host's split route also sends traffic to `svc-0`.
+///
+/// ```
+/// use xdsc_core::compile::Compiled;
+/// use xdsc_core::snapshot::ResourceType;
+/// let m = xdsc_benches::services(3, 2, 7);
+/// let c = Compiled::new(&m).apply(xdsc_benches::service_added(3, 2, 7));
+/// assert_eq!(c.diagnostics(), []);
+/// assert_eq!(c.snapshot().resources(ResourceType::Cluster).len(), 4);
+/// let back = c.apply(xdsc_benches::service_removed(3));
+/// assert_eq!(back.snapshot(), Compiled::new(&m).snapshot());
+/// ```
+pub fn service_added(n: usize, endpoints_per_service: usize, seed: u64) -> Vec<Change> {
+    service(n, 0, endpoints_per_service, seed)
+        .into_iter()
+        .map(|o| Change::Upsert(Arc::new(o)))
+        .collect()
+}
+
+/// The changes that remove what [`service_added`] added: service `n`'s cluster, endpoints
+/// and virtual host.
+pub fn service_removed(n: usize) -> Vec<Change> {
+    [
+        ObjectKey::new(Kind::Cluster, service_name(n)),
+        ObjectKey::new(Kind::Endpoints, service_name(n)),
+        ObjectKey::new(Kind::VirtualHost, vhost_name(n)),
+    ]
+    .into_iter()
+    .map(Change::Delete)
+    .collect()
 }
 
 fn cluster(name: &str, rng: &mut Rng) -> Cluster {

@@ -157,6 +157,7 @@ impl Version {
 
     /// The version of a set of named resource versions, derived exactly as a type version is:
     /// the set of every resource of a type has the type's version. Order does not matter.
+    /// To keep a set's version up to date as members come and go, use [`VersionSet`].
     ///
     /// ```
     /// use xdsc_core::snapshot::Version;
@@ -166,20 +167,92 @@ impl Version {
     /// assert_eq!(Version::of_set(std::iter::empty::<(&str, Version)>()), Version::EMPTY);
     /// ```
     pub fn of_set<'a>(items: impl IntoIterator<Item = (&'a str, Version)>) -> Version {
-        Version(items.into_iter().fold(0u128, |acc, (name, v)| {
-            acc.wrapping_add(Version::member(name, v))
-        }))
+        items.into_iter().collect::<VersionSet>().version()
+    }
+}
+
+/// The version of a set of named resources, updated in constant time as members are added
+/// and removed: the wrapping sum of one hash per member (of its name and version), so the
+/// order of the updates does not matter, and the set of every resource of a type has the
+/// type's version ([`Resources::version`]).
+///
+/// The server uses it for the version of what one client should hold (a named subscription,
+/// or a type with removed resources kept back), updated from the snapshot diff instead of
+/// re-summed over every member.
+///
+/// ```
+/// use xdsc_core::snapshot::{Version, VersionSet};
+/// let (a, b) = (Version::of_bytes(b"a"), Version::of_bytes(b"b"));
+/// let mut set = VersionSet::default();
+/// set.insert("x", a);
+/// set.insert("y", b);
+/// assert_eq!(set.version(), Version::of_set([("y", b), ("x", a)]));
+/// set.remove("x", a);
+/// assert_eq!(set, [("y", b)].into_iter().collect());
+/// set.remove("y", b);
+/// assert_eq!(set.version(), Version::EMPTY);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct VersionSet(u128);
+
+impl VersionSet {
+    /// The empty set, whose version is [`Version::EMPTY`].
+    pub const EMPTY: VersionSet = VersionSet(0);
+
+    /// Adds a member. Adding a name twice (even with the same version) counts it twice:
+    /// replace a member by removing its old version first.
+    pub fn insert(&mut self, name: &str, version: Version) {
+        self.0 = self.0.wrapping_add(member(name, version));
     }
 
-    /// The contribution of one named resource to its type's version. Type versions are the
-    /// wrapping sum of these, so adding, changing or removing one resource updates the type
-    /// version in constant time instead of re-hashing every resource.
-    fn member(name: &str, version: Version) -> u128 {
-        let mut buf = Vec::with_capacity(name.len() + 17);
-        buf.extend_from_slice(name.as_bytes());
-        buf.push(0);
-        buf.extend_from_slice(&version.0.to_le_bytes());
-        xxhash_rust::xxh3::xxh3_128(&buf)
+    /// Removes a member, given the version it was added with.
+    pub fn remove(&mut self, name: &str, version: Version) {
+        self.0 = self.0.wrapping_sub(member(name, version));
+    }
+
+    /// The set's version.
+    pub const fn version(self) -> Version {
+        Version(self.0)
+    }
+}
+
+impl<'a> FromIterator<(&'a str, Version)> for VersionSet {
+    fn from_iter<I: IntoIterator<Item = (&'a str, Version)>>(items: I) -> VersionSet {
+        let mut set = VersionSet::EMPTY;
+        for (name, version) in items {
+            set.insert(name, version);
+        }
+        set
+    }
+}
+
+impl fmt::Debug for VersionSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VersionSet({})", self.version())
+    }
+}
+
+/// Names up to this long are hashed from a buffer on the stack; longer ones are streamed.
+const SHORT_NAME: usize = 256 - 17;
+
+/// The contribution of one named resource to its set's version: XXH3-128 of the name, a zero
+/// byte and the version's 16 little-endian bytes. Runs for every change of every stream, so
+/// it does not allocate.
+fn member(name: &str, version: Version) -> u128 {
+    let version = version.0.to_le_bytes();
+    if name.len() <= SHORT_NAME {
+        let mut buf = [0u8; SHORT_NAME + 17];
+        let n = name.len();
+        buf[..n].copy_from_slice(name.as_bytes());
+        // buf[n] is the zero separator already.
+        buf[n + 1..n + 17].copy_from_slice(&version);
+        xxhash_rust::xxh3::xxh3_128(&buf[..n + 17])
+    } else {
+        let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+        h.update(name.as_bytes());
+        h.update(&[0]);
+        h.update(&version);
+        h.digest128()
     }
 }
 
@@ -308,7 +381,7 @@ impl fmt::Debug for Resource {
 #[derive(Clone, Default)]
 pub struct Resources {
     map: OrdMap<Arc<str>, Arc<Resource>>,
-    sum: u128,
+    set: VersionSet,
 }
 
 impl Resources {
@@ -345,19 +418,15 @@ impl Resources {
     /// The type version: derived from every resource's name and version, independent of the
     /// order they were inserted in. [`Version::EMPTY`] when there are no resources.
     pub fn version(&self) -> Version {
-        Version(self.sum)
+        self.set.version()
     }
 
     /// Inserts or replaces a resource. Returns the previous one under that name.
     pub(crate) fn insert(&mut self, resource: Arc<Resource>) -> Option<Arc<Resource>> {
-        self.sum = self
-            .sum
-            .wrapping_add(Version::member(&resource.name, resource.version));
+        self.set.insert(&resource.name, resource.version);
         let old = self.map.insert(resource.name.clone(), resource);
         if let Some(old) = &old {
-            self.sum = self
-                .sum
-                .wrapping_sub(Version::member(&old.name, old.version));
+            self.set.remove(&old.name, old.version);
         }
         old
     }
@@ -365,15 +434,53 @@ impl Resources {
     /// Removes a resource by name. Returns it if it was there.
     pub(crate) fn remove(&mut self, name: &str) -> Option<Arc<Resource>> {
         let old = self.map.remove(name)?;
-        self.sum = self
-            .sum
-            .wrapping_sub(Version::member(&old.name, old.version));
+        self.set.remove(&old.name, old.version);
         Some(old)
     }
 
-    /// Whether two maps are the same allocation (no change at all).
-    fn ptr_eq(&self, other: &Resources) -> bool {
+    /// Whether two maps are the same allocation (no change at all), in constant time.
+    ///
+    /// ```
+    /// use xdsc_core::snapshot::{Resource, ResourceType, Snapshot};
+    /// let s = Snapshot::default().with(Resource::new(ResourceType::Cluster, "a", vec![], vec![]));
+    /// let t = ResourceType::Cluster;
+    /// assert!(s.resources(t).same(s.clone().resources(t)));
+    /// ```
+    pub fn same(&self, other: &Resources) -> bool {
         self.map.ptr_eq(&other.map)
+    }
+
+    /// What differs from `self` (older) to `newer`, in name order: each name with its
+    /// resource in each (`None` where it is absent). Subtrees the two share are skipped by
+    /// pointer, so two versions of a type a few changes apart compare in
+    /// O(changes × log(resources)).
+    ///
+    /// ```
+    /// use xdsc_core::snapshot::{Resource, ResourceType, Snapshot};
+    /// let t = ResourceType::Cluster;
+    /// let a = Snapshot::default().with(Resource::new(t, "a", vec![1], vec![]));
+    /// let b = a.clone().with(Resource::new(t, "b", vec![2], vec![]));
+    /// let changes: Vec<_> = a.resources(t).changes(b.resources(t)).collect();
+    /// assert_eq!(changes.len(), 1);
+    /// assert_eq!((&**changes[0].0, changes[0].1.is_none()), ("b", true));
+    /// ```
+    pub fn changes<'a>(
+        &'a self,
+        newer: &'a Resources,
+    ) -> impl Iterator<
+        Item = (
+            &'a Arc<str>,
+            Option<&'a Arc<Resource>>,
+            Option<&'a Arc<Resource>>,
+        ),
+    > + 'a {
+        self.map.diff(&newer.map).filter_map(|item| match item {
+            imbl::ordmap::DiffItem::Add(name, r) => Some((name, None, Some(r))),
+            imbl::ordmap::DiffItem::Remove(name, r) => Some((name, Some(r), None)),
+            imbl::ordmap::DiffItem::Update { old, new } => {
+                (old.1.version != new.1.version).then_some((old.0, Some(old.1), Some(new.1)))
+            }
+        })
     }
 }
 
@@ -388,7 +495,7 @@ impl fmt::Debug for Resources {
 
 impl PartialEq for Resources {
     fn eq(&self, other: &Self) -> bool {
-        self.sum == other.sum && (self.ptr_eq(other) || self.map == other.map)
+        self.set == other.set && (self.same(other) || self.map == other.map)
     }
 }
 
@@ -445,7 +552,7 @@ impl Snapshot {
     pub fn version(&self) -> Version {
         let mut buf = [0u8; 16 * 5];
         for (i, t) in self.types.iter().enumerate() {
-            buf[i * 16..(i + 1) * 16].copy_from_slice(&t.sum.to_le_bytes());
+            buf[i * 16..(i + 1) * 16].copy_from_slice(&t.set.0.to_le_bytes());
         }
         Version::of_bytes(&buf)
     }
@@ -478,20 +585,16 @@ impl Snapshot {
         let mut out = SnapshotDiff::default();
         for t in ResourceType::ALL {
             let (old, new) = (self.resources(t), newer.resources(t));
-            if old.sum == new.sum && (old.ptr_eq(new) || old.map.len() == new.map.len()) {
+            if old.set == new.set && (old.same(new) || old.map.len() == new.map.len()) {
                 // Equal type versions: content hashes of every (name, version) pair agree.
                 continue;
             }
             let d = &mut out.types[t.index()];
-            for item in old.map.diff(&new.map) {
-                match item {
-                    imbl::ordmap::DiffItem::Add(name, _) => d.added.push(name.clone()),
-                    imbl::ordmap::DiffItem::Remove(name, _) => d.removed.push(name.clone()),
-                    imbl::ordmap::DiffItem::Update { old, new } => {
-                        if old.1.version != new.1.version {
-                            d.changed.push(old.0.clone());
-                        }
-                    }
+            for (name, before, after) in old.changes(new) {
+                match (before, after) {
+                    (None, _) => d.added.push(name.clone()),
+                    (_, None) => d.removed.push(name.clone()),
+                    _ => d.changed.push(name.clone()),
                 }
             }
         }
@@ -620,6 +723,38 @@ mod tests {
         );
         assert_ne!(old.version(), new.version());
         assert!(new.diff(&new.clone()).is_empty());
+    }
+
+    #[test]
+    fn a_member_hashes_name_zero_and_version_however_long_the_name() {
+        let v = Version::of_bytes(b"content");
+        for len in [0, 1, SHORT_NAME - 1, SHORT_NAME, SHORT_NAME + 1, 4096] {
+            let name = "n".repeat(len);
+            let mut bytes = name.as_bytes().to_vec();
+            bytes.push(0);
+            bytes.extend_from_slice(&v.as_u128().to_le_bytes());
+            assert_eq!(
+                member(&name, v),
+                xxhash_rust::xxh3::xxh3_128(&bytes),
+                "name of {len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn a_version_set_updated_member_by_member_equals_the_type_version() {
+        let mut r = Resources::default();
+        let mut set = VersionSet::EMPTY;
+        for (name, body) in [("a", b"1"), ("b", b"2"), ("c", b"3")] {
+            let res = res(ResourceType::Route, name, body);
+            set.insert(name, res.version());
+            r.insert(res);
+        }
+        assert_eq!(set.version(), r.version());
+        let old = r.remove("b").unwrap();
+        set.remove("b", old.version());
+        assert_eq!(set.version(), r.version());
+        assert_eq!(set, r.iter().map(|x| (x.name(), x.version())).collect());
     }
 
     #[test]

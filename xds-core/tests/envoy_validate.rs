@@ -2,21 +2,20 @@
 //! rendered as a static bootstrap, must pass `envoy --mode validate`.
 //!
 //! The Envoy binary comes from `XDSC_ENVOY` (set by `scripts/test.sh`) or the virtualenv that
-//! `scripts/install-envoy.sh` makes. Without it the tests are skipped locally, and fail when
-//! `CI=true`.
+//! `scripts/install-envoy.sh` makes (`xdsc_test_support::find_envoy`). Without it the tests
+//! are skipped locally, and fail when `CI=true`.
 
 // Tests read fixtures and run Envoy: the I/O bans of xdsc-core are for the library.
 #![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use xdsc_core::compile::Compiled;
 use xdsc_core::model::{Model, Object};
 use xdsc_core::render::{BootstrapOptions, bootstrap_json};
+use xdsc_test_support::find_envoy;
 
 /// How many generated models are validated per run (each costs one Envoy start).
 const GENERATED_MODELS: usize = 24;
@@ -28,65 +27,20 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn envoy() -> Option<PathBuf> {
-    let candidates = std::env::var_os("XDSC_ENVOY")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(
-            std::fs::read_dir(repo_root().join(".venv-envoy/lib"))
-                .ok()
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|python| python.path().join("site-packages/envoy/_bin/envoy")),
-        );
-    for c in candidates {
-        if c.is_file() {
-            return Some(c);
-        }
-    }
-    let msg = "Envoy not found: run `bash scripts/install-envoy.sh` or set XDSC_ENVOY";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg} (CI=true: Envoy tests must run)");
-    }
-    eprintln!("skipping: {msg}");
-    None
-}
-
 /// Runs `envoy --mode validate` on the model's rendered bootstrap; returns Envoy's output on
 /// failure.
 fn validate(envoy: &Path, label: &str, model: &Model) -> Result<(), String> {
-    static N: AtomicUsize = AtomicUsize::new(0);
     let compiled = Compiled::new(model);
     let json = bootstrap_json(compiled.snapshot(), &BootstrapOptions::default())
         .map_err(|e| format!("{label}: render failed: {e}"))?;
-    let dir = std::env::temp_dir().join(format!("xdsc-validate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let file = dir.join(format!("{}.json", N.fetch_add(1, Ordering::Relaxed)));
-    std::fs::write(&file, serde_json::to_vec_pretty(&json).expect("json"))
-        .map_err(|e| e.to_string())?;
-    let out = Command::new(envoy)
-        .args(["--mode", "validate", "--log-level", "error", "-c"])
-        .arg(&file)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", envoy.display()))?;
-    if out.status.success() {
-        let _ = std::fs::remove_file(&file);
-        Ok(())
-    } else {
-        Err(format!(
-            "{label}: envoy rejected {} ({} resources):\n{}{}",
-            file.display(),
-            compiled.snapshot().len(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    let config = serde_json::to_vec_pretty(&json).expect("json");
+    xdsc_test_support::validate(envoy, &config)
+        .map_err(|e| format!("{label} ({} resources): {e}", compiled.snapshot().len()))
 }
 
 #[test]
 fn example_models_are_accepted_by_envoy() {
-    let Some(envoy) = envoy() else { return };
+    let Some(envoy) = find_envoy() else { return };
     let dir = repo_root().join("examples/models");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("examples/models")
@@ -114,7 +68,7 @@ fn example_models_are_accepted_by_envoy() {
 
 #[test]
 fn generated_models_are_accepted_by_envoy() {
-    let Some(envoy) = envoy() else { return };
+    let Some(envoy) = find_envoy() else { return };
     let mut runner = TestRunner::new_with_rng(
         Config::default(),
         TestRng::from_seed(RngAlgorithm::ChaCha, &[42; 32]),

@@ -38,6 +38,7 @@ fn every_rust_file_starts_with_module_docs() {
         "benches",
         "examples",
         "fuzz",
+        "test-support",
     ] {
         rust_files(&root.join(dir), &mut files);
     }

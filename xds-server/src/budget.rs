@@ -1,10 +1,11 @@
 //! The server-wide bound on large responses in flight.
 //!
-//! tonic encodes each whole length-prefixed gRPC message into one buffer, and HTTP/2 holds it
-//! until the client has read it, so a stream in its initial sync holds one encoded copy of
-//! what it is sent (several MiB at 10,000 services). Without a bound, a thousand streams
-//! syncing at once hold a thousand copies. A stream must therefore hold a *sync permit* to
-//! send a response of at least [`SyncLimits::large_response_bytes`]; there are
+//! A stream in its initial sync is sent several MiB at 10,000 services. Responses are written
+//! chunk by chunk from shared bytes (`wire::Frames`), so the memory of a sync in flight is what
+//! HTTP/2 buffers, not a copy of the response; the bound keeps a thousand Envoys connecting at
+//! once from all being fed at the same time, so that the first ones finish early rather than
+//! all finishing late, and bounds what HTTP/2 buffers server-wide. A stream must hold a *sync
+//! permit* to send a response of at least [`SyncLimits::large_response_bytes`]; there are
 //! [`SyncLimits::concurrent`] permits, handed out first come, first served.
 //!
 //! A stream keeps its permit while any of its responses awaits acknowledgement, and needs no

@@ -192,7 +192,7 @@ impl Clients {
                         "types": c.types.iter().map(|t| json!({
                             "type": t.resource_type.short_name(),
                             "wildcard": t.wildcard,
-                            "names": t.names,
+                            "names": t.names.iter().map(|n| &**n).collect::<Vec<&str>>(),
                             "version_sent": t.pending_version,
                             "version_acked": t.acked_version,
                             "last_nack": t.last_nack.as_ref().map(|n| json!({

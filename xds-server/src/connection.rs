@@ -129,12 +129,8 @@ pub(crate) struct Handle {
 
 impl Handle {
     /// The handle of a request.
-    pub(crate) fn of<T>(request: &tonic::Request<T>) -> Handle {
-        request
-            .extensions()
-            .get::<Handle>()
-            .cloned()
-            .unwrap_or_default()
+    pub(crate) fn of(extensions: &tonic::codegen::http::Extensions) -> Handle {
+        extensions.get::<Handle>().cloned().unwrap_or_default()
     }
 
     /// Completes once the server is shutting down.

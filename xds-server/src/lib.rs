@@ -40,6 +40,8 @@ mod admin;
 mod budget;
 mod clients;
 mod connection;
+mod dispatch;
+use dispatch::Dispatch;
 mod metrics;
 pub mod protocol;
 mod publish;
@@ -53,7 +55,6 @@ use std::future::Future;
 
 use envoy_types::pb::envoy::service::cluster::v3::cluster_discovery_service_server::ClusterDiscoveryServiceServer;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
-use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use envoy_types::pb::envoy::service::endpoint::v3::endpoint_discovery_service_server::EndpointDiscoveryServiceServer;
 use envoy_types::pb::envoy::service::listener::v3::listener_discovery_service_server::ListenerDiscoveryServiceServer;
 use envoy_types::pb::envoy::service::route::v3::route_discovery_service_server::RouteDiscoveryServiceServer;
@@ -259,119 +260,6 @@ impl XdsServer {
             lds: svc!(ListenerDiscoveryServiceServer),
             rds: svc!(RouteDiscoveryServiceServer),
             sds: svc!(SecretDiscoveryServiceServer),
-        }
-    }
-}
-
-/// The streaming discovery methods: whether they are delta, and the type a per-type service
-/// serves (`None` for the aggregated one).
-fn streaming_method(path: &str) -> Option<(bool, Option<xdsc_core::snapshot::ResourceType>)> {
-    use xdsc_core::snapshot::ResourceType as T;
-    Some(match path {
-        "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources" => {
-            (false, None)
-        }
-        "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources" => {
-            (true, None)
-        }
-        "/envoy.service.cluster.v3.ClusterDiscoveryService/StreamClusters" => {
-            (false, Some(T::Cluster))
-        }
-        "/envoy.service.cluster.v3.ClusterDiscoveryService/DeltaClusters" => {
-            (true, Some(T::Cluster))
-        }
-        "/envoy.service.endpoint.v3.EndpointDiscoveryService/StreamEndpoints" => {
-            (false, Some(T::Endpoint))
-        }
-        "/envoy.service.endpoint.v3.EndpointDiscoveryService/DeltaEndpoints" => {
-            (true, Some(T::Endpoint))
-        }
-        "/envoy.service.listener.v3.ListenerDiscoveryService/StreamListeners" => {
-            (false, Some(T::Listener))
-        }
-        "/envoy.service.listener.v3.ListenerDiscoveryService/DeltaListeners" => {
-            (true, Some(T::Listener))
-        }
-        "/envoy.service.route.v3.RouteDiscoveryService/StreamRoutes" => (false, Some(T::Route)),
-        "/envoy.service.route.v3.RouteDiscoveryService/DeltaRoutes" => (true, Some(T::Route)),
-        "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets" => (false, Some(T::Secret)),
-        "/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets" => (true, Some(T::Secret)),
-        _ => return None,
-    })
-}
-
-/// Routes gRPC requests to the discovery service their path names (tonic's own router would
-/// bring axum in for six fixed services).
-#[derive(Clone)]
-pub(crate) struct Dispatch {
-    shared: service::Shared,
-    max: usize,
-    ads: AggregatedDiscoveryServiceServer<service::Services>,
-    cds: ClusterDiscoveryServiceServer<service::Services>,
-    eds: EndpointDiscoveryServiceServer<service::Services>,
-    lds: ListenerDiscoveryServiceServer<service::Services>,
-    rds: RouteDiscoveryServiceServer<service::Services>,
-    sds: SecretDiscoveryServiceServer<service::Services>,
-}
-
-type HttpRequest = tonic::codegen::http::Request<tonic::body::Body>;
-type HttpResponse = tonic::codegen::http::Response<tonic::body::Body>;
-
-impl tonic::codegen::Service<HttpRequest> for Dispatch {
-    type Response = HttpResponse;
-    type Error = std::convert::Infallible;
-    type Future = tonic::codegen::BoxFuture<HttpResponse, std::convert::Infallible>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: HttpRequest) -> Self::Future {
-        let path = req.uri().path();
-        if let Some((delta, only)) = streaming_method(path) {
-            let (shared, max) = (self.shared.clone(), self.max);
-            return Box::pin(async move {
-                let response = if delta {
-                    let method = service::XdsMethod::<service::DeltaWire> {
-                        shared,
-                        only,
-                        wire: std::marker::PhantomData,
-                    };
-                    let codec =
-                        wire::ExactCodec::<wire::DeltaOut, DeltaDiscoveryRequest>::default();
-                    let mut grpc = tonic::server::Grpc::new(codec)
-                        .apply_max_message_size_config(Some(max), Some(max));
-                    grpc.streaming(method, req).await
-                } else {
-                    let method = service::XdsMethod::<service::SotwWire> {
-                        shared,
-                        only,
-                        wire: std::marker::PhantomData,
-                    };
-                    let codec = wire::ExactCodec::<wire::SotwOut, DiscoveryRequest>::default();
-                    let mut grpc = tonic::server::Grpc::new(codec)
-                        .apply_max_message_size_config(Some(max), Some(max));
-                    grpc.streaming(method, req).await
-                };
-                Ok(response)
-            });
-        }
-        if path.starts_with("/envoy.service.cluster.v3.") {
-            self.cds.call(req)
-        } else if path.starts_with("/envoy.service.endpoint.v3.") {
-            self.eds.call(req)
-        } else if path.starts_with("/envoy.service.listener.v3.") {
-            self.lds.call(req)
-        } else if path.starts_with("/envoy.service.route.v3.") {
-            self.rds.call(req)
-        } else if path.starts_with("/envoy.service.secret.v3.") {
-            self.sds.call(req)
-        } else {
-            // The aggregated service, or Unimplemented for any other path.
-            self.ads.call(req)
         }
     }
 }

@@ -30,7 +30,12 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use xdsc_core::model::ObjectKey;
-use xdsc_core::snapshot::{Resource, ResourceType, Snapshot, Version};
+use xdsc_core::snapshot::{Resource, ResourceType, Resources, Snapshot, Version, VersionSet};
+
+mod holding;
+
+pub use holding::Names;
+use holding::{Held, Holding};
 
 /// Which protocol variant a stream speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,12 +173,6 @@ pub struct Step {
 }
 
 #[derive(Clone, Debug)]
-struct Held {
-    version: Version,
-    resource: Option<Arc<Resource>>,
-}
-
-#[derive(Clone, Debug)]
 struct Pending {
     nonce: String,
     version_info: String,
@@ -186,8 +185,10 @@ struct Pending {
     /// The snapshot the response was planned at, while the subscription has not changed
     /// since: once it is acknowledged, the type has nothing to send at that snapshot.
     base: Option<Arc<Snapshot>>,
-    /// The version of the set the client holds once it acknowledges.
-    desired: u128,
+    /// The set the client holds once it acknowledges.
+    desired: VersionSet,
+    /// The snapshot the response was planned at.
+    planned: Arc<Snapshot>,
 }
 
 /// Where planning of a type can start from the snapshot diff: with the current subscription
@@ -196,15 +197,15 @@ struct Pending {
 #[derive(Clone, Debug)]
 struct Clean {
     snapshot: Arc<Snapshot>,
-    desired: u128,
+    desired: VersionSet,
 }
 
 /// What a stream knows about one type.
 #[derive(Clone, Debug, Default)]
 struct TypeState {
     wildcard: bool,
-    names: BTreeSet<Arc<str>>,
-    held: BTreeMap<Arc<str>, Held>,
+    names: Names,
+    held: Holding,
     told_absent: BTreeSet<Arc<str>>,
     pending: Option<Pending>,
     rejected: Option<String>,
@@ -234,12 +235,14 @@ impl TypeState {
 /// What a type would send now.
 struct Plan {
     version_info: String,
-    /// `version_info` as a number (the sum of the desired set's members).
-    desired: u128,
+    /// The set whose version `version_info` is.
+    desired: VersionSet,
     resources: Vec<Arc<Resource>>,
     removed: Vec<Arc<str>>,
     full: bool,
     key: String,
+    /// Whether removed clusters are kept back in it.
+    kept: bool,
 }
 
 /// A read-only view of one type of a stream, for the debug endpoint.
@@ -249,8 +252,8 @@ pub struct TypeStatus {
     pub resource_type: ResourceType,
     /// Whether the subscription is a wildcard.
     pub wildcard: bool,
-    /// The names explicitly subscribed.
-    pub names: Vec<String>,
+    /// The names explicitly subscribed (shared with the stream's state, not copied).
+    pub names: Names,
     /// The version of the response awaiting acknowledgement.
     pub pending_version: Option<String>,
     /// The last acknowledged version.
@@ -271,11 +274,6 @@ pub struct Stream {
     types: BTreeMap<ResourceType, TypeState>,
     /// Plan from the snapshot diff where possible (off only to test it against full planning).
     diff_planning: bool,
-}
-
-/// One named resource's contribution to a set's version (see `Version::of_set`).
-fn member(name: &str, version: Version) -> u128 {
-    Version::of_set(std::iter::once((name, version))).as_u128()
 }
 
 /// The key of a delta response's content: never resend what was rejected.
@@ -386,6 +384,39 @@ impl Stream {
         Ok(())
     }
 
+    /// The map the parent type's holding is exactly, if any: the clusters for endpoints (a
+    /// named endpoint subscription listing exactly those shares their keys).
+    fn exact_parent(&self, t: ResourceType) -> Option<Resources> {
+        if t != ResourceType::Endpoint {
+            return None;
+        }
+        self.types
+            .get(&ResourceType::Cluster)
+            .and_then(|st| st.held.exact())
+            .cloned()
+    }
+
+    /// The names of a state-of-the-world request (`*` left out), sharing the clusters' keys
+    /// when an endpoint subscription lists exactly the clusters the client holds.
+    fn names_of(&self, t: ResourceType, requested: &[String]) -> Names {
+        let mut wanted: Vec<&str> = requested
+            .iter()
+            .map(String::as_str)
+            .filter(|n| *n != "*")
+            .collect();
+        if let Some(parent) = self.exact_parent(t)
+            && wanted.len() == parent.len()
+        {
+            if !wanted.is_sorted() {
+                wanted.sort_unstable();
+            }
+            if wanted.iter().copied().eq(parent.names().map(|n| &**n)) {
+                return Names::Keys(parent);
+            }
+        }
+        Names::Own(Arc::new(wanted.into_iter().map(Arc::from).collect()))
+    }
+
     /// A state-of-the-world request.
     pub fn on_request(&mut self, req: Request) -> Result<Step, ProtocolError> {
         let t = self.type_of(&req.type_url)?;
@@ -394,12 +425,8 @@ impl Stream {
         let st = self.types.entry(t).or_default();
         let star = req.resource_names.iter().any(|n| n == "*");
         let wildcard = star || (req.resource_names.is_empty() && (first || st.wildcard));
-        let names: BTreeSet<Arc<str>> = req
-            .resource_names
-            .iter()
-            .filter(|n| *n != "*")
-            .map(|n| Arc::from(n.as_str()))
-            .collect();
+        let names = self.names_of(t, &req.resource_names);
+        let st = self.types.entry(t).or_default();
         if wildcard != st.wildcard || names != st.names {
             st.forget_clean();
         }
@@ -408,7 +435,7 @@ impl Stream {
             // Forget what the client holds of names it no longer wants, so that a later
             // subscription sends them again.
             let before = st.held.len();
-            st.held.retain(|n, _| names.contains(n));
+            st.held.retain(|n| names.contains(n));
             if st.held.len() != before {
                 st.forget_clean();
             }
@@ -419,24 +446,21 @@ impl Stream {
         if req.response_nonce.is_empty() {
             if !req.version_info.is_empty() {
                 // Reconnect: if the client's version is the current content, it holds it.
-                if let Some(desired) = self.desired(t, false)
-                    && Version::of_set(desired.iter().map(|r| (r.name(), r.version()))).to_string()
+                if let Some((desired, _)) = self.desired(t, false)
+                    && desired
+                        .iter()
+                        .map(|r| (r.name(), r.version()))
+                        .collect::<VersionSet>()
+                        .version()
+                        .to_string()
                         == req.version_info
                 {
                     let st = self.types.entry(t).or_default();
                     st.forget_clean();
-                    st.held = desired
-                        .into_iter()
-                        .map(|r| {
-                            (
-                                r.name_arc().clone(),
-                                Held {
-                                    version: r.version(),
-                                    resource: Some(r),
-                                },
-                            )
-                        })
-                        .collect();
+                    st.held = Holding::from_sorted(
+                        desired.iter().map(|r| (r.name_arc().clone(), Held::of(r))),
+                    );
+                    st.held.rebase(self.snapshot.resources(t));
                     st.acked_version = Some(req.version_info.clone());
                 }
             }
@@ -454,6 +478,7 @@ impl Stream {
         let t = self.type_of(&req.type_url)?;
         let first = !self.types.contains_key(&t);
         self.unsettle(t);
+        let parent = self.exact_parent(t);
         let st = self.types.entry(t).or_default();
         if !req.subscribe.is_empty() || !req.unsubscribe.is_empty() {
             st.forget_clean();
@@ -478,21 +503,24 @@ impl Stream {
             } else {
                 let n: Arc<str> = Arc::from(n.as_str());
                 st.told_absent.remove(&n);
-                st.names.insert(n);
+                st.names.own().insert(n);
             }
         }
         for n in &req.unsubscribe {
             if n == "*" {
                 st.wildcard = false;
                 let names = st.names.clone();
-                st.held.retain(|k, _| names.contains(k));
+                st.held.retain(|k| names.contains(k));
             } else {
-                st.names.remove(n.as_str());
+                st.names.own().remove(n.as_str());
                 st.told_absent.remove(n.as_str());
                 if !st.wildcard {
                     st.held.remove(n.as_str());
                 }
             }
+        }
+        if let Some(parent) = &parent {
+            st.names.share(parent);
         }
         self.check_limits()?;
         let mut events = Vec::new();
@@ -551,35 +579,31 @@ impl Stream {
                 if !all {
                     sent.retain(|(name, _)| st.names.contains(name));
                 }
-                let held = |r: Arc<Resource>| Held {
-                    version: r.version(),
-                    resource: Some(r),
-                };
                 if st.held.is_empty() {
-                    // Built in bulk from the sorted names, the map's nodes are full: about half
-                    // the memory of inserting one by one (this is most of a stream's state).
                     let mut fresh = Vec::with_capacity(sent.len());
                     for (name, r) in sent {
                         match r {
-                            Some(r) => fresh.push((name, held(r))),
+                            Some(r) => fresh.push((name, Held::of(&r))),
                             None => {
                                 st.told_absent.insert(name);
                             }
                         }
                     }
-                    st.held = fresh.into_iter().collect();
+                    st.held = Holding::from_sorted(fresh);
                 } else {
                     for (name, r) in sent {
                         match r {
-                            Some(r) => {
-                                st.held.insert(name, held(r));
-                            }
+                            Some(r) => st.held.insert(name, Held::of(&r)),
                             None => {
                                 st.held.remove(&name);
                                 st.told_absent.insert(name);
                             }
                         }
                     }
+                }
+                // Holding exactly a version of the type: hold that version's map itself.
+                if !st.held.rebase(self.snapshot.resources(t)) {
+                    st.held.rebase(pending.planned.resources(t));
                 }
                 st.clean = pending.base.map(|snapshot| Clean {
                     snapshot,
@@ -598,7 +622,9 @@ impl Stream {
     /// The resources of type `t` the client should hold, `None` if it is not subscribed.
     /// With `defer`, clusters the client holds that left the snapshot are kept while its
     /// listeners and routes are not current.
-    fn desired(&self, t: ResourceType, defer: bool) -> Option<Vec<Arc<Resource>>> {
+    ///
+    /// Also says whether any removed cluster is kept back.
+    fn desired(&self, t: ResourceType, defer: bool) -> Option<(Vec<Arc<Resource>>, bool)> {
         let st = self.types.get(&t)?;
         let resources = self.snapshot.resources(t);
         let mut out: Vec<Arc<Resource>> = if st.wildcard || (full_state(t) && st.names.is_empty()) {
@@ -609,17 +635,16 @@ impl Stream {
                 .filter_map(|n| resources.get(n).cloned())
                 .collect()
         };
-        if defer && t == ResourceType::Cluster && self.only.is_none() && !self.routing_current() {
-            for (name, held) in &st.held {
-                if !resources.contains(name)
-                    && let Some(r) = &held.resource
-                {
-                    out.push(r.clone());
-                }
+        let mut kept = false;
+        if self.keeps_removed(t, defer) {
+            let outside = st.held.outside(resources);
+            kept = !outside.is_empty();
+            if kept {
+                out.extend(outside);
+                out.sort_by(|a, b| a.name().cmp(b.name()));
             }
-            out.sort_by(|a, b| a.name().cmp(b.name()));
         }
-        Some(out)
+        Some((out, kept))
     }
 
     /// Whether the client's listeners and routes are acknowledged and current.
@@ -656,14 +681,23 @@ impl Stream {
         {
             return true;
         }
+        // Only the names where the child's holding may differ from the current map can be
+        // missing or stale.
+        let map = self.snapshot.resources(t);
+        if let Some(c) = child {
+            return c.held.suspects(map).into_iter().all(|name| {
+                !parent.held.contains(name)
+                    || map
+                        .get(name)
+                        .is_none_or(|r| c.held.version(name) == Some(r.version()))
+            });
+        }
         parent
             .held
-            .keys()
+            .names()
             .all(|name| match self.snapshot.get(t, name) {
                 None => true,
-                Some(r) => child
-                    .and_then(|c| c.held.get(name))
-                    .is_some_and(|h| h.version == r.version()),
+                Some(r) => child.and_then(|c| c.held.version(name)) == Some(r.version()),
             })
     }
 
@@ -671,23 +705,29 @@ impl Stream {
     ///
     /// From the snapshot diff when the type was clean at an earlier snapshot: then only the
     /// names that changed since are checked against the subscription, so a change of one
-    /// resource costs O(changes), not O(subscribed names). Clusters are always planned in
-    /// full (removed clusters can be kept back, which the diff does not see).
+    /// resource costs O(changes), not O(subscribed names). A response that kept removed
+    /// clusters back is never a base: the next plan is in full, and sends their removal.
     fn plan(&self, t: ResourceType, defer: bool) -> Option<Plan> {
         let st = self.types.get(&t)?;
         if st.settled_at == Some(self.snapshot.resources(t).version()) {
             return None;
         }
         match &st.clean {
-            Some(clean) if self.diff_planning && t != ResourceType::Cluster => {
-                self.plan_from(t, st, clean)
-            }
+            Some(clean) if self.diff_planning => self.plan_from(t, st, clean, defer),
             _ => self.plan_full(t, defer),
         }
     }
 
-    /// [`Stream::plan`] from the names that changed since `clean`.
-    fn plan_from(&self, t: ResourceType, st: &TypeState, clean: &Clean) -> Option<Plan> {
+    /// [`Stream::plan`] from the names that changed since `clean`. A cluster that left the
+    /// snapshot but is kept back (`defer`, while routing is not current) stays in the desired
+    /// set, as in [`Stream::desired`].
+    fn plan_from(
+        &self,
+        t: ResourceType,
+        st: &TypeState,
+        clean: &Clean,
+        defer: bool,
+    ) -> Option<Plan> {
         let (old, new) = (clean.snapshot.resources(t), self.snapshot.resources(t));
         if old.version() == new.version() {
             return None;
@@ -698,30 +738,46 @@ impl Stream {
             d.added.iter().chain(&d.changed).chain(&d.removed).collect();
         names.sort();
         let all = st.wildcard || (full_state(t) && st.names.is_empty());
+        // State of the world sends clusters and listeners complete.
+        let complete = self.variant == Variant::Sotw && full_state(t);
+        let mut keep_removed = None;
         let mut desired = clean.desired;
         let mut resources = Vec::new();
         let mut removed = Vec::new();
+        let mut kept: Vec<Arc<Resource>> = Vec::new();
+        let mut changed = false;
         for n in names {
             if !all && !st.names.contains(n) {
                 continue;
             }
-            if self.variant == Variant::Sotw && full_state(t) {
-                // The complete set goes out again: nothing to save.
-                return self.plan_full(t, false);
-            }
-            if let Some(r) = old.get(n) {
-                desired = desired.wrapping_sub(member(n, r.version()));
-            }
             match new.get(n) {
                 Some(r) => {
-                    desired = desired.wrapping_add(member(n, r.version()));
-                    if st.held.get(n).is_none_or(|h| h.version != r.version()) {
-                        resources.push(r.clone());
+                    if let Some(o) = old.get(n) {
+                        desired.remove(n, o.version());
+                    }
+                    desired.insert(n, r.version());
+                    if st.held.version(n) != Some(r.version()) {
+                        changed = true;
+                        if !complete {
+                            resources.push(r.clone());
+                        }
                     }
                 }
                 None => {
-                    if self.variant == Variant::Delta
-                        && (st.held.contains_key(n)
+                    let held = st.held.resource(n);
+                    if let Some(h) = held
+                        && *keep_removed.get_or_insert_with(|| self.keeps_removed(t, defer))
+                    {
+                        kept.push(h.clone());
+                        continue;
+                    }
+                    if let Some(o) = old.get(n) {
+                        desired.remove(n, o.version());
+                    }
+                    if complete {
+                        changed |= st.held.contains(n);
+                    } else if self.variant == Variant::Delta
+                        && (st.held.contains(n)
                             || (st.names.contains(n) && !st.told_absent.contains(n)))
                     {
                         removed.push(n.clone());
@@ -729,10 +785,26 @@ impl Stream {
                 }
             }
         }
-        if resources.is_empty() && removed.is_empty() {
+        if complete {
+            if !changed {
+                return None;
+            }
+            resources = if all {
+                new.iter().cloned().collect()
+            } else {
+                st.names
+                    .iter()
+                    .filter_map(|n| new.get(n).cloned())
+                    .collect()
+            };
+            if !kept.is_empty() {
+                resources.extend(kept.iter().cloned());
+                resources.sort_by(|a, b| a.name().cmp(b.name()));
+            }
+        } else if resources.is_empty() && removed.is_empty() {
             return None;
         }
-        let version_info = format!("{desired:032x}");
+        let version_info = desired.version().to_string();
         let key = match self.variant {
             Variant::Sotw => version_info.clone(),
             Variant::Delta => delta_key(&version_info, &resources, &removed),
@@ -742,18 +814,32 @@ impl Stream {
             desired,
             resources,
             removed,
-            full: false,
+            full: complete,
             key,
+            kept: !kept.is_empty(),
         })
+    }
+
+    /// Whether clusters the client holds that left the snapshot are kept back now: on an
+    /// aggregated stream, while its listeners and routes are not current.
+    fn keeps_removed(&self, t: ResourceType, defer: bool) -> bool {
+        defer && t == ResourceType::Cluster && self.only.is_none() && !self.routing_current()
     }
 
     /// [`Stream::plan`] from every desired resource.
     fn plan_full(&self, t: ResourceType, defer: bool) -> Option<Plan> {
         let st = self.types.get(&t)?;
-        let desired = self.desired(t, defer)?;
-        let desired_version = Version::of_set(desired.iter().map(|r| (r.name(), r.version())));
-        let version_info = desired_version.to_string();
-        let desired_sum = desired_version.as_u128();
+        // Subscribed to every resource and holding exactly the current map: nothing to send
+        // (and no removed cluster kept back: the client holds none outside the map).
+        if (st.wildcard || (full_state(t) && st.names.is_empty()))
+            && st.names.is_empty()
+            && st.held.is_exactly(self.snapshot.resources(t))
+        {
+            return None;
+        }
+        let (desired, kept) = self.desired(t, defer)?;
+        let desired_set: VersionSet = desired.iter().map(|r| (r.name(), r.version())).collect();
+        let version_info = desired_set.version().to_string();
         match self.variant {
             Variant::Sotw => {
                 // Only clusters and listeners carry the complete state; other types send what
@@ -761,15 +847,11 @@ impl Stream {
                 let full = full_state(t);
                 let changed: Vec<Arc<Resource>> = desired
                     .iter()
-                    .filter(|r| {
-                        st.held
-                            .get(r.name_arc())
-                            .is_none_or(|h| h.version != r.version())
-                    })
+                    .filter(|r| st.held.version(r.name()) != Some(r.version()))
                     .cloned()
                     .collect();
                 let desired_names: BTreeSet<&str> = desired.iter().map(|r| r.name()).collect();
-                let extra = full && st.held.keys().any(|k| !desired_names.contains(&**k));
+                let extra = full && st.held.names().any(|k| !desired_names.contains(&**k));
                 if changed.is_empty() && !extra {
                     return None;
                 }
@@ -777,33 +859,30 @@ impl Stream {
                 Some(Plan {
                     key: version_info.clone(),
                     version_info,
-                    desired: desired_sum,
+                    desired: desired_set,
                     resources,
                     removed: Vec::new(),
                     full,
+                    kept,
                 })
             }
             Variant::Delta => {
                 let desired_names: BTreeSet<&str> = desired.iter().map(|r| r.name()).collect();
                 let resources: Vec<Arc<Resource>> = desired
                     .iter()
-                    .filter(|r| {
-                        st.held
-                            .get(r.name_arc())
-                            .is_none_or(|h| h.version != r.version())
-                    })
+                    .filter(|r| st.held.version(r.name()) != Some(r.version()))
                     .cloned()
                     .collect();
                 let mut removed: BTreeSet<Arc<str>> = st
                     .held
-                    .keys()
+                    .names()
                     .filter(|n| !desired_names.contains(&***n))
                     .cloned()
                     .collect();
                 // Subscribed names that do not exist: say so once.
-                for n in &st.names {
+                for n in st.names.iter() {
                     if !desired_names.contains(&**n)
-                        && !st.held.contains_key(n)
+                        && !st.held.contains(n)
                         && !st.told_absent.contains(n)
                     {
                         removed.insert(n.clone());
@@ -816,10 +895,11 @@ impl Stream {
                 Some(Plan {
                     key: delta_key(&version_info, &resources, &removed),
                     version_info,
-                    desired: desired_sum,
+                    desired: desired_set,
                     resources,
                     removed,
                     full: false,
+                    kept,
                 })
             }
         }
@@ -919,8 +999,9 @@ impl Stream {
             sent,
             full: plan.full,
             key: plan.key,
-            base: (t != ResourceType::Cluster).then(|| self.snapshot.clone()),
+            base: (!plan.kept).then(|| self.snapshot.clone()),
             desired: plan.desired,
+            planned: self.snapshot.clone(),
         });
         Some(Response {
             resource_type: t,
@@ -977,7 +1058,7 @@ impl Stream {
             .map(|(t, st)| TypeStatus {
                 resource_type: *t,
                 wildcard: st.wildcard,
-                names: st.names.iter().map(|n| n.to_string()).collect(),
+                names: st.names.clone(),
                 pending_version: st.pending.as_ref().map(|p| p.version_info.clone()),
                 acked_version: st.acked_version.clone(),
                 last_nack: st.last_nack.clone(),

@@ -141,8 +141,8 @@ fn from_delta(r: DeltaDiscoveryRequest) -> (Option<Node>, protocol::Request) {
 
 /// The wire forms of one protocol variant.
 pub(crate) trait Wire: Send + 'static {
-    type In: Send + 'static;
-    type Out: Send + 'static;
+    type In: prost::Message + Default + Send + 'static;
+    type Out: crate::wire::Pieces;
     const VARIANT: Variant;
     fn decode(m: Self::In) -> (Option<Node>, protocol::Request);
     fn encode(r: &Response) -> Self::Out;
@@ -175,17 +175,14 @@ impl Wire for DeltaWire {
 }
 
 impl Shared {
-    /// Starts a stream task; returns the outbound half for tonic.
-    fn open<W: Wire>(
+    /// Starts a stream task; returns its responses (and the status it ends with, if any).
+    pub(crate) fn open<W: Wire>(
         &self,
         inbound: Streaming<W::In>,
         only: Option<ResourceType>,
         peer: String,
         handle: connection::Handle,
-    ) -> BoxStream<W::Out>
-    where
-        Streaming<W::In>: Send,
-    {
+    ) -> mpsc::Receiver<Result<W::Out, Status>> {
         let (tx, rx) = mpsc::channel::<Result<W::Out, Status>>(OUTBOUND);
         let shared = self.clone();
         tokio::spawn(async move {
@@ -201,7 +198,7 @@ impl Shared {
                 let _ = tx.send(Err(status)).await;
             }
         });
-        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+        rx
     }
 
     async fn drive<W: Wire>(
@@ -393,78 +390,15 @@ impl Shared {
     }
 }
 
-impl Shared {
-    /// A stream through the generated tonic servers, whose message types own their bytes.
-    /// [`crate::XdsServer`] routes streams to [`XdsMethod`] instead; this remains for embedders
-    /// that mount the generated services themselves.
-    fn open_copying<W: Wire>(
-        &self,
-        request: GrpcRequest<Streaming<W::In>>,
-        only: Option<ResourceType>,
-    ) -> BoxStream<<W::Out as Copying>::Owned>
-    where
-        W::Out: Copying,
-        Streaming<W::In>: Send,
-    {
-        let (peer, handle) = (peer(&request), connection::Handle::of(&request));
-        let stream = self.open::<W>(request.into_inner(), only, peer, handle);
-        Box::pin(tokio_stream::StreamExt::map(stream, |m| {
-            m.map(Copying::into_owned)
-        }))
-    }
-}
-
-/// The generated message a zero-copy response converts to (copying its bytes).
-pub(crate) trait Copying: Send + 'static {
-    type Owned: Send + 'static;
-    fn into_owned(self) -> Self::Owned;
-}
-
-impl Copying for crate::wire::SotwOut {
-    type Owned = DiscoveryResponse;
-    fn into_owned(self) -> DiscoveryResponse {
-        self.to_generated()
-    }
-}
-
-impl Copying for crate::wire::DeltaOut {
-    type Owned = DeltaDiscoveryResponse;
-    fn into_owned(self) -> DeltaDiscoveryResponse {
-        self.to_generated()
-    }
-}
-
-/// One streaming discovery method (aggregated or one type, state of the world or delta),
-/// answered with responses encoded from the shared resource bytes.
-pub(crate) struct XdsMethod<W: Wire> {
-    pub(crate) shared: Shared,
-    pub(crate) only: Option<ResourceType>,
-    pub(crate) wire: std::marker::PhantomData<W>,
-}
-
-impl<W: Wire> tonic::server::StreamingService<W::In> for XdsMethod<W>
-where
-    Streaming<W::In>: Send,
-{
-    type Response = W::Out;
-    type ResponseStream = BoxStream<W::Out>;
-    type Future = tonic::codegen::BoxFuture<GrpcResponse<BoxStream<W::Out>>, Status>;
-
-    fn call(&mut self, request: GrpcRequest<Streaming<W::In>>) -> Self::Future {
-        let (peer, handle) = (peer(&request), connection::Handle::of(&request));
-        let stream = self
-            .shared
-            .open::<W>(request.into_inner(), self.only, peer, handle);
-        Box::pin(async move { Ok(GrpcResponse::new(stream)) })
-    }
-}
-
-/// The xDS services of one server; register it with tonic through [`crate::XdsServer`].
+/// The generated tonic servers of one server, for the unary `Fetch*` methods. The streaming
+/// methods never reach them: [`crate::dispatch`] answers those from the shared resource bytes.
 #[derive(Clone)]
 pub(crate) struct Services(pub(crate) Shared);
 
-fn peer<T>(r: &GrpcRequest<T>) -> String {
-    r.remote_addr().map(|a| a.to_string()).unwrap_or_default()
+/// The answer of a streaming method of the generated servers, which [`crate::dispatch`]
+/// intercepts before they are called.
+fn answered_by_dispatch<T>(_: GrpcRequest<T>) -> Status {
+    Status::internal("streaming discovery methods are served by xdsc's dispatch")
 }
 
 #[tonic::async_trait]
@@ -476,18 +410,14 @@ impl AggregatedDiscoveryService for Services {
         &self,
         request: GrpcRequest<Streaming<DiscoveryRequest>>,
     ) -> Result<GrpcResponse<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(GrpcResponse::new(
-            self.0.open_copying::<SotwWire>(request, None),
-        ))
+        Err(answered_by_dispatch(request))
     }
 
     async fn delta_aggregated_resources(
         &self,
         request: GrpcRequest<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<GrpcResponse<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(GrpcResponse::new(
-            self.0.open_copying::<DeltaWire>(request, None),
-        ))
+        Err(answered_by_dispatch(request))
     }
 }
 
@@ -531,18 +461,14 @@ macro_rules! per_type_service {
                 &self,
                 request: GrpcRequest<Streaming<DiscoveryRequest>>,
             ) -> Result<GrpcResponse<Self::$stream>, Status> {
-                Ok(GrpcResponse::new(
-                    self.0.open_copying::<SotwWire>(request, Some($t)),
-                ))
+                Err(answered_by_dispatch(request))
             }
 
             async fn $delta_fn(
                 &self,
                 request: GrpcRequest<Streaming<DeltaDiscoveryRequest>>,
             ) -> Result<GrpcResponse<Self::$delta>, Status> {
-                Ok(GrpcResponse::new(
-                    self.0.open_copying::<DeltaWire>(request, Some($t)),
-                ))
+                Err(answered_by_dispatch(request))
             }
 
             async fn $fetch_fn(

@@ -1,69 +1,197 @@
-//! Discovery responses encoded straight from the snapshot's shared resource bytes.
+//! Discovery responses written straight from the snapshot's shared resource bytes, frame by
+//! frame.
 //!
 //! The generated `DiscoveryResponse` holds each resource as an `Any` with an owned `Vec<u8>`,
-//! so building one copies every resource's bytes per stream. These two messages hold the
-//! shared `Arc<Resource>`s instead and write the same wire format as the generated types when
-//! tonic encodes them into the HTTP/2 frame: the only copy is the one into the socket buffer.
-//! They are encode-only: decoding one skips every field.
+//! so building one copies every resource's bytes per stream, and tonic's encoder then writes
+//! the whole message into one per-stream buffer that it keeps (and reuses) after the message
+//! was sent: after an initial sync at 10,000 services every idle stream held a multi-MiB
+//! buffer. Here a response holds the shared `Arc<Resource>`s, and [`Frames`], the HTTP body of
+//! a streaming method, writes it in chunks of [`CHUNK`] bytes only as HTTP/2 asks for more
+//! (flow control), passing resource bodies of [`SHARE`] bytes or more as the shared bytes
+//! themselves. The only copy is the one into the socket; nothing is kept once a response is
+//! written. The bytes are those the generated messages encode to (checked by decoding them).
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use bytes::{Buf, BufMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::encoding::{
     DecodeContext, WireType, encode_key, encode_varint, encoded_len_varint, key_len,
 };
 use prost::{DecodeError, Message};
+use tokio::sync::mpsc;
+use tonic::Status;
 use xdsc_core::snapshot::Resource;
 
 use crate::protocol::Response;
 
-/// The gRPC codec of the streaming methods: prost, except that each response reserves its
-/// exact size before it is written. tonic encodes a whole message into one buffer; grown by
-/// doubling, that buffer is copied on every growth and left with slack into which the next
-/// small message is written, which keeps the large allocation alive for as long as the stream
-/// is idle afterwards.
-pub(crate) struct ExactCodec<O, I>(std::marker::PhantomData<(O, I)>);
+/// The size of the chunks a response is written in (HTTP/2's default frame size).
+pub(crate) const CHUNK: usize = 16 << 10;
 
-impl<O, I> Default for ExactCodec<O, I> {
-    fn default() -> Self {
-        ExactCodec(std::marker::PhantomData)
+/// Resource bodies at least this large are handed to HTTP/2 as the shared bytes, not copied.
+pub(crate) const SHARE: usize = 4 << 10;
+
+/// Where a response is written: small pieces are copied into the current chunk, large
+/// resource bodies are queued as they are.
+#[derive(Default)]
+pub(crate) struct Out {
+    chunk: BytesMut,
+    ready: VecDeque<Bytes>,
+}
+
+impl Out {
+    fn shared(&mut self, body: &Bytes) {
+        if body.len() >= SHARE {
+            self.flush();
+            self.ready.push_back(body.clone());
+        } else {
+            self.chunk.extend_from_slice(body);
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.chunk.is_empty() {
+            self.ready.push_back(self.chunk.split().freeze());
+        }
+    }
+
+    /// Everything written, in one buffer (for tests and the copying conversions).
+    fn concat(mut self, buf: &mut impl BufMut) {
+        self.flush();
+        for b in self.ready {
+            buf.put_slice(&b);
+        }
     }
 }
 
-/// The encoder of [`ExactCodec`].
-pub(crate) struct ExactEncoder<O>(std::marker::PhantomData<O>);
+/// A discovery response written in pieces: the fields before the resources, one resource at
+/// a time, the fields after. The same pieces make its `prost::Message` encoding.
+pub(crate) trait Pieces: Message + Unpin + Send + 'static {
+    /// How many resources.
+    fn count(&self) -> usize;
+    /// The fields before the resources.
+    fn head(&self, buf: &mut BytesMut);
+    /// Resource `i`.
+    fn resource(&self, i: usize, out: &mut Out);
+    /// The fields after the resources.
+    fn tail(&self, buf: &mut BytesMut);
 
-impl<O: Message> tonic::codec::Encoder for ExactEncoder<O> {
-    type Item = O;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: O,
-        buf: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        buf.reserve(item.encoded_len());
-        item.encode_raw(buf);
-        Ok(())
+    /// The whole message through the pieces.
+    fn write_all(&self, buf: &mut impl BufMut) {
+        let mut out = Out::default();
+        self.head(&mut out.chunk);
+        for i in 0..self.count() {
+            self.resource(i, &mut out);
+        }
+        self.tail(&mut out.chunk);
+        out.concat(buf);
     }
 }
 
-impl<O, I> tonic::codec::Codec for ExactCodec<O, I>
-where
-    O: Message + Send + 'static,
-    I: Message + Default + Send + 'static,
-{
-    type Encode = O;
-    type Decode = I;
-    type Encoder = ExactEncoder<O>;
-    type Decoder = tonic_prost::ProstDecoder<I>;
+/// The HTTP body of a streaming discovery method: the stream task's responses, each as a
+/// length-prefixed gRPC message written chunk by chunk as HTTP/2 polls for more, then the
+/// trailers (`grpc-status`, from the task's error if it ended with one).
+pub(crate) struct Frames<M> {
+    rx: mpsc::Receiver<Result<M, Status>>,
+    /// The response being written and the index of its next resource (`count()`: the tail).
+    current: Option<(M, usize)>,
+    out: Out,
+    max_message_bytes: usize,
+    done: bool,
+}
 
-    fn encoder(&mut self) -> ExactEncoder<O> {
-        ExactEncoder(std::marker::PhantomData)
+impl<M> Frames<M> {
+    pub(crate) fn new(rx: mpsc::Receiver<Result<M, Status>>, max_message_bytes: usize) -> Self {
+        Frames {
+            rx,
+            current: None,
+            out: Out::default(),
+            max_message_bytes,
+            done: false,
+        }
     }
+}
 
-    fn decoder(&mut self) -> tonic_prost::ProstDecoder<I> {
-        tonic_prost::ProstCodec::<O, I>::raw_decoder(tonic::codec::BufferSettings::default())
+fn trailers(status: &Status) -> http_body::Frame<Bytes> {
+    let mut map = tonic::codegen::http::HeaderMap::new();
+    if status.add_header(&mut map).is_err() {
+        let _ = Status::internal("unencodable status").add_header(&mut map);
+    }
+    http_body::Frame::trailers(map)
+}
+
+impl<M: Pieces> http_body::Body for Frames<M> {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+        let Frames {
+            rx,
+            current,
+            out,
+            max_message_bytes,
+            done,
+        } = self.get_mut();
+        loop {
+            if let Some(bytes) = out.ready.pop_front() {
+                return Poll::Ready(Some(Ok(http_body::Frame::data(bytes))));
+            }
+            if let Some((m, next)) = current {
+                while out.chunk.len() < CHUNK && out.ready.is_empty() {
+                    if *next < m.count() {
+                        m.resource(*next, out);
+                        *next += 1;
+                    } else {
+                        m.tail(&mut out.chunk);
+                        *current = None;
+                        break;
+                    }
+                }
+                if current.is_none() {
+                    out.flush();
+                    // Nothing is kept between responses.
+                    out.chunk = BytesMut::new();
+                } else if out.chunk.len() >= CHUNK {
+                    out.flush();
+                }
+                continue;
+            }
+            if *done {
+                return Poll::Ready(None);
+            }
+            match rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(m))) => {
+                    let len = m.encoded_len();
+                    if len > *max_message_bytes || u32::try_from(len).is_err() {
+                        *done = true;
+                        let status = Status::out_of_range(format!(
+                            "a response of {len} bytes is larger than the limit of {max_message_bytes}"
+                        ));
+                        return Poll::Ready(Some(Ok(trailers(&status))));
+                    }
+                    out.chunk.reserve(CHUNK.min(len + 5));
+                    // The gRPC message prefix: not compressed, then the length.
+                    out.chunk.put_u8(0);
+                    out.chunk.put_u32(len as u32);
+                    m.head(&mut out.chunk);
+                    *current = Some((m, 0));
+                }
+                Poll::Ready(Some(Err(status))) => {
+                    *done = true;
+                    return Poll::Ready(Some(Ok(trailers(&status))));
+                }
+                Poll::Ready(None) => {
+                    *done = true;
+                    return Poll::Ready(Some(Ok(trailers(&Status::ok("")))));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -97,14 +225,15 @@ fn any_len(r: &Resource) -> usize {
         }
 }
 
-fn put_any(tag: u32, r: &Resource, buf: &mut impl BufMut) {
+fn put_any(tag: u32, r: &Resource, out: &mut Out) {
+    let buf = &mut out.chunk;
     encode_key(tag, WireType::LengthDelimited, buf);
     encode_varint(any_len(r) as u64, buf);
     put_str(1, r.resource_type().type_url(), buf);
     if !r.body().is_empty() {
         encode_key(2, WireType::LengthDelimited, buf);
         encode_varint(r.body().len() as u64, buf);
-        buf.put_slice(r.body());
+        out.shared(r.body());
     }
 }
 
@@ -129,7 +258,7 @@ impl From<&Response> for SotwOut {
 }
 
 impl SotwOut {
-    /// The generated message, with the bytes copied (for the generated tonic services).
+    /// The generated message, with the bytes copied (for the unary fetches).
     pub(crate) fn to_generated(
         &self,
     ) -> envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse {
@@ -143,14 +272,30 @@ impl SotwOut {
     }
 }
 
-impl Message for SotwOut {
-    fn encode_raw(&self, buf: &mut impl BufMut) {
+impl Pieces for SotwOut {
+    fn count(&self) -> usize {
+        self.resources.len()
+    }
+
+    fn head(&self, buf: &mut BytesMut) {
         put_str(1, &self.version_info, buf);
-        for r in &self.resources {
-            put_any(2, r, buf);
+    }
+
+    fn resource(&self, i: usize, out: &mut Out) {
+        if let Some(r) = self.resources.get(i) {
+            put_any(2, r, out);
         }
+    }
+
+    fn tail(&self, buf: &mut BytesMut) {
         put_str(4, self.type_url, buf);
         put_str(5, &self.nonce, buf);
+    }
+}
+
+impl Message for SotwOut {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        self.write_all(buf);
     }
 
     fn merge_field(
@@ -226,8 +371,9 @@ fn delta_resource_len(r: &Resource) -> usize {
     len_delimited(1, 32) + len_delimited(2, any_len(r)) + str_len(3, r.name())
 }
 
+#[cfg(test)]
 impl DeltaOut {
-    /// The generated message, with the bytes copied (for the generated tonic services).
+    /// The generated message, with the bytes copied (for comparing in tests).
     pub(crate) fn to_generated(
         &self,
     ) -> envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse {
@@ -252,21 +398,39 @@ impl DeltaOut {
     }
 }
 
-impl Message for DeltaOut {
-    fn encode_raw(&self, buf: &mut impl BufMut) {
+impl Pieces for DeltaOut {
+    fn count(&self) -> usize {
+        self.resources.len()
+    }
+
+    fn head(&self, buf: &mut BytesMut) {
         put_str(1, &self.system_version_info, buf);
-        for r in &self.resources {
-            encode_key(2, WireType::LengthDelimited, buf);
-            encode_varint(delta_resource_len(r) as u64, buf);
-            put_str(1, hex(r.version()).as_str(), buf);
-            put_any(2, r, buf);
-            put_str(3, r.name(), buf);
-        }
+    }
+
+    fn resource(&self, i: usize, out: &mut Out) {
+        let Some(r) = self.resources.get(i) else {
+            return;
+        };
+        let buf = &mut out.chunk;
+        encode_key(2, WireType::LengthDelimited, buf);
+        encode_varint(delta_resource_len(r) as u64, buf);
+        put_str(1, hex(r.version()).as_str(), buf);
+        put_any(2, r, out);
+        put_str(3, r.name(), &mut out.chunk);
+    }
+
+    fn tail(&self, buf: &mut BytesMut) {
         put_str(4, self.type_url, buf);
         put_str(5, &self.nonce, buf);
         for n in &self.removed {
             put_str(6, n, buf);
         }
+    }
+}
+
+impl Message for DeltaOut {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        self.write_all(buf);
     }
 
     fn merge_field(
@@ -327,6 +491,83 @@ mod tests {
             ],
             removed: vec![Arc::from("gone")],
         }
+    }
+
+    /// Every frame of a body: the data concatenated, and the trailers.
+    async fn collect<M: Pieces>(
+        mut body: Frames<M>,
+    ) -> (Vec<Bytes>, tonic::codegen::http::HeaderMap) {
+        use http_body_util::BodyExt;
+        let mut data = Vec::new();
+        loop {
+            let frame = body.frame().await.expect("a frame").expect("no error");
+            match frame.into_data() {
+                Ok(d) => data.push(d),
+                Err(frame) => return (data, frame.into_trailers().expect("trailers")),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_are_the_grpc_messages_in_chunks_sharing_large_bodies() {
+        let big = Arc::new(Resource::new(
+            ResourceType::Route,
+            "big",
+            vec![7u8; 3 * CHUNK],
+            vec![],
+        ));
+        let mut many: Vec<Arc<Resource>> = (0..200)
+            .map(|i| {
+                Arc::new(Resource::new(
+                    ResourceType::Cluster,
+                    format!("c{i}"),
+                    vec![b'x'; 300],
+                    vec![],
+                ))
+            })
+            .collect();
+        many.push(big.clone());
+        let first = DeltaOut::from(&Response {
+            resources: many,
+            ..response()
+        });
+        let second = DeltaOut::from(&response());
+        let (tx, rx) = mpsc::channel(2);
+        let (a, b) = (first.clone(), second.clone());
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(a)).await;
+            let _ = tx.send(Ok(b)).await;
+        });
+        let (data, trailers) = collect(Frames::new(rx, usize::MAX)).await;
+        let mut expected = Vec::new();
+        for m in [first.encode_to_vec(), second.encode_to_vec()] {
+            expected.push(0u8);
+            expected.extend_from_slice(&(m.len() as u32).to_be_bytes());
+            expected.extend_from_slice(&m);
+        }
+        assert_eq!(data.concat(), expected);
+        // A chunk ends after the resource that fills it: at most one small body more.
+        assert!(
+            data.iter()
+                .all(|d| d.len() < CHUNK + SHARE + 64 || d.len() == big.body().len())
+        );
+        assert!(
+            data.iter().any(|d| d.as_ptr() == big.body().as_ptr()),
+            "the large body is passed as the shared bytes"
+        );
+        assert_eq!(trailers["grpc-status"], "0");
+    }
+
+    #[tokio::test]
+    async fn a_stream_error_ends_the_body_with_its_status() {
+        let (tx, rx) = mpsc::channel::<Result<SotwOut, Status>>(1);
+        tx.send(Err(Status::resource_exhausted("too many names")))
+            .await
+            .unwrap();
+        let (data, trailers) = collect(Frames::new(rx, usize::MAX)).await;
+        assert!(data.is_empty());
+        assert_eq!(trailers["grpc-status"], "8");
+        assert_eq!(trailers["grpc-message"], "too%20many%20names");
     }
 
     #[test]

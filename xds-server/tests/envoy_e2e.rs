@@ -12,10 +12,8 @@ use serde_json::{Value, json};
 use xdsc_core::compile::Compiled;
 use xdsc_core::model::{Model, Object};
 use xdsc_core::snapshot::{Resource, ResourceType, Snapshot};
-use xdsc_server::testing::{
-    Backend, Envoy, ads_bootstrap, find_envoy, free_port, http_get, wait_for,
-};
 use xdsc_server::{Publisher, XdsServer};
+use xdsc_test_support::{Backend, Envoy, ads_bootstrap, find_envoy, free_port, http_get, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -20,7 +20,7 @@ use xdsc_core::model::{Change, Kind, ListenerProtocol, Model, Object, ObjectKey}
 use xdsc_core::oracle::{self, Action};
 use xdsc_core::render::{BootstrapOptions, bootstrap_json};
 use xdsc_core::strategy;
-use xdsc_server::testing::{Envoy, find_envoy, free_port, wait_for};
+use xdsc_test_support::{Envoy, find_envoy, free_port, wait_for};
 
 /// An HTTP/1.1 answer: status, body, Location.
 type Answer = (u16, String, Option<String>);

@@ -2,16 +2,23 @@
 //! takes until every stream has a snapshot change, and what it costs.
 //!
 //! It starts the server as a child process (`xdsc-load --serve`, so that the server's
-//! resident memory is measured alone) with a generated model of `--services` services, opens
-//! `--streams` ADS streams (state of the world, or `--delta`) that subscribe to everything and
-//! acknowledge every response, waits for the initial sync, then makes `--rounds` changes (one
-//! endpoint, or one route with `--change route`) and reports, per round, the time from the
-//! change until each stream received it (p50, p99, max), the bytes sent, and the server's RSS.
-//! `--sync-permits P` sets how many streams the server lets send large responses at once
-//! (`xdsc_server::SyncLimits`; a value as large as `--streams` means no bound).
+//! resident memory and CPU time are measured alone) with a generated model of `--services`
+//! services, opens `--streams` ADS streams over `--connections` HTTP/2 connections (default
+//! one per 100 streams), state of the world or `--delta`, each played by
+//! `xdsc_server::testing::FakeEnvoy`: subscribing to everything by wildcard, or with
+//! `--named` as real Envoy does (clusters and listeners by wildcard, endpoints and route
+//! configurations by name), and acknowledging every response. It waits for the initial sync,
+//! then makes `--rounds` changes and reports, per round, the time from the change until each
+//! stream received it (p50, p99, max), the bytes sent, and the server's RSS and CPU time.
+//! `--change endpoint` (the default) moves one endpoint; `--change route` swaps a route's
+//! weights; `--change cluster` adds a service (cluster, endpoints, virtual host) in even
+//! rounds and removes it in odd ones, and a stream has it once it has received both clusters
+//! and routes since the change. `--sync-permits P` sets how many streams the server lets send
+//! large responses at once (`xdsc_server::SyncLimits`; a value as large as `--streams` means
+//! no bound). `XDSC_LOAD_WRAP="heaptrack -o FILE"` runs the server under a profiler.
 //!
 //! ```text
-//! cargo run --release -p xdsc-benches --bin xdsc-load -- --services 1000 --streams 100
+//! cargo run --release -p xdsc-benches --bin xdsc-load -- --services 1000 --streams 100 --named
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
@@ -20,14 +27,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
-use prost::Message;
-use tokio::sync::{Notify, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::Notify;
 use xdsc_core::compile::Compiled;
 use xdsc_core::snapshot::ResourceType;
+use xdsc_server::testing::{FakeEnvoy, Subscription};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Endpoint,
+    Route,
+    Cluster,
+}
 
 struct Args {
     services: usize,
@@ -36,7 +46,8 @@ struct Args {
     connections: usize,
     delta: bool,
     rounds: usize,
-    route_change: bool,
+    change: Change,
+    named: bool,
     /// The server's sync permits (`SyncLimits::concurrent`); 0 keeps the default.
     sync_permits: usize,
 }
@@ -54,7 +65,7 @@ fn parse() -> Result<(bool, Args), String> {
     };
     let flag = |name: &str| raw.iter().any(|a| a == name);
     if flag("--help") {
-        return Err("usage: xdsc-load [--services N] [--endpoints-per-service E] [--streams S] [--connections C] [--delta] [--rounds R] [--change endpoint|route] [--sync-permits P]".into());
+        return Err("usage: xdsc-load [--services N] [--endpoints-per-service E] [--streams S] [--connections C] [--delta] [--named] [--rounds R] [--change endpoint|route|cluster] [--sync-permits P]".into());
     }
     let args = Args {
         services: get("--services", 1000)?,
@@ -64,17 +75,27 @@ fn parse() -> Result<(bool, Args), String> {
         delta: flag("--delta"),
         rounds: get("--rounds", 5)?,
         sync_permits: get("--sync-permits", 0)?,
-        route_change: raw
-            .windows(2)
-            .any(|w| w[0] == "--change" && w[1] == "route"),
+        named: flag("--named"),
+        change: match raw.iter().position(|a| a == "--change") {
+            None => Change::Endpoint,
+            Some(i) => match raw.get(i + 1).map(String::as_str) {
+                Some("endpoint") => Change::Endpoint,
+                Some("route") => Change::Route,
+                Some("cluster") => Change::Cluster,
+                _ => return Err("--change takes endpoint, route or cluster".into()),
+            },
+        },
     };
     Ok((flag("--serve"), args))
 }
 
+/// The model's seed.
+const SEED: u64 = 7;
+
 /// The server side: compile, serve on a free port, print it, apply a change per stdin line.
 fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Runtime::new()?;
-    let model = xdsc_benches::services(args.services, args.endpoints, 7);
+    let model = xdsc_benches::services(args.services, args.endpoints, SEED);
     let mut compiled = Compiled::new(&model);
     let publisher = xdsc_server::Publisher::new();
     publisher.publish("default", compiled.snapshot().clone());
@@ -94,12 +115,19 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let i = (round * 7919) % args.services;
-        let change = if args.route_change {
-            xdsc_benches::route_change(compiled.model(), i)
-        } else {
-            xdsc_benches::endpoint_change(compiled.model(), i, round as u64 + 1)
+        let changes = match args.change {
+            Change::Route => vec![xdsc_benches::route_change(compiled.model(), i)],
+            Change::Endpoint => vec![xdsc_benches::endpoint_change(
+                compiled.model(),
+                i,
+                round as u64 + 1,
+            )],
+            Change::Cluster if round % 2 == 0 => {
+                xdsc_benches::service_added(args.services, args.endpoints, SEED)
+            }
+            Change::Cluster => xdsc_benches::service_removed(args.services),
         };
-        compiled = compiled.apply([change]);
+        compiled = compiled.apply(changes);
         publisher.publish("default", compiled.snapshot().clone());
         println!("published {}", compiled.snapshot().version());
         std::io::stdout().flush()?;
@@ -124,82 +152,19 @@ async fn client_stream(
     id: usize,
     channel: tonic::transport::Channel,
     delta: bool,
+    mode: Subscription,
     shared: Arc<Shared>,
 ) -> Result<(), tonic::Status> {
-    let mut client =
-        AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(1 << 30);
-    let node = Node {
-        id: format!("load-{id}"),
-        cluster: "default".into(),
-        ..Default::default()
-    };
-    let order = [
-        ResourceType::Cluster,
-        ResourceType::Endpoint,
-        ResourceType::Listener,
-        ResourceType::Route,
-    ];
-    let record = |t: Option<ResourceType>, bytes: usize| {
-        shared.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-        if let Some(t) = t {
+    let mut envoy = FakeEnvoy::start(channel, &format!("load-{id}"), delta, mode).await?;
+    while let Some(r) = envoy.step().await? {
+        shared
+            .bytes
+            .fetch_add(r.encoded_len() as u64, Ordering::Relaxed);
+        if let Some(t) = r.resource_type() {
             if let Ok(mut last) = shared.last.lock() {
                 last[id][index(t)] = Some(Instant::now());
             }
             shared.notify.notify_waiters();
-        }
-    };
-    if delta {
-        let (tx, rx) = mpsc::channel(16);
-        for t in order {
-            let _ = tx
-                .send(DeltaDiscoveryRequest {
-                    node: Some(node.clone()),
-                    type_url: t.type_url().into(),
-                    ..Default::default()
-                })
-                .await;
-        }
-        let mut inbound = client
-            .delta_aggregated_resources(ReceiverStream::new(rx))
-            .await?
-            .into_inner();
-        while let Some(r) = inbound.message().await? {
-            record(ResourceType::from_type_url(&r.type_url), r.encoded_len());
-            let ack = DeltaDiscoveryRequest {
-                type_url: r.type_url,
-                response_nonce: r.nonce,
-                ..Default::default()
-            };
-            if tx.send(ack).await.is_err() {
-                break;
-            }
-        }
-    } else {
-        let (tx, rx) = mpsc::channel(16);
-        for t in order {
-            let _ = tx
-                .send(DiscoveryRequest {
-                    node: Some(node.clone()),
-                    type_url: t.type_url().into(),
-                    ..Default::default()
-                })
-                .await;
-        }
-        let mut inbound = client
-            .stream_aggregated_resources(ReceiverStream::new(rx))
-            .await?
-            .into_inner();
-        while let Some(r) = inbound.message().await? {
-            record(ResourceType::from_type_url(&r.type_url), r.encoded_len());
-            let ack = DiscoveryRequest {
-                type_url: r.type_url,
-                version_info: r.version_info,
-                response_nonce: r.nonce,
-                ..Default::default()
-            };
-            if tx.send(ack).await.is_err() {
-                break;
-            }
         }
     }
     Ok(())
@@ -230,11 +195,28 @@ fn rss_mib(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Waits until `done` holds for every stream, or the timeout; returns each stream's time.
+/// The server's CPU time so far (user and system), from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = s.rsplit_once(')')?.1.to_owned();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .unwrap_or(0.0);
+    // USER_HZ is 100 on Linux.
+    ticks / 100.0
+}
+
+/// Waits until every stream has received each of `types` since `since`, or the timeout;
+/// returns each stream's time (until the last of the types arrived), sorted.
 async fn until_all(
     shared: &Shared,
     since: Instant,
-    t: ResourceType,
+    types: &[ResourceType],
     timeout: Duration,
 ) -> Vec<Duration> {
     let deadline = Instant::now() + timeout;
@@ -245,7 +227,12 @@ async fn until_all(
             .lock()
             .map(|l| {
                 l.iter()
-                    .map(|s| s[index(t)].filter(|at| *at >= since).map(|at| at - since))
+                    .map(|s| {
+                        types
+                            .iter()
+                            .map(|t| s[index(*t)].filter(|at| *at >= since).map(|at| at - since))
+                            .try_fold(Duration::ZERO, |acc, d| d.map(|d| acc.max(d)))
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -270,21 +257,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return serve(&args);
     }
     let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
+    // `XDSC_LOAD_WRAP="heaptrack -o FILE"` runs the server under a profiler (its RSS and CPU
+    // figures are then the wrapper's).
+    let wrap: Vec<String> = std::env::var("XDSC_LOAD_WRAP")
+        .map(|w| w.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut command = match wrap.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = command
         .args(std::env::args().skip(1))
         .arg("--serve")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
+    let pid = child.id();
     let mut out = BufReader::new(child.stdout.take().ok_or("no child stdout")?);
     let mut stdin = child.stdin.take().ok_or("no child stdin")?;
     let mut line = String::new();
-    out.read_line(&mut line)?;
-    let port: u16 = line
-        .trim()
-        .strip_prefix("listening ")
-        .and_then(|p| p.parse().ok())
-        .ok_or("server did not start")?;
+    // A wrapper may print lines of its own first.
+    let port: u16 = loop {
+        line.clear();
+        if out.read_line(&mut line)? == 0 {
+            return Err("server did not start".into());
+        }
+        if let Some(p) = line.trim().strip_prefix("listening ") {
+            break p.parse()?;
+        }
+    };
+    // The server has compiled and published its snapshot: what streams add is beyond this.
+    let (rss_compiled, cpu_compiled) = (rss_mib(pid), cpu_seconds(pid));
     let rt = tokio::runtime::Runtime::new()?;
     let shared = Arc::new(Shared {
         last: Mutex::new(vec![[None; 5]; args.streams]),
@@ -294,6 +301,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.streams.div_ceil(100).max(1)
     } else {
         args.connections
+    };
+    let mode = if args.named {
+        Subscription::Named
+    } else {
+        Subscription::Wildcard
     };
     let start = Instant::now();
     rt.block_on(async {
@@ -308,7 +320,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for id in 0..args.streams {
             let (ch, shared) = (channels[id % channels.len()].clone(), shared.clone());
             tokio::spawn(async move {
-                if let Err(e) = client_stream(id, ch, args.delta, shared).await
+                if let Err(e) = client_stream(id, ch, args.delta, mode, shared).await
                     && !e.message().contains("error reading a body")
                 {
                     eprintln!("stream {id}: {e}");
@@ -317,15 +329,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
-    let variant = if args.delta { "delta" } else { "sotw" };
+    let variant = match (args.delta, args.named) {
+        (false, false) => "sotw",
+        (true, false) => "delta",
+        (false, true) => "sotw-named",
+        (true, true) => "delta-named",
+    };
     let initial = rt.block_on(until_all(
         &shared,
         start,
-        ResourceType::Route,
-        Duration::from_secs(600),
+        &[ResourceType::Route],
+        Duration::from_secs(900),
     ));
+    // Let the last acknowledgements arrive before measuring what idle streams hold.
+    std::thread::sleep(Duration::from_secs(2));
+    let rss_synced = rss_mib(pid);
     println!(
-        "{variant}: {} services, {} streams over {connections} connections: initial sync of {} streams p50 {:?} p99 {:?} max {:?}; {:.1} MiB sent; server RSS {:.1} MiB",
+        "{variant}: {} services, {} streams over {connections} connections: initial sync of {} streams p50 {:?} p99 {:?} max {:?}; {:.1} MiB sent; server RSS {rss_compiled:.1} MiB compiled, {rss_synced:.1} MiB synced ({:.1} KiB per stream beyond the compiled snapshot)",
         args.services,
         args.streams,
         initial.len(),
@@ -333,15 +353,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         percentile(&initial, 0.99),
         initial.last().copied().unwrap_or_default(),
         shared.bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
-        rss_mib(child.id()),
+        (rss_synced - rss_compiled) * 1024.0 / args.streams.max(1) as f64,
     );
-    let changed = if args.route_change {
-        ResourceType::Route
-    } else {
-        ResourceType::Endpoint
+    let changed: &[ResourceType] = match args.change {
+        Change::Endpoint => &[ResourceType::Endpoint],
+        Change::Route => &[ResourceType::Route],
+        Change::Cluster => &[ResourceType::Cluster, ResourceType::Route],
     };
+    let label = match args.change {
+        Change::Endpoint => "endpoint",
+        Change::Route => "route",
+        Change::Cluster => "cluster",
+    };
+    let cpu_before = cpu_seconds(pid);
     let mut all = Vec::new();
-    for _ in 0..args.rounds {
+    for round in 0..args.rounds {
         std::thread::sleep(Duration::from_millis(200));
         let before = shared.bytes.load(Ordering::Relaxed);
         let t0 = Instant::now();
@@ -349,10 +375,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stdin.flush()?;
         line.clear();
         out.read_line(&mut line)?;
-        let times = rt.block_on(until_all(&shared, t0, changed, Duration::from_secs(120)));
+        let times = rt.block_on(until_all(&shared, t0, changed, Duration::from_secs(300)));
+        let what = match (args.change, round % 2) {
+            (Change::Cluster, 0) => "cluster added",
+            (Change::Cluster, _) => "cluster removed",
+            _ => label,
+        };
         println!(
-            "  change ({}): {} of {} streams have it: p50 {:?} p99 {:?} max {:?}; {:.1} KiB sent",
-            changed.short_name(),
+            "  change ({what}): {} of {} streams have it: p50 {:?} p99 {:?} max {:?}; {:.1} KiB sent",
             times.len(),
             args.streams,
             percentile(&times, 0.5),
@@ -363,14 +393,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         all.extend(times);
     }
     all.sort();
+    let (rss_end, cpu_end) = (rss_mib(pid), cpu_seconds(pid));
     println!(
-        "SUMMARY | {variant} | {} | {} | {:?} | {:?} | {:?} | {:.1} |",
+        "server CPU: {:.2} s to compile, {:.2} s for the initial sync, {:.2} s for the changes; RSS at the end {rss_end:.1} MiB",
+        cpu_compiled,
+        cpu_before - cpu_compiled,
+        cpu_end - cpu_before,
+    );
+    println!(
+        "SUMMARY | {variant} | {label} | {} | {} | sync p50 {:?} max {:?} | change p50 {:?} p99 {:?} max {:?} | RSS compiled {rss_compiled:.1} synced {rss_synced:.1} end {rss_end:.1} MiB |",
         args.services,
         args.streams,
+        percentile(&initial, 0.5),
+        initial.last().copied().unwrap_or_default(),
         percentile(&all, 0.5),
         percentile(&all, 0.99),
         all.last().copied().unwrap_or_default(),
-        rss_mib(child.id()),
     );
     let _ = child.kill();
     let _ = child.wait();

@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use xdsc_server::testing::{Envoy, ads_bootstrap, find_envoy, free_port, wait_for};
+use xdsc_test_support::{Envoy, ads_bootstrap, find_envoy, free_port, wait_for};
 
 use crate::serve_envoy::Served;
 use crate::support::{Dir, bin};
@@ -80,7 +80,7 @@ fn service(name: &str, port: u16, target: u16) -> [Value; 2] {
 /// `xdsc-file serve` on the folder and an Envoy connected to it.
 fn serve(tag: &str, dir: &Dir) -> Option<(Served, Envoy)> {
     let envoy_bin = find_envoy()?;
-    let served = Served::start(&dir.0, &[]);
+    let served = Served::start(dir.path(), &[]);
     let admin = free_port();
     let envoy = Envoy::start(
         &envoy_bin,
@@ -169,10 +169,10 @@ fn tls_passthrough_reaches_the_backend_of_the_sni_name() {
     let Some(openssl) = find_openssl() else {
         return;
     };
-    let dir = Dir::new("gw-tls", &[]);
-    let certs = Dir::new("gw-tls-certs", &[]);
-    let (_a, a_port) = tls_backend(openssl, &certs.0, "a.example.com");
-    let (_b, b_port) = tls_backend(openssl, &certs.0, "b.example.com");
+    let dir = Dir::with_files("gw-tls", &[]);
+    let certs = Dir::with_files("gw-tls-certs", &[]);
+    let (_a, a_port) = tls_backend(openssl, certs.path(), "a.example.com");
+    let (_b, b_port) = tls_backend(openssl, certs.path(), "b.example.com");
     let listen = free_port();
     let route = |name: &str, host: &str| {
         json!({"apiVersion": GW, "kind": "TLSRoute", "metadata": {"name": name, "namespace": "default"},
@@ -239,7 +239,7 @@ fn echo_through(port: u16, text: &str) -> Option<String> {
 
 #[test]
 fn a_tcp_route_carries_an_echo() {
-    let dir = Dir::new("gw-tcp", &[]);
+    let dir = Dir::with_files("gw-tcp", &[]);
     let backend = echo_backend();
     let listen = free_port();
     let mut m = vec![
@@ -369,7 +369,7 @@ mod grpc {
 
 #[test]
 fn a_grpc_call_goes_through_a_grpc_route() {
-    let dir = Dir::new("gw-grpc", &[]);
+    let dir = Dir::with_files("gw-grpc", &[]);
     let (one, two) = (grpc::start("one"), grpc::start("two"));
     let listen = free_port();
     let service_name = "envoy.service.ratelimit.v3.RateLimitService";
@@ -406,7 +406,7 @@ fn a_grpc_call_goes_through_a_grpc_route() {
 
 #[test]
 fn check_reports_bad_inputs_with_their_spec_reasons_and_the_rest_serves() {
-    let dir = Dir::new("gw-bad", &[]);
+    let dir = Dir::with_files("gw-bad", &[]);
     let backend = echo_backend();
     let listen = free_port();
     let mut m = vec![
@@ -431,7 +431,7 @@ fn check_reports_bad_inputs_with_their_spec_reasons_and_the_rest_serves() {
     write_manifests(&dir, "gateway.yaml", &m);
     let out = bin()
         .args(["check", "--output", "json"])
-        .arg(&dir.0)
+        .arg(dir.path())
         .output()
         .expect("xdsc-file check runs");
     let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");

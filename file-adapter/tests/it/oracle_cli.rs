@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{Dir, bin};
+use crate::support::{Dir, bin, path};
 
 fn data(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -89,15 +89,21 @@ fn explain_answers_404_for_an_unknown_host_and_exits_0() {
 
 #[test]
 fn explain_refuses_a_configuration_with_errors() {
-    let dir = Dir::new(
+    let dir = Dir::with_files(
         "oracle",
         &[(
             "m.yaml",
             "kind: Listener\nname: http\nport: 8080\n---\nkind: Cluster\nname: web\nlbb: x\n",
         )],
     );
-    let (code, stdout, stderr) =
-        run(&["explain", &dir.path("m.yaml"), "--host", "a", "--path", "/"]);
+    let (code, stdout, stderr) = run(&[
+        "explain",
+        &path(&dir, "m.yaml"),
+        "--host",
+        "a",
+        "--path",
+        "/",
+    ]);
     assert_eq!(code, 1);
     assert_eq!(stdout, "");
     assert!(stderr.contains("m.yaml:7:1: Cluster/web"), "{stderr}");
@@ -105,14 +111,14 @@ fn explain_refuses_a_configuration_with_errors() {
 
 #[test]
 fn explain_asks_for_a_listener_among_several() {
-    let dir = Dir::new(
+    let dir = Dir::with_files(
         "oracle",
         &[(
             "m.yaml",
             "- {kind: Listener, name: public, port: 8080}\n- {kind: Listener, name: internal, port: 9090}\n",
         )],
     );
-    let m = dir.path("m.yaml");
+    let m = path(&dir, "m.yaml");
     let (code, _, stderr) = run(&["explain", &m, "--host", "a", "--path", "/"]);
     assert_eq!(code, 2);
     assert!(
@@ -147,7 +153,7 @@ fn test_passes_the_committed_cases() {
 
 #[test]
 fn test_reports_a_failing_case_and_exits_1() {
-    let dir = Dir::new(
+    let dir = Dir::with_files(
         "oracle",
         &[(
             "cases.yaml",
@@ -159,7 +165,7 @@ fn test_reports_a_failing_case_and_exits_1() {
         "test",
         &data("model.yaml"),
         "--cases",
-        &dir.path("cases.yaml"),
+        &path(&dir, "cases.yaml"),
     ]);
     assert_eq!(code, 1);
     assert_eq!(
@@ -173,14 +179,14 @@ FAIL api: expected route "api", got "web"; expected cluster "api", got clusters 
 
 #[test]
 fn test_names_the_line_of_an_invalid_case() {
-    let dir = Dir::new(
+    let dir = Dir::with_files(
         "oracle",
         &[(
             "cases.yaml",
             "- name: fine\n  host: a\n  path: /\n  expect: {status: 404}\n- name: typo\n  host: a\n  path: /\n  expect: {stauts: 404}\n",
         )],
     );
-    let cases = dir.path("cases.yaml");
+    let cases = path(&dir, "cases.yaml");
     let (code, stdout, stderr) = run(&["test", &data("model.yaml"), "--cases", &cases]);
     assert_eq!(code, 1);
     assert_eq!(stdout, "");

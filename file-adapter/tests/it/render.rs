@@ -2,9 +2,8 @@
 //! byte-identical output, and the real Envoy's `--mode validate` accepts it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use xdsc_server::testing::find_envoy;
+use xdsc_test_support::{find_envoy, validate};
 
 use crate::support::bin;
 
@@ -51,25 +50,9 @@ fn check_folder(dir: &Path) {
     assert!(a.contains("static_resources"));
 
     let Some(envoy) = find_envoy() else { return };
-    let tmp = std::env::temp_dir().join(format!(
-        "xdsc-file-render-{}-{}.json",
-        std::process::id(),
-        dir.file_name().and_then(|n| n.to_str()).unwrap_or("x")
-    ));
-    std::fs::write(&tmp, &a).expect("write");
-    let v = Command::new(envoy)
-        .args(["--mode", "validate", "-c"])
-        .arg(&tmp)
-        .output()
-        .expect("envoy runs");
-    let _ = std::fs::remove_file(&tmp);
-    assert!(
-        v.status.success(),
-        "envoy rejects the bootstrap of {}:\n{}{}",
-        dir.display(),
-        String::from_utf8_lossy(&v.stdout),
-        String::from_utf8_lossy(&v.stderr)
-    );
+    if let Err(e) = validate(&envoy, a.as_bytes()) {
+        panic!("the bootstrap of {}: {e}", dir.display());
+    }
 }
 
 #[test]

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{Dir, bin};
-use xdsc_server::testing::{
-    Backend, Envoy, ads_bootstrap, find_envoy, free_port, http_get, wait_for,
-};
+use xdsc_test_support::{Backend, Envoy, ads_bootstrap, find_envoy, free_port, http_get, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -28,6 +26,7 @@ pub(crate) struct Served {
 impl Served {
     pub(crate) fn start(dir: &Path, extra: &[String]) -> Served {
         let (xds_port, admin_port) = (free_port(), free_port());
+        // Beside the folder, not in it (so the watcher does not see it); `Dir` removes it.
         let log = dir.with_extension("log");
         let child = bin()
             .arg("serve")
@@ -119,12 +118,12 @@ fn story(
     let Some(envoy_bin) = find_envoy() else {
         return;
     };
-    let folder = Dir::new(tag, &[]);
+    let folder = Dir::with_files(tag, &[]);
     for (name, text) in files {
         folder.write(name, text);
     }
     folder.write("site.yaml", &site(1));
-    let served = Served::start(&folder.0, extra);
+    let served = Served::start(folder.path(), extra);
     let envoy_admin = free_port();
     let envoy = Envoy::start(
         &envoy_bin,
@@ -261,7 +260,7 @@ fn quickstart_as_written() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart");
     let (blue, green) = (Backend::start("blue"), Backend::start("green"));
     let listen = free_port();
-    let folder = Dir::new("quickstart", &[]);
+    let folder = Dir::with_files("quickstart", &[]);
     for name in ["listener.yaml", "site.yaml", "upstreams.yaml"] {
         let text =
             std::fs::read_to_string(root.join("config").join(name)).expect("quickstart config");
@@ -271,7 +270,7 @@ fn quickstart_as_written() {
             .replace("port: 8082", &format!("port: {}", green.addr.port()));
         folder.write(name, &text);
     }
-    let served = Served::start(&folder.0, &[]);
+    let served = Served::start(folder.path(), &[]);
     let envoy_text = std::fs::read_to_string(root.join("envoy.yaml")).expect("envoy.yaml");
     let envoy_admin = free_port();
     let envoy_text = envoy_text
@@ -286,7 +285,7 @@ fn quickstart_as_written() {
     let envoy = Envoy::start(&envoy_bin, &bootstrap, envoy_admin);
     let until = |want: &str| until_body(listen, "hello.local", want, &served, &envoy);
     until("blue");
-    let site = std::fs::read_to_string(folder.0.join("site.yaml")).expect("site");
+    let site = std::fs::read_to_string(folder.join("site.yaml")).expect("site");
     assert!(
         site.contains("cluster: blue}"),
         "the README's edit applies to this file"
@@ -305,9 +304,9 @@ fn sigterm_with_envoy_connected_exits_0_within_the_grace_period() {
     let Some(envoy_bin) = find_envoy() else {
         return;
     };
-    let folder = Dir::new("sigterm-envoy", &[("c.yaml", "kind: Cluster\nname: web\n")]);
+    let folder = Dir::with_files("sigterm-envoy", &[("c.yaml", "kind: Cluster\nname: web\n")]);
     let grace = Duration::from_secs(3);
-    let mut served = Served::start(&folder.0, &["--shutdown-grace".into(), "3s".into()]);
+    let mut served = Served::start(folder.path(), &["--shutdown-grace".into(), "3s".into()]);
     let envoy_admin = free_port();
     let envoy = Envoy::start_with(
         &envoy_bin,

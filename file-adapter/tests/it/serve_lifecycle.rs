@@ -5,17 +5,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::bin;
-use xdsc_server::testing::{free_port, http_get, wait_for};
+use xdsc_test_support::{TempDir, free_port, http_get, wait_for};
 
-fn temp_config() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "xdsc-file-life-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).expect("dir");
-    std::fs::write(dir.join("c.yaml"), "kind: Cluster\nname: web\n").expect("write");
-    dir
+fn temp_config() -> TempDir {
+    TempDir::with_files("file-life", &[("c.yaml", "kind: Cluster\nname: web\n")])
 }
 
 /// Waits until `/readyz` on `admin` answers 200.
@@ -34,7 +27,7 @@ fn sigterm_stops_it_cleanly() {
     let (xds, admin) = (free_port(), free_port());
     let mut child = bin()
         .arg("serve")
-        .arg(&dir)
+        .arg(dir.path())
         .args([
             "--xds-addr",
             &format!("127.0.0.1:{xds}"),
@@ -67,7 +60,6 @@ fn sigterm_stops_it_cleanly() {
     std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut log).expect("log");
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("shutting down"), "{log}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -77,7 +69,7 @@ fn a_taken_address_is_exit_3_with_the_address() {
     let addr = taken.local_addr().expect("addr");
     let out = bin()
         .arg("serve")
-        .arg(&dir)
+        .arg(dir.path())
         .args([
             "--xds-addr",
             &addr.to_string(),
@@ -92,7 +84,6 @@ fn a_taken_address_is_exit_3_with_the_address() {
         stderr.contains(&format!("cannot listen on {addr}")),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -2,28 +2,14 @@
 
 use std::sync::Arc;
 
-use xdsc_core::compile::Compiled;
-use xdsc_core::model::{Model, Object};
 use xdsc_core::snapshot::{ResourceType as T, Snapshot};
 
 use super::*;
 
-/// A snapshot: listener `http` routing everything to `route_to`, the given clusters, and one
-/// endpoint per cluster at `10.0.0.<port_seed>`.
-fn snap(route_to: &str, clusters: &[&str], port_seed: u16) -> Arc<Snapshot> {
-    let mut docs = vec![
-        serde_json::json!({"kind":"Listener","name":"http","port":8080}),
-        serde_json::json!({"kind":"VirtualHost","name":"v","listeners":["http"],"domains":["*"],
-            "routes":[{"name":"r","forward":{"backends":[{"cluster":route_to}]}}]}),
-    ];
-    for c in clusters {
-        docs.push(serde_json::json!({"kind":"Cluster","name":c}));
-        docs.push(serde_json::json!({"kind":"Endpoints","name":c,"localities":[{"endpoints":[{"address":"10.0.0.1","port":port_seed}]}]}));
-    }
-    let objects: Vec<Object> = serde_json::from_value(serde_json::Value::Array(docs)).unwrap();
-    let c = Compiled::new(&Model::from_objects(objects));
-    assert!(c.diagnostics().is_empty(), "{:?}", c.diagnostics());
-    Arc::new(c.snapshot().clone())
+/// The shipped fixture (`crate::testing::snapshot`): listener `http` routing everything to
+/// `route_to`, the given clusters, and one endpoint per cluster at `10.0.0.1:port`.
+fn snap(route_to: &str, clusters: &[&str], port: u16) -> Arc<Snapshot> {
+    Arc::new(crate::testing::snapshot(route_to, clusters, port))
 }
 
 fn ads(variant: Variant, s: &Arc<Snapshot>) -> Stream {
@@ -520,8 +506,10 @@ fn too_many_names_is_refused() {
 }
 
 /// Planning from the snapshot diff against planning from the full set: over random
-/// snapshots, subscriptions, acknowledgements and rejections, two streams fed the same events
-/// (one of them planning every type in full) send exactly the same responses.
+/// snapshots (and single resources added, changed or removed: new and removed clusters,
+/// kept back while routing is not current), subscriptions, acknowledgements and rejections,
+/// two streams fed the same events (one of them planning every type in full) send exactly
+/// the same responses.
 mod diff_planning {
     use std::collections::BTreeMap;
 
@@ -550,6 +538,9 @@ mod diff_planning {
     #[derive(Clone, Debug)]
     enum Op {
         Publish(Spec),
+        /// Publish the last snapshot with one resource added, changed or removed (a new or
+        /// removed cluster when it is one of the first four).
+        Toggle(usize, Option<u8>),
         Ack(usize),
         Nack(usize),
         /// State of the world: subscribe to these names (none: wildcard). Delta: subscribe to
@@ -560,6 +551,7 @@ mod diff_planning {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             3 => proptest::collection::vec(proptest::option::of(0u8..3), 20).prop_map(Op::Publish),
+            3 => (0usize..20, proptest::option::of(0u8..3)).prop_map(|(i, c)| Op::Toggle(i, c)),
             4 => (0usize..5).prop_map(Op::Ack),
             1 => (0usize..5).prop_map(Op::Nack),
             2 => (0usize..5, 0u8..16, any::<bool>()).prop_map(|(t, m, b)| Op::Names(t, m, b)),
@@ -609,9 +601,17 @@ mod diff_planning {
             };
             record(step(Some(r), None)?, &mut last);
         }
+        let mut spec: Spec = vec![None; 20];
         for op in ops {
             let (req, snapshot) = match op {
-                Op::Publish(spec) => (None, Some(build(&spec))),
+                Op::Publish(next) => {
+                    spec = next;
+                    (None, Some(build(&spec)))
+                }
+                Op::Toggle(i, content) => {
+                    spec[i] = content;
+                    (None, Some(build(&spec)))
+                }
                 Op::Ack(t) | Op::Nack(t) => {
                     let t = T::ALL[t];
                     let Some(r) = last.remove(&t) else { continue };
@@ -657,7 +657,7 @@ mod diff_planning {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
+        #![proptest_config(ProptestConfig::with_cases(512))]
 
         #[test]
         fn sotw_diff_planning_sends_what_full_planning_sends(

@@ -521,7 +521,7 @@ async fn a_slow_admin_client_is_disconnected_and_does_not_block_the_others() {
     };
     // Meanwhile another client is answered.
     let other = tokio::task::spawn_blocking(move || {
-        xdsc_server::testing::http_get(port, "localhost", "/healthz")
+        xdsc_test_support::http_get(port, "localhost", "/healthz")
     });
     let _ = tokio::time::timeout(STEP, dribble).await;
     let closed_after = start.elapsed();
@@ -547,7 +547,7 @@ async fn a_slow_admin_client_is_disconnected_and_does_not_block_the_others() {
         assert!(closed_by_server(s, STEP).await, "idle: header timeout");
     }
     let again = tokio::task::spawn_blocking(move || {
-        xdsc_server::testing::http_get(port, "localhost", "/healthz")
+        xdsc_test_support::http_get(port, "localhost", "/healthz")
     });
     assert_eq!(again.await.expect("task").map(|r| r.0), Some(200));
 }

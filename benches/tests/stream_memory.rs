@@ -1,0 +1,149 @@
+//! A regression test of per-stream memory, counted, not timed: after 200 ADS streams (100
+//! state of the world, 100 delta, subscribing to everything) have synced a 1,000-service
+//! snapshot, the bytes the server allocated and still holds have grown by less than
+//! 200 x 64 KiB (a counting global allocator, as `benches/alloc.rs` uses).
+//!
+//! The clients run in a child process (this test binary again, told so by an environment
+//! variable), so that the count is the server's alone.
+
+use std::alloc::System;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+use xdsc_core::compile::Compiled;
+use xdsc_server::testing::{FakeEnvoy, Subscription, TestServer};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const SERVICES: usize = 1000;
+const STREAMS: usize = 200;
+/// The aim per idle stream (issue 13): wildcard, state of the world and delta alike.
+const PER_STREAM: isize = 64 << 10;
+const CLIENT_PORT: &str = "XDSC_STREAM_MEMORY_PORT";
+/// What the clients print once synced (the test harness may print its own text before it, on
+/// the same line).
+const SYNCED: &str = "ALL-STREAMS-SYNCED";
+
+/// Bytes allocated and not yet freed, process-wide (`stats_alloc` counts a reallocation's
+/// growth in `bytes_allocated` and its shrinking in `bytes_deallocated`).
+fn held() -> isize {
+    let s = GLOBAL.stats();
+    s.bytes_allocated as isize - s.bytes_deallocated as isize
+}
+
+/// The child: 200 streams over 2 connections; says `synced` once every stream has its route
+/// configuration and the last acknowledgements had time to arrive, then waits for its
+/// standard input to close.
+fn clients(port: u16) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut channels = Vec::new();
+        for _ in 0..2 {
+            channels.push(
+                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+                    .expect("address")
+                    .connect()
+                    .await
+                    .expect("connect"),
+            );
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel(STREAMS);
+        for i in 0..STREAMS {
+            let (channel, tx) = (channels[i % 2].clone(), tx.clone());
+            tokio::spawn(async move {
+                let delta = i % 2 == 1;
+                let synced = async {
+                    let mut envoy = FakeEnvoy::start(
+                        channel,
+                        &format!("mem-{i}"),
+                        delta,
+                        Subscription::Wildcard,
+                    )
+                    .await?;
+                    envoy.until_synced().await?;
+                    Ok::<_, tonic::Status>(envoy)
+                }
+                .await;
+                let _ = tx
+                    .send(synced.as_ref().map(|_| ()).map_err(|e| e.to_string()))
+                    .await;
+                // Keep acknowledging whatever else arrives.
+                if let Ok(mut envoy) = synced {
+                    while let Ok(Some(_)) = envoy.step().await {}
+                }
+            });
+        }
+        drop(tx);
+        for _ in 0..STREAMS {
+            match rx.recv().await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => panic!("a stream failed: {e}"),
+                None => panic!("a stream task ended"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        println!("{SYNCED}");
+        let _ = std::io::stdout().flush();
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        })
+        .await
+        .expect("stdin");
+    });
+}
+
+#[test]
+fn idle_synced_streams_hold_little_server_memory() {
+    if let Ok(port) = std::env::var(CLIENT_PORT) {
+        clients(port.parse().expect("a port"));
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let snapshot = Compiled::new(&xdsc_benches::services(SERVICES, 10, 7))
+        .snapshot()
+        .clone();
+    let server = rt.block_on(TestServer::start(snapshot, |x| x));
+    let before = held();
+    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "idle_synced_streams_hold_little_server_memory",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(CLIENT_PORT, server.port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the clients");
+    let mut out = BufReader::new(child.stdout.take().expect("child stdout"));
+    let mut line = String::new();
+    while !line.trim_end().ends_with(SYNCED) {
+        line.clear();
+        let n = out.read_line(&mut line).expect("read the child");
+        assert!(n > 0, "the clients ended before they synced");
+    }
+    let grown = held() - before;
+    drop(child.stdin.take());
+    let _ = child.wait();
+    drop(server);
+    println!(
+        "{STREAMS} synced streams of {SERVICES} services: server memory grew by {} KiB, {} KiB per stream",
+        grown >> 10,
+        (grown / STREAMS as isize) >> 10
+    );
+    assert!(
+        grown < STREAMS as isize * PER_STREAM,
+        "{STREAMS} idle streams hold {grown} bytes, more than {} KiB each",
+        PER_STREAM >> 10
+    );
+}
