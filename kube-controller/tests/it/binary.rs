@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use xdsc_kube_testserver::TestServer;
-use xdsc_server::testing::{free_port, http_get};
+use xdsc_test_support::{TempDir, free_port, http_get};
 
 use crate::support::*;
 
@@ -52,9 +52,8 @@ fn exit_codes_as_xdsc_file() {
         .output()
         .unwrap();
     assert_eq!(bad_lease.status.code(), Some(2));
-    let dir = std::env::temp_dir().join(format!("xdsc-kube-it-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let missing = dir.join("missing.kubeconfig");
+    let dir = TempDir::new("xdsc-kube-exit");
+    let missing = dir.path().join("missing.kubeconfig");
     let out = bin().arg("--kubeconfig").arg(&missing).output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -77,9 +76,8 @@ async fn the_binary_serves_and_stops_cleanly() {
     ] {
         server.put(o).unwrap();
     }
-    let dir = std::env::temp_dir().join(format!("xdsc-kube-bin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
+    let dir = TempDir::new("xdsc-kube-bin");
+    let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, server.kubeconfig(Some("bin"))).unwrap();
     let (xds, admin) = (free_port(), free_port());
     let mut child = bin()
@@ -131,5 +129,4 @@ async fn the_binary_serves_and_stops_cleanly() {
         "{body}"
     );
     assert_eq!(status.code(), Some(0));
-    let _ = std::fs::remove_dir_all(&dir);
 }

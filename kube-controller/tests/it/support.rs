@@ -10,7 +10,7 @@ use xdsc_core::snapshot::{ResourceType, Snapshot};
 use xdsc_kube_controller::{Config, lease::LeaseConfig};
 use xdsc_kube_testserver::TestServer;
 use xdsc_server::Publisher;
-use xdsc_server::testing::{free_port, http_get};
+use xdsc_test_support::{free_port, http_get};
 
 /// How long a test waits for something that should happen in well under a second.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
