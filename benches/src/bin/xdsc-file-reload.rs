@@ -18,7 +18,6 @@
 //! cargo run --release -p xdsc-benches --bin xdsc-file-reload -- --kube-tenants 200 --rounds 9
 //! ```
 
-use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +25,7 @@ use xdsc_core::compile::Compiled;
 use xdsc_core::model::{Change, Kind, Object};
 use xdsc_file::load::{self, LoadOptions};
 use xdsc_file::source::{FileSource, Report, Sink, SourceOptions};
+use xdsc_test_support::TempDir;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -34,12 +34,6 @@ fn arg(name: &str, default: usize) -> usize {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn write_atomic(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp~");
-    std::fs::write(&tmp, text).expect("write");
-    std::fs::rename(&tmp, path).expect("rename");
 }
 
 /// The JSON file of service `i`: its cluster, endpoints and virtual host.
@@ -74,17 +68,19 @@ fn rss_mib() -> f64 {
         .map_or(0.0, |pages| pages * 4096.0 / (1 << 20) as f64)
 }
 
-/// Writes the multi-tenant Kubernetes folder; returns the file of tenant `t`'s slices.
-fn write_tenants(dir: &Path, tenants: usize) -> impl Fn(usize) -> PathBuf + use<> {
+/// The file of tenant `t`'s slices, in the multi-tenant Kubernetes folder.
+fn endpoints_file(t: usize) -> String {
+    format!("t{t:03}/endpoints.json")
+}
+
+/// Writes the multi-tenant Kubernetes folder.
+fn write_tenants(dir: &TempDir, tenants: usize) {
     use xdsc_kube::strategy;
-    let folder = |t: usize| dir.join(format!("t{t:03}"));
-    std::fs::create_dir_all(dir).expect("folder");
-    write_atomic(
-        &dir.join("class.json"),
+    dir.write(
+        "class.json",
         &serde_json::to_string_pretty(&strategy::ingress_class_manifest()).expect("json"),
     );
     for t in 0..tenants {
-        std::fs::create_dir_all(folder(t)).expect("folder");
         let all = strategy::tenant_manifests(t, 60, 20);
         let kind = |v: &serde_json::Value| v["kind"].as_str().unwrap_or("").to_owned();
         let of = |kinds: &[&str]| -> String {
@@ -94,22 +90,19 @@ fn write_tenants(dir: &Path, tenants: usize) -> impl Fn(usize) -> PathBuf + use<
                 .collect();
             serde_json::to_string_pretty(&docs).expect("json")
         };
-        write_atomic(
-            &folder(t).join("tenant.json"),
+        dir.write(
+            &format!("t{t:03}/tenant.json"),
             &of(&["Namespace", "Secret", "Ingress"]),
         );
-        write_atomic(&folder(t).join("services.json"), &of(&["Service"]));
-        write_atomic(&folder(t).join("endpoints.json"), &of(&["EndpointSlice"]));
+        dir.write(&format!("t{t:03}/services.json"), &of(&["Service"]));
+        dir.write(&endpoints_file(t), &of(&["EndpointSlice"]));
     }
-    let dir = dir.to_owned();
-    move |t| dir.join(format!("t{t:03}")).join("endpoints.json")
 }
 
 fn kube_main(tenants: usize, rounds: usize) {
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("xdsc-file-reload-kube-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let endpoints_file = write_tenants(&dir, tenants);
+    let tmp = TempDir::new("file-reload-kube");
+    write_tenants(&tmp, tenants);
+    let dir = tmp.path().to_owned();
     let started = Instant::now();
     let loaded = load::load(std::slice::from_ref(&dir), &LoadOptions::default());
     let compiled = Compiled::new(&loaded.model());
@@ -150,7 +143,7 @@ fn kube_main(tenants: usize, rounds: usize) {
             .collect();
         slices[round % 20] = xdsc_kube::strategy::tenant_slice_manifest(t, round % 20, round + 1);
         let saved = Instant::now();
-        write_atomic(
+        tmp.write(
             &endpoints_file(t),
             &serde_json::to_string_pretty(&slices).expect("json"),
         );
@@ -176,7 +169,6 @@ fn kube_main(tenants: usize, rounds: usize) {
         rss_mib()
     );
     running.stop();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn main() {
@@ -188,12 +180,10 @@ fn main() {
     let rounds = arg("--rounds", 5);
     let seed = 0x5EED_0001;
     let model = xdsc_benches::services(n, 10, seed);
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("xdsc-file-reload-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("folder");
+    let tmp = TempDir::new("file-reload");
+    let dir = tmp.path().to_owned();
     for o in model.of_kind(Kind::Listener) {
-        write_atomic(&dir.join("listener.json"), &service_file(&[o]));
+        tmp.write("listener.json", &service_file(&[o]));
     }
     let file_of = |i: usize, m: &xdsc_core::model::Model| {
         let name = xdsc_benches::service_name(i);
@@ -213,7 +203,7 @@ fn main() {
         service_file(&objects)
     };
     for i in 0..n {
-        write_atomic(&dir.join(format!("svc-{i:05}.json")), &file_of(i, &model));
+        tmp.write(&format!("svc-{i:05}.json"), &file_of(i, &model));
     }
 
     let started = Instant::now();
@@ -256,7 +246,7 @@ fn main() {
         };
         model = model.apply([Change::Upsert(o)]);
         let saved = Instant::now();
-        write_atomic(&dir.join(format!("svc-{i:05}.json")), &file_of(i, &model));
+        tmp.write(&format!("svc-{i:05}.json"), &file_of(i, &model));
         let published = prx
             .recv_timeout(Duration::from_secs(600))
             .expect("a new snapshot");
@@ -276,5 +266,4 @@ fn main() {
         rss_mib()
     );
     running.stop();
-    let _ = std::fs::remove_dir_all(&dir);
 }

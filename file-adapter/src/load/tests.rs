@@ -1,38 +1,20 @@
 //! Tests of reading files: documents, positions of errors, PEM files, order.
 
+use xdsc_test_support::TempDir;
+
 use super::*;
 
 /// A temporary folder with the given files, removed on drop.
-pub(crate) struct Dir(pub(crate) PathBuf);
-
-impl Dir {
-    pub(crate) fn new(files: &[(&str, &str)]) -> Dir {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("xdsc-file-test-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        for (name, text) in files {
-            let p = dir.join(name);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+pub(crate) fn dir(files: &[(&str, &str)]) -> TempDir {
+    TempDir::with_files("file-test", files)
 }
 
 /// Loads the files and returns the object keys and the diagnostics as text, with the
 /// temporary folder's path left out.
 fn check(files: &[(&str, &str)]) -> (Vec<String>, Vec<String>) {
-    let dir = Dir::new(files);
-    let loaded = load(std::slice::from_ref(&dir.0), &LoadOptions::default());
-    let prefix = format!("{}/", dir.0.display());
+    let dir = dir(files);
+    let loaded = load(&[dir.path().to_owned()], &LoadOptions::default());
+    let prefix = format!("{}/", dir.path().display());
     let keys = loaded.objects.keys().map(ToString::to_string).collect();
     let diags = loaded
         .diagnostics
@@ -140,7 +122,7 @@ fn duplicate_names_keep_the_first_in_path_order() {
 
 #[test]
 fn secrets_read_pem_files_relative_to_their_document() {
-    let dir = Dir::new(&[
+    let dir = dir(&[
         (
             "tls/secret.yaml",
             "kind: Secret\nname: cert\ntls_certificate:\n  certificate_chain_file: certs/tls.crt\n  private_key_file: certs/tls.key\n",
@@ -152,7 +134,7 @@ fn secrets_read_pem_files_relative_to_their_document() {
             "kind: Secret\nname: ca\nvalidation_context:\n  trusted_ca_file: missing.pem\n",
         ),
     ]);
-    let loaded = load(std::slice::from_ref(&dir.0), &LoadOptions::default());
+    let loaded = load(&[dir.path().to_owned()], &LoadOptions::default());
     let Object::Secret(s) = &**loaded
         .objects
         .get(&ObjectKey::new(Kind::Secret, "cert"))
@@ -166,7 +148,7 @@ fn secrets_read_pem_files_relative_to_their_document() {
         ("CERT", "KEY")
     );
     assert!(
-        loaded.files.contains(&dir.0.join("tls/certs/tls.key")),
+        loaded.files.contains(&dir.join("tls/certs/tls.key")),
         "PEM files are watched"
     );
     assert_eq!(loaded.diagnostics.len(), 1);
@@ -180,16 +162,16 @@ fn secrets_read_pem_files_relative_to_their_document() {
 
 #[test]
 fn file_order_does_not_matter() {
-    let dir = Dir::new(&[
+    let dir = dir(&[
         ("a.yaml", "kind: Cluster\nname: web\n"),
         ("b.yaml", "kind: Cluster\nname: web\nlb: random\n"),
     ]);
     let a = load(
-        &[dir.0.join("a.yaml"), dir.0.join("b.yaml")],
+        &[dir.join("a.yaml"), dir.join("b.yaml")],
         &LoadOptions::default(),
     );
     let b = load(
-        &[dir.0.join("b.yaml"), dir.0.join("a.yaml")],
+        &[dir.join("b.yaml"), dir.join("a.yaml")],
         &LoadOptions::default(),
     );
     assert_eq!(a.objects, b.objects);
@@ -198,11 +180,11 @@ fn file_order_does_not_matter() {
 
 #[test]
 fn compile_diagnostics_are_placed_at_their_object() {
-    let dir = Dir::new(&[(
+    let dir = dir(&[(
         "vh.yaml",
         "kind: Listener\nname: http\nport: 8080\n---\nkind: VirtualHost\nname: site\nlisteners: [http]\ndomains: ['*']\nroutes:\n  - name: r\n    match: {path: {regex: '(' }}\n    forward: {backends: [{cluster: web}]}\n",
     )]);
-    let loaded = load(std::slice::from_ref(&dir.0), &LoadOptions::default());
+    let loaded = load(&[dir.path().to_owned()], &LoadOptions::default());
     let compiled = Compiled::new(&loaded.model());
     let report: Vec<String> = loaded
         .report(&compiled)
@@ -234,15 +216,15 @@ fn a_missing_path_is_an_error() {
 
 #[test]
 fn the_cache_reparses_only_what_changed_even_within_one_clock_tick() {
-    let dir = Dir::new(&[
+    let dir = dir(&[
         ("a.yaml", "kind: Cluster\nname: aaa\n"),
         ("b.yaml", "kind: Cluster\nname: web\n"),
     ]);
     let mut cache = Loader::default();
-    let first = cache.load(std::slice::from_ref(&dir.0));
+    let first = cache.load(&[dir.path().to_owned()]);
     // Same size, same inode, same modification time (two writes in one clock tick): only the
     // content tells.
-    let a = dir.0.join("a.yaml");
+    let a = dir.join("a.yaml");
     let before = std::fs::metadata(&a).unwrap().modified().unwrap();
     std::fs::write(&a, "kind: Cluster\nname: bbb\n").unwrap();
     std::fs::File::options()
@@ -251,7 +233,7 @@ fn the_cache_reparses_only_what_changed_even_within_one_clock_tick() {
         .unwrap()
         .set_modified(before)
         .unwrap();
-    let second = cache.load(std::slice::from_ref(&dir.0));
+    let second = cache.load(&[dir.path().to_owned()]);
     let keys: Vec<String> = second.objects.keys().map(ToString::to_string).collect();
     assert_eq!(keys, ["Cluster/bbb", "Cluster/web"]);
     let web = ObjectKey::new(Kind::Cluster, "web");
@@ -259,8 +241,8 @@ fn the_cache_reparses_only_what_changed_even_within_one_clock_tick() {
         Arc::ptr_eq(&first.objects[&web], &second.objects[&web]),
         "b.yaml was not parsed again"
     );
-    std::fs::remove_file(dir.0.join("b.yaml")).unwrap();
-    let third = cache.load(std::slice::from_ref(&dir.0));
+    std::fs::remove_file(dir.join("b.yaml")).unwrap();
+    let third = cache.load(&[dir.path().to_owned()]);
     assert_eq!(third.objects.len(), 1, "a deleted file leaves the cache");
     assert_eq!(cache.files.len(), 1);
 }
@@ -290,7 +272,7 @@ fn a_reload_reads_translates_and_changes_only_what_an_edit_touches() {
              addressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints: [{{addresses: [{ip}]}}]\n"
         )
     };
-    let dir = Dir::new(&[
+    let dir = dir(&[
         (
             "ingress.yaml",
             "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web, namespace: shop}\n\
@@ -304,7 +286,7 @@ fn a_reload_reads_translates_and_changes_only_what_an_edit_touches() {
         ),
         ("slice.yaml", &slice("10.0.0.1")),
     ]);
-    let paths = std::slice::from_ref(&dir.0);
+    let paths = &[dir.path().to_owned()];
     let mut loader = Loader::default();
     let first = loader.reload(paths);
     assert_eq!(first.parsed, 3);
@@ -318,14 +300,14 @@ fn a_reload_reads_translates_and_changes_only_what_an_edit_touches() {
         ["ConfigMap 1", "Deployment 1"],
         "counted, not warned about"
     );
-    std::fs::write(dir.0.join("slice.yaml"), slice("10.0.0.2")).unwrap();
+    std::fs::write(dir.join("slice.yaml"), slice("10.0.0.2")).unwrap();
     let edit = loader.reload(paths);
     assert_eq!(edit.parsed, 1, "only the edited file is read");
     let keys: Vec<String> = edit.changes.iter().map(|c| c.key().to_string()).collect();
     assert_eq!(keys, ["Endpoints/k8s:shop/web:80"]);
     assert_eq!(loader.translator().inputs().len(), 3);
     // A diagnostic is reported when it appears and when it clears, once each.
-    std::fs::remove_file(dir.0.join("service.yaml")).unwrap();
+    std::fs::remove_file(dir.join("service.yaml")).unwrap();
     let gone = loader.reload(paths);
     assert_eq!(gone.added.len(), 1, "{:?}", gone.added);
     assert!(
@@ -335,7 +317,7 @@ fn a_reload_reads_translates_and_changes_only_what_an_edit_touches() {
     );
     assert!(loader.reload(paths).added.is_empty(), "not again");
     std::fs::write(
-        dir.0.join("service.yaml"),
+        dir.join("service.yaml"),
         "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{name: http, port: 80}]}\n",
     )
     .unwrap();

@@ -5,13 +5,14 @@ use std::sync::mpsc::Receiver;
 use serde_json::Value;
 use xdsc_core::model::{Kind, ObjectKey};
 use xdsc_core::snapshot::{ResourceType, Snapshot};
+use xdsc_test_support::TempDir;
 
 use super::*;
-use crate::load::tests::Dir;
+use crate::load::tests::dir;
 
 /// One reload of `dir` through `loader` into `r`.
-fn step(r: &mut Reconciler, loader: &mut Loader, dir: &Dir) -> Outcome {
-    let delta = loader.reload(std::slice::from_ref(&dir.0));
+fn step(r: &mut Reconciler, loader: &mut Loader, dir: &TempDir) -> Outcome {
+    let delta = loader.reload(&[dir.path().to_owned()]);
     r.step(delta.changes, |c| loader.report(c))
 }
 
@@ -27,7 +28,7 @@ fn applied(changed: usize) -> Outcome {
 
 #[test]
 fn a_broken_file_is_held_back_the_file_saved_with_it_applies_and_a_fix_applies_it() {
-    let dir = Dir::new(&[("a.yaml", GOOD)]);
+    let dir = dir(&[("a.yaml", GOOD)]);
     let (mut r, mut loader) = (reconciler(), Loader::default());
     assert_eq!(step(&mut r, &mut loader, &dir), applied(1));
     let web = ObjectKey::new(Kind::Cluster, "web");
@@ -35,8 +36,8 @@ fn a_broken_file_is_held_back_the_file_saved_with_it_applies_and_a_fix_applies_i
 
     // One good file and one broken file in the same batch: the broken file's objects keep
     // their last good state, the good file applies.
-    std::fs::write(dir.0.join("b.yaml"), "kind: Cluster\nname: api\n").unwrap();
-    std::fs::write(dir.0.join("a.yaml"), "kind: Cluster\nname: [web\n").unwrap();
+    std::fs::write(dir.join("b.yaml"), "kind: Cluster\nname: api\n").unwrap();
+    std::fs::write(dir.join("a.yaml"), "kind: Cluster\nname: [web\n").unwrap();
     let out = step(&mut r, &mut loader, &dir);
     let Outcome::Applied {
         changed: 1,
@@ -61,7 +62,7 @@ fn a_broken_file_is_held_back_the_file_saved_with_it_applies_and_a_fix_applies_i
     ));
 
     std::fs::write(
-        dir.0.join("a.yaml"),
+        dir.join("a.yaml"),
         "kind: Cluster\nname: web\nconnect_timeout: 2s\n",
     )
     .unwrap();
@@ -73,11 +74,11 @@ fn a_broken_file_is_held_back_the_file_saved_with_it_applies_and_a_fix_applies_i
 
 #[test]
 fn semantic_errors_hold_back_too() {
-    let dir = Dir::new(&[("a.yaml", "kind: Cluster\nname: web\n")]);
+    let dir = dir(&[("a.yaml", "kind: Cluster\nname: web\n")]);
     let (mut r, mut loader) = (reconciler(), Loader::default());
     step(&mut r, &mut loader, &dir);
     std::fs::write(
-        dir.0.join("a.yaml"),
+        dir.join("a.yaml"),
         "kind: Cluster\nname: web\nconnect_timeout: 0s\n",
     )
     .unwrap();
@@ -94,7 +95,7 @@ fn semantic_errors_hold_back_too() {
 
 #[test]
 fn errors_present_at_startup_do_not_block_other_changes() {
-    let dir = Dir::new(&[
+    let dir = dir(&[
         ("a.yaml", GOOD),
         ("broken.yaml", "kind: Cluster\nname: [x\n"),
     ]);
@@ -102,17 +103,17 @@ fn errors_present_at_startup_do_not_block_other_changes() {
     assert_eq!(step(&mut r, &mut loader, &dir), applied(1));
     assert_eq!(r.served_diagnostics().len(), 1);
     // Lines move in the broken file: the same error, not a new one.
-    std::fs::write(dir.0.join("broken.yaml"), "\n\nkind: Cluster\nname: [x\n").unwrap();
-    std::fs::write(dir.0.join("b.yaml"), "kind: Cluster\nname: api\n").unwrap();
+    std::fs::write(dir.join("broken.yaml"), "\n\nkind: Cluster\nname: [x\n").unwrap();
+    std::fs::write(dir.join("b.yaml"), "kind: Cluster\nname: api\n").unwrap();
     assert_eq!(step(&mut r, &mut loader, &dir), applied(1));
 }
 
 #[test]
 fn deleting_a_file_removes_its_objects() {
-    let dir = Dir::new(&[("a.yaml", GOOD), ("b.yaml", "kind: Cluster\nname: api\n")]);
+    let dir = dir(&[("a.yaml", GOOD), ("b.yaml", "kind: Cluster\nname: api\n")]);
     let (mut r, mut loader) = (reconciler(), Loader::default());
     step(&mut r, &mut loader, &dir);
-    std::fs::remove_file(dir.0.join("b.yaml")).unwrap();
+    std::fs::remove_file(dir.join("b.yaml")).unwrap();
     assert_eq!(step(&mut r, &mut loader, &dir), applied(1));
     assert!(!r.serves(&ObjectKey::new(Kind::Cluster, "api")));
 }
@@ -169,15 +170,15 @@ fn clusters(s: &Snapshot) -> Vec<String> {
 
 #[test]
 fn the_live_source_follows_edits_renames_and_deletes() {
-    let dir = Dir::new(&[("conf/a.yaml", GOOD)]);
-    let (running, srx, rrx) = watch(&dir.0.join("conf"));
+    let dir = dir(&[("conf/a.yaml", GOOD)]);
+    let (running, srx, rrx) = watch(&dir.join("conf"));
     let first = srx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(clusters(&first), ["web"]);
 
     // An editor's atomic save: write a temporary file, rename it over.
-    let tmp = dir.0.join("conf/.a.yaml.swp");
+    let tmp = dir.join("conf/.a.yaml.swp");
     std::fs::write(&tmp, "kind: Cluster\nname: web2\n").unwrap();
-    std::fs::rename(&tmp, dir.0.join("conf/a.yaml")).unwrap();
+    std::fs::rename(&tmp, dir.join("conf/a.yaml")).unwrap();
     let s = srx.recv_timeout(Duration::from_secs(20)).unwrap();
     assert_eq!(clusters(&s), ["web2"]);
     // A reload reads the files; reading must not count as a change (a reload loop).
@@ -187,13 +188,13 @@ fn the_live_source_follows_edits_renames_and_deletes() {
     assert_eq!(rrx.try_iter().count(), 0, "no reload without a change");
 
     // A new file in a new sub-folder.
-    std::fs::create_dir_all(dir.0.join("conf/more")).unwrap();
-    std::fs::write(dir.0.join("conf/more/b.yaml"), "kind: Cluster\nname: api\n").unwrap();
+    std::fs::create_dir_all(dir.join("conf/more")).unwrap();
+    std::fs::write(dir.join("conf/more/b.yaml"), "kind: Cluster\nname: api\n").unwrap();
     let s = srx.recv_timeout(Duration::from_secs(20)).unwrap();
     assert_eq!(clusters(&s), ["api", "web2"]);
 
     // Broken: held back, reported.
-    std::fs::write(dir.0.join("conf/a.yaml"), "kind: [\n").unwrap();
+    std::fs::write(dir.join("conf/a.yaml"), "kind: [\n").unwrap();
     let status = next_status(&rrx, |v| v["state"] == "held_back");
     assert!(
         status["held_back_errors"][0]
@@ -204,7 +205,7 @@ fn the_live_source_follows_edits_renames_and_deletes() {
     );
 
     // Deleted: its objects go.
-    std::fs::remove_file(dir.0.join("conf/a.yaml")).unwrap();
+    std::fs::remove_file(dir.join("conf/a.yaml")).unwrap();
     let s = srx.recv_timeout(Duration::from_secs(20)).unwrap();
     assert_eq!(clusters(&s), ["api"]);
     running.stop();
@@ -212,7 +213,7 @@ fn the_live_source_follows_edits_renames_and_deletes() {
 
 #[test]
 fn pem_files_a_secret_names_are_watched_even_outside_the_folder() {
-    let dir = Dir::new(&[
+    let dir = dir(&[
         (
             "conf/secret.yaml",
             "kind: Secret\nname: cert\ntls_certificate:\n  certificate_chain_file: ../pki/tls.crt\n  private_key_file: ../pki/tls.key\n",
@@ -226,13 +227,13 @@ fn pem_files_a_secret_names_are_watched_even_outside_the_folder() {
             "-----BEGIN PRIVATE KEY-----\na2V5\n-----END PRIVATE KEY-----\n",
         ),
     ]);
-    let (running, srx, _rrx) = watch(&dir.0.join("conf"));
+    let (running, srx, _rrx) = watch(&dir.join("conf"));
     let first = srx.recv_timeout(Duration::from_secs(5)).unwrap();
     let version = |s: &Snapshot| s.get(ResourceType::Secret, "cert").map(|r| r.version());
     assert!(version(&first).is_some());
     // A certificate rotation: only the PEM file changes, outside the watched folder.
     std::fs::write(
-        dir.0.join("pki/tls.crt"),
+        dir.join("pki/tls.crt"),
         "-----BEGIN CERTIFICATE-----\ndHdv\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
@@ -248,7 +249,7 @@ fn a_kubernetes_volume_update_by_symlink_swap_is_seen() {
     // How the kubelet lays out a Secret volume: tls.crt -> ..data/tls.crt, ..data -> ..v1.
     let cert = |n: &str| format!("-----BEGIN CERTIFICATE-----\n{n}\n-----END CERTIFICATE-----\n");
     let key = "-----BEGIN PRIVATE KEY-----\na2V5\n-----END PRIVATE KEY-----\n";
-    let dir = Dir::new(&[
+    let dir = dir(&[
         (
             "conf/secret.yaml",
             "kind: Secret\nname: cert\ntls_certificate:\n  certificate_chain_file: /VOL/tls.crt\n  private_key_file: /VOL/tls.key\n",
@@ -256,15 +257,15 @@ fn a_kubernetes_volume_update_by_symlink_swap_is_seen() {
         ("vol/..v1/tls.crt", &cert("b25l")),
         ("vol/..v1/tls.key", key),
     ]);
-    let vol = dir.0.join("vol");
-    let secret = dir.0.join("conf/secret.yaml");
+    let vol = dir.join("vol");
+    let secret = dir.join("conf/secret.yaml");
     let text = std::fs::read_to_string(&secret).unwrap();
     std::fs::write(&secret, text.replace("/VOL", &vol.display().to_string())).unwrap();
     std::os::unix::fs::symlink("..v1", vol.join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/tls.crt", vol.join("tls.crt")).unwrap();
     std::os::unix::fs::symlink("..data/tls.key", vol.join("tls.key")).unwrap();
 
-    let (running, srx, _rrx) = watch(&dir.0.join("conf"));
+    let (running, srx, _rrx) = watch(&dir.join("conf"));
     let first = srx.recv_timeout(Duration::from_secs(5)).unwrap();
     let version = |s: &Snapshot| s.get(ResourceType::Secret, "cert").map(|r| r.version());
     assert!(version(&first).is_some(), "the secret is served");
