@@ -71,13 +71,13 @@ impl Sink for PublisherSink {
         let m: &Metrics = self.server.metrics();
         if report.changed > 0 {
             m.record_build(report.took.as_secs_f64());
-            m.record_batch(report.changed);
+            m.record_batch("files", report.changed);
         }
         if report.held_back && !report.repeated {
-            m.record_rejected_batch();
+            m.record_rejected_batch("files");
         }
-        m.set_source_errors(report.status.errors.len());
-        m.set_source_ignored(report.status.ignored.values().sum());
+        m.set_source_errors("files", report.status.errors.len());
+        m.set_source_ignored("files", report.status.ignored.values().sum());
         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = Some(report.status.clone());
     }
 }

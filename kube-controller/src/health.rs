@@ -10,11 +10,17 @@
 //! Not here: the watches themselves ([`crate::watch`]).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
 use crate::activity::Activity;
@@ -443,235 +449,217 @@ impl Board {
         json!(!unhealthy && self.published.load(Ordering::SeqCst) && !watches.is_empty())
     }
 
-    /// The watches' and the controller's metrics, Prometheus text.
-    pub fn metrics(&self, now: Instant) -> String {
+    /// Encodes the watches' and the controller's metric families as they are `now` (what
+    /// `/metrics` shows after the server's families).
+    pub fn encode_metrics(&self, now: Instant, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
         let mut watches = lock(&self.watches);
         self.refresh(&mut watches);
-        let mut o = String::new();
-        let label = |id: &WatchId| {
-            format!(
-                "kind=\"{}\",namespace=\"{}\"",
-                id.kind,
-                id.namespace.as_deref().unwrap_or("")
-            )
+        let label = |id: &WatchId| -> [(&'static str, String); 2] {
+            [
+                ("kind", id.kind.to_string()),
+                ("namespace", id.namespace.clone().unwrap_or_default()),
+            ]
         };
-        let family = |o: &mut String,
-                      name: &str,
-                      help: &str,
-                      kind: &str,
-                      f: &dyn Fn(&WatchId, &Entry) -> Option<String>| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        {
+            let mut m = encoder.encode_descriptor(
+                "xdsc_kube_watch_state",
+                "Whether each watch is in each state (1) or not (0)",
+                None,
+                MetricType::Gauge,
+            )?;
             for (id, e) in watches.iter() {
-                if let Some(v) = f(id, e) {
-                    let _ = writeln!(o, "{name}{{{}}} {v}", label(id));
+                for p in Phase::ALL {
+                    let [kind, namespace] = label(id);
+                    let labels = [kind, namespace, ("state", p.as_str().to_owned())];
+                    ConstGauge::new(i64::from(e.state.phase == p))
+                        .encode(m.encode_family(&labels)?)?;
                 }
             }
-        };
-        let _ = writeln!(
-            o,
-            "# HELP xdsc_kube_watch_state Whether each watch is in each state (1) or not (0).\n# TYPE xdsc_kube_watch_state gauge"
-        );
-        for (id, e) in watches.iter() {
-            for p in Phase::ALL {
-                let _ = writeln!(
-                    o,
-                    "xdsc_kube_watch_state{{{},state=\"{}\"}} {}",
-                    label(id),
-                    p.as_str(),
-                    u8::from(e.state.phase == p)
-                );
+        }
+        type Figure<'a> = Box<dyn Fn(&Entry) -> Option<f64> + 'a>;
+        let age = |d: Duration| d.as_secs_f64();
+        let families: [(&str, &str, MetricType, Figure<'_>); 8] = [
+            (
+                "xdsc_kube_watch_objects",
+                "Objects known to each watch",
+                MetricType::Gauge,
+                Box::new(|e| Some(e.state.objects as f64)),
+            ),
+            (
+                "xdsc_kube_watch_events",
+                "Object changes received by each watch after its list",
+                MetricType::Counter,
+                Box::new(|e| Some(e.state.events as f64)),
+            ),
+            (
+                "xdsc_kube_watch_relists",
+                "Lists after the first (410 Gone, or a watch that could not resume)",
+                MetricType::Counter,
+                Box::new(|e| Some(e.state.relists as f64)),
+            ),
+            (
+                "xdsc_kube_watch_errors",
+                "Failed list and watch requests",
+                MetricType::Counter,
+                Box::new(|e| Some(e.state.errors as f64)),
+            ),
+            (
+                "xdsc_kube_watch_invalid_objects",
+                "Objects that do not parse (their last good version stays served)",
+                MetricType::Gauge,
+                Box::new(|e| Some(e.state.invalid.len() as f64)),
+            ),
+            (
+                "xdsc_kube_watch_last_event_age_seconds",
+                "Seconds since each watch's last object change (or its list)",
+                MetricType::Gauge,
+                Box::new(|e| {
+                    e.state
+                        .last_event
+                        .map(|t| age(now.saturating_duration_since(t)))
+                }),
+            ),
+            (
+                "xdsc_kube_watch_last_activity_age_seconds",
+                "Seconds since each watch's stream last received bytes (events or bookmarks)",
+                MetricType::Gauge,
+                Box::new(|e| {
+                    e.path
+                        .as_deref()
+                        .and_then(|p| self.activity.idle_for(p, now))
+                        .map(age)
+                }),
+            ),
+            (
+                "xdsc_kube_watch_unhealthy_seconds",
+                "Seconds each watch has not been watching (0 when it is)",
+                MetricType::Gauge,
+                Box::new(|e| Some(age(e.state.unhealthy_for(now).unwrap_or_default()))),
+            ),
+        ];
+        for (name, help, kind, figure) in families {
+            let mut m = encoder.encode_descriptor(name, help, None, kind)?;
+            for (id, e) in watches.iter() {
+                if let Some(v) = figure(e) {
+                    let labels = label(id);
+                    let family = m.encode_family(&labels)?;
+                    match kind {
+                        MetricType::Counter => ConstCounter::new(v).encode(family)?,
+                        _ => ConstGauge::new(v).encode(family)?,
+                    }
+                }
             }
         }
-        family(
-            &mut o,
-            "xdsc_kube_watch_objects",
-            "Objects known to each watch.",
-            "gauge",
-            &|_, e| Some(e.state.objects.to_string()),
-        );
-        family(
-            &mut o,
-            "xdsc_kube_watch_events_total",
-            "Object changes received by each watch after its list.",
-            "counter",
-            &|_, e| Some(e.state.events.to_string()),
-        );
-        family(
-            &mut o,
-            "xdsc_kube_watch_relists_total",
-            "Lists after the first (410 Gone, or a watch that could not resume).",
-            "counter",
-            &|_, e| Some(e.state.relists.to_string()),
-        );
-        family(
-            &mut o,
-            "xdsc_kube_watch_errors_total",
-            "Failed list and watch requests.",
-            "counter",
-            &|_, e| Some(e.state.errors.to_string()),
-        );
-        family(
-            &mut o,
-            "xdsc_kube_watch_invalid_objects",
-            "Objects that do not parse (their last good version stays served).",
-            "gauge",
-            &|_, e| Some(e.state.invalid.len().to_string()),
-        );
-        family(
-            &mut o,
-            "xdsc_kube_watch_last_event_age_seconds",
-            "Seconds since each watch's last object change (or its list).",
-            "gauge",
-            &|_, e| {
-                e.state
-                    .last_event
-                    .map(|t| format!("{:.3}", now.saturating_duration_since(t).as_secs_f64()))
-            },
-        );
-        family(
-            &mut o,
-            "xdsc_kube_watch_last_activity_age_seconds",
-            "Seconds since each watch's stream last received bytes (events or bookmarks).",
-            "gauge",
-            &|_, e| {
-                e.path
-                    .as_deref()
-                    .and_then(|p| self.activity.idle_for(p, now))
-                    .map(|d| format!("{:.3}", d.as_secs_f64()))
-            },
-        );
-        family(
-            &mut o,
-            "xdsc_kube_watch_unhealthy_seconds",
-            "Seconds each watch has not been watching (0 when it is).",
-            "gauge",
-            &|_, e| {
-                Some(format!(
-                    "{:.3}",
-                    e.state.unhealthy_for(now).unwrap_or_default().as_secs_f64()
-                ))
-            },
-        );
         drop(watches);
         let c = &self.counters;
-        let g = |o: &mut String, name: &str, help: &str, kind: &str, v: &AtomicU64| {
-            let _ = writeln!(
-                o,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        };
-        g(
-            &mut o,
-            "xdsc_kube_batches_total",
-            "Batches of object changes translated.",
-            "counter",
-            &c.batches,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_batch_objects_total",
-            "Object changes translated (after coalescing).",
-            "counter",
-            &c.batch_objects,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_coalesced_events_total",
-            "Watch events replaced by a newer state of the same object before being translated.",
-            "counter",
-            &c.coalesced,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_pending_objects",
-            "Objects with a change waiting for the next batch (bounded by the object count).",
-            "gauge",
-            &c.pending,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_pending_objects_max",
-            "The most objects ever waiting for one batch.",
-            "gauge",
-            &c.pending_max,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_translate_microseconds_total",
-            "Time spent translating and compiling batches.",
-            "counter",
-            &c.translate_micros,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_secret_fetches_total",
-            "Secrets read because something started referring to them (only referenced Secrets keep their data).",
-            "counter",
-            &c.secret_fetches,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_status_writes_total",
-            "Status writes that succeeded.",
-            "counter",
-            &c.status_writes,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_status_skipped_total",
-            "Status writes skipped because the object already had that status.",
-            "counter",
-            &c.status_skipped,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_status_conflicts_total",
-            "Status writes that met a newer object (409) and were retried.",
-            "counter",
-            &c.status_conflicts,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_status_errors_total",
-            "Status writes that failed otherwise (retried later).",
-            "counter",
-            &c.status_errors,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_status_pending",
-            "Objects whose status waits to be written.",
-            "gauge",
-            &c.status_pending,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_leader",
-            "1 while this replica holds the Lease and writes status.",
-            "gauge",
-            &c.leader,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_leader_transitions_total",
-            "Times this replica became or stopped being the leader.",
-            "counter",
-            &c.leader_transitions,
-        );
-        g(
-            &mut o,
-            "xdsc_kube_rejected_objects",
-            "Kubernetes objects whose Envoy resources an Envoy connected here rejects now.",
-            "gauge",
-            &c.rejected_objects,
-        );
-        let _ = writeln!(
-            o,
-            "# HELP xdsc_kube_ready 1 when /readyz answers 200.\n# TYPE xdsc_kube_ready gauge\nxdsc_kube_ready {}",
-            u8::from(self.readiness(now).is_ok())
-        );
-        o
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let ready = u64::from(self.readiness(now).is_ok());
+        let singles: [(&str, &str, MetricType, u64); 16] = [
+            (
+                "xdsc_kube_batches",
+                "Batches of object changes translated",
+                MetricType::Counter,
+                load(&c.batches),
+            ),
+            (
+                "xdsc_kube_batch_objects",
+                "Object changes translated (after coalescing)",
+                MetricType::Counter,
+                load(&c.batch_objects),
+            ),
+            (
+                "xdsc_kube_coalesced_events",
+                "Watch events replaced by a newer state of the same object before being translated",
+                MetricType::Counter,
+                load(&c.coalesced),
+            ),
+            (
+                "xdsc_kube_pending_objects",
+                "Objects with a change waiting for the next batch (bounded by the object count)",
+                MetricType::Gauge,
+                load(&c.pending),
+            ),
+            (
+                "xdsc_kube_pending_objects_max",
+                "The most objects ever waiting for one batch",
+                MetricType::Gauge,
+                load(&c.pending_max),
+            ),
+            (
+                "xdsc_kube_translate_microseconds",
+                "Time spent translating and compiling batches",
+                MetricType::Counter,
+                load(&c.translate_micros),
+            ),
+            (
+                "xdsc_kube_secret_fetches",
+                "Secrets read because something started referring to them (only referenced Secrets keep their data)",
+                MetricType::Counter,
+                load(&c.secret_fetches),
+            ),
+            (
+                "xdsc_kube_status_writes",
+                "Status writes that succeeded",
+                MetricType::Counter,
+                load(&c.status_writes),
+            ),
+            (
+                "xdsc_kube_status_skipped",
+                "Status writes skipped because the object already had that status",
+                MetricType::Counter,
+                load(&c.status_skipped),
+            ),
+            (
+                "xdsc_kube_status_conflicts",
+                "Status writes that met a newer object (409) and were retried",
+                MetricType::Counter,
+                load(&c.status_conflicts),
+            ),
+            (
+                "xdsc_kube_status_errors",
+                "Status writes that failed otherwise (retried later)",
+                MetricType::Counter,
+                load(&c.status_errors),
+            ),
+            (
+                "xdsc_kube_status_pending",
+                "Objects whose status waits to be written",
+                MetricType::Gauge,
+                load(&c.status_pending),
+            ),
+            (
+                "xdsc_kube_leader",
+                "1 while this replica holds the Lease and writes status",
+                MetricType::Gauge,
+                load(&c.leader),
+            ),
+            (
+                "xdsc_kube_leader_transitions",
+                "Times this replica became or stopped being the leader",
+                MetricType::Counter,
+                load(&c.leader_transitions),
+            ),
+            (
+                "xdsc_kube_rejected_objects",
+                "Kubernetes objects whose Envoy resources an Envoy connected here rejects now",
+                MetricType::Gauge,
+                load(&c.rejected_objects),
+            ),
+            (
+                "xdsc_kube_ready",
+                "1 when /readyz answers 200",
+                MetricType::Gauge,
+                ready,
+            ),
+        ];
+        for (name, help, kind, v) in singles {
+            let m = encoder.encode_descriptor(name, help, None, kind)?;
+            match kind {
+                MetricType::Counter => ConstCounter::new(v).encode(m)?,
+                _ => ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX)).encode(m)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -692,8 +680,21 @@ impl xdsc_server::SourceHealth for AdminView {
         self.0.to_json(Instant::now())
     }
 
-    fn metrics(&self) -> String {
-        self.0.metrics(Instant::now())
+    fn register_metrics(&self, registry: &mut Registry) {
+        registry.register_collector(Box::new(self.clone()));
+    }
+}
+
+impl std::fmt::Debug for AdminView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminView")
+    }
+}
+
+/// Read when scraped: every figure is the board's state at that moment.
+impl Collector for AdminView {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        self.0.encode_metrics(Instant::now(), &mut encoder)
     }
 }
 

@@ -236,7 +236,7 @@ pub async fn run_with(
         metrics: Arc::new(move |seconds, objects| {
             let m = metrics_server.metrics();
             m.record_build(seconds);
-            m.record_batch(objects);
+            m.record_batch("kubernetes", objects);
         }),
     };
     tasks.0.push(spawn_supervised(

@@ -25,6 +25,7 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::registry::Registry;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 
@@ -59,9 +60,12 @@ pub trait SourceHealth: Send + Sync + 'static {
     fn alive(&self) -> Result<(), String>;
     /// The sources' state as JSON (`/debug/sources`, and `sources` in `/debug/snapshot`).
     fn status(&self) -> Value;
-    /// Prometheus text appended to `/metrics`.
-    fn metrics(&self) -> String {
-        String::new()
+    /// Adds the sources' metric families to `registry`, once, when the admin endpoints are
+    /// given the sources; `/metrics` renders them after the server's. Families whose values
+    /// are read when scraped are a `prometheus_client` collector
+    /// (`registry.register_collector`).
+    fn register_metrics(&self, registry: &mut Registry) {
+        let _ = registry;
     }
 }
 
@@ -72,6 +76,8 @@ pub struct Admin {
     pub(crate) clients: Clients,
     pub(crate) extra: Option<DebugExtra>,
     pub(crate) sources: Option<Arc<dyn SourceHealth>>,
+    /// The families read when scraped (snapshots, clients, memory) and the sources' own.
+    pub(crate) registries: Vec<Arc<Registry>>,
     pub(crate) debug: bool,
     pub(crate) header_timeout: Duration,
 }
@@ -140,8 +146,21 @@ impl Admin {
     /// Adds the embedder's sources: `/readyz` also waits for them, `/healthz` fails when
     /// they are not alive, `/debug/sources` shows them, `/metrics` adds theirs.
     pub fn with_sources(mut self, sources: Arc<dyn SourceHealth>) -> Admin {
+        let mut registry = Registry::default();
+        sources.register_metrics(&mut registry);
+        self.registries.push(Arc::new(registry));
         self.sources = Some(sources);
         self
+    }
+
+    /// The Prometheus text of `/metrics`: the server's families, those read when scraped,
+    /// then the sources'.
+    pub fn metrics_text(&self) -> String {
+        let mut text = self.publisher.metrics.render();
+        for r in &self.registries {
+            crate::metrics::encode(&mut text, r);
+        }
+        text
     }
 
     /// Answers one request.
@@ -175,17 +194,11 @@ impl Admin {
                     )
                 }
             }
-            "/metrics" => {
-                let mut text = self.publisher.metrics.render();
-                if let Some(s) = &self.sources {
-                    text.push_str(&s.metrics());
-                }
-                text.push_str(&format!(
-                    "# HELP xdsc_clients Connected xDS streams in the registry.\n# TYPE xdsc_clients gauge\nxdsc_clients {}\n",
-                    self.clients.len()
-                ));
-                respond(StatusCode::OK, "text/plain; version=0.0.4", text)
-            }
+            "/metrics" => respond(
+                StatusCode::OK,
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                self.metrics_text(),
+            ),
             p if p.starts_with("/debug/") && !self.debug => respond(
                 StatusCode::NOT_FOUND,
                 "text/plain",

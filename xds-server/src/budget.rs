@@ -17,7 +17,6 @@
 //! response per type). Small responses, such as one changed endpoint, never wait.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -102,12 +101,12 @@ impl Permit {
         if self.held.is_some() {
             return;
         }
-        self.metrics.sync_waiting.fetch_add(1, Ordering::Relaxed);
+        self.metrics.sync_waiting.inc();
         let permit = budget.permits.clone().acquire_owned().await;
-        self.metrics.sync_waiting.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.sync_waiting.dec();
         // The semaphore is never closed; if it were, sending without a permit is the fallback.
         if let Ok(permit) = permit {
-            self.metrics.sync_held.fetch_add(1, Ordering::Relaxed);
+            self.metrics.sync_held.inc();
             self.held = Some((permit, Instant::now().checked_add(budget.limits.hold)));
         }
     }
@@ -115,7 +114,7 @@ impl Permit {
     /// Gives the permit back, if held.
     pub(crate) fn release(&mut self) {
         if self.held.take().is_some() {
-            self.metrics.sync_held.fetch_sub(1, Ordering::Relaxed);
+            self.metrics.sync_held.dec();
         }
     }
 
@@ -149,10 +148,10 @@ mod tests {
         let mut a = Permit::new(metrics.clone());
         a.acquire(&budget).await;
         a.acquire(&budget).await; // already held: does not wait for a second
-        assert_eq!(metrics.sync_held.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.sync_held.get(), 1);
         assert_eq!(budget.permits.available_permits(), 0);
         drop(a);
-        assert_eq!(metrics.sync_held.load(Ordering::Relaxed), 0);
+        assert_eq!(metrics.sync_held.get(), 0);
         assert_eq!(budget.permits.available_permits(), 1);
     }
 }

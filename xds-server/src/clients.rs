@@ -29,6 +29,12 @@ pub(crate) struct Clients {
     pub(crate) rejections: Rejections,
 }
 
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients").finish_non_exhaustive()
+    }
+}
+
 /// One rejection standing now: a connected Envoy's last NACK of a type, not followed by an
 /// acknowledgement of that type since.
 #[derive(Clone, Debug, PartialEq, Eq)]

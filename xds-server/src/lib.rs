@@ -42,6 +42,7 @@ mod clients;
 mod connection;
 mod dispatch;
 use dispatch::Dispatch;
+pub mod memory;
 mod metrics;
 pub mod protocol;
 mod publish;
@@ -176,11 +177,18 @@ impl XdsServer {
 
     /// The admin endpoints of this server.
     pub fn admin(&self) -> Admin {
+        let mut scraped = prometheus_client::registry::Registry::default();
+        scraped.register_collector(Box::new(metrics::Scraped {
+            publisher: self.shared.publisher.clone(),
+            clients: self.shared.clients.clone(),
+        }));
+        scraped.register_collector(Box::new(memory::Collector));
         Admin {
             publisher: self.shared.publisher.clone(),
             clients: self.shared.clients.clone(),
             extra: None,
             sources: None,
+            registries: vec![std::sync::Arc::new(scraped)],
             debug: true,
             header_timeout: admin::DEFAULT_ADMIN_HEADER_TIMEOUT,
         }

@@ -53,7 +53,7 @@ impl Publisher {
     /// fleet receive what differs from what their Envoy holds.
     pub fn publish(&self, fleet: &str, snapshot: Snapshot) {
         let snapshot = Arc::new(snapshot);
-        self.metrics.record_publish(&snapshot);
+        self.metrics.record_publish(fleet);
         let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
         match cells.get(fleet) {
             Some(tx) => {

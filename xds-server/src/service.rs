@@ -250,10 +250,13 @@ impl Shared {
             id,
         };
         tracing::info!(node = %node.id, cluster = %node.cluster, fleet = %fleet, variant = ?W::VARIANT, "xDS stream opened");
-        let mut permit = Permit::new(self.publisher.metrics.clone());
+        let mut local = Local {
+            permit: Permit::new(self.publisher.metrics.clone()),
+            sent: SentAt::default(),
+        };
         let mut step = self.step::<W>(&mut stream, request)?;
         for m in early {
-            self.emit::<W>(&mut stream, id, &node, step, tx, &mut permit)
+            self.emit::<W>(&mut stream, id, &node, step, tx, &mut local)
                 .await?;
             step = self.step::<W>(&mut stream, later::<W>(&node, m)?)?;
         }
@@ -261,10 +264,10 @@ impl Shared {
         let mut heard = tokio::time::Instant::now();
         loop {
             let waiting = stream.awaiting_ack();
-            self.emit::<W>(&mut stream, id, &node, step, tx, &mut permit)
+            self.emit::<W>(&mut stream, id, &node, step, tx, &mut local)
                 .await?;
             if !stream.awaiting_ack() {
-                permit.release();
+                local.permit.release();
             } else if !waiting {
                 heard = tokio::time::Instant::now();
             }
@@ -308,9 +311,9 @@ impl Shared {
                         protocol::Step::default()
                     }
                 }
-                () = permit.expired() => {
+                () = local.permit.expired() => {
                     tracing::debug!(node = %node.id, "sync permit held too long; given back");
-                    permit.release();
+                    local.permit.release();
                     protocol::Step::default()
                 }
             };
@@ -336,21 +339,23 @@ impl Shared {
         node: &Node,
         step: protocol::Step,
         tx: &mpsc::Sender<Result<W::Out, Status>>,
-        permit: &mut Permit,
+        local: &mut Local,
     ) -> Result<(), Status> {
         let metrics = &self.publisher.metrics;
+        let permit = &mut local.permit;
         for event in &step.events {
             match event {
                 Event::Ack {
                     resource_type,
                     version_info,
                 } => {
-                    metrics.ack(*resource_type);
+                    metrics.ack(*resource_type, local.sent.take(*resource_type));
                     self.clients.rejections.ack(id, *resource_type);
                     tracing::debug!(node = %node.id, r#type = %resource_type, version = %version_info, "ACK");
                 }
                 Event::Nack(n) => {
                     metrics.nack(n.resource_type);
+                    let _ = local.sent.take(n.resource_type);
                     self.clients.rejections.nack(id, &node.id, n);
                     let sources: Vec<String> =
                         n.provenance.iter().map(ToString::to_string).collect();
@@ -385,8 +390,36 @@ impl Shared {
             if sent.is_err() {
                 return Err(Status::cancelled("client went away"));
             }
+            local.sent.put(r.resource_type);
         }
         Ok(())
+    }
+}
+
+/// What a stream task keeps beside the protocol state: its sync permit, and when the
+/// response of each type awaiting its ACK was sent (for `xdsc_push_ack_seconds`).
+struct Local {
+    permit: Permit,
+    sent: SentAt,
+}
+
+/// When the unacknowledged response of each type was handed to the connection.
+#[derive(Default)]
+struct SentAt([Option<tokio::time::Instant>; 5]);
+
+impl SentAt {
+    fn slot(&mut self, t: ResourceType) -> &mut Option<tokio::time::Instant> {
+        let i = ResourceType::ALL.iter().position(|x| *x == t).unwrap_or(0);
+        &mut self.0[i]
+    }
+
+    fn put(&mut self, t: ResourceType) {
+        *self.slot(t) = Some(tokio::time::Instant::now());
+    }
+
+    /// How long ago the response of type `t` was sent (and forgets it).
+    fn take(&mut self, t: ResourceType) -> Option<std::time::Duration> {
+        self.slot(t).take().map(|at| at.elapsed())
     }
 }
 

@@ -133,7 +133,10 @@ fn story(
     let answer = || http_get(listen, host, "/");
     let until = |want: &str| until_body(listen, host, want, &served, &envoy);
     until("one");
-    assert_eq!(served.metric("xdsc_source_errors"), Some(0));
+    assert_eq!(
+        served.metric("xdsc_source_errors{source=\"files\"}"),
+        Some(0)
+    );
 
     folder.write("site.yaml", &site(2));
     until("two");
@@ -151,10 +154,15 @@ fn story(
     );
     let errors = served.source()["errors"].to_string();
     assert!(errors.contains("site.yaml:"), "{errors}");
-    assert!(served.metric("xdsc_source_errors").unwrap_or(0) >= 1);
     assert!(
         served
-            .metric("xdsc_source_rejected_batches_total")
+            .metric("xdsc_source_errors{source=\"files\"}")
+            .unwrap_or(0)
+            >= 1
+    );
+    assert!(
+        served
+            .metric("xdsc_source_rejected_batches_total{source=\"files\"}")
             .unwrap_or(0)
             >= 1
     );
@@ -176,7 +184,10 @@ fn story(
     // Fixed: applies.
     folder.write("site.yaml", &site(1));
     until("one");
-    assert_eq!(served.metric("xdsc_source_errors"), Some(0));
+    assert_eq!(
+        served.metric("xdsc_source_errors{source=\"files\"}"),
+        Some(0)
+    );
     assert_eq!(served.source()["state"], "serving_newest");
     let clients: Value = serde_json::from_str(&served.get("/debug/clients")).expect("clients");
     assert!(

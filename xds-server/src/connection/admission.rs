@@ -8,11 +8,16 @@
 //! Not here: timeouts of admitted connections (the connection task).
 
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 /// Why a connection was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,53 +51,73 @@ const CLOSED: [(Closed, &str); 5] = [
     (Closed::Shutdown, "shutdown"),
 ];
 
+/// The label of a refusal or close reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
 /// The accept path's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Counters {
-    open: AtomicU64,
-    accepted: AtomicU64,
-    refused_total: AtomicU64,
-    refused_peer: AtomicU64,
-    closed: [AtomicU64; 5],
+    open: Gauge,
+    accepted: Counter,
+    refused: Family<Reason, Counter>,
+    closed: Family<Reason, Counter>,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        let c = Counters {
+            open: Gauge::default(),
+            accepted: Counter::default(),
+            refused: Family::default(),
+            closed: Family::default(),
+        };
+        // Every reason is shown from the start, at 0.
+        for reason in ["total", "peer"] {
+            let _ = c.refused.get_or_create(&Reason { reason });
+        }
+        for (_, reason) in CLOSED {
+            let _ = c.closed.get_or_create(&Reason { reason });
+        }
+        c
+    }
 }
 
 impl Counters {
     pub(crate) fn closed(&self, why: Closed) {
-        if let Some(i) = CLOSED.iter().position(|(c, _)| *c == why) {
-            self.closed[i].fetch_add(1, Ordering::Relaxed);
+        if let Some((_, reason)) = CLOSED.iter().find(|(c, _)| *c == why) {
+            self.closed.get_or_create(&Reason { reason }).inc();
         }
     }
 
-    /// Appends the Prometheus text of these counters.
-    pub(crate) fn render(&self, o: &mut String) {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let _ = writeln!(
-            o,
-            "# HELP xdsc_xds_connections Open xDS connections.\n# TYPE xdsc_xds_connections gauge\nxdsc_xds_connections {}",
-            load(&self.open)
+    fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Adds these counters' families to `registry`.
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "xdsc_xds_connections",
+            "Open xDS connections",
+            self.open.clone(),
         );
-        let _ = writeln!(
-            o,
-            "# HELP xdsc_xds_connections_accepted_total xDS connections admitted.\n# TYPE xdsc_xds_connections_accepted_total counter\nxdsc_xds_connections_accepted_total {}",
-            load(&self.accepted)
+        registry.register(
+            "xdsc_xds_connections_accepted",
+            "xDS connections admitted",
+            self.accepted.clone(),
         );
-        let _ = writeln!(
-            o,
-            "# HELP xdsc_xds_connections_refused_total xDS connections refused by a connection limit.\n# TYPE xdsc_xds_connections_refused_total counter\nxdsc_xds_connections_refused_total{{reason=\"total\"}} {}\nxdsc_xds_connections_refused_total{{reason=\"peer\"}} {}",
-            load(&self.refused_total),
-            load(&self.refused_peer)
+        registry.register(
+            "xdsc_xds_connections_refused",
+            "xDS connections refused by a connection limit (total: max_connections; peer: max_connections_per_peer)",
+            self.refused.clone(),
         );
-        let _ = writeln!(
-            o,
-            "# HELP xdsc_xds_connections_closed_total xDS connections the server closed, by reason.\n# TYPE xdsc_xds_connections_closed_total counter"
+        registry.register(
+            "xdsc_xds_connections_closed",
+            "xDS connections the server closed, by reason",
+            self.closed.clone(),
         );
-        for (i, (_, name)) in CLOSED.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "xdsc_xds_connections_closed_total{{reason=\"{name}\"}} {}",
-                load(&self.closed[i])
-            );
-        }
     }
 }
 
@@ -158,22 +183,22 @@ impl Admission {
         let c = self.counters();
         match refusal {
             None => {
-                c.open.fetch_add(1, Ordering::Relaxed);
-                c.accepted.fetch_add(1, Ordering::Relaxed);
+                c.open.inc();
+                c.accepted.inc();
                 Ok(Ticket {
                     admission: Arc::clone(self),
                     peer,
                 })
             }
             Some(Refusal::Total) => {
-                c.refused_total.fetch_add(1, Ordering::Relaxed);
+                c.refused("total");
                 if let Some(since) = self.warned[0].allow() {
                     tracing::warn!(%peer, limit = self.max_total, refused_since_last_warning = since, "xDS connection refused: the server's connection limit is reached (max_connections)");
                 }
                 Err(Refusal::Total)
             }
             Some(Refusal::Peer) => {
-                c.refused_peer.fetch_add(1, Ordering::Relaxed);
+                c.refused("peer");
                 if let Some(since) = self.warned[1].allow() {
                     tracing::warn!(%peer, limit = self.max_per_peer, refused_since_last_warning = since, "xDS connection refused: this peer's connection limit is reached (max_connections_per_peer)");
                 }
@@ -201,7 +226,7 @@ impl Drop for Ticket {
                 }
             }
         }
-        a.counters().open.fetch_sub(1, Ordering::Relaxed);
+        a.counters().open.dec();
     }
 }
 
@@ -261,11 +286,7 @@ mod tests {
         drop((one, three));
         let _again = a.admit(p).expect("a place was given back");
         drop(two);
-        let text = {
-            let mut o = String::new();
-            metrics.connections.render(&mut o);
-            o
-        };
+        let text = metrics.render();
         assert!(text.contains("xdsc_xds_connections 1\n"), "{text}");
         assert!(
             text.contains("xdsc_xds_connections_accepted_total 4\n"),
