@@ -15,6 +15,11 @@
 //! each one is a real change (checked before timing), never a no-op; its result and diff are
 //! dropped inside the timed loop, as a server drops one old snapshot per new one.
 
+/// With `--features jemalloc`: the allocator the binaries ship with.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: xdsc_server::memory::Jemalloc = xdsc_server::memory::Jemalloc;
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -59,10 +59,12 @@ pub(crate) enum Command {
         /// process exits 0.
         #[arg(long, default_value = "5s", value_parser = duration)]
         shutdown_grace: std::time::Duration,
-        /// Answer 404 on /debug/snapshot and /debug/clients (they show configuration, node
-        /// identities and addresses; secrets are always redacted).
+        /// Answer 404 on /, /debug/snapshot and /debug/clients (they show configuration,
+        /// node identities and addresses; secrets are always redacted).
         #[arg(long)]
         no_debug_endpoints: bool,
+        #[command(flatten)]
+        ops: Ops,
     },
     /// Validate the files; print every error and warning (file:line:column, object, field)
     /// to standard error, and to standard output the status each Kubernetes object would
@@ -164,4 +166,32 @@ impl Input {
 pub(crate) fn duration(s: &str) -> Result<std::time::Duration, String> {
     let d: xdsc_core::model::Duration = s.parse().map_err(|e| format!("{e}"))?;
     Ok(std::time::Duration::from_millis(d.as_millis()))
+}
+
+/// Profiles and memory logs (the same flags as `xdsc-kube`'s).
+#[derive(Args, Debug)]
+pub(crate) struct Ops {
+    /// Serve CPU and heap profiles on the admin listener (/debug/pprof/profile?seconds=N,
+    /// /debug/pprof/heap) and sample heap allocations from the start.
+    #[arg(long)]
+    pub(crate) profiling: bool,
+    /// Log when resident memory crosses these fractions of the container's memory limit.
+    #[arg(long, default_value = "0.5,0.75,0.9", value_parser = xdsc_server::memory::parse_fractions)]
+    pub(crate) memory_log_at: std::vec::Vec<f64>,
+    /// Log a memory summary this often (0s: never).
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    pub(crate) memory_summary_every: std::time::Duration,
+}
+
+impl Ops {
+    pub(crate) fn operability(self) -> xdsc_server::Operability {
+        xdsc_server::Operability {
+            profiling: self.profiling,
+            memory: xdsc_server::memory::MemoryWatch {
+                fractions: self.memory_log_at,
+                summary_every: Some(self.memory_summary_every).filter(|d| !d.is_zero()),
+                ..xdsc_server::memory::MemoryWatch::default()
+            },
+        }
+    }
 }

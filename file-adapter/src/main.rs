@@ -2,6 +2,11 @@
 
 mod cli;
 
+/// jemalloc: its statistics are metrics, and with --profiling its sampled heap profiles are
+/// served (BENCHMARKS.md has what it costs).
+#[global_allocator]
+static ALLOCATOR: xdsc_server::memory::Jemalloc = xdsc_server::memory::Jemalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
             rescan,
             shutdown_grace,
             no_debug_endpoints,
+            ops,
         } => {
             init_logs(cli.log_format);
             let config = ServeConfig {
@@ -87,6 +93,7 @@ fn main() -> ExitCode {
                 fleet,
                 shutdown_grace,
                 debug_endpoints: !no_debug_endpoints,
+                ops: ops.operability(),
             };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
+use xdsc_core::model::Model;
 use xdsc_core::snapshot::Snapshot;
 use xdsc_server::{ConnectionOptions, Metrics, Publisher, XdsServer};
 
@@ -50,8 +51,10 @@ pub struct ServeConfig {
     /// On shutdown, how long xDS connections may take to close after their streams were
     /// ended (see [`xdsc_server::ConnectionOptions::shutdown_grace`]).
     pub shutdown_grace: std::time::Duration,
-    /// Whether `/debug/snapshot` and `/debug/clients` answer.
+    /// Whether `/`, `/debug/snapshot` and `/debug/clients` answer.
     pub debug_endpoints: bool,
+    /// Profiles and memory logs.
+    pub ops: xdsc_server::Operability,
 }
 
 struct PublisherSink {
@@ -59,12 +62,18 @@ struct PublisherSink {
     fleet: String,
     server: XdsServer,
     status: Arc<Mutex<Option<SourceStatus>>>,
+    /// The served model, for where a NACKed resource's objects were read.
+    served: Arc<Mutex<Model>>,
 }
 
 impl Sink for PublisherSink {
     fn publish(&mut self, snapshot: Snapshot) {
         tracing::info!(fleet = %self.fleet, version = %snapshot.version(), resources = snapshot.len(), "publishing snapshot");
         self.publisher.publish(&self.fleet, snapshot);
+    }
+
+    fn served(&mut self, model: &Model) {
+        *self.served.lock().unwrap_or_else(PoisonError::into_inner) = model.clone();
     }
 
     fn report(&mut self, report: Report<'_>) {
@@ -99,9 +108,18 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> R
     });
     let status = Arc::new(Mutex::new(None));
     let debug_status = Arc::clone(&status);
+    let served = Arc::new(Mutex::new(Model::default()));
+    let model = Arc::clone(&served);
     let admin = server
         .admin()
+        .with_build_info("xdsc-file", env!("CARGO_PKG_VERSION"))
         .with_debug_endpoints(config.debug_endpoints)
+        .with_origins(Arc::new(move |key| {
+            let model = model.lock().unwrap_or_else(PoisonError::into_inner);
+            model.get(key).map_or_else(Vec::new, |o| {
+                o.provenance().iter().map(ToString::to_string).collect()
+            })
+        }))
         .with_debug_extra(Arc::new(move || {
             let s = debug_status.lock().unwrap_or_else(PoisonError::into_inner);
             Value::Array(vec![serde_json::to_value(&*s).unwrap_or(Value::Null)])
@@ -111,7 +129,9 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> R
         fleet: config.fleet.clone(),
         server: server.clone(),
         status,
+        served,
     };
+    let admin = config.ops.start(admin).await;
     let source = config.source.clone();
     let running = tokio::task::spawn_blocking(move || source.start(sink))
         .await

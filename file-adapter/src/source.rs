@@ -304,6 +304,7 @@ impl<S: Sink> Worker<S> {
         self.log(&outcome, took, first || delta.ignored_changed, repeated);
         if first || (changed > 0 && self.reconciler.snapshot().version() != before) {
             self.sink.publish(self.reconciler.snapshot().clone());
+            self.sink.served(self.reconciler.compiled().model());
         }
         self.status.ignored = self.loader.ignored().clone();
         self.status.set_findings(&self.reconciler);

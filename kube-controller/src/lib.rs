@@ -89,6 +89,8 @@ pub struct Config {
     pub stale_after: Duration,
     /// The Lease whose holder writes status; `None`: never write status.
     pub lease: Option<LeaseConfig>,
+    /// Profiles and memory logs.
+    pub ops: xdsc_server::Operability,
 }
 
 impl Config {
@@ -112,6 +114,7 @@ impl Config {
             timing: Timing::default(),
             stale_after: Duration::from_secs(60),
             lease: Some(LeaseConfig::new("xdsc-kube", "default", "xdsc-kube")),
+            ops: xdsc_server::Operability::default(),
         }
     }
 }
@@ -195,7 +198,9 @@ pub async fn run_with(
     });
     let admin = server
         .admin()
+        .with_build_info("xdsc-kube", env!("CARGO_PKG_VERSION"))
         .with_sources(Arc::new(AdminView(Arc::clone(&board))));
+    let admin = config.ops.start(admin).await;
     let stopping = Arc::new(AtomicBool::new(false));
     let mut tasks = Tasks(Vec::new());
 

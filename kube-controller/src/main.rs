@@ -3,6 +3,11 @@
 
 mod cli;
 
+/// jemalloc: its statistics are metrics, and with --profiling its sampled heap profiles are
+/// served (BENCHMARKS.md has what it costs).
+#[global_allocator]
+static ALLOCATOR: xdsc_server::memory::Jemalloc = xdsc_server::memory::Jemalloc;
+
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};

@@ -8,9 +8,14 @@
 //! | `GET /debug/snapshot` | each fleet's snapshot as Envoy JSON, secrets redacted |
 //! | `GET /debug/clients` | each stream: node, fleet, subscriptions, versions sent and acknowledged, last NACK |
 //! | `GET /debug/sources` | the embedder's sources (with [`Admin::with_sources`]) |
+//! | `GET /` | the status page: fleets, Envoys, NACKs and where they come from, sources, memory (HTML) |
+//! | `GET /debug/status` | the status page's figures as JSON |
+//! | `GET /debug/pprof/profile?seconds=N` | a CPU profile of N seconds (default 10, at most 50), pprof protobuf; only [`Admin::with_profiling`] |
+//! | `GET /debug/pprof/heap` | a heap profile (jemalloc's sampled live allocations), gzipped pprof; only [`Admin::with_profiling`] |
 //!
-//! `/debug/*` can be turned off ([`Admin::with_debug_endpoints`]): they show node identities,
-//! addresses and configuration, which not every operator wants on a port. A slow client cannot
+//! `/` and `/debug/*` can be turned off ([`Admin::with_debug_endpoints`]): they show node
+//! identities, addresses and configuration, which not every operator wants on a port. The
+//! profiles are off unless turned on. A slow client cannot
 //! hold the listener: request headers must arrive within a timeout, a connection lives at
 //! most a minute, and at most [`MAX_ADMIN_CONNECTIONS`] are open at once (more are closed).
 //!
@@ -78,9 +83,53 @@ pub struct Admin {
     pub(crate) sources: Option<Arc<dyn SourceHealth>>,
     /// The families read when scraped (snapshots, clients, memory) and the sources' own.
     pub(crate) registries: Vec<Arc<Registry>>,
+    pub(crate) origins: Option<crate::status::Origins>,
+    /// The binary's name and version, shown on the status page.
+    pub(crate) build: (String, String),
+    pub(crate) profiling: bool,
     pub(crate) debug: bool,
     pub(crate) header_timeout: Duration,
 }
+
+/// What a binary turns on for its operators: profiles on the admin listener, and how memory
+/// is logged. Both binaries take it from the same flags (`--profiling`,
+/// `--memory-log-at`, `--memory-summary-every`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ops = xdsc_server::Operability::default();
+/// let admin = ops.start(xdsc_server::XdsServer::new(xdsc_server::Publisher::new()).admin()).await;
+/// assert_eq!(admin.handle(&hyper::Method::GET, "/debug/pprof/heap").status(), 404);
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Operability {
+    /// Serve `/debug/pprof/*` and sample heap allocations from the start.
+    pub profiling: bool,
+    /// The memory log lines.
+    pub memory: crate::memory::MemoryWatch,
+}
+
+impl Operability {
+    /// Starts the memory watch (a task of the current runtime) and, with profiling, jemalloc's
+    /// allocation sampling (a warning if this build or allocator cannot); returns `admin`
+    /// with the profiles turned on or off.
+    pub async fn start(&self, admin: Admin) -> Admin {
+        let _ = self.memory.clone().spawn();
+        if self.profiling {
+            match crate::profile::activate_heap_profiling().await {
+                Ok(()) => {
+                    tracing::info!("profiling on: /debug/pprof/profile and /debug/pprof/heap")
+                }
+                Err(e) => tracing::warn!(error = %e, "profiling on, but no heap profiles: {e}"),
+            }
+        }
+        admin.with_profiling(self.profiling)
+    }
+}
+
+/// The longest CPU profile served (an admin connection lives at most a minute).
+pub(crate) const MAX_PROFILE_SECONDS: u64 = 50;
 
 /// Admin connections open at once at most; more are closed at once.
 pub const MAX_ADMIN_CONNECTIONS: usize = 64;
@@ -135,6 +184,91 @@ impl Admin {
     pub fn with_header_timeout(mut self, timeout: Duration) -> Admin {
         self.header_timeout = timeout;
         self
+    }
+
+    /// Names the binary on the status page (name and version).
+    pub fn with_build_info(mut self, name: &str, version: &str) -> Admin {
+        self.build = (name.to_owned(), version.to_owned());
+        self
+    }
+
+    /// Turns `/debug/pprof/profile` and `/debug/pprof/heap` on (off by default: a profile
+    /// shows the code and costs a sampling signal while it runs).
+    ///
+    /// ```
+    /// let admin = xdsc_server::XdsServer::new(xdsc_server::Publisher::new()).admin();
+    /// assert_eq!(admin.handle(&hyper::Method::GET, "/debug/pprof/heap").status(), 404);
+    /// ```
+    pub fn with_profiling(mut self, on: bool) -> Admin {
+        self.profiling = on;
+        self
+    }
+
+    /// Says where model objects were read, for NACKs on the status page and in
+    /// `/debug/clients` (`origins` of each last NACK).
+    pub fn with_origins(mut self, origins: crate::status::Origins) -> Admin {
+        self.origins = Some(origins);
+        self
+    }
+
+    /// Answers one request, profiles included (they take time: a CPU profile lasts as
+    /// long as asked).
+    pub async fn answer(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> Response<Full<Bytes>> {
+        if method != Method::GET || !path.starts_with("/debug/pprof/") || !self.debug {
+            return self.handle(method, path);
+        }
+        if !self.profiling {
+            return respond(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "profiling is off (start with --profiling)\n",
+            );
+        }
+        let result = match path {
+            "/debug/pprof/profile" => {
+                let seconds = query
+                    .into_iter()
+                    .flat_map(|q| q.split('&'))
+                    .find_map(|kv| kv.strip_prefix("seconds="))
+                    .map_or(Ok(10), str::parse::<u64>);
+                let Ok(seconds) = seconds else {
+                    return respond(
+                        StatusCode::BAD_REQUEST,
+                        "text/plain",
+                        "seconds must be a whole number\n",
+                    );
+                };
+                let duration = Duration::from_secs(seconds.clamp(1, MAX_PROFILE_SECONDS));
+                tokio::task::spawn_blocking(move || crate::profile::cpu(duration))
+                    .await
+                    .unwrap_or_else(|e| Err(crate::profile::ProfileError::Failed(e.to_string())))
+            }
+            "/debug/pprof/heap" => crate::profile::heap().await,
+            _ => return respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+        };
+        match result {
+            Ok(bytes) => {
+                let mut r = respond(StatusCode::OK, "application/octet-stream", bytes);
+                if let Ok(v) = "attachment; filename=\"profile.pb.gz\"".parse() {
+                    r.headers_mut()
+                        .insert(hyper::header::CONTENT_DISPOSITION, v);
+                }
+                r
+            }
+            Err(e @ crate::profile::ProfileError::Busy) => {
+                respond(StatusCode::CONFLICT, "text/plain", format!("{e}\n"))
+            }
+            Err(e) => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("{e}\n"),
+            ),
+        }
     }
 
     /// Adds embedder JSON under `"sources"` in `/debug/snapshot`.
@@ -199,7 +333,7 @@ impl Admin {
                 prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
                 self.metrics_text(),
             ),
-            p if p.starts_with("/debug/") && !self.debug => respond(
+            p if (p == "/" || p.starts_with("/debug/")) && !self.debug => respond(
                 StatusCode::NOT_FOUND,
                 "text/plain",
                 "debug endpoints are off\n",
@@ -208,7 +342,13 @@ impl Admin {
                 Some(s) => json(&s.status()),
                 None => json(&self.extra.as_ref().map_or(Value::Null, |e| e())),
             },
-            "/debug/clients" => json(&self.clients.to_json()),
+            "/debug/clients" => json(&self.clients.to_json(self.origins.as_ref())),
+            "/debug/status" => json(&crate::status::json(self)),
+            "/" => respond(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                crate::status::html(&crate::status::json(self)),
+            ),
             "/debug/snapshot" => {
                 let mut fleets = Map::new();
                 for fleet in self.publisher.fleets() {
@@ -261,8 +401,13 @@ impl Admin {
                 let _place = place;
                 let header_timeout = admin.header_timeout;
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let response = admin.handle(req.method(), req.uri().path());
-                    async move { Ok::<_, Infallible>(response) }
+                    let admin = admin.clone();
+                    async move {
+                        let uri = req.uri();
+                        Ok::<_, Infallible>(
+                            admin.answer(req.method(), uri.path(), uri.query()).await,
+                        )
+                    }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())

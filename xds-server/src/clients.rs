@@ -182,8 +182,9 @@ impl Clients {
         }
     }
 
-    /// The JSON view of every connected stream.
-    pub(crate) fn to_json(&self) -> Value {
+    /// The JSON view of every connected stream; with `origins`, each last NACK also lists
+    /// where the model objects it traces to were read.
+    pub(crate) fn to_json(&self, origins: Option<&crate::status::Origins>) -> Value {
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         Value::Array(
             map.iter()
@@ -206,6 +207,7 @@ impl Clients {
                                 "detail": n.detail,
                                 "resources": n.resources.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
                                 "sources": n.provenance.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+                                "origins": origins.map(|o| n.provenance.iter().flat_map(|k| o(k)).collect::<Vec<_>>()),
                             })),
                         })).collect::<Vec<_>>(),
                     })

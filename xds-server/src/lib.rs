@@ -44,10 +44,12 @@ mod dispatch;
 use dispatch::Dispatch;
 pub mod memory;
 mod metrics;
+pub mod profile;
 pub mod protocol;
 mod publish;
 mod service;
 pub mod source;
+mod status;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod wire;
@@ -63,7 +65,8 @@ use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server
 use tokio::net::TcpListener;
 
 pub use admin::{
-    Admin, DEFAULT_ADMIN_HEADER_TIMEOUT, DebugExtra, MAX_ADMIN_CONNECTIONS, SourceHealth,
+    Admin, DEFAULT_ADMIN_HEADER_TIMEOUT, DebugExtra, MAX_ADMIN_CONNECTIONS, Operability,
+    SourceHealth,
 };
 pub use budget::SyncLimits;
 pub use clients::{Rejection, Rejections};
@@ -72,6 +75,7 @@ pub use metrics::Metrics;
 pub use protocol::Limits;
 pub use publish::{DEFAULT_FLEET, Publisher};
 pub use service::{FleetSelector, fleet_by_node_cluster};
+pub use status::Origins;
 
 /// Errors of serving.
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +193,9 @@ impl XdsServer {
             extra: None,
             sources: None,
             registries: vec![std::sync::Arc::new(scraped)],
+            origins: None,
+            build: ("xdsc".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+            profiling: false,
             debug: true,
             header_timeout: admin::DEFAULT_ADMIN_HEADER_TIMEOUT,
         }

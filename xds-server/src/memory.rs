@@ -221,6 +221,23 @@ impl Default for MemoryWatch {
     }
 }
 
+/// Parses a comma-separated list of fractions (`0.5,0.75,0.9`), each in (0, 1], for
+/// [`MemoryWatch::fractions`] (the binaries' `--memory-log-at`).
+///
+/// ```
+/// assert_eq!(xdsc_server::memory::parse_fractions("0.5, 0.9"), Ok(vec![0.5, 0.9]));
+/// assert!(xdsc_server::memory::parse_fractions("0.5,2").is_err());
+/// ```
+pub fn parse_fractions(text: &str) -> Result<Vec<f64>, String> {
+    text.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| match s.trim().parse::<f64>() {
+            Ok(f) if f > 0.0 && f <= 1.0 => Ok(f),
+            _ => Err(format!("{s:?} is not a fraction in (0, 1]")),
+        })
+        .collect()
+}
+
 /// The threshold crossings of resident memory against a limit (pure: fractions in, crossings
 /// out).
 #[derive(Debug)]

@@ -483,6 +483,11 @@ impl SourceStatus {
 pub trait Sink: Send + 'static {
     /// A new snapshot to serve.
     fn publish(&mut self, snapshot: Snapshot);
+    /// The model now served (after [`Sink::publish`]), for what only the model knows: where
+    /// each object was read. Cheap to keep: it shares structure with the next one.
+    fn served(&mut self, model: &xdsc_core::model::Model) {
+        let _ = model;
+    }
     /// A batch was taken.
     fn report(&mut self, report: Report<'_>);
 }

@@ -21,6 +21,11 @@
 //! cargo run --release -p xdsc-benches --bin xdsc-load -- --services 1000 --streams 100 --named
 //! ```
 
+/// With `--features jemalloc`: the allocator the binaries ship with.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: xdsc_server::memory::Jemalloc = xdsc_server::memory::Jemalloc;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,4 +8,5 @@ mod render;
 mod schema;
 mod serve_envoy;
 mod serve_lifecycle;
+mod status_page;
 mod support;

@@ -78,6 +78,11 @@ impl Served {
             .and_then(|v| v.parse().ok())
     }
 
+    /// The admin listener's port.
+    pub(crate) fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
     pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
