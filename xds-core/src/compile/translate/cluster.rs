@@ -74,7 +74,8 @@ pub(crate) fn cluster(
         );
         ok &= resolved;
         for (k, v) in given {
-            if out.typed_extension_protocol_options.contains_key(&k) {
+            let taken = out.typed_extension_protocol_options.contains_key(&k);
+            if taken {
                 d.error(
                     (
                         "typed_extension_protocol_options",
@@ -83,9 +84,9 @@ pub(crate) fn cluster(
                     Problem::invalid("already set by `protocol: http2`"),
                 );
                 ok = false;
-            } else {
-                out.typed_extension_protocol_options.insert(k, v);
+                continue;
             }
+            out.typed_extension_protocol_options.insert(k, v);
         }
     }
     if let Some(t) = &c.tls {
