@@ -274,7 +274,7 @@ impl Shared {
         let mut permit = Permit::new(self.publisher.metrics.clone());
         let mut step = self.step::<W>(&mut stream, request, obs)?;
         for m in early {
-            self.emit::<W>(&mut stream, id, &node, step, tx, &mut permit, obs)
+            self.emit::<W>(&mut stream, (id, &node), step, tx, &mut permit, obs)
                 .await?;
             step = self.step::<W>(&mut stream, later::<W>(&node, m)?, obs)?;
         }
@@ -282,7 +282,7 @@ impl Shared {
         let mut heard = tokio::time::Instant::now();
         loop {
             let waiting = stream.awaiting_ack();
-            self.emit::<W>(&mut stream, id, &node, step, tx, &mut permit, obs)
+            self.emit::<W>(&mut stream, (id, &node), step, tx, &mut permit, obs)
                 .await?;
             if !stream.awaiting_ack() {
                 permit.release();
@@ -358,8 +358,7 @@ impl Shared {
     async fn emit<W: Wire>(
         &self,
         stream: &mut Stream,
-        id: u64,
-        node: &Node,
+        (id, node): (u64, &Node),
         step: protocol::Step,
         tx: &mpsc::Sender<Result<W::Out, Status>>,
         permit: &mut Permit,
