@@ -115,7 +115,8 @@ impl Operability {
     /// allocation sampling (a warning if this build or allocator cannot); returns `admin`
     /// with the profiles turned on or off.
     pub async fn start(&self, admin: Admin) -> Admin {
-        let _ = self.memory.clone().spawn();
+        // Runs until the runtime ends; its handle is not needed.
+        drop(self.memory.clone().spawn());
         if self.profiling {
             match crate::profile::activate_heap_profiling().await {
                 Ok(()) => {
