@@ -288,6 +288,23 @@ fn delta_key(version_info: &str, resources: &[Arc<Resource>], removed: &[Arc<str
     key
 }
 
+/// Whether a state-of-the-world request's names (`*` left out, any order) are exactly
+/// `names`, without allocating a name.
+fn lists(names: &Names, requested: &[String]) -> bool {
+    let mut wanted: Vec<&str> = requested
+        .iter()
+        .map(String::as_str)
+        .filter(|n| *n != "*")
+        .collect();
+    if wanted.len() != names.len() {
+        return false;
+    }
+    if !wanted.is_sorted() {
+        wanted.sort_unstable();
+    }
+    wanted.iter().copied().eq(names.iter().map(|n| &**n))
+}
+
 /// Types whose state-of-the-world responses carry the complete set.
 fn full_state(t: ResourceType) -> bool {
     matches!(t, ResourceType::Cluster | ResourceType::Listener)
@@ -439,13 +456,22 @@ impl Stream {
         let st = self.types.entry(t).or_default();
         let star = req.resource_names.iter().any(|n| n == "*");
         let wildcard = star || (req.resource_names.is_empty() && (first || st.wildcard));
-        let names = self.names_of(t, &req.resource_names);
+        // An acknowledgement repeats the subscription (Envoy's EDS ACK lists every cluster):
+        // the same names keep the set the stream has, without building a new one.
+        let unchanged = !first && wildcard == st.wildcard && lists(&st.names, &req.resource_names);
+        let names = if unchanged {
+            st.names.clone()
+        } else {
+            self.names_of(t, &req.resource_names)
+        };
         let st = self.types.entry(t).or_default();
-        if wildcard != st.wildcard || names != st.names {
+        if unchanged {
+            // Nothing to forget: what the client holds is already within these names.
+        } else if wildcard != st.wildcard || names != st.names {
             st.forget_clean();
         }
         st.wildcard = wildcard;
-        if !full_state(t) && !st.wildcard {
+        if !unchanged && !full_state(t) && !st.wildcard {
             // Forget what the client holds of names it no longer wants, so that a later
             // subscription sends them again.
             let before = st.held.len();
