@@ -70,6 +70,7 @@ fn main() -> ExitCode {
             rescan,
             shutdown_grace,
             no_debug_endpoints,
+            tls,
         } => {
             init_logs(cli.log_format);
             let config = ServeConfig {
@@ -87,6 +88,7 @@ fn main() -> ExitCode {
                 fleet,
                 shutdown_grace,
                 debug_endpoints: !no_debug_endpoints,
+                tls: tls.files(),
             };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,

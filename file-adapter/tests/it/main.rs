@@ -9,3 +9,4 @@ mod schema;
 mod serve_envoy;
 mod serve_lifecycle;
 mod support;
+mod tls_envoy;

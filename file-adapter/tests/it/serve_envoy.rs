@@ -17,8 +17,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// `xdsc-file serve` as a child process, killed when dropped.
 pub(crate) struct Served {
-    child: Child,
-    admin_port: u16,
+    pub(crate) child: Child,
+    pub(crate) admin_port: u16,
     pub(crate) xds_port: u16,
     log: PathBuf,
 }
@@ -59,18 +59,18 @@ impl Served {
         served
     }
 
-    fn get(&self, path: &str) -> String {
+    pub(crate) fn get(&self, path: &str) -> String {
         http_get(self.admin_port, "localhost", path)
             .map(|(_, b)| b)
             .unwrap_or_default()
     }
 
-    fn source(&self) -> Value {
+    pub(crate) fn source(&self) -> Value {
         let v: Value = serde_json::from_str(&self.get("/debug/snapshot")).unwrap_or_default();
         v["sources"][0].clone()
     }
 
-    fn metric(&self, name: &str) -> Option<u64> {
+    pub(crate) fn metric(&self, name: &str) -> Option<u64> {
         self.get("/metrics")
             .lines()
             .find(|l| l.split(' ').next() == Some(name))
