@@ -25,7 +25,11 @@ pub(crate) struct Served {
 
 impl Served {
     pub(crate) fn start(dir: &Path, extra: &[String]) -> Served {
-        let (xds_port, admin_port) = (free_port(), free_port());
+        Served::start_at(dir, free_port(), free_port(), extra)
+    }
+
+    /// [`Served::start`] on given ports (a restart where Envoy expects it).
+    pub(crate) fn start_at(dir: &Path, xds_port: u16, admin_port: u16, extra: &[String]) -> Served {
         // Beside the folder, not in it (so the watcher does not see it); `Dir` removes it.
         let log = dir.with_extension("log");
         let child = bin()
