@@ -179,7 +179,10 @@ impl Interest {
     fn writing_until(&mut self, now: Instant) -> Option<Instant> {
         self.writing
             .retain(|_, since| now.duration_since(*since) < WRITE_CLOSE_WAIT);
-        self.writing.values().min().map(|since| *since + WRITE_CLOSE_WAIT)
+        self.writing
+            .values()
+            .min()
+            .map(|since| *since + WRITE_CLOSE_WAIT)
     }
 
     fn wants(&self, path: &Path) -> bool {
@@ -488,8 +491,8 @@ impl<S: Sink> Worker<S> {
 
 /// Records files being written (a write seen, no close yet) and written (closed, removed).
 fn track_writes(interest: &Mutex<Interest>, event: &notify::Event) {
-    use notify::event::{AccessKind, AccessMode, ModifyKind};
     use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
     let mut i = interest.lock().unwrap_or_else(PoisonError::into_inner);
     match event.kind {
         // IN_MODIFY: a write or a truncation (`>` and `cp` truncate first).
@@ -515,7 +518,11 @@ fn track_writes(interest: &Mutex<Interest>, event: &notify::Event) {
 /// Waits while a file is being written (at most [`WRITE_CLOSE_WAIT`] since its first write),
 /// then for the hold-off after its close, so that a file written in place in several chunks
 /// is read whole, never half-written. True: stop.
-fn wait_written(rx: &mpsc::Receiver<Signal>, interest: &Mutex<Interest>, options: SourceOptions) -> bool {
+fn wait_written(
+    rx: &mpsc::Receiver<Signal>,
+    interest: &Mutex<Interest>,
+    options: SourceOptions,
+) -> bool {
     loop {
         let until = interest
             .lock()

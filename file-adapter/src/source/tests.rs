@@ -286,7 +286,9 @@ fn a_kubernetes_volume_update_by_symlink_swap_is_seen() {
 fn only_whole(srx: &Receiver<Snapshot>, old: &[&str], want: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let s = srx.recv_timeout(left).expect("the new content is published");
+        let s = srx
+            .recv_timeout(left)
+            .expect("the new content is published");
         let got = clusters(&s);
         if got == want {
             return;
@@ -325,7 +327,10 @@ fn a_file_written_in_place_in_chunks_is_never_served_half_written() {
 
 #[test]
 fn a_config_folder_that_disappears_keeps_the_last_good_config_and_is_served_when_back() {
-    let dir = dir(&[("conf/a.yaml", GOOD), ("conf/sub/b.yaml", "kind: Cluster\nname: api\n")]);
+    let dir = dir(&[
+        ("conf/a.yaml", GOOD),
+        ("conf/sub/b.yaml", "kind: Cluster\nname: api\n"),
+    ]);
     let (running, srx, rrx) = watch(&dir.join("conf"));
     assert_eq!(
         clusters(&srx.recv_timeout(Duration::from_secs(5)).unwrap()),

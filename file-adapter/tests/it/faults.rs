@@ -137,7 +137,10 @@ fn kill_9_then_restart(delta: bool) {
         [format!("{} {} -> {}", rds.0, rds.1, rds.1 + 1)],
         "after a restart only the route change is applied, once (of {before:?})"
     );
-    eprintln!("{tag}: after kill -9 and restart, only {moved:?} (of {} counters)", before.len());
+    eprintln!(
+        "{tag}: after kill -9 and restart, only {moved:?} (of {} counters)",
+        before.len()
+    );
 }
 
 #[test]
