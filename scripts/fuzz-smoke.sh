@@ -20,7 +20,7 @@ for target in $(cargo fuzz list); do
   log="$corpus.log"
   status=0
   cargo fuzz run -a "$target" "$corpus" "seeds/$target" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -max_total_time="$seconds" -timeout=60 -rss_limit_mb=2048 -print_final_stats=1 \
     >"$log" 2>&1 || status=$?
   grep -E 'stat::number_of_executed_units|Done [0-9]+ runs' "$log" || true
   if [ "$status" != 0 ]; then
