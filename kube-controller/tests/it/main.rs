@@ -5,4 +5,5 @@
 
 mod api;
 mod binary;
+mod manifests;
 mod support;
