@@ -414,7 +414,7 @@ async fn a_nacked_resource_puts_envoys_error_into_its_objects_status() {
     };
     let mut ads = AdsClient::open(channel, node, false, first).await.unwrap();
     let reply = ads.expect(PATIENCE).await;
-    assert_eq!(reply.names(), [route.clone()]);
+    assert_eq!(reply.names(), std::slice::from_ref(&route));
     let detail = format!("Error adding/updating route {route}: invalid regex 'a{{9999}}'");
     ads.nack(&reply, &[&route], &detail).await;
 
