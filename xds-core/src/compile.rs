@@ -14,15 +14,18 @@
 //! | cluster `c` | Cluster `c` | its CA secret |
 //! | endpoints `c` | Endpoints `c` | cluster `c` (no cluster, no endpoints) |
 //! | listener `l` | Listener `l` | its certificate secrets, TCP route clusters, other listeners on its address |
-//! | routes `l` | Listener `l`, every VirtualHost attached to `l` | the clusters routes forward to, other hosts' domains on `l` |
+//! | routes `r` | every VirtualHost attached to `r` | the listeners naming route configuration `r` (by default, listener `r`), the clusters routes forward to, other hosts' domains on `r` |
 //! | secret `s` | Secret `s` | |
 //!
 //! A route configuration is assembled from per-virtual-host encodings: changing one route
-//! re-encodes one virtual host and copies the others' bytes.
+//! re-encodes one virtual host and copies the others' bytes. An HTTP listener serves the route
+//! configuration named after it unless it names another (`route_config`); listeners naming the
+//! same one share it, and a virtual host's `listeners` are route configuration names.
 //!
 //! # Route precedence
 //!
-//! Within a virtual host, routes are ordered, whatever their order in the object: exact paths
+//! Within a virtual host (unless its `route_order` is `as_written`, which keeps the order
+//! written), routes are ordered, whatever their order in the object: exact paths
 //! first, then regular expressions, then prefixes, longer first (for equal prefixes, a
 //! segment-wise `path_prefix` before a plain `prefix`); then routes with a method match, then
 //! more header matches first, then more query matches (the Gateway API's HTTPRoute order);
@@ -88,9 +91,11 @@ struct Index {
     secret_clusters: Refs,
     /// secret -> listeners serving it.
     secret_listeners: Refs,
-    /// listener -> virtual hosts attached to it.
+    /// route configuration -> virtual hosts attached to it.
     listener_vhosts: Refs,
-    /// (listener, domain) -> valid virtual hosts claiming it; the first owns it.
+    /// route configuration -> listeners serving it.
+    route_listeners: Refs,
+    /// (route configuration, domain) -> valid virtual hosts claiming it; the first owns it.
     domains: OrdMap<(Arc<str>, String), Names>,
     /// "address:port" -> listeners binding it (with valid address and port).
     addresses: Refs,
@@ -352,6 +357,9 @@ impl Compiled {
                             link(&mut self.index.cluster_listeners, &b.cluster, name, add);
                         }
                     }
+                    let rc: Arc<str> = Arc::from(l.route_config_name());
+                    link(&mut self.index.route_listeners, &rc, name, add);
+                    dirty.routes.insert(rc);
                 }
                 dirty.listeners.insert(name.clone());
                 dirty.routes.insert(name.clone());
@@ -511,7 +519,14 @@ impl Compiled {
         }
         for l in std::mem::take(&mut dirty.listeners) {
             if self.build_listener(&l) {
-                dirty.routes.insert(l);
+                // A deleted listener's route configuration was marked when it changed.
+                if let Some(Object::Listener(x)) = self
+                    .model
+                    .get(&ObjectKey::new(Kind::Listener, l.clone()))
+                    .map(|o| &**o)
+                {
+                    dirty.routes.insert(Arc::from(x.route_config_name()));
+                }
             }
         }
         for l in std::mem::take(&mut dirty.routes) {
@@ -651,21 +666,53 @@ impl Compiled {
         };
     }
 
-    /// Assembles listener `l`'s route configuration from its virtual hosts' pieces.
+    /// Assembles route configuration `l` from its virtual hosts' pieces, if an http or https
+    /// listener that is served names it.
     fn build_routes(&mut self, l: &Arc<str>) {
-        let lkey = ObjectKey::new(Kind::Listener, l.clone());
-        let protocol = match self.model.get(&lkey).map(|o| &**o) {
-            Some(Object::Listener(x)) => Some(x.protocol),
-            _ => None,
+        let users: Vec<&model::Listener> = get(&self.index.route_listeners, l)
+            .filter_map(
+                |n| match self.model.get(&ObjectKey::new(Kind::Listener, n.clone())) {
+                    Some(o) => match &**o {
+                        Object::Listener(x) => Some(x),
+                        _ => None,
+                    },
+                    None => None,
+                },
+            )
+            .collect();
+        let is_http = |x: &model::Listener| {
+            matches!(
+                x.protocol,
+                model::ListenerProtocol::Http | model::ListenerProtocol::Https
+            )
         };
-        let http = matches!(
-            protocol,
-            Some(model::ListenerProtocol::Http | model::ListenerProtocol::Https)
-        );
-        let served = http && self.snapshot.resources(ResourceType::Listener).contains(l);
+        let http = users.iter().any(|x| is_http(x));
+        let listeners = self.snapshot.resources(ResourceType::Listener);
+        let served = users
+            .iter()
+            .any(|x| is_http(x) && listeners.contains(x.name.as_str()));
+        // The listeners' part of the provenance; the default (one listener named `l`) reads
+        // as before.
+        let mut provenance: Vec<ObjectKey> = users
+            .iter()
+            .filter(|x| is_http(x))
+            .map(|x| ObjectKey::new(Kind::Listener, x.name.as_str()))
+            .collect();
+        if provenance.is_empty() {
+            provenance.push(ObjectKey::new(Kind::Listener, l.clone()));
+        }
+        let own = users.len() == 1 && *users[0].name == **l;
+        let renamed = match self.model.get(&ObjectKey::new(Kind::Listener, l.clone())) {
+            Some(o) => match &**o {
+                Object::Listener(x) if x.route_config_name() != &**l => {
+                    Some(x.route_config_name().to_owned())
+                }
+                _ => None,
+            },
+            None => None,
+        };
         let mut diags = Vec::new();
         let mut body = None;
-        let mut provenance = vec![lkey.clone()];
         if served {
             // RouteConfiguration: field 1 name, field 2 repeated VirtualHost, in field order:
             // exactly what prost emits for the same message.
@@ -696,17 +743,28 @@ impl Compiled {
             }
             body = Some(buf.freeze());
         } else {
+            let why = match &renamed {
+                Some(rc) if users.is_empty() => format!(
+                    "listener {l:?} serves route configuration {rc:?}, not one named after it; \
+                     not served there"
+                ),
+                _ if users.is_empty() || (own && http) => {
+                    format!("listener {l:?} is missing or invalid; not served there")
+                }
+                _ if own => {
+                    format!("listener {l:?} is not an http or https listener; not served there")
+                }
+                _ => format!(
+                    "no valid http or https listener serves route configuration {l:?}; not \
+                     served there"
+                ),
+            };
             for v in get(&self.index.listener_vhosts, l) {
-                let what = if http || protocol.is_none() {
-                    "is missing or invalid"
-                } else {
-                    "is not an http or https listener"
-                };
                 diags.push(Diagnostic::new(
                     ObjectKey::new(Kind::VirtualHost, v.clone()),
                     Severity::Warning,
                     "listeners",
-                    Problem::invalid(format!("listener {l:?} {what}; not served there")),
+                    Problem::invalid(why.clone()),
                 ));
             }
         }

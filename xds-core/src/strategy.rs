@@ -52,6 +52,8 @@ AiOTIoUTzfRACbzHcN9+rCG5GQ/q2jZ0Eux8xHoex4gWG/m0g4copOa0
 -----END PRIVATE KEY-----\n";
 
 const LISTENERS: &[&str] = &["http", "https", "tls", "tcp"];
+/// Route configurations: the listeners' own, and one that listeners may share.
+const ROUTE_CONFIGS: &[&str] = &["http", "https", "tls", "tcp", "shared"];
 const CLUSTERS: &[&str] = &["c0", "c1", "c2", "c3", "c4", "missing"];
 const VHOSTS: &[&str] = &["v0", "v1", "v2", "v3", "v4"];
 const SECRETS: &[&str] = &["cert-a", "cert-b", "ca", "missing-secret"];
@@ -261,22 +263,31 @@ pub fn route() -> impl Strategy<Value = Route> {
 pub fn virtual_host() -> impl Strategy<Value = VirtualHost> {
     (
         names(VHOSTS),
-        vec(names(LISTENERS), 1..3),
+        vec(names(ROUTE_CONFIGS), 1..3),
         vec(names(DOMAINS), 1..3),
         vec(route(), 0..5),
+        select(&[RouteOrder::Precedence, RouteOrder::AsWritten][..]),
     )
-        .prop_map(|(name, listeners, domains, routes)| VirtualHost {
-            name,
-            listeners,
-            domains,
-            routes,
-            provenance: Vec::new(),
-        })
+        .prop_map(
+            |(name, listeners, domains, routes, route_order)| VirtualHost {
+                name,
+                listeners,
+                domains,
+                routes,
+                route_order,
+                provenance: Vec::new(),
+            },
+        )
 }
 
-/// A listener; its port collides with another listener's now and then.
+/// A listener; its port collides with another listener's now and then, and it names another
+/// route configuration (perhaps one it shares) now and then.
 pub fn listener() -> impl Strategy<Value = Listener> {
-    (
+    let names_rest = (
+        option::of(names(ROUTE_CONFIGS)),
+        option::of(select(&["ingress", "bad prefix!"][..]).prop_map(str::to_owned)),
+    );
+    let base = (
         names(LISTENERS),
         select(&[18080u16, 18443, 18444, 18445, 18446][..]),
         select(
@@ -313,39 +324,44 @@ pub fn listener() -> impl Strategy<Value = Listener> {
         option::of(prop_oneof![Just(0u64), 1u64..10_000]),
         option::of(select(&["/dev/stdout", ""][..])),
         select(&["0.0.0.0", "127.0.0.1", "::", "not-an-ip"][..]),
+    );
+    (base, names_rest).prop_map(
+        |(
+            (name, port, protocol, tls, tcp, idle_timeout, max_connections, log, address),
+            (route_config, stat_prefix),
+        )| {
+            Listener {
+                name,
+                address: address.to_owned(),
+                port,
+                protocol,
+                tls: tls
+                    .into_iter()
+                    .map(|(hosts, secret)| ListenerTls { hosts, secret })
+                    .collect(),
+                tcp_routes: tcp
+                    .into_iter()
+                    .map(|(name, sni, backends)| TcpRoute {
+                        name: name.to_owned(),
+                        sni,
+                        backends,
+                    })
+                    .collect(),
+                idle_timeout,
+                max_connections,
+                access_log: log
+                    .map(|p| AccessLog {
+                        path: p.to_owned(),
+                        format: None,
+                    })
+                    .into_iter()
+                    .collect(),
+                stat_prefix,
+                route_config,
+                provenance: Vec::new(),
+            }
+        },
     )
-        .prop_map(
-            |(name, port, protocol, tls, tcp, idle_timeout, max_connections, log, address)| {
-                Listener {
-                    name,
-                    address: address.to_owned(),
-                    port,
-                    protocol,
-                    tls: tls
-                        .into_iter()
-                        .map(|(hosts, secret)| ListenerTls { hosts, secret })
-                        .collect(),
-                    tcp_routes: tcp
-                        .into_iter()
-                        .map(|(name, sni, backends)| TcpRoute {
-                            name: name.to_owned(),
-                            sni,
-                            backends,
-                        })
-                        .collect(),
-                    idle_timeout,
-                    max_connections,
-                    access_log: log
-                        .map(|p| AccessLog {
-                            path: p.to_owned(),
-                            format: None,
-                        })
-                        .into_iter()
-                        .collect(),
-                    provenance: Vec::new(),
-                }
-            },
-        )
 }
 
 /// A cluster.

@@ -194,8 +194,26 @@ fn check_consistent(s: &Snapshot) -> Result<(), TestCaseError> {
             e.name()
         );
     }
+    // Every route configuration is served by a listener (perhaps shared by several).
+    let mut served_routes = std::collections::BTreeSet::new();
+    for l in s.resources(ResourceType::Listener).iter() {
+        let listener = elistener::Listener::decode(l.body().clone()).unwrap();
+        for f in listener.filter_chains.iter().flat_map(|c| &c.filters) {
+            if let Some(elistener::filter::ConfigType::TypedConfig(a)) = &f.config_type
+                && f.name == "envoy.filters.network.http_connection_manager"
+                && let Some(hcm::http_connection_manager::RouteSpecifier::Rds(rds)) =
+                    any_of::<hcm::HttpConnectionManager>(a).route_specifier
+            {
+                served_routes.insert(rds.route_config_name);
+            }
+        }
+    }
     for r in s.resources(ResourceType::Route).iter() {
-        prop_assert!(s.resources(ResourceType::Listener).contains(r.name()));
+        prop_assert!(
+            served_routes.contains(r.name()),
+            "route configuration {} served by no listener",
+            r.name()
+        );
         let rc = eroute::RouteConfiguration::decode(r.body().clone()).unwrap();
         prop_assert_eq!(&rc.name, r.name());
         for vh in &rc.virtual_hosts {

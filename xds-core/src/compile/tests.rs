@@ -669,3 +669,124 @@ fn one_route_change_rebuilds_only_its_route_configuration() {
     assert_eq!(p1.as_ptr(), p2.as_ptr());
     assert_eq!(vhost(&c2, "http", "v1"), vhost(&c, "http", "v1"));
 }
+
+fn hcm_of(c: &Compiled, listener: &str) -> envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager{
+    let r = c
+        .snapshot()
+        .get(ResourceType::Listener, listener)
+        .expect("listener");
+    let l = elistener::Listener::decode(r.body().clone()).expect("decodes");
+    let f = &l.filter_chains[0].filters[0];
+    match &f.config_type {
+        Some(elistener::filter::ConfigType::TypedConfig(a)) => {
+            prost::Message::decode(a.value.as_slice()).expect("hcm decodes")
+        }
+        other => panic!("no typed config: {other:?}"),
+    }
+}
+
+#[test]
+fn listeners_share_a_named_route_configuration_and_set_their_stat_prefix() {
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
+    let mut objects = base();
+    objects.extend(doc(r#"[
+        {"kind":"Listener","name":"a","port":8081,"route_config":"shared","stat_prefix":"ingress_a"},
+        {"kind":"Listener","name":"b","port":8082,"route_config":"shared"},
+        {"kind":"VirtualHost","name":"site","listeners":["shared"],"domains":["example.com"],
+         "routes":[{"name":"all","forward":{"backends":[{"cluster":"web"}]}}]}]"#));
+    let c = compile(objects);
+    assert!(errors(&c).is_empty(), "{:?}", errors(&c));
+    let rc = routes(&c, "shared");
+    assert_eq!(rc.name, "shared");
+    assert_eq!(rc.virtual_hosts[0].name, "site");
+    for (l, prefix) in [("a", "ingress_a"), ("b", "b"), ("http", "http")] {
+        let m = hcm_of(&c, l);
+        assert_eq!(m.stat_prefix, prefix, "{l}");
+        let Some(hcm::http_connection_manager::RouteSpecifier::Rds(rds)) = m.route_specifier else {
+            panic!("{l} has no RDS");
+        };
+        let want = if l == "http" { "http" } else { "shared" };
+        assert_eq!(rds.route_config_name, want, "{l}");
+    }
+    // Only the listeners' route configurations exist: none named after "a" or "b".
+    let names: Vec<_> = c
+        .snapshot()
+        .resources(ResourceType::Route)
+        .iter()
+        .map(|r| r.name().to_owned())
+        .collect();
+    assert_eq!(names, ["http", "shared"]);
+    let r = c.snapshot().get(ResourceType::Route, "shared").unwrap();
+    assert_eq!(
+        r.provenance(),
+        [
+            ObjectKey::new(Kind::Listener, "a"),
+            ObjectKey::new(Kind::Listener, "b"),
+            ObjectKey::new(Kind::VirtualHost, "site"),
+        ]
+    );
+
+    // Deleting one sharer keeps the configuration; deleting both drops it, with a warning.
+    let one = c.apply([Change::Delete(ObjectKey::new(Kind::Listener, "a"))]);
+    assert!(one.snapshot().get(ResourceType::Route, "shared").is_some());
+    let none = one.apply([Change::Delete(ObjectKey::new(Kind::Listener, "b"))]);
+    assert!(none.snapshot().get(ResourceType::Route, "shared").is_none());
+    assert!(
+        errors(&none).iter().any(|e| e.contains("\"shared\"")),
+        "{:?}",
+        errors(&none)
+    );
+    // Incremental equals full.
+    assert_eq!(
+        none.snapshot().version(),
+        Compiled::new(none.model()).snapshot().version()
+    );
+}
+
+#[test]
+fn a_virtual_host_naming_a_renamed_listener_is_told_which_name_to_use() {
+    let mut objects = base();
+    objects.extend(doc(r#"[
+        {"kind":"Listener","name":"a","port":8081,"route_config":"shared"},
+        {"kind":"VirtualHost","name":"site","listeners":["a"],"domains":["example.com"]}]"#));
+    let c = compile(objects);
+    let e = errors(&c);
+    assert!(
+        e.iter()
+            .any(|e| e.contains("serves route configuration \"shared\"")),
+        "{e:?}"
+    );
+    let bad = compile(doc(
+        r#"[{"kind":"Listener","name":"a","port":8081,"route_config":"no spaces","stat_prefix":""}]"#,
+    ));
+    let e = errors(&bad);
+    assert!(e.iter().any(|e| e.contains("route_config")), "{e:?}");
+    assert!(e.iter().any(|e| e.contains("stat_prefix")), "{e:?}");
+    assert!(bad.snapshot().get(ResourceType::Listener, "a").is_none());
+}
+
+#[test]
+fn routes_as_written_keep_their_order_but_still_drop_identical_matches() {
+    let vhost = |order: &str| {
+        let mut objects = base();
+        objects.extend(doc(&format!(
+            r#"[{{"kind":"VirtualHost","name":"site","listeners":["http"],"domains":["example.com"],{order}
+            "routes":[{{"name":"all","forward":{{"backends":[{{"cluster":"web"}}]}}}},
+                      {{"name":"api","match":{{"path":{{"prefix":"/api"}}}},"forward":{{"backends":[{{"cluster":"api"}}]}}}},
+                      {{"name":"later","forward":{{"backends":[{{"cluster":"api"}}]}}}}]}}]"#
+        )));
+        let c = compile(objects);
+        let names: Vec<String> = routes(&c, "http").virtual_hosts[0]
+            .routes
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
+        (names, errors(&c))
+    };
+    let (names, e) = vhost("");
+    assert_eq!(names, ["api", "all"]);
+    assert!(e.iter().any(|e| e.contains("later")), "{e:?}");
+    let (names, e) = vhost(r#""route_order":"as_written","#);
+    assert_eq!(names, ["all", "api"]);
+    assert!(e.iter().any(|e| e.contains("later")), "{e:?}");
+}

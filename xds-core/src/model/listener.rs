@@ -36,7 +36,8 @@ pub enum ListenerProtocol {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
-    /// The listener's name, also the name of its Envoy listener and route configuration.
+    /// The listener's name, also the name of its Envoy listener (and, unless `route_config`
+    /// says otherwise, of its route configuration and its connection manager's stat prefix).
     pub name: String,
     /// The IP address to bind (default `0.0.0.0`).
     #[serde(default = "default_address")]
@@ -62,6 +63,15 @@ pub struct Listener {
     /// Where to write access logs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access_log: Vec<AccessLog>,
+    /// For `http` and `https`: the HTTP connection manager's stat prefix, the `http.<prefix>.`
+    /// of its statistics (default: the listener's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat_prefix: Option<String>,
+    /// For `http` and `https`: the name of the route configuration (RDS) served here (default:
+    /// the listener's name). Virtual hosts attach to route configurations by this name, so
+    /// several listeners naming one route configuration share it and its virtual hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_config: Option<String>,
     /// Where the object came from (set by sources).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provenance: Vec<Source>,
@@ -85,8 +95,33 @@ impl Listener {
             idle_timeout: None,
             max_connections: None,
             access_log: Vec::new(),
+            stat_prefix: None,
+            route_config: None,
             provenance: Vec::new(),
         }
+    }
+
+    /// The name of the route configuration this listener serves: `route_config`, or else the
+    /// listener's name.
+    ///
+    /// ```
+    /// let mut l = xdsc_core::model::Listener::new("http", 8080);
+    /// assert_eq!(l.route_config_name(), "http");
+    /// l.route_config = Some("shared".into());
+    /// assert_eq!(l.route_config_name(), "shared");
+    /// ```
+    pub fn route_config_name(&self) -> &str {
+        self.route_config.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The HTTP connection manager's stat prefix: `stat_prefix`, or else the listener's name.
+    ///
+    /// ```
+    /// let l = xdsc_core::model::Listener::new("http", 8080);
+    /// assert_eq!(l.stat_prefix_or_name(), "http");
+    /// ```
+    pub fn stat_prefix_or_name(&self) -> &str {
+        self.stat_prefix.as_deref().unwrap_or(&self.name)
     }
 }
 

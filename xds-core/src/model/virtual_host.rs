@@ -15,15 +15,21 @@ use super::shared::{Backend, Duration, Source, is_default, one};
 pub struct VirtualHost {
     /// The virtual host's name.
     pub name: String,
-    /// The names of the listeners this virtual host is served on.
+    /// The route configurations this virtual host is part of, by name: a listener's name, or
+    /// the `route_config` that listeners name (a listener serves the route configuration
+    /// named after it unless it names another).
     pub listeners: Vec<String>,
     /// The host names matched (case-insensitively, port ignored): exact (`example.com`),
     /// suffix wildcard (`*.example.com`), prefix wildcard (`example.*`) or `*`.
     pub domains: Vec<String>,
-    /// The routes. They are ordered by precedence, not by their order here (see
-    /// [`crate::compile`]).
+    /// The routes. By default they are ordered by precedence, not by their order here (see
+    /// [`crate::compile`]); `route_order: as_written` keeps this order.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// How the routes are ordered in Envoy, which takes the first that matches (default
+    /// `precedence`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub route_order: RouteOrder,
     /// Where the object came from (set by sources).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provenance: Vec<Source>,
@@ -41,9 +47,25 @@ impl VirtualHost {
             listeners: listeners.into_iter().map(Into::into).collect(),
             domains: domains.into_iter().map(Into::into).collect(),
             routes: Vec::new(),
+            route_order: RouteOrder::Precedence,
             provenance: Vec::new(),
         }
     }
+}
+
+/// How a virtual host's routes are ordered; Envoy takes the first route that matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteOrder {
+    /// The documented precedence (exact paths, regular expressions, longer prefixes, then
+    /// more specific header, query and method matches; see [`crate::compile`]), whatever the
+    /// order the routes are written in.
+    #[default]
+    Precedence,
+    /// The order the routes are written in, as a hand-written Envoy route configuration (or a
+    /// go-control-plane generator) relies on. A route whose match equals an earlier one's
+    /// still never matches and is reported.
+    AsWritten,
 }
 
 /// A route: a match and exactly one action (`forward`, `redirect` or `direct_response`).

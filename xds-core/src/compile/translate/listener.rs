@@ -135,6 +135,12 @@ pub(crate) fn listener(
         );
         ok = false;
     }
+    if let Some(rc) = &l.route_config {
+        ok &= d.check("route_config", validate::name(rc));
+    }
+    if let Some(prefix) = &l.stat_prefix {
+        ok &= d.check("stat_prefix", validate::name(prefix));
+    }
     if l.max_connections == Some(0) {
         ok &= d.check(
             "max_connections",
@@ -230,18 +236,18 @@ fn tls_inspector() -> listener::ListenerFilter {
 }
 
 /// The HTTP connection manager of an http or https listener: routes by RDS (the route
-/// configuration named after the listener), then the router.
+/// configuration the listener names, by default its own name), then the router.
 fn http_connection_manager(
     l: &model::Listener,
     logs: Vec<accesslog::AccessLog>,
 ) -> listener::Filter {
     let manager = hcm::HttpConnectionManager {
-        stat_prefix: l.name.clone(),
+        stat_prefix: l.stat_prefix_or_name().to_owned(),
         codec_type: hcm::http_connection_manager::CodecType::Auto as i32,
         route_specifier: Some(hcm::http_connection_manager::RouteSpecifier::Rds(
             hcm::Rds {
                 config_source: Some(ads()),
-                route_config_name: l.name.clone(),
+                route_config_name: l.route_config_name().to_owned(),
             },
         )),
         http_filters: vec![hcm::HttpFilter {

@@ -366,7 +366,9 @@ pub(crate) fn check_vhost(v: &model::VirtualHost, d: &mut Diags) -> CheckedVhost
             candidates.push(i);
         }
     }
-    candidates.sort_by(|a, b| precedence(&v.routes[*a]).cmp(&precedence(&v.routes[*b])));
+    if v.route_order == model::RouteOrder::Precedence {
+        candidates.sort_by(|a, b| precedence(&v.routes[*a]).cmp(&precedence(&v.routes[*b])));
+    }
     let mut order: Vec<usize> = Vec::with_capacity(candidates.len());
     let mut seen: std::collections::BTreeMap<MatchKey, usize> = std::collections::BTreeMap::new();
     for i in candidates {
