@@ -55,6 +55,24 @@ const FILES: &[&str] = &[
     "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
     "envoy/extensions/access_loggers/file/v3/file.proto",
     "envoy/extensions/access_loggers/stream/v3/stream.proto",
+    // The typed configurations embedders most often give through the model's escape hatches
+    // (HTTP filters and their per-route configurations, listener filters): their type URLs are
+    // checked against this pool and their maps canonicalized. Add one here to accept it.
+    "envoy/extensions/filters/http/buffer/v3/buffer.proto",
+    "envoy/extensions/filters/http/compressor/v3/compressor.proto",
+    "envoy/extensions/compression/gzip/compressor/v3/gzip.proto",
+    "envoy/extensions/filters/http/cors/v3/cors.proto",
+    "envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto",
+    "envoy/extensions/filters/http/fault/v3/fault.proto",
+    "envoy/extensions/filters/http/header_mutation/v3/header_mutation.proto",
+    "envoy/extensions/filters/http/health_check/v3/health_check.proto",
+    "envoy/extensions/filters/http/jwt_authn/v3/config.proto",
+    "envoy/extensions/filters/http/lua/v3/lua.proto",
+    "envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto",
+    "envoy/extensions/filters/http/rbac/v3/rbac.proto",
+    "envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto",
+    "envoy/extensions/filters/listener/original_dst/v3/original_dst.proto",
+    "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto",
 ];
 
 fn main() {

@@ -59,6 +59,7 @@ use crate::model::{self, Change, Kind, Model, Object, ObjectKey};
 use crate::snapshot::{Resource, ResourceType, Snapshot};
 
 mod translate;
+pub(crate) mod typed;
 pub(crate) mod validate;
 
 use translate::SecretState;
@@ -190,6 +191,18 @@ pub struct Compiled {
     vhosts: OrdMap<Arc<str>, Arc<CheckedVhost>>,
     pieces: OrdMap<(Arc<str>, Arc<str>), Bytes>,
     diags: OrdMap<DiagKey, Arc<[Diagnostic]>>,
+    stats: Stats,
+}
+
+/// What the compile that produced a [`Compiled`] did: how many objects it found changed and
+/// how many resources (and virtual-host pieces of route configurations) it rebuilt. Counts,
+/// not times, so that tests and embedders' metrics can guard the incremental cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Model objects that differed from the previous model.
+    pub objects_changed: usize,
+    /// Resources built (whether or not their bytes changed), plus virtual-host pieces.
+    pub resources_built: usize,
 }
 
 impl fmt::Debug for Compiled {
@@ -214,8 +227,43 @@ impl Compiled {
             out.object_changed(&o.key(), None, Some(o), &mut dirty);
         }
         out.model = model.clone();
+        out.stats = Stats {
+            objects_changed: model.len(),
+            resources_built: 0,
+        };
         out.rebuild(dirty);
         out
+    }
+
+    /// What the compile that produced this result did (see [`Stats`]).
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Compiles `model` as a whole new state, incrementally from this result: the changes are
+    /// what differs between the two models ([`Model::changes_to`]), so when `model` was derived
+    /// from this result's model (by [`Model::apply`], or by an earlier `update`) only the
+    /// differing parts of the maps are visited, and only the resources depending on the objects
+    /// that differ are rebuilt. The result holds `model` itself, sharing its structure.
+    ///
+    /// ```
+    /// use xdsc_core::compile::Compiled;
+    /// use xdsc_core::model::{Change, Cluster, Endpoint, Endpoints, Model, Object};
+    ///
+    /// let v1 = Model::from_objects((0..100).map(|i| Object::Cluster(Cluster::new(format!("c{i}")))));
+    /// let first = Compiled::new(&v1);
+    /// // The embedder's next whole model, derived from the last one.
+    /// let v2 = v1.apply([Change::upsert(Endpoints::new("c7", [Endpoint::new("10.0.0.7", 80)]))]);
+    /// let second = first.update(&v2);
+    /// assert_eq!(second.stats().objects_changed, 1);
+    /// assert_eq!(second.stats().resources_built, 1); // the endpoints of c7
+    /// assert_eq!(second.snapshot(), Compiled::new(&v2).snapshot());
+    /// ```
+    pub fn update(&self, model: &Model) -> Compiled {
+        let changes: Vec<Change> = self.model.changes_to(model).collect();
+        let mut next = self.apply(changes);
+        next.model = model.clone();
+        next
     }
 
     /// The model this result was compiled from.
@@ -282,6 +330,7 @@ impl Compiled {
             };
         }
         let mut next = self.clone();
+        next.stats = Stats::default();
         let mut dirty = Dirty::default();
         let mut model_changes = Vec::new();
         for (key, new) in batch {
@@ -303,6 +352,7 @@ impl Compiled {
         if model_changes.is_empty() {
             return next;
         }
+        next.stats.objects_changed = model_changes.len();
         next.model = next.model.apply(model_changes);
         next.rebuild(dirty);
         next
@@ -535,6 +585,7 @@ impl Compiled {
     }
 
     fn build_secret(&mut self, name: &Arc<str>) -> bool {
+        self.stats.resources_built += 1;
         let key = ObjectKey::new(Kind::Secret, name.clone());
         let mut d = Diags::new(key.clone());
         let body = match self.model.get(&key).map(|o| &**o) {
@@ -549,6 +600,7 @@ impl Compiled {
     }
 
     fn build_cluster(&mut self, name: &Arc<str>) -> bool {
+        self.stats.resources_built += 1;
         let key = ObjectKey::new(Kind::Cluster, name.clone());
         let mut d = Diags::new(key.clone());
         let body = match self.model.get(&key).map(|o| &**o) {
@@ -563,6 +615,7 @@ impl Compiled {
     }
 
     fn build_endpoints(&mut self, name: &Arc<str>) {
+        self.stats.resources_built += 1;
         let key = ObjectKey::new(Kind::Endpoints, name.clone());
         let mut d = Diags::new(key.clone());
         let object = match self.model.get(&key).map(|o| &**o) {
@@ -590,6 +643,7 @@ impl Compiled {
     }
 
     fn build_listener(&mut self, name: &Arc<str>) -> bool {
+        self.stats.resources_built += 1;
         let key = ObjectKey::new(Kind::Listener, name.clone());
         let mut d = Diags::new(key.clone());
         let body = match self.model.get(&key).map(|o| &**o) {
@@ -617,6 +671,7 @@ impl Compiled {
 
     /// Encodes virtual host `v`'s part of listener `l`'s route configuration.
     fn build_piece(&mut self, l: &Arc<str>, v: &Arc<str>) {
+        self.stats.resources_built += 1;
         let key = (l.clone(), v.clone());
         let vkey = ObjectKey::new(Kind::VirtualHost, v.clone());
         let mut d = Diags::new(vkey.clone());
@@ -669,6 +724,7 @@ impl Compiled {
     /// Assembles route configuration `l` from its virtual hosts' pieces, if an http or https
     /// listener that is served names it.
     fn build_routes(&mut self, l: &Arc<str>) {
+        self.stats.resources_built += 1;
         let users: Vec<&model::Listener> = get(&self.index.route_listeners, l)
             .filter_map(
                 |n| match self.model.get(&ObjectKey::new(Kind::Listener, n.clone())) {

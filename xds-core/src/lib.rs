@@ -13,3 +13,9 @@ pub mod snapshot;
 pub mod strategy;
 
 pub use canonical::{CanonicalError, canonicalize};
+
+/// The `envoy-types` crate whose messages the compiler emits and raw resources and typed
+/// configurations are given as: use this one, so that the types agree.
+pub use envoy_types;
+/// The `prost` crate of those messages (`Message`, `Name`).
+pub use prost;

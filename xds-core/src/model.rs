@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 mod cluster;
 mod endpoints;
+mod extension;
 mod listener;
 mod secret;
 mod shared;
@@ -26,6 +27,7 @@ mod virtual_host;
 
 pub use cluster::*;
 pub use endpoints::*;
+pub use extension::{NamedExtension, TypedConfig, TypedConfigs};
 pub use listener::*;
 pub use secret::*;
 pub use shared::{Backend, Duration, ParseDurationError, Source};
@@ -259,6 +261,31 @@ impl Model {
             }
         }
         Model { objects }
+    }
+
+    /// The changes that turn `self` into `other`, in key order: an upsert of every object
+    /// added or different, a delete of every object gone. Parts of the two maps that are
+    /// shared (one model derived from the other by [`Model::apply`]) are skipped without
+    /// being visited, so the cost follows what differs.
+    ///
+    /// ```
+    /// use xdsc_core::model::{Change, Cluster, Model, Object};
+    /// let a = Model::from_objects([Object::Cluster(Cluster::new("web"))]);
+    /// let b = a.apply([Change::upsert(Cluster::new("api"))]);
+    /// let changes: Vec<Change> = a.changes_to(&b).collect();
+    /// assert_eq!(changes, [Change::upsert(Cluster::new("api"))]);
+    /// assert_eq!(b.changes_to(&b).count(), 0);
+    /// ```
+    pub fn changes_to<'a>(&'a self, other: &'a Model) -> impl Iterator<Item = Change> + 'a {
+        self.objects
+            .diff(&other.objects)
+            .filter_map(|item| match item {
+                imbl::ordmap::DiffItem::Add(_, new) => Some(Change::Upsert(Arc::clone(new))),
+                imbl::ordmap::DiffItem::Update { old, new } => (!Arc::ptr_eq(old.1, new.1)
+                    && old.1 != new.1)
+                    .then(|| Change::Upsert(Arc::clone(new.1))),
+                imbl::ordmap::DiffItem::Remove(k, _) => Some(Change::Delete(k.clone())),
+            })
     }
 
     /// The object with this key.

@@ -232,6 +232,78 @@ fn header_modifier() -> impl Strategy<Value = HeaderModifier> {
         })
 }
 
+/// A Lua HTTP filter with two named source codes: a protobuf map, whose order must never show
+/// in the encoding.
+fn lua() -> TypedConfig {
+    use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source::Specifier};
+    use envoy_types::pb::envoy::extensions::filters::http::lua::v3::Lua;
+    let code = |s: &str| DataSource {
+        specifier: Some(Specifier::InlineString(s.to_owned())),
+        ..Default::default()
+    };
+    TypedConfig::from_message(&Lua {
+        default_source_code: Some(code("function envoy_on_request(h) end")),
+        source_codes: [
+            ("a".to_owned(), code("function envoy_on_request(h) end")),
+            ("b".to_owned(), code("function envoy_on_response(h) end")),
+        ]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    })
+}
+
+fn json(v: serde_json::Value) -> TypedConfig {
+    TypedConfig::Json(v)
+}
+
+/// An HTTP filter: mostly valid (given as a prost message or as Envoy JSON), sometimes of an
+/// unknown type or not decoding.
+pub fn http_filter() -> impl Strategy<Value = NamedExtension> {
+    prop_oneof![
+        3 => Just(NamedExtension::new("envoy.filters.http.lua", lua())),
+        2 => Just(NamedExtension::new("envoy.filters.http.cors", json(serde_json::json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
+        })))),
+        2 => Just(NamedExtension::new("envoy.filters.http.buffer", json(serde_json::json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+            "max_request_bytes": 65536
+        })))),
+        1 => Just(NamedExtension::new("x.unknown", json(serde_json::json!({
+            "@type": "type.googleapis.com/no.such.Filter"
+        })))),
+        1 => Just(NamedExtension::new("envoy.filters.http.lua", TypedConfig::Proto {
+            type_url: "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua".to_owned(),
+            value: bytes::Bytes::from_static(&[0x0a, 0x05, 0x01]),
+        })),
+    ]
+}
+
+/// Per-filter configurations of a virtual host or route: none, mostly; sometimes one with a
+/// field its type does not have.
+pub fn per_filter_configs() -> impl Strategy<Value = TypedConfigs> {
+    prop_oneof![
+        6 => Just(TypedConfigs::new()),
+        2 => Just([
+            ("envoy.filters.http.lua".to_owned(), json(serde_json::json!({
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
+                "disabled": true
+            }))),
+            ("envoy.filters.http.cors".to_owned(), json(serde_json::json!({
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+                "allow_methods": "GET"
+            }))),
+        ].into_iter().collect()),
+        1 => Just([(
+            "envoy.filters.http.cors".to_owned(),
+            json(serde_json::json!({
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+                "no_such_field": 1
+            })),
+        )].into_iter().collect()),
+    ]
+}
+
 /// A route with a name from `r0`..`r5` and one action (sometimes none or two: invalid).
 pub fn route() -> impl Strategy<Value = Route> {
     (
@@ -247,8 +319,10 @@ pub fn route() -> impl Strategy<Value = Route> {
         ],
         header_modifier(),
         header_modifier(),
+        per_filter_configs(),
     )
-        .prop_map(|(name, matches, (forward, redirect, direct_response), request_headers, response_headers)| Route {
+        .prop_map(|(name, matches, (forward, redirect, direct_response), request_headers, response_headers, typed_per_filter_config)| Route {
+            typed_per_filter_config,
             name: name.to_owned(),
             matches,
             forward,
@@ -267,15 +341,19 @@ pub fn virtual_host() -> impl Strategy<Value = VirtualHost> {
         vec(names(DOMAINS), 1..3),
         vec(route(), 0..5),
         select(&[RouteOrder::Precedence, RouteOrder::AsWritten][..]),
+        per_filter_configs(),
     )
         .prop_map(
-            |(name, listeners, domains, routes, route_order)| VirtualHost {
-                name,
-                listeners,
-                domains,
-                routes,
-                route_order,
-                provenance: Vec::new(),
+            |(name, listeners, domains, routes, route_order, typed_per_filter_config)| {
+                VirtualHost {
+                    name,
+                    listeners,
+                    domains,
+                    routes,
+                    route_order,
+                    typed_per_filter_config,
+                    provenance: Vec::new(),
+                }
             },
         )
 }
@@ -286,6 +364,13 @@ pub fn listener() -> impl Strategy<Value = Listener> {
     let names_rest = (
         option::of(names(ROUTE_CONFIGS)),
         option::of(select(&["ingress", "bad prefix!"][..]).prop_map(str::to_owned)),
+        vec(http_filter(), 0..3),
+        prop_oneof![
+            4 => Just(Vec::new()),
+            1 => Just(vec![NamedExtension::new("envoy.filters.listener.original_dst", json(serde_json::json!({
+                "@type": "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"
+            })))]),
+        ],
     );
     let base = (
         names(LISTENERS),
@@ -328,7 +413,7 @@ pub fn listener() -> impl Strategy<Value = Listener> {
     (base, names_rest).prop_map(
         |(
             (name, port, protocol, tls, tcp, idle_timeout, max_connections, log, address),
-            (route_config, stat_prefix),
+            (route_config, stat_prefix, http_filters, listener_filters),
         )| {
             Listener {
                 name,
@@ -358,6 +443,8 @@ pub fn listener() -> impl Strategy<Value = Listener> {
                     .collect(),
                 stat_prefix,
                 route_config,
+                http_filters,
+                listener_filters,
                 provenance: Vec::new(),
             }
         },
@@ -418,6 +505,20 @@ pub fn cluster() -> impl Strategy<Value = Cluster> {
                     max_requests: r,
                     ..Default::default()
                 }),
+                // Explicit HTTP/1 options: an error beside `protocol: http2`, which sets them.
+                typed_extension_protocol_options: if lb == LbPolicy::Maglev {
+                    [(
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_owned(),
+                        json(serde_json::json!({
+                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                            "explicit_http_config": {"http_protocol_options": {}}
+                        })),
+                    )]
+                    .into_iter()
+                    .collect()
+                } else {
+                    TypedConfigs::new()
+                },
                 provenance: Vec::new(),
             },
         )

@@ -42,6 +42,7 @@ mod clients;
 mod connection;
 mod dispatch;
 use dispatch::Dispatch;
+pub mod events;
 mod metrics;
 pub mod protocol;
 mod publish;
@@ -71,6 +72,15 @@ pub use metrics::Metrics;
 pub use protocol::Limits;
 pub use publish::{DEFAULT_FLEET, Publisher};
 pub use service::{FleetSelector, fleet_by_node_cluster};
+
+/// The `envoy-types` crate this server speaks, for embedders whose own code (a
+/// [`FleetSelector`], raw resources) needs its messages: use it rather than a version of their
+/// own, so that the types agree.
+pub use envoy_types;
+/// The Envoy node of a stream's first request, what a [`FleetSelector`] chooses by.
+pub use envoy_types::pb::envoy::config::core::v3::Node;
+/// The core this server serves the snapshots of.
+pub use xdsc_core;
 
 /// Errors of serving.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +138,7 @@ impl XdsServer {
                 selector: fleet_by_node_cluster(),
                 limits: Limits::default(),
                 budget: budget::Budget::new(SyncLimits::default()),
+                observer: None,
             },
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             connections: ConnectionOptions::default(),
@@ -137,6 +148,13 @@ impl XdsServer {
     /// Chooses fleets with this function instead of the node's `cluster`.
     pub fn with_fleet_selector(mut self, selector: FleetSelector) -> XdsServer {
         self.shared.selector = selector;
+        self
+    }
+
+    /// Reports every stream's events (opened, requests, responses sent, ACKs, NACKs, closed)
+    /// to `observer`, without ever waiting for its reader: see [`events`].
+    pub fn with_observer(mut self, observer: events::Observer) -> XdsServer {
+        self.shared.observer = Some(observer);
         self
     }
 

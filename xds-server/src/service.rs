@@ -28,6 +28,7 @@ use xdsc_core::snapshot::ResourceType;
 use crate::budget::{Budget, Permit};
 use crate::clients::Clients;
 use crate::connection::{self, SHUTTING_DOWN};
+use crate::events::{Observer, StreamEvent, StreamInfo, StreamObserver};
 use crate::protocol::{self, Event, Limits, ProtocolError, Response, Stream, Variant};
 use crate::publish::Publisher;
 
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     pub(crate) selector: FleetSelector,
     pub(crate) limits: Limits,
     pub(crate) budget: Budget,
+    /// The embedder's observer of stream events, if any.
+    pub(crate) observer: Option<Observer>,
 }
 
 type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -187,13 +190,21 @@ impl Shared {
         let shared = self.clone();
         tokio::spawn(async move {
             shared.publisher.metrics.stream_opened();
+            let mut obs = StreamObserver::new(shared.observer.clone());
             // The server shutting down ends the stream with a status, so Envoy reconnects (to
             // another replica) at once instead of waiting for the stream to time out.
             let result = tokio::select! {
-                result = shared.drive::<W>(inbound, only, peer, &handle, &tx) => result,
+                result = shared.drive::<W>(inbound, only, peer, &handle, &tx, &mut obs) => result,
                 () = handle.closed() => Err(Status::unavailable(SHUTTING_DOWN)),
             };
             shared.publisher.metrics.stream_closed();
+            obs.offer(|stream| StreamEvent::Closed {
+                stream,
+                status: result
+                    .as_ref()
+                    .err()
+                    .map(|s| format!("{:?}: {}", s.code(), s.message())),
+            });
             if let Err(status) = result {
                 let _ = tx.send(Err(status)).await;
             }
@@ -208,6 +219,7 @@ impl Shared {
         peer: String,
         handle: &connection::Handle,
         tx: &mpsc::Sender<Result<W::Out, Status>>,
+        obs: &mut StreamObserver,
     ) -> Result<(), Status> {
         // The first request names the node, which selects the fleet.
         let Some(first) = inbound.message().await? else {
@@ -250,18 +262,27 @@ impl Shared {
             id,
         };
         tracing::info!(node = %node.id, cluster = %node.cluster, fleet = %fleet, variant = ?W::VARIANT, "xDS stream opened");
+        obs.opened(|| StreamInfo {
+            id,
+            node: node.clone(),
+            fleet: fleet.to_string(),
+            peer: peer.clone(),
+            variant: W::VARIANT,
+            only,
+        });
+        let obs = &*obs;
         let mut permit = Permit::new(self.publisher.metrics.clone());
-        let mut step = self.step::<W>(&mut stream, request)?;
+        let mut step = self.step::<W>(&mut stream, request, obs)?;
         for m in early {
-            self.emit::<W>(&mut stream, id, &node, step, tx, &mut permit)
+            self.emit::<W>(&mut stream, (id, &node), step, tx, &mut permit, obs)
                 .await?;
-            step = self.step::<W>(&mut stream, later::<W>(&node, m)?)?;
+            step = self.step::<W>(&mut stream, later::<W>(&node, m)?, obs)?;
         }
         // When the client was last heard from, or last given something to answer.
         let mut heard = tokio::time::Instant::now();
         loop {
             let waiting = stream.awaiting_ack();
-            self.emit::<W>(&mut stream, id, &node, step, tx, &mut permit)
+            self.emit::<W>(&mut stream, (id, &node), step, tx, &mut permit, obs)
                 .await?;
             if !stream.awaiting_ack() {
                 permit.release();
@@ -276,7 +297,7 @@ impl Shared {
                 message = inbound.message() => match message? {
                     Some(m) => {
                         heard = tokio::time::Instant::now();
-                        self.step::<W>(&mut stream, later::<W>(&node, m)?)?
+                        self.step::<W>(&mut stream, later::<W>(&node, m)?, obs)?
                     }
                     None => return Ok(()),
                 },
@@ -321,7 +342,12 @@ impl Shared {
         &self,
         stream: &mut Stream,
         request: protocol::Request,
+        obs: &StreamObserver,
     ) -> Result<protocol::Step, Status> {
+        obs.offer(|stream| StreamEvent::Request {
+            stream,
+            request: request.clone(),
+        });
         match W::VARIANT {
             Variant::Sotw => stream.on_request(request),
             Variant::Delta => stream.on_delta_request(request),
@@ -332,11 +358,11 @@ impl Shared {
     async fn emit<W: Wire>(
         &self,
         stream: &mut Stream,
-        id: u64,
-        node: &Node,
+        (id, node): (u64, &Node),
         step: protocol::Step,
         tx: &mpsc::Sender<Result<W::Out, Status>>,
         permit: &mut Permit,
+        obs: &StreamObserver,
     ) -> Result<(), Status> {
         let metrics = &self.publisher.metrics;
         for event in &step.events {
@@ -361,6 +387,7 @@ impl Shared {
                 }
             }
         }
+        obs.protocol(&step.events);
         for r in &step.responses {
             metrics.pushed(r.resource_type, r.resources.len(), r.resource_bytes());
             tracing::debug!(node = %node.id, r#type = %r.resource_type, version = %r.version_info, resources = r.resources.len(), removed = r.removed.len(), "push");
@@ -385,6 +412,7 @@ impl Shared {
             if sent.is_err() {
                 return Err(Status::cancelled("client went away"));
             }
+            obs.sent(&r);
         }
         Ok(())
     }

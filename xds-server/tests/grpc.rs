@@ -434,3 +434,81 @@ async fn the_fake_envoy_subscribes_by_name_like_envoy_in_both_variants() {
         assert_eq!(e.held(T::Cluster), ["a", "b", "c"]);
     }
 }
+
+#[tokio::test]
+async fn the_observer_sees_a_stream_open_request_receive_ack_nack_and_close() {
+    use xdsc_server::events::{StreamEvent as E, observer};
+    let (observer, mut events) = observer(256);
+    let s = TestServer::start(snapshot("a", &["a"], 80), |x| x.with_observer(observer)).await;
+    let mut c = open(&s, "n1").await;
+    settle(&mut c, &["a"]).await;
+    s.publisher
+        .publish("default", snapshot("a", &["a", "bad"], 80));
+    let cds = c.expect(STEP).await;
+    c.nack(&cds, &[], "rejected by the test").await;
+    c.expect_nothing(QUIET).await;
+    drop(c);
+    let mut seen = Vec::new();
+    loop {
+        let e = tokio::time::timeout(STEP, events.recv())
+            .await
+            .expect("an event in time")
+            .expect("the server still holds the observer");
+        let closed = matches!(e, E::Closed { .. });
+        seen.push(e);
+        if closed {
+            break;
+        }
+    }
+    assert_eq!(events.dropped(), 0);
+    let id = seen[0].stream().id;
+    assert!(seen.iter().all(|e| e.stream().id == id), "one stream");
+    assert!(
+        matches!(&seen[0], E::Opened { stream } if stream.node.id == "n1" && stream.fleet == "default")
+    );
+    assert!(
+        matches!(&seen[1], E::Request { request, .. } if request.type_url == T::Cluster.type_url())
+    );
+    let count = |f: &dyn Fn(&E) -> bool| seen.iter().filter(|e| f(e)).count();
+    // Four types sent and acknowledged, then the changed clusters sent and rejected.
+    assert_eq!(
+        count(&|e| matches!(e, E::ResponseSent { .. })),
+        5,
+        "{seen:#?}"
+    );
+    assert_eq!(count(&|e| matches!(e, E::Ack { .. })), 4, "{seen:#?}");
+    assert!(seen.iter().any(|e| matches!(e,
+        E::ResponseSent { resource_type: T::Cluster, resources, .. } if resources.iter().any(|r| &**r == "bad"))));
+    let nacks: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            E::Nack { nack, .. } => Some(nack),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(nacks.len(), 1);
+    assert_eq!(nacks[0].resource_type, T::Cluster);
+    assert_eq!(nacks[0].detail, "rejected by the test");
+    assert_eq!(nacks[0].version_info, cds.version_info());
+    // Requests: the first, four ACKs with subscriptions in between, the NACK.
+    assert!(count(&|e| matches!(e, E::Request { .. })) >= 6, "{seen:#?}");
+}
+
+#[tokio::test]
+async fn an_observer_nobody_reads_never_holds_a_stream_back() {
+    let (observer, events) = xdsc_server::events::observer(1);
+    let s = TestServer::start(snapshot("a", &["a", "b"], 80), |x| {
+        x.with_observer(observer)
+    })
+    .await;
+    let mut c = open(&s, "n1").await;
+    // The whole exchange completes although the queue holds one event and is never read.
+    settle(&mut c, &["a", "b"]).await;
+    s.publisher
+        .publish("default", snapshot("a", &["a", "b"], 81));
+    let eds = c.expect(STEP).await;
+    c.ack(&eds, &["a", "b"]).await;
+    c.expect_nothing(QUIET).await;
+    // Opened fit; at least the 5 responses, 5 ACKs and their requests were dropped and counted.
+    assert!(events.dropped() >= 15, "dropped {}", events.dropped());
+}

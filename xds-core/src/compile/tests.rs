@@ -790,3 +790,209 @@ fn routes_as_written_keep_their_order_but_still_drop_identical_matches() {
     assert_eq!(names, ["all", "api"]);
     assert!(e.iter().any(|e| e.contains("later")), "{e:?}");
 }
+
+#[test]
+fn update_to_a_whole_model_rebuilds_only_what_differs() {
+    let mut objects = vec![Object::Listener(Listener::new("http", 8080))];
+    for i in 0..200 {
+        let c = format!("c{i}");
+        objects.push(Object::Cluster(Cluster::new(c.clone())));
+        let mut vh = VirtualHost::new(format!("v{i}"), ["http"], [format!("h{i}.example.com")]);
+        vh.routes.push(Route::forward_prefix("all", "/", c));
+        objects.push(Object::VirtualHost(vh));
+    }
+    let v1 = Model::from_objects(objects.clone());
+    let first = Compiled::new(&v1);
+    assert_eq!(first.stats().objects_changed, 401);
+
+    // The embedder's next whole model, derived from the last: one route changed.
+    let mut vh = VirtualHost::new("v7", ["http"], ["h7.example.com"]);
+    vh.routes.push(Route::forward_prefix("all", "/", "c8"));
+    let v2 = v1.apply([Change::upsert(vh)]);
+    let second = first.update(&v2);
+    // The virtual host's piece and the route configuration it is assembled into.
+    assert_eq!(
+        second.stats(),
+        Stats {
+            objects_changed: 1,
+            resources_built: 2
+        }
+    );
+    assert!(second.snapshot() == Compiled::new(&v2).snapshot());
+    let same = |t: ResourceType, n: &str| {
+        Arc::ptr_eq(
+            first.snapshot().get(t, n).unwrap(),
+            second.snapshot().get(t, n).unwrap(),
+        )
+    };
+    assert!(same(ResourceType::Cluster, "c7") && same(ResourceType::Listener, "http"));
+    assert!(!same(ResourceType::Route, "http"));
+
+    // A model rebuilt from scratch with equal objects (nothing shared): nothing is rebuilt and
+    // every resource is the same allocation.
+    let again = first.update(&Model::from_objects(objects));
+    assert_eq!(again.stats(), Stats::default());
+    for r in first.snapshot().iter() {
+        assert!(Arc::ptr_eq(
+            r,
+            again.snapshot().get(r.resource_type(), r.name()).unwrap()
+        ));
+    }
+    // Back to the first model, then a deletion.
+    let back = second.update(&v1);
+    assert_eq!(back.stats().objects_changed, 1);
+    assert!(back.snapshot() == first.snapshot());
+    let v3 = v1.apply([Change::Delete(ObjectKey::new(Kind::Cluster, "c3"))]);
+    let third = back.update(&v3);
+    assert_eq!(third.stats().objects_changed, 1);
+    assert!(third.snapshot() == Compiled::new(&v3).snapshot());
+    assert!(third.snapshot().get(ResourceType::Cluster, "c3").is_none());
+}
+
+fn hcm_filters(c: &Compiled, listener_name: &str) -> Vec<String> {
+    hcm_of(c, listener_name)
+        .http_filters
+        .iter()
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+#[test]
+fn escape_hatches_reach_envoy_in_order_and_as_given() {
+    use envoy_types::pb::envoy::extensions::filters::http::cors::v3::{Cors, CorsPolicy};
+    let mut objects = base();
+    objects.extend(doc(r#"[
+        {"kind":"Listener","name":"edge","port":8081,
+         "listener_filters":[{"name":"envoy.filters.listener.original_dst","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}}],
+         "http_filters":[
+            {"name":"envoy.filters.http.cors","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},
+            {"name":"envoy.filters.http.buffer","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer","max_request_bytes":1024}}]},
+        {"kind":"Cluster","name":"grpc","typed_extension_protocol_options":{
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions":{"@type":"type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions","explicit_http_config":{"http2_protocol_options":{}}}}},
+        {"kind":"VirtualHost","name":"site","listeners":["edge"],"domains":["example.com"],
+         "typed_per_filter_config":{"envoy.filters.http.cors":{"@type":"type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy","allow_methods":"GET"}},
+         "routes":[{"name":"all","forward":{"backends":[{"cluster":"web"}]},
+            "typed_per_filter_config":{"envoy.filters.http.buffer":{"@type":"type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute","disabled":true}}}]}]"#));
+    let c = compile(objects.clone());
+    assert!(errors(&c).is_empty(), "{:?}", errors(&c));
+    assert_eq!(
+        hcm_filters(&c, "edge"),
+        [
+            "envoy.filters.http.cors",
+            "envoy.filters.http.buffer",
+            "envoy.filters.http.router"
+        ]
+    );
+    assert_eq!(hcm_filters(&c, "http"), ["envoy.filters.http.router"]);
+    let l = listener(&c, "edge");
+    assert_eq!(
+        l.listener_filters[0].name,
+        "envoy.filters.listener.original_dst"
+    );
+    let vh = &routes(&c, "edge").virtual_hosts[0];
+    let policy = &vh.typed_per_filter_config["envoy.filters.http.cors"];
+    assert_eq!(
+        CorsPolicy::decode(policy.value.as_slice())
+            .unwrap()
+            .allow_methods,
+        "GET"
+    );
+    assert!(
+        vh.routes[0]
+            .typed_per_filter_config
+            .contains_key("envoy.filters.http.buffer")
+    );
+    assert!(
+        cluster(&c, "grpc")
+            .typed_extension_protocol_options
+            .contains_key("envoy.extensions.upstreams.http.v3.HttpProtocolOptions")
+    );
+
+    // The same filter given as a prost message: the same bytes, the same version.
+    let mut from_rust = objects;
+    for o in &mut from_rust {
+        if let Object::Listener(l) = o
+            && l.name == "edge"
+        {
+            l.http_filters[0].typed_config = TypedConfig::from_message(&Cors::default());
+        }
+    }
+    let c2 = compile(from_rust);
+    assert_eq!(
+        c.snapshot()
+            .get(ResourceType::Listener, "edge")
+            .unwrap()
+            .version(),
+        c2.snapshot()
+            .get(ResourceType::Listener, "edge")
+            .unwrap()
+            .version()
+    );
+}
+
+#[test]
+fn an_unknown_or_undecodable_typed_config_is_a_diagnostic_naming_object_and_field() {
+    let mut objects = base();
+    objects.extend(doc(r#"[
+        {"kind":"Listener","name":"unknown","port":8081,
+         "http_filters":[{"name":"x.auth","typed_config":{"@type":"type.googleapis.com/no.such.Auth"}}]},
+        {"kind":"Listener","name":"badjson","port":8082,
+         "http_filters":[{"name":"envoy.filters.http.buffer","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer","max_request_bytes":"lots"}}]},
+        {"kind":"Listener","name":"router","port":8083,
+         "http_filters":[{"name":"envoy.filters.http.router","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]},
+        {"kind":"Cluster","name":"h2","protocol":"http2","typed_extension_protocol_options":{
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions":{"@type":"type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"}}},
+        {"kind":"VirtualHost","name":"site","listeners":["http"],"domains":["example.com"],
+         "routes":[{"name":"ok","forward":{"backends":[{"cluster":"web"}]}},
+                   {"name":"bad","match":{"path":{"prefix":"/bad"}},"forward":{"backends":[{"cluster":"web"}]},
+                    "typed_per_filter_config":{"envoy.filters.http.cors":{"@type":"type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy","nope":1}}}]}]"#));
+    let mut c = compile(objects);
+    // Undecodable protobuf bytes, from Rust.
+    let mut l = Listener::new("bytes", 8084);
+    l.http_filters.push(NamedExtension::new(
+        "envoy.filters.http.buffer",
+        TypedConfig::Proto {
+            type_url: "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer".into(),
+            value: Bytes::from_static(&[0x0a, 0x05, 0x01]),
+        },
+    ));
+    c = c.apply([Change::upsert(l)]);
+    let e = errors(&c);
+    let has = |needle: &str| e.iter().any(|x| x.contains(needle));
+    assert!(
+        has("Listener/unknown") && has("http_filters[0].typed_config") && has("no.such.Auth"),
+        "{e:#?}"
+    );
+    assert!(
+        has("Listener/badjson")
+            && has("not a valid envoy.extensions.filters.http.buffer.v3.Buffer"),
+        "{e:#?}"
+    );
+    assert!(has("Listener/bytes") && has("does not decode"), "{e:#?}");
+    assert!(
+        has("Listener/router") && has("http_filters[0].name"),
+        "{e:#?}"
+    );
+    assert!(
+        has("Cluster/h2") && has("already set by `protocol: http2`"),
+        "{e:#?}"
+    );
+    assert!(
+        has("VirtualHost/site")
+            && has("routes[bad].typed_per_filter_config[\"envoy.filters.http.cors\"]"),
+        "{e:#?}"
+    );
+    for l in ["unknown", "badjson", "router", "bytes"] {
+        assert!(
+            c.snapshot().get(ResourceType::Listener, l).is_none(),
+            "{l} served"
+        );
+    }
+    assert!(c.snapshot().get(ResourceType::Cluster, "h2").is_none());
+    let names: Vec<_> = routes(&c, "http").virtual_hosts[0]
+        .routes
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(names, ["ok"], "the bad route is left out, the rest served");
+}

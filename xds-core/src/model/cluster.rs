@@ -70,6 +70,11 @@ pub struct Cluster {
     /// Limits on connections and requests to the whole cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breakers: Option<CircuitBreakers>,
+    /// Envoy's `typed_extension_protocol_options`, by extension name (for example
+    /// `envoy.extensions.upstreams.http.v3.HttpProtocolOptions`, unless `protocol: http2`
+    /// sets that one). One that is unknown or does not decode leaves the cluster out.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub typed_extension_protocol_options: super::extension::TypedConfigs,
     /// Where the object came from (set by sources).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provenance: Vec<Source>,
@@ -87,6 +92,7 @@ impl Cluster {
             health_check: None,
             outlier_detection: None,
             circuit_breakers: None,
+            typed_extension_protocol_options: Default::default(),
             provenance: Vec::new(),
         }
     }

@@ -74,3 +74,74 @@ pub enum Health {
     /// Takes no traffic.
     Unhealthy,
 }
+
+impl Endpoints {
+    /// The endpoints of cluster `name`, all in one locality with no region or zone.
+    ///
+    /// ```
+    /// use xdsc_core::model::{Endpoint, Endpoints};
+    /// let e = Endpoints::new("web", [Endpoint::new("10.0.0.1", 8080), Endpoint::new("10.0.0.2", 8080)]);
+    /// assert_eq!(e.localities[0].endpoints.len(), 2);
+    /// ```
+    pub fn new(
+        name: impl Into<String>,
+        endpoints: impl IntoIterator<Item = Endpoint>,
+    ) -> Endpoints {
+        Endpoints {
+            name: name.into(),
+            localities: vec![Locality::new(endpoints)],
+            provenance: Vec::new(),
+        }
+    }
+}
+
+impl Locality {
+    /// A locality with no region, zone or sub-zone, at priority 0.
+    ///
+    /// ```
+    /// let l = xdsc_core::model::Locality::new([xdsc_core::model::Endpoint::new("10.0.0.1", 80)]);
+    /// assert_eq!(l.priority, 0);
+    /// ```
+    pub fn new(endpoints: impl IntoIterator<Item = Endpoint>) -> Locality {
+        Locality {
+            endpoints: endpoints.into_iter().collect(),
+            ..Locality::default()
+        }
+    }
+}
+
+impl Endpoint {
+    /// A healthy endpoint of weight 1.
+    ///
+    /// ```
+    /// let e = xdsc_core::model::Endpoint::new("10.0.0.1", 8080);
+    /// assert_eq!((e.weight, e.health), (1, xdsc_core::model::Health::Healthy));
+    /// ```
+    pub fn new(address: impl Into<String>, port: u16) -> Endpoint {
+        Endpoint {
+            address: address.into(),
+            port,
+            weight: 1,
+            health: Health::default(),
+        }
+    }
+
+    /// The same endpoint with another weight.
+    ///
+    /// ```
+    /// assert_eq!(xdsc_core::model::Endpoint::new("10.0.0.1", 80).with_weight(5).weight, 5);
+    /// ```
+    pub fn with_weight(self, weight: u32) -> Endpoint {
+        Endpoint { weight, ..self }
+    }
+
+    /// The same endpoint with another health.
+    ///
+    /// ```
+    /// use xdsc_core::model::{Endpoint, Health};
+    /// assert_eq!(Endpoint::new("10.0.0.1", 80).with_health(Health::Draining).health, Health::Draining);
+    /// ```
+    pub fn with_health(self, health: Health) -> Endpoint {
+        Endpoint { health, ..self }
+    }
+}

@@ -6,6 +6,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::extension::NamedExtension;
 use super::shared::{Backend, Duration, Source};
 // For the doc links (the docs are also the JSON Schema's descriptions, kept as written).
 #[cfg(doc)]
@@ -72,6 +73,16 @@ pub struct Listener {
     /// several listeners naming one route configuration share it and its virtual hosts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_config: Option<String>,
+    /// For `http` and `https`: HTTP filters, in order, before the router (an escape hatch to
+    /// any Envoy HTTP filter: CORS, ext_authz, rate limits, JWT, Lua, ...). A filter whose
+    /// configuration is unknown or does not decode leaves the listener out: a listener is
+    /// never served without a filter it was given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_filters: Vec<NamedExtension>,
+    /// Listener filters, in order, before the TLS inspector that `https` and
+    /// `tls_passthrough` listeners get (so a PROXY protocol filter can come first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listener_filters: Vec<NamedExtension>,
     /// Where the object came from (set by sources).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provenance: Vec<Source>,
@@ -97,6 +108,8 @@ impl Listener {
             access_log: Vec::new(),
             stat_prefix: None,
             route_config: None,
+            http_filters: Vec::new(),
+            listener_filters: Vec::new(),
             provenance: Vec::new(),
         }
     }
@@ -159,4 +172,58 @@ pub struct AccessLog {
     /// An Envoy format string; Envoy's default format when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+}
+
+impl ListenerTls {
+    /// A certificate (the [`Secret`] named `secret`) served for these SNI names (none: the
+    /// default certificate).
+    ///
+    /// ```
+    /// let t = xdsc_core::model::ListenerTls::new("cert", ["example.com"]);
+    /// assert_eq!(t.hosts, ["example.com"]);
+    /// ```
+    pub fn new(
+        secret: impl Into<String>,
+        hosts: impl IntoIterator<Item = impl Into<String>>,
+    ) -> ListenerTls {
+        ListenerTls {
+            hosts: hosts.into_iter().map(Into::into).collect(),
+            secret: secret.into(),
+        }
+    }
+}
+
+impl TcpRoute {
+    /// A TCP route to these backends, for these SNI names (none: any connection).
+    ///
+    /// ```
+    /// use xdsc_core::model::{Backend, TcpRoute};
+    /// let r = TcpRoute::new("db", [] as [&str; 0], [Backend::new("db", 1)]);
+    /// assert!(r.sni.is_empty());
+    /// ```
+    pub fn new(
+        name: impl Into<String>,
+        sni: impl IntoIterator<Item = impl Into<String>>,
+        backends: impl IntoIterator<Item = Backend>,
+    ) -> TcpRoute {
+        TcpRoute {
+            name: name.into(),
+            sni: sni.into_iter().map(Into::into).collect(),
+            backends: backends.into_iter().collect(),
+        }
+    }
+}
+
+impl AccessLog {
+    /// An access log appended to `path` in Envoy's default format.
+    ///
+    /// ```
+    /// assert!(xdsc_core::model::AccessLog::new("/dev/stdout").format.is_none());
+    /// ```
+    pub fn new(path: impl Into<String>) -> AccessLog {
+        AccessLog {
+            path: path.into(),
+            format: None,
+        }
+    }
 }

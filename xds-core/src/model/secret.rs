@@ -66,3 +66,44 @@ pub struct ValidationContext {
     /// The PEM CA certificates.
     pub trusted_ca: String,
 }
+
+impl Secret {
+    /// A certificate chain and private key (PEM), as HTTPS listeners serve.
+    ///
+    /// ```
+    /// let s = xdsc_core::model::Secret::tls_certificate("cert", "CHAIN", "KEY");
+    /// assert!(s.validation_context.is_none());
+    /// ```
+    pub fn tls_certificate(
+        name: impl Into<String>,
+        certificate_chain: impl Into<String>,
+        private_key: impl Into<String>,
+    ) -> Secret {
+        Secret {
+            name: name.into(),
+            tls_certificate: Some(TlsCertificate {
+                certificate_chain: certificate_chain.into(),
+                private_key: private_key.into(),
+            }),
+            validation_context: None,
+            provenance: Vec::new(),
+        }
+    }
+
+    /// Trusted CA certificates (PEM), as clusters verify upstreams with.
+    ///
+    /// ```
+    /// let s = xdsc_core::model::Secret::validation_context("ca", "CA PEM");
+    /// assert!(s.tls_certificate.is_none());
+    /// ```
+    pub fn validation_context(name: impl Into<String>, trusted_ca: impl Into<String>) -> Secret {
+        Secret {
+            name: name.into(),
+            tls_certificate: None,
+            validation_context: Some(ValidationContext {
+                trusted_ca: trusted_ca.into(),
+            }),
+            provenance: Vec::new(),
+        }
+    }
+}

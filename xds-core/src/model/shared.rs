@@ -185,3 +185,39 @@ pub struct Backend {
 pub(super) fn one() -> u32 {
     1
 }
+
+impl Backend {
+    /// A backend: a cluster and its relative weight.
+    ///
+    /// ```
+    /// let b = xdsc_core::model::Backend::new("web", 3);
+    /// assert_eq!((b.cluster.as_str(), b.weight), ("web", 3));
+    /// ```
+    pub fn new(cluster: impl Into<String>, weight: u32) -> Backend {
+        Backend {
+            cluster: cluster.into(),
+            weight,
+        }
+    }
+}
+
+impl Source {
+    /// A source object: its kind, namespace (if any) and name, with no origin.
+    ///
+    /// ```
+    /// let s = xdsc_core::model::Source::new("Service", Some("shop"), "web");
+    /// assert_eq!(s.to_string(), "Service shop/web");
+    /// ```
+    pub fn new(
+        kind: impl Into<String>,
+        namespace: Option<&str>,
+        name: impl Into<String>,
+    ) -> Source {
+        Source {
+            kind: kind.into(),
+            namespace: namespace.map(str::to_owned),
+            name: name.into(),
+            origin: None,
+        }
+    }
+}

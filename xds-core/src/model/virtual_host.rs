@@ -7,6 +7,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use super::extension::TypedConfigs;
 use super::shared::{Backend, Duration, Source, is_default, one};
 
 /// Domains and their routes, attached to one or more HTTP(S) listeners.
@@ -30,6 +33,10 @@ pub struct VirtualHost {
     /// `precedence`).
     #[serde(default, skip_serializing_if = "is_default")]
     pub route_order: RouteOrder,
+    /// Per-filter configurations for the routes of this virtual host, by HTTP filter name
+    /// (Envoy's `typed_per_filter_config`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub typed_per_filter_config: TypedConfigs,
     /// Where the object came from (set by sources).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provenance: Vec<Source>,
@@ -48,6 +55,7 @@ impl VirtualHost {
             domains: domains.into_iter().map(Into::into).collect(),
             routes: Vec::new(),
             route_order: RouteOrder::Precedence,
+            typed_per_filter_config: TypedConfigs::new(),
             provenance: Vec::new(),
         }
     }
@@ -92,6 +100,10 @@ pub struct Route {
     /// Headers to add to or remove from the response.
     #[serde(default, skip_serializing_if = "is_default")]
     pub response_headers: HeaderModifier,
+    /// Per-filter configurations for this route, by HTTP filter name (Envoy's
+    /// `typed_per_filter_config`); one that is unknown or does not decode leaves the route out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub typed_per_filter_config: TypedConfigs,
 }
 
 impl Route {
@@ -117,6 +129,7 @@ impl Route {
             direct_response: None,
             request_headers: HeaderModifier::default(),
             response_headers: HeaderModifier::default(),
+            typed_per_filter_config: TypedConfigs::new(),
         }
     }
 }

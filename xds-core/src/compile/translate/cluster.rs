@@ -66,6 +66,29 @@ pub(crate) fn cluster(
         out.typed_extension_protocol_options
             .insert(upstream_http::HttpProtocolOptions::full_name(), any(&opts));
     }
+    if !c.typed_extension_protocol_options.is_empty() {
+        let (given, resolved) = crate::compile::typed::resolve_map(
+            &c.typed_extension_protocol_options,
+            &"typed_extension_protocol_options",
+            d,
+        );
+        ok &= resolved;
+        for (k, v) in given {
+            let taken = out.typed_extension_protocol_options.contains_key(&k);
+            if taken {
+                d.error(
+                    (
+                        "typed_extension_protocol_options",
+                        crate::diagnostic::Key(&k),
+                    ),
+                    Problem::invalid("already set by `protocol: http2`"),
+                );
+                ok = false;
+                continue;
+            }
+            out.typed_extension_protocol_options.insert(k, v);
+        }
+    }
     if let Some(t) = &c.tls {
         let (socket, tls_ok) = upstream_tls(c, t, secret, d);
         ok &= tls_ok;

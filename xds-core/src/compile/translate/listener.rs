@@ -25,6 +25,32 @@ use crate::compile::validate;
 use crate::diagnostic::{Diags, Problem, ToFieldPath};
 use crate::model::{self, Kind, ObjectKey};
 
+/// The HTTP router filter, always the last HTTP filter.
+const ROUTER: &str = "envoy.filters.http.router";
+
+/// A list of named extensions (HTTP or listener filters) as names and `Any`s; reports each
+/// bad name or configuration at `field[i]` and clears `ok`.
+fn extensions(
+    list: &[model::NamedExtension],
+    field: &'static str,
+    d: &mut Diags,
+    ok: &mut bool,
+) -> Vec<(String, pb::Any)> {
+    let mut out = Vec::with_capacity(list.len());
+    for (i, e) in list.iter().enumerate() {
+        let named = d.check((field, i, "name"), validate::name(&e.name));
+        match crate::compile::typed::resolve(&e.typed_config) {
+            Ok(a) if named => out.push((e.name.clone(), a)),
+            Ok(_) => *ok = false,
+            Err(p) => {
+                d.error((field, i, "typed_config"), p);
+                *ok = false;
+            }
+        }
+    }
+    out
+}
+
 /// What a listener's translation needs to know about the rest of the model.
 pub(crate) struct ListenerContext<'a> {
     pub(crate) secret: &'a dyn Fn(&str) -> SecretState,
@@ -163,18 +189,43 @@ pub(crate) fn listener(
         _ => {}
     }
     let logs = access_logs(&l.access_log, d);
+    let http_filters = extensions(&l.http_filters, "http_filters", d, &mut ok);
+    if !http_filters.is_empty() && !matches!(l.protocol, P::Http | P::Https) {
+        d.warn(
+            "http_filters",
+            Problem::invalid("ignored: only http and https listeners have HTTP filters"),
+        );
+    }
+    for (i, (name, _)) in http_filters.iter().enumerate() {
+        if name == ROUTER {
+            d.error(
+                ("http_filters", i, "name"),
+                Problem::invalid("the router is always the last filter; xdsc adds it"),
+            );
+            ok = false;
+        }
+    }
+    let user_listener_filters = extensions(&l.listener_filters, "listener_filters", d, &mut ok);
     if !ok {
         return None;
     }
     let mut out = listener::Listener {
         name: l.name.clone(),
         address: Some(socket_address(&l.address, l.port)),
+        listener_filters: user_listener_filters
+            .into_iter()
+            .map(|(name, a)| listener::ListenerFilter {
+                name,
+                config_type: Some(listener::listener_filter::ConfigType::TypedConfig(a)),
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     };
     let limit = connection_limit(l);
     match l.protocol {
         P::Http => {
-            let filter = http_connection_manager(l, logs);
+            let filter = http_connection_manager(l, logs, &http_filters);
             out.filter_chains.push(listener::FilterChain {
                 filters: with_limit(&limit, filter),
                 ..Default::default()
@@ -182,7 +233,7 @@ pub(crate) fn listener(
         }
         P::Https => {
             out.listener_filters.push(tls_inspector());
-            let filter = http_connection_manager(l, logs);
+            let filter = http_connection_manager(l, logs, &http_filters);
             out.filter_chains = https_chains(l, ctx, &filter, &limit, d);
             if out.filter_chains.is_empty() {
                 d.error(
@@ -240,7 +291,15 @@ fn tls_inspector() -> listener::ListenerFilter {
 fn http_connection_manager(
     l: &model::Listener,
     logs: Vec<accesslog::AccessLog>,
+    filters: &[(String, pb::Any)],
 ) -> listener::Filter {
+    let router = hcm::HttpFilter {
+        name: ROUTER.to_owned(),
+        config_type: Some(hcm::http_filter::ConfigType::TypedConfig(any(
+            &router::Router::default(),
+        ))),
+        ..Default::default()
+    };
     let manager = hcm::HttpConnectionManager {
         stat_prefix: l.stat_prefix_or_name().to_owned(),
         codec_type: hcm::http_connection_manager::CodecType::Auto as i32,
@@ -250,13 +309,15 @@ fn http_connection_manager(
                 route_config_name: l.route_config_name().to_owned(),
             },
         )),
-        http_filters: vec![hcm::HttpFilter {
-            name: "envoy.filters.http.router".to_owned(),
-            config_type: Some(hcm::http_filter::ConfigType::TypedConfig(any(
-                &router::Router::default(),
-            ))),
-            ..Default::default()
-        }],
+        http_filters: filters
+            .iter()
+            .map(|(name, a)| hcm::HttpFilter {
+                name: name.clone(),
+                config_type: Some(hcm::http_filter::ConfigType::TypedConfig(a.clone())),
+                ..Default::default()
+            })
+            .chain([router])
+            .collect(),
         common_http_protocol_options: l.idle_timeout.map(|t| core::HttpProtocolOptions {
             idle_timeout: Some(duration(t)),
             ..Default::default()

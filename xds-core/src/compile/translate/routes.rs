@@ -317,6 +317,7 @@ pub(crate) fn virtual_host(
                 request_headers_to_remove: req_remove,
                 response_headers_to_add: resp_add,
                 response_headers_to_remove: resp_remove,
+                typed_per_filter_config: typed_configs(&r.typed_per_filter_config),
                 ..Default::default()
             }
         })
@@ -325,6 +326,19 @@ pub(crate) fn virtual_host(
         name: v.name.clone(),
         domains,
         routes,
+        typed_per_filter_config: typed_configs(&v.typed_per_filter_config),
         ..Default::default()
     }
+}
+
+/// Per-filter configurations as Envoy's map; validation (`check_vhost`) has already left out
+/// the virtual hosts and routes whose configurations do not resolve.
+fn typed_configs<M>(configs: &model::TypedConfigs) -> M
+where
+    M: FromIterator<(String, envoy_types::pb::google::protobuf::Any)>,
+{
+    configs
+        .iter()
+        .filter_map(|(k, c)| Some((k.clone(), crate::compile::typed::resolve(c).ok()?)))
+        .collect()
 }

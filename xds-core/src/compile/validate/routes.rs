@@ -89,6 +89,14 @@ fn check_headers(
 /// Object-level checks of one route. `field` is `routes[<name>]`.
 fn check_route(r: &model::Route, field: impl ToFieldPath + Copy, d: &mut Diags) -> bool {
     let mut ok = check_match(&r.matches, field, d);
+    if !r.typed_per_filter_config.is_empty() {
+        let (_, resolved) = crate::compile::typed::resolve_map(
+            &r.typed_per_filter_config,
+            &(field, "typed_per_filter_config"),
+            d,
+        );
+        ok &= resolved;
+    }
     let actions = usize::from(r.forward.is_some())
         + usize::from(r.redirect.is_some())
         + usize::from(r.direct_response.is_some());
@@ -342,6 +350,14 @@ pub(crate) fn check_vhost(v: &model::VirtualHost, d: &mut Diags) -> CheckedVhost
     }
     domains.sort();
     domains.dedup();
+    if !v.typed_per_filter_config.is_empty() {
+        let (_, resolved) = crate::compile::typed::resolve_map(
+            &v.typed_per_filter_config,
+            &"typed_per_filter_config",
+            d,
+        );
+        valid &= resolved;
+    }
     if domains.is_empty() {
         d.error("domains", Problem::invalid("no valid domain"));
         valid = false;
