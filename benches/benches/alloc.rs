@@ -22,20 +22,46 @@ const CHANGES: usize = 64;
 
 /// Runs `f` and returns its result, how many allocations (including reallocations) it made,
 /// how many bytes they asked for, and how many bytes it left allocated.
+///
+/// `stats_alloc` already counts a reallocation's growth in `bytes_allocated` and its
+/// shrinking in `bytes_deallocated`; `bytes_reallocated` is the same net change again, so it
+/// must not be added to either figure.
 fn count<T>(f: impl FnOnce() -> T) -> (T, usize, usize, isize) {
     let region = Region::new(GLOBAL);
     let out = f();
     let s = region.change();
-    let retained = s.bytes_allocated as isize - s.bytes_deallocated as isize + s.bytes_reallocated;
     (
         out,
         s.allocations + s.reallocations,
-        s.bytes_allocated + s.bytes_reallocated.max(0) as usize,
-        retained,
+        s.bytes_allocated,
+        s.bytes_allocated as isize - s.bytes_deallocated as isize,
     )
 }
 
+/// The counting itself, on allocations whose sizes are known: a vector grown by
+/// reallocation and kept retains exactly its capacity; one dropped retains nothing.
+fn check_count() {
+    let (kept, allocs, bytes, retained) = count(|| {
+        let mut v: Vec<u64> = Vec::with_capacity(1);
+        for i in 0..1000 {
+            v.push(i);
+        }
+        v
+    });
+    let size = kept.capacity() * 8;
+    assert!(allocs > 1, "the vector was reallocated");
+    // Each growth asks for the difference only: together, the final size.
+    assert_eq!((bytes, retained), (size, size as isize), "bytes, retained");
+    let ((), _, _, retained) = count(|| drop(std::hint::black_box(kept)));
+    assert_eq!(
+        retained,
+        -(size as isize),
+        "the drop frees the whole capacity"
+    );
+}
+
 fn main() {
+    check_count();
     let n = if std::env::args().any(|a| a == "--bench") {
         10_000
     } else {

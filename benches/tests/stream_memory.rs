@@ -1,10 +1,14 @@
 //! A regression test of per-stream memory, counted, not timed: after 200 ADS streams (100
-//! state of the world, 100 delta, subscribing to everything) have synced a 1,000-service
-//! snapshot, the bytes the server allocated and still holds have grown by less than
-//! 200 x 64 KiB (a counting global allocator, as `benches/alloc.rs` uses).
+//! state of the world, 100 delta) have synced a 1,000-service snapshot, the bytes the server
+//! allocated and still holds have grown by less than 200 x 64 KiB when they subscribe to
+//! everything by wildcard, and by less than 200 x 256 KiB when they subscribe as real Envoy
+//! does (`--named`: endpoints by cluster name, route configurations by name), and the named
+//! ones by no more than 200 x 8 KiB beyond the wildcard ones. A counting
+//! global allocator measures it, as `benches/alloc.rs` does.
 //!
 //! The clients run in a child process (this test binary again, told so by an environment
-//! variable), so that the count is the server's alone.
+//! variable), so that the count is the server's alone. The two modes run one after the
+//! other in one test, so that nothing else allocates in the process while one is counted.
 
 use std::alloc::System;
 use std::io::{BufRead, BufReader, Write};
@@ -20,9 +24,16 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const SERVICES: usize = 1000;
 const STREAMS: usize = 200;
-/// The aim per idle stream (issue 13): wildcard, state of the world and delta alike.
-const PER_STREAM: isize = 64 << 10;
+/// The aims per idle stream (issue 13), state of the world and delta alike: subscribing to
+/// everything by wildcard, and by name as Envoy does.
+const PER_WILDCARD_STREAM: isize = 64 << 10;
+const PER_NAMED_STREAM: isize = 256 << 10;
+/// What a named stream may hold beyond a wildcard one: nothing that grows with the clusters.
+/// (Its endpoint subscription, a request of ~10 KiB here, left tonic's receive buffer that
+/// size per stream: 50 KiB per named stream against 26 KiB per wildcard one.)
+const NAMED_OVER_WILDCARD: isize = 8 << 10;
 const CLIENT_PORT: &str = "XDSC_STREAM_MEMORY_PORT";
+const CLIENT_MODE: &str = "XDSC_STREAM_MEMORY_NAMED";
 /// What the clients print once synced (the test harness may print its own text before it, on
 /// the same line).
 const SYNCED: &str = "ALL-STREAMS-SYNCED";
@@ -34,10 +45,10 @@ fn held() -> isize {
     s.bytes_allocated as isize - s.bytes_deallocated as isize
 }
 
-/// The child: 200 streams over 2 connections; says `synced` once every stream has its route
-/// configuration and the last acknowledgements had time to arrive, then waits for its
-/// standard input to close.
-fn clients(port: u16) {
+/// The child: 200 streams over 2 connections subscribing as `mode` says; says `synced` once
+/// every stream has its route configuration and the last acknowledgements had time to
+/// arrive, then waits for its standard input to close.
+fn clients(port: u16, mode: Subscription) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let mut channels = Vec::new();
@@ -56,13 +67,8 @@ fn clients(port: u16) {
             tokio::spawn(async move {
                 let delta = i % 2 == 1;
                 let synced = async {
-                    let mut envoy = FakeEnvoy::start(
-                        channel,
-                        &format!("mem-{i}"),
-                        delta,
-                        Subscription::Wildcard,
-                    )
-                    .await?;
+                    let mut envoy =
+                        FakeEnvoy::start(channel, &format!("mem-{i}"), delta, mode).await?;
                     envoy.until_synced().await?;
                     Ok::<_, tonic::Status>(envoy)
                 }
@@ -96,21 +102,15 @@ fn clients(port: u16) {
     });
 }
 
-#[test]
-fn idle_synced_streams_hold_little_server_memory() {
-    if let Ok(port) = std::env::var(CLIENT_PORT) {
-        clients(port.parse().expect("a port"));
-        return;
-    }
+/// How many bytes the server's heap grew by while 200 streams subscribing as `mode` synced
+/// a 1,000-service snapshot (and stayed connected).
+fn growth(snapshot: &xdsc_core::snapshot::Snapshot, mode: Subscription) -> isize {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let snapshot = Compiled::new(&xdsc_benches::services(SERVICES, 10, 7))
-        .snapshot()
-        .clone();
-    let server = rt.block_on(TestServer::start(snapshot, |x| x));
+    let server = rt.block_on(TestServer::start(snapshot.clone(), |x| x));
     let before = held();
     let mut child = Command::new(std::env::current_exe().expect("this test binary"))
         .args([
@@ -121,6 +121,7 @@ fn idle_synced_streams_hold_little_server_memory() {
             "1",
         ])
         .env(CLIENT_PORT, server.port.to_string())
+        .env(CLIENT_MODE, (mode == Subscription::Named).to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -136,14 +137,46 @@ fn idle_synced_streams_hold_little_server_memory() {
     drop(child.stdin.take());
     let _ = child.wait();
     drop(server);
+    drop(rt);
     println!(
-        "{STREAMS} synced streams of {SERVICES} services: server memory grew by {} KiB, {} KiB per stream",
+        "{STREAMS} synced streams ({mode:?}) of {SERVICES} services: server memory grew by {} KiB, {} KiB per stream",
         grown >> 10,
         (grown / STREAMS as isize) >> 10
     );
+    grown
+}
+
+#[test]
+fn idle_synced_streams_hold_little_server_memory() {
+    if let Ok(port) = std::env::var(CLIENT_PORT) {
+        let named = std::env::var(CLIENT_MODE).is_ok_and(|v| v == "true");
+        let mode = if named {
+            Subscription::Named
+        } else {
+            Subscription::Wildcard
+        };
+        clients(port.parse().expect("a port"), mode);
+        return;
+    }
+    let snapshot = Compiled::new(&xdsc_benches::services(SERVICES, 10, 7))
+        .snapshot()
+        .clone();
+    let wildcard = growth(&snapshot, Subscription::Wildcard);
+    let named = growth(&snapshot, Subscription::Named);
     assert!(
-        grown < STREAMS as isize * PER_STREAM,
-        "{STREAMS} idle streams hold {grown} bytes, more than {} KiB each",
-        PER_STREAM >> 10
+        wildcard < STREAMS as isize * PER_WILDCARD_STREAM,
+        "{STREAMS} idle wildcard streams hold {wildcard} bytes, more than {} KiB each",
+        PER_WILDCARD_STREAM >> 10
+    );
+    assert!(
+        named < STREAMS as isize * PER_NAMED_STREAM,
+        "{STREAMS} idle named streams hold {named} bytes, more than {} KiB each",
+        PER_NAMED_STREAM >> 10
+    );
+    assert!(
+        named - wildcard < STREAMS as isize * NAMED_OVER_WILDCARD,
+        "{STREAMS} idle named streams hold {} bytes more than wildcard ones, more than {} KiB each",
+        named - wildcard,
+        NAMED_OVER_WILDCARD >> 10
     );
 }

@@ -313,12 +313,15 @@ const RACY: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl FileKey {
     fn of(path: &Path) -> Option<FileKey> {
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileKey {
+        std::fs::metadata(path).ok().map(|m| FileKey::from(&m))
+    }
+
+    fn from(m: &std::fs::Metadata) -> FileKey {
+        FileKey {
             len: m.len(),
             modified: m.modified().ok(),
-            inode: std::os::unix::fs::MetadataExt::ino(&m),
-        })
+            inode: std::os::unix::fs::MetadataExt::ino(m),
+        }
     }
 
     fn is_racy(&self) -> bool {
@@ -375,6 +378,8 @@ struct FileResult {
     diagnostics: Vec<Diagnostic>,
     /// Objects of kinds that carry no routing, by kind.
     ignored: BTreeMap<String, usize>,
+    /// Objects turned from documents into typed objects (or tried).
+    converted: usize,
     /// The files this result depends on besides the file itself (PEM files), and their keys.
     deps: Vec<(PathBuf, Option<FileKey>)>,
 }
@@ -405,6 +410,29 @@ pub struct LoadDelta {
     pub parsed: usize,
     /// Whether the count of ignored objects ([`Loader::ignored`]) changed.
     pub ignored_changed: bool,
+    /// Whether the set of files to watch ([`Loader::files`]) changed.
+    pub files_changed: bool,
+    /// What the reload cost, counted.
+    pub work: LoadWork,
+}
+
+/// What one reload cost, counted (not timed), for tests that guard a cost.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadWork {
+    /// Whether every file was looked at ([`Loader::reload`]) rather than only the paths
+    /// events named ([`Loader::reload_touched`]).
+    pub full_scan: bool,
+    /// Folders listed.
+    pub listed: usize,
+    /// Metadata reads (`stat`) of files and folders.
+    pub stats: usize,
+    /// Files whose content was read (to parse it, or to compare it with what was parsed).
+    pub read: usize,
+    /// Objects (Kubernetes and native) turned from documents into typed objects.
+    pub converted: usize,
+    /// Kubernetes object changes handed to the translator: objects that appeared, went
+    /// away, or whose content or place changed.
+    pub translated: usize,
 }
 
 /// The files read and translated, kept between reloads. A reload reads and parses only the
@@ -449,6 +477,8 @@ pub struct Loader {
     folders: Vec<Diagnostic>,
     /// Objects of kinds that carry no routing, by kind, over all files.
     ignored: BTreeMap<String, usize>,
+    /// Whether a full scan was done: before it, event paths say nothing.
+    scanned: bool,
 }
 
 impl Default for Loader {
@@ -501,6 +531,7 @@ impl Loader {
             by_translation: BTreeMap::new(),
             folders: Vec::new(),
             ignored: BTreeMap::new(),
+            scanned: false,
         }
     }
 
@@ -546,54 +577,257 @@ impl Loader {
     }
 
     /// Reads what changed under `paths` since the last call and returns the model changes
-    /// and the diagnostics that appeared or cleared.
+    /// and the diagnostics that appeared or cleared. Every folder is listed and every file's
+    /// metadata read (one `stat` each); only changed files are read. The live source calls
+    /// this at startup, on its rescan timer and when file events were lost, and
+    /// [`Loader::reload_touched`] otherwise.
     pub fn reload(&mut self, paths: &[PathBuf]) -> LoadDelta {
+        let mut work = LoadWork {
+            full_scan: true,
+            ..LoadWork::default()
+        };
         let mut folders = Vec::new();
-        let mut files = BTreeSet::new();
+        let mut found = Found::new();
         for p in paths {
-            collect(p, 0, &mut files, &mut folders, true);
+            collect(p, 0, &mut found, &mut folders, true, &mut work);
         }
+        let mut misses = Vec::new();
+        let mut gone: Vec<PathBuf> = Vec::new();
+        for (file, key) in found.iter() {
+            match key {
+                // Gone while the folder was read.
+                None => gone.extend(self.files.contains_key(file).then(|| file.clone())),
+                Some(k) if self.unchanged(file, k, &mut work) => {}
+                Some(k) => misses.push((file.clone(), k.clone())),
+            }
+        }
+        gone.extend(
+            (self.files.keys())
+                .filter(|f| !found.contains_key(*f))
+                .cloned(),
+        );
+        self.scanned = true;
+        self.update(Some(folders), misses, gone, work)
+    }
+
+    /// Like [`Loader::reload`], but looks only where file events said something changed:
+    /// `touched` holds the paths the events named, absolute. A named file is looked at; a
+    /// named folder is listed (a folder moved in or away); the files naming a PEM file are
+    /// looked at when an entry of that PEM file's folder is named; and an entry whose name
+    /// starts with `..` (how a Kubernetes volume swaps its `..data` link to update the
+    /// files beside it, which are links into it) makes every file of its folder looked at.
+    /// The files given as `paths` are always looked at. Hidden entries and other names are
+    /// ignored, as a scan would. Falls back to a full [`Loader::reload`] before the first
+    /// one, while some folder could not be read, when a given path went away, or when the
+    /// folder given itself is named.
+    ///
+    /// ```
+    /// use xdsc_file::load::Loader;
+    /// let dir = std::path::absolute(std::env::temp_dir().join(format!("xdsc-touched-doc-{}", std::process::id()))).unwrap();
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// std::fs::write(dir.join("a.yaml"), "kind: Cluster\nname: a\n").unwrap();
+    /// std::fs::write(dir.join("b.yaml"), "kind: Cluster\nname: b\n").unwrap();
+    /// let mut loader = Loader::default();
+    /// loader.reload(&[dir.clone()]);
+    /// std::fs::write(dir.join("b.yaml"), "kind: Cluster\nname: b2\n").unwrap();
+    /// let touched = [dir.join("b.yaml")].into_iter().collect();
+    /// let delta = loader.reload_touched(&[dir.clone()], &touched);
+    /// assert_eq!((delta.changes.len(), delta.parsed, delta.work.listed), (2, 1, 0));
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn reload_touched(&mut self, paths: &[PathBuf], touched: &BTreeSet<PathBuf>) -> LoadDelta {
+        match self.touched_files(paths, touched) {
+            Some((misses, gone, work)) => self.update(None, misses, gone, work),
+            None => self.reload(paths),
+        }
+    }
+
+    /// The files to parse again and the files gone, from the paths events named; `None`
+    /// when only a full scan can tell.
+    #[allow(clippy::type_complexity)]
+    fn touched_files(
+        &self,
+        paths: &[PathBuf],
+        touched: &BTreeSet<PathBuf>,
+    ) -> Option<(Vec<(PathBuf, FileKey)>, Vec<PathBuf>, LoadWork)> {
+        if !self.scanned || !self.folders.is_empty() {
+            return None;
+        }
+        let mut work = LoadWork::default();
+        // Files to look at (`None`: not `stat`ed yet), files gone.
+        let mut check: Found = Found::new();
+        let mut gone: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut roots = Vec::new();
+        for p in paths {
+            work.stats += 1;
+            let meta = std::fs::metadata(p).ok()?;
+            if meta.is_dir() {
+                roots.push((p, absolute(p)));
+            } else if meta.is_file() {
+                check.insert(p.clone(), Some(FileKey::from(&meta)));
+            }
+        }
+        let with_deps: Vec<(&PathBuf, Vec<PathBuf>)> = (self.files.iter())
+            .filter(|(_, (_, r))| !r.deps.is_empty())
+            .map(|(f, (_, r))| (f, r.deps.iter().map(|(d, _)| absolute(d)).collect()))
+            .collect();
+        for event in touched {
+            for (file, deps) in &with_deps {
+                if deps
+                    .iter()
+                    .any(|d| d == event || d.parent() == event.parent())
+                {
+                    check.entry((*file).clone()).or_insert(None);
+                }
+            }
+            for (given, abs) in &roots {
+                let Ok(rel) = event.strip_prefix(abs) else {
+                    continue;
+                };
+                let names: Vec<&str> = (rel.components())
+                    .map(|c| c.as_os_str().to_str().unwrap_or(""))
+                    .collect();
+                let (name, folders) = names.split_last()?;
+                if names.len() >= 32 {
+                    return None;
+                }
+                if folders.iter().any(|f| f.starts_with('.')) {
+                    continue;
+                }
+                let path = given.join(rel);
+                let folder = path.parent().unwrap_or(Path::new(""));
+                if name.starts_with("..") {
+                    let beside = self
+                        .known_under(folder)
+                        .filter(|f| f.parent() == Some(folder));
+                    for f in beside {
+                        check.entry(f.clone()).or_insert(None);
+                    }
+                    continue;
+                }
+                work.stats += 1;
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.is_dir() => {
+                        let mut found = Found::new();
+                        if !name.starts_with('.') {
+                            let mut problems = Vec::new();
+                            let depth = names.len();
+                            collect_at(&path, &m, depth, &mut found, &mut problems, &mut work);
+                            if !problems.is_empty() {
+                                return None;
+                            }
+                        }
+                        let missing = self.known_under(&path).filter(|f| !found.contains_key(*f));
+                        gone.extend(missing.cloned());
+                        check.extend(found);
+                    }
+                    Ok(m) => {
+                        let under = self.known_under(&path).filter(|f| **f != path);
+                        gone.extend(under.cloned());
+                        if m.is_file() && is_config_file(name) {
+                            check.insert(path, Some(FileKey::from(&m)));
+                        } else if self.files.contains_key(&path) {
+                            gone.insert(path);
+                        }
+                    }
+                    Err(_) => gone.extend(self.known_under(&path).cloned()),
+                }
+            }
+        }
+        let mut misses = Vec::new();
+        for (file, key) in check {
+            if gone.contains(&file) {
+                continue;
+            }
+            let key = key.or_else(|| {
+                work.stats += 1;
+                FileKey::of(&file)
+            });
+            match key {
+                None if self.files.contains_key(&file) => {
+                    gone.insert(file);
+                }
+                None => {}
+                Some(k) if self.unchanged(&file, &k, &mut work) => {}
+                Some(k) => misses.push((file, k)),
+            }
+        }
+        Some((misses, gone.into_iter().collect(), work))
+    }
+
+    /// The known files at or below `path`.
+    fn known_under<'a>(&'a self, path: &'a Path) -> impl Iterator<Item = &'a PathBuf> + 'a {
+        use std::ops::Bound;
+        (self
+            .files
+            .range::<Path, _>((Bound::Included(path), Bound::Unbounded)))
+        .map(|(f, _)| f)
+        .take_while(move |f| f.starts_with(path))
+    }
+
+    /// Whether a file is as it was parsed: the same key (and, for a key too recent to be
+    /// trusted alone, the same content), and the PEM files it names unchanged.
+    fn unchanged(&self, file: &Path, key: &FileKey, work: &mut LoadWork) -> bool {
+        let Some((k, r)) = self.files.get(file) else {
+            return false;
+        };
+        if k != key {
+            return false;
+        }
+        if k.is_racy() {
+            work.read += 1;
+            if !read(file).is_ok_and(|t| content_hash(&t) == r.hash) {
+                return false;
+            }
+        }
+        r.deps.iter().all(|(p, k)| {
+            work.stats += 1;
+            FileKey::of(p) == *k
+        })
+    }
+
+    /// Takes in the files parsed again and the files gone: their objects go to the
+    /// translator and the model, their diagnostics are swapped.
+    fn update(
+        &mut self,
+        folders: Option<Vec<Diagnostic>>,
+        misses: Vec<(PathBuf, FileKey)>,
+        gone: Vec<PathBuf>,
+        mut work: LoadWork,
+    ) -> LoadDelta {
         let mut tally = Tally {
             all: &mut self.diagnostics,
             before: BTreeMap::new(),
         };
-        tally.swap(&self.folders, &folders);
-        self.folders = folders;
-        // Changed files: cache misses (parsed on every core) and files gone.
-        let mut misses = Vec::new();
-        for file in &files {
-            let key = FileKey::of(file);
-            let hit = self.files.get(file).is_some_and(|(k, r)| {
-                Some(k) == key.as_ref()
-                    && (!k.is_racy() || read(file).is_ok_and(|t| content_hash(&t) == r.hash))
-                    && r.deps.iter().all(|(p, k)| FileKey::of(p) == *k)
-            });
-            if !hit {
-                misses.push((file.clone(), key));
-            }
+        if let Some(folders) = folders {
+            tally.swap(&self.folders, &folders);
+            self.folders = folders;
         }
         let parsed_files = misses.len();
         let parsed = parse_all(&misses);
-        let gone: Vec<PathBuf> = self
-            .files
-            .keys()
-            .filter(|f| !files.contains(*f))
-            .cloned()
-            .collect();
+        work.read += parsed_files;
+        work.converted += parsed.iter().map(|r| r.converted).sum::<usize>();
         let mut kube_touched = BTreeSet::new();
         let mut native_touched = BTreeSet::new();
         let mut ignored_changed = false;
+        let mut files_changed = false;
         let updates = misses
             .into_iter()
             .zip(parsed)
-            .map(|((f, k), r)| (f, k, Some(r)))
-            .chain(gone.into_iter().map(|f| (f, None, None)));
-        for (file, key, result) in updates {
-            let old = match (key, &result) {
-                (Some(k), Some(r)) => self.files.insert(file.clone(), (k, Arc::clone(r))),
-                _ => self.files.remove(&file),
+            .map(|((f, k), r)| (f, Some((k, r))))
+            .chain(gone.into_iter().map(|f| (f, None)));
+        for (file, update) in updates {
+            let old = match &update {
+                Some((k, r)) => self.files.insert(file.clone(), (k.clone(), Arc::clone(r))),
+                None => self.files.remove(&file),
             };
             let old = old.map(|(_, r)| r);
+            let result = update.map(|(_, r)| r);
+            let deps = |r: &Option<Arc<FileResult>>| {
+                r.as_ref()
+                    .map(|r| r.deps.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>())
+            };
+            files_changed |= deps(&old) != deps(&result);
             if let Some(old) = &old {
                 ignored_changed |= !old.ignored.is_empty();
                 for (kind, n) in &old.ignored {
@@ -663,10 +897,11 @@ impl Loader {
                 }
             }
         }
-        self.all_files = files;
-        for r in self.files.values() {
-            self.all_files
-                .extend(r.1.deps.iter().map(|(p, _)| p.clone()));
+        if files_changed {
+            self.all_files = self.files.keys().cloned().collect();
+            for r in self.files.values() {
+                (self.all_files).extend(r.1.deps.iter().map(|(p, _)| p.clone()));
+            }
         }
         // Kubernetes objects: the first definition of each identity is translated.
         let mut batch = Vec::new();
@@ -689,11 +924,22 @@ impl Loader {
             if !dups.is_empty() {
                 self.by_kube.insert(id.clone(), dups);
             }
-            batch.push(match winner {
-                Some(d) => ObjectChange::upsert(d.object.clone(), Some(d.at.to_string())),
-                None => ObjectChange::Delete(id),
-            });
+            // An object parsed again to the same content at the same place is no change.
+            let inputs = self.translator.inputs();
+            match winner {
+                Some(d) => {
+                    let origin = d.at.to_string();
+                    let same = inputs.get(&id) == Some(&d.object)
+                        && inputs.origin(&id) == Some(origin.as_str());
+                    if !same {
+                        batch.push(ObjectChange::upsert(d.object.clone(), Some(origin)));
+                    }
+                }
+                None if inputs.get(&id).is_some() => batch.push(ObjectChange::Delete(id)),
+                None => {}
+            }
         }
+        work.translated = batch.len();
         let delta = self.translator.apply(batch);
         for d in &delta.diagnostics_removed {
             if let Some(shown) = self.by_translation.remove(d) {
@@ -785,6 +1031,8 @@ impl Loader {
             changes,
             parsed: parsed_files,
             ignored_changed,
+            files_changed,
+            work,
             ..LoadDelta::default()
         };
         for (d, was) in tally.before {
@@ -809,9 +1057,13 @@ impl Loader {
 }
 
 /// Parses files on every core; results in the order of `files` whatever thread parsed them.
-fn parse_all(files: &[(PathBuf, Option<FileKey>)]) -> Vec<Arc<FileResult>> {
+fn parse_all(files: &[(PathBuf, FileKey)]) -> Vec<Arc<FileResult>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = files.len().div_ceil(threads).max(16);
+    if files.len() <= chunk {
+        // A thread of its own would cost more than the parse (a one-file edit).
+        return files.iter().map(|(f, _)| Arc::new(load_file(f))).collect();
+    }
     std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
@@ -901,6 +1153,7 @@ fn load_file(file: &Path) -> FileResult {
                 full.extend_from_slice(path);
                 whole(Some(position(index, &full)))
             };
+            out.converted += 1;
             if value.get("apiVersion").is_some() {
                 match translate::KubeObject::from_value(value.clone()) {
                     Ok(k) => {
@@ -1132,6 +1385,11 @@ fn inline_pem_files(
     Ok(())
 }
 
+/// A path made absolute (lexically, as file events name it), or as it is if that fails.
+pub(crate) fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
 /// A referenced file's path with `.` and `..` resolved lexically, so that watching it watches
 /// the right folder. Symbolic links are kept: a Kubernetes volume's `tls.crt` is a link into
 /// `..data/`, which is swapped on update, and that swap happens in the link's own folder.
@@ -1167,53 +1425,78 @@ fn is_config_file(name: &str) -> bool {
     !hidden && [".yaml", ".yml", ".json"].iter().any(|e| name.ends_with(e))
 }
 
+/// The config files a scan found, each with its key (`None`: it went away while being read).
+type Found = BTreeMap<PathBuf, Option<FileKey>>;
+
 /// The files a path stands for: itself, or the config files below a folder (depth ≤ 32).
 fn collect(
     path: &Path,
     depth: usize,
-    files: &mut BTreeSet<PathBuf>,
+    found: &mut Found,
     diagnostics: &mut Vec<Diagnostic>,
     given: bool,
+    work: &mut LoadWork,
 ) {
-    let problem = |message: String| {
-        let file = Location {
-            file: path.to_owned(),
-            pos: None,
-        };
-        Diagnostic::error(file, None, (), message)
-    };
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if given => return diagnostics.push(problem(format!("cannot read: {e}"))),
+    work.stats += 1;
+    match std::fs::metadata(path) {
+        Ok(m) => collect_at(path, &m, depth, found, diagnostics, work),
+        Err(e) if given => diagnostics.push(folder_problem(path, format!("cannot read: {e}"))),
         // A file that went away while the folder was read: it is simply not there.
-        Err(_) => return,
+        Err(_) => {}
+    }
+}
+
+fn folder_problem(path: &Path, message: String) -> Diagnostic {
+    let file = Location {
+        file: path.to_owned(),
+        pos: None,
     };
+    Diagnostic::error(file, None, (), message)
+}
+
+/// [`collect`] of a path whose metadata is known: one `stat` per entry, taken from the
+/// folder listing where the entry is not a symbolic link.
+fn collect_at(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    depth: usize,
+    found: &mut Found,
+    diagnostics: &mut Vec<Diagnostic>,
+    work: &mut LoadWork,
+) {
     if meta.is_file() {
-        files.insert(path.to_owned());
+        found.insert(path.to_owned(), Some(FileKey::from(meta)));
         return;
     }
     if !meta.is_dir() {
         return;
     }
     if depth >= 32 {
-        return diagnostics.push(problem("folders nested deeper than 32 levels".into()));
+        let message = "folders nested deeper than 32 levels".into();
+        return diagnostics.push(folder_problem(path, message));
     }
+    work.listed += 1;
     let entries = match std::fs::read_dir(path) {
         Ok(e) => e,
-        Err(e) => return diagnostics.push(problem(format!("cannot list: {e}"))),
+        Err(e) => return diagnostics.push(folder_problem(path, format!("cannot list: {e}"))),
     };
-    let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    names.sort();
-    for p in names {
+    for entry in entries.flatten() {
+        let p = entry.path();
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let is_dir = std::fs::metadata(&p).map(|m| m.is_dir()).unwrap_or(false);
-        let wanted = if is_dir {
-            !name.starts_with('.')
-        } else {
-            is_config_file(name)
+        work.stats += 1;
+        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+        let meta = match is_link {
+            true => std::fs::metadata(&p),
+            false => entry.metadata(),
+        };
+        // An entry that went away while the folder was read: it is simply not there.
+        let Ok(meta) = meta else { continue };
+        let wanted = match meta.is_dir() {
+            true => !name.starts_with('.'),
+            false => is_config_file(name),
         };
         if wanted {
-            collect(&p, depth + 1, files, diagnostics, false);
+            collect_at(&p, &meta, depth + 1, found, diagnostics, work);
         }
     }
 }

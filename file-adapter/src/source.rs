@@ -22,11 +22,15 @@
 //!
 //! inotify (through `notify`) watches each folder given, recursively, and the folder of each
 //! file given or named by a secret, so editor save patterns (write in place, write a temporary
-//! file and rename it over, delete and recreate) are all seen. Events only raise a flag (a
-//! channel of one), so a burst costs one reload: the reload starts once no event came for the
-//! hold-off, or after the maximum delay since the first event. A rescan on a timer catches
-//! anything a watcher missed (network file systems, a watch limit reached). A reload whose
-//! objects are unchanged publishes nothing.
+//! file and rename it over, delete and recreate) are all seen. Events record the paths they
+//! name (a set, so a burst of events on one file is one path) and raise a flag (a channel of
+//! one), so a burst costs one reload: the reload starts once no event came for the hold-off,
+//! or after the maximum delay since the first event, and looks only at the paths recorded
+//! ([`crate::load::Loader::reload_touched`]): a one-file edit `stat`s and reads that file,
+//! whatever the size of the folder. Lost events (a queue overflow, the kernel asking for a
+//! rescan, more than 10,000 paths in one burst) make the next reload scan everything, and so
+//! does a rescan on a timer, which catches anything a watcher missed (network file systems,
+//! a watch limit reached). A reload whose objects are unchanged publishes nothing.
 //!
 //! Not here: parsing (see [`crate::load`]), the last-good rule and batching in time
 //! (`xdsc_server::source`, shared with the Kubernetes controller) and serving.
@@ -44,7 +48,7 @@ use xdsc_core::diagnostic::{Problem, Subject};
 use xdsc_server::source::{Debounce, Finding, Timing, Unattributed};
 pub use xdsc_server::source::{Report, Sink, SourceStatus};
 
-use crate::load::{Diagnostic, LoadOptions, Loader};
+use crate::load::{Diagnostic, LoadOptions, Loader, absolute};
 
 /// Timing of the live source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,8 +174,33 @@ impl Interest {
     }
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+/// The paths file events named since the last reload, for the next one to look at.
+#[derive(Debug, Default)]
+struct Touched {
+    paths: BTreeSet<PathBuf>,
+    /// Events were lost (a queue overflow, a rescan asked for, too many paths): the next
+    /// reload scans everything.
+    all: bool,
+}
+
+/// Beyond this many paths in one burst, a full scan is as cheap as looking at each.
+const MAX_TOUCHED: usize = 10_000;
+
+impl Touched {
+    fn add(&mut self, paths: impl IntoIterator<Item = PathBuf>) {
+        if self.all {
+            return;
+        }
+        self.paths.extend(paths);
+        if self.paths.len() > MAX_TOUCHED {
+            self.lost();
+        }
+    }
+
+    fn lost(&mut self) {
+        self.all = true;
+        self.paths.clear();
+    }
 }
 
 impl FileSource {
@@ -181,6 +210,8 @@ impl FileSource {
         let (tx, rx) = mpsc::sync_channel::<Signal>(1);
         let interest = Arc::new(Mutex::new(Interest::default()));
         let watcher_interest = Arc::clone(&interest);
+        let touched = Arc::new(Mutex::new(Touched::default()));
+        let watcher_touched = Arc::clone(&touched);
         let event_tx = tx.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             tracing::trace!(event = ?res, "file event");
@@ -201,10 +232,29 @@ impl FileSource {
                     let i = watcher_interest
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
-                    event.paths.iter().any(|p| i.wants(p))
+                    let wanted: Vec<PathBuf> =
+                        event.paths.iter().filter(|p| i.wants(p)).cloned().collect();
+                    drop(i);
+                    let mut t = watcher_touched
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if event.need_rescan() {
+                        t.lost();
+                        true
+                    } else {
+                        let relevant = !wanted.is_empty();
+                        t.add(wanted);
+                        relevant
+                    }
                 }
-                // An error (a queue overflow): reload to be safe.
-                Err(_) => true,
+                // An error (a queue overflow): scan everything to be safe.
+                Err(_) => {
+                    (watcher_touched
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner))
+                    .lost();
+                    true
+                }
             };
             if relevant {
                 // Full means a reload is already pending: nothing queues.
@@ -227,26 +277,28 @@ impl FileSource {
             watcher,
             watched: BTreeSet::new(),
             interest,
+            touched,
             last: None,
             logged: BTreeMap::new(),
             sink,
         };
-        worker.reload();
+        worker.reload(true);
         let options = worker.source.options;
         let thread = std::thread::Builder::new()
             .name("xdsc-file-source".into())
             .spawn(move || {
                 loop {
-                    match rx.recv_timeout(options.rescan) {
+                    let full = match rx.recv_timeout(options.rescan) {
                         Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                         Ok(Signal::Changed) => {
                             if wait_quiet(&rx, options) {
                                 return;
                             }
+                            false
                         }
-                        Err(RecvTimeoutError::Timeout) => {}
-                    }
-                    worker.reload();
+                        Err(RecvTimeoutError::Timeout) => true,
+                    };
+                    worker.reload(full);
                 }
             })?;
         Ok(Running {
@@ -263,6 +315,8 @@ struct Worker<S> {
     watcher: notify::RecommendedWatcher,
     watched: BTreeSet<PathBuf>,
     interest: Arc<Mutex<Interest>>,
+    /// The paths events named since the last reload.
+    touched: Arc<Mutex<Touched>>,
     /// What the previous reload decided: (applied, held, held errors).
     last: Option<(usize, usize, Vec<String>)>,
     /// The served findings already logged, by identity.
@@ -274,10 +328,20 @@ struct Worker<S> {
 }
 
 impl<S: Sink> Worker<S> {
-    fn reload(&mut self) {
+    /// Reads what changed: everything (`full`, or when events were lost), else only where
+    /// the events since the last reload point.
+    fn reload(&mut self, full: bool) {
         let started = Instant::now();
-        let delta = self.loader.reload(&self.source.paths);
-        self.update_watches();
+        let touched =
+            std::mem::take(&mut *self.touched.lock().unwrap_or_else(PoisonError::into_inner));
+        let full = full || touched.all;
+        let delta = match full {
+            true => self.loader.reload(&self.source.paths),
+            false => (self.loader).reload_touched(&self.source.paths, &touched.paths),
+        };
+        if delta.work.full_scan || delta.files_changed {
+            self.update_watches();
+        }
         let before = self.reconciler.snapshot().version();
         let first = self.status.reloads == 0;
         let loader = &self.loader;

@@ -1,7 +1,7 @@
 //! Routing gRPC requests to the discovery services by the generated services' names.
 //!
 //! The streaming methods (`Stream*` and `Delta*` of the aggregated service and of the five
-//! per-type services) are answered here: the request body is decoded by tonic, the stream
+//! per-type services) are answered here: the request body is decoded by [`wire::Requests`], the stream
 //! task of [`crate::service`] runs the protocol, and its responses are written by
 //! [`wire::Frames`] from the shared resource bytes. The unary `Fetch*` methods (and the
 //! `Unimplemented` answer to anything else) go to the generated tonic servers. tonic's own
@@ -25,7 +25,6 @@ use envoy_types::pb::envoy::service::route::v3::route_discovery_service_server::
 use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::{
     self as sds, SecretDiscoveryServiceServer,
 };
-use tonic::Streaming;
 use tonic::codegen::http;
 use xdsc_core::snapshot::ResourceType;
 
@@ -66,8 +65,8 @@ pub(crate) struct Dispatch {
 type HttpRequest = http::Request<tonic::body::Body>;
 type HttpResponse = http::Response<tonic::body::Body>;
 
-/// A streaming method: the request body decoded by tonic, the responses written by
-/// [`wire::Frames`].
+/// A streaming method: the request body decoded by [`wire::Requests`], the responses written
+/// by [`wire::Frames`].
 fn streaming<W: Wire>(
     shared: &Shared,
     max: usize,
@@ -81,10 +80,7 @@ fn streaming<W: Wire>(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let handle = crate::connection::Handle::of(req.extensions());
-    let decoder = tonic_prost::ProstCodec::<W::In, W::In>::raw_decoder(
-        tonic::codec::BufferSettings::default(),
-    );
-    let inbound = Streaming::<W::In>::new_request(decoder, req.into_body(), None, Some(max));
+    let inbound = wire::Requests::<W::In>::new(req.into_body(), max);
     let responses = shared.open::<W>(inbound, only, peer, handle);
     let body = tonic::body::Body::new(wire::Frames::new(responses, max));
     let mut response = http::Response::new(body);

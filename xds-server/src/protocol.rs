@@ -288,6 +288,23 @@ fn delta_key(version_info: &str, resources: &[Arc<Resource>], removed: &[Arc<str
     key
 }
 
+/// Whether a state-of-the-world request's names (`*` left out, any order) are exactly
+/// `names`, without allocating a name.
+fn lists(names: &Names, requested: &[String]) -> bool {
+    let mut wanted: Vec<&str> = requested
+        .iter()
+        .map(String::as_str)
+        .filter(|n| *n != "*")
+        .collect();
+    if wanted.len() != names.len() {
+        return false;
+    }
+    if !wanted.is_sorted() {
+        wanted.sort_unstable();
+    }
+    wanted.iter().copied().eq(names.iter().map(|n| &**n))
+}
+
 /// Types whose state-of-the-world responses carry the complete set.
 fn full_state(t: ResourceType) -> bool {
     matches!(t, ResourceType::Cluster | ResourceType::Listener)
@@ -384,33 +401,47 @@ impl Stream {
         Ok(())
     }
 
-    /// The map the parent type's holding is exactly, if any: the clusters for endpoints (a
-    /// named endpoint subscription listing exactly those shares their keys).
-    fn exact_parent(&self, t: ResourceType) -> Option<Resources> {
+    /// Maps whose keys a subscription of type `t` may equal, to share them: for endpoints
+    /// (Envoy subscribes to those of exactly the clusters it was sent), the clusters the
+    /// client holds when it holds a map exactly, the clusters of the pending response's
+    /// snapshot (Envoy asks for their endpoints before it acknowledges them), and the current
+    /// snapshot's clusters.
+    fn parent_maps(&self, t: ResourceType) -> Vec<Resources> {
+        let mut out: Vec<Resources> = Vec::new();
         if t != ResourceType::Endpoint {
-            return None;
+            return out;
         }
-        self.types
-            .get(&ResourceType::Cluster)
-            .and_then(|st| st.held.exact())
-            .cloned()
+        let st = self.types.get(&ResourceType::Cluster);
+        let candidates = [
+            st.and_then(|st| st.held.exact()),
+            st.and_then(|st| st.pending.as_ref())
+                .map(|p| p.planned.resources(ResourceType::Cluster)),
+            Some(self.snapshot.resources(ResourceType::Cluster)),
+        ];
+        for m in candidates.into_iter().flatten() {
+            if !out.iter().any(|o| o.same(m)) {
+                out.push(m.clone());
+            }
+        }
+        out
     }
 
-    /// The names of a state-of-the-world request (`*` left out), sharing the clusters' keys
-    /// when an endpoint subscription lists exactly the clusters the client holds.
+    /// The names of a state-of-the-world request (`*` left out), sharing the keys of one of
+    /// [`Self::parent_maps`] when the request lists exactly those.
     fn names_of(&self, t: ResourceType, requested: &[String]) -> Names {
         let mut wanted: Vec<&str> = requested
             .iter()
             .map(String::as_str)
             .filter(|n| *n != "*")
             .collect();
-        if let Some(parent) = self.exact_parent(t)
-            && wanted.len() == parent.len()
-        {
-            if !wanted.is_sorted() {
-                wanted.sort_unstable();
-            }
-            if wanted.iter().copied().eq(parent.names().map(|n| &**n)) {
+        let parents = self.parent_maps(t);
+        if parents.iter().any(|p| p.len() == wanted.len()) && !wanted.is_sorted() {
+            wanted.sort_unstable();
+        }
+        for parent in parents {
+            if wanted.len() == parent.len()
+                && wanted.iter().copied().eq(parent.names().map(|n| &**n))
+            {
                 return Names::Keys(parent);
             }
         }
@@ -425,13 +456,22 @@ impl Stream {
         let st = self.types.entry(t).or_default();
         let star = req.resource_names.iter().any(|n| n == "*");
         let wildcard = star || (req.resource_names.is_empty() && (first || st.wildcard));
-        let names = self.names_of(t, &req.resource_names);
+        // An acknowledgement repeats the subscription (Envoy's EDS ACK lists every cluster):
+        // the same names keep the set the stream has, without building a new one.
+        let unchanged = !first && wildcard == st.wildcard && lists(&st.names, &req.resource_names);
+        let names = if unchanged {
+            st.names.clone()
+        } else {
+            self.names_of(t, &req.resource_names)
+        };
         let st = self.types.entry(t).or_default();
-        if wildcard != st.wildcard || names != st.names {
+        if unchanged {
+            // Nothing to forget: what the client holds is already within these names.
+        } else if wildcard != st.wildcard || names != st.names {
             st.forget_clean();
         }
         st.wildcard = wildcard;
-        if !full_state(t) && !st.wildcard {
+        if !unchanged && !full_state(t) && !st.wildcard {
             // Forget what the client holds of names it no longer wants, so that a later
             // subscription sends them again.
             let before = st.held.len();
@@ -478,7 +518,7 @@ impl Stream {
         let t = self.type_of(&req.type_url)?;
         let first = !self.types.contains_key(&t);
         self.unsettle(t);
-        let parent = self.exact_parent(t);
+        let parents = self.parent_maps(t);
         let st = self.types.entry(t).or_default();
         if !req.subscribe.is_empty() || !req.unsubscribe.is_empty() {
             st.forget_clean();
@@ -497,30 +537,35 @@ impl Stream {
                 }
             }
         }
+        let (mut adds, mut removes) = (Vec::new(), Vec::new());
         for n in &req.subscribe {
             if n == "*" {
                 st.wildcard = true;
             } else {
-                let n: Arc<str> = Arc::from(n.as_str());
-                st.told_absent.remove(&n);
-                st.names.own().insert(n);
+                st.told_absent.remove(n.as_str());
+                adds.push(n.as_str());
             }
         }
+        // Unsubscribing from the wildcard forgets what the client holds beyond its names
+        // (after this request's changes to them; a name unsubscribed later in it is not held
+        // either way).
+        let mut unstar = false;
         for n in &req.unsubscribe {
             if n == "*" {
                 st.wildcard = false;
-                let names = st.names.clone();
-                st.held.retain(|k| names.contains(k));
+                unstar = true;
             } else {
-                st.names.own().remove(n.as_str());
+                removes.push(n.as_str());
                 st.told_absent.remove(n.as_str());
                 if !st.wildcard {
                     st.held.remove(n.as_str());
                 }
             }
         }
-        if let Some(parent) = &parent {
-            st.names.share(parent);
+        st.names.update(&adds, &removes, &parents);
+        if unstar {
+            let names = st.names.clone();
+            st.held.retain(|k| names.contains(k));
         }
         self.check_limits()?;
         let mut events = Vec::new();

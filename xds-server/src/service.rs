@@ -181,7 +181,7 @@ impl Shared {
     /// Starts a stream task; returns its responses (and the status it ends with, if any).
     pub(crate) fn open<W: Wire>(
         &self,
-        inbound: Streaming<W::In>,
+        inbound: crate::wire::Requests<W::In>,
         only: Option<ResourceType>,
         peer: String,
         handle: connection::Handle,
@@ -214,7 +214,7 @@ impl Shared {
 
     async fn drive<W: Wire>(
         &self,
-        mut inbound: Streaming<W::In>,
+        mut inbound: crate::wire::Requests<W::In>,
         only: Option<ResourceType>,
         peer: String,
         handle: &connection::Handle,

@@ -10,6 +10,11 @@
 //! (flow control), passing resource bodies of [`SHARE`] bytes or more as the shared bytes
 //! themselves. The only copy is the one into the socket; nothing is kept once a response is
 //! written. The bytes are those the generated messages encode to (checked by decoding them).
+//!
+//! Requests are read by [`Requests`] for the same reason: tonic's decoder keeps a per-stream
+//! buffer of at least 8 KiB that grows to the largest request and stays that size (a named
+//! endpoint subscription of 10,000 clusters is a request of ~100 KiB); here a request's bytes
+//! are freed once it is decoded, so an idle stream keeps no receive buffer.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -192,6 +197,89 @@ impl<M: Pieces> http_body::Body for Frames<M> {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+/// The requests of a streaming discovery method, decoded from its HTTP body: each
+/// length-prefixed gRPC message is gathered (in one allocation of its size) and decoded, and
+/// nothing is kept between messages but the start of the next one.
+pub(crate) struct Requests<M> {
+    body: tonic::body::Body,
+    /// Received bytes not yet decoded: at most one message and the start of the next.
+    buf: BytesMut,
+    max_message_bytes: usize,
+    ended: bool,
+    _message: std::marker::PhantomData<fn() -> M>,
+}
+
+impl<M: Message + Default> Requests<M> {
+    pub(crate) fn new(body: tonic::body::Body, max_message_bytes: usize) -> Self {
+        Requests {
+            body,
+            buf: BytesMut::new(),
+            max_message_bytes,
+            ended: false,
+            _message: std::marker::PhantomData,
+        }
+    }
+
+    /// The next request; `None` when the client ended the stream. Cancel-safe: bytes read
+    /// stay in `self` when the future is dropped.
+    pub(crate) async fn message(&mut self) -> Result<Option<M>, Status> {
+        use http_body_util::BodyExt;
+        loop {
+            if let Some(m) = self.decoded()? {
+                return Ok(Some(m));
+            }
+            if self.ended {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(Status::internal("unexpected end of a request stream"));
+            }
+            match self.body.frame().await {
+                None => self.ended = true,
+                Some(Err(status)) => return Err(status),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first message of the buffer, if it is complete.
+    fn decoded(&mut self) -> Result<Option<M>, Status> {
+        let Some(&[flag, a, b, c, d]) = self.buf.get(..5) else {
+            return Ok(None);
+        };
+        if flag != 0 {
+            return Err(Status::internal(format!(
+                "a request message with compression flag {flag}: no compression was negotiated"
+            )));
+        }
+        let len = u32::from_be_bytes([a, b, c, d]) as usize;
+        if len > self.max_message_bytes {
+            return Err(Status::out_of_range(format!(
+                "a request of {len} bytes is larger than the limit of {}",
+                self.max_message_bytes
+            )));
+        }
+        if self.buf.len() < 5 + len {
+            // Room for the whole message at once, rather than doubling as it arrives.
+            self.buf.reserve(5 + len - self.buf.len());
+            return Ok(None);
+        }
+        let message = self.buf.split_to(5 + len);
+        if self.buf.len() <= len {
+            // Let the allocation go with `message` instead of keeping it for the next one:
+            // copy what is left of the next (no more than this one cost).
+            self.buf = BytesMut::from(&self.buf[..]);
+        }
+        M::decode(&message[5..])
+            .map(Some)
+            .map_err(|e| Status::internal(format!("a request that does not decode: {e}")))
     }
 }
 
@@ -464,11 +552,82 @@ impl Message for DeltaOut {
 #[cfg(test)]
 mod tests {
     use envoy_types::pb::envoy::service::discovery::v3::{
-        DeltaDiscoveryResponse, DiscoveryResponse,
+        DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
     };
     use xdsc_core::snapshot::ResourceType;
 
     use super::*;
+
+    /// A request body delivering `chunks` as its data frames.
+    fn body(chunks: Vec<Vec<u8>>) -> tonic::body::Body {
+        let frames = chunks
+            .into_iter()
+            .map(|c| Ok::<_, Status>(http_body::Frame::data(Bytes::from(c))));
+        tonic::body::Body::new(http_body_util::StreamBody::new(tokio_stream::iter(frames)))
+    }
+
+    fn framed(m: &impl Message) -> Vec<u8> {
+        let mut out = vec![0];
+        out.extend((m.encoded_len() as u32).to_be_bytes());
+        out.extend(m.encode_to_vec());
+        out
+    }
+
+    fn request(names: usize) -> DiscoveryRequest {
+        DiscoveryRequest {
+            type_url: ResourceType::Endpoint.type_url().into(),
+            resource_names: (0..names).map(|i| format!("svc-{i}")).collect(),
+            ..DiscoveryRequest::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_split_anywhere_decode_and_leave_no_buffer() {
+        let (big, small) = (request(2000), request(1));
+        let bytes = [framed(&big), framed(&small), framed(&big)].concat();
+        // Chunks of 7 bytes cut through prefixes and messages alike; then one chunk of all.
+        for chunks in [
+            bytes.chunks(7).map(<[u8]>::to_vec).collect(),
+            vec![bytes.clone()],
+        ] {
+            let mut requests = Requests::<DiscoveryRequest>::new(body(chunks), 1 << 20);
+            for expected in [&big, &small, &big] {
+                assert_eq!(requests.message().await.unwrap().as_ref(), Some(expected));
+                assert!(
+                    requests.buf.capacity() <= requests.buf.len().max(expected.encoded_len()),
+                    "nothing kept between requests but the start of the next"
+                );
+            }
+            assert_eq!(requests.buf.capacity(), 0, "nothing kept after the last");
+            assert_eq!(requests.message().await.unwrap(), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_request_frames_are_errors() {
+        let big = framed(&request(100));
+        let mut compressed = big.clone();
+        compressed[0] = 1;
+        let cases = [
+            (vec![big.clone()], 100, tonic::Code::OutOfRange),
+            (vec![compressed], 1 << 20, tonic::Code::Internal),
+            (
+                vec![big[..big.len() - 1].to_vec()],
+                1 << 20,
+                tonic::Code::Internal,
+            ),
+            (
+                vec![vec![0, 0, 0, 0, 2, 0xff, 0xff]],
+                1 << 20,
+                tonic::Code::Internal,
+            ),
+        ];
+        for (chunks, max, code) in cases {
+            let mut requests = Requests::<DiscoveryRequest>::new(body(chunks), max);
+            let e = requests.message().await.unwrap_err();
+            assert_eq!(e.code(), code, "{e}");
+        }
+    }
 
     fn response() -> Response {
         Response {

@@ -325,3 +325,212 @@ fn a_reload_reads_translates_and_changes_only_what_an_edit_touches() {
     assert_eq!((back.added.len(), back.removed.len()), (0, 1));
     assert!(!loader.has_errors());
 }
+
+/// An EndpointSlice of Service `web` in namespace `shop` with one endpoint.
+fn slice_doc(name: &str, ip: &str) -> String {
+    format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}, namespace: shop, labels: {{kubernetes.io/service-name: web}}}}\n\
+         addressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints: [{{addresses: [{ip}]}}]\n"
+    )
+}
+
+/// Ten tenants of an Ingress, a Service and a file of three slices each.
+fn tenants_dir() -> TempDir {
+    let mut files = Vec::new();
+    for t in 0..10 {
+        let slices = ["a", "b", "c"].map(|n| slice_doc(&format!("web-{n}"), "10.0.0.1"));
+        let ns = |s: String| s.replace("shop", &format!("t{t}"));
+        files.push((format!("t{t}/slices.yaml"), ns(slices.join("---\n"))));
+        files.push((
+            format!("t{t}/app.yaml"),
+            ns("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web, namespace: shop}\n\
+                spec: {rules: [{host: shop.example, http: {paths: [{path: /, pathType: Prefix, \
+                backend: {service: {name: web, port: {name: http}}}}]}}]}\n---\n\
+                apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{name: http, port: 80}]}\n"
+                .into()),
+        ));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    dir(&files)
+}
+
+#[test]
+fn a_one_file_edit_named_by_an_event_looks_at_that_file_only() {
+    let dir = tenants_dir();
+    let root = absolute(dir.path());
+    let paths = std::slice::from_ref(&root);
+    let mut loader = Loader::default();
+    let first = loader.reload(paths);
+    assert_eq!((first.parsed, first.work.converted), (20, 50));
+    assert!(first.work.full_scan && first.files_changed);
+    let edited = root.join("t3/slices.yaml");
+    let text = std::fs::read_to_string(&edited).unwrap();
+    // (A longer address: a new size, so the file's key alone tells it changed.)
+    std::fs::write(&edited, text.replacen("10.0.0.1", "10.0.0.22", 1)).unwrap();
+    let touched = [edited.clone()].into_iter().collect();
+    let delta = loader.reload_touched(paths, &touched);
+    let w = &delta.work;
+    assert!(!w.full_scan, "{w:?}");
+    // The given folder and the edited file are `stat`ed, nothing is listed; the file is
+    // read, its three slices converted, and only the one that changed is handed to the
+    // translator.
+    assert_eq!((w.listed, w.stats, w.read), (0, 2, 1), "{w:?}");
+    assert_eq!(
+        (delta.parsed, w.converted, w.translated),
+        (1, 3, 1),
+        "{w:?}"
+    );
+    let keys: Vec<String> = delta.changes.iter().map(|c| c.key().to_string()).collect();
+    assert_eq!(keys, ["Endpoints/k8s:t3/web:80"]);
+    assert!(!delta.files_changed);
+
+    // A full scan of the same change stats every file and lists every folder, but still
+    // parses only the changed file and translates only the changed object.
+    std::fs::write(&edited, text.replacen("10.0.0.1", "10.0.0.3", 1)).unwrap();
+    let full = loader.reload(paths);
+    let w = &full.work;
+    assert_eq!(
+        (w.listed, full.parsed, w.converted, w.translated),
+        (11, 1, 3, 1),
+        "{w:?}"
+    );
+    assert!(w.stats >= 30, "{w:?}");
+}
+
+#[test]
+fn event_paths_give_what_a_full_scan_gives() {
+    let dir = tenants_dir();
+    let root = absolute(dir.path());
+    let paths = std::slice::from_ref(&root);
+    let mut loader = Loader::default();
+    loader.reload(paths);
+    let same_as_full = |loader: &Loader, touched: &[&str], what: &str| {
+        let fresh = load(paths, &LoadOptions::default());
+        let keys = |m: &BTreeMap<ObjectKey, Arc<Object>>| m.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(loader.objects()), keys(&fresh.objects), "{what}");
+        assert!(
+            loader.objects().iter().all(|(k, o)| fresh.objects[k] == *o),
+            "{what}: {touched:?}"
+        );
+        assert_eq!(loader.files(), &fresh.files, "{what}");
+        let diags: Vec<&Diagnostic> = loader.diagnostics().collect();
+        assert_eq!(
+            diags,
+            fresh.diagnostics.iter().collect::<Vec<_>>(),
+            "{what}"
+        );
+    };
+    let mut step = |touched: &[&str], what: &str| {
+        let set = touched.iter().map(|p| root.join(p)).collect();
+        let delta = loader.reload_touched(paths, &set);
+        assert!(!delta.work.full_scan, "{what}: {:?}", delta.work);
+        same_as_full(&loader, touched, what);
+        delta
+    };
+    // A folder moved in: listed, its files read.
+    let elsewhere = TempDir::with_files(
+        "file-test-moved",
+        &[("s.yaml", &slice_doc("web-z", "10.9.9.9"))],
+    );
+    std::fs::rename(elsewhere.path(), root.join("t3/more")).unwrap();
+    let d = step(&["t3/more"], "a folder moved in");
+    assert_eq!((d.parsed, d.work.listed), (1, 1));
+    assert!(d.files_changed);
+    // A file deleted, and a folder moved away.
+    std::fs::remove_file(root.join("t4/app.yaml")).unwrap();
+    step(&["t4/app.yaml"], "a file deleted");
+    std::fs::rename(root.join("t5"), elsewhere.path()).unwrap();
+    step(&["t5"], "a folder moved away");
+    // An editor's save: a hidden temporary file renamed over; the temporary name alone is
+    // nothing.
+    let tmp = root.join("t6/.slices.yaml.swp");
+    std::fs::write(&tmp, slice_doc("web-a", "10.6.6.6")).unwrap();
+    let d = step(&["t6/.slices.yaml.swp"], "a hidden file");
+    assert_eq!((d.parsed, d.work.read), (0, 0));
+    std::fs::rename(&tmp, root.join("t6/slices.yaml")).unwrap();
+    step(&["t6/.slices.yaml.swp", "t6/slices.yaml"], "renamed over");
+    // A file that is not a config file, and a hidden folder, are not read.
+    std::fs::write(root.join("t7/notes.txt"), "kind: [").unwrap();
+    std::fs::create_dir(root.join(".git")).unwrap();
+    std::fs::write(root.join(".git/x.yaml"), "kind: [").unwrap();
+    let d = step(&["t7/notes.txt", ".git/x.yaml", ".git"], "ignored names");
+    assert_eq!(d.work.read, 0);
+    // A Kubernetes ConfigMap volume as the folder: files are links into `..data`, updated
+    // by swapping `..data`; only that name is in the events.
+    let vol = root.join("t8/vol");
+    std::fs::create_dir_all(vol.join("..v1")).unwrap();
+    std::fs::write(vol.join("..v1/s.yaml"), slice_doc("web-v", "10.8.0.1")).unwrap();
+    std::os::unix::fs::symlink("..v1", vol.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/s.yaml", vol.join("s.yaml")).unwrap();
+    step(&["t8/vol"], "a volume appears");
+    std::fs::create_dir(vol.join("..v2")).unwrap();
+    std::fs::write(vol.join("..v2/s.yaml"), slice_doc("web-v", "10.8.0.2")).unwrap();
+    std::os::unix::fs::symlink("..v2", vol.join("..data_tmp")).unwrap();
+    std::fs::rename(vol.join("..data_tmp"), vol.join("..data")).unwrap();
+    let d = step(
+        &["t8/vol/..v2", "t8/vol/..v2/s.yaml", "t8/vol/..data"],
+        "a ..data swap",
+    );
+    assert_eq!(d.parsed, 1, "the link beside ..data is read again");
+}
+
+#[test]
+fn a_pem_file_named_by_an_event_reloads_the_secret_naming_it() {
+    let crt = |n: &str| format!("-----BEGIN CERTIFICATE-----\n{n}\n-----END CERTIFICATE-----\n");
+    let dir = dir(&[
+        (
+            "conf/secret.yaml",
+            "kind: Secret\nname: cert\ntls_certificate:\n  certificate_chain_file: ../pki/tls.crt\n  private_key_file: ../pki/tls.key\n",
+        ),
+        ("conf/other.yaml", "kind: Cluster\nname: web\n"),
+        ("pki/tls.crt", &crt("b25l")),
+        (
+            "pki/tls.key",
+            "-----BEGIN PRIVATE KEY-----\na2V5\n-----END PRIVATE KEY-----\n",
+        ),
+    ]);
+    let root = absolute(dir.path());
+    let paths = &[root.join("conf")];
+    let mut loader = Loader::default();
+    loader.reload(paths);
+    std::fs::write(root.join("pki/tls.crt"), crt("dHdv")).unwrap();
+    let touched = [root.join("pki/tls.crt")].into_iter().collect();
+    let delta = loader.reload_touched(paths, &touched);
+    assert!(!delta.work.full_scan);
+    assert_eq!(delta.parsed, 1, "the secret's file, not the other one");
+    let keys: Vec<String> = delta.changes.iter().map(|c| c.key().to_string()).collect();
+    assert_eq!(keys, ["Secret/cert"]);
+}
+
+#[test]
+fn event_paths_fall_back_to_a_full_scan_when_they_cannot_tell() {
+    let dir = tenants_dir();
+    let root = absolute(dir.path());
+    let paths = std::slice::from_ref(&root);
+    let mut loader = Loader::default();
+    let none = BTreeSet::new();
+    assert!(
+        loader.reload_touched(paths, &none).work.full_scan,
+        "before any scan"
+    );
+    assert!(!loader.reload_touched(paths, &none).work.full_scan);
+    let named_root = [root.clone()].into_iter().collect();
+    assert!(
+        loader.reload_touched(paths, &named_root).work.full_scan,
+        "the folder itself"
+    );
+    let missing = [root.join("nope")];
+    let d = loader.reload(&missing);
+    assert!(
+        d.added
+            .iter()
+            .any(|d| d.to_string().contains("cannot read"))
+    );
+    assert!(
+        loader.reload_touched(&missing, &none).work.full_scan,
+        "a folder unread"
+    );
+}

@@ -314,6 +314,70 @@ impl Names {
             *self = Names::Keys(map.clone());
         }
     }
+
+    /// Adds `adds`, then removes `removes` (a delta request's subscribe and unsubscribe),
+    /// sharing the keys of one of `like` when the result is exactly those.
+    ///
+    /// Shared keys that become another map's keys by the change (a cluster added, and its
+    /// endpoints subscribed) move to that map in O(changes between the two maps + names
+    /// changed), without a copy; otherwise the set is the stream's own, names interned from
+    /// `like` where they are keys there, and compared with each of `like` whose size it has.
+    pub(crate) fn update(&mut self, adds: &[&str], removes: &[&str], like: &[Resources]) {
+        if let Names::Keys(m) = self
+            && let Some(c) = like.iter().find(|c| keys_after(m, adds, removes, c))
+        {
+            *self = Names::Keys(c.clone());
+            return;
+        }
+        if adds.is_empty() && removes.is_empty() {
+            return;
+        }
+        let own = self.own();
+        for a in adds {
+            if !own.contains(*a) {
+                let name = like
+                    .iter()
+                    .find_map(|c| c.get(a))
+                    .map_or_else(|| Arc::from(*a), |r| r.name_arc().clone());
+                own.insert(name);
+            }
+        }
+        for r in removes {
+            own.remove(*r);
+        }
+        for c in like {
+            if self.len() == c.len() {
+                self.share(c);
+                if matches!(self, Names::Keys(_)) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the keys of `m`, with `adds` added and then `removes` removed, are exactly the
+/// keys of `c`, in O(changes from `m` to `c` + names changed), skipping what the two maps
+/// share.
+fn keys_after(m: &Resources, adds: &[&str], removes: &[&str], c: &Resources) -> bool {
+    fn sorted<'a>(v: &[&'a str]) -> Vec<&'a str> {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        v
+    }
+    let (adds, removes) = (sorted(adds), sorted(removes));
+    let has = |v: &[&str], n: &str| v.binary_search(&n).is_ok();
+    if adds.iter().any(|a| !has(&removes, a) && !c.contains(a))
+        || removes.iter().any(|r| c.contains(r))
+    {
+        return false;
+    }
+    // Every name that differs between the maps must be made to agree by the change.
+    m.changes(c).all(|(name, old, new)| match (old, new) {
+        (None, Some(_)) => has(&adds, name) && !has(&removes, name),
+        (Some(_), None) => has(&removes, name),
+        _ => !has(&removes, name),
+    })
 }
 
 #[cfg(test)]
@@ -383,5 +447,54 @@ mod tests {
         assert!(matches!(names, Names::Own(_)));
         assert_eq!(names.len(), 3);
         assert!(!names.equals_keys(map(&s)));
+    }
+
+    #[test]
+    fn a_delta_change_moves_shared_keys_to_the_map_it_equals() {
+        let v1 = snap(&[("a", 1), ("b", 1)]);
+        let v2 = v1
+            .clone()
+            .with(Resource::new(ResourceType::Cluster, "c", vec![1], vec![]));
+        let v3 = snap(&[("a", 2), ("c", 1)]);
+        let like = [map(&v2).clone(), map(&v3).clone()];
+        let mut names = Names::default();
+        names.update(&["b", "a"], &[], &[map(&v1).clone()]);
+        assert!(
+            matches!(&names, Names::Keys(m) if m.same(map(&v1))),
+            "{names:?}"
+        );
+        // One cluster added, its endpoints subscribed: the newer map's keys, not a copy.
+        names.update(&["c"], &[], &like);
+        assert!(
+            matches!(&names, Names::Keys(m) if m.same(map(&v2))),
+            "{names:?}"
+        );
+        // One removed: the keys of the map without it.
+        names.update(&[], &["b"], &like[1..]);
+        assert!(
+            matches!(&names, Names::Keys(m) if m.same(map(&v3))),
+            "{names:?}"
+        );
+        // A name that no map has: the stream's own set, with the same names.
+        names.update(&["z"], &[], &like);
+        assert!(matches!(names, Names::Own(_)));
+        assert_eq!(
+            names.iter().map(|n| &**n).collect::<Vec<_>>(),
+            ["a", "c", "z"]
+        );
+        // And back.
+        names.update(&[], &["z"], &like);
+        assert!(
+            matches!(&names, Names::Keys(m) if m.same(map(&v3))),
+            "{names:?}"
+        );
+        // Subscribing to what is already there and removing what is not is no change.
+        names.update(&["a"], &["q"], &like[1..]);
+        assert!(
+            matches!(&names, Names::Keys(m) if m.same(map(&v3))),
+            "{names:?}"
+        );
+        names.update(&["a"], &["a"], &like[1..]);
+        assert_eq!(names.iter().map(|n| &**n).collect::<Vec<_>>(), ["c"]);
     }
 }

@@ -715,3 +715,40 @@ fn regression_delta_name_unsubscribed_before_its_ack_is_sent_again_when_resubscr
     let again = one(d.on_delta_request(dreq(T::Endpoint, &["a"], &[])).unwrap());
     assert_eq!(names(&again), ["a"]);
 }
+
+/// Whether the stream's endpoint subscription is the key set of `s`'s clusters itself (shared,
+/// not a copy).
+fn endpoint_names_shared(st: &Stream, s: &Snapshot) -> bool {
+    matches!(&st.types[&T::Endpoint].names, Names::Keys(m) if m.same(s.resources(T::Cluster)))
+}
+
+/// Envoy subscribes to the endpoints of the clusters it was sent before it acknowledges
+/// them: the subscription shares the clusters' keys from the start, in delta (one subscribe
+/// per cluster added or removed after) and state of the world alike, instead of a copy per
+/// stream that grows with the clusters.
+#[test]
+fn named_endpoint_subscriptions_share_the_cluster_names() {
+    let s1 = snap("a", &["a", "b"], 80);
+    let mut d = ads(Variant::Delta, &s1);
+    let cds = one(d.on_delta_request(dreq(T::Cluster, &[], &[])).unwrap());
+    d.on_delta_request(dreq(T::Endpoint, &["b", "a"], &[]))
+        .unwrap();
+    assert!(endpoint_names_shared(&d, &s1));
+    d.on_delta_request(dack(T::Cluster, &cds)).unwrap();
+    assert!(endpoint_names_shared(&d, &s1));
+    let s2 = snap("a", &["a", "b", "c"], 80);
+    d.on_snapshot(s2.clone());
+    d.on_delta_request(dreq(T::Endpoint, &["c"], &[])).unwrap();
+    assert!(endpoint_names_shared(&d, &s2));
+    let s3 = snap("a", &["a", "c"], 80);
+    d.on_snapshot(s3.clone());
+    d.on_delta_request(dreq(T::Endpoint, &[], &["b"])).unwrap();
+    assert!(endpoint_names_shared(&d, &s3));
+
+    let mut st = ads(Variant::Sotw, &s1);
+    let cds = one(st.on_request(req(T::Cluster, &[])).unwrap());
+    st.on_request(req(T::Endpoint, &["b", "a"])).unwrap();
+    assert!(endpoint_names_shared(&st, &s1));
+    st.on_request(ack(T::Cluster, &[], &cds)).unwrap();
+    assert!(endpoint_names_shared(&st, &s1));
+}

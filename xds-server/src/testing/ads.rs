@@ -431,8 +431,11 @@ impl FakeEnvoy {
                 self.resubscribe(child, wanted).await;
             }
         }
-        let names = self.names.get(&t).cloned().unwrap_or_default();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        // A state-of-the-world ACK repeats the subscription; a delta one names nothing.
+        let names: Vec<&str> = match self.names.get(&t) {
+            Some(names) if !self.client.is_delta() => names.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
         self.client.ack(&reply, &names).await;
         self.last.insert(
             t,
