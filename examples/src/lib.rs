@@ -1,6 +1,7 @@
 //! xdsc-examples: programs that use xdsc as a library (see the `bin` targets and `models/`).
 
 pub mod filter;
+pub mod inventory;
 
 /// The value after `name` on the command line, or `default`: the examples' whole flag parser.
 ///

@@ -65,6 +65,8 @@ pub(crate) enum Command {
         no_debug_endpoints: bool,
         #[command(flatten)]
         ops: Ops,
+        #[command(flatten)]
+        tls: Tls,
     },
     /// Validate the files; print every error and warning (file:line:column, object, field)
     /// to standard error, and to standard output the status each Kubernetes object would
@@ -125,6 +127,32 @@ pub(crate) enum Command {
         #[arg(long)]
         cases: PathBuf,
     },
+}
+
+/// TLS on the xDS listener.
+#[derive(Args, Debug)]
+pub(crate) struct Tls {
+    /// Serve xDS over TLS with this certificate chain (PEM, leaf first); Envoy then needs a
+    /// `transport_socket` with TLS on its xDS cluster.
+    #[arg(long, requires = "xds_tls_key", value_name = "PEM")]
+    pub(crate) xds_tls_cert: Option<PathBuf>,
+    /// The private key of --xds-tls-cert (PEM).
+    #[arg(long, requires = "xds_tls_cert", value_name = "PEM")]
+    pub(crate) xds_tls_key: Option<PathBuf>,
+    /// Require client certificates signed by these CAs (PEM): mutual TLS. Clients without
+    /// one are refused during the handshake.
+    #[arg(long, requires = "xds_tls_cert", value_name = "PEM")]
+    pub(crate) xds_client_ca: Option<PathBuf>,
+}
+
+impl Tls {
+    pub(crate) fn files(self) -> Option<xdsc_server::tls::TlsFiles> {
+        Some(xdsc_server::tls::TlsFiles {
+            cert: self.xds_tls_cert?,
+            key: self.xds_tls_key?,
+            client_ca: self.xds_client_ca,
+        })
+    }
 }
 
 /// The files to read and how to read Kubernetes manifests.

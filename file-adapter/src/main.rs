@@ -76,6 +76,7 @@ fn main() -> ExitCode {
             shutdown_grace,
             no_debug_endpoints,
             ops,
+            tls,
         } => {
             init_logs(cli.log_format);
             let config = ServeConfig {
@@ -94,6 +95,7 @@ fn main() -> ExitCode {
                 shutdown_grace,
                 debug_endpoints: !no_debug_endpoints,
                 ops: ops.operability(),
+                tls: tls.files(),
             };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,

@@ -1,5 +1,5 @@
 //! `xdsc-file explain` and `xdsc-file test`: the route oracle of `xdsc-core` asked about the
-//! files, for one request ([`explain`]) or for a file of cases with expectations ([`test`]).
+//! files, for one request ([`explain`]) or for a file of cases with expectations ([`test()`]).
 //!
 //! Both compile the files as `check` does and refuse to answer when that finds an error (an
 //! answer from the part that compiles would mislead); warnings are printed and do not stop

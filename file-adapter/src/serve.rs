@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::Value;
 use xdsc_core::model::Model;
 use xdsc_core::snapshot::Snapshot;
+use xdsc_server::tls::TlsFiles;
 use xdsc_server::{ConnectionOptions, Metrics, Publisher, XdsServer};
 
 use crate::source::{FileSource, Report, Sink, SourceStatus};
@@ -32,6 +33,9 @@ pub enum Error {
     /// The xDS server failed.
     #[error(transparent)]
     Server(#[from] xdsc_server::Error),
+    /// The TLS certificate, key or client CAs could not be used.
+    #[error("xDS TLS: {0}")]
+    Tls(#[from] xdsc_server::tls::TlsError),
     /// The admin server failed.
     #[error("admin server: {0}")]
     Admin(std::io::Error),
@@ -55,6 +59,8 @@ pub struct ServeConfig {
     pub debug_endpoints: bool,
     /// Profiles and memory logs.
     pub ops: xdsc_server::Operability,
+    /// TLS on the xDS listener (mutual TLS with client CAs); `None`: plain text.
+    pub tls: Option<xdsc_server::tls::TlsFiles>,
 }
 
 struct PublisherSink {
@@ -99,13 +105,23 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> R
             .await
             .map_err(|source| Error::Bind { addr, source })
     };
+    // Read first: a bad certificate is reported before anything listens.
+    let tls = config.tls.as_ref().map(TlsFiles::load).transpose()?;
+    let xds_tls = match &tls {
+        None => "off",
+        Some(t) if t.requires_client_certificates() => "mutual",
+        Some(_) => "on",
+    };
     let xds = bind(config.xds_addr).await?;
     let http = bind(config.admin_addr).await?;
     let publisher = Publisher::new();
-    let server = XdsServer::new(publisher.clone()).with_connection_options(ConnectionOptions {
+    let mut server = XdsServer::new(publisher.clone()).with_connection_options(ConnectionOptions {
         shutdown_grace: config.shutdown_grace,
         ..ConnectionOptions::default()
     });
+    if let Some(tls) = tls {
+        server = server.with_tls(tls);
+    }
     let status = Arc::new(Mutex::new(None));
     let debug_status = Arc::clone(&status);
     let served = Arc::new(Mutex::new(Model::default()));
@@ -141,6 +157,7 @@ pub async fn serve(config: ServeConfig, shutdown: impl Future<Output = ()>) -> R
         xds = %xds.local_addr().map_err(Error::Admin)?,
         admin = %http.local_addr().map_err(Error::Admin)?,
         fleet = %config.fleet,
+        xds_tls,
         "serving"
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -30,7 +30,12 @@
 //! whatever the size of the folder. Lost events (a queue overflow, the kernel asking for a
 //! rescan, more than 10,000 paths in one burst) make the next reload scan everything, and so
 //! does a rescan on a timer, which catches anything a watcher missed (network file systems,
-//! a watch limit reached). A reload whose objects are unchanged publishes nothing.
+//! a watch limit reached). A reload whose objects are unchanged publishes nothing. A file
+//! written in place (`cp` over it, an editor that does not rename) is read only once it is
+//! closed: a write seen without its close holds reloads (rescans too) back for up to 5 s, so
+//! a prefix of a file, valid YAML with fewer objects, is never served. A folder given that
+//! disappears is an error (the last good configuration stays served) and is watched again
+//! when it comes back.
 //!
 //! Not here: parsing (see [`crate::load`]), the last-good rule and batching in time
 //! (`xdsc_server::source`, shared with the Kubernetes controller) and serving.
@@ -164,9 +169,26 @@ struct Interest {
     /// volume (a Secret or ConfigMap mount) updates a file by swapping a `..data` symlink
     /// beside it, not by writing the file.
     parents: BTreeSet<PathBuf>,
+    /// Files written to (inotify's IN_MODIFY) and not yet closed (IN_CLOSE_WRITE), with when
+    /// the first write was seen: an editor writing in place, or `cp` over a file, is mid-way.
+    writing: BTreeMap<PathBuf, Instant>,
 }
 
+/// How long a file written to and not closed holds reloads back: a writer that keeps a file
+/// open longer (a log, a stuck process) is read anyway.
+const WRITE_CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 impl Interest {
+    /// Whether a wanted file is still being written (and for how long it may hold reloads).
+    fn writing_until(&mut self, now: Instant) -> Option<Instant> {
+        self.writing
+            .retain(|_, since| now.duration_since(*since) < WRITE_CLOSE_WAIT);
+        self.writing
+            .values()
+            .min()
+            .map(|since| *since + WRITE_CLOSE_WAIT)
+    }
+
     fn wants(&self, path: &Path) -> bool {
         self.files.contains(path)
             || path.parent().is_some_and(|p| self.parents.contains(p))
@@ -215,7 +237,24 @@ impl FileSource {
         let event_tx = tx.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             tracing::trace!(event = ?res, "file event");
+            if let Ok(event) = &res {
+                track_writes(&watcher_interest, event);
+            }
             let relevant = match &res {
+                // A file written in place was closed: now it is whole.
+                Ok(event)
+                    if matches!(
+                        event.kind,
+                        notify::EventKind::Access(notify::event::AccessKind::Close(
+                            notify::event::AccessMode::Write
+                        ))
+                    ) =>
+                {
+                    let i = watcher_interest
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    event.paths.iter().any(|p| i.wants(p))
+                }
                 // Opening and reading files (our own reloads do) changes nothing, and neither
                 // does a metadata change (the access time a read updates, a touch; a mode
                 // change that makes a file unreadable is caught by the rescan).
@@ -284,6 +323,7 @@ impl FileSource {
         };
         worker.reload(true);
         let options = worker.source.options;
+        let writes = Arc::clone(&worker.interest);
         let thread = std::thread::Builder::new()
             .name("xdsc-file-source".into())
             .spawn(move || {
@@ -298,6 +338,9 @@ impl FileSource {
                         }
                         Err(RecvTimeoutError::Timeout) => true,
                     };
+                    if wait_written(&rx, &writes, options) {
+                        return;
+                    }
                     worker.reload(full);
                 }
             })?;
@@ -332,6 +375,14 @@ impl<S: Sink> Worker<S> {
     /// the events since the last reload point.
     fn reload(&mut self, full: bool) {
         let started = Instant::now();
+        // A folder given that came back: watch it before reading it, so that a file written
+        // into it meanwhile is seen.
+        if self.source.paths.iter().any(|p| {
+            let abs = absolute(p);
+            abs.is_dir() && !self.watched.contains(&abs)
+        }) {
+            self.update_watches();
+        }
         let touched =
             std::mem::take(&mut *self.touched.lock().unwrap_or_else(PoisonError::into_inner));
         let full = full || touched.all;
@@ -458,6 +509,8 @@ impl<S: Sink> Worker<S> {
         let mut files: BTreeSet<PathBuf> =
             self.loader.files().iter().map(|f| absolute(f)).collect();
         let mut wanted: BTreeSet<(PathBuf, bool)> = BTreeSet::new();
+        // A folder that was removed lost its watch with it; watch it again when it is back.
+        self.watched.retain(|d| d.is_dir());
         for p in &self.source.paths {
             let abs = absolute(p);
             if abs.is_dir() {
@@ -500,11 +553,65 @@ impl<S: Sink> Worker<S> {
             .filter(|p| !dirs.iter().any(|d| p.starts_with(d)))
             .collect();
         let mut i = self.interest.lock().unwrap_or_else(PoisonError::into_inner);
-        *i = Interest {
-            dirs,
-            files,
-            parents,
+        i.dirs = dirs;
+        i.files = files;
+        i.parents = parents;
+    }
+}
+
+/// Records files being written (a write seen, no close yet) and written (closed, removed).
+fn track_writes(interest: &Mutex<Interest>, event: &notify::Event) {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    let mut i = interest.lock().unwrap_or_else(PoisonError::into_inner);
+    match event.kind {
+        // IN_MODIFY: a write or a truncation (`>` and `cp` truncate first).
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any | ModifyKind::Other) => {
+            let now = Instant::now();
+            for p in &event.paths {
+                if i.wants(p) {
+                    i.writing.entry(p.clone()).or_insert(now);
+                }
+            }
+        }
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Remove(_)
+        | EventKind::Modify(ModifyKind::Name(_)) => {
+            for p in &event.paths {
+                i.writing.remove(p);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Waits while a file is being written (at most [`WRITE_CLOSE_WAIT`] since its first write),
+/// then for the hold-off after its close, so that a file written in place in several chunks
+/// is read whole, never half-written. True: stop.
+fn wait_written(
+    rx: &mpsc::Receiver<Signal>,
+    interest: &Mutex<Interest>,
+    options: SourceOptions,
+) -> bool {
+    loop {
+        let until = interest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .writing_until(Instant::now());
+        let Some(until) = until else {
+            return false;
         };
+        tracing::debug!("a file is being written; waiting for it to be closed");
+        let left = until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.min(options.max_delay)) {
+            Ok(Signal::Changed) => {
+                if wait_quiet(rx, options) {
+                    return true;
+                }
+            }
+            Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => return true,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
     }
 }
 

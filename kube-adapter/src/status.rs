@@ -2,7 +2,7 @@
 //! conditions (with the spec's reason strings), Gateway listener status, route parent
 //! status, and the Ingress load-balancer addresses.
 //!
-//! Units of the translation contribute [`StatusPart`]s to the objects they read (a Gateway's
+//! Units of the translation contribute `StatusPart`s to the objects they read (a Gateway's
 //! unit writes its own conditions, its listeners', and the parent status of every route
 //! attached to it); the parts of one object are assembled into an [`ObjectStatus`], and the
 //! translator reports the objects whose assembled status changed. Adding a condition is one

@@ -664,7 +664,7 @@ pub struct Translation {
 }
 
 /// A problem with a Kubernetes object (what was left out or not served as written): the
-/// core's [`Diagnostic`](xdsc_core::diagnostic::Diagnostic) with a
+/// core's [`Diagnostic`] with a
 /// [`Subject::Source`](xdsc_core::diagnostic::Subject::Source) subject. Where the object was
 /// read is not part of it ([`Inputs::origin`] says), so moving an object in its file changes
 /// no diagnostic.

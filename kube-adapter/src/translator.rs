@@ -6,7 +6,7 @@
 //! Ingress listeners, one Ingress host's virtual host, one Gateway with its listeners and
 //! virtual hosts, the Cluster of one Service port, its Endpoints, one TLS Secret, ...). A
 //! unit reads its inputs only through a recording context, so the translator knows what
-//! each unit read (a [`Dep`]): an object, the EndpointSlices of a Service, the Ingresses
+//! each unit read (a `Dep`): an object, the EndpointSlices of a Service, the Ingresses
 //! of a host, the HTTPRoutes naming a Gateway, a derived fact such as "this Ingress is
 //! taken". Applying a batch dirties the deps the changed objects touch, recomputes the
 //! units that read them and nothing else, and compares each recomputed unit's output with
@@ -21,10 +21,10 @@
 //!
 //! # Adding a kind or an edge
 //!
-//! A kind that produces output gets a [`UnitKey`] variant (and a line in
-//! [`Translator::root_units`]); one that is only read needs nothing, since reads by
-//! identity ([`Dep::Object`]) are tracked for every kind. A new "who refers to whom" edge is
-//! a [`Dep`] variant, an index kept in [`Facts`] and a `Cx` method that reads through it.
+//! A kind that produces output gets a `UnitKey` variant (and a line in
+//! `Translator::root_units`); one that is only read needs nothing, since reads by
+//! identity (`Dep::Object`) are tracked for every kind. A new "who refers to whom" edge is
+//! a `Dep` variant, an index kept in `Facts` and a `Cx` method that reads through it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

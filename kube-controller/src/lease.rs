@@ -172,7 +172,7 @@ impl Elector {
         }
     }
 
-    /// One try: read the Lease, then create, renew or take it as [`decide`] says.
+    /// One try: read the Lease, then create, renew or take it as `decide` says.
     pub async fn try_once(&mut self) {
         let now = Instant::now();
         let lease = match self.api.get_opt(&self.config.name).await {

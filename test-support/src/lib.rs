@@ -1,6 +1,6 @@
 //! Test support shared by the xdsc crates' tests: the pinned Envoy (found, run with a
 //! bootstrap, or asked to validate a configuration), temporary folders, free ports, tiny HTTP
-//! backends and a plain HTTP/1.1 client.
+//! backends, a plain HTTP/1.1 client, and test certificates (a CA made with `openssl`).
 //!
 //! It depends on no xdsc crate, so `xdsc-core`'s tests can use it as well as the server's and
 //! the adapters'. It is not published and not for production use. The xDS-level support (a
@@ -19,7 +19,9 @@
 mod dir;
 mod envoy;
 mod net;
+mod tls;
 
 pub use dir::TempDir;
 pub use envoy::{Envoy, ads_bootstrap, find_envoy, validate};
 pub use net::{Backend, free_port, http_get, wait_for};
+pub use tls::{Pem, TestCa, find_openssl};

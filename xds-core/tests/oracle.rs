@@ -59,13 +59,15 @@ proptest! {
             if snapshot.get(ResourceType::Listener, &l.name).is_none() {
                 continue;
             }
-            let Some(rc) = snapshot.get(ResourceType::Route, &l.name) else { continue };
+            // The route configuration the listener serves (by default named after it).
+            let rc_name = l.route_config_name();
+            let Some(rc) = snapshot.get(ResourceType::Route, rc_name) else { continue };
             let rc = eroute::RouteConfiguration::decode(rc.body().clone()).expect("decodes");
             // The virtual hosts the compiler kept (valid ones), by name.
             let served: Vec<&str> = rc.virtual_hosts.iter().map(|v| v.name.as_str()).collect();
             let mut owners: std::collections::BTreeMap<String, String> = Default::default();
             for v in model.objects().filter_map(|o| match o.as_ref() {
-                Object::VirtualHost(v) if v.listeners.contains(&l.name) && served.contains(&v.name.as_str()) => Some(v),
+                Object::VirtualHost(v) if v.listeners.iter().any(|x| x == rc_name) && served.contains(&v.name.as_str()) => Some(v),
                 _ => None,
             }) {
                 for d in &v.domains {

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::codegen::Service;
@@ -173,6 +173,7 @@ struct Shared {
     options: ConnectionOptions,
     admission: Arc<Admission>,
     stop: tokio::sync::watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Serves every connection of `incoming` until `shutdown` completes (or `incoming` ends);
@@ -182,6 +183,7 @@ pub(crate) async fn serve<I>(
     incoming: I,
     service: HttpService,
     options: ConnectionOptions,
+    tls: Option<crate::tls::TlsConfig>,
     metrics: Arc<crate::metrics::Metrics>,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -204,6 +206,7 @@ pub(crate) async fn serve<I>(
             metrics,
         ),
         stop,
+        tls: tls.as_ref().map(crate::tls::TlsConfig::acceptor),
     };
     let mut connections = tokio::task::JoinSet::new();
     {
@@ -266,7 +269,7 @@ fn configure(stream: &TcpStream, options: &ConnectionOptions) {
 }
 
 /// Reads the HTTP/2 preface; `Err` says why the connection is closed instead.
-async fn handshake(stream: &mut TcpStream) -> Result<Vec<u8>, Closed> {
+async fn handshake<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>, Closed> {
     let mut preface = vec![0u8; PREFACE.len()];
     match stream.read_exact(&mut preface).await {
         Ok(_) if preface == PREFACE => Ok(preface),
@@ -274,34 +277,79 @@ async fn handshake(stream: &mut TcpStream) -> Result<Vec<u8>, Closed> {
     }
 }
 
+/// A connection past its handshake: plain, or TLS.
+enum Opened {
+    Plain(TcpStream, Vec<u8>),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>, Vec<u8>),
+}
+
+/// The TLS handshake (when configured), then the HTTP/2 preface.
+async fn open(
+    mut stream: TcpStream,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Opened, Closed> {
+    let Some(acceptor) = tls else {
+        let prefix = handshake(&mut stream).await?;
+        return Ok(Opened::Plain(stream, prefix));
+    };
+    // rustls errors name what failed (no client certificate, an unknown issuer), never key
+    // material.
+    let mut stream = acceptor.accept(stream).await.map_err(|e| {
+        tracing::debug!(?peer, error = %e, "xDS connection refused: TLS handshake failed");
+        Closed::TlsHandshake
+    })?;
+    let prefix = handshake(&mut stream).await?;
+    Ok(Opened::Tls(Box::new(stream), prefix))
+}
+
 /// Serves one connection until it ends; on shutdown, until its streams have ended or the
 /// grace period is over, whichever comes first.
-async fn connection(mut stream: TcpStream, shared: Shared, _ticket: admission::Ticket) {
-    let Shared {
-        service,
-        builder,
-        options,
-        admission,
-        mut stop,
-    } = shared;
+async fn connection(stream: TcpStream, shared: Shared, ticket: admission::Ticket) {
     let info = TcpConnectInfo {
         local_addr: stream.local_addr().ok(),
         remote_addr: stream.peer_addr().ok(),
     };
     let peer = info.remote_addr;
-    let prefix = tokio::select! {
-        read = tokio::time::timeout(options.handshake_timeout, handshake(&mut stream)) => {
+    let mut stop = shared.stop.clone();
+    let opened = tokio::select! {
+        read = tokio::time::timeout(shared.options.handshake_timeout, open(stream, shared.tls.as_ref(), peer)) => {
             match read.unwrap_or(Err(Closed::HandshakeTimeout)) {
-                Ok(prefix) => prefix,
+                Ok(opened) => opened,
                 Err(why) => {
                     tracing::debug!(?peer, reason = ?why, "xDS connection closed before its handshake completed");
-                    admission.closed(why);
+                    shared.admission.closed(why);
                     return;
                 }
             }
         }
         _ = stop.wait_for(|s| *s) => return,
     };
+    match opened {
+        Opened::Plain(stream, prefix) => serve_http2(stream, prefix, info, shared, ticket).await,
+        Opened::Tls(stream, prefix) => serve_http2(stream, prefix, info, shared, ticket).await,
+    }
+}
+
+/// Serves HTTP/2 on a connection whose preface (`prefix`) was read.
+async fn serve_http2<S>(
+    stream: S,
+    prefix: Vec<u8>,
+    info: TcpConnectInfo,
+    shared: Shared,
+    _ticket: admission::Ticket,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Shared {
+        service,
+        builder,
+        options,
+        admission,
+        mut stop,
+        tls: _,
+    } = shared;
+    let peer = info.remote_addr;
     let cut = Cut::default();
     let handle = Handle {
         closing: Some(stop.clone()),

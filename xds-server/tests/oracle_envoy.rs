@@ -20,7 +20,7 @@ use xdsc_core::model::{Change, Kind, ListenerProtocol, Model, Object, ObjectKey}
 use xdsc_core::oracle::{self, Action};
 use xdsc_core::render::{BootstrapOptions, bootstrap_json};
 use xdsc_core::strategy;
-use xdsc_test_support::{Envoy, find_envoy, free_port, wait_for};
+use xdsc_test_support::{Envoy, find_envoy, find_openssl, free_port, wait_for};
 
 /// An HTTP/1.1 answer: status, body, Location.
 type Answer = (u16, String, Option<String>);
@@ -206,20 +206,6 @@ fn the_oracle_agrees_with_envoy_on_generated_models_and_requests() {
         disagreements.join("\n\n")
     );
     eprintln!("oracle and Envoy agree on {compared} requests over {models} models");
-}
-
-/// The `openssl` command, or `None` (a panic with `CI=true`) when it is missing.
-fn find_openssl() -> Option<&'static str> {
-    let ok = std::process::Command::new("openssl")
-        .arg("version")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok || std::env::var("CI").as_deref() != Ok("true"),
-        "the openssl command is missing (CI=true: TLS tests must run; apt-get install openssl)"
-    );
-    ok.then_some("openssl")
 }
 
 /// A self-signed certificate with common name `cn`: (PEM chain, PEM key, their paths).

@@ -281,3 +281,77 @@ fn a_kubernetes_volume_update_by_symlink_swap_is_seen() {
     assert_ne!(version(&rotated), version(&first));
     running.stop();
 }
+
+/// Every snapshot published until one has `want` clusters; panics on any other.
+fn only_whole(srx: &Receiver<Snapshot>, old: &[&str], want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let s = srx
+            .recv_timeout(left)
+            .expect("the new content is published");
+        let got = clusters(&s);
+        if got == want {
+            return;
+        }
+        assert_eq!(got, old, "a half-written state was served");
+    }
+}
+
+#[test]
+fn a_file_written_in_place_in_chunks_is_never_served_half_written() {
+    use std::io::Write;
+    let old = "kind: Cluster\nname: a\n---\nkind: Cluster\nname: b\n---\nkind: Cluster\nname: c\n";
+    let dir = dir(&[("conf/a.yaml", old)]);
+    let (running, srx, _rrx) = watch(&dir.join("conf"));
+    assert_eq!(
+        clusters(&srx.recv_timeout(Duration::from_secs(5)).unwrap()),
+        ["a", "b", "c"]
+    );
+    // As `cp` or an editor writing in place: truncate, then write in chunks with pauses far
+    // longer than the hold-off (50 ms) and the maximum delay (500 ms). Each prefix is valid
+    // YAML with fewer clusters: served, it would delete them.
+    let mut f = std::fs::File::create(dir.join("conf/a.yaml")).unwrap();
+    for chunk in [
+        "kind: Cluster\nname: a\n---\n",
+        "kind: Cluster\nname: b\n---\n",
+        "kind: Cluster\nname: c\n---\nkind: Cluster\nname: d\n",
+    ] {
+        f.write_all(chunk.as_bytes()).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    drop(f);
+    only_whole(&srx, &["a", "b", "c"], &["a", "b", "c", "d"]);
+    running.stop();
+}
+
+#[test]
+fn a_config_folder_that_disappears_keeps_the_last_good_config_and_is_served_when_back() {
+    let dir = dir(&[
+        ("conf/a.yaml", GOOD),
+        ("conf/sub/b.yaml", "kind: Cluster\nname: api\n"),
+    ]);
+    let (running, srx, rrx) = watch(&dir.join("conf"));
+    assert_eq!(
+        clusters(&srx.recv_timeout(Duration::from_secs(5)).unwrap()),
+        ["api", "web"]
+    );
+    std::fs::remove_dir_all(dir.join("conf")).unwrap();
+    let status = next_status(&rrx, |v| v["errors"].to_string().contains("cannot read"));
+    assert_eq!(status["state"], "held_back", "{status}");
+    assert!(
+        srx.try_recv().is_err(),
+        "nothing is published while the folder is gone"
+    );
+    // Back, with other content: watched again (the rescan is an hour), served.
+    std::fs::create_dir_all(dir.join("conf/sub")).unwrap();
+    std::fs::write(dir.join("conf/a.yaml"), "kind: Cluster\nname: web2\n").unwrap();
+    std::fs::write(dir.join("conf/sub/b.yaml"), "kind: Cluster\nname: api\n").unwrap();
+    let s = srx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(clusters(&s), ["api", "web2"]);
+    // And followed after that.
+    std::fs::write(dir.join("conf/sub/b.yaml"), "kind: Cluster\nname: api2\n").unwrap();
+    let s = srx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(clusters(&s), ["api2", "web2"]);
+    running.stop();
+}

@@ -2,6 +2,7 @@
 //! `xdsc-file` binary (and, where it says so, the real Envoy).
 
 mod check_corpus;
+mod faults;
 mod gateway_envoy;
 mod oracle_cli;
 mod render;
@@ -10,3 +11,4 @@ mod serve_envoy;
 mod serve_lifecycle;
 mod status_page;
 mod support;
+mod tls_envoy;

@@ -17,15 +17,19 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// `xdsc-file serve` as a child process, killed when dropped.
 pub(crate) struct Served {
-    child: Child,
-    admin_port: u16,
+    pub(crate) child: Child,
+    pub(crate) admin_port: u16,
     pub(crate) xds_port: u16,
     log: PathBuf,
 }
 
 impl Served {
     pub(crate) fn start(dir: &Path, extra: &[String]) -> Served {
-        let (xds_port, admin_port) = (free_port(), free_port());
+        Served::start_at(dir, free_port(), free_port(), extra)
+    }
+
+    /// [`Served::start`] on given ports (a restart where Envoy expects it).
+    pub(crate) fn start_at(dir: &Path, xds_port: u16, admin_port: u16, extra: &[String]) -> Served {
         // Beside the folder, not in it (so the watcher does not see it); `Dir` removes it.
         let log = dir.with_extension("log");
         let child = bin()
@@ -59,18 +63,18 @@ impl Served {
         served
     }
 
-    fn get(&self, path: &str) -> String {
+    pub(crate) fn get(&self, path: &str) -> String {
         http_get(self.admin_port, "localhost", path)
             .map(|(_, b)| b)
             .unwrap_or_default()
     }
 
-    fn source(&self) -> Value {
+    pub(crate) fn source(&self) -> Value {
         let v: Value = serde_json::from_str(&self.get("/debug/snapshot")).unwrap_or_default();
         v["sources"][0].clone()
     }
 
-    fn metric(&self, name: &str) -> Option<u64> {
+    pub(crate) fn metric(&self, name: &str) -> Option<u64> {
         self.get("/metrics")
             .lines()
             .find(|l| l.split(' ').next() == Some(name))

@@ -327,3 +327,109 @@ async fn a_burst_of_endpoint_updates_is_coalesced() {
     );
     c.stop().await;
 }
+
+/// An Envoy that rejects the route configuration built from an HTTPRoute: the route's own
+/// status says so (`Programmed: False`, `Invalid`, with Envoy's message), and clears when
+/// the rejecting stream ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nacked_resource_puts_envoys_error_into_its_objects_status() {
+    use envoy_types::pb::envoy::config::core::v3::Node;
+    use xdsc_server::protocol::Request;
+    use xdsc_server::testing::AdsClient;
+
+    const GW: &str = "gateway.networking.k8s.io/v1";
+    let server = TestServer::start().await.unwrap();
+    for o in [
+        json!({"apiVersion": GW, "kind": "GatewayClass", "metadata": {"name": "xdsc"},
+            "spec": {"controllerName": "xdsc.dev/gateway-controller"}}),
+        json!({"apiVersion": GW, "kind": "Gateway", "metadata": {"name": "gw", "namespace": "shop"},
+            "spec": {"gatewayClassName": "xdsc", "listeners": [
+                {"name": "http", "protocol": "HTTP", "port": 8080}]}}),
+        json!({"apiVersion": GW, "kind": "HTTPRoute", "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["api.example"],
+                "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}}),
+        service("shop", "web"),
+        slice("shop", "web", 1),
+    ] {
+        server.put(o).unwrap();
+    }
+    let c = Controller::start(&server, "a", |_| {});
+    let snapshot = c
+        .wait("the route configuration", |s| {
+            s.resources(T::Route).len() == 1
+        })
+        .await;
+    let route = snapshot
+        .resources(T::Route)
+        .iter()
+        .next()
+        .unwrap()
+        .name()
+        .to_owned();
+    let programmed = |v: &serde_json::Value| {
+        v["status"]["parents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["conditions"].as_array().cloned().unwrap_or_default())
+            .find(|c| c["type"] == "Programmed")
+    };
+    // `Some(status)`: a Programmed condition with that status; `None`: none (a route's
+    // status has none unless Envoy rejected it).
+    let wait_programmed = |want: Option<&'static str>| {
+        let server = &server;
+        async move {
+            let start = Instant::now();
+            loop {
+                let v = server
+                    .get(GW, "HTTPRoute", Some("shop"), "api")
+                    .unwrap_or_default();
+                let got = programmed(&v);
+                if got.as_ref().map(|c| c["status"].clone()) == want.map(serde_json::Value::from)
+                    && v["status"]["parents"].is_array()
+                {
+                    return got.unwrap_or_default();
+                }
+                assert!(start.elapsed() < PATIENCE, "Programmed never {want:?}: {v}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", c.xds_port))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let node = Node {
+        id: "envoy-1".into(),
+        cluster: "default".into(),
+        ..Default::default()
+    };
+    let first = Request {
+        type_url: T::Route.type_url().into(),
+        resource_names: vec![route.clone()],
+        ..Request::default()
+    };
+    let mut ads = AdsClient::open(channel, node, false, first).await.unwrap();
+    let reply = ads.expect(PATIENCE).await;
+    assert_eq!(reply.names(), std::slice::from_ref(&route));
+    let detail = format!("Error adding/updating route {route}: invalid regex 'a{{9999}}'");
+    ads.nack(&reply, &[&route], &detail).await;
+
+    wait_programmed(None).await;
+    let c1 = wait_programmed(Some("False")).await;
+    assert_eq!(c1["reason"], "Invalid");
+    let message = c1["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("envoy-1") && message.contains(&detail),
+        "the message names the Envoy and its error: {message}"
+    );
+    assert!(c.metric("xdsc_kube_rejected_objects").await >= 1.0);
+
+    // That Envoy goes away: no rejection stands, and the condition goes with it.
+    drop(ads);
+    wait_programmed(None).await;
+    c.stop().await;
+}

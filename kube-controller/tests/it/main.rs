@@ -5,4 +5,6 @@
 
 mod api;
 mod binary;
+mod envoy;
+mod manifests;
 mod support;

@@ -48,6 +48,7 @@ pub(crate) fn slice(ns: &str, service: &str, endpoints: usize) -> Value {
 pub(crate) struct Controller {
     pub(crate) publisher: Publisher,
     pub(crate) admin_port: u16,
+    pub(crate) xds_port: u16,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), xdsc_kube_controller::Error>>>,
 }
@@ -88,6 +89,7 @@ impl Controller {
         Controller {
             publisher,
             admin_port,
+            xds_port,
             stop: Some(stop),
             task: Some(task),
         }

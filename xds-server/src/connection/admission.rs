@@ -33,8 +33,11 @@ pub(crate) enum Refusal {
 pub(crate) enum Closed {
     /// The TLS handshake and the HTTP/2 preface did not arrive within `handshake_timeout`.
     HandshakeTimeout,
-    /// The client did not speak HTTP/2 (or its TLS handshake failed).
+    /// The client did not speak HTTP/2.
     BadHandshake,
+    /// The TLS handshake failed (no client certificate where one is required, one from an
+    /// untrusted CA, a client that does not speak TLS).
+    TlsHandshake,
     /// An HTTP/2 PING went unanswered for `http2_keepalive_timeout`.
     KeepaliveTimeout,
     /// A response stayed unacknowledged for `response_timeout`: the client stopped reading.
@@ -43,9 +46,10 @@ pub(crate) enum Closed {
     Shutdown,
 }
 
-const CLOSED: [(Closed, &str); 5] = [
+const CLOSED: [(Closed, &str); 6] = [
     (Closed::HandshakeTimeout, "handshake_timeout"),
     (Closed::BadHandshake, "bad_handshake"),
+    (Closed::TlsHandshake, "tls_handshake"),
     (Closed::KeepaliveTimeout, "keepalive_timeout"),
     (Closed::Stalled, "stalled"),
     (Closed::Shutdown, "shutdown"),

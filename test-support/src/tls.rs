@@ -1,0 +1,162 @@
+//! Certificates for TLS tests, made by the `openssl` command (Debian's `openssl` package;
+//! required when `CI=true`): a test CA and certificates it signs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The `openssl` command, or `None` when it is missing; with `CI=true` a missing command
+/// panics, since TLS tests must run there.
+pub fn find_openssl() -> Option<&'static str> {
+    let ok = Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok || std::env::var("CI").as_deref() != Ok("true"),
+        "the openssl command is missing (CI=true: TLS tests must run; apt-get install openssl)"
+    );
+    ok.then_some("openssl")
+}
+
+/// A certificate and its key, as PEM files.
+#[derive(Clone, Debug)]
+pub struct Pem {
+    /// The certificate.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, EC P-256).
+    pub key: PathBuf,
+}
+
+impl Pem {
+    /// The private key's text.
+    pub fn key_text(&self) -> String {
+        std::fs::read_to_string(&self.key).expect("a readable key")
+    }
+}
+
+/// A test CA in `dir`, valid for a day, that signs server and client certificates.
+///
+/// ```no_run
+/// let dir = xdsc_test_support::TempDir::new("ca");
+/// let ca = xdsc_test_support::TestCa::new("openssl", dir.path(), "test-ca");
+/// let server = ca.issue("xdsc.test", &["DNS:xdsc.test", "IP:127.0.0.1"]);
+/// assert!(server.cert.is_file());
+/// ```
+#[derive(Clone, Debug)]
+pub struct TestCa {
+    openssl: String,
+    dir: PathBuf,
+    /// The CA's own certificate and key.
+    pub pem: Pem,
+}
+
+fn run(openssl: &str, args: &[&str]) {
+    let out = Command::new(openssl)
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn paths(dir: &Path, name: &str) -> Pem {
+    Pem {
+        cert: dir.join(format!("{name}.crt")),
+        key: dir.join(format!("{name}.key")),
+    }
+}
+
+impl TestCa {
+    /// Makes the CA `name` (files `name.crt`, `name.key` in `dir`).
+    pub fn new(openssl: &str, dir: &Path, name: &str) -> TestCa {
+        let pem = paths(dir, name);
+        run(
+            openssl,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-keyout",
+                &pem.key.display().to_string(),
+                "-out",
+                &pem.cert.display().to_string(),
+            ],
+        );
+        TestCa {
+            openssl: openssl.to_owned(),
+            dir: dir.to_owned(),
+            pem,
+        }
+    }
+
+    /// A certificate for `name` signed by this CA, for servers and clients alike, with these
+    /// subject alternative names (`DNS:host`, `IP:127.0.0.1`).
+    pub fn issue(&self, name: &str, sans: &[&str]) -> Pem {
+        let pem = paths(&self.dir, name);
+        let csr = self.dir.join(format!("{name}.csr"));
+        let ext = self.dir.join(format!("{name}.ext"));
+        let mut extensions = String::from(
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+        );
+        if !sans.is_empty() {
+            extensions.push_str(&format!("subjectAltName={}\n", sans.join(",")));
+        }
+        std::fs::write(&ext, extensions).expect("extensions file");
+        let s = |p: &Path| p.display().to_string();
+        run(
+            &self.openssl,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &s(&pem.key),
+                "-out",
+                &s(&csr),
+            ],
+        );
+        run(
+            &self.openssl,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &s(&csr),
+                "-CA",
+                &s(&self.pem.cert),
+                "-CAkey",
+                &s(&self.pem.key),
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                &s(&ext),
+                "-out",
+                &s(&pem.cert),
+            ],
+        );
+        pem
+    }
+}
