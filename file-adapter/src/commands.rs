@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use xdsc_core::compile::Compiled;
 use xdsc_core::render::{BootstrapOptions, bootstrap_json};
+use xdsc_kube::translate::KubeKind;
 
 use crate::load::{self, Diagnostic, LoadOptions, Loaded};
 use crate::oracle::Format;
@@ -100,7 +101,7 @@ pub fn check_as(paths: &[PathBuf], options: &LoadOptions, format: Format) -> Out
             .map(|(id, s)| {
                 serde_json::json!({
                     "kind": id.kind, "namespace": id.namespace, "name": id.name,
-                    "origin": origin(id), "status": s.to_json(&id.kind, controller),
+                    "origin": origin(id), "status": KubeKind::named(&id.kind).map(|k| s.to_json(k, controller)),
                 })
             })
             .collect();

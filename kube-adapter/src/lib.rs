@@ -13,6 +13,8 @@
 //! belong to the binaries built on it.
 #![doc = include_str!("../README.md")]
 
+mod context;
+pub mod objects;
 pub mod status;
 #[cfg(feature = "proptest")]
 pub mod strategy;

@@ -14,6 +14,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::objects::{KubeKind, gateway};
+
 /// Reasons and condition types of the Gateway API, as the spec spells them.
 pub mod reason {
     /// Condition type and reason: the object was accepted.
@@ -262,14 +264,15 @@ impl ObjectStatus {
     ///
     /// ```
     /// use xdsc_kube::status::{reason, Condition, ObjectStatus};
+    /// use xdsc_kube::translate::KubeKind;
     /// let mut s = ObjectStatus::default();
     /// s.observed_generation = Some(3);
     /// s.conditions.push(Condition::new(reason::ACCEPTED, true, reason::ACCEPTED, ""));
-    /// let j = s.to_json("GatewayClass", "xdsc.dev/gateway-controller");
+    /// let j = s.to_json(KubeKind::GatewayClass, "xdsc.dev/gateway-controller");
     /// assert_eq!(j["conditions"][0]["observedGeneration"], 3);
     /// assert_eq!(j["conditions"][0]["status"], "True");
     /// ```
-    pub fn to_json(&self, kind: &str, controller: &str) -> serde_json::Value {
+    pub fn to_json(&self, kind: KubeKind, controller: &str) -> serde_json::Value {
         use serde_json::{Map, Value, json};
         let conditions = |cs: &[Condition]| -> Value {
             cs.iter()
@@ -284,7 +287,7 @@ impl ObjectStatus {
                 .collect()
         };
         let mut out = Map::new();
-        if kind == "Ingress" {
+        if kind == KubeKind::Ingress {
             let ingress: Vec<Value> = self
                 .load_balancer
                 .iter()
@@ -300,7 +303,7 @@ impl ObjectStatus {
         if !self.conditions.is_empty() || self.parents.is_empty() {
             out.insert("conditions".into(), conditions(&self.conditions));
         }
-        if kind == "Gateway" {
+        if kind == KubeKind::Gateway {
             let listeners: Vec<Value> = self
                 .listeners
                 .iter()
@@ -308,7 +311,7 @@ impl ObjectStatus {
                     let kinds: Vec<Value> = l
                         .supported_kinds
                         .iter()
-                        .map(|k| json!({"group": "gateway.networking.k8s.io", "kind": k}))
+                        .map(|k| json!({"group": gateway::GROUP, "kind": k}))
                         .collect();
                     json!({"name": name, "supportedKinds": kinds,
                         "attachedRoutes": l.attached_routes,
@@ -323,7 +326,7 @@ impl ObjectStatus {
                 .parents
                 .iter()
                 .map(|(p, cs)| {
-                    let mut r = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                    let mut r = json!({"group": gateway::GROUP, "kind": KubeKind::Gateway.as_str(),
                         "namespace": p.namespace, "name": p.name});
                     if let Some(s) = &p.section_name {
                         r["sectionName"] = json!(s);

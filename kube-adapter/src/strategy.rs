@@ -15,7 +15,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::translate::{KubeObject, ObjectRef, Options};
+use crate::objects::{KubeKind, KubeObject, Options};
 use crate::translator::ObjectChange;
 
 const NAMESPACES: &[&str] = &["a", "b"];
@@ -34,7 +34,7 @@ const TIMES: &[&str] = &["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"];
 pub fn options() -> Options {
     Options {
         ingress_status_addresses: vec!["10.0.0.1".into(), "lb.example.com".into()],
-        publish_service: Some(ObjectRef::new("Service", Some("a"), "s0")),
+        publish_service: Some(KubeKind::Service.id(Some("a"), "s0")),
         ..Options::default()
     }
 }

@@ -31,8 +31,11 @@ use std::sync::Arc;
 
 use xdsc_core::model;
 
+#[cfg(feature = "proptest")]
+pub use crate::context::DepKind;
+use crate::context::{Cx, Dep, Output, UnitKey, World, global_changes};
+use crate::objects::{Diagnostic, Inputs, KubeKind, KubeObject, ObjectRef, Options};
 use crate::status::{ObjectStatus, StatusPart};
-use crate::translate::{Cx, Diagnostic, Inputs, KubeObject, ObjectRef, Options, Translation};
 use crate::translate::{backends, gateways, ingress};
 
 /// One change to the set of Kubernetes objects.
@@ -74,6 +77,17 @@ impl ObjectChange {
             ObjectChange::Delete(id) => id.clone(),
         }
     }
+}
+
+/// The model objects, diagnostics and statuses of a translation.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Translation {
+    /// Model objects, sorted by key (kind, then name).
+    pub objects: Vec<model::Object>,
+    /// Diagnostics, sorted.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The computed status of each object that has one (see [`crate::status`]).
+    pub statuses: BTreeMap<ObjectRef, ObjectStatus>,
 }
 
 /// What one [`Translator::apply`] changed.
@@ -164,163 +178,6 @@ pub struct Translator {
     started: bool,
     #[cfg(feature = "proptest")]
     dropped: Option<DepKind>,
-}
-
-/// The inputs and the derived facts units read.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct World {
-    pub(crate) options: Options,
-    pub(crate) inputs: Inputs,
-    pub(crate) facts: Facts,
-    /// The Ingress decisions every host needs (which Ingresses are taken, TLS hosts, the
-    /// default backend): the output of the [`UnitKey::IngressGlobal`] unit.
-    pub(crate) ingress: ingress::Global,
-}
-
-/// The indexes of who refers to whom, kept from the objects' own fields.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Facts {
-    /// EndpointSlices by (namespace, `kubernetes.io/service-name` label).
-    pub(crate) slices: BTreeMap<(String, String), BTreeSet<ObjectRef>>,
-    /// Ingresses by the (valid, lowercased) hosts of their rules; `*` for rules without one.
-    pub(crate) hosts: BTreeMap<String, BTreeSet<ObjectRef>>,
-    /// Routes (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute) by the Gateways their `parentRefs`
-    /// name.
-    pub(crate) gateway_routes: BTreeMap<ObjectRef, BTreeSet<ObjectRef>>,
-    /// Gateways by the Envoy ports of their listeners.
-    pub(crate) port_gateways: BTreeMap<u16, BTreeSet<ObjectRef>>,
-    /// ReferenceGrants by namespace.
-    pub(crate) grants: BTreeMap<String, BTreeSet<ObjectRef>>,
-    /// What the Ingress-wide decisions read of each Ingress.
-    pub(crate) heads: BTreeMap<ObjectRef, ingress::Head>,
-}
-
-/// Something a unit read. A change to it recomputes the unit.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Dep {
-    /// One object, by identity (present or not).
-    Object(ObjectRef),
-    /// Every object of a kind (only for small kinds: IngressClass).
-    Kind(&'static str),
-    /// The set of EndpointSlices labelled for a Service: (namespace, service name).
-    Slices(String, String),
-    /// The set of Ingresses with a rule for a host.
-    HostIngresses(String),
-    /// The set of routes naming a Gateway in their `parentRefs`.
-    GatewayRoutes(ObjectRef),
-    /// The set of Gateways with a listener on an Envoy port.
-    PortGateways(u16),
-    /// The set of ReferenceGrants in a namespace.
-    Grants(String),
-    /// The Ingress-wide fields of every Ingress ([`ingress::Head`]).
-    IngressHeads,
-    /// Derived: whether (and how old) an Ingress is taken.
-    Taken(ObjectRef),
-    /// Derived: whether a host has an Ingress certificate.
-    TlsHost(String),
-    /// Derived: whether an Ingress has a certificate without hosts.
-    TlsAll(ObjectRef),
-    /// Derived: the Ingress default backend.
-    DefaultBackend,
-    /// Derived: whether the Ingress HTTPS listener exists.
-    Https,
-}
-
-/// The kinds of [`Dep`], so that a test can drop one kind of edge and see the property
-/// test fail.
-#[cfg(feature = "proptest")]
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DepKind {
-    /// [`Dep::Object`].
-    Object,
-    /// [`Dep::Slices`].
-    Slices,
-    /// [`Dep::HostIngresses`].
-    HostIngresses,
-    /// [`Dep::GatewayRoutes`].
-    GatewayRoutes,
-    /// [`Dep::TlsHost`].
-    TlsHost,
-    /// [`Dep::PortGateways`].
-    PortGateways,
-    /// [`Dep::Grants`].
-    Grants,
-}
-
-#[cfg(feature = "proptest")]
-impl Dep {
-    fn kind(&self) -> Option<DepKind> {
-        Some(match self {
-            Dep::Object(_) => DepKind::Object,
-            Dep::Slices(..) => DepKind::Slices,
-            Dep::HostIngresses(_) => DepKind::HostIngresses,
-            Dep::GatewayRoutes(_) => DepKind::GatewayRoutes,
-            Dep::TlsHost(_) => DepKind::TlsHost,
-            Dep::PortGateways(_) => DepKind::PortGateways,
-            Dep::Grants(_) => DepKind::Grants,
-            _ => return None,
-        })
-    }
-}
-
-/// An output that is recomputed on its own. The order of the variants is the order units
-/// are recomputed in: the Ingress-wide unit first (hosts read what it decides), the
-/// demand-driven units (which only read objects) last, once every user has said what it
-/// uses.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum UnitKey {
-    /// Which Ingresses are taken, TLS, the default backend, the Ingress listeners.
-    IngressGlobal,
-    /// One Ingress's own checks (class, annotations, hosts) and its status.
-    Ingress(ObjectRef),
-    /// The virtual host of one Ingress host (`*` for rules without a host).
-    IngressHost(String),
-    /// A GatewayClass's status.
-    GatewayClass(ObjectRef),
-    /// A Gateway's status, its listeners' and its routes' `Accepted` per parent.
-    Gateway(ObjectRef),
-    /// The model listener of one Envoy port of Gateway listeners (of one or more Gateways)
-    /// and what the routes attached to them serve on it.
-    GatewayPort(u16),
-    /// A route's own checks (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute) and `ResolvedRefs`.
-    Route(ObjectRef),
-    /// The Cluster of a Service port (by port number; `true`: its HTTP/2 sibling for gRPC),
-    /// while some route uses it.
-    Cluster(ObjectRef, i32, bool),
-    /// The Endpoints of a Service port (as [`UnitKey::Cluster`]), while some route uses it.
-    Endpoints(ObjectRef, i32, bool),
-    /// The model Secret of a TLS Secret, while some listener uses it.
-    Secret(ObjectRef),
-}
-
-impl UnitKey {
-    fn kind(&self) -> &'static str {
-        match self {
-            UnitKey::IngressGlobal => "IngressGlobal",
-            UnitKey::Ingress(_) => "Ingress",
-            UnitKey::IngressHost(_) => "IngressHost",
-            UnitKey::GatewayClass(_) => "GatewayClass",
-            UnitKey::Gateway(_) => "Gateway",
-            UnitKey::GatewayPort(_) => "GatewayPort",
-            UnitKey::Route(_) => "Route",
-            UnitKey::Cluster(..) => "Cluster",
-            UnitKey::Endpoints(..) => "Endpoints",
-            UnitKey::Secret(_) => "Secret",
-        }
-    }
-}
-
-/// What one unit produced.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Output {
-    pub(crate) objects: BTreeMap<model::ObjectKey, model::Object>,
-    pub(crate) diagnostics: BTreeSet<Diagnostic>,
-    /// Demand-driven units this one needs.
-    pub(crate) uses: BTreeSet<UnitKey>,
-    pub(crate) status: BTreeMap<ObjectRef, Vec<StatusPart>>,
-    /// The Ingress-wide decisions (only from [`UnitKey::IngressGlobal`]).
-    pub(crate) ingress: Option<ingress::Global>,
 }
 
 #[derive(Clone, Debug)]
@@ -436,7 +293,7 @@ impl Translator {
     /// listed here, and reads a Secret when it appears here.
     ///
     /// ```
-    /// use xdsc_kube::translate::{KubeObject, ObjectRef, Options};
+    /// use xdsc_kube::translate::{KubeKind, KubeObject, ObjectRef, Options};
     /// use xdsc_kube::translator::{ObjectChange, Translator};
     /// let mut t = Translator::new(Options::default());
     /// t.apply([ObjectChange::upsert(KubeObject::from_value(serde_json::json!({
@@ -444,15 +301,11 @@ impl Translator {
     ///     "spec": {"tls": [{"hosts": ["a.example"], "secretName": "a-cert"}],
     ///         "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
     /// })).unwrap(), None)]);
-    /// let secrets: Vec<_> = t.referenced("Secret").cloned().collect();
+    /// let secrets: Vec<_> = t.referenced(KubeKind::Secret).cloned().collect();
     /// assert_eq!(secrets, [ObjectRef::new("Secret", Some("default"), "a-cert")]);
     /// ```
-    pub fn referenced<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a ObjectRef> + 'a {
-        let lo = Dep::Object(ObjectRef {
-            kind: kind.to_owned(),
-            namespace: None,
-            name: String::new(),
-        });
+    pub fn referenced(&self, kind: KubeKind) -> impl Iterator<Item = &ObjectRef> + '_ {
+        let lo = Dep::Object(kind.id(None, ""));
         self.readers
             .range(lo..)
             .map_while(move |(dep, _)| match dep {
@@ -525,13 +378,14 @@ impl Translator {
         };
         dirty.insert(Dep::Object(id.clone()));
         let new = self.world.inputs.get(&id).cloned();
-        if let Some(o) = new.as_ref().or(old.as_ref()) {
-            dirty.insert(Dep::Kind(o.kind()));
-        }
+        let Some(kind) = new.as_ref().or(old.as_ref()).map(KubeObject::kube_kind) else {
+            return;
+        };
+        dirty.insert(Dep::Kind(kind));
         let origin = self.world.inputs.origin(&id).map(str::to_owned);
         let facts = &mut self.world.facts;
-        match id.kind.as_str() {
-            "EndpointSlice" => {
+        match kind {
+            KubeKind::EndpointSlice => {
                 let label = |o: &Option<KubeObject>| match o {
                     Some(KubeObject::EndpointSlice(s)) => backends::service_of(s)
                         .map(|svc| (id.namespace.clone().unwrap_or_default(), svc.to_owned())),
@@ -543,7 +397,7 @@ impl Translator {
                     dirty.insert(Dep::Slices(ns, svc));
                 }
             }
-            "Ingress" => {
+            KubeKind::Ingress => {
                 let hosts = |o: &Option<KubeObject>| match o {
                     Some(KubeObject::Ingress(i)) => ingress::hosts(i),
                     _ => BTreeSet::new(),
@@ -555,7 +409,7 @@ impl Translator {
                     queue.insert(UnitKey::IngressHost(h));
                 }
                 let head = match &new {
-                    Some(KubeObject::Ingress(i)) => Some(ingress::Head::of(i, origin)),
+                    Some(KubeObject::Ingress(i)) => Some(ingress::head(i, origin)),
                     _ => None,
                 };
                 if facts.heads.get(&id) != head.as_ref() {
@@ -567,7 +421,7 @@ impl Translator {
                 }
                 queue.insert(UnitKey::Ingress(id));
             }
-            "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "TCPRoute" => {
+            KubeKind::HttpRoute | KubeKind::GrpcRoute | KubeKind::TlsRoute | KubeKind::TcpRoute => {
                 let parents = |o: &Option<KubeObject>| match o {
                     Some(r) => gateways::parent_gateways(&id, r),
                     None => BTreeSet::new(),
@@ -577,7 +431,7 @@ impl Translator {
                 dirty.extend(moved.into_iter().map(Dep::GatewayRoutes));
                 queue.insert(UnitKey::Route(id));
             }
-            "Gateway" => {
+            KubeKind::Gateway => {
                 let offset = self.world.options.privileged_port_offset;
                 let ports = |o: &Option<KubeObject>| match o {
                     Some(KubeObject::Gateway(g)) => gateways::gateway_ports(g, offset),
@@ -590,10 +444,10 @@ impl Translator {
                 queue.extend(appeared_or_emptied.into_iter().map(UnitKey::GatewayPort));
                 queue.insert(UnitKey::Gateway(id));
             }
-            "GatewayClass" => {
+            KubeKind::GatewayClass => {
                 queue.insert(UnitKey::GatewayClass(id));
             }
-            "ReferenceGrant" => {
+            KubeKind::ReferenceGrant => {
                 let ns = |o: &Option<KubeObject>| {
                     o.as_ref()
                         .map(|_| id.namespace.clone().unwrap_or_default())
@@ -608,7 +462,8 @@ impl Translator {
                     dirty.extend(was.union(&now).cloned().map(Dep::Grants));
                 }
             }
-            _ => {}
+            KubeKind::IngressClass | KubeKind::Service | KubeKind::Secret | KubeKind::Namespace => {
+            }
         }
     }
 
@@ -639,14 +494,15 @@ impl Translator {
         for p in self.world.facts.port_gateways.keys() {
             out.insert(UnitKey::GatewayPort(*p));
         }
-        for (id, _) in self.world.inputs.iter() {
-            match id.kind.as_str() {
-                "Ingress" => out.insert(UnitKey::Ingress(id.clone())),
-                "GatewayClass" => out.insert(UnitKey::GatewayClass(id.clone())),
-                "Gateway" => out.insert(UnitKey::Gateway(id.clone())),
-                "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "TCPRoute" => {
-                    out.insert(UnitKey::Route(id.clone()))
-                }
+        for (id, o) in self.world.inputs.iter() {
+            match o.kube_kind() {
+                KubeKind::Ingress => out.insert(UnitKey::Ingress(id.clone())),
+                KubeKind::GatewayClass => out.insert(UnitKey::GatewayClass(id.clone())),
+                KubeKind::Gateway => out.insert(UnitKey::Gateway(id.clone())),
+                KubeKind::HttpRoute
+                | KubeKind::GrpcRoute
+                | KubeKind::TlsRoute
+                | KubeKind::TcpRoute => out.insert(UnitKey::Route(id.clone())),
                 _ => false,
             };
         }
@@ -685,7 +541,7 @@ impl Translator {
                 *work.objects.entry(k.kind).or_default() += 1;
             }
             if let Some(global) = output.ingress.take() {
-                let changed = ingress::changed(&self.world.ingress, &global);
+                let changed = global_changes(&self.world.ingress, &global);
                 self.world.ingress = global;
                 for dep in changed {
                     if let Some(r) = self.readers.get(&dep) {

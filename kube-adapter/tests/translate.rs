@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use xdsc_core::compile::Compiled;
 use xdsc_core::model::{Kind, Model};
 use xdsc_core::oracle::{Action, Request, evaluate};
-use xdsc_kube::translate::{self, Diagnostic, Inputs, KubeObject, Options, Translation};
+use xdsc_kube::translate::{self, Diagnostic, Inputs, KubeKind, KubeObject, Options, Translation};
 
 const HTTP: &str = "k8s:ingress-http";
 const HTTPS: &str = "k8s:ingress-https";
@@ -1636,7 +1636,8 @@ fn status_carries_the_observed_generation() {
             .iter()
             .find(|(id, _)| id.kind == kind && id.name == name)
             .expect("a status");
-        let v = s.to_json(&id.kind, "xdsc.dev/gateway-controller");
+        let kind = KubeKind::named(&id.kind).expect("a kind read");
+        let v = s.to_json(kind, "xdsc.dev/gateway-controller");
         let mut out = Vec::new();
         let mut collect = |cs: &Value| {
             for c in cs.as_array().into_iter().flatten() {

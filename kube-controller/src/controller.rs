@@ -27,7 +27,7 @@ use kube::{Client, ResourceExt};
 use xdsc_core::compile::Compiled;
 use xdsc_core::model::{Change, ObjectKey};
 use xdsc_kube::status::ObjectStatus;
-use xdsc_kube::translate::{Diagnostic, KubeObject, ObjectRef, Options};
+use xdsc_kube::translate::{Diagnostic, KubeKind, KubeObject, ObjectRef, Options};
 use xdsc_kube::translator::{ObjectChange, Translator};
 use xdsc_server::{Publisher, Rejections};
 
@@ -120,11 +120,16 @@ impl Core {
     /// First pass of a batch: everything but Secrets, then the Secrets the translation now
     /// refers to. Returns the Secrets referred to and seen whose data must be read.
     pub(crate) fn apply(&mut self, batch: Vec<ObjectChange>) -> Vec<ObjectRef> {
-        let (secrets, others): (Vec<_>, Vec<_>) =
-            batch.into_iter().partition(|c| c.id().kind == "Secret");
+        let (secrets, others): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|c| c.id().kind == KubeKind::Secret);
         let d = self.translator.apply(others);
         self.pending.add(d);
-        let wanted: BTreeSet<ObjectRef> = self.translator.referenced("Secret").cloned().collect();
+        let wanted: BTreeSet<ObjectRef> = self
+            .translator
+            .referenced(KubeKind::Secret)
+            .cloned()
+            .collect();
         let mut second = Vec::new();
         let mut in_batch = BTreeSet::new();
         for change in secrets {
@@ -398,7 +403,7 @@ impl Loop {
 
     /// Reads Secrets that became referenced, at most 8 at once, each bounded in time.
     async fn read_secrets(&self, ids: Vec<ObjectRef>) -> Vec<(ObjectRef, Option<KubeObject>)> {
-        let Some((ar, _)) = self.resources.get("Secret") else {
+        let Some((ar, _)) = self.resources.get(KubeKind::Secret.as_str()) else {
             return Vec::new();
         };
         futures::stream::iter(ids)
@@ -491,7 +496,7 @@ mod tests {
         core.translator
             .inputs()
             .iter()
-            .filter(|(id, _)| id.kind == "Secret")
+            .filter(|(id, _)| id.kind == KubeKind::Secret)
             .map(|(id, _)| id.name.clone())
             .collect()
     }

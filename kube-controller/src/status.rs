@@ -40,7 +40,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, watch};
 use xdsc_kube::status::{Condition, ObjectStatus};
-use xdsc_kube::translate::ObjectRef;
+use xdsc_kube::translate::{KubeKind, ObjectRef};
 
 use crate::health::Board;
 use crate::watch::Resources;
@@ -376,10 +376,10 @@ pub(crate) fn desired_status(
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let kind = id.kind.as_str();
+    let kind = KubeKind::named(&id.kind)?;
     let mut computed = computed.cloned();
     if let (Some(c), Some(m)) = (computed.as_mut(), rejected) {
-        if kind == "Gateway" {
+        if kind == KubeKind::Gateway {
             set_condition(&mut c.conditions, rejected_condition(m));
         }
         for conds in c.parents.values_mut() {
@@ -389,7 +389,7 @@ pub(crate) fn desired_status(
     let ours = computed.as_ref().map(|c| c.to_json(kind, controller));
     let ours = ours.as_ref();
     match kind {
-        "Ingress" => {
+        KubeKind::Ingress => {
             let mut lb = ours?
                 .get("loadBalancer")
                 .cloned()
@@ -405,11 +405,11 @@ pub(crate) fn desired_status(
             }
             out.insert("loadBalancer".into(), lb);
         }
-        "GatewayClass" | "Gateway" => {
+        KubeKind::GatewayClass | KubeKind::Gateway => {
             let ours = ours?;
             let conditions = with_times(ours.get("conditions"), out.get("conditions"), now);
             out.insert("conditions".into(), conditions);
-            if kind == "Gateway" {
+            if kind == KubeKind::Gateway {
                 let listeners =
                     parts_with_times(ours.get("listeners"), out.get("listeners"), "name", now);
                 out.insert("listeners".into(), Value::Array(listeners));

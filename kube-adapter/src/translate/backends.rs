@@ -13,8 +13,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use xdsc_core::diagnostic::ToFieldPath;
 use xdsc_core::model;
 
-use super::{Cx, KubeObject, ObjectRef};
-use crate::translator::UnitKey;
+use crate::context::{Cx, UnitKey};
+use crate::objects::{KubeKind, KubeObject, ObjectRef};
 
 /// The label joining an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -74,7 +74,7 @@ impl Cx<'_> {
         port: PortRef<'_>,
         h2: bool,
     ) -> String {
-        let id = ObjectRef::new("Service", Some(namespace), service);
+        let id = KubeKind::Service.id(Some(namespace), service);
         let mut name = format!("k8s:{namespace}/{service}:{port}");
         let Some(KubeObject::Service(svc)) = self.get(&id) else {
             self.error(
@@ -136,7 +136,7 @@ impl Cx<'_> {
         namespace: &str,
         name: &str,
     ) -> Option<String> {
-        let id = ObjectRef::new("Secret", Some(namespace), name);
+        let id = KubeKind::Secret.id(Some(namespace), name);
         let Some(KubeObject::Secret(secret)) = self.get(&id) else {
             self.error(
                 from,

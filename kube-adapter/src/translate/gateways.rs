@@ -26,11 +26,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use xdsc_core::diagnostic::ToFieldPath;
 use xdsc_core::model;
 
-use super::gateway::{self, Gateway, GrpcRoute, HttpRoute, ParentReference, TcpRoute, TlsRoute};
 use super::httproute::{self, match_key};
-use super::{Cx, KubeObject, ObjectRef, age_key, check_host, host_in_name};
+use super::shared::{age_key, check_host, host_in_name, is_core};
+use crate::context::Cx;
+use crate::objects::gateway::{
+    self, Gateway, GrpcRoute, HttpRoute, ParentReference, TcpRoute, TlsRoute,
+};
+use crate::objects::{KubeKind, KubeObject, ObjectRef};
 use crate::status::{Condition, ParentRef, Scope, StatusPart, reason};
-use crate::translator::Dep;
 
 /// What a listener speaks, as far as routes and the model listener go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,11 +46,11 @@ pub(crate) enum Family {
 
 impl Family {
     /// The route kinds a listener of this family takes.
-    fn kinds(self) -> &'static [&'static str] {
+    fn kinds(self) -> &'static [KubeKind] {
         match self {
-            Family::Http | Family::Https => &["HTTPRoute", "GRPCRoute"],
-            Family::TlsPassthrough => &["TLSRoute"],
-            Family::Tcp => &["TCPRoute"],
+            Family::Http | Family::Https => &[KubeKind::HttpRoute, KubeKind::GrpcRoute],
+            Family::TlsPassthrough => &[KubeKind::TlsRoute],
+            Family::Tcp => &[KubeKind::TcpRoute],
         }
     }
 
@@ -81,12 +84,12 @@ impl<'a> AnyRoute<'a> {
         })
     }
 
-    fn kind(self) -> &'static str {
+    fn kind(self) -> KubeKind {
         match self {
-            AnyRoute::Http(_) => "HTTPRoute",
-            AnyRoute::Grpc(_) => "GRPCRoute",
-            AnyRoute::Tls(_) => "TLSRoute",
-            AnyRoute::Tcp(_) => "TCPRoute",
+            AnyRoute::Http(_) => KubeKind::HttpRoute,
+            AnyRoute::Grpc(_) => KubeKind::GrpcRoute,
+            AnyRoute::Tls(_) => KubeKind::TlsRoute,
+            AnyRoute::Tcp(_) => KubeKind::TcpRoute,
         }
     }
 
@@ -154,12 +157,15 @@ fn envoy_port(port: i32, offset: u16) -> Option<u16> {
 
 fn is_gateway_ref(parent: &ParentReference) -> bool {
     parent.group.as_deref().is_none_or(|g| g == gateway::GROUP)
-        && parent.kind.as_deref().is_none_or(|k| k == "Gateway")
+        && parent
+            .kind
+            .as_deref()
+            .is_none_or(|k| k == KubeKind::Gateway.as_str())
 }
 
 fn gateway_ref(route_ns: &str, parent: &ParentReference) -> ObjectRef {
     let namespace = parent.namespace.as_deref().unwrap_or(route_ns);
-    ObjectRef::new("Gateway", Some(namespace), &parent.name)
+    KubeKind::Gateway.id(Some(namespace), &parent.name)
 }
 
 fn parent_status_ref(gw: &ObjectRef, parent: &ParentReference) -> ParentRef {
@@ -171,14 +177,9 @@ fn parent_status_ref(gw: &ObjectRef, parent: &ParentReference) -> ParentRef {
     }
 }
 
-/// Whether a reference's group and kind (defaulted when absent) name this core kind.
-pub(crate) fn is_core(group: Option<&str>, kind: Option<&str>, expected: &str) -> bool {
-    group.unwrap_or("").is_empty() && kind.unwrap_or(expected) == expected
-}
-
 /// Whether a GatewayClass is ours.
 fn ours(cx: &mut Cx<'_>, class: &str) -> bool {
-    let id = ObjectRef::new("GatewayClass", None, class);
+    let id = KubeKind::GatewayClass.id(None, class);
     matches!(cx.get(&id), Some(KubeObject::GatewayClass(c)) if c.spec.controller_name == cx.options.gateway_controller)
 }
 
@@ -193,20 +194,6 @@ pub(crate) fn gateway_class(cx: &mut Cx<'_>, id: &ObjectRef) {
     }
 }
 
-impl<'a> Cx<'a> {
-    /// The routes (of every kind) whose `parentRefs` name a Gateway.
-    fn gateway_routes(&mut self, gateway: &ObjectRef) -> Vec<(&'a ObjectRef, &'a KubeObject)> {
-        let set = self.world.facts.gateway_routes.get(gateway);
-        self.members(Dep::GatewayRoutes(gateway.clone()), set)
-    }
-
-    /// The Gateways with a listener on an Envoy port.
-    fn port_gateways(&mut self, port: u16) -> Vec<(&'a ObjectRef, &'a KubeObject)> {
-        let set = self.world.facts.port_gateways.get(&port);
-        self.members(Dep::PortGateways(port), set)
-    }
-}
-
 /// One Gateway listener, checked on its own and then against the other listeners of its
 /// port.
 pub(crate) struct Checked<'a> {
@@ -218,7 +205,7 @@ pub(crate) struct Checked<'a> {
     /// The valid, lowercased hostname (none for TCP).
     hostname: Option<String>,
     /// The route kinds it takes (`supportedKinds`).
-    kinds: Vec<&'static str>,
+    kinds: Vec<KubeKind>,
     /// HTTPS: the model secret of its certificate.
     secret: Option<String>,
     /// Why it is not accepted.
@@ -297,10 +284,10 @@ fn check_listener<'a>(
     }
     for (k, rk) in asked.iter().enumerate() {
         let group_ok = rk.group.as_deref().is_none_or(|g| g == gateway::GROUP);
-        match family.kinds().iter().find(|kind| **kind == rk.kind) {
+        match family.kinds().iter().find(|kind| kind.as_str() == rk.kind) {
             Some(kind) if group_ok => {
                 if !out.kinds.contains(kind) {
-                    out.kinds.push(kind);
+                    out.kinds.push(*kind);
                 }
             }
             _ => {
@@ -369,13 +356,17 @@ fn certificate(
         );
     }
     let field = (field, "tls", "certificateRefs", 0usize);
-    if !is_core(cert.group.as_deref(), cert.kind.as_deref(), "Secret") {
+    if !is_core(
+        cert.group.as_deref(),
+        cert.kind.as_deref(),
+        KubeKind::Secret,
+    ) {
         let message = "only core Secrets are supported; listener not served";
         cx.error(id, field, message);
         return Err(invalid(message));
     }
     let cert_ns = cert.namespace.as_deref().unwrap_or(namespace);
-    if cert_ns != namespace && !cx.granted(id, "Secret", cert_ns, &cert.name) {
+    if cert_ns != namespace && !cx.granted(id, KubeKind::Secret, cert_ns, &cert.name) {
         let message = format!(
             "secret {cert_ns}/{} is in another namespace and no ReferenceGrant there allows \
              it; listener not served",
@@ -582,7 +573,7 @@ fn namespace_allowed(cx: &mut Cx<'_>, c: &Checked<'_>, route_ns: &str) -> bool {
                 );
                 return false;
             };
-            let ns = ObjectRef::new("Namespace", None, route_ns);
+            let ns = KubeKind::Namespace.id(None, route_ns);
             let labels = match cx.get(&ns) {
                 Some(KubeObject::Namespace(n)) => n.metadata.labels.clone().unwrap_or_default(),
                 _ => BTreeMap::new(),
@@ -674,7 +665,7 @@ fn covers(pattern: &str, host: &str) -> bool {
 fn routes_of<'a>(
     cx: &mut Cx<'a>,
     gateways: &[&ObjectRef],
-    kinds: &[&str],
+    kinds: &[KubeKind],
 ) -> Vec<(&'a ObjectRef, AnyRoute<'a>)> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
@@ -738,7 +729,12 @@ pub(crate) fn gateway(cx: &mut Cx<'_>, id: &ObjectRef) {
     let routes = routes_of(
         cx,
         &[id],
-        &["HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute"],
+        &[
+            KubeKind::HttpRoute,
+            KubeKind::GrpcRoute,
+            KubeKind::TlsRoute,
+            KubeKind::TcpRoute,
+        ],
     );
     let tcp_taken = tcp_winners(cx, &routes, &live);
     let mut attached: BTreeMap<usize, u32> = BTreeMap::new();
@@ -779,7 +775,7 @@ pub(crate) fn gateway(cx: &mut Cx<'_>, id: &ObjectRef) {
     for c in &own {
         let name = c.listener.name.clone();
         let scope = || Scope::Listener(name.clone());
-        let kinds = c.kinds.iter().map(|k| (*k).to_owned()).collect();
+        let kinds = c.kinds.iter().map(|k| k.as_str().to_owned()).collect();
         cx.status(id, StatusPart::SupportedKinds(name.clone(), kinds));
         let n = live
             .iter()

@@ -9,9 +9,9 @@
 //!
 //! Not here: parent references (routes to Gateways), which `allowedRoutes` governs.
 
-use super::gateway::{self, ReferenceGrant};
-use super::{Cx, KubeObject, ObjectRef};
-use crate::translator::Dep;
+use crate::context::Cx;
+use crate::objects::gateway::{self, ReferenceGrant};
+use crate::objects::{KubeKind, KubeObject, ObjectRef};
 
 impl Cx<'_> {
     /// Whether a ReferenceGrant in `namespace` lets `from` (a route or a Gateway) refer to
@@ -19,27 +19,25 @@ impl Cx<'_> {
     pub(crate) fn granted(
         &mut self,
         from: &ObjectRef,
-        kind: &str,
+        kind: KubeKind,
         namespace: &str,
         name: &str,
     ) -> bool {
-        let set = self.world.facts.grants.get(namespace);
-        let grants = self.members(Dep::Grants(namespace.to_owned()), set);
-        grants.iter().any(|(_, o)| match o {
+        self.grants(namespace).iter().any(|(_, o)| match o {
             KubeObject::ReferenceGrant(g) => allows(g, from, kind, name),
             _ => false,
         })
     }
 }
 
-fn allows(g: &ReferenceGrant, from: &ObjectRef, kind: &str, name: &str) -> bool {
+fn allows(g: &ReferenceGrant, from: &ObjectRef, kind: KubeKind, name: &str) -> bool {
     let from_ok = g.spec.from.iter().any(|f| {
         f.group == gateway::GROUP
             && f.kind == from.kind
             && from.namespace.as_deref() == Some(f.namespace.as_str())
     });
     let to_ok = g.spec.to.iter().any(|t| {
-        t.group.is_empty() && t.kind == kind && t.name.as_deref().is_none_or(|n| n == name)
+        t.group.is_empty() && t.kind == kind.as_str() && t.name.as_deref().is_none_or(|n| n == name)
     });
     from_ok && to_ok
 }

@@ -7,8 +7,9 @@ use xdsc_core::model;
 use xdsc_core::diagnostic::ToFieldPath;
 
 use super::backends::PortRef;
-use super::gateway;
-use super::{Cx, ObjectRef, prefix_match};
+use super::shared::{is_core, prefix_match};
+use crate::context::Cx;
+use crate::objects::{KubeKind, ObjectRef, gateway};
 use crate::status::reason;
 
 /// What makes two matches the same: path, and headers, query parameters and methods in any
@@ -345,7 +346,7 @@ pub(crate) fn backend_cluster(
     h2: bool,
 ) -> Option<String> {
     let route_ns = id.namespace.as_deref().unwrap_or("default");
-    if !super::gateways::is_core(b.group.as_deref(), b.kind.as_deref(), "Service") {
+    if !is_core(b.group.as_deref(), b.kind.as_deref(), KubeKind::Service) {
         let kind = b.kind.as_deref().unwrap_or("Service");
         let message = format!("backend kind {kind:?} is not supported (only Services are)");
         cx.error(id, field, &message);
@@ -353,7 +354,7 @@ pub(crate) fn backend_cluster(
         return None;
     }
     let namespace = b.namespace.as_deref().unwrap_or(route_ns);
-    if namespace != route_ns && !cx.granted(id, "Service", namespace, &b.name) {
+    if namespace != route_ns && !cx.granted(id, KubeKind::Service, namespace, &b.name) {
         let message = format!(
             "service {namespace}/{} is in another namespace and no ReferenceGrant there \
              allows it",

@@ -7,15 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressTLS};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use xdsc_core::diagnostic::{FieldPath, Key, ToFieldPath};
 use xdsc_core::model;
 
 use super::backends::PortRef;
-use super::{Cx, KubeObject, ObjectRef, check_host, host_in_name, prefix_match, source_with};
+use super::shared::{check_host, host_in_name, prefix_match};
+use crate::context::{Age, Cx, Global, Head, age, source_with};
+use crate::objects::{KubeKind, KubeObject, ObjectRef};
 use crate::status::{LoadBalancerAddress, StatusPart};
-use crate::translator::Dep;
 
 /// The HTTP and HTTPS listener names.
 pub(super) const HTTP_LISTENER: &str = "k8s:ingress-http";
@@ -42,28 +42,15 @@ const FOREIGN_ANNOTATIONS: &[&str] = &[
     "ingress.gcp.kubernetes.io/",
 ];
 
-/// What the Ingress-wide decisions read of one Ingress: its class, TLS entries, default
-/// backend, age and origin. A change elsewhere in an Ingress (its rules) leaves its head
-/// unchanged, so it recomputes only the hosts it touches.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Head {
-    class: Option<String>,
-    tls: Vec<IngressTLS>,
-    default_backend: Option<IngressBackend>,
-    created: Option<Time>,
-    origin: Option<String>,
-}
-
-impl Head {
-    pub(crate) fn of(ing: &Ingress, origin: Option<String>) -> Head {
-        let spec = ing.spec.as_ref();
-        Head {
-            class: class_of(ing).map(|(c, _)| c),
-            tls: spec.and_then(|s| s.tls.clone()).unwrap_or_default(),
-            default_backend: spec.and_then(|s| s.default_backend.clone()),
-            created: ing.metadata.creation_timestamp.clone(),
-            origin,
-        }
+/// What the Ingress-wide decisions read of `ing`.
+pub(crate) fn head(ing: &Ingress, origin: Option<String>) -> Head {
+    let spec = ing.spec.as_ref();
+    Head {
+        class: class_of(ing).map(|(c, _)| c),
+        tls: spec.and_then(|s| s.tls.clone()).unwrap_or_default(),
+        default_backend: spec.and_then(|s| s.default_backend.clone()),
+        created: ing.metadata.creation_timestamp.clone(),
+        origin,
     }
 }
 
@@ -93,86 +80,6 @@ fn rule_host(host: Option<&str>) -> Option<String> {
         None => Some("*".to_owned()),
         Some(h) => check_host(h),
     }
-}
-
-/// The age order of Ingresses: (no creation time, creation time, namespace, name).
-type Age = (bool, Option<Time>, Option<String>, String);
-
-fn age(created: Option<&Time>, id: &ObjectRef) -> Age {
-    (
-        created.is_none(),
-        created.cloned(),
-        id.namespace.clone(),
-        id.name.clone(),
-    )
-}
-
-/// The Ingress-wide decisions: which Ingresses are taken (and their age), which hosts have
-/// certificates, the default backend, whether there is an HTTPS listener. Units read it
-/// through its methods, each recording the one fact read, so that a change to one fact
-/// recomputes only its readers.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Global {
-    taken: BTreeMap<ObjectRef, Age>,
-    tls_hosts: BTreeSet<String>,
-    tls_all: BTreeSet<ObjectRef>,
-    default_backend: Option<(ObjectRef, model::Route)>,
-    https: bool,
-}
-
-impl Global {
-    fn taken(&self, cx: &mut Cx<'_>, id: &ObjectRef) -> Option<&Age> {
-        cx.depend(Dep::Taken(id.clone()));
-        self.taken.get(id)
-    }
-
-    /// Whether `host` of Ingress `id` is served on HTTPS.
-    fn serves(&self, cx: &mut Cx<'_>, id: &ObjectRef, host: &str) -> bool {
-        cx.depend(Dep::TlsAll(id.clone()));
-        cx.depend(Dep::TlsHost(host.to_owned()));
-        if self.tls_all.contains(id) || self.tls_hosts.contains(host) {
-            return true;
-        }
-        host.split_once('.').is_some_and(|(_, parent)| {
-            let wildcard = format!("*.{parent}");
-            cx.depend(Dep::TlsHost(wildcard.clone()));
-            self.tls_hosts.contains(&wildcard)
-        })
-    }
-
-    fn default_backend(&self, cx: &mut Cx<'_>) -> Option<&(ObjectRef, model::Route)> {
-        cx.depend(Dep::DefaultBackend);
-        self.default_backend.as_ref()
-    }
-
-    fn https(&self, cx: &mut Cx<'_>) -> bool {
-        cx.depend(Dep::Https);
-        self.https
-    }
-}
-
-/// The facts that differ between two [`Global`]s.
-pub(crate) fn changed(old: &Global, new: &Global) -> Vec<Dep> {
-    let mut out = Vec::new();
-    let ids: BTreeSet<&ObjectRef> = old.taken.keys().chain(new.taken.keys()).collect();
-    for id in ids {
-        if old.taken.get(id) != new.taken.get(id) {
-            out.push(Dep::Taken(id.clone()));
-        }
-    }
-    for h in old.tls_hosts.symmetric_difference(&new.tls_hosts) {
-        out.push(Dep::TlsHost(h.clone()));
-    }
-    for id in old.tls_all.symmetric_difference(&new.tls_all) {
-        out.push(Dep::TlsAll(id.clone()));
-    }
-    if old.default_backend != new.default_backend {
-        out.push(Dep::DefaultBackend);
-    }
-    if old.https != new.https {
-        out.push(Dep::Https);
-    }
-    out
 }
 
 /// The Ingress-wide unit: which Ingresses are taken, TLS, the default backend, and the two
@@ -250,7 +157,7 @@ fn classes(cx: &mut Cx<'_>) -> (BTreeSet<String>, bool, bool) {
     let mut default_class = false;
     let mut any_class = false;
     let controller = cx.options.ingress_controller.clone();
-    for (id, o) in cx.of_kind("IngressClass") {
+    for (id, o) in cx.of_kind(KubeKind::IngressClass) {
         let KubeObject::IngressClass(c) = o else {
             continue;
         };
@@ -276,9 +183,7 @@ pub(crate) fn object(cx: &mut Cx<'_>, id: &ObjectRef) {
         return;
     };
     if let Some((class, field)) = class_of(ing)
-        && cx
-            .get(&ObjectRef::new("IngressClass", None, &class))
-            .is_none()
+        && cx.get(&KubeKind::IngressClass.id(None, &class)).is_none()
     {
         cx.warn(
             id,
