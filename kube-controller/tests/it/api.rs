@@ -300,11 +300,15 @@ async fn a_burst_of_endpoint_updates_is_coalesced() {
     let c = Controller::start(&server, "a", |c| c.lease = None);
     c.ready().await;
     let batches_before = c.metric("xdsc_kube_batches_total").await;
+    // Held while written, then delivered as one flood: the burst a relist or a rollout
+    // gives, whatever the scheduling of this test's own writes.
+    server.faults().pause_watches();
     for n in 0..10_000usize {
         server
             .put(slice("shop", &format!("s{}", n % 10), 1 + n % 7))
             .unwrap();
     }
+    server.faults().resume_watches();
     // The last state of each slice: s{i} got 1 + n % 7 endpoints for its last n.
     for i in 0..10usize {
         let last = (0..10_000usize).rev().find(|n| n % 10 == i).unwrap();
@@ -319,8 +323,10 @@ async fn a_burst_of_endpoint_updates_is_coalesced() {
     eprintln!(
         "10,000 updates: {batches} batches, {coalesced} events coalesced, at most {pending_max} objects waiting"
     );
-    assert!(batches <= 100.0, "{batches} batches for 10,000 updates");
-    assert!(coalesced >= 9_000.0, "{coalesced}");
+    // Without coalescing each update would be a batch (10,000, none coalesced); the bounds
+    // leave room for a loaded machine's stalls (each ends a batch after the hold-off).
+    assert!(batches <= 500.0, "{batches} batches for 10,000 updates");
+    assert!(coalesced >= 5_000.0, "{coalesced}");
     assert!(
         pending_max <= 60.0,
         "bounded by the objects, not the updates: {pending_max}"
