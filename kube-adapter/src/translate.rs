@@ -107,10 +107,12 @@
 //!   Namespace's labels) admits it. Its hostnames are intersected with the listener's (`*.x`
 //!   covers one or more labels, as Envoy's domains do); none in common means not attached.
 //!   `attachedRoutes` counts by `parentRefs`, `allowedRoutes` and kind, as the spec says,
-//!   whatever the hostnames. A request is routed by its most specific host's routes (Envoy
-//!   picks the virtual host first); the spec would fall back to routes of less specific
-//!   hosts (not done yet: it needs an order across hosts that the core's route order cannot
-//!   express).
+//!   whatever the hostnames. Envoy picks one virtual host per request (its most specific
+//!   domain), so each host's virtual host holds what the spec asks for that host: the
+//!   routes of the most specific listener whose hostname matches it only (listener
+//!   isolation), and among them the rules of every matching hostname, the most specific
+//!   hostname's first and each host's in precedence order (`route_order: as_written`
+//!   where less specific hosts' rules follow).
 //! - **HTTPRoute matches**: path `Exact`, `PathPrefix` (element-wise), `RegularExpression`;
 //!   headers and query parameters `Exact` and `RegularExpression`; method. Routes on one
 //!   port and host follow the spec's precedence: exact path, longest prefix, method, most

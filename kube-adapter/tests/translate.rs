@@ -822,6 +822,127 @@ fn route_hostnames_intersect_the_listener_hostname() {
     );
 }
 
+/// HTTPRouteHostnameIntersection / HTTPRouteMatchingAcrossRoutes: a request takes the rules
+/// of every route whose hostname matches its host, the most specific hostname's first, so a
+/// path only `*.example.com`'s route has still serves `foo.example.com`.
+#[test]
+fn less_specific_hostnames_serve_what_the_more_specific_do_not() {
+    let m = with(
+        [
+            service("a", &[("", 80, 80)]),
+            service("b", &[("", 80, 80)]),
+            service("c", &[("", 80, 80)]),
+        ]
+        .concat(),
+        [
+            gateway_class(),
+            gateway(json!([{"name": "http", "port": 80, "protocol": "HTTP"}])),
+            http_route(
+                "exact",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "hostnames": ["foo.example.com"],
+                "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/a"}}], "backendRefs": to("a")}]}),
+            ),
+            http_route(
+                "wild",
+                "2024-01-02T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}], "hostnames": ["*.example.com"],
+                "rules": [
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/a"}}], "backendRefs": to("b")},
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/b"}}], "backendRefs": to("b")},
+                ]}),
+            ),
+            http_route(
+                "any",
+                "2024-01-03T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw"}],
+                "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/a/longer"}}], "backendRefs": to("c")},
+                          {"backendRefs": to("c")}]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            gw_get("foo.example.com", "/a"),
+            gw_get("foo.example.com", "/a/longer"),
+            gw_get("foo.example.com", "/b"),
+            gw_get("foo.example.com", "/x"),
+            gw_get("bar.example.com", "/a"),
+            gw_get("bar.example.com", "/x"),
+            gw_get("other.org", "/a"),
+        ],
+        // The more specific host's rules first, whatever their paths: foo.example.com's
+        // `/a` wins over the catch-all's longer `/a/longer`.
+        "k8s:gateway:10080 foo.example.com /a => k8s:default/a:80
+         k8s:gateway:10080 foo.example.com /a/longer => k8s:default/a:80
+         k8s:gateway:10080 foo.example.com /b => k8s:default/b:80
+         k8s:gateway:10080 foo.example.com /x => k8s:default/c:80
+         k8s:gateway:10080 bar.example.com /a => k8s:default/b:80
+         k8s:gateway:10080 bar.example.com /x => k8s:default/c:80
+         k8s:gateway:10080 other.org /a => k8s:default/c:80",
+    );
+}
+
+/// GatewayHTTPListenerIsolation: listeners `*.example.com`, `foo.example.com` and none on one
+/// port; a request goes only to the routes of the most specific listener matching its host,
+/// even where a route of a less specific listener names that host.
+#[test]
+fn a_request_takes_only_the_routes_of_its_most_specific_listener() {
+    let m = with(
+        [
+            service("a", &[("", 80, 80)]),
+            service("b", &[("", 80, 80)]),
+            service("c", &[("", 80, 80)]),
+        ]
+        .concat(),
+        [
+            gateway_class(),
+            gateway(json!([
+                {"name": "empty", "port": 80, "protocol": "HTTP"},
+                {"name": "wild", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"},
+                {"name": "foo", "port": 80, "protocol": "HTTP", "hostname": "foo.example.com"},
+            ])),
+            http_route(
+                "to-empty",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw", "sectionName": "empty"}],
+                "hostnames": ["foo.example.com", "bar.example.com", "other.org"],
+                "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/empty"}}], "backendRefs": to("c")}]}),
+            ),
+            http_route(
+                "to-wild",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw", "sectionName": "wild"}],
+                "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/wild"}}], "backendRefs": to("b")}]}),
+            ),
+            http_route(
+                "to-foo",
+                "2024-01-01T00:00:00Z",
+                json!({"parentRefs": [{"name": "gw", "sectionName": "foo"}],
+                "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/foo"}}], "backendRefs": to("a")}]}),
+            ),
+        ],
+    );
+    check(
+        &m,
+        &[
+            gw_get("foo.example.com", "/foo"),
+            gw_get("foo.example.com", "/wild"),
+            gw_get("foo.example.com", "/empty"),
+            gw_get("bar.example.com", "/wild"),
+            gw_get("bar.example.com", "/empty"),
+            gw_get("other.org", "/empty"),
+        ],
+        "k8s:gateway:10080 foo.example.com /foo => k8s:default/a:80
+         k8s:gateway:10080 foo.example.com /wild => answer 404 (no route)
+         k8s:gateway:10080 foo.example.com /empty => answer 404 (no route)
+         k8s:gateway:10080 bar.example.com /wild => k8s:default/b:80
+         k8s:gateway:10080 bar.example.com /empty => answer 404 (no route)
+         k8s:gateway:10080 other.org /empty => k8s:default/c:80",
+    );
+}
+
 #[test]
 fn backend_weights_default_to_one_and_zero_means_never() {
     let m = with(

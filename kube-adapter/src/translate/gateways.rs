@@ -939,13 +939,14 @@ struct Entry<'a> {
     order: (usize, usize, usize),
     route_id: &'a ObjectRef,
     route: model::Route,
+    /// The listeners (indexes into the port's) the route reaches this host through.
+    via: BTreeSet<usize>,
 }
 
 #[derive(Default)]
 struct Vhost<'a> {
     host: String,
     entries: Vec<Entry<'a>>,
-    sources: BTreeSet<ObjectRef>,
 }
 
 /// The unit of one Envoy port of Gateway listeners: the model listener and what the routes
@@ -1017,6 +1018,16 @@ pub(crate) fn port(cx: &mut Cx<'_>, port: u16) {
 }
 
 /// The virtual hosts of the HTTP and gRPC routes attached to an HTTP(S) port, one per host.
+///
+/// Envoy picks one virtual host per request, by its most specific domain; what the Gateway
+/// API asks of a request to host `h` is put into `h`'s virtual host:
+/// - listener isolation: only routes attached through the most specific listener whose
+///   hostname matches `h` apply (routes of a catch-all listener do not take requests that a
+///   `*.example.com` listener matches);
+/// - hostname precedence: the rules of every such route whose hostname matches `h`, those
+///   of the most specific hostname first (more characters in a matching non-wildcard
+///   hostname, then in a matching hostname), so a rule on `*.example.com` still serves
+///   `foo.example.com` for the paths `foo.example.com`'s own rules do not take.
 fn http_routes(
     cx: &mut Cx<'_>,
     listener: &str,
@@ -1043,41 +1054,77 @@ fn http_routes(
                 .collect(),
             _ => continue,
         };
-        let hosts: BTreeSet<&String> = hosts.iter().flat_map(|(_, h)| h).collect();
-        for host in hosts {
+        // Per host, the listeners (indexes into `live`) the route reaches it through.
+        let mut by_host: BTreeMap<&String, BTreeSet<usize>> = BTreeMap::new();
+        for (n, hs) in hosts {
+            for h in hs {
+                by_host.entry(h).or_default().insert(*n);
+            }
+        }
+        for (host, via) in by_host {
             let vh = vhosts.entry(host.clone()).or_insert_with(|| Vhost {
                 host: host.clone(),
                 ..Vhost::default()
             });
-            vh.sources.insert((*rid).clone());
             for (r, rule) in rules.iter().enumerate() {
                 for (m, route) in rule {
                     vh.entries.push(Entry {
                         order: (age, r, *m),
                         route_id: rid,
                         route: route.clone(),
+                        via: via.clone(),
                     });
                 }
             }
         }
     }
     let listener_port = live.first().map(|c| (c.listener.port, c.family()));
-    for (host, vh) in vhosts {
-        let mut entries = vh.entries;
-        entries.sort_by_key(|e| e.order);
-        // The same match twice: the first (oldest route, then name, rule, match) takes it.
+    for (host, vh) in &vhosts {
+        // The listeners a request to `host` goes to: those of the most specific hostname
+        // that matches it (none: any host).
+        let hostname = |n: usize| live[n].hostname.as_deref();
+        let specificity = |l: Option<&str>| l.map(|l| (!l.starts_with('*'), l.len()));
+        let best = (0..live.len())
+            .map(hostname)
+            .filter(|l| l.is_none_or(|l| l == host || covers(l, host)))
+            .max_by_key(|l| specificity(*l));
+        let Some(best) = best else { continue };
+        let isolated = |e: &Entry<'_>| e.via.iter().any(|n| hostname(*n) == best);
+        let mut wider: Vec<&Vhost<'_>> = vhosts
+            .values()
+            .filter(|w| w.host != *host && (w.host == "*" || covers(&w.host, host)))
+            .collect();
+        wider.sort_by_key(|w| std::cmp::Reverse(w.host.len()));
+        let mut entries: Vec<(usize, &Entry<'_>)> = Vec::new();
+        let mut sources: BTreeSet<&ObjectRef> = BTreeSet::new();
+        for (g, group) in std::iter::once(vh).chain(wider.iter().copied()).enumerate() {
+            let mut own: Vec<&Entry<'_>> = group.entries.iter().filter(|e| isolated(e)).collect();
+            own.sort_by_key(|e| e.order);
+            sources.extend(own.iter().map(|e| e.route_id));
+            entries.extend(own.into_iter().map(|e| (g, e)));
+        }
+        if entries.is_empty() {
+            // Every route for this host came through a less specific listener: the host's
+            // requests are another virtual host's (a wildcard's or the catch-all's).
+            continue;
+        }
+        // The same match twice: the first (most specific host, then oldest route, name,
+        // rule, match) takes it. A less specific host's rule hidden by this host's own is
+        // expected, not reported (its own virtual host reports its own duplicates).
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        entries.retain(|e| {
+        entries.retain(|(g, e)| {
             let (_, r, m) = e.order;
             let key = match_key(&e.route.matches);
             match seen.get(&key) {
                 Some(winner) => {
-                    let message = format!(
-                        "on host {:?}, {winner} has the same match and takes precedence; \
-                         never used",
-                        vh.host
-                    );
-                    cx.warn(e.route_id, ("spec", "rules", r, "matches", m), message);
+                    if *g == 0 {
+                        let message = format!(
+                            "on host {:?}, {winner} has the same match and takes precedence; \
+                             never used",
+                            vh.host
+                        );
+                        cx.warn(e.route_id, ("spec", "rules", r, "matches", m), message);
+                    }
                     false
                 }
                 None => {
@@ -1087,26 +1134,36 @@ fn http_routes(
             }
         });
         let width = entries.len().to_string().len().max(4);
-        let mut routes = entries
+        let mut ranked: Vec<(usize, model::Route)> = entries
             .into_iter()
             .enumerate()
-            .map(|(rank, e)| {
+            .map(|(rank, (g, e))| {
                 let (_, r, m) = e.order;
-                let mut route = e.route;
+                let mut route = e.route.clone();
                 route.name = format!("{rank:0width$}:{}:r{r}:m{m}", e.route_id.qualified_name());
-                route
+                (g, route)
             })
-            .collect::<Vec<_>>();
+            .collect();
+        // Precedence within each host's rules; ties keep the order above (the names' ranks).
+        ranked.sort_by(|(ga, a), (gb, b)| {
+            (ga, a.matches.precedence(), &a.name).cmp(&(gb, b.matches.precedence(), &b.name))
+        });
+        let fallback = ranked.iter().any(|(g, _)| *g > 0);
+        let mut routes: Vec<model::Route> = ranked.into_iter().map(|(_, r)| r).collect();
         if let Some((port, family)) = listener_port {
             listener_port_redirects(&mut routes, port, family == Some(Family::Https));
         }
         let mut v = model::VirtualHost::new(
-            format!("{listener}:{}", host_in_name(&host)),
+            format!("{listener}:{}", host_in_name(host)),
             [listener.to_owned()],
-            [vh.host],
+            [vh.host.clone()],
         );
         v.routes = routes;
-        v.provenance = cx.sources(vh.sources.iter().chain(gateways.iter().copied()));
+        if fallback {
+            // Host groups first: the core must not re-sort across them.
+            v.route_order = model::RouteOrder::AsWritten;
+        }
+        v.provenance = cx.sources(sources.into_iter().chain(gateways.iter().copied()));
         cx.emit(v);
     }
 }

@@ -152,6 +152,37 @@ pub struct RouteMatch {
     pub methods: Vec<String>,
 }
 
+impl RouteMatch {
+    /// The match's place in [`RouteOrder::Precedence`]: smaller sorts first (exact paths,
+    /// regular expressions, then longer prefixes; then a method match, more header matches,
+    /// more query matches). Routes that tie keep their names' order.
+    ///
+    /// ```
+    /// use xdsc_core::model::{PathMatch, RouteMatch};
+    /// let exact = RouteMatch { path: PathMatch::Exact("/a".into()), ..RouteMatch::default() };
+    /// let prefix = RouteMatch { path: PathMatch::Prefix("/abc".into()), ..RouteMatch::default() };
+    /// assert!(exact.precedence() < prefix.precedence());
+    /// ```
+    pub fn precedence(&self) -> impl Ord + use<> {
+        let (class, len) = match &self.path {
+            PathMatch::Exact(p) => (0u8, p.len()),
+            PathMatch::Regex(p) => (1, p.len()),
+            PathMatch::PathPrefix(p) => (2, p.trim_end_matches('/').len().max(1)),
+            PathMatch::Prefix(p) => (2, p.len()),
+        };
+        let separated = !matches!(self.path, PathMatch::PathPrefix(_));
+        (
+            class,
+            std::cmp::Reverse(len),
+            separated,
+            // Gateway API precedence: a method match counts before header and query matches.
+            self.methods.is_empty(),
+            std::cmp::Reverse(self.headers.len()),
+            std::cmp::Reverse(self.query.len()),
+        )
+    }
+}
+
 /// How a route matches the request path (the query string is never part of it).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

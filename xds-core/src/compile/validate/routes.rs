@@ -22,26 +22,9 @@ pub(crate) struct CheckedVhost {
     pub(crate) valid: bool,
 }
 
-/// The precedence of a route match: smaller sorts first.
+/// The precedence of a route: its match's ([`model::RouteMatch::precedence`]), then its name.
 fn precedence(r: &model::Route) -> impl Ord + '_ {
-    let m = &r.matches;
-    let (class, len) = match &m.path {
-        model::PathMatch::Exact(p) => (0u8, p.len()),
-        model::PathMatch::Regex(p) => (1, p.len()),
-        model::PathMatch::PathPrefix(p) => (2, p.trim_end_matches('/').len().max(1)),
-        model::PathMatch::Prefix(p) => (2, p.len()),
-    };
-    let separated = !matches!(m.path, model::PathMatch::PathPrefix(_));
-    (
-        class,
-        std::cmp::Reverse(len),
-        separated,
-        // Gateway API precedence: a method match counts before header and query matches.
-        m.methods.is_empty(),
-        std::cmp::Reverse(m.headers.len()),
-        std::cmp::Reverse(m.query.len()),
-        r.name.as_str(),
-    )
+    (r.matches.precedence(), r.name.as_str())
 }
 
 fn check_string_match(
