@@ -88,7 +88,9 @@ pub enum RawBody {
     Proto(Bytes),
 }
 
-/// A raw Envoy resource of message type `M` (see the [module docs](self)).
+/// A raw Envoy resource of message type `M`: its name (the resource's own name field), how
+/// it was given ([`RawBody`]) and its provenance. The compiler decodes and checks it (see
+/// [`crate::compile`]); `Debug` never shows the body (a raw `Secret` holds key material).
 ///
 /// ```
 /// use xdsc_core::envoy_types::pb::envoy::config::cluster::v3::Cluster;
