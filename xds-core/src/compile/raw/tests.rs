@@ -349,3 +349,41 @@ fn a_change_recompiles_only_what_depends_on_it() {
     assert_eq!(full.snapshot(), gone.snapshot());
     assert_eq!(full.diagnostics(), gone.diagnostics());
 }
+
+/// The example of docs/embedding.md ("Raw Envoy resources"), kept compiling.
+#[test]
+fn the_embedding_guide_example_holds() {
+    use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
+    let legacy = Cluster {
+        name: "legacy".into(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::StrictDns as i32,
+        )),
+        ..Default::default()
+    };
+    let routes = Raw::<eroute::RouteConfiguration>::from_json(json!({
+        "name": "legacy-routes",
+        "virtual_hosts": [{"name": "all", "domains": ["*"],
+                           "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "legacy"}}]}]
+    }))
+    .expect("names the resource");
+    let mut web = model::Listener::new("web", 10000);
+    web.route_config = Some("legacy-routes".into());
+    let compiled = Compiled::new(&Model::from_objects([
+        Object::Listener(web),
+        Object::from(Raw::from_message(&legacy)),
+        Object::from(routes),
+    ]));
+    assert!(compiled.diagnostics().is_empty(), "{:?}", diags(&compiled));
+    let rc = compiled
+        .snapshot()
+        .get(ResourceType::Route, "legacy-routes")
+        .unwrap();
+    assert_eq!(
+        rc.provenance(),
+        [ObjectKey::new(
+            Kind::EnvoyRouteConfiguration,
+            "legacy-routes"
+        )]
+    );
+}
