@@ -160,3 +160,44 @@ impl TestCa {
         pem
     }
 }
+
+/// A new TLS client of `127.0.0.1:port` (`openssl s_client`, TLS 1.2 so that a refused client
+/// certificate fails the handshake itself, ALPN `h2`, SNI `server_name`), verifying the server
+/// as `server_name` against `ca` and presenting `client` if given: `Ok(the server
+/// certificate's subject, spaces removed: CN=name)`, or `Err(openssl's output)` when the
+/// handshake fails.
+pub fn tls_handshake(
+    openssl: &str,
+    port: u16,
+    server_name: &str,
+    ca: &Pem,
+    client: Option<&Pem>,
+) -> Result<String, String> {
+    let mut cmd = Command::new(openssl);
+    cmd.args([
+        "s_client",
+        "-tls1_2",
+        "-alpn",
+        "h2",
+        "-servername",
+        server_name,
+    ])
+    .args(["-connect", &format!("127.0.0.1:{port}")])
+    .arg("-CAfile")
+    .arg(&ca.cert)
+    .args(["-verify_return_error", "-verify_hostname", server_name])
+    .stdin(Stdio::null());
+    if let Some(c) = client {
+        cmd.arg("-cert").arg(&c.cert).arg("-key").arg(&c.key);
+    }
+    let out = cmd.output().expect("openssl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match text.lines().find_map(|l| l.strip_prefix("subject=")) {
+        Some(subject) if out.status.success() => Ok(subject.replace(' ', "")),
+        _ => Err(text),
+    }
+}
