@@ -201,3 +201,43 @@ pub fn tls_handshake(
         _ => Err(text),
     }
 }
+
+/// A TLS server presenting `pem` on a free loopback port (`openssl s_server`, which answers
+/// an HTTP request with a status page), stopped when dropped.
+#[derive(Debug)]
+pub struct TlsBackend {
+    child: std::process::Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl TlsBackend {
+    /// Starts it.
+    pub fn start(openssl: &str, pem: &Pem) -> TlsBackend {
+        let port = crate::free_port();
+        let child = Command::new(openssl)
+            .args([
+                "s_server",
+                "-quiet",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("-cert")
+            .arg(&pem.cert)
+            .arg("-key")
+            .arg(&pem.key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server starts");
+        TlsBackend { child, port }
+    }
+}
+
+impl Drop for TlsBackend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
