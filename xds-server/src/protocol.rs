@@ -618,19 +618,22 @@ impl Stream {
                 }
                 // Names the client dropped since the response was sent (in this very request,
                 // or a delta unsubscribe before it) are not held: asked for again, they go out
-                // again.
+                // again. A removal is applied whatever the names now: the client let it go.
                 let all = st.wildcard || (full_state(t) && st.names.is_empty());
                 let mut sent = pending.sent;
                 if !all {
-                    sent.retain(|(name, _)| st.names.contains(name));
+                    sent.retain(|(name, r)| r.is_none() || st.names.contains(name));
                 }
+                let subscribed = |st: &TypeState, name: &str| all || st.names.contains(name);
                 if st.held.is_empty() {
                     let mut fresh = Vec::with_capacity(sent.len());
                     for (name, r) in sent {
                         match r {
                             Some(r) => fresh.push((name, Held::of(&r))),
                             None => {
-                                st.told_absent.insert(name);
+                                if subscribed(st, &name) {
+                                    st.told_absent.insert(name);
+                                }
                             }
                         }
                     }
@@ -641,7 +644,9 @@ impl Stream {
                             Some(r) => st.held.insert(name, Held::of(&r)),
                             None => {
                                 st.held.remove(&name);
-                                st.told_absent.insert(name);
+                                if subscribed(st, &name) {
+                                    st.told_absent.insert(name);
+                                }
                             }
                         }
                     }

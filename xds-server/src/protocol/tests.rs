@@ -656,6 +656,26 @@ mod diff_planning {
         proptest::collection::vec((0usize..5, 0u8..16), 1..6)
     }
 
+    /// Found by the property below: a delta stream whose first Cluster request leaves the
+    /// wildcard, then is sent a cluster it never asked for and subscribes to another name.
+    #[test]
+    fn delta_unstarred_first_request_then_subscribe() {
+        let mut spec: Spec = vec![None; 20];
+        spec[3] = Some(0);
+        run(
+            Variant::Delta,
+            vec![(1, 0)],
+            vec![
+                Op::Names(0, 4, false),
+                Op::Publish(spec),
+                Op::Ack(0),
+                Op::Names(0, 5, true),
+                Op::Ack(0),
+            ],
+        )
+        .unwrap();
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
