@@ -69,29 +69,48 @@ fn exit_codes_as_xdsc_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.kubeconfig"));
 }
 
+/// A child `xdsc-kube`, killed when dropped.
+struct Child(std::process::Child);
+
+impl Child {
+    /// Stops it with SIGTERM and returns its exit code.
+    fn terminate(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        self.0.wait().unwrap().code()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A child `xdsc-kube` against `server` with `args`, its kubeconfig in `dir`; with its
 /// xDS port when it became ready in time, and its admin port.
-async fn start(
-    server: &TestServer,
-    dir: &TempDir,
-    args: &[&str],
-) -> (std::process::Child, Option<u16>, u16) {
+async fn start(server: &TestServer, dir: &TempDir, args: &[&str]) -> (Child, Option<u16>, u16) {
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, server.kubeconfig(Some("bin"))).unwrap();
     let (xds, admin) = (free_port(), free_port());
-    let child = bin()
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args([
-            "--xds-addr",
-            &format!("127.0.0.1:{xds}"),
-            "--admin-addr",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .args(args)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = Child(
+        bin()
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "--xds-addr",
+                &format!("127.0.0.1:{xds}"),
+                "--admin-addr",
+                &format!("127.0.0.1:{admin}"),
+            ])
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let start = Instant::now();
     loop {
         let got = tokio::task::spawn_blocking(move || http_get(admin, "localhost", "/readyz"))
@@ -105,15 +124,6 @@ async fn start(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Stops `child` with SIGTERM and returns its exit code.
-fn terminate(mut child: std::process::Child) -> Option<i32> {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    child.wait().unwrap().code()
 }
 
 /// A child `xdsc-kube` against the test server: ready, serves, stops on SIGTERM with 0.
@@ -135,7 +145,7 @@ async fn the_binary_serves_and_stops_cleanly() {
         tokio::task::spawn_blocking(move || http_get(admin, "localhost", "/debug/sources"))
             .await
             .unwrap();
-    let status = terminate(child);
+    let status = child.terminate();
     assert!(ready, "ready in time");
     let (code, body) = sources.unwrap();
     assert_eq!(code, 200);
@@ -177,7 +187,7 @@ async fn the_binary_serves_xds_over_mutual_tls() {
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let (child, xds, admin) = start(&server, &dir, &flags).await;
     let Some(xds) = xds else {
-        terminate(child);
+        child.terminate();
         panic!("not ready in time");
     };
     let (ca_pem, c) = (ca.pem.clone(), client.clone());
@@ -206,7 +216,7 @@ async fn the_binary_serves_xds_over_mutual_tls() {
         .unwrap()
         .map(|(_, body)| body)
         .unwrap_or_default();
-    let code = terminate(child);
+    let code = child.terminate();
     assert_eq!(served.as_deref(), Ok("CN=xdsc-kube"), "{served:?}");
     assert!(no_cert.is_err(), "a client without a certificate got in");
     // An HTTP/2 server's first frame is SETTINGS (type 4, the frame header's 4th byte).
