@@ -1431,7 +1431,7 @@ pub(crate) fn read(file: &Path) -> Result<String, String> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(too_large());
     }
-    String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", file.display()))
+    String::from_utf8(bytes).map_err(|_| format!("cannot read {}: not UTF-8 text", file.display()))
 }
 
 fn is_config_file(name: &str) -> bool {
