@@ -1269,14 +1269,7 @@ fn add_origin(object: &mut Object, at: &Location) {
         name: object.name().to_owned(),
         origin: Some(at.to_string()),
     };
-    let provenance = match object {
-        Object::Listener(o) => &mut o.provenance,
-        Object::VirtualHost(o) => &mut o.provenance,
-        Object::Cluster(o) => &mut o.provenance,
-        Object::Endpoints(o) => &mut o.provenance,
-        Object::Secret(o) => &mut o.provenance,
-    };
-    provenance.push(source);
+    object.provenance_mut().push(source);
 }
 
 fn native_object(
@@ -1293,7 +1286,17 @@ fn native_object(
             "a document must be a mapping with a `kind`".into(),
         )));
     };
-    let name = map.get("name").and_then(Value::as_str).map(str::to_owned);
+    // A raw Envoy resource (`kind: EnvoyCluster`, ...) is named by its own name field.
+    let name = map
+        .get("name")
+        .or_else(|| {
+            let r = map.get("resource")?;
+            r.get("name")
+                .or_else(|| r.get("cluster_name"))
+                .or_else(|| r.get("clusterName"))
+        })
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let kind_value = map.remove("kind");
     let kind = kind_value
         .as_ref()
@@ -1340,6 +1343,13 @@ fn native_object(
         Kind::Cluster => yaml::typed(value).map(Object::Cluster),
         Kind::Endpoints => yaml::typed(value).map(Object::Endpoints),
         Kind::Secret => yaml::typed(value).map(Object::Secret),
+        Kind::EnvoyCluster => yaml::typed(value).map(Object::EnvoyCluster),
+        Kind::EnvoyClusterLoadAssignment => {
+            yaml::typed(value).map(Object::EnvoyClusterLoadAssignment)
+        }
+        Kind::EnvoyListener => yaml::typed(value).map(Object::EnvoyListener),
+        Kind::EnvoyRouteConfiguration => yaml::typed(value).map(Object::EnvoyRouteConfiguration),
+        Kind::EnvoySecret => yaml::typed(value).map(Object::EnvoySecret),
     };
     object.map_err(|(p, m)| fail(p, m))
 }
@@ -1407,17 +1417,31 @@ fn resolve(path: &Path) -> PathBuf {
     out
 }
 
-fn read(file: &Path) -> Result<String, String> {
-    let meta =
-        std::fs::metadata(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(format!(
-            "{} is larger than {} MiB",
+/// Reads a file of at most [`MAX_FILE_BYTES`]. The limit holds while reading, not only by
+/// the size the file reports: a file growing as it is read, or a path naming a device or a
+/// pipe (`private_key_file: /dev/zero`), stops at the limit with an error naming it.
+pub(crate) fn read(file: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
+    let too_large = || {
+        format!(
+            "{} is larger than {} MiB, the most a file may hold",
             file.display(),
             MAX_FILE_BYTES >> 20
-        ));
+        )
+    };
+    let f = std::fs::File::open(file).map_err(cannot)?;
+    if f.metadata().map_err(cannot)?.len() > MAX_FILE_BYTES {
+        return Err(too_large());
     }
-    std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| format!("cannot read {}: not UTF-8 text", file.display()))
 }
 
 fn is_config_file(name: &str) -> bool {

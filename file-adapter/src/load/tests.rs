@@ -121,6 +121,32 @@ fn duplicate_names_keep_the_first_in_path_order() {
 }
 
 #[test]
+fn a_file_larger_than_the_limit_is_an_error_naming_it_not_read_whole() {
+    let huge = "# padding\n".repeat(usize::try_from(MAX_FILE_BYTES).unwrap() / 10 + 1);
+    let (keys, diags) = check(&[
+        ("huge.yaml", &huge),
+        (
+            // A PEM path naming a device that never ends: read up to the limit, no further.
+            "endless.yaml",
+            "kind: Secret\nname: endless\ntls_certificate:\n  certificate_chain_file: /dev/zero\n  private_key: KEY\n",
+        ),
+        ("ok.yaml", "kind: Cluster\nname: web\n"),
+    ]);
+    assert_eq!(keys, ["Cluster/web"]);
+    assert_eq!(diags.len(), 2, "{diags:#?}");
+    assert!(
+        diags[0].contains("endless.yaml:4:3: Secret/endless: tls_certificate.certificate_chain_file: /dev/zero is larger than 16 MiB"),
+        "{}",
+        diags[0]
+    );
+    assert!(
+        diags[1].contains("huge.yaml is larger than 16 MiB"),
+        "{}",
+        diags[1]
+    );
+}
+
+#[test]
 fn secrets_read_pem_files_relative_to_their_document() {
     let dir = dir(&[
         (
@@ -532,5 +558,48 @@ fn event_paths_fall_back_to_a_full_scan_when_they_cannot_tell() {
     assert!(
         loader.reload_touched(&missing, &none).work.full_scan,
         "a folder unread"
+    );
+}
+
+/// Raw Envoy resources in documents: read under `resource`, named by their own name field;
+/// a document error points at its field, a compile error (an unknown field of the Envoy
+/// message) at its object, both naming the field.
+#[test]
+fn raw_envoy_resources_are_documents_too() {
+    let (keys, diags) = check(&[(
+        "raw.yaml",
+        "kind: EnvoyCluster\nresource:\n  name: legacy\n  type: STATIC\n---\nkind: EnvoyClusterLoadAssignment\nresource:\n  clusterName: legacy-eds\n---\nkind: EnvoyListener\nresource: {address: {}}\n",
+    )]);
+    assert_eq!(
+        keys,
+        [
+            "EnvoyCluster/legacy",
+            "EnvoyClusterLoadAssignment/legacy-eds"
+        ]
+    );
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    assert!(
+        diags[0].starts_with("error: raw.yaml:11:")
+            && diags[0].contains("resource: needs a string \"name\""),
+        "{}",
+        diags[0]
+    );
+
+    let dir = dir(&[(
+        "bad.yaml",
+        "kind: EnvoyCluster\nresource:\n  name: legacy\n  connect_timeout: 1s\n  lb_polcy: RANDOM\n",
+    )]);
+    let loaded = load(&[dir.path().to_owned()], &LoadOptions::default());
+    let report: Vec<String> = loaded
+        .report(&Compiled::new(&loaded.model()))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        report.iter().any(
+            |d| d.contains("bad.yaml:1:1: EnvoyCluster/legacy: resource.lb_polcy")
+                && d.contains("unrecognized field")
+        ),
+        "{report:#?}"
     );
 }
