@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xdsc_file::load::LoadOptions;
 use xdsc_file::oracle;
+use xdsc_server::cli::duration;
 
 /// Serve folders of Envoy configuration (xdsc model documents or Kubernetes manifests, YAML or
 /// JSON) to Envoy over xDS, live.
@@ -64,9 +65,9 @@ pub(crate) enum Command {
         #[arg(long)]
         no_debug_endpoints: bool,
         #[command(flatten)]
-        ops: Ops,
+        ops: xdsc_server::cli::OpsFlags,
         #[command(flatten)]
-        tls: Tls,
+        tls: xdsc_server::cli::TlsFlags,
     },
     /// Validate the files; print every error and warning (file:line:column, object, field)
     /// to standard error, and to standard output the status each Kubernetes object would
@@ -129,32 +130,6 @@ pub(crate) enum Command {
     },
 }
 
-/// TLS on the xDS listener.
-#[derive(Args, Debug)]
-pub(crate) struct Tls {
-    /// Serve xDS over TLS with this certificate chain (PEM, leaf first); Envoy then needs a
-    /// `transport_socket` with TLS on its xDS cluster.
-    #[arg(long, requires = "xds_tls_key", value_name = "PEM")]
-    pub(crate) xds_tls_cert: Option<PathBuf>,
-    /// The private key of --xds-tls-cert (PEM).
-    #[arg(long, requires = "xds_tls_cert", value_name = "PEM")]
-    pub(crate) xds_tls_key: Option<PathBuf>,
-    /// Require client certificates signed by these CAs (PEM): mutual TLS. Clients without
-    /// one are refused during the handshake.
-    #[arg(long, requires = "xds_tls_cert", value_name = "PEM")]
-    pub(crate) xds_client_ca: Option<PathBuf>,
-}
-
-impl Tls {
-    pub(crate) fn files(self) -> Option<xdsc_server::tls::TlsFiles> {
-        Some(xdsc_server::tls::TlsFiles {
-            cert: self.xds_tls_cert?,
-            key: self.xds_tls_key?,
-            client_ca: self.xds_client_ca,
-        })
-    }
-}
-
 /// The files to read and how to read Kubernetes manifests.
 #[derive(Args, Debug)]
 pub(crate) struct Input {
@@ -188,38 +163,5 @@ impl Input {
         kube.ingress_controller.clone_from(&self.ingress_controller);
         kube.gateway_controller.clone_from(&self.gateway_controller);
         options
-    }
-}
-
-pub(crate) fn duration(s: &str) -> Result<std::time::Duration, String> {
-    let d: xdsc_core::model::Duration = s.parse().map_err(|e| format!("{e}"))?;
-    Ok(std::time::Duration::from_millis(d.as_millis()))
-}
-
-/// Profiles and memory logs (the same flags as `xdsc-kube`'s).
-#[derive(Args, Debug)]
-pub(crate) struct Ops {
-    /// Serve CPU and heap profiles on the admin listener (/debug/pprof/profile?seconds=N,
-    /// /debug/pprof/heap) and sample heap allocations from the start.
-    #[arg(long)]
-    pub(crate) profiling: bool,
-    /// Log when resident memory crosses these fractions of the container's memory limit.
-    #[arg(long, default_value = "0.5,0.75,0.9", value_parser = xdsc_server::memory::parse_fractions)]
-    pub(crate) memory_log_at: std::vec::Vec<f64>,
-    /// Log a memory summary this often (0s: never).
-    #[arg(long, default_value = "10m", value_parser = duration)]
-    pub(crate) memory_summary_every: std::time::Duration,
-}
-
-impl Ops {
-    pub(crate) fn operability(self) -> xdsc_server::Operability {
-        xdsc_server::Operability {
-            profiling: self.profiling,
-            memory: xdsc_server::memory::MemoryWatch {
-                fractions: self.memory_log_at,
-                summary_every: Some(self.memory_summary_every).filter(|d| !d.is_zero()),
-                ..xdsc_server::memory::MemoryWatch::default()
-            },
-        }
     }
 }

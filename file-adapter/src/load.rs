@@ -1407,17 +1407,31 @@ fn resolve(path: &Path) -> PathBuf {
     out
 }
 
-fn read(file: &Path) -> Result<String, String> {
-    let meta =
-        std::fs::metadata(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(format!(
-            "{} is larger than {} MiB",
+/// Reads a file of at most [`MAX_FILE_BYTES`]. The limit holds while reading, not only by
+/// the size the file reports: a file growing as it is read, or a path naming a device or a
+/// pipe (`private_key_file: /dev/zero`), stops at the limit with an error naming it.
+pub(crate) fn read(file: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
+    let too_large = || {
+        format!(
+            "{} is larger than {} MiB, the most a file may hold",
             file.display(),
             MAX_FILE_BYTES >> 20
-        ));
+        )
+    };
+    let f = std::fs::File::open(file).map_err(cannot)?;
+    if f.metadata().map_err(cannot)?.len() > MAX_FILE_BYTES {
+        return Err(too_large());
     }
-    std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| format!("cannot read {}: not UTF-8 text", file.display()))
 }
 
 fn is_config_file(name: &str) -> bool {

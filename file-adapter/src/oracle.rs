@@ -796,14 +796,9 @@ pub fn test(paths: &[PathBuf], options: &LoadOptions, cases: &Path) -> Output {
         stderr,
         code,
     };
-    let text = match std::fs::read_to_string(cases) {
+    let text = match crate::load::read(cases) {
         Ok(t) => t,
-        Err(e) => {
-            return fail(
-                format!("error: cannot read {}: {e}\n", cases.display()),
-                EXIT_FAILURE,
-            );
-        }
+        Err(e) => return fail(format!("error: {e}\n"), EXIT_FAILURE),
     };
     let cases = match parse_cases(cases, &text) {
         Ok(c) => c,

@@ -10,6 +10,7 @@ use xdsc_kube::translate::ObjectRef;
 use xdsc_kube_controller::Config;
 use xdsc_kube_controller::inbox::Timing;
 use xdsc_kube_controller::lease::LeaseConfig;
+use xdsc_server::cli::duration;
 
 /// The xdsc Kubernetes controller: watches Ingresses, the Gateway API, Services,
 /// EndpointSlices and TLS Secrets, and serves them to Envoy over xDS. Every replica serves;
@@ -36,16 +37,10 @@ pub(crate) struct Cli {
     /// /debug/clients, /debug/sources).
     #[arg(long, default_value = "127.0.0.1:18001")]
     pub(crate) admin_addr: SocketAddr,
-    /// Serve CPU and heap profiles on the admin listener (/debug/pprof/profile?seconds=N,
-    /// /debug/pprof/heap) and sample heap allocations from the start.
-    #[arg(long)]
-    pub(crate) profiling: bool,
-    /// Log when resident memory crosses these fractions of the container's memory limit.
-    #[arg(long, default_value = "0.5,0.75,0.9", value_parser = xdsc_server::memory::parse_fractions)]
-    pub(crate) memory_log_at: std::vec::Vec<f64>,
-    /// Log a memory summary this often (0s: never).
-    #[arg(long, default_value = "10m", value_parser = duration)]
-    pub(crate) memory_summary_every: Duration,
+    #[command(flatten)]
+    pub(crate) ops: xdsc_server::cli::OpsFlags,
+    #[command(flatten)]
+    pub(crate) tls: xdsc_server::cli::TlsFlags,
     /// Log format on standard error.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -131,11 +126,6 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    let d: xdsc_core::model::Duration = s.parse().map_err(|e| format!("{e}"))?;
-    Ok(Duration::from_millis(d.as_millis()))
-}
-
 fn service_ref(s: &str) -> Result<ObjectRef, String> {
     match s.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
@@ -204,14 +194,8 @@ impl Cli {
         config.admin_addr = self.admin_addr;
         config.fleet = self.fleet;
         config.shutdown_grace = self.shutdown_grace;
-        config.ops = xdsc_server::Operability {
-            profiling: self.profiling,
-            memory: xdsc_server::memory::MemoryWatch {
-                fractions: self.memory_log_at,
-                summary_every: Some(self.memory_summary_every).filter(|d| !d.is_zero()),
-                ..xdsc_server::memory::MemoryWatch::default()
-            },
-        };
+        config.ops = self.ops.operability();
+        config.tls = self.tls.files();
         config.namespaces = self.watch_namespaces;
         config.timing = Timing {
             hold_off: self.hold_off,

@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use xdsc_kube::translate::Options;
+use xdsc_server::tls::TlsFiles;
 use xdsc_server::{ConnectionOptions, Publisher, XdsServer};
 
 use crate::activity::Activity;
@@ -64,6 +65,9 @@ pub enum Error {
     /// The admin server failed.
     #[error("admin server: {0}")]
     Admin(std::io::Error),
+    /// The TLS certificate, key or client CAs could not be used.
+    #[error("xDS TLS: {0}")]
+    Tls(#[from] xdsc_server::tls::TlsError),
 }
 
 /// Everything [`run`] needs.
@@ -91,6 +95,8 @@ pub struct Config {
     pub lease: Option<LeaseConfig>,
     /// Profiles and memory logs.
     pub ops: xdsc_server::Operability,
+    /// TLS on the xDS listener (mutual TLS with client CAs); `None`: plain text.
+    pub tls: Option<xdsc_server::tls::TlsFiles>,
 }
 
 impl Config {
@@ -115,6 +121,7 @@ impl Config {
             stale_after: Duration::from_secs(60),
             lease: Some(LeaseConfig::new("xdsc-kube", "default", "xdsc-kube")),
             ops: xdsc_server::Operability::default(),
+            tls: None,
         }
     }
 }
@@ -181,6 +188,8 @@ pub async fn run_with(
             .await
             .map_err(|source| Error::Bind { addr, source })
     };
+    // Read first: a bad certificate is reported before anything listens.
+    let tls = config.tls.as_ref().map(TlsFiles::load).transpose()?;
     let xds = bind(config.xds_addr).await?;
     let http = bind(config.admin_addr).await?;
     let activity = Activity::default();
@@ -192,10 +201,21 @@ pub async fn run_with(
     let inbox = Arc::new(Inbox::default());
     let hub = Arc::new(StatusHub::new(&config.translation.gateway_controller));
     let resources = Arc::new(Resources::default());
-    let server = XdsServer::new(publisher.clone()).with_connection_options(ConnectionOptions {
+    let mut server = XdsServer::new(publisher.clone()).with_connection_options(ConnectionOptions {
         shutdown_grace: config.shutdown_grace,
         ..ConnectionOptions::default()
     });
+    if let Some(tls) = tls {
+        tracing::info!(
+            xds_tls = if tls.requires_client_certificates() {
+                "mutual"
+            } else {
+                "on"
+            },
+            "xDS over TLS"
+        );
+        server = server.with_tls(tls);
+    }
     let admin = server
         .admin()
         .with_build_info("xdsc-kube", env!("CARGO_PKG_VERSION"))

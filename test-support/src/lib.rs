@@ -24,4 +24,4 @@ mod tls;
 pub use dir::TempDir;
 pub use envoy::{Envoy, ads_bootstrap, find_envoy, validate};
 pub use net::{Backend, free_port, http_get, wait_for};
-pub use tls::{Pem, TestCa, find_openssl};
+pub use tls::{Pem, TestCa, TlsBackend, find_openssl, tls_handshake};

@@ -160,3 +160,84 @@ impl TestCa {
         pem
     }
 }
+
+/// A new TLS client of `127.0.0.1:port` (`openssl s_client`, TLS 1.2 so that a refused client
+/// certificate fails the handshake itself, ALPN `h2`, SNI `server_name`), verifying the server
+/// as `server_name` against `ca` and presenting `client` if given: `Ok(the server
+/// certificate's subject, spaces removed: CN=name)`, or `Err(openssl's output)` when the
+/// handshake fails.
+pub fn tls_handshake(
+    openssl: &str,
+    port: u16,
+    server_name: &str,
+    ca: &Pem,
+    client: Option<&Pem>,
+) -> Result<String, String> {
+    let mut cmd = Command::new(openssl);
+    cmd.args([
+        "s_client",
+        "-tls1_2",
+        "-alpn",
+        "h2",
+        "-servername",
+        server_name,
+    ])
+    .args(["-connect", &format!("127.0.0.1:{port}")])
+    .arg("-CAfile")
+    .arg(&ca.cert)
+    .args(["-verify_return_error", "-verify_hostname", server_name])
+    .stdin(Stdio::null());
+    if let Some(c) = client {
+        cmd.arg("-cert").arg(&c.cert).arg("-key").arg(&c.key);
+    }
+    let out = cmd.output().expect("openssl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match text.lines().find_map(|l| l.strip_prefix("subject=")) {
+        Some(subject) if out.status.success() => Ok(subject.replace(' ', "")),
+        _ => Err(text),
+    }
+}
+
+/// A TLS server presenting `pem` on a free loopback port (`openssl s_server`, which answers
+/// an HTTP request with a status page), stopped when dropped.
+#[derive(Debug)]
+pub struct TlsBackend {
+    child: std::process::Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl TlsBackend {
+    /// Starts it.
+    pub fn start(openssl: &str, pem: &Pem) -> TlsBackend {
+        let port = crate::free_port();
+        let child = Command::new(openssl)
+            .args([
+                "s_server",
+                "-quiet",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("-cert")
+            .arg(&pem.cert)
+            .arg("-key")
+            .arg(&pem.key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server starts");
+        TlsBackend { child, port }
+    }
+}
+
+impl Drop for TlsBackend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -173,7 +173,8 @@ struct Shared {
     options: ConnectionOptions,
     admission: Arc<Admission>,
     stop: tokio::sync::watch::Receiver<bool>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Read for each connection: a reload serves the connections accepted after it.
+    tls: Option<crate::tls::TlsConfig>,
 }
 
 /// Serves every connection of `incoming` until `shutdown` completes (or `incoming` ends);
@@ -196,6 +197,14 @@ pub(crate) async fn serve<I>(
         .keep_alive_interval(options.http2_keepalive_interval)
         .keep_alive_timeout(options.http2_keepalive_timeout);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    // Rotated certificates: read again while serving, ended with the server.
+    let reloads = tls.clone().map(|tls| {
+        let metrics = Arc::clone(&metrics);
+        AbortOnDrop(tokio::spawn(async move {
+            tls.reload_while_serving(|ok| metrics.connections.tls_reload(ok))
+                .await;
+        }))
+    });
     let shared = Shared {
         service,
         builder,
@@ -206,7 +215,7 @@ pub(crate) async fn serve<I>(
             metrics,
         ),
         stop,
-        tls: tls.as_ref().map(crate::tls::TlsConfig::acceptor),
+        tls,
     };
     let mut connections = tokio::task::JoinSet::new();
     {
@@ -249,6 +258,16 @@ pub(crate) async fn serve<I>(
     if drained.is_err() {
         connections.shutdown().await;
     }
+    drop(reloads);
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Sets the socket options of an accepted connection. Failing to set one is logged, not
@@ -286,10 +305,10 @@ enum Opened {
 /// The TLS handshake (when configured), then the HTTP/2 preface.
 async fn open(
     mut stream: TcpStream,
-    tls: Option<&tokio_rustls::TlsAcceptor>,
+    tls: Option<&crate::tls::TlsConfig>,
     peer: Option<std::net::SocketAddr>,
 ) -> Result<Opened, Closed> {
-    let Some(acceptor) = tls else {
+    let Some(acceptor) = tls.map(crate::tls::TlsConfig::acceptor) else {
         let prefix = handshake(&mut stream).await?;
         return Ok(Opened::Plain(stream, prefix));
     };

@@ -38,6 +38,8 @@
 
 mod admin;
 mod budget;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod clients;
 mod connection;
 mod dispatch;
@@ -198,11 +200,12 @@ impl XdsServer {
     /// ```no_run
     /// use xdsc_server::tls::TlsFiles;
     /// use xdsc_server::{Publisher, XdsServer};
-    /// let tls = TlsFiles {
-    ///     cert: "/etc/xdsc/tls.crt".into(),
-    ///     key: "/etc/xdsc/tls.key".into(),
-    ///     client_ca: Some("/etc/xdsc/clients-ca.crt".into()),
-    /// }
+    /// // Read again every 5 s: new connections get a rotated certificate.
+    /// let tls = TlsFiles::new(
+    ///     "/etc/xdsc/tls.crt".into(),
+    ///     "/etc/xdsc/tls.key".into(),
+    ///     Some("/etc/xdsc/clients-ca.crt".into()),
+    /// )
     /// .load()
     /// .expect("readable PEM files");
     /// let server = XdsServer::new(Publisher::new()).with_tls(tls);

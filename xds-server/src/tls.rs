@@ -8,15 +8,28 @@
 //! HTTP/2 byte is read). ALPN offers `h2` only; TLS 1.2 and 1.3 (Envoy's clients default to a
 //! maximum of 1.2).
 //!
-//! Errors name the file and what is wrong with it, never its contents; `Debug` of a
-//! [`TlsConfig`] shows no key material.
+//! Rotation: a configuration read from files ([`TlsFiles::load`]) is read again every
+//! [`TlsFiles::reload_every`] while the server runs (the files' bytes hashed, so a rotation by
+//! rename, the symlink swap of a Kubernetes Secret volume or a write in place all count).
+//! Changed files that make a valid configuration (certificate, key and client CAs) serve every
+//! connection accepted from then on; connections already open keep the session they
+//! negotiated. Changed files that do not (a key that is not the certificate's, a pair half
+//! written) keep the previous configuration, with a warning naming the files and the problem
+//! and `xdsc_xds_tls_reloads_total{result="error"}`; the next change is tried again.
+//! Polling rather than inotify: three small files read every few seconds cost nothing, and a
+//! poll sees through symlink swaps and volumes that raise no events.
 //!
-//! Not here: reloading rotated certificates without a restart (a new [`TlsConfig`] needs a new
-//! server); certificate-based authorization beyond "signed by a trusted CA".
+//! Errors name the file and what is wrong with it, never its contents; `Debug` of a
+//! [`TlsConfig`] shows no key material. Each file is read up to [`MAX_PEM_BYTES`].
+//!
+//! Not here: certificate-based authorization beyond "signed by a trusted CA".
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -45,7 +58,22 @@ pub enum TlsError {
     /// an unsupported key type).
     #[error("invalid TLS configuration: {0}")]
     Rustls(String),
+    /// A file is larger than [`MAX_PEM_BYTES`] (not a certificate or key: a wrong path).
+    #[error("{path} is larger than {limit} bytes: not a PEM certificate, key or CA bundle")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
 }
+
+/// The largest certificate, key or CA file read (a CA bundle of every public root is
+/// about 250 KiB).
+pub const MAX_PEM_BYTES: u64 = 4 << 20;
+
+/// How often [`TlsFiles::load`]'s files are read again by default.
+pub const DEFAULT_RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 /// The files a [`TlsConfig`] is read from: what the binaries' `--xds-tls-cert`,
 /// `--xds-tls-key` and `--xds-client-ca` flags name.
@@ -57,28 +85,97 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// CA certificates (PEM); when set, clients must present a certificate they signed.
     pub client_ca: Option<PathBuf>,
+    /// Read the files again this often while serving, and use them for new connections when
+    /// they changed and are valid; `None`: read once.
+    pub reload_every: Option<Duration>,
 }
 
 impl TlsFiles {
-    /// Reads the files and builds the configuration.
+    /// The files, read again every [`DEFAULT_RELOAD_EVERY`].
+    pub fn new(cert: PathBuf, key: PathBuf, client_ca: Option<PathBuf>) -> TlsFiles {
+        TlsFiles {
+            cert,
+            key,
+            client_ca,
+            reload_every: Some(DEFAULT_RELOAD_EVERY),
+        }
+    }
+
+    /// Reads the files and builds the configuration (which the server reads again every
+    /// [`TlsFiles::reload_every`]).
     pub fn load(&self) -> Result<TlsConfig, TlsError> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| TlsError::Read {
-                path: path.to_owned(),
-                source,
+        let (config, fingerprint) = self.read()?;
+        let mut config = TlsConfig::new(config, self.client_ca.is_some());
+        config.reload = self.reload_every.filter(|d| !d.is_zero()).map(|every| {
+            Arc::new(Reload {
+                files: self.clone(),
+                every,
+                fingerprint,
             })
+        });
+        Ok(config)
+    }
+
+    /// The files' configuration and a hash of their bytes.
+    fn read(&self) -> Result<(rustls::ServerConfig, u64), TlsError> {
+        let mut hasher = std::hash::DefaultHasher::new();
+        let mut read = |path: &Path| {
+            let bytes = read_capped(path)?;
+            bytes.hash(&mut hasher);
+            Ok::<_, TlsError>((bytes, path.display().to_string()))
         };
-        let ca = match &self.client_ca {
-            Some(p) => Some((read(p)?, p.display().to_string())),
-            None => None,
-        };
-        build(
-            (&read(&self.cert)?, &self.cert.display().to_string()),
-            (&read(&self.key)?, &self.key.display().to_string()),
+        let (cert, key) = (read(&self.cert)?, read(&self.key)?);
+        let ca = self.client_ca.as_deref().map(&mut read).transpose()?;
+        let config = build(
+            (&cert.0, &cert.1),
+            (&key.0, &key.1),
             ca.as_ref()
                 .map(|(pem, name)| (pem.as_slice(), name.as_str())),
-        )
+        )?;
+        Ok((config, hasher.finish()))
     }
+
+    /// A hash of the files' bytes, or `None` when one cannot be read.
+    fn fingerprint(&self) -> Option<u64> {
+        let mut hasher = std::hash::DefaultHasher::new();
+        for path in [Some(&self.cert), Some(&self.key), self.client_ca.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            read_capped(path).ok()?.hash(&mut hasher);
+        }
+        Some(hasher.finish())
+    }
+}
+
+/// Reads a file of at most [`MAX_PEM_BYTES`].
+fn read_capped(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let io = |source| TlsError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(TlsError::TooLarge {
+            path: path.to_owned(),
+            limit: MAX_PEM_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Where and how often a configuration is read again.
+#[derive(Debug)]
+struct Reload {
+    files: TlsFiles,
+    every: Duration,
+    /// The hash of the files' bytes when they were read.
+    fingerprint: u64,
 }
 
 /// The TLS settings of the xDS listener: give them to [`crate::XdsServer::with_tls`].
@@ -91,14 +188,17 @@ impl TlsFiles {
 /// ```
 #[derive(Clone)]
 pub struct TlsConfig {
-    config: Arc<rustls::ServerConfig>,
+    /// The configuration new connections get (replaced by a reload).
+    current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
     mutual: bool,
+    reload: Option<Arc<Reload>>,
 }
 
 impl fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsConfig")
             .field("client_certificates_required", &self.mutual)
+            .field("reload_every", &self.reload.as_ref().map(|r| r.every))
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +216,7 @@ impl TlsConfig {
             (key, "key"),
             client_ca.map(|c| (c, "client CA")),
         )
+        .map(|config| TlsConfig::new(config, client_ca.is_some()))
     }
 
     /// Whether clients must present a certificate (mutual TLS).
@@ -123,8 +224,61 @@ impl TlsConfig {
         self.mutual
     }
 
+    fn new(config: rustls::ServerConfig, mutual: bool) -> TlsConfig {
+        TlsConfig {
+            current: Arc::new(RwLock::new(Arc::new(config))),
+            mutual,
+            reload: None,
+        }
+    }
+
+    /// The acceptor of a new connection: the newest valid configuration.
     pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        tokio_rustls::TlsAcceptor::from(Arc::clone(&self.config))
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        tokio_rustls::TlsAcceptor::from(Arc::clone(&current))
+    }
+
+    /// Reads the files again every period until dropped (a no-op without files); `counted`
+    /// is told each reload's outcome.
+    pub(crate) async fn reload_while_serving(&self, counted: impl Fn(bool)) {
+        let Some(reload) = self.reload.clone() else {
+            return std::future::pending().await;
+        };
+        let mut seen = reload.fingerprint;
+        let mut tick = tokio::time::interval(reload.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let files = reload.files.clone();
+            let Ok(outcome) = tokio::task::spawn_blocking(move || {
+                // A file missing for a moment (a rename in progress) is no change yet.
+                let now = files.fingerprint()?;
+                Some((now, files.read()))
+            })
+            .await
+            else {
+                continue;
+            };
+            let Some((now, read)) = outcome.filter(|(now, _)| *now != seen) else {
+                continue;
+            };
+            seen = now;
+            let f = &reload.files;
+            let ca = f.client_ca.as_ref().map(|p| p.display().to_string());
+            match read {
+                Ok((config, _)) => {
+                    *self.current.write().unwrap_or_else(PoisonError::into_inner) =
+                        Arc::new(config);
+                    counted(true);
+                    tracing::info!(cert = %f.cert.display(), key = %f.key.display(), client_ca = ?ca, "xDS TLS files changed: new connections get the new certificate and client CAs");
+                }
+                Err(e) => {
+                    counted(false);
+                    tracing::warn!(cert = %f.cert.display(), key = %f.key.display(), client_ca = ?ca, error = %e, "xDS TLS files changed but cannot be used; keeping the previous certificate and client CAs");
+                }
+            }
+        }
     }
 }
 
@@ -162,7 +316,7 @@ fn build(
     (cert, cert_name): (&[u8], &str),
     (key, key_name): (&[u8], &str),
     client_ca: Option<(&[u8], &str)>,
-) -> Result<TlsConfig, TlsError> {
+) -> Result<rustls::ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates(cert, cert_name)?;
     let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| {
@@ -195,8 +349,5 @@ fn build(
     };
     let mut config = builder.with_single_cert(chain, key).map_err(rustls_error)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(TlsConfig {
-        config: Arc::new(config),
-        mutual: client_ca.is_some(),
-    })
+    Ok(config)
 }

@@ -20,7 +20,7 @@ use xdsc_core::model::{Change, Kind, ListenerProtocol, Model, Object, ObjectKey}
 use xdsc_core::oracle::{self, Action};
 use xdsc_core::render::{BootstrapOptions, bootstrap_json};
 use xdsc_core::strategy;
-use xdsc_test_support::{Envoy, find_envoy, find_openssl, free_port, wait_for};
+use xdsc_test_support::{Envoy, TestCa, TlsBackend, find_envoy, find_openssl, free_port, wait_for};
 
 /// An HTTP/1.1 answer: status, body, Location.
 type Answer = (u16, String, Option<String>);
@@ -208,51 +208,6 @@ fn the_oracle_agrees_with_envoy_on_generated_models_and_requests() {
     eprintln!("oracle and Envoy agree on {compared} requests over {models} models");
 }
 
-/// A self-signed certificate with common name `cn`: (PEM chain, PEM key, their paths).
-fn certificate(openssl: &str, dir: &std::path::Path, cn: &str) -> (String, String, String, String) {
-    let file = cn.replace('*', "star");
-    let (cert, key) = (
-        dir.join(format!("{file}.crt")),
-        dir.join(format!("{file}.key")),
-    );
-    let status = std::process::Command::new(openssl)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={cn}")])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success(), "openssl made no certificate");
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("PEM");
-    (
-        read(&cert),
-        read(&key),
-        cert.display().to_string(),
-        key.display().to_string(),
-    )
-}
-
-/// A process killed when dropped.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One TLS connection through `port` with `sni` (none when `None`), sending `http` if any:
 /// the subject of the certificate the client saw and what came back after the handshake.
 fn tls_exchange(
@@ -325,8 +280,11 @@ fn the_oracle_agrees_with_envoy_on_https_and_passthrough() {
     let mut https = xdsc_core::model::Listener::new("https", https_port);
     https.address = "127.0.0.1".into();
     https.protocol = ListenerProtocol::Https;
+    let ca = TestCa::new(openssl, &dir, "oracle-ca");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("PEM");
     for (i, cn) in names.iter().enumerate() {
-        let (chain, key, ..) = certificate(openssl, &dir, cn);
+        let pem = ca.issue(cn, &[]);
+        let (chain, key) = (read(&pem.cert), read(&pem.key));
         objects.push(Object::Secret(Secret {
             name: format!("cert-{i}"),
             tls_certificate: Some(TlsCertificate {
@@ -373,23 +331,9 @@ fn the_oracle_agrees_with_envoy_on_https_and_passthrough() {
         ("pw", Some("*.w.example.com")),
         ("pd", None),
     ] {
-        let (.., cert, key) = certificate(openssl, &dir, &format!("backend-{name}"));
-        let port = free_port();
-        backends.push(Killed(
-            std::process::Command::new(openssl)
-                .args([
-                    "s_server",
-                    "-quiet",
-                    "-accept",
-                    &format!("127.0.0.1:{port}"),
-                ])
-                .args(["-cert", &cert, "-key", &key])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("openssl s_server starts"),
-        ));
+        let backend = TlsBackend::start(openssl, &ca.issue(&format!("backend-{name}"), &[]));
+        let port = backend.port;
+        backends.push(backend);
         objects.push(Object::Cluster(Cluster::new(name)));
         objects.push(Object::Endpoints(Endpoints {
             name: name.into(),

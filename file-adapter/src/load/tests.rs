@@ -121,6 +121,32 @@ fn duplicate_names_keep_the_first_in_path_order() {
 }
 
 #[test]
+fn a_file_larger_than_the_limit_is_an_error_naming_it_not_read_whole() {
+    let huge = "# padding\n".repeat(usize::try_from(MAX_FILE_BYTES).unwrap() / 10 + 1);
+    let (keys, diags) = check(&[
+        ("huge.yaml", &huge),
+        (
+            // A PEM path naming a device that never ends: read up to the limit, no further.
+            "endless.yaml",
+            "kind: Secret\nname: endless\ntls_certificate:\n  certificate_chain_file: /dev/zero\n  private_key: KEY\n",
+        ),
+        ("ok.yaml", "kind: Cluster\nname: web\n"),
+    ]);
+    assert_eq!(keys, ["Cluster/web"]);
+    assert_eq!(diags.len(), 2, "{diags:#?}");
+    assert!(
+        diags[0].contains("endless.yaml:4:3: Secret/endless: tls_certificate.certificate_chain_file: /dev/zero is larger than 16 MiB"),
+        "{}",
+        diags[0]
+    );
+    assert!(
+        diags[1].contains("huge.yaml is larger than 16 MiB"),
+        "{}",
+        diags[1]
+    );
+}
+
+#[test]
 fn secrets_read_pem_files_relative_to_their_document() {
     let dir = dir(&[
         (

@@ -16,36 +16,19 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use xdsc_test_support::{Envoy, ads_bootstrap, find_envoy, free_port, wait_for};
+use xdsc_test_support::{
+    Envoy, TestCa, TlsBackend, ads_bootstrap, find_envoy, find_openssl, free_port, wait_for,
+};
 
 use crate::serve_envoy::Served;
 use crate::support::{Dir, bin};
 
 const WAIT: Duration = Duration::from_secs(30);
 const GW: &str = "gateway.networking.k8s.io/v1";
-
-/// The `openssl` command, or `None` (a panic with `CI=true`) when it is missing.
-fn find_openssl() -> Option<&'static str> {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some("openssl");
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "the openssl command is missing (CI=true: TLS tests must run; apt-get install openssl)"
-    );
-    eprintln!("skipped: no openssl command");
-    None
-}
 
 /// Writes every manifest as one YAML file (JSON is YAML).
 fn write_manifests(dir: &Dir, name: &str, manifests: &[Value]) {
@@ -90,64 +73,6 @@ fn serve(tag: &str, dir: &Dir) -> Option<(Served, Envoy)> {
     Some((served, envoy))
 }
 
-/// A child process killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A self-signed certificate for `host` in `dir`: (certificate, key) paths.
-fn certificate(openssl: &str, dir: &Path, host: &str) -> (String, String) {
-    let (cert, key) = (
-        dir.join(format!("{host}.crt")),
-        dir.join(format!("{host}.key")),
-    );
-    let status = Command::new(openssl)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={host}")])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success(), "openssl made no certificate");
-    (cert.display().to_string(), key.display().to_string())
-}
-
-/// A TLS backend: `openssl s_server` with the certificate of `host` on a free port.
-fn tls_backend(openssl: &str, dir: &Path, host: &str) -> (Killed, u16) {
-    let (cert, key) = certificate(openssl, dir, host);
-    let port = free_port();
-    let child = Command::new(openssl)
-        .args([
-            "s_server",
-            "-quiet",
-            "-accept",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(["-cert", &cert, "-key", &key])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl s_server starts");
-    (Killed(child), port)
-}
-
 /// The subject of the certificate a TLS handshake with SNI `sni` through `port` presents
 /// (`None` when the handshake fails).
 fn handshake_subject(openssl: &str, port: u16, sni: &str) -> Option<String> {
@@ -171,8 +96,10 @@ fn tls_passthrough_reaches_the_backend_of_the_sni_name() {
     };
     let dir = Dir::with_files("gw-tls", &[]);
     let certs = Dir::with_files("gw-tls-certs", &[]);
-    let (_a, a_port) = tls_backend(openssl, certs.path(), "a.example.com");
-    let (_b, b_port) = tls_backend(openssl, certs.path(), "b.example.com");
+    let ca = TestCa::new(openssl, certs.path(), "backends-ca");
+    let a = TlsBackend::start(openssl, &ca.issue("a.example.com", &[]));
+    let b = TlsBackend::start(openssl, &ca.issue("b.example.com", &[]));
+    let (a_port, b_port) = (a.port, b.port);
     let listen = free_port();
     let route = |name: &str, host: &str| {
         json!({"apiVersion": GW, "kind": "TLSRoute", "metadata": {"name": name, "namespace": "default"},

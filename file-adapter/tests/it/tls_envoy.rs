@@ -18,7 +18,7 @@ use crate::serve_envoy::Served;
 use crate::support::{Dir, bin};
 use xdsc_test_support::{
     Backend, Envoy, Pem, TestCa, ads_bootstrap, find_envoy, find_openssl, free_port, http_get,
-    wait_for,
+    tls_handshake, wait_for,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -92,6 +92,22 @@ fn tls_flags(server: &Pem, client_ca: Option<&Pem>) -> Vec<String> {
     flags
 }
 
+/// An Envoy (its admin on a free port) reaching `served` as `node`, as [`bootstrap`] says.
+fn start_envoy(
+    envoy_bin: &Path,
+    node: &str,
+    served: &Served,
+    ca: Option<&Pem>,
+    client: Option<&Pem>,
+) -> Envoy {
+    let admin = free_port();
+    Envoy::start(
+        envoy_bin,
+        &bootstrap(node, served.xds_port, admin, ca, client),
+        admin,
+    )
+}
+
 fn connected(envoy: &Envoy) -> bool {
     envoy
         .admin("/stats?filter=control_plane.connected_state")
@@ -129,12 +145,7 @@ fn mutual_tls_serves_an_envoy_with_a_client_certificate_and_refuses_the_others()
     ];
     for (node, trust, cert) in refused {
         let before = served.metric(REFUSED).unwrap_or(0);
-        let admin = free_port();
-        let envoy = Envoy::start(
-            &envoy_bin,
-            &bootstrap(node, served.xds_port, admin, trust, cert),
-            admin,
-        );
+        let envoy = start_envoy(&envoy_bin, node, &served, trust, cert);
         let counted = wait_for(WAIT, || {
             (served.metric(REFUSED).unwrap_or(0) >= before + 2).then_some(())
         });
@@ -159,12 +170,7 @@ fn mutual_tls_serves_an_envoy_with_a_client_certificate_and_refuses_the_others()
     }
 
     // Served: the trusted client certificate connects, and traffic flows.
-    let admin = free_port();
-    let envoy = Envoy::start(
-        &envoy_bin,
-        &bootstrap("good", served.xds_port, admin, Some(&ca.pem), Some(&client)),
-        admin,
-    );
+    let envoy = start_envoy(&envoy_bin, "good", &served, Some(&ca.pem), Some(&client));
     let routed = wait_for(WAIT, || match http_get(listen, "shop.example.com", "/") {
         Some((200, body)) if body == "shop" => Some(()),
         _ => None,
@@ -190,12 +196,7 @@ fn tls_without_client_cas_serves_an_envoy_that_has_no_certificate() {
     let listen = free_port();
     let folder = site(listen, &backend);
     let served = Served::start(folder.path(), &tls_flags(&server, None));
-    let admin = free_port();
-    let envoy = Envoy::start(
-        &envoy_bin,
-        &bootstrap("tls-only", served.xds_port, admin, Some(&ca.pem), None),
-        admin,
-    );
+    let envoy = start_envoy(&envoy_bin, "tls-only", &served, Some(&ca.pem), None);
     let routed = wait_for(WAIT, || match http_get(listen, "shop.example.com", "/") {
         Some((200, body)) if body == "shop" => Some(()),
         _ => None,
@@ -206,6 +207,150 @@ fn tls_without_client_cas_serves_an_envoy_that_has_no_certificate() {
         served.log_text(),
         envoy.log_tail()
     );
+}
+
+/// What a new TLS client of `port` presenting `client` is shown (see [`tls_handshake`]).
+fn new_client_sees(openssl: &str, port: u16, ca: &Pem, client: &Pem) -> Result<String, String> {
+    tls_handshake(openssl, port, "xdsc.test", ca, Some(client))
+}
+
+/// Writes `from`'s bytes to `to` as a rotation does: a new file renamed over the old.
+fn install(from: &Path, to: &Path) {
+    let next = to.with_extension("next");
+    std::fs::copy(from, &next).expect("copy");
+    std::fs::rename(&next, to).expect("rename");
+}
+
+/// Envoy's count of connections to the xDS server.
+fn xds_connections(envoy: &Envoy) -> Option<String> {
+    envoy.admin("/stats?filter=cluster.xdsc.upstream_cx_total")
+}
+
+#[test]
+fn rotated_tls_files_serve_new_connections_while_open_streams_stay() {
+    let (Some(envoy_bin), Some(openssl)) = (find_envoy(), find_openssl()) else {
+        return;
+    };
+    let certs = Dir::new("tls-certs");
+    let ca = TestCa::new(openssl, certs.path(), "xdsc-ca");
+    let sans = ["DNS:xdsc.test", "IP:127.0.0.1"];
+    let first = ca.issue("xdsc-server-1", &sans);
+    let second = ca.issue("xdsc-server-2", &sans);
+    let client = ca.issue("envoy-good", &[]);
+    let next_ca = TestCa::new(openssl, certs.path(), "next-ca");
+    let next_client = next_ca.issue("envoy-next", &[]);
+    // The files the server reads, rotated under it.
+    let live = Pem {
+        cert: certs.join("live.crt"),
+        key: certs.join("live.key"),
+    };
+    let live_ca = certs.join("live-ca.crt");
+    install(&first.cert, &live.cert);
+    install(&first.key, &live.key);
+    install(&ca.pem.cert, &live_ca);
+
+    let backend = Backend::start("shop");
+    let listen = free_port();
+    let folder = site(listen, &backend);
+    let mut flags = tls_flags(&live, None);
+    flags.extend(["--xds-client-ca".to_owned(), live_ca.display().to_string()]);
+    flags.extend(["--xds-tls-reload-every".to_owned(), "100ms".to_owned()]);
+    let served = Served::start(folder.path(), &flags);
+    let envoy = start_envoy(&envoy_bin, "rotated", &served, Some(&ca.pem), Some(&client));
+    let routed = |host: &str| {
+        wait_for(WAIT, || match http_get(listen, host, "/") {
+            Some((200, body)) if body == "shop" => Some(()),
+            _ => None,
+        })
+    };
+    assert!(
+        routed("shop.example.com").is_some(),
+        "not served:\n{}\n{}",
+        served.log_text(),
+        envoy.log_tail()
+    );
+    let envoy_connections = xds_connections(&envoy);
+    let port = served.xds_port;
+    let sees = |cn: &str, who: &Pem| {
+        wait_for(WAIT, || {
+            new_client_sees(openssl, port, &ca.pem, who)
+                .ok()
+                .filter(|s| s.contains(&format!("CN={cn}")))
+        })
+    };
+    assert!(sees("xdsc-server-1", &client).is_some());
+    let reloads = |result: &str| {
+        served
+            .metric(&format!(
+                "xdsc_xds_tls_reloads_total{{result=\"{result}\"}}"
+            ))
+            .unwrap_or(0)
+    };
+
+    // A new certificate and key: new clients get it.
+    install(&second.cert, &live.cert);
+    install(&second.key, &live.key);
+    assert!(
+        sees("xdsc-server-2", &client).is_some(),
+        "a new client never saw the rotated certificate: {:?}\n{}",
+        new_client_sees(openssl, port, &ca.pem, &client),
+        served.log_text()
+    );
+    assert!(reloads("ok") >= 1);
+
+    // A key that is not the certificate's: the previous pair stays, said once in the log and
+    // counted.
+    install(&client.key, &live.key);
+    let refused = wait_for(WAIT, || (reloads("error") >= 1).then_some(()));
+    assert!(refused.is_some(), "{}", served.log_text());
+    let log = served.log_text();
+    assert!(
+        log.contains("keeping the previous certificate") && log.contains("live.key"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&client.key_text().lines().nth(1).expect("a key line")[..16]),
+        "the log quotes the key"
+    );
+    assert!(sees("xdsc-server-2", &client).is_some());
+    install(&second.key, &live.key);
+    let back = wait_for(WAIT, || (reloads("ok") >= 2).then_some(()));
+    assert!(back.is_some(), "{}", served.log_text());
+
+    // Another client CA: new clients need a certificate it signed; the open stream (its
+    // client certificate from the first CA) stays.
+    install(&next_ca.pem.cert, &live_ca);
+    assert!(
+        sees("xdsc-server-2", &next_client).is_some(),
+        "a client of the new CA was refused: {:?}\n{}",
+        new_client_sees(openssl, port, &ca.pem, &next_client),
+        served.log_text()
+    );
+    assert!(
+        new_client_sees(openssl, port, &ca.pem, &client).is_err(),
+        "a client of the old CA still connects"
+    );
+
+    // The Envoy connected before every rotation is still on its first connection, and
+    // still gets updates.
+    folder.write(
+        "more.yaml",
+        "kind: VirtualHost\nname: more\nlisteners: [http]\ndomains: [more.example.com]\n\
+         routes:\n  - name: all\n    forward: {backends: [{cluster: shop}], timeout: 5s}\n",
+    );
+    assert!(
+        routed("more.example.com").is_some(),
+        "the open stream missed an update:\n{}\n{}",
+        served.log_text(),
+        envoy.log_tail()
+    );
+    assert!(connected(&envoy));
+    assert_eq!(
+        xds_connections(&envoy),
+        envoy_connections,
+        "Envoy reconnected"
+    );
+    assert_eq!(reloads("error"), 1, "{}", served.log_text());
 }
 
 /// Strings that betray a private key: each base64 line of its PEM body, and (for keys given
@@ -377,18 +522,7 @@ fn no_output_of_a_run_with_tls_secrets_shows_a_private_key() {
         let mut flags = tls_flags(&server, Some(&ca.pem));
         flags.extend(["--log-format".to_owned(), format.to_owned()]);
         let served = Served::start(folder.path(), &flags);
-        let admin = free_port();
-        let envoy = Envoy::start(
-            &envoy_bin,
-            &bootstrap(
-                "secrets",
-                served.xds_port,
-                admin,
-                Some(&ca.pem),
-                Some(&client),
-            ),
-            admin,
-        );
+        let envoy = start_envoy(&envoy_bin, "secrets", &served, Some(&ca.pem), Some(&client));
         let synced = wait_for(WAIT, || {
             let clients = served.get("/debug/clients");
             clients.contains("\"type\": \"secrets\"").then_some(())

@@ -68,6 +68,13 @@ pub(crate) struct Counters {
     accepted: Counter,
     refused: Family<Reason, Counter>,
     closed: Family<Reason, Counter>,
+    tls_reloads: Family<Outcome, Counter>,
+}
+
+/// The label of a reload's outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    result: &'static str,
 }
 
 impl Default for Counters {
@@ -77,7 +84,11 @@ impl Default for Counters {
             accepted: Counter::default(),
             refused: Family::default(),
             closed: Family::default(),
+            tls_reloads: Family::default(),
         };
+        for result in ["ok", "error"] {
+            let _ = c.tls_reloads.get_or_create(&Outcome { result });
+        }
         // Every reason is shown from the start, at 0.
         for reason in ["total", "peer"] {
             let _ = c.refused.get_or_create(&Reason { reason });
@@ -94,6 +105,13 @@ impl Counters {
         if let Some((_, reason)) = CLOSED.iter().find(|(c, _)| *c == why) {
             self.closed.get_or_create(&Reason { reason }).inc();
         }
+    }
+
+    /// Counts a reload of changed TLS files: used (`ok`) or refused, the previous
+    /// configuration kept.
+    pub(crate) fn tls_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.tls_reloads.get_or_create(&Outcome { result }).inc();
     }
 
     fn refused(&self, reason: &'static str) {
@@ -121,6 +139,11 @@ impl Counters {
             "xdsc_xds_connections_closed",
             "xDS connections the server closed, by reason",
             self.closed.clone(),
+        );
+        registry.register(
+            "xdsc_xds_tls_reloads",
+            "Changes of the xDS TLS files read: ok (new connections get them) or error (the previous certificate kept)",
+            self.tls_reloads.clone(),
         );
     }
 }

@@ -177,6 +177,8 @@ async fn connections_beyond_the_limits_are_refused_with_a_log_line_and_a_metric(
     };
     let running = Running::with(snapshot(&["a"]), options).await;
     let mut honest = honest(running.port).await; // one connection from 127.0.0.1
+    warm_up(&running).await;
+    let mut figures = Figures::start("connections beyond the limits (4 per peer, 6 in all)");
     let mut kept = Vec::new();
     for _ in 0..3 {
         kept.push(running.raw_h2().await);
@@ -213,8 +215,9 @@ async fn connections_beyond_the_limits_are_refused_with_a_log_line_and_a_metric(
         "{logs}"
     );
     // The honest stream is unaffected.
-    let (c, last) = &mut honest;
-    honest_update(&running, c, last, 2000).await;
+    figures.updates(&running, &mut honest, 10).await;
+    drop((kept, refused, over));
+    figures.finish(&running).await;
 }
 
 #[tokio::test]
@@ -306,7 +309,11 @@ async fn a_subscription_to_100000_names_is_held_and_one_more_is_refused() {
 async fn bogus_nonces_are_ignored_and_an_unknown_type_or_a_new_node_ends_the_stream() {
     let _serial = crate::serial().await;
     let running = Running::with(snapshot(&["a"]), ConnectionOptions::default()).await;
-    let (mut c, mut last) = honest(running.port).await;
+    let mut honest = honest(running.port).await;
+    warm_up(&running).await;
+    let mut figures =
+        Figures::start("1,000 bogus nonces, then streams with an unknown type and a changed node");
+    let (c, last) = &mut honest;
     // 1,000 requests answering responses that were never sent: nothing is resent.
     for i in 0..1000 {
         c.tx.send(eds(&["a"], &last.version_info, &format!("bogus-{i}")))
@@ -316,7 +323,7 @@ async fn bogus_nonces_are_ignored_and_an_unknown_type_or_a_new_node_ends_the_str
     let quiet = tokio::time::timeout(Duration::from_millis(300), c.rx.message()).await;
     assert!(quiet.is_err(), "nothing for stale nonces: {quiet:?}");
     // The stream still works.
-    honest_update(&running, &mut c, &mut last, 3000).await;
+    honest_update(&running, c, last, 3000).await;
 
     let mut unknown = Sotw::open(running.port, eds(&["a"], "", "")).await;
     unknown.next().await;
@@ -348,6 +355,9 @@ async fn bogus_nonces_are_ignored_and_an_unknown_type_or_a_new_node_ends_the_str
     let status = ended(&mut moved.rx).await;
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("node changed"), "{status:?}");
+    figures.updates(&running, &mut honest, 10).await;
+    drop((unknown, moved));
+    figures.finish(&running).await;
 }
 
 #[tokio::test]
@@ -377,7 +387,10 @@ async fn oversized_and_malformed_messages_get_a_status_and_garbage_frames_a_clos
     publisher.publish("default", snapshot(&["a"]));
     let server = xdsc_server::XdsServer::new(publisher.clone()).with_max_message_bytes(1 << 20);
     let running = Running::start(publisher, server).await;
-    let (mut c, mut last) = honest(running.port).await;
+    let mut honest = honest(running.port).await;
+    warm_up(&running).await;
+    let mut figures =
+        Figures::start("a 2 MB request, an undecodable message, HTTP/1.1 and garbage frames");
 
     // 2 MB of names in one request, over the 1 MiB limit.
     let names: Vec<String> = (0..150_000).map(|i| format!("name-{i:08}")).collect();
@@ -411,7 +424,11 @@ async fn oversized_and_malformed_messages_get_a_status_and_garbage_frames_a_clos
     garbage.write_all(&[0xff; 256]).await.expect("write");
     assert!(closed_by_server(&mut garbage, STEP).await);
 
-    honest_update(&running, &mut c, &mut last, 4000).await;
+    drop(refs);
+    drop(names);
+    figures.updates(&running, &mut honest, 10).await;
+    drop((http1, garbage));
+    figures.finish(&running).await;
 }
 
 /// Opens an EDS stream whose one message is `bytes` as they are; returns how it ended.
