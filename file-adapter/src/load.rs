@@ -1269,14 +1269,7 @@ fn add_origin(object: &mut Object, at: &Location) {
         name: object.name().to_owned(),
         origin: Some(at.to_string()),
     };
-    let provenance = match object {
-        Object::Listener(o) => &mut o.provenance,
-        Object::VirtualHost(o) => &mut o.provenance,
-        Object::Cluster(o) => &mut o.provenance,
-        Object::Endpoints(o) => &mut o.provenance,
-        Object::Secret(o) => &mut o.provenance,
-    };
-    provenance.push(source);
+    object.provenance_mut().push(source);
 }
 
 fn native_object(
@@ -1293,7 +1286,17 @@ fn native_object(
             "a document must be a mapping with a `kind`".into(),
         )));
     };
-    let name = map.get("name").and_then(Value::as_str).map(str::to_owned);
+    // A raw Envoy resource (`kind: EnvoyCluster`, ...) is named by its own name field.
+    let name = map
+        .get("name")
+        .or_else(|| {
+            let r = map.get("resource")?;
+            r.get("name")
+                .or_else(|| r.get("cluster_name"))
+                .or_else(|| r.get("clusterName"))
+        })
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let kind_value = map.remove("kind");
     let kind = kind_value
         .as_ref()
@@ -1340,6 +1343,13 @@ fn native_object(
         Kind::Cluster => yaml::typed(value).map(Object::Cluster),
         Kind::Endpoints => yaml::typed(value).map(Object::Endpoints),
         Kind::Secret => yaml::typed(value).map(Object::Secret),
+        Kind::EnvoyCluster => yaml::typed(value).map(Object::EnvoyCluster),
+        Kind::EnvoyClusterLoadAssignment => {
+            yaml::typed(value).map(Object::EnvoyClusterLoadAssignment)
+        }
+        Kind::EnvoyListener => yaml::typed(value).map(Object::EnvoyListener),
+        Kind::EnvoyRouteConfiguration => yaml::typed(value).map(Object::EnvoyRouteConfiguration),
+        Kind::EnvoySecret => yaml::typed(value).map(Object::EnvoySecret),
     };
     object.map_err(|(p, m)| fail(p, m))
 }

@@ -26,9 +26,11 @@ pub fn document_schema() -> Value {
         obj.insert(
             "description".into(),
             Value::String(
-                "One model object (Listener, VirtualHost, Cluster, Endpoints or Secret), as \
-                 written in an xdsc-file YAML or JSON document. A Secret may give PEM material \
-                 inline or as file paths relative to the document's file."
+                "One model object (Listener, VirtualHost, Cluster, Endpoints or Secret, or a raw \
+                 Envoy resource: EnvoyCluster, EnvoyClusterLoadAssignment, EnvoyListener, \
+                 EnvoyRouteConfiguration or EnvoySecret with its Envoy JSON under `resource`), \
+                 as written in an xdsc-file YAML or JSON document. A Secret may give PEM \
+                 material inline or as file paths relative to the document's file."
                     .into(),
             ),
         );

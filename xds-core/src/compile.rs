@@ -16,6 +16,7 @@
 //! | listener `l` | Listener `l` | its certificate secrets, TCP route clusters, other listeners on its address |
 //! | routes `r` | every VirtualHost attached to `r` | the listeners naming route configuration `r` (by default, listener `r`), the clusters routes forward to, other hosts' domains on `r` |
 //! | secret `s` | Secret `s` | |
+//! | any type, name `n` | the raw resource of that type named `n`, unless a compiled object claims `n` | the secrets, clusters and route configurations it names over ADS |
 //!
 //! A route configuration is assembled from per-virtual-host encodings: changing one route
 //! re-encodes one virtual host and copies the others' bytes. An HTTP listener serves the route
@@ -38,6 +39,25 @@
 //! it; the other is reported and serves its remaining domains. Two listeners on one address
 //! and port: the one whose name sorts first is served, the other is reported and left out.
 //!
+//! # Raw Envoy resources
+//!
+//! A raw resource ([`model::Raw`], kinds `EnvoyCluster`, `EnvoyClusterLoadAssignment`,
+//! `EnvoyListener`, `EnvoyRouteConfiguration`, `EnvoySecret`) is decoded against the
+//! descriptor pool when it changes (unknown fields, an `Any` of an unknown type or that does
+//! not decode: an error at the field, and it is left out), re-encoded canonically and served
+//! under its own name, beside compiled resources of its type. A compiled object of the same
+//! type and name wins (for a route configuration: virtual hosts attached to it); the raw one is
+//! an error naming both. What it refers to over ADS is read and checked as compiled references
+//! are, with the same edges for incremental rebuilds: its SDS secrets must exist and hold the
+//! right kind (else it is left out); a cluster named by its routes or TCP proxies that does not
+//! exist is a warning and the resource is served as written (Envoy answers 503); an EDS
+//! cluster's load assignment (its service name, else its name) is a raw
+//! `ClusterLoadAssignment`, else the `Endpoints` object of that name, else empty; a raw
+//! listener's RDS route configuration is a raw one or the compiled one of that name (served
+//! empty, with a warning, when nothing provides it); a raw listener's address conflicts with
+//! other listeners' as compiled ones do. A raw route configuration is served whether or not a
+//! listener names it.
+//!
 //! # What is left out
 //!
 //! An object that fails validation produces no resource (for virtual hosts, a route that fails
@@ -58,10 +78,12 @@ use crate::diagnostic::Diags;
 use crate::model::{self, Change, Kind, Model, Object, ObjectKey};
 use crate::snapshot::{Resource, ResourceType, Snapshot};
 
+mod raw;
 mod translate;
 pub(crate) mod typed;
 pub(crate) mod validate;
 
+use raw::CheckedRaw;
 use translate::SecretState;
 use validate::CheckedVhost;
 
@@ -76,6 +98,8 @@ enum DiagKey {
     Piece(Arc<str>, Arc<str>),
     /// Assembling a listener's route configuration.
     Routes(Arc<str>),
+    /// Decoding and checking a raw Envoy resource.
+    Raw(ObjectKey),
 }
 
 type Names = OrdSet<Arc<str>>;
@@ -100,6 +124,12 @@ struct Index {
     domains: OrdMap<(Arc<str>, String), Names>,
     /// "address:port" -> listeners binding it (with valid address and port).
     addresses: Refs,
+    /// cluster -> raw route configurations whose routes name it.
+    cluster_routes: Refs,
+    /// EDS service name -> raw clusters fetching its load assignment over ADS.
+    eds_clusters: Refs,
+    /// route configuration -> raw listeners fetching it by RDS over ADS.
+    raw_route_listeners: Refs,
 }
 
 fn link(refs: &mut Refs, target: &str, from: &Arc<str>, add: bool) {
@@ -189,6 +219,7 @@ pub struct Compiled {
     snapshot: Snapshot,
     index: Index,
     vhosts: OrdMap<Arc<str>, Arc<CheckedVhost>>,
+    raws: OrdMap<ObjectKey, Arc<CheckedRaw>>,
     pieces: OrdMap<(Arc<str>, Arc<str>), Bytes>,
     diags: OrdMap<DiagKey, Arc<[Diagnostic]>>,
     stats: Stats,
@@ -221,12 +252,14 @@ impl Compiled {
     /// This is [`Compiled::apply`] of every object to an empty result, minus rebuilding the
     /// model map: the same indexing and rebuild code runs.
     pub fn new(model: &Model) -> Compiled {
-        let mut out = Compiled::default();
+        let mut out = Compiled {
+            model: model.clone(),
+            ..Compiled::default()
+        };
         let mut dirty = Dirty::default();
         for o in model.objects() {
             out.object_changed(&o.key(), None, Some(o), &mut dirty);
         }
-        out.model = model.clone();
         out.stats = Stats {
             objects_changed: model.len(),
             resources_built: 0,
@@ -333,6 +366,7 @@ impl Compiled {
         next.stats = Stats::default();
         let mut dirty = Dirty::default();
         let mut model_changes = Vec::new();
+        let mut changed = Vec::new();
         for (key, new) in batch {
             let old = self.model.get(&key).cloned();
             let same = match (&old, &new) {
@@ -343,17 +377,22 @@ impl Compiled {
             if same {
                 continue;
             }
-            next.object_changed(&key, old.as_deref(), new.as_deref(), &mut dirty);
-            model_changes.push(match new {
-                Some(o) => Change::Upsert(o),
-                None => Change::Delete(key),
+            model_changes.push(match &new {
+                Some(o) => Change::Upsert(o.clone()),
+                None => Change::Delete(key.clone()),
             });
+            changed.push((key, old, new));
         }
         if model_changes.is_empty() {
             return next;
         }
         next.stats.objects_changed = model_changes.len();
+        // The indexes are updated against the new model (a raw resource's standing depends on
+        // whether a compiled object has its name).
         next.model = next.model.apply(model_changes);
+        for (key, old, new) in changed {
+            next.object_changed(&key, old.as_deref(), new.as_deref(), &mut dirty);
+        }
         next.rebuild(dirty);
         next
     }
@@ -367,6 +406,10 @@ impl Compiled {
         dirty: &mut Dirty,
     ) {
         let name = &key.name;
+        if let Some(t) = key.kind.raw_type() {
+            self.raw_changed(key, t, new, dirty);
+            return;
+        }
         match key.kind {
             Kind::Secret => {
                 dirty.secrets.insert(name.clone());
@@ -385,6 +428,15 @@ impl Compiled {
                 dirty.clusters.insert(name.clone());
             }
             Kind::Listener => {
+                // A raw listener's address counts only while no compiled listener has its name.
+                let raw_address = self
+                    .raw(Kind::EnvoyListener, name)
+                    .and_then(|(_, r)| r.refs.address.clone());
+                if let Some(a) = &raw_address
+                    && old.is_none()
+                {
+                    self.link_address(a, name, false, dirty);
+                }
                 for (o, add) in [(old, false), (new, true)] {
                     let Some(Object::Listener(l)) = o else {
                         continue;
@@ -410,6 +462,11 @@ impl Compiled {
                     let rc: Arc<str> = Arc::from(l.route_config_name());
                     link(&mut self.index.route_listeners, &rc, name, add);
                     dirty.routes.insert(rc);
+                }
+                if let Some(a) = &raw_address
+                    && new.is_none()
+                {
+                    self.link_address(a, name, true, dirty);
                 }
                 dirty.listeners.insert(name.clone());
                 dirty.routes.insert(name.clone());
@@ -470,7 +527,181 @@ impl Compiled {
                     None => self.vhosts.remove(name),
                 };
             }
+            _ => {}
         }
+    }
+
+    /// Checks a changed raw resource, updates the indexes for what it refers to before and
+    /// after, and marks its slot and what depends on it.
+    fn raw_changed(
+        &mut self,
+        key: &ObjectKey,
+        t: ResourceType,
+        new: Option<&Object>,
+        dirty: &mut Dirty,
+    ) {
+        let name = &key.name;
+        let mut d = Diags::new(key.clone());
+        let checked_new = new.and_then(|o| raw::check_object(o, &mut d)).map(Arc::new);
+        self.set_diags(DiagKey::Raw(key.clone()), d.finish());
+        if new.is_none() {
+            self.set_diags(DiagKey::Object(key.clone()), Vec::new());
+        }
+        let checked_old = self.raws.get(key).cloned();
+        for (c, add) in [(checked_old, false), (checked_new.clone(), true)] {
+            let Some(c) = c else { continue };
+            let refs = &c.refs;
+            match t {
+                ResourceType::Cluster => {
+                    for (_, s, _) in &refs.secrets {
+                        link(&mut self.index.secret_clusters, s, name, add);
+                    }
+                    if let Some(e) = &refs.eds_service {
+                        link(&mut self.index.eds_clusters, e, name, add);
+                        dirty.endpoints.insert(Arc::from(e.as_str()));
+                    }
+                }
+                ResourceType::Listener => {
+                    let compiled = self
+                        .model
+                        .get(&ObjectKey::new(Kind::Listener, name.clone()));
+                    if let Some(addr) = &refs.address
+                        && compiled.is_none()
+                    {
+                        self.link_address(addr, name, add, dirty);
+                    }
+                    for (_, s, _) in &refs.secrets {
+                        link(&mut self.index.secret_listeners, s, name, add);
+                    }
+                    for (_, c) in &refs.clusters {
+                        link(&mut self.index.cluster_listeners, c, name, add);
+                    }
+                    for (_, rc) in &refs.route_configs {
+                        link(&mut self.index.raw_route_listeners, rc, name, add);
+                        dirty.routes.insert(Arc::from(rc.as_str()));
+                    }
+                }
+                ResourceType::Route => {
+                    for (_, c) in &refs.clusters {
+                        link(&mut self.index.cluster_routes, c, name, add);
+                    }
+                }
+                ResourceType::Endpoint | ResourceType::Secret => {}
+            }
+        }
+        match checked_new {
+            Some(c) => self.raws.insert(key.clone(), c),
+            None => self.raws.remove(key),
+        };
+        let slot = match t {
+            ResourceType::Cluster => &mut dirty.clusters,
+            ResourceType::Endpoint => &mut dirty.endpoints,
+            ResourceType::Listener => &mut dirty.listeners,
+            ResourceType::Route => &mut dirty.routes,
+            ResourceType::Secret => &mut dirty.secrets,
+        };
+        slot.insert(name.clone());
+    }
+
+    /// Adds or removes a listener binding an address; the listeners binding it before and
+    /// after may win or lose it.
+    fn link_address(&mut self, address: &str, name: &Arc<str>, add: bool, dirty: &mut Dirty) {
+        dirty
+            .listeners
+            .extend(get(&self.index.addresses, address).cloned());
+        link(&mut self.index.addresses, address, name, add);
+        dirty
+            .listeners
+            .extend(get(&self.index.addresses, address).cloned());
+    }
+
+    /// The key of the listener (compiled, else raw) of this name.
+    fn listener_key(&self, name: &Arc<str>) -> ObjectKey {
+        let key = ObjectKey::new(Kind::Listener, name.clone());
+        if self.model.get(&key).is_some() {
+            key
+        } else {
+            ObjectKey::new(Kind::EnvoyListener, name.clone())
+        }
+    }
+
+    /// The checked raw resource of this kind and name, if the model holds one.
+    fn raw(&self, kind: Kind, name: &Arc<str>) -> Option<(ObjectKey, Arc<CheckedRaw>)> {
+        let key = ObjectKey::new(kind, name.clone());
+        let c = self.raws.get(&key)?.clone();
+        Some((key, c))
+    }
+
+    /// A raw resource's slot taken by a compiled object of the same name: reported on the raw
+    /// object, which is left out.
+    fn raw_conflict(&mut self, raw: &ObjectKey, what: &str, winner: ObjectKey) {
+        let p = Problem::Conflict {
+            what: format!("{what} {:?}", raw.name),
+            winner,
+        };
+        let d = Diagnostic::new(raw.clone(), Severity::Error, "resource", p);
+        self.set_diags(DiagKey::Object(raw.clone()), vec![d]);
+    }
+
+    /// The body of a resource a compiled object (`compiled`: `Some` of what it compiled to,
+    /// when the model holds it) and a raw resource may both claim, and the key of the object
+    /// it is built from. The compiled object wins; the raw one is then reported.
+    fn compiled_or_raw(
+        &mut self,
+        key: &ObjectKey,
+        raw_kind: Kind,
+        what: &str,
+        compiled: Option<Option<Bytes>>,
+    ) -> (Option<Bytes>, ObjectKey) {
+        let raw = self.raw(raw_kind, &key.name);
+        match (compiled, raw) {
+            (Some(body), raw) => {
+                if let Some((r, _)) = raw {
+                    self.raw_conflict(&r, what, key.clone());
+                }
+                (body, key.clone())
+            }
+            (None, Some((r, c))) => (self.raw_body(&r, &c), r),
+            (None, None) => (None, key.clone()),
+        }
+    }
+
+    /// Builds a raw resource of a slot no compiled object claims: its canonical bytes if it
+    /// checked and its secrets exist (a missing one is an error and leaves it out), warning
+    /// about clusters it names that do not exist.
+    fn raw_body(&mut self, key: &ObjectKey, c: &CheckedRaw) -> Option<Bytes> {
+        let mut d = Diags::new(key.clone());
+        let mut ok = c.body.is_some();
+        for (at, s, holds) in &c.refs.secrets {
+            let state = self.secret_state(s);
+            if state == SecretState::Missing {
+                d.error(
+                    at,
+                    Problem::Dangling(ObjectKey::new(Kind::Secret, s.as_str())),
+                );
+                ok = false;
+            } else if state != *holds {
+                let (is, wanted) = match holds {
+                    SecretState::TlsCertificate => ("a validation context", "a certificate"),
+                    _ => ("a certificate", "a validation context"),
+                };
+                d.error(
+                    at,
+                    Problem::invalid(format!("secret {s:?} is {is}, not {wanted}")),
+                );
+                ok = false;
+            }
+        }
+        for (at, cl) in &c.refs.clusters {
+            if !self.has_cluster(cl) {
+                d.warn(
+                    at,
+                    Problem::Dangling(ObjectKey::new(Kind::Cluster, cl.as_str())),
+                );
+            }
+        }
+        self.set_diags(DiagKey::Object(key.clone()), d.finish());
+        if ok { c.body.clone() } else { None }
     }
 
     fn set_diags(&mut self, key: DiagKey, list: Vec<Diagnostic>) {
@@ -518,7 +749,11 @@ impl Compiled {
         {
             Some(Object::Secret(s)) if s.tls_certificate.is_some() => SecretState::TlsCertificate,
             Some(Object::Secret(_)) => SecretState::ValidationContext,
-            _ => SecretState::Missing,
+            _ => self
+                .raws
+                .get(&ObjectKey::new(Kind::EnvoySecret, name))
+                .and_then(|c| c.refs.secret)
+                .unwrap_or(SecretState::Missing),
         }
     }
 
@@ -526,6 +761,28 @@ impl Compiled {
         self.snapshot
             .resources(ResourceType::Cluster)
             .contains(name)
+    }
+
+    /// Whether the served resource of this type and name was built from an object of `kind`.
+    fn served_as(&self, t: ResourceType, name: &str, kind: Kind) -> bool {
+        self.snapshot
+            .get(t, name)
+            .is_some_and(|r| r.provenance().first().is_some_and(|k| k.kind == kind))
+    }
+
+    /// The served clusters whose endpoints are load assignment `name`: the compiled cluster of
+    /// that name, and raw EDS clusters naming it as their service.
+    fn endpoint_users(&self, name: &Arc<str>) -> Vec<ObjectKey> {
+        let mut out = Vec::new();
+        if self.served_as(ResourceType::Cluster, name, Kind::Cluster) {
+            out.push(ObjectKey::new(Kind::Cluster, name.clone()));
+        }
+        for c in get(&self.index.eds_clusters, name) {
+            if self.served_as(ResourceType::Cluster, c, Kind::EnvoyCluster) {
+                out.push(ObjectKey::new(Kind::EnvoyCluster, c.clone()));
+            }
+        }
+        out
     }
 
     fn rebuild(&mut self, mut dirty: Dirty) {
@@ -557,6 +814,16 @@ impl Compiled {
                 dirty
                     .listeners
                     .extend(get(&self.index.cluster_listeners, &c).cloned());
+                dirty
+                    .routes
+                    .extend(get(&self.index.cluster_routes, &c).cloned());
+            }
+            // Whether a raw cluster is served can change without the slot's presence changing
+            // (a compiled cluster of its name came or went).
+            if let Some((_, r)) = self.raw(Kind::EnvoyCluster, &c)
+                && let Some(e) = &r.refs.eds_service
+            {
+                dirty.endpoints.insert(Arc::from(e.as_str()));
             }
             dirty.endpoints.insert(c);
         }
@@ -578,6 +845,14 @@ impl Compiled {
                     dirty.routes.insert(Arc::from(x.route_config_name()));
                 }
             }
+            if let Some((_, r)) = self.raw(Kind::EnvoyListener, &l) {
+                dirty.routes.extend(
+                    r.refs
+                        .route_configs
+                        .iter()
+                        .map(|(_, rc)| Arc::from(rc.as_str())),
+                );
+            }
         }
         for l in std::mem::take(&mut dirty.routes) {
             self.build_routes(&l);
@@ -588,56 +863,90 @@ impl Compiled {
         self.stats.resources_built += 1;
         let key = ObjectKey::new(Kind::Secret, name.clone());
         let mut d = Diags::new(key.clone());
-        let body = match self.model.get(&key).map(|o| &**o) {
-            Some(Object::Secret(s)) => named(&s.name, &mut d)
-                .then(|| translate::secret(s, &mut d))
-                .flatten()
-                .map(|m| encode(&m)),
+        let compiled = match self.model.get(&key).map(|o| &**o) {
+            Some(Object::Secret(s)) => Some(
+                named(&s.name, &mut d)
+                    .then(|| translate::secret(s, &mut d))
+                    .flatten()
+                    .map(|m| encode(&m)),
+            ),
             _ => None,
         };
-        self.set_diags(DiagKey::Object(key.clone()), d.finish());
-        self.put(ResourceType::Secret, name, body, vec![key])
+        let (body, from) = self.compiled_or_raw(&key, Kind::EnvoySecret, "secret", compiled);
+        self.set_diags(DiagKey::Object(key), d.finish());
+        self.put(ResourceType::Secret, name, body, vec![from])
     }
 
     fn build_cluster(&mut self, name: &Arc<str>) -> bool {
         self.stats.resources_built += 1;
         let key = ObjectKey::new(Kind::Cluster, name.clone());
         let mut d = Diags::new(key.clone());
-        let body = match self.model.get(&key).map(|o| &**o) {
-            Some(Object::Cluster(c)) => named(&c.name, &mut d)
-                .then(|| translate::cluster(c, &|s| self.secret_state(s), &mut d))
-                .flatten()
-                .map(|m| encode(&m)),
+        let compiled = match self.model.get(&key).map(|o| &**o) {
+            Some(Object::Cluster(c)) => Some(
+                named(&c.name, &mut d)
+                    .then(|| translate::cluster(c, &|s| self.secret_state(s), &mut d))
+                    .flatten()
+                    .map(|m| encode(&m)),
+            ),
             _ => None,
         };
-        self.set_diags(DiagKey::Object(key.clone()), d.finish());
-        self.put(ResourceType::Cluster, name, body, vec![key])
+        let (body, from) = self.compiled_or_raw(&key, Kind::EnvoyCluster, "cluster", compiled);
+        self.set_diags(DiagKey::Object(key), d.finish());
+        self.put(ResourceType::Cluster, name, body, vec![from])
     }
 
     fn build_endpoints(&mut self, name: &Arc<str>) {
         self.stats.resources_built += 1;
         let key = ObjectKey::new(Kind::Endpoints, name.clone());
         let mut d = Diags::new(key.clone());
-        let object = match self.model.get(&key).map(|o| &**o) {
+        let model = self.model.get(&key).cloned();
+        let object = match model.as_deref() {
             Some(Object::Endpoints(e)) => Some(e),
             _ => None,
         };
-        let body = if self.has_cluster(name) {
-            let cla = translate::endpoints(name, object, &mut d);
-            Some(encode(&cla))
-        } else {
-            if object.is_some() {
-                d.warn(
-                    "name",
-                    Problem::Dangling(ObjectKey::new(Kind::Cluster, name.clone())),
-                );
-            }
-            None
-        };
-        let mut provenance = vec![ObjectKey::new(Kind::Cluster, name.clone())];
-        if object.is_some() {
-            provenance.push(key.clone());
+        let raw = self.raw(Kind::EnvoyClusterLoadAssignment, name);
+        let users = self.endpoint_users(name);
+        let dangling = Problem::Dangling(ObjectKey::new(Kind::Cluster, name.clone()));
+        let mut provenance = users.clone();
+        if provenance.is_empty() {
+            provenance.push(ObjectKey::new(Kind::Cluster, name.clone()));
         }
+        let body = match (&raw, object) {
+            // A raw load assignment no compiled Endpoints object claims, if it checked.
+            (Some((r, c)), None) => {
+                let mut rd = Diags::new(r.clone());
+                if users.is_empty() {
+                    rd.warn(("resource", "cluster_name"), dangling.clone());
+                }
+                self.set_diags(DiagKey::Object(r.clone()), rd.finish());
+                if c.body.is_some() {
+                    provenance.push(r.clone());
+                }
+                c.body.clone().filter(|_| !users.is_empty())
+            }
+            _ => {
+                if let Some((r, _)) = &raw {
+                    self.raw_conflict(r, "load assignment", key.clone());
+                }
+                None
+            }
+        };
+        let body = match body {
+            Some(b) => Some(b),
+            None if !users.is_empty() => {
+                let cla = translate::endpoints(name, object, &mut d);
+                if object.is_some() {
+                    provenance.push(key.clone());
+                }
+                Some(encode(&cla))
+            }
+            None => {
+                if object.is_some() {
+                    d.warn("name", dangling);
+                }
+                None
+            }
+        };
         self.set_diags(DiagKey::Object(key), d.finish());
         self.put(ResourceType::Endpoint, name, body, provenance);
     }
@@ -646,7 +955,49 @@ impl Compiled {
         self.stats.resources_built += 1;
         let key = ObjectKey::new(Kind::Listener, name.clone());
         let mut d = Diags::new(key.clone());
-        let body = match self.model.get(&key).map(|o| &**o) {
+        let raw = self.raw(Kind::EnvoyListener, name);
+        let model = self.model.get(&key).cloned();
+        let mut from = key.clone();
+        let body = match (model.as_deref(), raw) {
+            (Some(Object::Listener(_)), Some((r, _))) => {
+                self.raw_conflict(&r, "listener", key.clone());
+                None
+            }
+            (_, Some((r, c))) => {
+                let owner = c.refs.address.as_ref().and_then(|a| {
+                    self.index
+                        .addresses
+                        .get(a.as_str())
+                        .and_then(|s| s.iter().next().cloned())
+                        .filter(|o| o != name)
+                        .map(|o| (a.clone(), o))
+                });
+                from = r.clone();
+                let body = self.raw_body(&r, &c);
+                if let Some((addr, owner)) = owner {
+                    let mut rd = Diags::new(r.clone());
+                    rd.error(
+                        ("resource", "address"),
+                        Problem::Conflict {
+                            what: format!("address {addr}"),
+                            winner: self.listener_key(&owner),
+                        },
+                    );
+                    let mut list = self
+                        .diags
+                        .get(&DiagKey::Object(r.clone()))
+                        .map(|l| l.to_vec())
+                        .unwrap_or_default();
+                    list.extend(rd.finish());
+                    self.set_diags(DiagKey::Object(r.clone()), list);
+                    None
+                } else {
+                    body
+                }
+            }
+            _ => None,
+        };
+        let body = match model.as_deref() {
             Some(Object::Listener(l)) if named(&l.name, &mut d) => {
                 let owner = address_key(l)
                     .and_then(|a| {
@@ -663,10 +1014,10 @@ impl Compiled {
                 };
                 translate::listener(l, &ctx, &mut d).map(|m| encode(&m))
             }
-            _ => None,
+            _ => body,
         };
-        self.set_diags(DiagKey::Object(key.clone()), d.finish());
-        self.put(ResourceType::Listener, name, body, vec![key])
+        self.set_diags(DiagKey::Object(key), d.finish());
+        self.put(ResourceType::Listener, name, body, vec![from])
     }
 
     /// Encodes virtual host `v`'s part of listener `l`'s route configuration.
@@ -725,6 +1076,28 @@ impl Compiled {
     /// listener that is served names it.
     fn build_routes(&mut self, l: &Arc<str>) {
         self.stats.resources_built += 1;
+        // A raw route configuration of this name serves it, unless virtual hosts attach to it.
+        if let Some((r, c)) = self.raw(Kind::EnvoyRouteConfiguration, l) {
+            let first_vhost = get(&self.index.listener_vhosts, l).next().cloned();
+            match first_vhost {
+                Some(v) => {
+                    let winner = ObjectKey::new(Kind::VirtualHost, v);
+                    self.raw_conflict(&r, "route configuration", winner);
+                }
+                None => {
+                    let body = self.raw_body(&r, &c);
+                    if body.is_some() {
+                        self.set_diags(DiagKey::Routes(l.clone()), Vec::new());
+                        self.put(ResourceType::Route, l, body, vec![r]);
+                        return;
+                    }
+                }
+            }
+        }
+        let raw_users: Vec<Arc<str>> = get(&self.index.raw_route_listeners, l)
+            .filter(|n| self.served_as(ResourceType::Listener, n, Kind::EnvoyListener))
+            .cloned()
+            .collect();
         let users: Vec<&model::Listener> = get(&self.index.route_listeners, l)
             .filter_map(
                 |n| match self.model.get(&ObjectKey::new(Kind::Listener, n.clone())) {
@@ -744,9 +1117,10 @@ impl Compiled {
         };
         let http = users.iter().any(|x| is_http(x));
         let listeners = self.snapshot.resources(ResourceType::Listener);
-        let served = users
-            .iter()
-            .any(|x| is_http(x) && listeners.contains(x.name.as_str()));
+        let served = !raw_users.is_empty()
+            || users
+                .iter()
+                .any(|x| is_http(x) && listeners.contains(x.name.as_str()));
         // The listeners' part of the provenance; the default (one listener named `l`) reads
         // as before.
         let mut provenance: Vec<ObjectKey> = users
@@ -754,6 +1128,11 @@ impl Compiled {
             .filter(|x| is_http(x))
             .map(|x| ObjectKey::new(Kind::Listener, x.name.as_str()))
             .collect();
+        provenance.extend(
+            raw_users
+                .iter()
+                .map(|n| ObjectKey::new(Kind::EnvoyListener, n.clone())),
+        );
         if provenance.is_empty() {
             provenance.push(ObjectKey::new(Kind::Listener, l.clone()));
         }
@@ -769,6 +1148,25 @@ impl Compiled {
         };
         let mut diags = Vec::new();
         let mut body = None;
+        if get(&self.index.listener_vhosts, l).next().is_none() {
+            // A raw listener naming a route configuration nothing provides is served an
+            // empty one (every request answers 404), and told.
+            let missing =
+                Problem::Dangling(ObjectKey::new(Kind::EnvoyRouteConfiguration, l.clone()));
+            for n in &raw_users {
+                if let Some((_, c)) = self.raw(Kind::EnvoyListener, n) {
+                    for (at, _) in c.refs.route_configs.iter().filter(|(_, rc)| **rc == **l) {
+                        let key = ObjectKey::new(Kind::EnvoyListener, n.clone());
+                        diags.push(Diagnostic::new(
+                            key,
+                            Severity::Warning,
+                            at.clone(),
+                            missing.clone(),
+                        ));
+                    }
+                }
+            }
+        }
         if served {
             // RouteConfiguration: field 1 name, field 2 repeated VirtualHost, in field order:
             // exactly what prost emits for the same message.

@@ -13,6 +13,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config as envoy;
 use imbl::OrdMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ mod cluster;
 mod endpoints;
 mod extension;
 mod listener;
+mod raw;
 mod secret;
 mod shared;
 mod virtual_host;
@@ -29,6 +31,7 @@ pub use cluster::*;
 pub use endpoints::*;
 pub use extension::{NamedExtension, TypedConfig, TypedConfigs};
 pub use listener::*;
+pub use raw::{Raw, RawBody, RawMessage};
 pub use secret::*;
 pub use shared::{Backend, Duration, ParseDurationError, Source};
 pub use virtual_host::*;
@@ -46,17 +49,52 @@ pub enum Kind {
     Endpoints,
     /// A [`Secret`]: a TLS certificate or a validation context.
     Secret,
+    /// A raw Envoy `Cluster` ([`Raw`]).
+    EnvoyCluster,
+    /// A raw Envoy `ClusterLoadAssignment` ([`Raw`]).
+    EnvoyClusterLoadAssignment,
+    /// A raw Envoy `Listener` ([`Raw`]).
+    EnvoyListener,
+    /// A raw Envoy `RouteConfiguration` ([`Raw`]).
+    EnvoyRouteConfiguration,
+    /// A raw Envoy `Secret` ([`Raw`]).
+    EnvoySecret,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Listener,
         Kind::VirtualHost,
         Kind::Cluster,
         Kind::Endpoints,
         Kind::Secret,
+        Kind::EnvoyCluster,
+        Kind::EnvoyClusterLoadAssignment,
+        Kind::EnvoyListener,
+        Kind::EnvoyRouteConfiguration,
+        Kind::EnvoySecret,
     ];
+
+    /// The snapshot type of a raw Envoy resource kind; `None` for the compiled kinds.
+    ///
+    /// ```
+    /// use xdsc_core::model::Kind;
+    /// use xdsc_core::snapshot::ResourceType;
+    /// assert_eq!(Kind::EnvoyListener.raw_type(), Some(ResourceType::Listener));
+    /// assert_eq!(Kind::Listener.raw_type(), None);
+    /// ```
+    pub const fn raw_type(self) -> Option<crate::snapshot::ResourceType> {
+        use crate::snapshot::ResourceType as T;
+        match self {
+            Kind::EnvoyCluster => Some(T::Cluster),
+            Kind::EnvoyClusterLoadAssignment => Some(T::Endpoint),
+            Kind::EnvoyListener => Some(T::Listener),
+            Kind::EnvoyRouteConfiguration => Some(T::Route),
+            Kind::EnvoySecret => Some(T::Secret),
+            _ => None,
+        }
+    }
 
     /// The kind's name as written in documents (`kind: VirtualHost`).
     ///
@@ -70,6 +108,11 @@ impl Kind {
             Kind::Cluster => "Cluster",
             Kind::Endpoints => "Endpoints",
             Kind::Secret => "Secret",
+            Kind::EnvoyCluster => "EnvoyCluster",
+            Kind::EnvoyClusterLoadAssignment => "EnvoyClusterLoadAssignment",
+            Kind::EnvoyListener => "EnvoyListener",
+            Kind::EnvoyRouteConfiguration => "EnvoyRouteConfiguration",
+            Kind::EnvoySecret => "EnvoySecret",
         }
     }
 }
@@ -129,6 +172,34 @@ pub enum Object {
     Endpoints(Endpoints),
     /// A TLS secret.
     Secret(Secret),
+    /// A raw Envoy cluster.
+    EnvoyCluster(Raw<envoy::cluster::v3::Cluster>),
+    /// A raw Envoy load assignment (the endpoints of an EDS cluster).
+    EnvoyClusterLoadAssignment(Raw<envoy::endpoint::v3::ClusterLoadAssignment>),
+    /// A raw Envoy listener.
+    EnvoyListener(Raw<envoy::listener::v3::Listener>),
+    /// A raw Envoy route configuration.
+    EnvoyRouteConfiguration(Raw<envoy::route::v3::RouteConfiguration>),
+    /// A raw Envoy SDS secret.
+    EnvoySecret(Raw<envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret>),
+}
+
+/// Every arm of a match on an [`Object`], the same expression on each object.
+macro_rules! each_object {
+    ($o:expr, $x:ident => $e:expr) => {
+        match $o {
+            Object::Listener($x) => $e,
+            Object::VirtualHost($x) => $e,
+            Object::Cluster($x) => $e,
+            Object::Endpoints($x) => $e,
+            Object::Secret($x) => $e,
+            Object::EnvoyCluster($x) => $e,
+            Object::EnvoyClusterLoadAssignment($x) => $e,
+            Object::EnvoyListener($x) => $e,
+            Object::EnvoyRouteConfiguration($x) => $e,
+            Object::EnvoySecret($x) => $e,
+        }
+    };
 }
 
 impl Object {
@@ -140,10 +211,15 @@ impl Object {
             Object::Cluster(_) => Kind::Cluster,
             Object::Endpoints(_) => Kind::Endpoints,
             Object::Secret(_) => Kind::Secret,
+            Object::EnvoyCluster(_) => Kind::EnvoyCluster,
+            Object::EnvoyClusterLoadAssignment(_) => Kind::EnvoyClusterLoadAssignment,
+            Object::EnvoyListener(_) => Kind::EnvoyListener,
+            Object::EnvoyRouteConfiguration(_) => Kind::EnvoyRouteConfiguration,
+            Object::EnvoySecret(_) => Kind::EnvoySecret,
         }
     }
 
-    /// The object's name.
+    /// The object's name (a raw resource's own name field).
     pub fn name(&self) -> &str {
         match self {
             Object::Listener(o) => &o.name,
@@ -151,6 +227,11 @@ impl Object {
             Object::Cluster(o) => &o.name,
             Object::Endpoints(o) => &o.name,
             Object::Secret(o) => &o.name,
+            Object::EnvoyCluster(o) => o.name(),
+            Object::EnvoyClusterLoadAssignment(o) => o.name(),
+            Object::EnvoyListener(o) => o.name(),
+            Object::EnvoyRouteConfiguration(o) => o.name(),
+            Object::EnvoySecret(o) => o.name(),
         }
     }
 
@@ -162,13 +243,12 @@ impl Object {
     /// Where the object came from, as its source set it. Empty for objects written directly
     /// in the model.
     pub fn provenance(&self) -> &[Source] {
-        match self {
-            Object::Listener(o) => &o.provenance,
-            Object::VirtualHost(o) => &o.provenance,
-            Object::Cluster(o) => &o.provenance,
-            Object::Endpoints(o) => &o.provenance,
-            Object::Secret(o) => &o.provenance,
-        }
+        each_object!(self, o => &o.provenance)
+    }
+
+    /// The object's provenance, for a source to add to it.
+    pub fn provenance_mut(&mut self) -> &mut Vec<Source> {
+        each_object!(self, o => &mut o.provenance)
     }
 }
 
@@ -182,6 +262,23 @@ macro_rules! object_from {
     )*};
 }
 object_from!(Listener, VirtualHost, Cluster, Endpoints, Secret);
+
+macro_rules! raw_from {
+    ($($t:ty => $v:ident),*) => {$(
+        impl From<Raw<$t>> for Object {
+            fn from(o: Raw<$t>) -> Object {
+                Object::$v(o)
+            }
+        }
+    )*};
+}
+raw_from!(
+    envoy::cluster::v3::Cluster => EnvoyCluster,
+    envoy::endpoint::v3::ClusterLoadAssignment => EnvoyClusterLoadAssignment,
+    envoy::listener::v3::Listener => EnvoyListener,
+    envoy::route::v3::RouteConfiguration => EnvoyRouteConfiguration,
+    envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret => EnvoySecret
+);
 
 /// The JSON Schema of one model document (an [`Object`] with its `kind`), for editors and CI
 /// pipelines. The same schema is committed as `xds-core/schema/object.schema.json`.

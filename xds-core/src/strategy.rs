@@ -605,6 +605,196 @@ pub fn objects() -> impl Strategy<Value = Vec<Object>> {
     vec(object(), 0..24)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Raw Envoy resources
+
+/// Raw Envoy JSON decoded through the descriptor pool into the prost message, so that a raw
+/// object is sometimes given as a prost message (its maps in `HashMap` order) and sometimes as
+/// Envoy JSON.
+fn raw_object_of<M: RawMessage>(json: serde_json::Value, as_message: bool) -> Raw<M> {
+    if as_message {
+        let desc = crate::descriptors::pool()
+            .get_message_by_name(&M::full_name())
+            .expect("resource types are in the pool");
+        let dynamic = prost_reflect::DynamicMessage::deserialize(desc, json)
+            .expect("generated Envoy JSON fits the message");
+        let m = M::decode(prost::Message::encode_to_vec(&dynamic).as_slice())
+            .expect("re-encoded message decodes");
+        Raw::from_message(&m)
+    } else {
+        Raw::from_json(json).expect("generated Envoy JSON is named")
+    }
+}
+
+const RAW_CLUSTERS: &[&str] = &["c0", "c1", "raw-a", "raw-b"];
+const RAW_SERVICES: &[&str] = &["", "raw-svc", "c0"];
+const RAW_ROUTE_CONFIGS: &[&str] = &["http", "shared", "raw-rc"];
+
+fn ads_json() -> serde_json::Value {
+    serde_json::json!({"ads": {}, "resource_api_version": "V3"})
+}
+
+/// A raw Envoy `Cluster`: EDS over ADS (sometimes with a service name of its own) or static,
+/// with metadata in two maps (the canonical-encoding trap) and sometimes upstream TLS
+/// validated with an SDS secret.
+pub fn raw_cluster()
+-> impl Strategy<Value = Raw<envoy_types::pb::envoy::config::cluster::v3::Cluster>> {
+    (names(RAW_CLUSTERS), any::<bool>(), names(RAW_SERVICES), option::of(names(SECRETS)), any::<bool>())
+        .prop_map(|(name, eds, service, ca, as_message)| {
+            let mut c = serde_json::json!({
+                "name": name, "connect_timeout": "1s",
+                "metadata": {"filter_metadata": {
+                    "b.filter": {"z": 1, "y": "two"},
+                    "a.filter": {"k": true, "j": [1, 2]}
+                }}
+            });
+            if eds {
+                c["type"] = "EDS".into();
+                c["eds_cluster_config"] = serde_json::json!({"eds_config": ads_json(), "service_name": service});
+            } else {
+                c["type"] = "STATIC".into();
+                c["load_assignment"] = serde_json::json!({"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                    {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 18081}}}}
+                ]}]});
+            }
+            if let Some(ca) = ca {
+                c["transport_socket"] = serde_json::json!({"name": "envoy.transport_sockets.tls", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                    "common_tls_context": {"validation_context_sds_secret_config": {"name": ca, "sds_config": ads_json()}}
+                }});
+            }
+            raw_object_of(c, as_message)
+        })
+}
+
+/// A raw Envoy `ClusterLoadAssignment` for a compiled or raw cluster's name or a service name.
+pub fn raw_load_assignment()
+-> impl Strategy<Value = Raw<envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment>> {
+    (names(&["c0", "c2", "raw-a", "raw-svc"]), vec(1u16..4, 1..3), any::<bool>()).prop_map(
+        |(name, hosts, as_message)| {
+            let lb: Vec<_> = hosts
+                .iter()
+                .map(|h| serde_json::json!({"endpoint": {"address": {"socket_address": {"address": format!("127.0.0.{h}"), "port_value": 18081}}}}))
+                .collect();
+            raw_object_of(serde_json::json!({"cluster_name": name, "endpoints": [{"lb_endpoints": lb}]}), as_message)
+        },
+    )
+}
+
+/// A raw Envoy `Listener` on the compiled listeners' ports: an HTTP connection manager
+/// fetching a route configuration by RDS, or a TCP proxy; sometimes TLS with an SDS
+/// certificate.
+pub fn raw_listener()
+-> impl Strategy<Value = Raw<envoy_types::pb::envoy::config::listener::v3::Listener>> {
+    (
+        names(&["http", "tcp", "raw-l", "raw-m"]),
+        select(&[18080u16, 18443, 18500, 18501][..]),
+        any::<bool>(),
+        names(RAW_ROUTE_CONFIGS),
+        names(CLUSTERS),
+        option::of(names(SECRETS)),
+        any::<bool>(),
+    )
+        .prop_map(|(name, port, http, rc, cluster, cert, as_message)| {
+            let filter = if http {
+                serde_json::json!({"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": name,
+                    "rds": {"route_config_name": rc, "config_source": ads_json()},
+                    "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]
+                }})
+            } else {
+                serde_json::json!({"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                    "stat_prefix": name, "cluster": cluster
+                }})
+            };
+            let mut chain = serde_json::json!({"filters": [filter]});
+            if let Some(cert) = cert {
+                chain["transport_socket"] = serde_json::json!({"name": "envoy.transport_sockets.tls", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                    "common_tls_context": {"tls_certificate_sds_secret_configs": [{"name": cert, "sds_config": ads_json()}]}
+                }});
+            }
+            raw_object_of(serde_json::json!({
+                "name": name,
+                "address": {"socket_address": {"address": "0.0.0.0", "port_value": port}},
+                "filter_chains": [chain]
+            }), as_message)
+        })
+}
+
+/// A raw Envoy `RouteConfiguration` forwarding to compiled or raw clusters.
+pub fn raw_route_configuration()
+-> impl Strategy<Value = Raw<envoy_types::pb::envoy::config::route::v3::RouteConfiguration>> {
+    (names(RAW_ROUTE_CONFIGS), vec(names(&["c0", "c1", "raw-a", "missing"]), 1..3), any::<bool>()).prop_map(
+        |(name, clusters, as_message)| {
+            let routes: Vec<_> = clusters
+                .iter()
+                .enumerate()
+                .map(|(i, c)| serde_json::json!({"name": format!("r{i}"), "match": {"prefix": format!("/{i}")}, "route": {"cluster": c}}))
+                .collect();
+            raw_object_of(serde_json::json!({
+                "name": name,
+                "virtual_hosts": [{"name": "raw", "domains": ["raw.example"], "routes": routes}]
+            }), as_message)
+        },
+    )
+}
+
+/// A raw Envoy `Secret`: the test certificate, or a validation context for `ca`.
+pub fn raw_secret()
+-> impl Strategy<Value = Raw<envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret>>
+{
+    (names(SECRETS), any::<bool>()).prop_map(|(name, as_message)| {
+        let s = if name == "ca" {
+            serde_json::json!({"name": name, "validation_context": {"trusted_ca": {"inline_string": TEST_CERT}}})
+        } else {
+            serde_json::json!({"name": name, "tls_certificate": {
+                "certificate_chain": {"inline_string": TEST_CERT}, "private_key": {"inline_string": TEST_KEY}}})
+        };
+        raw_object_of(s, as_message)
+    })
+}
+
+/// A raw Envoy resource of any of the five types, over names that collide with compiled
+/// objects' (a conflict), refer to them, or are their own.
+pub fn raw_object() -> impl Strategy<Value = Object> {
+    prop_oneof![
+        2 => raw_cluster().prop_map(Object::from),
+        1 => raw_load_assignment().prop_map(Object::from),
+        2 => raw_listener().prop_map(Object::from),
+        1 => raw_route_configuration().prop_map(Object::from),
+        1 => raw_secret().prop_map(Object::from),
+    ]
+}
+
+/// Model objects and raw resources mixed.
+pub fn objects_with_raw() -> impl Strategy<Value = Vec<Object>> {
+    vec(prop_oneof![3 => object(), 1 => raw_object()], 0..24)
+}
+
+/// A model with raw resources.
+pub fn model_with_raw() -> impl Strategy<Value = Model> {
+    objects_with_raw().prop_map(Model::from_objects)
+}
+
+/// A change of a model with raw resources.
+pub fn change_with_raw() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        3 => change(),
+        1 => raw_object().prop_map(|o| Change::Upsert(Arc::new(o))),
+        1 => (select(&Kind::ALL[5..]), select(&["http", "c0", "raw-a", "raw-l", "raw-rc", "cert-a"][..]))
+            .prop_map(|(k, n)| Change::Delete(ObjectKey::new(k, n))),
+    ]
+}
+
+/// A sequence of batches of changes, raw resources among them.
+pub fn change_batches_with_raw() -> impl Strategy<Value = Vec<Vec<Change>>> {
+    vec(vec(change_with_raw(), 1..6), 1..8)
+}
+
 /// A model.
 pub fn model() -> impl Strategy<Value = Model> {
     objects().prop_map(Model::from_objects)

@@ -1,5 +1,6 @@
-//! Real Envoy: every example model and a bounded number of generated models, compiled and
-//! rendered as a static bootstrap, must pass `envoy --mode validate`.
+//! Real Envoy: every example model and a bounded number of generated models (some with raw
+//! Envoy resources), compiled and rendered as a static bootstrap, must pass
+//! `envoy --mode validate`.
 //!
 //! The Envoy binary comes from `XDSC_ENVOY` (set by `scripts/test.sh`) or the virtualenv that
 //! `scripts/install-envoy.sh` makes (`xdsc_test_support::find_envoy`). Without it the tests
@@ -73,12 +74,15 @@ fn generated_models_are_accepted_by_envoy() {
         Config::default(),
         TestRng::from_seed(RngAlgorithm::ChaCha, &[42; 32]),
     );
+    // A third of them with raw Envoy resources beside the compiled ones.
     let models: Vec<Model> = (0..GENERATED_MODELS)
-        .map(|_| {
-            xdsc_core::strategy::model()
-                .new_tree(&mut runner)
-                .expect("generates")
-                .current()
+        .map(|i| {
+            let strategy = if i % 3 == 2 {
+                xdsc_core::strategy::model_with_raw().boxed()
+            } else {
+                xdsc_core::strategy::model().boxed()
+            };
+            strategy.new_tree(&mut runner).expect("generates").current()
         })
         .collect();
     // Two Envoy processes at a time: the machine has two cores.

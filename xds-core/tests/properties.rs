@@ -58,7 +58,7 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn deterministic_under_permuted_input(objects in strategy::objects(), seed in any::<u64>()) {
+    fn deterministic_under_permuted_input(objects in strategy::objects_with_raw(), seed in any::<u64>()) {
         let objects = dedup(objects);
         let mut shuffled = objects.clone();
         // A seeded Fisher-Yates shuffle.
@@ -83,7 +83,7 @@ proptest! {
     }
 
     #[test]
-    fn incremental_equals_full(initial in strategy::objects(), batches in strategy::change_batches()) {
+    fn incremental_equals_full(initial in strategy::objects_with_raw(), batches in strategy::change_batches_with_raw()) {
         let mut inc = Compiled::new(&Model::from_objects(initial));
         for batch in batches {
             let before = inc.clone();
@@ -105,13 +105,30 @@ proptest! {
     }
 
     #[test]
-    fn snapshots_are_consistent(model in strategy::model()) {
+    fn snapshots_are_consistent(model in strategy::model_with_raw()) {
         let out = Compiled::new(&model);
         check_consistent(out.snapshot())?;
+        check_raw_references_reported(&out)?;
+    }
+
+    /// A change nothing raw depends on (the endpoints of a compiled cluster) leaves every
+    /// resource built from a raw object as it was: same allocation, same version.
+    #[test]
+    fn raw_resources_are_quiet_under_unrelated_changes(model in strategy::model_with_raw(), port in 1u16..100) {
+        let a = Compiled::new(&model);
+        let eps = xdsc_core::model::Endpoints::new("c1", [xdsc_core::model::Endpoint::new("10.1.0.1", port)]);
+        let b = a.apply([Change::upsert(eps)]);
+        for r in a.snapshot().iter() {
+            let raw = r.provenance().iter().all(|k| k.kind.raw_type().is_some());
+            if raw && r.resource_type() != ResourceType::Endpoint {
+                let after = b.snapshot().get(r.resource_type(), r.name());
+                prop_assert!(after.is_some_and(|x| Arc::ptr_eq(x, r)), "{} {} changed", r.resource_type(), r.name());
+            }
+        }
     }
 
     #[test]
-    fn no_op_changes_are_quiet(model in strategy::model()) {
+    fn no_op_changes_are_quiet(model in strategy::model_with_raw()) {
         let a = Compiled::new(&model);
         // Re-upserting equal (not identical) objects changes nothing at all.
         let same: Vec<Change> = model.objects().map(|o| Change::Upsert(Arc::new((**o).clone()))).collect();
@@ -168,13 +185,17 @@ fn check_consistent(s: &Snapshot) -> Result<(), TestCaseError> {
     let clusters = s.resources(ResourceType::Cluster);
     let has_cluster = |n: &str| clusters.contains(n);
     let has_secret = |n: &str| s.resources(ResourceType::Secret).contains(n);
+    let mut eds_services = std::collections::BTreeSet::new();
     for c in clusters.iter() {
-        prop_assert!(
-            s.resources(ResourceType::Endpoint).contains(c.name()),
-            "no endpoints for {}",
-            c.name()
-        );
         let c = ecluster::Cluster::decode(c.body().clone()).unwrap();
+        if let Some(service) = eds_service(&c) {
+            prop_assert!(
+                s.resources(ResourceType::Endpoint).contains(&service),
+                "no endpoints for {} (EDS {service})",
+                c.name
+            );
+            eds_services.insert(service);
+        }
         if let Some(ctx) = socket::<tls::UpstreamTlsContext>(&c.transport_socket)
             && let Some(
                 tls::common_tls_context::ValidationContextType::ValidationContextSdsSecretConfig(
@@ -189,7 +210,7 @@ fn check_consistent(s: &Snapshot) -> Result<(), TestCaseError> {
     }
     for e in s.resources(ResourceType::Endpoint).iter() {
         prop_assert!(
-            has_cluster(e.name()),
+            eds_services.contains(e.name()),
             "endpoints without cluster {}",
             e.name()
         );
@@ -209,6 +230,10 @@ fn check_consistent(s: &Snapshot) -> Result<(), TestCaseError> {
         }
     }
     for r in s.resources(ResourceType::Route).iter() {
+        // A raw route configuration is served as written (see check_raw_references_reported).
+        if is_raw(r) {
+            continue;
+        }
         prop_assert!(
             served_routes.contains(r.name()),
             "route configuration {} served by no listener",
@@ -270,7 +295,7 @@ fn check_consistent(s: &Snapshot) -> Result<(), TestCaseError> {
                                 .contains(&rds.route_config_name)
                         );
                     }
-                } else if f.name == "envoy.filters.network.tcp_proxy" {
+                } else if f.name == "envoy.filters.network.tcp_proxy" && !is_raw(l) {
                     let p: tcp::TcpProxy = any_of(a);
                     match p.cluster_specifier {
                         Some(tcp::tcp_proxy::ClusterSpecifier::Cluster(c)) => {
@@ -290,6 +315,85 @@ fn check_consistent(s: &Snapshot) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+fn is_raw(r: &xdsc_core::snapshot::Resource) -> bool {
+    r.provenance().iter().any(|k| k.kind.raw_type().is_some())
+}
+
+/// The load assignment an EDS cluster fetches, `None` for other clusters.
+fn eds_service(c: &ecluster::Cluster) -> Option<String> {
+    use ecluster::cluster::{ClusterDiscoveryType, DiscoveryType};
+    if c.cluster_discovery_type != Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)) {
+        return None;
+    }
+    let service = c
+        .eds_cluster_config
+        .as_ref()
+        .map(|e| e.service_name.clone())
+        .unwrap_or_default();
+    Some(if service.is_empty() {
+        c.name.clone()
+    } else {
+        service
+    })
+}
+
+/// Raw resources are served as written: every cluster a raw route configuration or a raw
+/// listener's TCP proxy names that does not exist has a warning naming the object and it.
+fn check_raw_references_reported(c: &Compiled) -> Result<(), TestCaseError> {
+    use xdsc_core::diagnostic::{Problem, Severity};
+    let s = c.snapshot();
+    let diags = c.diagnostics();
+    let reported = |key: &ObjectKey, cluster: &str| {
+        diags.iter().any(|d| {
+            d.object.model() == Some(key)
+                && d.severity == Severity::Warning
+                && d.problem == Problem::Dangling(ObjectKey::new(Kind::Cluster, cluster))
+        })
+    };
+    for r in s
+        .resources(ResourceType::Route)
+        .iter()
+        .filter(|r| is_raw(r))
+    {
+        let rc = eroute::RouteConfiguration::decode(r.body().clone()).unwrap();
+        for route in rc.virtual_hosts.iter().flat_map(|v| &v.routes) {
+            if let Some(eroute::route::Action::Route(a)) = &route.action
+                && let Some(eroute::route_action::ClusterSpecifier::Cluster(cl)) =
+                    &a.cluster_specifier
+                && !s.resources(ResourceType::Cluster).contains(cl)
+            {
+                prop_assert!(
+                    reported(&r.provenance()[0], cl),
+                    "{} names missing {cl} unreported",
+                    r.name()
+                );
+            }
+        }
+    }
+    for l in s
+        .resources(ResourceType::Listener)
+        .iter()
+        .filter(|r| is_raw(r))
+    {
+        let listener = elistener::Listener::decode(l.body().clone()).unwrap();
+        for f in listener.filter_chains.iter().flat_map(|c| &c.filters) {
+            if let Some(elistener::filter::ConfigType::TypedConfig(a)) = &f.config_type
+                && f.name == "envoy.filters.network.tcp_proxy"
+                && let Some(tcp::tcp_proxy::ClusterSpecifier::Cluster(cl)) =
+                    any_of::<tcp::TcpProxy>(a).cluster_specifier
+                && !s.resources(ResourceType::Cluster).contains(&cl)
+            {
+                prop_assert!(
+                    reported(&l.provenance()[0], &cl),
+                    "{} names missing {cl} unreported",
+                    l.name()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Compiles a fixed, seeded set of generated models and prints their fingerprints.
 fn seeded_fingerprints() -> String {
     let mut runner = TestRunner::new_with_rng(
@@ -298,7 +402,7 @@ fn seeded_fingerprints() -> String {
     );
     let mut out = String::new();
     for _ in 0..40 {
-        let model = strategy::model()
+        let model = strategy::model_with_raw()
             .new_tree(&mut runner)
             .expect("generates")
             .current();

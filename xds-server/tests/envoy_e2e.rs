@@ -2,7 +2,8 @@
 //! world and delta). Traffic reaches backend one, moves to backend two when a new snapshot is
 //! published, Envoy's /config_dump shows the published versions and /debug/clients no NACK.
 //! Then a listener Envoy rejects is injected: the NACK is visible, not resent, and Envoy keeps
-//! serving the previous config until a good snapshot is acknowledged.
+//! serving the previous config until a good snapshot is acknowledged. Raw Envoy resources (a
+//! cluster and its load assignment) are served and followed the same way.
 
 use std::time::Duration;
 
@@ -257,4 +258,48 @@ fn a_rejected_listener_is_recorded_not_resent_and_the_old_config_keeps_serving()
         "the fixed listeners were never acknowledged: {:#}",
         h.clients()
     );
+}
+
+/// A raw Envoy cluster (EDS over ADS, with metadata in a map) and its raw load assignment,
+/// as model documents, routed to by a model virtual host.
+fn raw_snapshot(listen_port: u16, backend: &Backend) -> Snapshot {
+    let docs = json!([
+        {"kind":"Listener","name":"http","address":"127.0.0.1","port":listen_port},
+        {"kind":"VirtualHost","name":"all","listeners":["http"],"domains":["*"],
+         "routes":[{"name":"r","forward":{"backends":[{"cluster":"legacy"}],"timeout":"5s"}}]},
+        {"kind":"EnvoyCluster","resource":{"name":"legacy","type":"EDS","connect_timeout":"1s",
+            "eds_cluster_config":{"eds_config":{"ads":{},"resource_api_version":"V3"}},
+            "metadata":{"filter_metadata":{"xdsc.test":{"owner":"raw"},"a.test":{"n":1}}}}},
+        {"kind":"EnvoyClusterLoadAssignment","resource":{"cluster_name":"legacy","endpoints":[{"lb_endpoints":[
+            {"endpoint":{"address":{"socket_address":{"address":"127.0.0.1","port_value":backend.addr.port()}}}}]}]}}
+    ]);
+    let objects: Vec<Object> = serde_json::from_value(docs).expect("model");
+    let c = Compiled::new(&Model::from_objects(objects));
+    assert!(c.diagnostics().is_empty(), "{:?}", c.diagnostics());
+    c.snapshot().clone()
+}
+
+#[test]
+fn raw_envoy_resources_are_served_to_envoy() {
+    let Some(binary) = find_envoy() else { return };
+    let (a, b) = (Backend::start("backend-a"), Backend::start("backend-b"));
+    let port = free_port();
+    let first = raw_snapshot(port, &a);
+    let h = start(&binary, false, first.clone(), port);
+    h.until_body("backend-a");
+    let second = raw_snapshot(port, &b);
+    // Only the raw load assignment changed.
+    let diff = first.diff(&second);
+    assert_eq!(
+        diff.changed_types().collect::<Vec<_>>(),
+        [ResourceType::Endpoint]
+    );
+    h.publisher.publish("default", second);
+    h.until_body("backend-b");
+    let dump = h.envoy.admin("/config_dump").unwrap_or_default();
+    assert!(
+        dump.contains("xdsc.test") && dump.contains("\"legacy\""),
+        "{dump}"
+    );
+    assert!(nacks(&h.clients()).is_empty(), "{:#}", h.clients());
 }

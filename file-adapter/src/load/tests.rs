@@ -560,3 +560,46 @@ fn event_paths_fall_back_to_a_full_scan_when_they_cannot_tell() {
         "a folder unread"
     );
 }
+
+/// Raw Envoy resources in documents: read under `resource`, named by their own name field;
+/// a document error points at its field, a compile error (an unknown field of the Envoy
+/// message) at its object, both naming the field.
+#[test]
+fn raw_envoy_resources_are_documents_too() {
+    let (keys, diags) = check(&[(
+        "raw.yaml",
+        "kind: EnvoyCluster\nresource:\n  name: legacy\n  type: STATIC\n---\nkind: EnvoyClusterLoadAssignment\nresource:\n  clusterName: legacy-eds\n---\nkind: EnvoyListener\nresource: {address: {}}\n",
+    )]);
+    assert_eq!(
+        keys,
+        [
+            "EnvoyCluster/legacy",
+            "EnvoyClusterLoadAssignment/legacy-eds"
+        ]
+    );
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    assert!(
+        diags[0].starts_with("error: raw.yaml:11:")
+            && diags[0].contains("resource: needs a string \"name\""),
+        "{}",
+        diags[0]
+    );
+
+    let dir = dir(&[(
+        "bad.yaml",
+        "kind: EnvoyCluster\nresource:\n  name: legacy\n  connect_timeout: 1s\n  lb_polcy: RANDOM\n",
+    )]);
+    let loaded = load(&[dir.path().to_owned()], &LoadOptions::default());
+    let report: Vec<String> = loaded
+        .report(&Compiled::new(&loaded.model()))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        report.iter().any(
+            |d| d.contains("bad.yaml:1:1: EnvoyCluster/legacy: resource.lb_polcy")
+                && d.contains("unrecognized field")
+        ),
+        "{report:#?}"
+    );
+}

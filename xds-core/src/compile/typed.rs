@@ -14,7 +14,7 @@ use crate::descriptors::pool;
 use crate::diagnostic::{Diags, Key, Problem, ToFieldPath};
 use crate::model::{self, TypedConfig};
 
-fn descriptor(type_url: &str) -> Result<MessageDescriptor, Problem> {
+pub(crate) fn descriptor(type_url: &str) -> Result<MessageDescriptor, Problem> {
     let Some((_, name)) = type_url.rsplit_once('/') else {
         return Err(Problem::invalid(format!(
             "type URL {type_url:?} is not of the form type.googleapis.com/<message>"
