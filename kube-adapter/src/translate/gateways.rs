@@ -938,7 +938,7 @@ fn stream_backends(
 struct Entry<'a> {
     order: (usize, usize, usize),
     route_id: &'a ObjectRef,
-    route: model::Route,
+    route: &'a model::Route,
     /// The listeners (indexes into the port's) the route reaches this host through.
     via: BTreeSet<usize>,
 }
@@ -1035,9 +1035,11 @@ fn http_routes(
     gateways: &[&ObjectRef],
     attachments: &[OnPort<'_, '_>],
 ) {
-    let mut vhosts: BTreeMap<String, Vhost<'_>> = BTreeMap::new();
-    for (age, (rid, route, hosts)) in attachments.iter().enumerate() {
-        let rules: Vec<Vec<(usize, model::Route)>> = match route {
+    // Each route's rules, translated once (an HTTP or gRPC route's; none for other kinds),
+    // whatever the number of hosts that hold them.
+    let rules: Vec<Vec<Vec<(usize, model::Route)>>> = attachments
+        .iter()
+        .map(|(rid, route, _)| match route {
             AnyRoute::Http(r) => r
                 .spec
                 .rules
@@ -1052,8 +1054,14 @@ fn http_routes(
                 .enumerate()
                 .map(|(n, rule)| httproute::grpc_rule_routes(cx, rid, n, rule))
                 .collect(),
-            _ => continue,
-        };
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut vhosts: BTreeMap<String, Vhost<'_>> = BTreeMap::new();
+    for (age, ((rid, route, hosts), rules)) in attachments.iter().zip(&rules).enumerate() {
+        if !matches!(route, AnyRoute::Http(_) | AnyRoute::Grpc(_)) {
+            continue;
+        }
         // Per host, the listeners (indexes into `live`) the route reaches it through.
         let mut by_host: BTreeMap<&String, BTreeSet<usize>> = BTreeMap::new();
         for (n, hs) in hosts {
@@ -1071,7 +1079,7 @@ fn http_routes(
                     vh.entries.push(Entry {
                         order: (age, r, *m),
                         route_id: rid,
-                        route: route.clone(),
+                        route,
                         via: via.clone(),
                     });
                 }
@@ -1079,6 +1087,12 @@ fn http_routes(
         }
     }
     let listener_port = live.first().map(|c| (c.listener.port, c.family()));
+    // Only wildcard hosts (and `*`) can hold rules for other hosts: looked for among those,
+    // a port of many exact hosts costs O(hosts x wildcards), not O(hosts^2).
+    let wildcards: Vec<&Vhost<'_>> = vhosts
+        .values()
+        .filter(|w| w.host.starts_with('*'))
+        .collect();
     for (host, vh) in &vhosts {
         // The listeners a request to `host` goes to: those of the most specific hostname
         // that matches it (none: any host).
@@ -1090,8 +1104,9 @@ fn http_routes(
             .max_by_key(|l| specificity(*l));
         let Some(best) = best else { continue };
         let isolated = |e: &Entry<'_>| e.via.iter().any(|n| hostname(*n) == best);
-        let mut wider: Vec<&Vhost<'_>> = vhosts
-            .values()
+        let mut wider: Vec<&Vhost<'_>> = wildcards
+            .iter()
+            .copied()
             .filter(|w| w.host != *host && (w.host == "*" || covers(&w.host, host)))
             .collect();
         wider.sort_by_key(|w| std::cmp::Reverse(w.host.len()));

@@ -13,17 +13,6 @@ use crate::support::*;
 
 const CLUSTER: &str = "k8s:shop/web:80";
 
-async fn seed(server: &TestServer) {
-    for o in [
-        ingress_class(),
-        service("shop", "web"),
-        slice("shop", "web", 1),
-        ingress("shop", "web", "web.example", "web"),
-    ] {
-        server.put(o).unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_scale_delete_reach_the_snapshot_and_scaling_changes_only_eds() {
     let server = TestServer::start().await.unwrap();

@@ -130,14 +130,7 @@ async fn start(server: &TestServer, dir: &TempDir, args: &[&str]) -> (Child, Opt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_and_stops_cleanly() {
     let server = TestServer::start().await.unwrap();
-    for o in [
-        ingress_class(),
-        service("shop", "web"),
-        slice("shop", "web", 1),
-        ingress("shop", "web", "web.example", "web"),
-    ] {
-        server.put(o).unwrap();
-    }
+    seed(&server).await;
     let dir = TempDir::new("xdsc-kube-bin");
     let (child, ready, admin) = start(&server, &dir, &["--log-format", "json"]).await;
     let ready = ready.is_some();

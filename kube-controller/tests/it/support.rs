@@ -53,6 +53,19 @@ pub(crate) struct Controller {
     task: Option<tokio::task::JoinHandle<Result<(), xdsc_kube_controller::Error>>>,
 }
 
+/// One Ingress class and the Ingress `shop/web` (host `web.example`) routing to Service
+/// `shop/web` with one endpoint.
+pub(crate) async fn seed(server: &TestServer) {
+    for o in [
+        ingress_class(),
+        service("shop", "web"),
+        slice("shop", "web", 1),
+        ingress("shop", "web", "web.example", "web"),
+    ] {
+        server.put(o).unwrap();
+    }
+}
+
 /// Short Lease timing for tests.
 pub(crate) fn quick_lease(identity: &str) -> LeaseConfig {
     LeaseConfig {
