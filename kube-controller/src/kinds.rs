@@ -5,7 +5,7 @@
 //!
 //! The plural names and scopes come from the API server's discovery when a watch starts
 //! (see [`crate::watch`]), so a kind whose CRD is not installed is reported as such instead
-//! of failing the process; what discovery found is kept here ([`Resources`]) for the status
+//! of failing the process; what discovery found is kept here (`Resources`) for the status
 //! writer and Secret reads, beneath both.
 
 use std::collections::BTreeMap;
