@@ -77,6 +77,10 @@ mod tests {
     /// build.rs reads the `.proto` files of one pinned `envoy-types` version; it must be the
     /// version the workspace depends on, or the descriptors and the Rust types could disagree.
     #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test reads the manifest; the library does no I/O"
+    )]
     fn envoy_types_pin_matches_build_script() {
         let version = env!("XDSC_ENVOY_TYPES_VERSION");
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
