@@ -1209,7 +1209,7 @@ fn load_file(file: &Path) -> FileResult {
             };
             out.converted += 1;
             if value.get("apiVersion").is_some() {
-                match translate::KubeObject::from_value(value.clone()) {
+                match translate::KubeObject::from_json(value) {
                     Ok(k) => {
                         let site = Arc::new(Site {
                             file: Arc::clone(&tracked),
