@@ -71,18 +71,21 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use imbl::{OrdMap, OrdSet};
+use imbl::OrdMap;
 use prost::{Message, Name};
 
 use crate::diagnostic::Diags;
 use crate::model::{self, Change, Kind, Model, Object, ObjectKey};
 use crate::snapshot::{Resource, ResourceType, Snapshot};
 
+mod index;
 mod raw;
+mod raw_slots;
 mod translate;
 pub(crate) mod typed;
 pub(crate) mod validate;
 
+use index::{Dirty, Index, address_key, get, link, vhost_clusters};
 use raw::CheckedRaw;
 use translate::SecretState;
 use validate::CheckedVhost;
@@ -100,81 +103,6 @@ enum DiagKey {
     Routes(Arc<str>),
     /// Decoding and checking a raw Envoy resource.
     Raw(ObjectKey),
-}
-
-type Names = OrdSet<Arc<str>>;
-type Refs = OrdMap<Arc<str>, Names>;
-
-/// Reverse references: who refers to what, by name, whether or not the target exists.
-#[derive(Clone, Default)]
-struct Index {
-    /// cluster -> virtual hosts forwarding or mirroring to it.
-    cluster_vhosts: Refs,
-    /// cluster -> listeners whose TCP routes use it.
-    cluster_listeners: Refs,
-    /// secret -> clusters using it as CA.
-    secret_clusters: Refs,
-    /// secret -> listeners serving it.
-    secret_listeners: Refs,
-    /// route configuration -> virtual hosts attached to it.
-    listener_vhosts: Refs,
-    /// route configuration -> listeners serving it.
-    route_listeners: Refs,
-    /// (route configuration, domain) -> valid virtual hosts claiming it; the first owns it.
-    domains: OrdMap<(Arc<str>, String), Names>,
-    /// "address:port" -> listeners binding it (with valid address and port).
-    addresses: Refs,
-    /// cluster -> raw route configurations whose routes name it.
-    cluster_routes: Refs,
-    /// EDS service name -> raw clusters fetching its load assignment over ADS.
-    eds_clusters: Refs,
-    /// route configuration -> raw listeners fetching it by RDS over ADS.
-    raw_route_listeners: Refs,
-}
-
-fn link(refs: &mut Refs, target: &str, from: &Arc<str>, add: bool) {
-    let target: Arc<str> = Arc::from(target);
-    let mut set = refs.get(&target).cloned().unwrap_or_default();
-    if add {
-        set.insert(from.clone());
-    } else {
-        set.remove(from);
-    }
-    if set.is_empty() {
-        refs.remove(&target);
-    } else {
-        refs.insert(target, set);
-    }
-}
-
-fn get<'a>(refs: &'a Refs, target: &str) -> impl Iterator<Item = &'a Arc<str>> + 'a {
-    refs.get(target).into_iter().flat_map(|s| s.iter())
-}
-
-fn address_key(l: &model::Listener) -> Option<String> {
-    (validate::ip(&l.address).is_ok() && l.port != 0).then(|| format!("{}:{}", l.address, l.port))
-}
-
-fn vhost_clusters(v: &model::VirtualHost) -> BTreeSet<&str> {
-    let mut out = BTreeSet::new();
-    for r in &v.routes {
-        if let Some(f) = &r.forward {
-            out.extend(f.backends.iter().map(|b| b.cluster.as_str()));
-            out.extend(f.mirror.iter().map(|m| m.cluster.as_str()));
-        }
-    }
-    out
-}
-
-/// What must be rebuilt after a batch of changes.
-#[derive(Default)]
-struct Dirty {
-    secrets: BTreeSet<Arc<str>>,
-    clusters: BTreeSet<Arc<str>>,
-    endpoints: BTreeSet<Arc<str>>,
-    listeners: BTreeSet<Arc<str>>,
-    pieces: BTreeSet<(Arc<str>, Arc<str>)>,
-    routes: BTreeSet<Arc<str>>,
 }
 
 /// An immutable compilation result: model, snapshot, diagnostics, and what is needed to apply
@@ -531,78 +459,6 @@ impl Compiled {
         }
     }
 
-    /// Checks a changed raw resource, updates the indexes for what it refers to before and
-    /// after, and marks its slot and what depends on it.
-    fn raw_changed(
-        &mut self,
-        key: &ObjectKey,
-        t: ResourceType,
-        new: Option<&Object>,
-        dirty: &mut Dirty,
-    ) {
-        let name = &key.name;
-        let mut d = Diags::new(key.clone());
-        let checked_new = new.and_then(|o| raw::check_object(o, &mut d)).map(Arc::new);
-        self.set_diags(DiagKey::Raw(key.clone()), d.finish());
-        if new.is_none() {
-            self.set_diags(DiagKey::Object(key.clone()), Vec::new());
-        }
-        let checked_old = self.raws.get(key).cloned();
-        for (c, add) in [(checked_old, false), (checked_new.clone(), true)] {
-            let Some(c) = c else { continue };
-            let refs = &c.refs;
-            match t {
-                ResourceType::Cluster => {
-                    for (_, s, _) in &refs.secrets {
-                        link(&mut self.index.secret_clusters, s, name, add);
-                    }
-                    if let Some(e) = &refs.eds_service {
-                        link(&mut self.index.eds_clusters, e, name, add);
-                        dirty.endpoints.insert(Arc::from(e.as_str()));
-                    }
-                }
-                ResourceType::Listener => {
-                    let compiled = self
-                        .model
-                        .get(&ObjectKey::new(Kind::Listener, name.clone()));
-                    if let Some(addr) = &refs.address
-                        && compiled.is_none()
-                    {
-                        self.link_address(addr, name, add, dirty);
-                    }
-                    for (_, s, _) in &refs.secrets {
-                        link(&mut self.index.secret_listeners, s, name, add);
-                    }
-                    for (_, c) in &refs.clusters {
-                        link(&mut self.index.cluster_listeners, c, name, add);
-                    }
-                    for (_, rc) in &refs.route_configs {
-                        link(&mut self.index.raw_route_listeners, rc, name, add);
-                        dirty.routes.insert(Arc::from(rc.as_str()));
-                    }
-                }
-                ResourceType::Route => {
-                    for (_, c) in &refs.clusters {
-                        link(&mut self.index.cluster_routes, c, name, add);
-                    }
-                }
-                ResourceType::Endpoint | ResourceType::Secret => {}
-            }
-        }
-        match checked_new {
-            Some(c) => self.raws.insert(key.clone(), c),
-            None => self.raws.remove(key),
-        };
-        let slot = match t {
-            ResourceType::Cluster => &mut dirty.clusters,
-            ResourceType::Endpoint => &mut dirty.endpoints,
-            ResourceType::Listener => &mut dirty.listeners,
-            ResourceType::Route => &mut dirty.routes,
-            ResourceType::Secret => &mut dirty.secrets,
-        };
-        slot.insert(name.clone());
-    }
-
     /// Adds or removes a listener binding an address; the listeners binding it before and
     /// after may win or lose it.
     fn link_address(&mut self, address: &str, name: &Arc<str>, add: bool, dirty: &mut Dirty) {
@@ -623,85 +479,6 @@ impl Compiled {
         } else {
             ObjectKey::new(Kind::EnvoyListener, name.clone())
         }
-    }
-
-    /// The checked raw resource of this kind and name, if the model holds one.
-    fn raw(&self, kind: Kind, name: &Arc<str>) -> Option<(ObjectKey, Arc<CheckedRaw>)> {
-        let key = ObjectKey::new(kind, name.clone());
-        let c = self.raws.get(&key)?.clone();
-        Some((key, c))
-    }
-
-    /// A raw resource's slot taken by a compiled object of the same name: reported on the raw
-    /// object, which is left out.
-    fn raw_conflict(&mut self, raw: &ObjectKey, what: &str, winner: ObjectKey) {
-        let p = Problem::Conflict {
-            what: format!("{what} {:?}", raw.name),
-            winner,
-        };
-        let d = Diagnostic::new(raw.clone(), Severity::Error, "resource", p);
-        self.set_diags(DiagKey::Object(raw.clone()), vec![d]);
-    }
-
-    /// The body of a resource a compiled object (`compiled`: `Some` of what it compiled to,
-    /// when the model holds it) and a raw resource may both claim, and the key of the object
-    /// it is built from. The compiled object wins; the raw one is then reported.
-    fn compiled_or_raw(
-        &mut self,
-        key: &ObjectKey,
-        raw_kind: Kind,
-        what: &str,
-        compiled: Option<Option<Bytes>>,
-    ) -> (Option<Bytes>, ObjectKey) {
-        let raw = self.raw(raw_kind, &key.name);
-        match (compiled, raw) {
-            (Some(body), raw) => {
-                if let Some((r, _)) = raw {
-                    self.raw_conflict(&r, what, key.clone());
-                }
-                (body, key.clone())
-            }
-            (None, Some((r, c))) => (self.raw_body(&r, &c), r),
-            (None, None) => (None, key.clone()),
-        }
-    }
-
-    /// Builds a raw resource of a slot no compiled object claims: its canonical bytes if it
-    /// checked and its secrets exist (a missing one is an error and leaves it out), warning
-    /// about clusters it names that do not exist.
-    fn raw_body(&mut self, key: &ObjectKey, c: &CheckedRaw) -> Option<Bytes> {
-        let mut d = Diags::new(key.clone());
-        let mut ok = c.body.is_some();
-        for (at, s, holds) in &c.refs.secrets {
-            let state = self.secret_state(s);
-            if state == SecretState::Missing {
-                d.error(
-                    at,
-                    Problem::Dangling(ObjectKey::new(Kind::Secret, s.as_str())),
-                );
-                ok = false;
-            } else if state != *holds {
-                let (is, wanted) = match holds {
-                    SecretState::TlsCertificate => ("a validation context", "a certificate"),
-                    _ => ("a certificate", "a validation context"),
-                };
-                d.error(
-                    at,
-                    Problem::invalid(format!("secret {s:?} is {is}, not {wanted}")),
-                );
-                ok = false;
-            }
-        }
-        for (at, cl) in &c.refs.clusters {
-            if !self.has_cluster(cl) {
-                d.warn(
-                    at,
-                    Problem::Dangling(ObjectKey::new(Kind::Cluster, cl.as_str())),
-                );
-            }
-        }
-        self.set_diags(DiagKey::Object(key.clone()), d.finish());
-        if ok { c.body.clone() } else { None }
     }
 
     fn set_diags(&mut self, key: DiagKey, list: Vec<Diagnostic>) {
