@@ -30,7 +30,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_stream::{Stream, StreamExt};
-use tonic::codegen::Service;
+use tonic::codegen::{Service, http};
 use tonic::transport::server::TcpConnectInfo;
 
 use admission::Admission;
@@ -155,8 +155,29 @@ impl Handle {
     }
 }
 
-/// The HTTP service every connection is served with (the discovery services' router).
-pub(crate) type HttpService = crate::Dispatch;
+/// A request as the HTTP service is handed it, and its response.
+type HttpRequest = http::Request<tonic::body::Body>;
+type HttpResponse = http::Response<tonic::body::Body>;
+
+/// The HTTP service every connection is served with (the discovery services' router, which
+/// sits above this module and finds each request's [`Handle`] in its extensions).
+pub(crate) trait HttpService:
+    Service<HttpRequest, Response = HttpResponse, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> HttpService for T where
+    T: Service<HttpRequest, Response = HttpResponse, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// After an accept error (out of file descriptors, most likely), how long to wait before
 /// accepting again: retrying at once would spin on the same error.
@@ -168,8 +189,8 @@ const BACKSTOP: Duration = Duration::from_secs(1);
 
 /// What every connection task shares.
 #[derive(Clone)]
-struct Shared {
-    service: HttpService,
+struct Shared<H> {
+    service: H,
     builder: hyper::server::conn::http2::Builder<TokioExecutor>,
     options: ConnectionOptions,
     admission: Arc<Admission>,
@@ -181,9 +202,9 @@ struct Shared {
 /// Serves every connection of `incoming` until `shutdown` completes (or `incoming` ends);
 /// then stops accepting, ends every stream, asks every connection to finish (HTTP/2 GOAWAY)
 /// and waits for them, at most `shutdown_grace`.
-pub(crate) async fn serve<I>(
+pub(crate) async fn serve<I, H: HttpService>(
     incoming: I,
-    service: HttpService,
+    service: H,
     options: ConnectionOptions,
     tls: Option<crate::tls::TlsConfig>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -325,7 +346,11 @@ async fn open(
 
 /// Serves one connection until it ends; on shutdown, until its streams have ended or the
 /// grace period is over, whichever comes first.
-async fn connection(stream: TcpStream, shared: Shared, ticket: admission::Ticket) {
+async fn connection<H: HttpService>(
+    stream: TcpStream,
+    shared: Shared<H>,
+    ticket: admission::Ticket,
+) {
     let info = TcpConnectInfo {
         local_addr: stream.local_addr().ok(),
         remote_addr: stream.peer_addr().ok(),
@@ -352,11 +377,11 @@ async fn connection(stream: TcpStream, shared: Shared, ticket: admission::Ticket
 }
 
 /// Serves HTTP/2 on a connection whose preface (`prefix`) was read.
-async fn serve_http2<S>(
+async fn serve_http2<S, H: HttpService>(
     stream: S,
     prefix: Vec<u8>,
     info: TcpConnectInfo,
-    shared: Shared,
+    shared: Shared<H>,
     _ticket: admission::Ticket,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
