@@ -374,7 +374,7 @@ struct FileResult {
     /// The hash of the text parsed (0 when it could not be read).
     hash: u128,
     native: Vec<(Arc<Object>, Location)>,
-    kube: Vec<(translate::KubeObject, Location, Arc<Site>)>,
+    kube: Vec<(Arc<translate::KubeObject>, Location, Arc<Site>)>,
     diagnostics: Vec<Diagnostic>,
     /// Objects of kinds that carry no routing, by kind.
     ignored: BTreeMap<String, usize>,
@@ -387,7 +387,8 @@ struct FileResult {
 /// One Kubernetes object as a file defines it.
 #[derive(Debug)]
 struct KubeDef {
-    object: translate::KubeObject,
+    /// Shared with the file's parse result: taking a file in copies no object.
+    object: Arc<translate::KubeObject>,
     at: Location,
     site: Arc<Site>,
 }
@@ -414,6 +415,24 @@ pub struct LoadDelta {
     pub files_changed: bool,
     /// What the reload cost, counted.
     pub work: LoadWork,
+    /// Where the reload's time went.
+    pub timing: LoadTiming,
+}
+
+/// Where one reload's time went, for the live source's report and the reload bench
+/// (`xdsc-file-reload --phases`). Guards of the cost count ([`LoadWork`]); this only shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadTiming {
+    /// Finding what changed: listing folders, `stat`s, content checks of recent files.
+    pub look: std::time::Duration,
+    /// Reading and parsing the changed files into typed objects.
+    pub parse: std::time::Duration,
+    /// Taking the parsed files in: definitions, duplicates, diagnostics of reading.
+    pub index: std::time::Duration,
+    /// The incremental Kubernetes translation of the objects that changed.
+    pub translate: std::time::Duration,
+    /// Merging native and translated objects into the model changes.
+    pub merge: std::time::Duration,
 }
 
 /// What one reload cost, counted (not timed), for tests that guard a cost.
@@ -433,6 +452,8 @@ pub struct LoadWork {
     /// Kubernetes object changes handed to the translator: objects that appeared, went
     /// away, or whose content or place changed.
     pub translated: usize,
+    /// What the translator recomputed for them (units and model objects, by kind).
+    pub translation: xdsc_kube::translator::Work,
 }
 
 /// The files read and translated, kept between reloads. A reload reads and parses only the
@@ -582,6 +603,7 @@ impl Loader {
     /// this at startup, on its rescan timer and when file events were lost, and
     /// [`Loader::reload_touched`] otherwise.
     pub fn reload(&mut self, paths: &[PathBuf]) -> LoadDelta {
+        let started = std::time::Instant::now();
         let mut work = LoadWork {
             full_scan: true,
             ..LoadWork::default()
@@ -607,7 +629,7 @@ impl Loader {
                 .cloned(),
         );
         self.scanned = true;
-        self.update(Some(folders), misses, gone, work)
+        self.update(Some(folders), misses, gone, work, started)
     }
 
     /// Like [`Loader::reload`], but looks only where file events said something changed:
@@ -636,8 +658,9 @@ impl Loader {
     /// std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn reload_touched(&mut self, paths: &[PathBuf], touched: &BTreeSet<PathBuf>) -> LoadDelta {
+        let started = std::time::Instant::now();
         match self.touched_files(paths, touched) {
-            Some((misses, gone, work)) => self.update(None, misses, gone, work),
+            Some((misses, gone, work)) => self.update(None, misses, gone, work, started),
             None => self.reload(paths),
         }
     }
@@ -794,7 +817,13 @@ impl Loader {
         misses: Vec<(PathBuf, FileKey)>,
         gone: Vec<PathBuf>,
         mut work: LoadWork,
+        started: std::time::Instant,
     ) -> LoadDelta {
+        let mut clock = Clock(started);
+        let mut timing = LoadTiming {
+            look: clock.lap(),
+            ..LoadTiming::default()
+        };
         let mut tally = Tally {
             all: &mut self.diagnostics,
             before: BTreeMap::new(),
@@ -805,6 +834,7 @@ impl Loader {
         }
         let parsed_files = misses.len();
         let parsed = parse_all(&misses);
+        timing.parse = clock.lap();
         work.read += parsed_files;
         work.converted += parsed.iter().map(|r| r.converted).sum::<usize>();
         let mut kube_touched = BTreeSet::new();
@@ -876,7 +906,7 @@ impl Loader {
                 for (i, (k, at, site)) in new.kube.iter().enumerate() {
                     let id = k.id();
                     let def = KubeDef {
-                        object: k.clone(),
+                        object: Arc::clone(k),
                         at: at.clone(),
                         site: Arc::clone(site),
                     };
@@ -929,10 +959,11 @@ impl Loader {
             match winner {
                 Some(d) => {
                     let origin = d.at.to_string();
-                    let same = inputs.get(&id) == Some(&d.object)
+                    let same = inputs.get(&id) == Some(&*d.object)
                         && inputs.origin(&id) == Some(origin.as_str());
                     if !same {
-                        batch.push(ObjectChange::upsert(d.object.clone(), Some(origin)));
+                        let object = translate::KubeObject::clone(&d.object);
+                        batch.push(ObjectChange::upsert(object, Some(origin)));
                     }
                 }
                 None if inputs.get(&id).is_some() => batch.push(ObjectChange::Delete(id)),
@@ -940,7 +971,9 @@ impl Loader {
             }
         }
         work.translated = batch.len();
+        timing.index = clock.lap();
         let delta = self.translator.apply(batch);
+        work.translation = delta.work.clone();
         for d in &delta.diagnostics_removed {
             if let Some(shown) = self.by_translation.remove(d) {
                 tally.swap(&[shown], &[]);
@@ -965,6 +998,7 @@ impl Loader {
             tally.swap(&[], std::slice::from_ref(&shown));
             self.by_translation.insert(d.clone(), shown);
         }
+        timing.translate = clock.lap();
         let mut keys = native_touched;
         for c in delta.changes {
             keys.insert(c.key());
@@ -1042,6 +1076,8 @@ impl Loader {
                 _ => {}
             }
         }
+        timing.merge = clock.lap();
+        out.timing = timing;
         out
     }
 
@@ -1053,6 +1089,24 @@ impl Loader {
     /// See [`Loaded::report`].
     pub fn report(&self, compiled: &Compiled) -> Vec<Diagnostic> {
         report(self.diagnostics(), &self.origins, compiled)
+    }
+}
+
+/// A stopwatch of consecutive phases.
+struct Clock(std::time::Instant);
+
+impl Clock {
+    /// The time since the last lap (or the start).
+    fn lap(&mut self) -> std::time::Duration {
+        let now = std::time::Instant::now();
+        now - std::mem::replace(&mut self.0, now)
+    }
+}
+
+impl LoadTiming {
+    /// The time of all phases.
+    pub fn total(&self) -> std::time::Duration {
+        self.look + self.parse + self.index + self.translate + self.merge
     }
 }
 
@@ -1155,16 +1209,16 @@ fn load_file(file: &Path) -> FileResult {
             };
             out.converted += 1;
             if value.get("apiVersion").is_some() {
-                match translate::KubeObject::from_value(value.clone()) {
+                match translate::KubeObject::from_json(value) {
                     Ok(k) => {
                         let site = Arc::new(Site {
                             file: Arc::clone(&tracked),
                             doc: index,
                             prefix: prefix.clone(),
                         });
-                        out.kube.push((k, at(&[]), site));
+                        out.kube.push((Arc::new(k), at(&[]), site));
                     }
-                    Err(e) => match kube_error(&value, &e, &at) {
+                    Err(e) => match kube_error(value, &e, &at) {
                         Some(d) => out.diagnostics.push(d),
                         None => {
                             let kind = value.get("kind").and_then(Value::as_str).unwrap_or("?");
@@ -1174,7 +1228,7 @@ fn load_file(file: &Path) -> FileResult {
                 }
                 continue;
             }
-            match native_object(value, file, &at, &mut pem_files) {
+            match native_object(value.clone(), file, &at, &mut pem_files) {
                 Ok(mut o) => {
                     let here = at(&[]);
                     add_origin(&mut o, &here);
@@ -1237,7 +1291,7 @@ fn kube_error(
 
 /// A `kind: List` of a Kubernetes client, or a top-level array of documents, unpacked into
 /// its items; anything else as it is.
-fn unpack(value: &Value, prefix: Vec<Segment>, out: &mut Vec<(Value, Vec<Segment>)>) {
+fn unpack<'v>(value: &'v Value, prefix: Vec<Segment>, out: &mut Vec<(&'v Value, Vec<Segment>)>) {
     if let (true, Value::Array(items)) = (prefix.is_empty(), value) {
         for (i, item) in items.iter().enumerate() {
             unpack(item, vec![Segment::Index(i)], out);
@@ -1259,7 +1313,7 @@ fn unpack(value: &Value, prefix: Vec<Segment>, out: &mut Vec<(Value, Vec<Segment
         }
         return;
     }
-    out.push((value.clone(), prefix));
+    out.push((value, prefix));
 }
 
 fn add_origin(object: &mut Object, at: &Location) {

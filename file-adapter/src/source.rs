@@ -393,10 +393,14 @@ impl<S: Sink> Worker<S> {
         if delta.work.full_scan || delta.files_changed {
             self.update_watches();
         }
+        let t = delta.timing;
+        let looked = t.look + (started.elapsed().saturating_sub(t.total()));
         let before = self.reconciler.snapshot().version();
         let first = self.status.reloads == 0;
         let loader = &self.loader;
+        let compiling = Instant::now();
         let outcome = self.reconciler.step(delta.changes, |c| loader.report(c));
+        let compiled = compiling.elapsed();
         let took = started.elapsed();
         self.status.reloads += 1;
         let (changed, held, new_errors) = match &outcome {
@@ -416,18 +420,32 @@ impl<S: Sink> Worker<S> {
             new_errors.iter().map(Finding::identity).collect::<Vec<_>>(),
         );
         let repeated = self.last.as_ref() == Some(&decision);
+        let logging = Instant::now();
         self.log(&outcome, took, first || delta.ignored_changed, repeated);
+        self.status.ignored = self.loader.ignored().clone();
+        self.status.set_findings(&self.reconciler);
+        let logged = logging.elapsed();
+        let publishing = Instant::now();
         if first || (changed > 0 && self.reconciler.snapshot().version() != before) {
             self.sink.publish(self.reconciler.snapshot().clone());
             self.sink.served(self.reconciler.compiled().model());
         }
-        self.status.ignored = self.loader.ignored().clone();
-        self.status.set_findings(&self.reconciler);
+        let phases = [
+            ("look", looked),
+            ("parse", t.parse),
+            ("index", t.index),
+            ("translate", t.translate),
+            ("merge", t.merge),
+            ("compile", compiled),
+            ("log", logged),
+            ("publish", publishing.elapsed()),
+        ];
         self.sink.report(Report {
             changed,
             held_back: held > 0,
             repeated,
             took,
+            phases: &phases,
             status: &self.status,
         });
         self.last = Some(decision);

@@ -224,7 +224,12 @@ pub enum ParseError {
     },
 }
 
-fn parse<T: DeserializeOwned>(kind: &str, v: serde_json::Value) -> Result<Box<T>, ParseError> {
+/// A typed object from a JSON value, owned or borrowed (`&Value` copies only the strings the
+/// object keeps, where cloning the value first would copy the whole tree).
+fn parse<'de, T: DeserializeOwned, D: serde::Deserializer<'de>>(
+    kind: &str,
+    v: D,
+) -> Result<Box<T>, ParseError> {
     serde_path_to_error::deserialize(v)
         .map(Box::new)
         .map_err(|e| ParseError::Invalid {
@@ -232,6 +237,12 @@ fn parse<T: DeserializeOwned>(kind: &str, v: serde_json::Value) -> Result<Box<T>
             path: FieldPath::from_serde(e.path()),
             message: e.inner().to_string(),
         })
+}
+
+/// A manifest's `apiVersion` and `kind` (empty when missing).
+fn header(v: &serde_json::Value) -> (String, String) {
+    let field = |f: &str| v.get(f).and_then(|s| s.as_str()).unwrap_or("").to_owned();
+    (field("apiVersion"), field("kind"))
 }
 
 impl KubeObject {
@@ -257,8 +268,29 @@ impl KubeObject {
     /// ));
     /// ```
     pub fn from_value(v: serde_json::Value) -> Result<KubeObject, ParseError> {
-        let field = |f: &str| v.get(f).and_then(|s| s.as_str()).unwrap_or("").to_owned();
-        let (api_version, kind) = (field("apiVersion"), field("kind"));
+        let (api_version, kind) = header(&v);
+        KubeObject::typed(api_version, kind, v)
+    }
+
+    /// [`KubeObject::from_value`] of a borrowed value: what a reader that keeps the value
+    /// (for positions) uses instead of cloning it.
+    ///
+    /// ```
+    /// use xdsc_kube::translate::KubeObject;
+    /// let v = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}});
+    /// assert_eq!(KubeObject::from_json(&v).unwrap(), KubeObject::from_value(v).unwrap());
+    /// ```
+    pub fn from_json(v: &serde_json::Value) -> Result<KubeObject, ParseError> {
+        let (api_version, kind) = header(v);
+        KubeObject::typed(api_version, kind, v)
+    }
+
+    /// The typed object of a manifest whose `apiVersion` and `kind` were read.
+    fn typed<'de, D: serde::Deserializer<'de>>(
+        api_version: String,
+        kind: String,
+        v: D,
+    ) -> Result<KubeObject, ParseError> {
         let Some(k) = KubeKind::of(&api_version, &kind) else {
             return Err(ParseError::Unsupported { api_version, kind });
         };

@@ -678,6 +678,37 @@ pub fn tenant_manifests(t: usize, services: usize, paths: usize) -> Vec<Value> {
     out
 }
 
+/// [`tenants`] as a folder of files, as `xdsc-file` reads it: `class.json` (the
+/// IngressClass) and per tenant `tNNN/tenant.json` (Namespace, Secret, Ingress),
+/// `tNNN/services.json` (its Services) and `tNNN/endpoints.json` (its EndpointSlices), each
+/// file a list of manifests (its path and its JSON text).
+///
+/// ```
+/// let files = xdsc_kube::strategy::tenant_files(2, 3, 2);
+/// assert_eq!(files.len(), 1 + 2 * 3);
+/// assert_eq!(files[3].0, "t000/endpoints.json");
+/// ```
+pub fn tenant_files(tenants: usize, services: usize, paths: usize) -> Vec<(String, String)> {
+    let json = |v: &[&Value]| serde_json::to_string_pretty(v).unwrap_or_default();
+    let mut out = vec![("class.json".to_owned(), json(&[&ingress_class_manifest()]))];
+    for t in 0..tenants {
+        let all = tenant_manifests(t, services, paths);
+        let of = |kinds: &[&str]| -> String {
+            let docs: Vec<&Value> = (all.iter())
+                .filter(|v| kinds.contains(&v["kind"].as_str().unwrap_or("")))
+                .collect();
+            json(&docs)
+        };
+        out.push((
+            format!("t{t:03}/tenant.json"),
+            of(&["Namespace", "Secret", "Ingress"]),
+        ));
+        out.push((format!("t{t:03}/services.json"), of(&["Service"])));
+        out.push((format!("t{t:03}/endpoints.json"), of(&["EndpointSlice"])));
+    }
+    out
+}
+
 /// The namespace of tenant `t` in [`tenants`].
 pub fn tenant_namespace(t: usize) -> String {
     format!("tenant-{t:03}")

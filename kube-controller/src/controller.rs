@@ -33,8 +33,9 @@ use xdsc_server::{Publisher, Rejections};
 
 use crate::health::Board;
 use crate::inbox::{Inbox, Timing};
+use crate::kinds::Resources;
 use crate::status::StatusHub;
-use crate::watch::{Resources, strip};
+use crate::watch::strip;
 
 /// How long reading a newly referenced Secret may hold a batch up.
 const SECRET_READ_TIMEOUT: Duration = Duration::from_secs(10);

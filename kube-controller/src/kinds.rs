@@ -3,12 +3,17 @@
 //! watched without a second list to update. Here is only what the cluster side adds: the
 //! selectors that keep the watch small, and whose status the controller writes.
 //!
-//! Not here: the plural names and scopes, which come from the API server's discovery when a
-//! watch starts (see [`crate::watch`]), so a kind whose CRD is not installed is reported as
-//! such instead of failing the process.
+//! The plural names and scopes come from the API server's discovery when a watch starts
+//! (see [`crate::watch`]), so a kind whose CRD is not installed is reported as such instead
+//! of failing the process; what discovery found is kept here (`Resources`) for the status
+//! writer and Secret reads, beneath both.
 
-use kube::api::GroupVersionKind;
-use xdsc_kube::translate::{KubeKind, gateway};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use xdsc_kube::translate::{KubeKind, ObjectRef, gateway};
 
 /// The API group of the Gateway API.
 pub(crate) const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
@@ -37,6 +42,37 @@ impl WatchedKind {
     /// The kind's name (`Ingress`).
     pub fn kind(&self) -> &str {
         &self.gvk.kind
+    }
+}
+
+/// The discovered API resources, by kind, for the status writer and Secret reads.
+#[derive(Default)]
+pub(crate) struct Resources(Mutex<BTreeMap<String, (ApiResource, bool)>>);
+
+impl Resources {
+    pub(crate) fn insert(&self, kind: &str, ar: ApiResource, namespaced: bool) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(kind.to_owned(), (ar, namespaced));
+    }
+
+    /// The resource of a kind and whether it is namespaced, once discovered.
+    pub(crate) fn get(&self, kind: &str) -> Option<(ApiResource, bool)> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(kind)
+            .cloned()
+    }
+
+    /// An API for one object's kind and namespace.
+    pub(crate) fn api(&self, client: &Client, id: &ObjectRef) -> Option<Api<DynamicObject>> {
+        let (ar, namespaced) = self.get(&id.kind)?;
+        Some(match (&id.namespace, namespaced) {
+            (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &ar),
+            _ => Api::all_with(client.clone(), &ar),
+        })
     }
 }
 

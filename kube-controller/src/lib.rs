@@ -41,9 +41,10 @@ use xdsc_server::{ConnectionOptions, Publisher, XdsServer};
 use crate::activity::Activity;
 use crate::health::{AdminView, Board};
 use crate::inbox::{Inbox, Timing};
+use crate::kinds::Resources;
 use crate::lease::{Elector, LeaseConfig};
 use crate::status::StatusHub;
-use crate::watch::{Resources, Shared};
+use crate::watch::Shared;
 
 /// Errors that stop the controller.
 #[derive(Debug, thiserror::Error)]
@@ -236,7 +237,9 @@ pub async fn run_with(
     } else {
         config.namespaces.iter().cloned().map(Some).collect()
     };
-    for kind in kinds::watched() {
+    let watched = kinds::watched();
+    watch::register(&board, &watched, &namespaces);
+    for kind in watched {
         let name = format!("watch {}", kind.kind());
         tasks.0.push(spawn_supervised(
             &board,

@@ -43,7 +43,7 @@ use xdsc_kube::status::{Condition, ObjectStatus};
 use xdsc_kube::translate::{KubeKind, ObjectRef};
 
 use crate::health::Board;
-use crate::watch::Resources;
+use crate::kinds::Resources;
 
 /// Writes in flight at once.
 const CONCURRENCY: usize = 4;

@@ -19,7 +19,7 @@
 //! Not here: batching ([`crate::inbox`]), readiness ([`crate::health`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -32,7 +32,7 @@ use xdsc_kube::translate::{KubeObject, ObjectRef};
 
 use crate::health::{Board, WatchId};
 use crate::inbox::Inbox;
-use crate::kinds::WatchedKind;
+use crate::kinds::{Resources, WatchedKind};
 use crate::status::StatusHub;
 
 /// The annotation `kubectl apply` writes: a second copy of the object, never read here.
@@ -40,37 +40,6 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// How often a kind the API server does not serve is looked for again.
 const UNSERVED_RECHECK: Duration = Duration::from_secs(30);
-
-/// The discovered API resources, by kind, for the status writer and Secret reads.
-#[derive(Default)]
-pub(crate) struct Resources(Mutex<BTreeMap<String, (ApiResource, bool)>>);
-
-impl Resources {
-    fn insert(&self, kind: &str, ar: ApiResource, namespaced: bool) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(kind.to_owned(), (ar, namespaced));
-    }
-
-    /// The resource of a kind and whether it is namespaced, once discovered.
-    pub(crate) fn get(&self, kind: &str) -> Option<(ApiResource, bool)> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(kind)
-            .cloned()
-    }
-
-    /// An API for one object's kind and namespace.
-    pub(crate) fn api(&self, client: &Client, id: &ObjectRef) -> Option<Api<DynamicObject>> {
-        let (ar, namespaced) = self.get(&id.kind)?;
-        Some(match (&id.namespace, namespaced) {
-            (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &ar),
-            _ => Api::all_with(client.clone(), &ar),
-        })
-    }
-}
 
 /// What the watch tasks share.
 #[derive(Clone)]
@@ -164,22 +133,42 @@ struct One {
     started: Instant,
 }
 
-/// Runs the watches of one kind for ever: discovery, then a watcher per namespace (`None`:
-/// every namespace; cluster-scoped kinds get one cluster-wide watcher, except Namespaces
-/// themselves, which are watched by name).
-pub(crate) async fn run_kind(shared: Shared, kind: WatchedKind, namespaces: Vec<Option<String>>) {
+/// The scopes a kind is watched in: cluster-scoped kinds get one cluster-wide watch, except
+/// Namespaces themselves, which are watched by name.
+fn scopes(kind: &WatchedKind, namespaces: Vec<Option<String>>) -> Vec<Option<String>> {
     let cluster_wide = !kind.namespaced && kind.kind() != "Namespace";
-    let scopes: Vec<Option<String>> = if cluster_wide { vec![None] } else { namespaces };
-    let ids: Vec<WatchId> = scopes
+    if cluster_wide { vec![None] } else { namespaces }
+}
+
+fn ids(kind: &WatchedKind, scopes: &[Option<String>]) -> Vec<WatchId> {
+    scopes
         .iter()
         .map(|ns| WatchId {
             kind: kind.kind().to_owned(),
             namespace: ns.clone(),
         })
-        .collect();
-    for id in &ids {
-        shared.board.add(id.clone());
+        .collect()
+}
+
+/// Puts every watch of every kind on the board before any starts: until each has listed,
+/// the board is not synced, so the first batch is the whole cluster and readiness waits.
+pub(crate) fn register(board: &Board, kinds: &[WatchedKind], namespaces: &[Option<String>]) {
+    for kind in kinds {
+        for id in ids(kind, &scopes(kind, namespaces.to_vec())) {
+            board.add(id);
+        }
     }
+}
+
+/// Runs the watches of one kind for ever: discovery, then a watcher per namespace (`None`:
+/// every namespace; cluster-scoped kinds get one cluster-wide watcher, except Namespaces
+/// themselves, which are watched by name).
+///
+/// Its watches must be on the board already ([`register`]), so that no batch is cut before
+/// every watch of every kind has listed once, however late this task first runs.
+pub(crate) async fn run_kind(shared: Shared, kind: WatchedKind, namespaces: Vec<Option<String>>) {
+    let scopes = scopes(&kind, namespaces);
+    let ids = ids(&kind, &scopes);
     let (ar, namespaced) = resolve(&shared, &kind, &ids).await;
     shared.resources.insert(kind.kind(), ar.clone(), namespaced);
     let mut streams = Vec::new();
@@ -404,6 +393,35 @@ impl Handler<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_watch_is_on_the_board_before_any_starts() {
+        let board = Board::new(
+            Duration::from_secs(30),
+            crate::activity::Activity::default(),
+        );
+        let kinds = crate::kinds::watched();
+        let namespaces = vec![Some("shop".to_owned()), Some("web".to_owned())];
+        register(&board, &kinds, &namespaces);
+        let unsynced = board.unsynced();
+        // Namespaced kinds once per namespace, Namespaces by name, other cluster kinds once.
+        for kind in &kinds {
+            let n = unsynced.iter().filter(|id| id.kind == kind.kind()).count();
+            let expected = if kind.namespaced || kind.kind() == "Namespace" {
+                2
+            } else {
+                1
+            };
+            assert_eq!(n, expected, "{}", kind.kind());
+        }
+        // One watch listing is not the cluster listed: no batch may be cut yet.
+        board.update(&unsynced[0], |w| w.listed(Instant::now(), 1));
+        assert!(!board.synced());
+        for id in &unsynced {
+            board.update(id, |w| w.listed(Instant::now(), 0));
+        }
+        assert!(board.synced());
+    }
 
     fn r(name: &str) -> ObjectRef {
         ObjectRef::new("Service", Some("ns"), name)

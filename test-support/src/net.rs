@@ -4,16 +4,48 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener, TcpStream};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1 (bound and released; the OS does not hand it out again at once).
+/// A free TCP port on 127.0.0.1, never the same twice in one process.
+///
+/// Ports come from below the kernel's ephemeral range (`ip_local_port_range`), so neither
+/// another test's `bind(0)` nor an outgoing connection's local port can take one between this
+/// call and the caller's bind: a port handed out by asking the OS for port 0 could be handed
+/// out again, or used as a connection's local port, before the test bound it. Each process
+/// starts at its own offset, so test binaries running at once rarely meet.
 ///
 /// ```
-/// assert_ne!(xdsc_test_support::free_port(), 0);
+/// let (a, b) = (xdsc_test_support::free_port(), xdsc_test_support::free_port());
+/// assert!(a != 0 && a != b);
 /// ```
 pub fn free_port() -> u16 {
-    StdListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = below_ephemeral();
+    let span = u32::from(high - low);
+    // The first call of a process picks its offset from the process id.
+    let _ = NEXT.compare_exchange(
+        0,
+        1 + std::process::id() * 7919 % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = low + u16::try_from(n % span).expect("below the span");
+        if StdListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {low}..{high}")
+}
+
+/// A range of ports the kernel does not hand out by itself: below the ephemeral range.
+fn below_ephemeral() -> (u16, u16) {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let high = start.clamp(12_000, 49_152);
+    (high - 10_000, high)
 }
 
 /// A tiny HTTP/1.1 backend on 127.0.0.1 that answers every request with 200 and `name`.

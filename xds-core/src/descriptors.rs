@@ -77,12 +77,25 @@ mod tests {
     /// build.rs reads the `.proto` files of one pinned `envoy-types` version; it must be the
     /// version the workspace depends on, or the descriptors and the Rust types could disagree.
     #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a test reads the manifest; the library does no I/O"
+    )]
     fn envoy_types_pin_matches_build_script() {
-        let manifest = include_str!("../../Cargo.toml");
-        let pin = format!("envoy-types = \"={}\"", env!("XDSC_ENVOY_TYPES_VERSION"));
+        let version = env!("XDSC_ENVOY_TYPES_VERSION");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        // In the workspace the pin is in the root manifest; in a packaged crate cargo has
+        // written it into the crate's own, as a `[dependencies.envoy-types]` table.
+        let (manifest, pin) = match std::fs::read_to_string(dir.join("../Cargo.toml")) {
+            Ok(m) if m.contains("[workspace]") => (m, format!("envoy-types = \"={version}\"")),
+            _ => (
+                std::fs::read_to_string(dir.join("Cargo.toml")).expect("the crate's manifest"),
+                format!("version = \"={version}\""),
+            ),
+        };
         assert!(
             manifest.lines().any(|l| l.trim() == pin),
-            "the workspace Cargo.toml must contain `{pin}`; update ENVOY_TYPES_VERSION in \
+            "the manifest must contain `{pin}`; update ENVOY_TYPES_VERSION in \
              xds-core/build.rs together with the envoy-types pin"
         );
     }

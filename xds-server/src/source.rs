@@ -504,6 +504,10 @@ pub struct Report<'a> {
     pub repeated: bool,
     /// How long reading, translating and compiling took.
     pub took: Duration,
+    /// Where the batch's time went, phase by phase in order (the source's own names: a file
+    /// source's `look`, `parse`, `translate`, `compile`, `publish`, ...), including what
+    /// came after `took` was taken; empty when the source does not say.
+    pub phases: &'a [(&'static str, Duration)],
     /// The source's state.
     pub status: &'a SourceStatus,
 }

@@ -13,6 +13,11 @@
 //! EndpointSlices); each edit moves one endpoint of one slice. It also reports resident
 //! memory after the first load and after the edits.
 //!
+//! With `--phases` it also prints where a reload's time goes (medians over the rounds): `look`
+//! (finding what changed), `parse` (reading and parsing the changed files), `index`,
+//! `translate` (the incremental Kubernetes translation), `merge`, `compile` (the last-good
+//! step: the incremental compile and the diagnostics), `log` and `publish`, and their sum.
+//!
 //! ```text
 //! cargo run --release -p xdsc-benches --bin xdsc-file-reload -- --services 10000 --rounds 9
 //! cargo run --release -p xdsc-benches --bin xdsc-file-reload -- --kube-tenants 200 --rounds 9
@@ -41,14 +46,17 @@ fn service_file(objects: &[&Object]) -> String {
     serde_json::to_string_pretty(objects).expect("objects serialize")
 }
 
-struct Channel(mpsc::Sender<Instant>, mpsc::Sender<Duration>);
+/// What a reload reported: its time and its phases.
+type Reloaded = (Duration, Vec<(&'static str, Duration)>);
+
+struct Channel(mpsc::Sender<Instant>, mpsc::Sender<Reloaded>);
 
 impl Sink for Channel {
     fn publish(&mut self, _: xdsc_core::snapshot::Snapshot) {
         let _ = self.0.send(Instant::now());
     }
     fn report(&mut self, report: Report<'_>) {
-        let _ = self.1.send(report.took);
+        let _ = self.1.send((report.took, report.phases.to_vec()));
     }
 }
 
@@ -59,6 +67,28 @@ fn ms(d: Duration) -> f64 {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// With `--phases`: the median of each phase over the rounds, and of their sum (the end of
+/// the hold-off to the snapshot handed to the publisher).
+fn print_phases(rounds: &[Vec<(&'static str, Duration)>]) {
+    if !std::env::args().any(|a| a == "--phases") {
+        return;
+    }
+    let Some(first) = rounds.first() else { return };
+    let of = |i: usize| median(rounds.iter().map(|r| ms(r[i].1)).collect());
+    let parts: Vec<String> = (first.iter().enumerate())
+        .map(|(i, (name, _))| format!("{name} {:.3}", of(i)))
+        .collect();
+    let total = median(
+        (rounds.iter())
+            .map(|r| r.iter().map(|(_, d)| ms(*d)).sum())
+            .collect(),
+    );
+    println!(
+        "phases, median ms: {}; hold-off end -> published median {total:.2} ms",
+        parts.join(", ")
+    );
 }
 
 fn rss_mib() -> f64 {
@@ -75,27 +105,8 @@ fn endpoints_file(t: usize) -> String {
 
 /// Writes the multi-tenant Kubernetes folder.
 fn write_tenants(dir: &TempDir, tenants: usize) {
-    use xdsc_kube::strategy;
-    dir.write(
-        "class.json",
-        &serde_json::to_string_pretty(&strategy::ingress_class_manifest()).expect("json"),
-    );
-    for t in 0..tenants {
-        let all = strategy::tenant_manifests(t, 60, 20);
-        let kind = |v: &serde_json::Value| v["kind"].as_str().unwrap_or("").to_owned();
-        let of = |kinds: &[&str]| -> String {
-            let docs: Vec<&serde_json::Value> = all
-                .iter()
-                .filter(|v| kinds.contains(&kind(v).as_str()))
-                .collect();
-            serde_json::to_string_pretty(&docs).expect("json")
-        };
-        dir.write(
-            &format!("t{t:03}/tenant.json"),
-            &of(&["Namespace", "Secret", "Ingress"]),
-        );
-        dir.write(&format!("t{t:03}/services.json"), &of(&["Service"]));
-        dir.write(&endpoints_file(t), &of(&["EndpointSlice"]));
+    for (path, text) in xdsc_kube::strategy::tenant_files(tenants, 60, 20) {
+        dir.write(&path, &text);
     }
 }
 
@@ -135,7 +146,7 @@ fn kube_main(tenants: usize, rounds: usize) {
     let first = started.elapsed();
     let _ = rrx.try_iter().count();
     let rss_first = rss_mib();
-    let (mut latency, mut reload) = (Vec::new(), Vec::new());
+    let (mut latency, mut reload, mut phases) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let t = (round * 37) % tenants;
         let mut slices: Vec<serde_json::Value> = (0..60)
@@ -151,12 +162,14 @@ fn kube_main(tenants: usize, rounds: usize) {
             .recv_timeout(Duration::from_secs(600))
             .expect("a new snapshot");
         latency.push(ms(published - saved));
-        let took = rrx
+        let (took, parts) = rrx
             .recv_timeout(Duration::from_secs(600))
             .expect("a report");
         reload.push(ms(took));
+        phases.push(parts);
         let _ = rrx.try_iter().count();
     }
+    print_phases(&phases);
     println!(
         "first load (source start to first publish) {:.0} ms; one-endpoint edit, {rounds} rounds: saved -> published median {:.1} ms (max {:.1}); reload median {:.2} ms (max {:.2}); hold-off {} ms; RSS after first load {:.0} MiB, after {rounds} edits {:.0} MiB",
         ms(first),
@@ -237,7 +250,7 @@ fn main() {
         .expect("first snapshot");
     let _ = rrx.try_iter().count();
     let mut model = model;
-    let (mut latency, mut reload) = (Vec::new(), Vec::new());
+    let (mut latency, mut reload, mut phases) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let i = (round * 7919) % n;
         let Change::Upsert(o) = xdsc_benches::endpoint_change(&model, i, seed + round as u64)
@@ -251,12 +264,14 @@ fn main() {
             .recv_timeout(Duration::from_secs(600))
             .expect("a new snapshot");
         latency.push(ms(published - saved));
-        let took = rrx
+        let (took, parts) = rrx
             .recv_timeout(Duration::from_secs(600))
             .expect("a report");
         reload.push(ms(took));
+        phases.push(parts);
         let _ = rrx.try_iter().count();
     }
+    print_phases(&phases);
     println!(
         "one-endpoint edit, {rounds} rounds: saved -> published median {:.0} ms (max {:.0}); reload (read all + compile) median {:.0} ms; hold-off {} ms; RSS {:.0} MiB",
         median(latency.clone()),

@@ -426,6 +426,55 @@ fn a_one_file_edit_named_by_an_event_looks_at_that_file_only() {
     assert!(w.stats >= 30, "{w:?}");
 }
 
+/// The cost of a one-endpoint edit at the 200-tenant shape (12,000 Services in 601 files),
+/// counted: the edited file alone is looked at, read and parsed, one of its 60 slices goes
+/// to the translator, which recomputes one Endpoints unit, and one model object changes.
+#[test]
+fn a_one_endpoint_edit_at_200_tenants_reads_one_file_and_translates_one_endpoints() {
+    use xdsc_kube::strategy::{tenant_files, tenant_slice_manifest};
+    let files = tenant_files(200, 60, 20);
+    let files: Vec<(&str, &str)> = (files.iter())
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let dir = dir(&files);
+    let root = absolute(dir.path());
+    let paths = std::slice::from_ref(&root);
+    let mut loader = Loader::default();
+    let first = loader.reload(paths);
+    assert_eq!(first.parsed, 601);
+    assert!(first.added.is_empty(), "{:?}", first.added.first());
+    let slices: Vec<serde_json::Value> = (0..60)
+        .map(|s| tenant_slice_manifest(17, s, usize::from(s == 3)))
+        .collect();
+    dir.write(
+        "t017/endpoints.json",
+        &serde_json::to_string_pretty(&slices).unwrap(),
+    );
+    let touched = [root.join("t017/endpoints.json")].into_iter().collect();
+    let delta = loader.reload_touched(paths, &touched);
+    let w = &delta.work;
+    assert!(!w.full_scan, "{w:?}");
+    assert_eq!(
+        (w.listed, w.stats, w.read, delta.parsed),
+        (0, 2, 1, 1),
+        "{w:?}"
+    );
+    assert_eq!((w.converted, w.translated), (60, 1), "{w:?}");
+    assert_eq!(
+        w.translation.units,
+        BTreeMap::from([("Endpoints", 1)]),
+        "no Ingress, host or listener unit: {w:?}"
+    );
+    assert_eq!(
+        w.translation.objects,
+        BTreeMap::from([(model::Kind::Endpoints, 1)])
+    );
+    let keys: Vec<String> = delta.changes.iter().map(|c| c.key().to_string()).collect();
+    assert_eq!(keys, ["Endpoints/k8s:tenant-017/svc-03:80"]);
+    assert!(delta.added.is_empty() && delta.removed.is_empty());
+    assert!(!delta.files_changed && !delta.ignored_changed);
+}
+
 #[test]
 fn event_paths_give_what_a_full_scan_gives() {
     let dir = tenants_dir();

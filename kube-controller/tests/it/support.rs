@@ -163,6 +163,11 @@ impl Controller {
             if code == 200 {
                 return;
             }
+            let ended = self.task.as_ref().is_some_and(|t| t.is_finished());
+            assert!(
+                !ended,
+                "the controller ended before it was ready (a port taken?): {body}"
+            );
             assert!(start.elapsed() < PATIENCE, "not ready in time: {body}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
