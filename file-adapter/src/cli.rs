@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xdsc_file::load::LoadOptions;
-use xdsc_file::oracle;
+use xdsc_file::{commands, oracle};
 use xdsc_server::cli::duration;
 
 /// Serve folders of Envoy configuration (xdsc model documents or Kubernetes manifests, YAML or
@@ -78,8 +78,8 @@ pub(crate) enum Command {
         input: Input,
         /// Output format: `json` prints one object (diagnostics, statuses in the API's
         /// shape, summary) to standard output.
-        #[arg(long, value_enum, default_value_t = oracle::Format::Text)]
-        output: oracle::Format,
+        #[arg(long, value_enum, default_value_t = commands::Format::Text)]
+        output: commands::Format,
     },
     /// Print the compiled snapshot as an Envoy bootstrap with static resources, which
     /// `envoy --mode validate -c FILE` accepts; diagnostics go to standard error.
@@ -108,8 +108,8 @@ pub(crate) enum Command {
         #[command(flatten)]
         request: oracle::Query,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = oracle::Format::Text)]
-        output: oracle::Format,
+        #[arg(long, value_enum, default_value_t = commands::Format::Text)]
+        output: commands::Format,
     },
     /// Run the cases of a cases file (YAML or JSON: a list of requests with expected outcomes)
     /// against the files; print `ok NAME` or `FAIL NAME: expected X, got Y` per case, then

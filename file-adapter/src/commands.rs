@@ -1,6 +1,9 @@
 //! The one-shot commands: `check`, `render` and `schema` (`explain` and `test` are in
 //! [`crate::oracle`]). Each returns what to print and an exit code, so the binary stays a thin
 //! shell and the commands are tested without it.
+//!
+//! What every command shares lives here too ([`Output`], the exit codes, [`Format`],
+//! [`compile`]): `oracle` builds on this module, never the other way round.
 
 use std::path::PathBuf;
 
@@ -9,7 +12,6 @@ use xdsc_core::render::{BootstrapOptions, bootstrap_json};
 use xdsc_kube::translate::KubeKind;
 
 use crate::load::{self, Diagnostic, LoadOptions, Loaded};
-use crate::oracle::Format;
 
 /// The exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -19,6 +21,21 @@ pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// The exit code when something outside the input failed (an address in use, I/O).
 pub const EXIT_FAILURE: u8 = 3;
+
+/// How `check` and `explain` print their answer (`--output`).
+///
+/// ```
+/// use xdsc_file::commands::Format;
+/// assert_eq!(Format::default(), Format::Text);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object.
+    Json,
+}
 
 /// What a command printed and how it ends.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -70,8 +87,7 @@ pub fn check(paths: &[PathBuf], options: &LoadOptions) -> Output {
 /// (Gateway API conditions without `lastTransitionTime`, which the writer sets).
 ///
 /// ```
-/// use xdsc_file::commands::check_as;
-/// use xdsc_file::oracle::Format;
+/// use xdsc_file::commands::{check_as, Format};
 /// let out = check_as(&["/nonexistent".into()], &Default::default(), Format::Json);
 /// let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
 /// assert_eq!(v["summary"]["errors"], 1);

@@ -20,6 +20,7 @@ use xdsc_core::diagnostic::{FieldPath, Problem, Subject, ToFieldPath};
 use xdsc_core::model::{self, Kind, ListenerProtocol, Object};
 use xdsc_core::oracle::{self, Action, ChainMatch, DomainMatch, Mismatch, Outcome, Step};
 
+pub use crate::commands::Format;
 use crate::commands::{self, EXIT_FAILURE, EXIT_INVALID, EXIT_OK, EXIT_USAGE, Output};
 use crate::load::{Diagnostic, LoadOptions, Location};
 use crate::yaml::{self, Pos, Segment};
@@ -35,16 +36,6 @@ pub enum Scheme {
     Http,
     /// TLS, sending a server name (SNI).
     Https,
-}
-
-/// How `explain` prints its answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Lines for people.
-    #[default]
-    Text,
-    /// One JSON object.
-    Json,
 }
 
 /// A request to ask about, as the command line gives it (a case of a cases file becomes one).

@@ -8,6 +8,7 @@ pub mod diagnostic;
 pub mod model;
 pub mod oracle;
 pub mod render;
+mod resource_type;
 pub mod snapshot;
 #[cfg(feature = "proptest")]
 pub mod strategy;

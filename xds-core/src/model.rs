@@ -18,6 +18,8 @@ use imbl::OrdMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::resource_type::ResourceType;
+
 mod cluster;
 mod endpoints;
 mod extension;
@@ -84,8 +86,8 @@ impl Kind {
     /// assert_eq!(Kind::EnvoyListener.raw_type(), Some(ResourceType::Listener));
     /// assert_eq!(Kind::Listener.raw_type(), None);
     /// ```
-    pub const fn raw_type(self) -> Option<crate::snapshot::ResourceType> {
-        use crate::snapshot::ResourceType as T;
+    pub const fn raw_type(self) -> Option<ResourceType> {
+        use ResourceType as T;
         match self {
             Kind::EnvoyCluster => Some(T::Cluster),
             Kind::EnvoyClusterLoadAssignment => Some(T::Endpoint),

@@ -6,9 +6,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use serde_json::{Value, json};
+use xdsc_core::model::ObjectKey;
 use xdsc_core::snapshot::ResourceType;
 
 use crate::protocol::{Nack, TypeStatus, Variant};
+
+/// Where the model objects named by a NACK's provenance were read (`Kind name (file:line:col)`
+/// or a Kubernetes object), as the embedder knows it ([`crate::Admin::with_origins`]).
+pub type Origins = Arc<dyn Fn(&ObjectKey) -> Vec<String> + Send + Sync>;
 
 #[derive(Clone, Debug)]
 struct Client {
@@ -184,7 +189,7 @@ impl Clients {
 
     /// The JSON view of every connected stream; with `origins`, each last NACK also lists
     /// where the model objects it traces to were read.
-    pub(crate) fn to_json(&self, origins: Option<&crate::status::Origins>) -> Value {
+    pub(crate) fn to_json(&self, origins: Option<&Origins>) -> Value {
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         Value::Array(
             map.iter()

@@ -33,9 +33,10 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::codegen::Service;
 use tonic::transport::server::TcpConnectInfo;
 
-pub(crate) use admission::Counters;
-use admission::{Admission, Closed};
+use admission::Admission;
 use io::{Cut, Io};
+
+use crate::metrics::Closed;
 
 /// How accepted xDS connections are admitted, kept and closed.
 ///

@@ -73,13 +73,12 @@ pub use admin::{
     SourceHealth,
 };
 pub use budget::SyncLimits;
-pub use clients::{Rejection, Rejections};
+pub use clients::{Origins, Rejection, Rejections};
 pub use connection::ConnectionOptions;
 pub use metrics::Metrics;
 pub use protocol::Limits;
 pub use publish::{DEFAULT_FLEET, Publisher};
 pub use service::{FleetSelector, fleet_by_node_cluster};
-pub use status::Origins;
 
 /// The `envoy-types` crate this server speaks, for embedders whose own code (a
 /// [`FleetSelector`], raw resources) needs its messages: use it rather than a version of their
@@ -229,7 +228,7 @@ impl XdsServer {
     /// The admin endpoints of this server.
     pub fn admin(&self) -> Admin {
         let mut scraped = prometheus_client::registry::Registry::default();
-        scraped.register_collector(Box::new(metrics::Scraped {
+        scraped.register_collector(Box::new(admin::Scraped {
             publisher: self.shared.publisher.clone(),
             clients: self.shared.clients.clone(),
         }));

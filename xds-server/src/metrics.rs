@@ -7,8 +7,13 @@
 //! embedder's name for a source, e.g. `files` or `kubernetes`). Snapshot sizes per fleet and
 //! type are read from the published snapshots when scraped (see `admin`), not counted here.
 //!
-//! Not here: the memory figures (`memory`) and the embedder's own families
-//! ([`crate::SourceHealth::register_metrics`]).
+//! Every family the server records into is defined here, the accept path's (`Connections`,
+//! with the close reasons it counts) and the sync budget's included, so this module imports
+//! nothing of the server: the modules that record import it (`publish`, which hands it to
+//! the streams, `budget`, `connection`), and `admin` renders it.
+//!
+//! Not here: the memory figures (`memory`), the families read when scraped (`admin`) and the
+//! embedder's own ([`crate::SourceHealth::register_metrics`]).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -92,7 +97,7 @@ pub struct Metrics {
     /// Streams waiting for a sync permit.
     pub(crate) sync_waiting: Gauge,
     /// The accept path's counters (see `connection`).
-    pub(crate) connections: crate::connection::Counters,
+    pub(crate) connections: Connections,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -122,7 +127,7 @@ impl Default for Metrics {
             rejected_batches: Family::default(),
             sync_held: Gauge::default(),
             sync_waiting: Gauge::default(),
-            connections: crate::connection::Counters::default(),
+            connections: Connections::default(),
         };
         // Every type is shown from the start (at 0), so a dashboard's rate() has a baseline.
         for t in ResourceType::ALL {
@@ -325,58 +330,135 @@ pub(crate) fn encode(o: &mut String, registry: &Registry) {
     let _ = prometheus_client::encoding::prometheus_text::encode(o, registry);
 }
 
-/// The families read when scraped: each fleet's published snapshot (resources and bytes per
-/// type) and the connected streams. Counting bytes walks the snapshot's resources (a few
-/// microseconds per thousand); nothing is counted on publish.
-#[derive(Debug)]
-pub(crate) struct Scraped {
-    pub(crate) publisher: crate::publish::Publisher,
-    pub(crate) clients: crate::clients::Clients,
+/// Why the server closed an admitted connection: the `reason` of
+/// `xdsc_xds_connections_closed_total` (the accept path, `connection`, reports it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Closed {
+    /// The TLS handshake and the HTTP/2 preface did not arrive within `handshake_timeout`.
+    HandshakeTimeout,
+    /// The client did not speak HTTP/2.
+    BadHandshake,
+    /// The TLS handshake failed (no client certificate where one is required, one from an
+    /// untrusted CA, a client that does not speak TLS).
+    TlsHandshake,
+    /// An HTTP/2 PING went unanswered for `http2_keepalive_timeout`.
+    KeepaliveTimeout,
+    /// A response stayed unacknowledged for `response_timeout`: the client stopped reading.
+    Stalled,
+    /// Still open at the end of the shutdown grace period.
+    Shutdown,
 }
 
-impl prometheus_client::collector::Collector for Scraped {
-    fn encode(
-        &self,
-        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
-    ) -> std::fmt::Result {
-        use prometheus_client::encoding::EncodeMetric;
-        use prometheus_client::metrics::MetricType;
-        use prometheus_client::metrics::gauge::ConstGauge;
-        let fleets: Vec<_> = self
-            .publisher
-            .fleets()
-            .into_iter()
-            .filter_map(|f| self.publisher.snapshot(&f).map(|s| (f, s)))
-            .collect();
-        type Figure = fn(&xdsc_core::snapshot::Resources) -> usize;
-        let families: [(&str, &str, Figure); 2] = [
-            (
-                "xdsc_snapshot_resources",
-                "Resources in each fleet's published snapshot, per type",
-                |r| r.len(),
-            ),
-            (
-                "xdsc_snapshot_bytes",
-                "Encoded bytes of the resources in each fleet's published snapshot, per type",
-                |r| r.iter().map(|x| x.body().len()).sum(),
-            ),
-        ];
-        for (name, help, figure) in families {
-            let mut m = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for (fleet, s) in &fleets {
-                for t in ResourceType::ALL {
-                    let labels = [("fleet", fleet.as_str()), ("type", t.short_name())];
-                    ConstGauge::new(gauge_value(figure(s.resources(t))))
-                        .encode(m.encode_family(&labels)?)?;
-                }
-            }
+const CLOSED: [(Closed, &str); 6] = [
+    (Closed::HandshakeTimeout, "handshake_timeout"),
+    (Closed::BadHandshake, "bad_handshake"),
+    (Closed::TlsHandshake, "tls_handshake"),
+    (Closed::KeepaliveTimeout, "keepalive_timeout"),
+    (Closed::Stalled, "stalled"),
+    (Closed::Shutdown, "shutdown"),
+];
+
+/// The label of a refusal or close reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+/// The accept path's families (admission, closes, TLS reloads; see `connection`).
+#[derive(Debug)]
+pub(crate) struct Connections {
+    open: Gauge,
+    accepted: Counter,
+    refused: Family<Reason, Counter>,
+    closed: Family<Reason, Counter>,
+    tls_reloads: Family<Outcome, Counter>,
+}
+
+/// The label of a reload's outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    result: &'static str,
+}
+
+impl Default for Connections {
+    fn default() -> Connections {
+        let c = Connections {
+            open: Gauge::default(),
+            accepted: Counter::default(),
+            refused: Family::default(),
+            closed: Family::default(),
+            tls_reloads: Family::default(),
+        };
+        for result in ["ok", "error"] {
+            let _ = c.tls_reloads.get_or_create(&Outcome { result });
         }
-        let clients = ConstGauge::new(gauge_value(self.clients.len()));
-        clients.encode(encoder.encode_descriptor(
-            "xdsc_clients",
-            "Connected xDS streams in the registry",
-            None,
-            clients.metric_type(),
-        )?)
+        // Every reason is shown from the start, at 0.
+        for reason in ["total", "peer"] {
+            let _ = c.refused.get_or_create(&Reason { reason });
+        }
+        for (_, reason) in CLOSED {
+            let _ = c.closed.get_or_create(&Reason { reason });
+        }
+        c
+    }
+}
+
+impl Connections {
+    /// Counts an admitted connection, open from now.
+    pub(crate) fn admitted(&self) {
+        self.open.inc();
+        self.accepted.inc();
+    }
+
+    /// Counts an admitted connection gone.
+    pub(crate) fn left(&self) {
+        self.open.dec();
+    }
+
+    pub(crate) fn closed(&self, why: Closed) {
+        if let Some((_, reason)) = CLOSED.iter().find(|(c, _)| *c == why) {
+            self.closed.get_or_create(&Reason { reason }).inc();
+        }
+    }
+
+    /// Counts a reload of changed TLS files: used (`ok`) or refused, the previous
+    /// configuration kept.
+    pub(crate) fn tls_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.tls_reloads.get_or_create(&Outcome { result }).inc();
+    }
+
+    /// Counts a refusal by a limit (`total` or `peer`).
+    pub(crate) fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Adds these counters' families to `registry`.
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "xdsc_xds_connections",
+            "Open xDS connections",
+            self.open.clone(),
+        );
+        registry.register(
+            "xdsc_xds_connections_accepted",
+            "xDS connections admitted",
+            self.accepted.clone(),
+        );
+        registry.register(
+            "xdsc_xds_connections_refused",
+            "xDS connections refused by a connection limit (total: max_connections; peer: max_connections_per_peer)",
+            self.refused.clone(),
+        );
+        registry.register(
+            "xdsc_xds_connections_closed",
+            "xDS connections the server closed, by reason",
+            self.closed.clone(),
+        );
+        registry.register(
+            "xdsc_xds_tls_reloads",
+            "Changes of the xDS TLS files read: ok (new connections get them) or error (the previous certificate kept)",
+            self.tls_reloads.clone(),
+        );
     }
 }

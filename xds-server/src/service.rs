@@ -39,7 +39,7 @@ pub type FleetSelector = Arc<dyn Fn(&Node) -> String + Send + Sync>;
 pub fn fleet_by_node_cluster() -> FleetSelector {
     Arc::new(|node: &Node| {
         if node.cluster.is_empty() {
-            crate::DEFAULT_FLEET.to_owned()
+            crate::publish::DEFAULT_FLEET.to_owned()
         } else {
             node.cluster.clone()
         }

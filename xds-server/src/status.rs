@@ -13,20 +13,22 @@
 use std::fmt::Write;
 
 use serde_json::{Map, Value, json};
-use xdsc_core::model::ObjectKey;
 use xdsc_core::snapshot::ResourceType;
 
-use crate::admin::Admin;
+use crate::publish::Publisher;
 
-/// Where the model objects named by a NACK's provenance were read (`Kind name (file:line:col)`
-/// or a Kubernetes object), as the embedder knows it ([`Admin::with_origins`]).
-pub type Origins = std::sync::Arc<dyn Fn(&ObjectKey) -> Vec<String> + Send + Sync>;
-
-/// The JSON of the status page.
-pub(crate) fn json(admin: &Admin) -> Value {
+/// The JSON of the status page: `build` (the binary's name and version), the fleets of
+/// `publisher`, and the `clients` and `sources` views the admin endpoints gathered (what
+/// `/debug/clients` and `/debug/sources` answer).
+pub(crate) fn json(
+    build: &(String, String),
+    publisher: &Publisher,
+    clients: Value,
+    sources: Value,
+) -> Value {
     let mut fleets = Vec::new();
-    for fleet in admin.publisher.fleets() {
-        let Some(s) = admin.publisher.snapshot(&fleet) else {
+    for fleet in publisher.fleets() {
+        let Some(s) = publisher.snapshot(&fleet) else {
             continue;
         };
         let types: Vec<Value> = ResourceType::ALL
@@ -43,16 +45,10 @@ pub(crate) fn json(admin: &Admin) -> Value {
             .collect();
         fleets.push(json!({"fleet": fleet, "version": s.version().to_string(), "types": types}));
     }
-    let clients = admin.clients.to_json(admin.origins.as_ref());
-    let sources = match (&admin.sources, &admin.extra) {
-        (Some(s), _) => s.status(),
-        (None, Some(extra)) => extra(),
-        (None, None) => Value::Null,
-    };
     json!({
         "build": {
-            "name": admin.build.0,
-            "version": admin.build.1,
+            "name": build.0,
+            "version": build.1,
             "server": env!("CARGO_PKG_VERSION"),
         },
         "memory": crate::memory::MemoryFigures::now(),

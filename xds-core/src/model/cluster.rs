@@ -9,8 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::shared::{Duration, Source, is_default};
 // For the doc links (the docs are also the JSON Schema's descriptions, kept as written).
 #[cfg(doc)]
-use super::endpoints::Endpoints;
-#[cfg(doc)]
 use super::secret::Secret;
 #[cfg(doc)]
 use super::virtual_host::Forward;
@@ -43,7 +41,8 @@ pub enum UpstreamProtocol {
     Http2,
 }
 
-/// An upstream service; its endpoints come from the [`Endpoints`] object of the same name.
+/// An upstream service; its endpoints come from the [`Endpoints`](super::Endpoints) object of
+/// the same name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cluster {

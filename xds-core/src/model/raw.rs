@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use super::shared::Source;
-use crate::snapshot::ResourceType;
+use crate::resource_type::ResourceType;
 
 mod sealed {
     pub trait Sealed {}

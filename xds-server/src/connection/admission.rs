@@ -1,5 +1,5 @@
-//! Who may connect: the limits on open xDS connections in total and per peer address, and the
-//! accept path's counters (rendered into `/metrics`).
+//! Who may connect: the limits on open xDS connections in total and per peer address, counted
+//! in the accept path's families of [`Metrics`].
 //!
 //! A refused connection is closed at once, before any byte is read; a warning is logged at
 //! most every 10 s per reason, with how many were refused since, so a flood of connections
@@ -13,11 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use crate::metrics::{Closed, Connections, Metrics};
 
 /// Why a connection was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,133 +24,13 @@ pub(crate) enum Refusal {
     Peer,
 }
 
-/// Why the server closed an admitted connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Closed {
-    /// The TLS handshake and the HTTP/2 preface did not arrive within `handshake_timeout`.
-    HandshakeTimeout,
-    /// The client did not speak HTTP/2.
-    BadHandshake,
-    /// The TLS handshake failed (no client certificate where one is required, one from an
-    /// untrusted CA, a client that does not speak TLS).
-    TlsHandshake,
-    /// An HTTP/2 PING went unanswered for `http2_keepalive_timeout`.
-    KeepaliveTimeout,
-    /// A response stayed unacknowledged for `response_timeout`: the client stopped reading.
-    Stalled,
-    /// Still open at the end of the shutdown grace period.
-    Shutdown,
-}
-
-const CLOSED: [(Closed, &str); 6] = [
-    (Closed::HandshakeTimeout, "handshake_timeout"),
-    (Closed::BadHandshake, "bad_handshake"),
-    (Closed::TlsHandshake, "tls_handshake"),
-    (Closed::KeepaliveTimeout, "keepalive_timeout"),
-    (Closed::Stalled, "stalled"),
-    (Closed::Shutdown, "shutdown"),
-];
-
-/// The label of a refusal or close reason.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Reason {
-    reason: &'static str,
-}
-
-/// The accept path's counters.
-#[derive(Debug)]
-pub(crate) struct Counters {
-    open: Gauge,
-    accepted: Counter,
-    refused: Family<Reason, Counter>,
-    closed: Family<Reason, Counter>,
-    tls_reloads: Family<Outcome, Counter>,
-}
-
-/// The label of a reload's outcome.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Outcome {
-    result: &'static str,
-}
-
-impl Default for Counters {
-    fn default() -> Counters {
-        let c = Counters {
-            open: Gauge::default(),
-            accepted: Counter::default(),
-            refused: Family::default(),
-            closed: Family::default(),
-            tls_reloads: Family::default(),
-        };
-        for result in ["ok", "error"] {
-            let _ = c.tls_reloads.get_or_create(&Outcome { result });
-        }
-        // Every reason is shown from the start, at 0.
-        for reason in ["total", "peer"] {
-            let _ = c.refused.get_or_create(&Reason { reason });
-        }
-        for (_, reason) in CLOSED {
-            let _ = c.closed.get_or_create(&Reason { reason });
-        }
-        c
-    }
-}
-
-impl Counters {
-    pub(crate) fn closed(&self, why: Closed) {
-        if let Some((_, reason)) = CLOSED.iter().find(|(c, _)| *c == why) {
-            self.closed.get_or_create(&Reason { reason }).inc();
-        }
-    }
-
-    /// Counts a reload of changed TLS files: used (`ok`) or refused, the previous
-    /// configuration kept.
-    pub(crate) fn tls_reload(&self, ok: bool) {
-        let result = if ok { "ok" } else { "error" };
-        self.tls_reloads.get_or_create(&Outcome { result }).inc();
-    }
-
-    fn refused(&self, reason: &'static str) {
-        self.refused.get_or_create(&Reason { reason }).inc();
-    }
-
-    /// Adds these counters' families to `registry`.
-    pub(crate) fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "xdsc_xds_connections",
-            "Open xDS connections",
-            self.open.clone(),
-        );
-        registry.register(
-            "xdsc_xds_connections_accepted",
-            "xDS connections admitted",
-            self.accepted.clone(),
-        );
-        registry.register(
-            "xdsc_xds_connections_refused",
-            "xDS connections refused by a connection limit (total: max_connections; peer: max_connections_per_peer)",
-            self.refused.clone(),
-        );
-        registry.register(
-            "xdsc_xds_connections_closed",
-            "xDS connections the server closed, by reason",
-            self.closed.clone(),
-        );
-        registry.register(
-            "xdsc_xds_tls_reloads",
-            "Changes of the xDS TLS files read: ok (new connections get them) or error (the previous certificate kept)",
-            self.tls_reloads.clone(),
-        );
-    }
-}
-
 /// The open connections, counted in total and per peer address.
 #[derive(Debug)]
 pub(crate) struct Admission {
     max_total: usize,
     max_per_peer: usize,
     open: Mutex<Open>,
-    counters: Arc<crate::metrics::Metrics>,
+    counters: Arc<Metrics>,
     warned: [Throttle; 2],
 }
 
@@ -175,7 +51,7 @@ impl Admission {
     pub(crate) fn new(
         max_total: usize,
         max_per_peer: usize,
-        metrics: Arc<crate::metrics::Metrics>,
+        metrics: Arc<Metrics>,
     ) -> Arc<Admission> {
         Arc::new(Admission {
             max_total,
@@ -186,7 +62,7 @@ impl Admission {
         })
     }
 
-    fn counters(&self) -> &Counters {
+    fn counters(&self) -> &Connections {
         &self.counters.connections
     }
 
@@ -210,8 +86,7 @@ impl Admission {
         let c = self.counters();
         match refusal {
             None => {
-                c.open.inc();
-                c.accepted.inc();
+                c.admitted();
                 Ok(Ticket {
                     admission: Arc::clone(self),
                     peer,
@@ -253,7 +128,7 @@ impl Drop for Ticket {
                 }
             }
         }
-        a.counters().open.dec();
+        a.counters().left();
     }
 }
 
@@ -294,7 +169,7 @@ mod tests {
 
     #[test]
     fn limits_in_total_and_per_peer_and_places_given_back() {
-        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let metrics = Arc::new(Metrics::default());
         let a = Admission::new(3, 2, Arc::clone(&metrics));
         let (p, q) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let one = a.admit(p).expect("first");
