@@ -137,9 +137,9 @@
 //! - **Backends** (`backendRefs`): Services with a port, weight 1 by default, 0 meaning
 //!   never; a Service in another namespace only where a ReferenceGrant there allows the
 //!   route's kind and namespace (else `RefNotPermitted`). A rule whose backends are all
-//!   invalid (or that has none) answers 500, as does one whose weights are all 0. An
-//!   invalid backend beside valid ones is dropped by the core, so its share goes to the
-//!   others (the spec asks for 500 for that share; it needs a core change). TLS and TCP
+//!   invalid (or that has none) answers 500, as does one whose valid backends' weights are
+//!   all 0. An invalid backend beside valid ones keeps its weight as the forward's
+//!   `error_weight`, so its share answers 500, as the spec asks. TLS and TCP
 //!   routes leave invalid backends out; with none left, connections are refused.
 //! - **Certificates**: a Secret in another namespace only where a ReferenceGrant there
 //!   allows Gateways of the Gateway's namespace (else listener `ResolvedRefs`

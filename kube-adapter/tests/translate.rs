@@ -970,12 +970,68 @@ fn backend_weights_default_to_one_and_zero_means_never() {
         ],
         r#"HTTPRoute default/r (t.yaml:9): spec.rules[3].backendRefs[0].port: a Service backend needs a port
         HTTPRoute default/r (t.yaml:9): spec.rules[4].backendRefs[0]: backend kind "Bucket" is not supported (only Services are)
-        core: warning: VirtualHost/k8s:gateway:10080:~: routes[0001:default/r:r1:m0].forward.backends: no usable backend; the route answers 500
         k8s:gateway:10080 h /split => forward to clusters "k8s:default/a:80" (weight 1), "k8s:default/b:80" (weight 3) with path "/split" and host "h"
         k8s:gateway:10080 h /zero => answer 500
         k8s:gateway:10080 h /none => answer 500
         k8s:gateway:10080 h /noport => answer 500
         k8s:gateway:10080 h /kind => answer 500"#,
+    );
+}
+
+/// HTTPRouteInvalidNonExistentBackendRef, ...UnknownKind, ...CrossNamespaceBackendRef beside
+/// a valid backend: the invalid one keeps its weight, and its share answers 500.
+#[test]
+fn an_invalid_backend_beside_valid_ones_keeps_its_share_and_answers_500() {
+    let m = with(
+        gateway_base(),
+        [http_route(
+            "r",
+            T1,
+            json!({"parentRefs": [{"name": "gw"}], "rules": [
+                {"matches": [{"path": {"value": "/missing"}}], "backendRefs": [{"name": "a", "port": 80}, {"name": "gone", "port": 80}]},
+                {"matches": [{"path": {"value": "/mixed"}}], "backendRefs": [{"name": "a", "port": 80, "weight": 2}, {"group": "example.com", "kind": "Bucket", "name": "x", "weight": 1}, {"name": "b", "namespace": "other", "port": 80, "weight": 3}]},
+                {"matches": [{"path": {"value": "/zero"}}], "backendRefs": [{"name": "a", "port": 80, "weight": 0}, {"name": "gone", "port": 80}]},
+            ]}),
+        )],
+    );
+    check(
+        &m,
+        &[
+            gw_get("h", "/missing"),
+            gw_get("h", "/mixed"),
+            gw_get("h", "/zero"),
+        ],
+        r#"HTTPRoute default/r (t.yaml:9): spec.rules[0].backendRefs[1]: service default/gone does not exist
+        HTTPRoute default/r (t.yaml:9): spec.rules[1].backendRefs[1]: backend kind "Bucket" is not supported (only Services are)
+        HTTPRoute default/r (t.yaml:9): spec.rules[1].backendRefs[2]: service other/b is in another namespace and no ReferenceGrant there allows it
+        HTTPRoute default/r (t.yaml:9): spec.rules[2].backendRefs[1]: service default/gone does not exist
+        k8s:gateway:10080 h /missing => forward to clusters "k8s:default/a:80" (weight 1), "xdsc!internal-server-error" (weight 1) with path "/missing" and host "h"
+        k8s:gateway:10080 h /mixed => forward to clusters "k8s:default/a:80" (weight 2), "xdsc!internal-server-error" (weight 4) with path "/mixed" and host "h"
+        k8s:gateway:10080 h /zero => answer 500"#,
+    );
+    // The oracle says what Envoy does with the error share: 500.
+    let inputs = inputs(&m);
+    let t = translate::full(&inputs, &Options::default());
+    let compiled = Compiled::new(&Model::from_objects(t.objects.clone()));
+    let out = evaluate(compiled.snapshot(), &gw_get("h", "/missing")).expect("evaluates");
+    assert!(
+        out.explanation.iter().any(|s| matches!(s,
+            xdsc_core::oracle::Step::MissingCluster { cluster, status: Some(500) }
+                if cluster == xdsc_core::compile::ERROR_CLUSTER)),
+        "{out}"
+    );
+    // No Cluster or Endpoints for the error share; the status reasons stay.
+    assert!(!t.objects.iter().any(|o| o.name().contains("gone")));
+    check_status(
+        &m,
+        r#"HTTPRoute default/r (t.yaml:9): spec.rules[0].backendRefs[1]: service default/gone does not exist
+        HTTPRoute default/r (t.yaml:9): spec.rules[1].backendRefs[1]: backend kind "Bucket" is not supported (only Services are)
+        HTTPRoute default/r (t.yaml:9): spec.rules[1].backendRefs[2]: service other/b is in another namespace and no ReferenceGrant there allows it
+        HTTPRoute default/r (t.yaml:9): spec.rules[2].backendRefs[1]: service default/gone does not exist
+        Gateway default/gw: Accepted=True Accepted; Programmed=True Programmed
+        Gateway default/gw: listener http: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=1; supportedKinds=[GRPCRoute,HTTPRoute]
+        GatewayClass xdsc: Accepted=True Accepted
+        HTTPRoute default/r: parent default/gw: Accepted=True Accepted; ResolvedRefs=False BackendNotFound (service default/gone does not exist)"#,
     );
 }
 

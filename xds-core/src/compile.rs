@@ -62,7 +62,10 @@
 //!
 //! An object that fails validation produces no resource (for virtual hosts, a route that fails
 //! is left out and the rest served). A reference to a missing or invalid object is reported;
-//! a route whose backends are all unavailable answers 503 (500 when every weight is 0), a TLS
+//! a route whose backends are all unavailable answers 503 (500 when every weight is 0). A
+//! forward's `error_weight` keeps its share: it becomes a weighted-cluster entry naming
+//! [`ERROR_CLUSTER`], which never exists, with `cluster_not_found_response_code` 500 (no CDS
+//! or EDS resource; without usable backends the route answers 500 directly). A TLS
 //! filter chain whose secret is missing is dropped, a cluster whose CA secret is missing is
 //! left out. Resources are never sent half-formed.
 
@@ -91,6 +94,7 @@ use translate::SecretState;
 use validate::CheckedVhost;
 
 pub use crate::diagnostic::{Diagnostic, Problem, Severity};
+pub use translate::ERROR_CLUSTER;
 
 /// Where a set of diagnostics came from, so a rebuild replaces exactly its own.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -201,17 +201,21 @@ impl Evaluation<'_> {
                     }
                     None => return rejected("tcp_proxy without a cluster"),
                 };
-                self.missing_clusters(&clusters);
+                self.missing_clusters(&clusters, None);
                 return Ok((Action::TcpProxy { clusters }, None, None));
             }
         }
         unsupported("a filter chain without http_connection_manager or tcp_proxy")
     }
 
-    fn missing_clusters(&mut self, clusters: &[(String, u32)]) {
+    /// Records the clusters not in the snapshot; `status`: what Envoy answers for them.
+    fn missing_clusters(&mut self, clusters: &[(String, u32)], status: Option<u16>) {
         for (c, _) in clusters {
             if !self.snapshot.resources(ResourceType::Cluster).contains(c) {
-                self.steps.push(Step::MissingCluster { cluster: c.clone() });
+                self.steps.push(Step::MissingCluster {
+                    cluster: c.clone(),
+                    status,
+                });
             }
         }
     }
@@ -397,7 +401,14 @@ impl Evaluation<'_> {
                     Some(_) => return unsupported("cluster specifier plugins"),
                     None => return rejected("a route action without a cluster"),
                 };
-                self.missing_clusters(&clusters);
+                use route::route_action::ClusterNotFoundResponseCode as Code;
+                let status = match Code::try_from(ra.cluster_not_found_response_code) {
+                    Ok(Code::ServiceUnavailable) => 503,
+                    Ok(Code::NotFound) => 404,
+                    Ok(Code::InternalServerError) => 500,
+                    Err(_) => return rejected("an unknown cluster_not_found_response_code"),
+                };
+                self.missing_clusters(&clusters, Some(status));
                 if !ra.path_rewrite.is_empty() || ra.path_rewrite_policy.is_some() {
                     return unsupported("path_rewrite and path_rewrite_policy");
                 }

@@ -460,16 +460,32 @@ fn inline_routes(any: &mut Any, snapshot: &Snapshot, name: &str) -> Result<(), R
     if !is_ads(rds.config_source.as_ref()) {
         return Ok(());
     }
-    let routes = match snapshot.get(ResourceType::Route, &rds.route_config_name) {
+    let mut routes = match snapshot.get(ResourceType::Route, &rds.route_config_name) {
         Some(resource) => decode::<route::RouteConfiguration>(resource)?,
         None => route::RouteConfiguration {
             name: rds.route_config_name.clone(),
             ..Default::default()
         },
     };
+    // An inline route configuration has its clusters validated by default, which the
+    // never-existing `ERROR_CLUSTER` of an error share would fail; over RDS it is not.
+    if routes.validate_clusters.is_none() && names_error_cluster(&routes) {
+        routes.validate_clusters =
+            Some(envoy_types::pb::google::protobuf::BoolValue { value: false });
+    }
     manager.route_specifier = Some(RouteSpecifier::RouteConfig(routes));
     *any = to_any(&manager);
     Ok(())
+}
+
+/// Whether a route of the configuration has an error share ([`crate::compile::ERROR_CLUSTER`]).
+fn names_error_cluster(rc: &route::RouteConfiguration) -> bool {
+    use route::route_action::ClusterSpecifier;
+    rc.virtual_hosts.iter().flat_map(|v| &v.routes).any(|r| {
+        matches!(&r.action, Some(route::route::Action::Route(a))
+            if matches!(&a.cluster_specifier, Some(ClusterSpecifier::WeightedClusters(w))
+                if w.clusters.iter().any(|c| c.name == crate::compile::ERROR_CLUSTER)))
+    })
 }
 
 /// Makes the SDS-over-ADS references of a TLS transport socket name static secrets.

@@ -7,6 +7,8 @@
 //! - TCP: an echo backend behind a TCP listener and a TCPRoute.
 //! - gRPC: a tonic server (Envoy's rate-limit service, answered here) behind a GRPCRoute;
 //!   a tonic client's call is answered by it over HTTP/2 through Envoy.
+//! - A missing Service beside a valid one, weights 1:1: some requests answer 500 (the
+//!   missing one keeps its share), the others reach the valid backend.
 //! - Bad inputs beside the good ones: a refused cross-namespace backend, an unsupported
 //!   listener protocol and a TLSRoute on an HTTP listener are reported with their spec
 //!   reasons by `xdsc-file check` while the rest serves.
@@ -21,7 +23,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use xdsc_test_support::{
-    Envoy, TestCa, TlsBackend, ads_bootstrap, find_envoy, find_openssl, free_port, wait_for,
+    Backend, Envoy, TestCa, TlsBackend, ads_bootstrap, find_envoy, find_openssl, free_port,
+    http_get, wait_for,
 };
 
 use crate::serve_envoy::Served;
@@ -189,6 +192,49 @@ fn a_tcp_route_carries_an_echo() {
         "the echo never came back\n{}\n{}",
         served.log_text(),
         envoy.log_tail()
+    );
+}
+
+#[test]
+fn a_missing_backend_keeps_its_share_and_answers_500() {
+    let dir = Dir::with_files("gw-missing-backend", &[]);
+    let web = Backend::start("web");
+    let listen = free_port();
+    let mut m = vec![
+        class(),
+        gateway(json!([{"name": "http", "port": listen, "protocol": "HTTP"}])),
+        json!({"apiVersion": GW, "kind": "HTTPRoute", "metadata": {"name": "split", "namespace": "default"},
+               "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [
+                   {"name": "web", "port": 80, "weight": 1}, {"name": "gone", "port": 80, "weight": 1}]}]}}),
+    ];
+    m.extend(service("web", 80, web.addr.port()));
+    write_manifests(&dir, "gateway.yaml", &m);
+    let Some((served, envoy)) = serve("gw-missing-backend", &dir) else {
+        return;
+    };
+    let logs = || format!("{}\n{}", served.log_text(), envoy.log_tail());
+    let reached = wait_for(WAIT, || {
+        http_get(listen, "h", "/").filter(|(status, body)| *status == 200 && body.contains("web"))
+    });
+    assert!(
+        reached.is_some(),
+        "the valid backend was never reached\n{}",
+        logs()
+    );
+    // 1:1 over 40 requests: at most 5 on one side has a chance of about 1e-6.
+    let (mut ok, mut errors, mut other) = (0, 0, Vec::new());
+    for _ in 0..40 {
+        match http_get(listen, "h", "/") {
+            Some((200, body)) if body.contains("web") => ok += 1,
+            Some((500, _)) => errors += 1,
+            got => other.push(format!("{got:?}")),
+        }
+    }
+    assert!(other.is_empty(), "unexpected answers {other:?}\n{}", logs());
+    assert!(
+        ok > 5 && errors > 5,
+        "{ok} reached web, {errors} answered 500\n{}",
+        logs()
     );
 }
 

@@ -284,6 +284,7 @@ fn action(
         return;
     }
     let mut backends = Vec::new();
+    let mut error_weight = 0u32;
     for (i, b) in backend_refs.iter().enumerate() {
         let f = (field, "backendRefs", i);
         if !b.filters.is_empty() {
@@ -294,14 +295,16 @@ fn action(
             );
         }
         let weight = b.weight.unwrap_or(1).max(0) as u32;
-        let cluster = backend_cluster(cx, id, &f, &b.backend, grpc)
-            .unwrap_or_else(|| format!("k8s:invalid:{}", b.backend.name));
-        backends.push(model::Backend { cluster, weight });
+        match backend_cluster(cx, id, &f, &b.backend, grpc) {
+            Some(cluster) if cx.clusters.contains(&cluster) => {
+                backends.push(model::Backend { cluster, weight });
+            }
+            // The spec answers 500 for the share of an invalid backend: it keeps its weight.
+            _ => error_weight = error_weight.saturating_add(weight),
+        }
     }
-    // The spec answers 500 for requests to invalid backends; when every backend is invalid
-    // (or there are none) the whole rule does. Invalid backends beside valid ones are
-    // dropped by the core, their share going to the valid ones.
-    if backends.iter().all(|b| !cx.clusters.contains(&b.cluster)) {
+    // When no valid backend has a weight (or there is none) the whole rule answers 500.
+    if backends.iter().all(|b| b.weight == 0) {
         route.forward = None;
         route.direct_response = Some(model::DirectResponse {
             status: 500,
@@ -311,6 +314,7 @@ fn action(
     }
     route.forward = Some(model::Forward {
         backends,
+        error_weight,
         rewrite,
         mirror,
         ..model::Forward::to("")

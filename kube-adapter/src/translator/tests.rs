@@ -1,4 +1,5 @@
-//! The translator's cost, counted: what one change recomputes at the 200-tenant shape.
+//! The translator's cost, counted: what one change recomputes at the 200-tenant shape, and
+//! at one Gateway with 200 HTTPRoutes.
 
 use super::*;
 use crate::strategy::{tenant_slice, tenants};
@@ -113,4 +114,71 @@ fn deleting_everything_leaves_nothing_behind() {
     assert!(t.readers.len() <= 6, "{:?}", t.readers.keys());
     assert!(t.world.facts.slices.is_empty() && t.world.facts.hosts.is_empty());
     assert!(t.world.facts.heads.is_empty() && t.world.facts.gateway_routes.is_empty());
+}
+
+/// One Gateway listener with 200 HTTPRoutes, each on its own hostname (`distinct`) or all on
+/// one; the route `r-017` then changes one path.
+fn gateway_with_routes(distinct: bool) -> (Translator, KubeObject) {
+    use serde_json::json;
+    let gw = "gateway.networking.k8s.io/v1";
+    let parse = |v: serde_json::Value| KubeObject::from_value(v).expect("a valid manifest");
+    let route = |i: usize, path: &str| {
+        let host = if distinct {
+            format!("h{i:03}.example.com")
+        } else {
+            "shared.example.com".to_owned()
+        };
+        parse(json!({"apiVersion": gw, "kind": "HTTPRoute",
+            "metadata": {"name": format!("r-{i:03}"), "namespace": "a", "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"parentRefs": [{"name": "g"}], "hostnames": [host],
+                "rules": [{"matches": [{"path": {"value": format!("/{i}{path}")}}],
+                           "backendRefs": [{"name": "s", "port": 80}]}]}}))
+    };
+    let mut objects = vec![
+        parse(
+            json!({"apiVersion": gw, "kind": "GatewayClass", "metadata": {"name": "gc"},
+            "spec": {"controllerName": "xdsc.dev/gateway-controller"}}),
+        ),
+        parse(
+            json!({"apiVersion": gw, "kind": "Gateway", "metadata": {"name": "g", "namespace": "a"},
+            "spec": {"gatewayClassName": "gc", "listeners": [{"name": "l", "port": 80, "protocol": "HTTP"}]}}),
+        ),
+        parse(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "a"},
+            "spec": {"ports": [{"port": 80}]}}),
+        ),
+    ];
+    objects.extend((0..200).map(|i| route(i, "")));
+    let mut t = Translator::new(Options::default());
+    let first = t.apply(objects.into_iter().map(|o| ObjectChange::upsert(o, None)));
+    assert!(
+        first.diagnostics_added.is_empty(),
+        "{:?}",
+        first.diagnostics_added
+    );
+    (t, route(17, "/moved"))
+}
+
+/// Counted, and not yet proportional: one route's change recomputes its Gateway port's unit,
+/// which rebuilds every virtual host of the port (200 with a hostname per route; 1 holding
+/// all 200 routes with one shared hostname), though only one changes. Guards the cost as it
+/// is, so an improvement shows here.
+#[test]
+fn one_httproute_change_at_a_gateway_of_200_routes_is_counted() {
+    for (distinct, hosts) in [(true, 200), (false, 1)] {
+        let (mut t, changed) = gateway_with_routes(distinct);
+        let delta = t.apply([ObjectChange::upsert(changed, None)]);
+        assert_eq!(
+            delta.work.units,
+            counts([("Gateway", 1), ("GatewayPort", 1), ("Route", 1)])
+        );
+        assert_eq!(
+            delta.work.objects,
+            BTreeMap::from([
+                (model::Kind::Listener, 1),
+                (model::Kind::VirtualHost, hosts)
+            ])
+        );
+        assert_eq!(delta.changes.len(), 1, "one virtual host changes");
+    }
 }

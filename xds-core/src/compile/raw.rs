@@ -59,6 +59,16 @@ pub(crate) struct RawRefs {
 /// Checks a raw model object; `None` for compiled kinds.
 pub(crate) fn check_object(o: &Object, d: &mut Diags) -> Option<CheckedRaw> {
     Some(match o {
+        Object::EnvoyCluster(r) if r.name() == super::translate::ERROR_CLUSTER => {
+            d.error(
+                "name",
+                Problem::invalid(format!(
+                    "{:?} is reserved: routes name it for a share that answers 500",
+                    r.name()
+                )),
+            );
+            CheckedRaw::default()
+        }
         Object::EnvoyCluster(r) => check(r, d, cluster_refs),
         Object::EnvoyClusterLoadAssignment(r) => {
             check(r, d, |_: &endpoint::ClusterLoadAssignment| {

@@ -19,5 +19,6 @@ mod secret;
 pub(crate) use cluster::cluster;
 pub(crate) use endpoints::endpoints;
 pub(crate) use listener::{ListenerContext, listener};
+pub use routes::ERROR_CLUSTER;
 pub(crate) use routes::virtual_host;
 pub(crate) use secret::{SecretState, secret};

@@ -245,8 +245,22 @@ pub struct QueryMatch {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Forward {
-    /// The clusters, weighted.
+    /// The clusters, weighted. May be empty when `error_weight` is not 0 (every request
+    /// then answers 500).
     pub backends: Vec<Backend>,
+    /// A share of the requests, weighed against the backends' weights, answered 500
+    /// (Internal Server Error) instead of forwarded (default 0): what a source gives the
+    /// backends it could not resolve, such as a Gateway API `backendRef` to a missing
+    /// Service, so that they keep their share rather than give it to the others.
+    ///
+    /// ```
+    /// use xdsc_core::model::{Backend, Forward};
+    /// // Half the requests reach "web", half answer 500.
+    /// let f = Forward { backends: vec![Backend::new("web", 1)], error_weight: 1, ..Forward::to("") };
+    /// assert_eq!(f.backends.len() + f.error_weight as usize, 2);
+    /// ```
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub error_weight: u32,
     /// The whole request's timeout (Envoy's default 15s when absent; `0s` disables it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
@@ -273,6 +287,7 @@ impl Forward {
                 cluster: cluster.into(),
                 weight: 1,
             }],
+            error_weight: 0,
             timeout: None,
             retry: None,
             rewrite: Rewrite::default(),

@@ -312,11 +312,15 @@ pub enum Step {
     },
     /// No route of the virtual host matches.
     NoRoute,
-    /// The route forwards to a cluster that is not in the snapshot: when Envoy picks it, it
-    /// answers with the route's `cluster_not_found_response_code` (503 by default).
+    /// The route forwards to a cluster that is not in the snapshot: when Envoy picks it (its
+    /// share of [`Action::Forward`]'s weights), it answers `status`, the route's
+    /// `cluster_not_found_response_code` (503 by default; 500 for the compiler's
+    /// [`crate::compile::ERROR_CLUSTER`]).
     MissingCluster {
         /// The cluster's name.
         cluster: String,
+        /// What Envoy answers for it; `None` for a TCP proxy, which closes the connection.
+        status: Option<u16>,
     },
 }
 
@@ -365,8 +369,12 @@ impl fmt::Display for Step {
             Step::Skipped { route, why } => write!(f, "route {route:?} skipped: {why}"),
             Step::Matched { route } => write!(f, "route {route:?} matches"),
             Step::NoRoute => f.write_str("no route matches"),
-            Step::MissingCluster { cluster } => {
-                write!(f, "cluster {cluster:?} is not in the snapshot")
+            Step::MissingCluster { cluster, status } => {
+                write!(f, "cluster {cluster:?} is not in the snapshot")?;
+                match status {
+                    Some(s) => write!(f, ": its share answers {s}"),
+                    None => f.write_str(": its share is closed"),
+                }
             }
         }
     }

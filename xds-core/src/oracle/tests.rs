@@ -490,6 +490,29 @@ fn weighted_clusters_are_forwarded_with_their_weights() {
 }
 
 #[test]
+fn an_error_weight_keeps_its_share_and_answers_500() {
+    let s = snapshot(
+        r#"[{"kind":"VirtualHost","name":"site","listeners":["http"],"domains":["example.com"],"routes":[
+            {"name":"split","forward":{"backends":[{"cluster":"web","weight":2}],"error_weight":1}},
+            {"name":"none","match":{"path":{"exact":"/none"}},"forward":{"backends":[{"cluster":"web","weight":0}],"error_weight":1}}]}]"#,
+    );
+    check_site(
+        &s,
+        get("example.com", "/"),
+        r#"route "none" skipped: path "/" does not match path "/none"
+route "split" matches
+cluster "xdsc!internal-server-error" is not in the snapshot: its share answers 500
+=> forward to clusters "web" (weight 2), "xdsc!internal-server-error" (weight 1) with path "/" and host "example.com""#,
+    );
+    check_site(
+        &s,
+        get("example.com", "/none"),
+        r#"route "none" matches
+=> answer 500"#,
+    );
+}
+
+#[test]
 fn a_cluster_missing_from_the_snapshot_is_reported() {
     let s = edit_routes(snapshot(SITE), |rc| {
         first_route(rc).action = Some(eroute::route::Action::Route(eroute::RouteAction {
@@ -503,7 +526,7 @@ fn a_cluster_missing_from_the_snapshot_is_reported() {
         &s,
         get("example.com", "/api"),
         r#"route "api" matches
-cluster "gone" is not in the snapshot
+cluster "gone" is not in the snapshot: its share answers 503
 => forward to cluster "gone" with path "/api" and host "example.com""#,
     );
 }

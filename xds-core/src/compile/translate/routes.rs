@@ -131,6 +131,16 @@ fn header_options(m: &model::HeaderModifier) -> (Vec<core::HeaderValueOption>, V
     )
 }
 
+/// The cluster name a route's `error_weight` share goes to in Envoy's weighted clusters:
+/// never a cluster (no model name may hold `!`, and a raw cluster of this name is refused),
+/// so Envoy answers that share with the route's `cluster_not_found_response_code`, set to
+/// 500. Nothing else names it: it has no CDS or EDS resource.
+///
+/// ```
+/// assert!(xdsc_core::compile::ERROR_CLUSTER.contains('!'));
+/// ```
+pub const ERROR_CLUSTER: &str = "xdsc!internal-server-error";
+
 fn direct(status: u32, body: Option<&str>) -> route::route::Action {
     route::route::Action::DirectResponse(route::DirectResponseAction {
         status,
@@ -148,6 +158,10 @@ fn forward_action(
 ) -> route::route::Action {
     use route::route_action::{ClusterSpecifier, HostRewriteSpecifier};
     let backends = usable_backends(&f.backends, (field, "forward", "backends"), cluster, d);
+    if backends.is_empty() && f.error_weight > 0 {
+        // Only the error share has a weight: every request answers 500.
+        return direct(500, None);
+    }
     if backends.is_empty() {
         // Gateway API: every backend weight 0 means 500; no known backend at all, 503.
         let all_zero = f.backends.iter().all(|b| b.weight == 0);
@@ -158,26 +172,31 @@ fn forward_action(
         );
         return direct(status, None);
     }
-    let specifier = if let [one] = backends.as_slice() {
-        ClusterSpecifier::Cluster(one.cluster.clone())
-    } else {
-        ClusterSpecifier::WeightedClusters(route::WeightedCluster {
+    let weight = |name: &str, weight: u32| route::weighted_cluster::ClusterWeight {
+        name: name.to_owned(),
+        weight: Some(u32v(weight)),
+        ..Default::default()
+    };
+    let specifier = match backends.as_slice() {
+        [one] if f.error_weight == 0 => ClusterSpecifier::Cluster(one.cluster.clone()),
+        _ => ClusterSpecifier::WeightedClusters(route::WeightedCluster {
             clusters: backends
                 .iter()
-                .map(|b| route::weighted_cluster::ClusterWeight {
-                    name: b.cluster.clone(),
-                    weight: Some(u32v(b.weight)),
-                    ..Default::default()
-                })
+                .map(|b| weight(&b.cluster, b.weight))
+                .chain((f.error_weight > 0).then(|| weight(ERROR_CLUSTER, f.error_weight)))
                 .collect(),
             ..Default::default()
-        })
+        }),
     };
     let mut action = route::RouteAction {
         cluster_specifier: Some(specifier),
         timeout: f.timeout.map(duration),
         ..Default::default()
     };
+    if f.error_weight > 0 {
+        action.cluster_not_found_response_code =
+            route::route_action::ClusterNotFoundResponseCode::InternalServerError as i32;
+    }
     if let Some(p) = &f.rewrite.prefix {
         action.prefix_rewrite = match (&r.matches.path, p.as_str()) {
             // Rewriting a segment prefix to "/" would leave "//rest"; Envoy users write "".

@@ -141,7 +141,8 @@ fn check_forward(
     d: &mut Diags,
 ) -> bool {
     let mut ok = true;
-    let total: u64 = f.backends.iter().map(|b| u64::from(b.weight)).sum();
+    let total: u64 =
+        f.backends.iter().map(|b| u64::from(b.weight)).sum::<u64>() + u64::from(f.error_weight);
     if total > u64::from(u32::MAX) {
         ok &= d.check(
             (ff, "backends"),
@@ -151,7 +152,7 @@ fn check_forward(
             ))),
         );
     }
-    if f.backends.is_empty() {
+    if f.backends.is_empty() && f.error_weight == 0 {
         ok &= d.check((ff, "backends"), Err(Problem::invalid("must not be empty")));
     }
     for (i, b) in f.backends.iter().enumerate() {
