@@ -749,7 +749,7 @@ impl Compiled {
                     self.index
                         .addresses
                         .get(a.as_str())
-                        .and_then(|s| s.iter().next().cloned())
+                        .and_then(|s| s.keys().next().cloned())
                         .filter(|o| o != name)
                         .map(|o| (a.clone(), o))
                 });
@@ -785,7 +785,7 @@ impl Compiled {
                         self.index
                             .addresses
                             .get(a.as_str())
-                            .and_then(|s| s.iter().next().cloned())
+                            .and_then(|s| s.keys().next().cloned())
                     })
                     .filter(|o| o != name);
                 let ctx = translate::ListenerContext {

@@ -481,3 +481,42 @@ proptest! {
         }
     }
 }
+
+/// A compiled and a raw cluster of one name both refer to a secret; deleting the compiled
+/// one must not drop the raw one's edge, or the secret appearing later leaves the raw
+/// cluster's diagnostic stale (found by `incremental_equals_full`).
+#[test]
+fn a_shadowing_object_removed_keeps_the_raw_ones_references() {
+    use xdsc_core::model::{Cluster, Raw, Secret, TlsCertificate, UpstreamTls};
+    let mut compiled = Cluster::new("c1");
+    compiled.tls = Some(UpstreamTls {
+        sni: None,
+        ca_secret: Some("cert-a".into()),
+    });
+    let raw = Raw::from_json(serde_json::json!({
+        "name": "c1", "connect_timeout": "1s", "type": "STATIC",
+        "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": {"validation_context_sds_secret_config": {
+                "name": "cert-a", "sds_config": {"ads": {}, "resource_api_version": "V3"}}}}}
+    }))
+    .unwrap();
+    let secret = Secret {
+        name: "cert-a".into(),
+        tls_certificate: Some(TlsCertificate {
+            certificate_chain: strategy::TEST_CERT.into(),
+            private_key: strategy::TEST_KEY.into(),
+        }),
+        validation_context: None,
+        provenance: Vec::new(),
+    };
+    let inc = Compiled::new(&Model::from_objects([
+        Object::Cluster(compiled),
+        Object::EnvoyCluster(raw),
+    ]))
+    .apply([Change::Delete(ObjectKey::new(Kind::Cluster, "c1"))])
+    .apply([Change::upsert(secret)]);
+    let full = Compiled::new(inc.model());
+    assert_eq!(inc.diagnostics(), full.diagnostics());
+    assert!(inc.snapshot() == full.snapshot());
+}

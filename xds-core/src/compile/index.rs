@@ -15,7 +15,10 @@ use super::validate;
 use crate::model;
 
 pub(super) type Names = OrdSet<Arc<str>>;
-pub(super) type Refs = OrdMap<Arc<str>, Names>;
+/// Target -> who refers to it, each with the number of its references: a compiled and a raw
+/// object of one name (one serves, the other waits for the slot) each hold their own, so
+/// removing one leaves the other's.
+pub(super) type Refs = OrdMap<Arc<str>, OrdMap<Arc<str>, u32>>;
 
 /// Reverse references: who refers to what, by name, whether or not the target exists.
 #[derive(Clone, Default)]
@@ -46,21 +49,23 @@ pub(super) struct Index {
 
 pub(super) fn link(refs: &mut Refs, target: &str, from: &Arc<str>, add: bool) {
     let target: Arc<str> = Arc::from(target);
-    let mut set = refs.get(&target).cloned().unwrap_or_default();
-    if add {
-        set.insert(from.clone());
+    let mut users = refs.get(&target).cloned().unwrap_or_default();
+    let n = users.get(from).copied().unwrap_or(0);
+    let n = if add { n + 1 } else { n.saturating_sub(1) };
+    if n == 0 {
+        users.remove(from);
     } else {
-        set.remove(from);
+        users.insert(from.clone(), n);
     }
-    if set.is_empty() {
+    if users.is_empty() {
         refs.remove(&target);
     } else {
-        refs.insert(target, set);
+        refs.insert(target, users);
     }
 }
 
 pub(super) fn get<'a>(refs: &'a Refs, target: &str) -> impl Iterator<Item = &'a Arc<str>> + 'a {
-    refs.get(target).into_iter().flat_map(|s| s.iter())
+    refs.get(target).into_iter().flat_map(|s| s.keys())
 }
 
 pub(super) fn address_key(l: &model::Listener) -> Option<String> {
