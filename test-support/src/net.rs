@@ -24,7 +24,7 @@ pub fn free_port() -> u16 {
     // The first call of a process picks its offset from the process id.
     let _ = NEXT.compare_exchange(
         0,
-        1 + std::process::id() * 7919 % span,
+        1 + std::process::id().wrapping_mul(7919) % span,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
