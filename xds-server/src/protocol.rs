@@ -274,6 +274,10 @@ pub struct Stream {
     types: BTreeMap<ResourceType, TypeState>,
     /// Plan from the snapshot diff where possible (off only to test it against full planning).
     diff_planning: bool,
+    /// Tests count what planning costs: the resources visited by full plans and by walks of
+    /// everything a client holds (the costs that grow with the snapshot, not the change).
+    #[cfg(test)]
+    visited: std::cell::Cell<usize>,
 }
 
 /// The key of a delta response's content: never resend what was rejected.
@@ -343,7 +347,16 @@ impl Stream {
             snapshot,
             types: BTreeMap::new(),
             diff_planning: true,
+            #[cfg(test)]
+            visited: std::cell::Cell::new(0),
         }
+    }
+
+    /// Counts `n` resources visited by a plan or walk that grows with the snapshot (tests).
+    fn visit(&self, n: usize) {
+        #[cfg(test)]
+        self.visited.set(self.visited.get() + n);
+        let _ = n;
     }
 
     /// The same stream planning every type from the full set (the reference the diff-based
@@ -735,13 +748,16 @@ impl Stream {
         // missing or stale.
         let map = self.snapshot.resources(t);
         if let Some(c) = child {
-            return c.held.suspects(map).into_iter().all(|name| {
+            let suspects = c.held.suspects(map);
+            self.visit(suspects.len());
+            return suspects.into_iter().all(|name| {
                 !parent.held.contains(name)
                     || map
                         .get(name)
                         .is_none_or(|r| c.held.version(name) == Some(r.version()))
             });
         }
+        self.visit(parent.held.len());
         parent
             .held
             .names()
@@ -787,6 +803,7 @@ impl Stream {
         let mut names: Vec<&Arc<str>> =
             d.added.iter().chain(&d.changed).chain(&d.removed).collect();
         names.sort();
+        self.visit(names.len());
         let all = st.wildcard || (full_state(t) && st.names.is_empty());
         // State of the world sends clusters and listeners complete.
         let complete = self.variant == Variant::Sotw && full_state(t);
@@ -847,6 +864,8 @@ impl Stream {
                     .filter_map(|n| new.get(n).cloned())
                     .collect()
             };
+            // The complete list the protocol sends (counted, as what a response costs).
+            self.visit(resources.len());
             if !kept.is_empty() {
                 resources.extend(kept.iter().cloned());
                 resources.sort_by(|a, b| a.name().cmp(b.name()));
@@ -888,6 +907,7 @@ impl Stream {
             return None;
         }
         let (desired, kept) = self.desired(t, defer)?;
+        self.visit(desired.len() + st.held.len());
         let desired_set: VersionSet = desired.iter().map(|r| (r.name(), r.version())).collect();
         let version_info = desired_set.version().to_string();
         match self.variant {
