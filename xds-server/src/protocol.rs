@@ -626,47 +626,64 @@ impl Stream {
                 events.push(Event::Nack(nack));
             }
             None => {
-                if pending.full {
-                    st.held.clear();
-                }
-                // Names the client dropped since the response was sent (in this very request,
-                // or a delta unsubscribe before it) are not held: asked for again, they go out
-                // again. A removal is applied whatever the names now: the client let it go.
                 let all = st.wildcard || (full_state(t) && st.names.is_empty());
-                let mut sent = pending.sent;
-                if !all {
-                    sent.retain(|(name, r)| r.is_none() || st.names.contains(name));
-                }
-                let subscribed = |st: &TypeState, name: &str| all || st.names.contains(name);
-                if st.held.is_empty() {
-                    let mut fresh = Vec::with_capacity(sent.len());
-                    for (name, r) in sent {
-                        match r {
-                            Some(r) => fresh.push((name, Held::of(&r))),
-                            None => {
-                                if subscribed(st, &name) {
-                                    st.told_absent.insert(name);
-                                }
-                            }
+                // A wildcard client that now holds exactly the current or the planned map
+                // (the common case: an initial sync, or a change it was sent in full) holds
+                // that map itself, in O(removals) rather than a held map built and compared
+                // name by name.
+                let exact = [self.snapshot.resources(t), pending.planned.resources(t)]
+                    .into_iter()
+                    .find(|m| all && m.version() == pending.desired.version())
+                    .cloned();
+                if let Some(map) = exact {
+                    for (name, r) in pending.sent {
+                        if r.is_none() {
+                            st.told_absent.insert(name);
                         }
                     }
-                    st.held = Holding::from_sorted(fresh);
+                    st.held = Holding::of(&map);
                 } else {
-                    for (name, r) in sent {
-                        match r {
-                            Some(r) => st.held.insert(name, Held::of(&r)),
-                            None => {
-                                st.held.remove(&name);
-                                if subscribed(st, &name) {
-                                    st.told_absent.insert(name);
+                    if pending.full {
+                        st.held.clear();
+                    }
+                    // Names the client dropped since the response was sent (in this very request,
+                    // or a delta unsubscribe before it) are not held: asked for again, they go out
+                    // again. A removal is applied whatever the names now: the client let it go.
+                    let mut sent = pending.sent;
+                    if !all {
+                        sent.retain(|(name, r)| r.is_none() || st.names.contains(name));
+                    }
+                    let subscribed = |st: &TypeState, name: &str| all || st.names.contains(name);
+                    if st.held.is_empty() {
+                        let mut fresh = Vec::with_capacity(sent.len());
+                        for (name, r) in sent {
+                            match r {
+                                Some(r) => fresh.push((name, Held::of(&r))),
+                                None => {
+                                    if subscribed(st, &name) {
+                                        st.told_absent.insert(name);
+                                    }
+                                }
+                            }
+                        }
+                        st.held = Holding::from_sorted(fresh);
+                    } else {
+                        for (name, r) in sent {
+                            match r {
+                                Some(r) => st.held.insert(name, Held::of(&r)),
+                                None => {
+                                    st.held.remove(&name);
+                                    if subscribed(st, &name) {
+                                        st.told_absent.insert(name);
+                                    }
                                 }
                             }
                         }
                     }
-                }
-                // Holding exactly a version of the type: hold that version's map itself.
-                if !st.held.rebase(self.snapshot.resources(t)) {
-                    st.held.rebase(pending.planned.resources(t));
+                    // Holding exactly a version of the type: hold that version's map itself.
+                    if !st.held.rebase(self.snapshot.resources(t)) {
+                        st.held.rebase(pending.planned.resources(t));
+                    }
                 }
                 st.clean = pending.base.map(|snapshot| Clean {
                     snapshot,
