@@ -522,6 +522,59 @@ fn https_listener_has_a_chain_per_certificate_by_sni() {
 }
 
 #[test]
+fn an_https_listener_passes_through_the_sni_names_no_certificate_claims() {
+    let mut objects = base();
+    objects.push(secret("b"));
+    objects.extend(doc(
+        r#"[{"kind":"Listener","name":"mixed","port":8443,"protocol":"https",
+             "tls":[{"hosts":["b.test"],"secret":"b"}],
+             "tcp_routes":[{"name":"a","sni":["a.test"],"backends":[{"cluster":"web"}]},
+                           {"name":"dup","sni":["b.test"],"backends":[{"cluster":"web"}]}]}]"#,
+    ));
+    let c = compile(objects);
+    let l = listener(&c, "mixed");
+    assert_eq!(
+        l.listener_filters[0].name,
+        "envoy.filters.listener.tls_inspector"
+    );
+    let chains: Vec<(Vec<String>, &str, bool)> = l
+        .filter_chains
+        .iter()
+        .map(|f| {
+            let m = f.filter_chain_match.as_ref().expect("chosen by SNI");
+            (
+                m.server_names.clone(),
+                f.filters[0].name.as_str(),
+                f.transport_socket.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chains,
+        [
+            (
+                vec!["b.test".to_owned()],
+                "envoy.filters.network.http_connection_manager",
+                true
+            ),
+            (
+                vec!["a.test".to_owned()],
+                "envoy.filters.network.tcp_proxy",
+                false
+            ),
+        ]
+    );
+    let e = errors(&c).join("\n");
+    assert!(
+        e.contains("warning: Listener/mixed: tcp_routes[1].sni[0]: \"b.test\" is already routed by an earlier route or served by a certificate"),
+        "{e}"
+    );
+    assert!(!e.contains("ignored"), "{e}");
+    // The terminated names keep their route configuration.
+    assert!(c.snapshot().get(ResourceType::Route, "mixed").is_some());
+}
+
+#[test]
 fn tcp_and_passthrough_listeners_route_to_clusters() {
     let c = with(
         r#"[{"kind":"Listener","name":"tls","port":9443,"protocol":"tls_passthrough","tcp_routes":[
