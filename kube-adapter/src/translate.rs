@@ -96,11 +96,15 @@
 //!   none). HTTPS and TLS passthrough share a port by SNI: one Envoy listener with a TLS
 //!   inspector, the HTTPS hostnames terminated with their certificates (the model
 //!   listener's `tls`), the TLS hostnames passed through to their TLSRoutes (its
-//!   `tcp_routes`). A TCP listener takes the whole port. Conflicts are resolved oldest
-//!   Gateway first (then namespace/name, then listener order): a listener that cannot be
-//!   served beside an earlier one is `Conflicted`, `ProtocolConflict` when the protocols
-//!   do not share a port or an HTTPS and a TLS listener have the same hostname,
-//!   `HostnameConflict` when two of one protocol do; a conflicted listener is not served.
+//!   `tcp_routes`). A TCP listener takes the whole port. Two listeners that cannot be
+//!   served together conflict: `ProtocolConflict` when their protocols do not share a port
+//!   or an HTTPS and a TLS listener have the same hostname, `HostnameConflict` when two of
+//!   one protocol do. Within one Gateway every listener in a conflict is `Conflicted` (as
+//!   the spec asks of listeners that are not distinct, and the conformance test
+//!   `GatewayListenerProtocolAndRouteKindConflicts` checks); across Gateways, oldest
+//!   Gateway first (then namespace/name), a listener conflicting with a served listener of
+//!   an older Gateway is `Conflicted` and the older one keeps serving. A conflicted listener
+//!   is not served (`Accepted` False `Invalid`, `Programmed` False).
 //! - **Route kinds.** HTTP and HTTPS listeners take HTTPRoutes and GRPCRoutes, TLS listeners
 //!   TLSRoutes, TCP listeners TCPRoutes; `allowedRoutes.kinds` narrows that, and a kind it
 //!   names that the listener cannot take is `ResolvedRefs` `InvalidRouteKinds` (left out

@@ -406,8 +406,9 @@ fn clash(a: &Checked<'_>, b: &Checked<'_>) -> Option<&'static str> {
 
 /// Every listener of our Gateways on an Envoy port, checked, in precedence order (oldest
 /// Gateway first, then namespace and name, then listener order), with conflicts marked (see
-/// [`clash`]): a listener that clashes with one of an earlier listener is conflicted, the
-/// earlier one is served.
+/// [`clash`]): a listener that clashes with a served one of an older Gateway is conflicted
+/// (the older one is served); listeners of one Gateway that clash with each other are all
+/// conflicted, as the spec asks of listeners that are not distinct.
 fn port_listeners<'a>(cx: &mut Cx<'a>, port: u16) -> Vec<Checked<'a>> {
     let mut gateways: Vec<(&'a ObjectRef, &'a Gateway)> = Vec::new();
     for (gid, o) in cx.port_gateways(port) {
@@ -430,36 +431,63 @@ fn port_listeners<'a>(cx: &mut Cx<'a>, port: u16) -> Vec<Checked<'a>> {
             }
         }
     }
-    let who = |c: &Checked<'_>| format!("listener {:?} of {}", c.listener.name, c.gateway);
-    for n in 0..out.len() {
-        let conflict = out[..n]
-            .iter()
-            .filter(|e| e.conflict.is_none())
-            .find_map(|e| clash(e, &out[n]).map(|why| (why, e)))
-            .map(|(why, e)| {
-                let message = if why == reason::HOSTNAME_CONFLICT {
-                    format!("{} has the same hostname on the port", who(e))
-                } else if e.family() == out[n].family() || e.hostname != out[n].hostname {
-                    format!("{} uses the port with another protocol", who(e))
-                } else {
-                    format!(
-                        "{} has the same hostname on the port with another protocol",
-                        who(e)
-                    )
-                };
-                (why, message)
-            });
-        if let Some((why, message)) = conflict {
-            let c = &mut out[n];
-            cx.error(
-                &c.gateway,
-                ("spec", "listeners", c.index),
-                format!("{message}; listener not served"),
-            );
-            c.conflict = Some((why, message));
+    // Gateway by Gateway (`out` holds each one's listeners together, oldest Gateway first):
+    // first against the served listeners of older Gateways, then among its own.
+    let mut start = 0;
+    while start < out.len() {
+        let end = start + out[start..].partition_point(|c| c.gateway == out[start].gateway);
+        for n in start..end {
+            let earlier = out[..start].iter().filter(|e| e.conflict.is_none());
+            let found = earlier.filter_map(|e| conflict_with(e, &out[n])).next();
+            mark(cx, &mut out[n], found);
         }
+        let left: Vec<usize> = (start..end)
+            .filter(|n| out[*n].conflict.is_none())
+            .collect();
+        let mut found: BTreeMap<usize, (&'static str, String)> = BTreeMap::new();
+        for (k, &i) in left.iter().enumerate() {
+            for &j in &left[k + 1..] {
+                if let (Some(cj), Some(ci)) = (
+                    conflict_with(&out[i], &out[j]),
+                    conflict_with(&out[j], &out[i]),
+                ) {
+                    found.entry(j).or_insert(cj);
+                    found.entry(i).or_insert(ci);
+                }
+            }
+        }
+        for (n, c) in found {
+            mark(cx, &mut out[n], Some(c));
+        }
+        start = end;
     }
     out
+}
+
+/// Why listener `c` conflicts with `e`, if it does, with a message naming `e`.
+fn conflict_with(e: &Checked<'_>, c: &Checked<'_>) -> Option<(&'static str, String)> {
+    let why = clash(e, c)?;
+    let who = format!("listener {:?} of {}", e.listener.name, e.gateway);
+    let message = if why == reason::HOSTNAME_CONFLICT {
+        format!("{who} has the same hostname on the port")
+    } else if e.family() == c.family() || e.hostname != c.hostname {
+        format!("{who} uses the port with another protocol")
+    } else {
+        format!("{who} has the same hostname on the port with another protocol")
+    };
+    Some((why, message))
+}
+
+/// Marks a listener conflicted (and reports it), when it is.
+fn mark(cx: &mut Cx<'_>, c: &mut Checked<'_>, conflict: Option<(&'static str, String)>) {
+    if let Some((why, message)) = conflict {
+        cx.error(
+            &c.gateway,
+            ("spec", "listeners", c.index),
+            format!("{message}; listener not served"),
+        );
+        c.conflict = Some((why, message));
+    }
 }
 
 /// One Gateway's listeners, checked and with the conflicts of their ports.
