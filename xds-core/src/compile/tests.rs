@@ -265,6 +265,7 @@ fn invalid_routes_are_left_out_with_field_paths() {
         {"name":"two","forward":{"backends":[{"cluster":"web"}]},"direct_response":{"status":200}},
         {"name":"nopath","match":{"path":{"prefix":"x"}},"direct_response":{"status":200}},
         {"name":"hdr","request_headers":{"add":[{"name":":path","value":"x"}]},"direct_response":{"status":200}},
+        {"name":"resp","response_headers":{"add":[{"name":"Host","value":"x"}],"remove":[":status"]},"direct_response":{"status":200}},
         {"name":"retry","forward":{"backends":[{"cluster":"web"}],"retry":{"on":["sometimes"]}}}]}]"#,
     );
     assert_eq!(vhost(&c, "http", "v").routes.len(), 1);
@@ -274,6 +275,9 @@ fn invalid_routes_are_left_out_with_field_paths() {
         "error: VirtualHost/v: routes[two]: set exactly one of forward, redirect and direct_response",
         "error: VirtualHost/v: routes[nopath].match.path: \"x\" must start with /",
         "error: VirtualHost/v: routes[hdr].request_headers.add[0].name: \":path\" cannot be added or removed",
+        // Envoy refuses these on responses too (":-prefixed or host headers may not be modified").
+        "error: VirtualHost/v: routes[resp].response_headers.add[0].name: \"Host\" cannot be added or removed",
+        "error: VirtualHost/v: routes[resp].response_headers.remove[0]: \":status\" cannot be added or removed",
         "error: VirtualHost/v: routes[retry].forward.retry.on[0]: \"sometimes\" is not an Envoy retry condition",
     ] {
         assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
