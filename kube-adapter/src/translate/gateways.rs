@@ -6,9 +6,9 @@
 //!
 //! - [`port`]: one per Envoy port that some Gateway listener uses. It reads the Gateways on
 //!   that port (an index), resolves conflicts between their listeners, and emits the one
-//!   model listener of the port (`k8s:gateway:PORT`) with the virtual hosts (HTTP, HTTPS) or
-//!   TCP routes (TLS passthrough, TCP) of the routes attached to its listeners: listeners of
-//!   several Gateways on one port are merged.
+//!   model listener of the port (`k8s:gateway:PORT`) with the virtual hosts (HTTP, HTTPS)
+//!   and TCP routes (TLS passthrough, beside HTTPS or alone, and TCP) of the routes attached
+//!   to its listeners: listeners of several Gateways on one port are merged.
 //! - [`gateway`]: one per Gateway, status only: the Gateway's conditions, each listener's
 //!   (`Accepted`, `Programmed`, `ResolvedRefs`, `Conflicted`, `supportedKinds`,
 //!   `attachedRoutes`) and the `Accepted` condition of every route parent naming it.
@@ -379,10 +379,36 @@ fn certificate(
         .ok_or_else(|| invalid(&format!("secret {cert_ns}/{} is not usable", cert.name)))
 }
 
+/// Why two listeners on one Envoy port cannot be served together, if they cannot: HTTP,
+/// TCP and the TLS family (HTTPS and TLS passthrough, told apart by SNI) do not share a port
+/// (`ProtocolConflict`); within the TLS family a hostname is either terminated or passed
+/// through (the same hostname on HTTPS and TLS is `ProtocolConflict`); listeners of one
+/// protocol need distinct hostnames (`HostnameConflict`; a TCP listener takes the whole port).
+fn clash(a: &Checked<'_>, b: &Checked<'_>) -> Option<&'static str> {
+    let class = |f: Family| match f {
+        Family::Http => 0,
+        Family::Https | Family::TlsPassthrough => 1,
+        Family::Tcp => 2,
+    };
+    let (fa, fb) = (a.family()?, b.family()?);
+    if class(fa) != class(fb) {
+        return Some(reason::PROTOCOL_CONFLICT);
+    }
+    if a.hostname != b.hostname {
+        return None;
+    }
+    Some(if fa == fb {
+        reason::HOSTNAME_CONFLICT
+    } else {
+        reason::PROTOCOL_CONFLICT
+    })
+}
+
 /// Every listener of our Gateways on an Envoy port, checked, in precedence order (oldest
-/// Gateway first, then namespace and name, then listener order), with conflicts marked: the
-/// first listener decides the port's protocol (a listener of another is `ProtocolConflict`),
-/// and a hostname already taken on the port (any hostname, for TCP) is `HostnameConflict`.
+/// Gateway first, then namespace and name, then listener order), with conflicts marked (see
+/// [`clash`]): a listener that clashes with a served one of an older Gateway is conflicted
+/// (the older one is served); listeners of one Gateway that clash with each other are all
+/// conflicted, as the spec asks of listeners that are not distinct.
 fn port_listeners<'a>(cx: &mut Cx<'a>, port: u16) -> Vec<Checked<'a>> {
     let mut gateways: Vec<(&'a ObjectRef, &'a Gateway)> = Vec::new();
     for (gid, o) in cx.port_gateways(port) {
@@ -405,40 +431,63 @@ fn port_listeners<'a>(cx: &mut Cx<'a>, port: u16) -> Vec<Checked<'a>> {
             }
         }
     }
-    let mut first: Option<(Family, String)> = None;
-    let mut hosts: BTreeMap<Option<String>, String> = BTreeMap::new();
-    for c in &mut out {
-        let family = c.family().unwrap_or(Family::Http);
-        let who = format!("listener {:?} of {}", c.listener.name, c.gateway);
-        let conflict = match &first {
-            Some((f, owner)) if *f != family => Some((
-                reason::PROTOCOL_CONFLICT,
-                format!("{owner} uses the port with another protocol"),
-            )),
-            _ => {
-                first.get_or_insert((family, who.clone()));
-                match hosts.get(&c.hostname) {
-                    Some(owner) => Some((
-                        reason::HOSTNAME_CONFLICT,
-                        format!("{owner} has the same hostname on the port"),
-                    )),
-                    None => {
-                        hosts.insert(c.hostname.clone(), who);
-                        None
-                    }
+    // Gateway by Gateway (`out` holds each one's listeners together, oldest Gateway first):
+    // first against the served listeners of older Gateways, then among its own.
+    let mut start = 0;
+    while start < out.len() {
+        let end = start + out[start..].partition_point(|c| c.gateway == out[start].gateway);
+        for n in start..end {
+            let earlier = out[..start].iter().filter(|e| e.conflict.is_none());
+            let found = earlier.filter_map(|e| conflict_with(e, &out[n])).next();
+            mark(cx, &mut out[n], found);
+        }
+        let left: Vec<usize> = (start..end)
+            .filter(|n| out[*n].conflict.is_none())
+            .collect();
+        let mut found: BTreeMap<usize, (&'static str, String)> = BTreeMap::new();
+        for (k, &i) in left.iter().enumerate() {
+            for &j in &left[k + 1..] {
+                if let (Some(cj), Some(ci)) = (
+                    conflict_with(&out[i], &out[j]),
+                    conflict_with(&out[j], &out[i]),
+                ) {
+                    found.entry(j).or_insert(cj);
+                    found.entry(i).or_insert(ci);
                 }
             }
-        };
-        if let Some((why, message)) = conflict {
-            cx.error(
-                &c.gateway,
-                ("spec", "listeners", c.index),
-                format!("{message}; listener not served"),
-            );
-            c.conflict = Some((why, message));
         }
+        for (n, c) in found {
+            mark(cx, &mut out[n], Some(c));
+        }
+        start = end;
     }
     out
+}
+
+/// Why listener `c` conflicts with `e`, if it does, with a message naming `e`.
+fn conflict_with(e: &Checked<'_>, c: &Checked<'_>) -> Option<(&'static str, String)> {
+    let why = clash(e, c)?;
+    let who = format!("listener {:?} of {}", e.listener.name, e.gateway);
+    let message = if why == reason::HOSTNAME_CONFLICT {
+        format!("{who} has the same hostname on the port")
+    } else if e.family() == c.family() || e.hostname != c.hostname {
+        format!("{who} uses the port with another protocol")
+    } else {
+        format!("{who} has the same hostname on the port with another protocol")
+    };
+    Some((why, message))
+}
+
+/// Marks a listener conflicted (and reports it), when it is.
+fn mark(cx: &mut Cx<'_>, c: &mut Checked<'_>, conflict: Option<(&'static str, String)>) {
+    if let Some((why, message)) = conflict {
+        cx.error(
+            &c.gateway,
+            ("spec", "listeners", c.index),
+            format!("{message}; listener not served"),
+        );
+        c.conflict = Some((why, message));
+    }
 }
 
 /// One Gateway's listeners, checked and with the conflicts of their ports.
@@ -964,7 +1013,16 @@ pub(crate) fn port(cx: &mut Cx<'_>, port: u16) {
     let mut ml = model::Listener::new(name.clone(), port);
     ml.protocol = family.model();
     ml.provenance = cx.sources(gateways.iter().copied());
-    let routes = routes_of(cx, &gateways, family.kinds());
+    // The route kinds of every listener family on the port (HTTPS and TLS share one).
+    let mut kinds: Vec<KubeKind> = Vec::new();
+    for f in live.iter().filter_map(|c| c.family()) {
+        for k in f.kinds() {
+            if !kinds.contains(k) {
+                kinds.push(*k);
+            }
+        }
+    }
+    let routes = routes_of(cx, &gateways, &kinds);
     // Per route, the (listener, hosts) it attaches to on this port.
     let mut attachments: Vec<OnPort<'_, '_>> = Vec::new();
     for (rid, route) in &routes {
@@ -986,7 +1044,10 @@ pub(crate) fn port(cx: &mut Cx<'_>, port: u16) {
         }
     }
     match family {
-        Family::Http | Family::Https => {
+        Family::Http => http_routes(cx, &name, &live, &gateways, &attachments, false),
+        Family::Https | Family::TlsPassthrough => {
+            // One Envoy listener for both: the HTTPS listeners' hostnames terminated with
+            // their certificates, the TLS listeners' passed through to their TLSRoutes, by SNI.
             for c in &live {
                 if let Some(secret) = &c.secret {
                     ml.tls.push(model::ListenerTls {
@@ -996,15 +1057,15 @@ pub(crate) fn port(cx: &mut Cx<'_>, port: u16) {
                 }
             }
             ml.tls.sort_by(|a, b| a.hosts.cmp(&b.hosts));
-            if family == Family::Https && ml.tls.is_empty() {
-                return;
-            }
-            http_routes(cx, &name, &live, &gateways, &attachments);
-        }
-        Family::TlsPassthrough => {
             ml.tcp_routes = tls_routes(cx, &attachments);
-            if ml.tcp_routes.is_empty() {
-                return;
+            if ml.tls.is_empty() {
+                ml.protocol = model::ListenerProtocol::TlsPassthrough;
+                if ml.tcp_routes.is_empty() {
+                    return;
+                }
+            } else {
+                ml.protocol = model::ListenerProtocol::Https;
+                http_routes(cx, &name, &live, &gateways, &attachments, true);
             }
         }
         Family::Tcp => {
@@ -1034,6 +1095,7 @@ fn http_routes(
     live: &[&Checked<'_>],
     gateways: &[&ObjectRef],
     attachments: &[OnPort<'_, '_>],
+    https: bool,
 ) {
     // Each route's rules, translated once (an HTTP or gRPC route's; none for other kinds),
     // whatever the number of hosts that hold them.
@@ -1086,7 +1148,7 @@ fn http_routes(
             }
         }
     }
-    let listener_port = live.first().map(|c| (c.listener.port, c.family()));
+    let listener_port = live.first().map(|c| c.listener.port);
     // Only wildcard hosts (and `*`) can hold rules for other hosts: looked for among those,
     // a port of many exact hosts costs O(hosts x wildcards), not O(hosts^2).
     let wildcards: Vec<&Vhost<'_>> = vhosts
@@ -1165,8 +1227,8 @@ fn http_routes(
         });
         let fallback = ranked.iter().any(|(g, _)| *g > 0);
         let mut routes: Vec<model::Route> = ranked.into_iter().map(|(_, r)| r).collect();
-        if let Some((port, family)) = listener_port {
-            listener_port_redirects(&mut routes, port, family == Some(Family::Https));
+        if let Some(port) = listener_port {
+            listener_port_redirects(&mut routes, port, https);
         }
         let mut v = model::VirtualHost::new(
             format!("{listener}:{}", host_in_name(host)),
