@@ -10,6 +10,10 @@
 //! - TCP: an echo backend behind a TCP listener and a TCPRoute.
 //! - gRPC: a tonic server (Envoy's rate-limit service, answered here) behind a GRPCRoute;
 //!   a tonic client's call is answered by it over HTTP/2 through Envoy.
+//! - Hostnames: on one listener, a request to `a.example.com` for a path only the
+//!   `*.example.com` route serves reaches that route's backend (less specific hostnames
+//!   serve what the more specific do not); with listeners `*.example.com` and
+//!   `a.example.com`, it does not (listener isolation).
 //! - A missing Service beside a valid one, weights 1:1: some requests answer 500 (the
 //!   missing one keeps its share), the others reach the valid backend.
 //! - Bad inputs beside the good ones: a refused cross-namespace backend, an unsupported
@@ -272,6 +276,72 @@ fn a_tcp_route_carries_an_echo() {
         served.log_text(),
         envoy.log_tail()
     );
+}
+
+/// Less specific route hostnames serve what the more specific do not, through Envoy: on
+/// one listener, `a.example.com`'s request for `/wild` reaches the `*.example.com` route's
+/// backend; on a port with listeners `*.example.com` and `a.example.com` the same request
+/// takes only the `a.example.com` listener's routes (listener isolation) and is not found.
+#[test]
+fn less_specific_hostnames_serve_what_the_more_specific_do_not_through_envoy() {
+    let dir = Dir::with_files("gw-fallback", &[]);
+    let (exact, wild) = (Backend::start("exact"), Backend::start("wild"));
+    let (one, two) = (free_port(), free_port());
+    let route = |name: &str, section: &str, hostnames: Value, path: &str, to: &str| {
+        json!({"apiVersion": GW, "kind": "HTTPRoute", "metadata": {"name": name, "namespace": "default"},
+               "spec": {"parentRefs": [{"name": "gw", "sectionName": section}], "hostnames": hostnames,
+                        "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": path}}],
+                                   "backendRefs": [{"name": to, "port": 80}]}]}})
+    };
+    let mut m = vec![
+        class(),
+        gateway(json!([
+            {"name": "one", "port": one, "protocol": "HTTP"},
+            {"name": "two-wild", "port": two, "protocol": "HTTP", "hostname": "*.example.com"},
+            {"name": "two-a", "port": two, "protocol": "HTTP", "hostname": "a.example.com"},
+        ])),
+        route("exact", "one", json!(["a.example.com"]), "/own", "exact"),
+        route("wild", "one", json!(["*.example.com"]), "/wild", "wild"),
+        route("two-exact", "two-a", json!([]), "/own", "exact"),
+        route("two-wild", "two-wild", json!([]), "/wild", "wild"),
+    ];
+    m.extend(service("exact", 80, exact.addr.port()));
+    m.extend(service("wild", 80, wild.addr.port()));
+    write_manifests(&dir, "gateway.yaml", &m);
+    let Some((served, envoy)) = serve("gw-fallback", &dir) else {
+        return;
+    };
+    let logs = || format!("{}\n{}", served.log_text(), envoy.log_tail());
+    let ready = wait_for(WAIT, || {
+        (http_get(one, "a.example.com", "/own")? == (200, "exact".to_owned())
+            && http_get(two, "b.example.com", "/wild")? == (200, "wild".to_owned()))
+            .then_some(())
+    });
+    assert!(ready.is_some(), "the routes never served\n{}", logs());
+    for (port, host, path, want) in [
+        (one, "a.example.com", "/wild", Some("wild")),
+        (one, "b.example.com", "/wild", Some("wild")),
+        (one, "b.example.com", "/own", None),
+        (two, "a.example.com", "/own", Some("exact")),
+        (two, "a.example.com", "/wild", None),
+    ] {
+        let want = match want {
+            Some(body) => (200, body.to_owned()),
+            None => (404, String::new()),
+        };
+        let got = http_get(port, host, path);
+        assert_eq!(
+            got.as_ref().map(|(status, body)| (*status, body.clone())),
+            Some(want),
+            "{host}{path} on {}\n{}",
+            if port == one {
+                "one listener"
+            } else {
+                "two listeners"
+            },
+            logs()
+        );
+    }
 }
 
 #[test]
