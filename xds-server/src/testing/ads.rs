@@ -614,3 +614,67 @@ fn route_names(reply: &Reply) -> Vec<String> {
     }
     out.into_iter().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::service::discovery::v3::Resource;
+    use envoy_types::pb::google::protobuf::Any;
+
+    use super::*;
+
+    fn any(value: Vec<u8>) -> Any {
+        Any {
+            type_url: ResourceType::Cluster.type_url().into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn a_reply_reads_the_envelope_and_names_and_slices_the_resources() {
+        // A name in field 1 first, as encoders write it; and one after another field.
+        let first = Named { name: "a".into() }.encode_to_vec();
+        let later = [vec![0x10, 0x05], Named { name: "b".into() }.encode_to_vec()].concat();
+        let sotw = DiscoveryResponse {
+            version_info: "v1".into(),
+            resources: vec![any(first.clone()), any(later.clone())],
+            type_url: ResourceType::Cluster.type_url().into(),
+            nonce: "7".into(),
+            ..Default::default()
+        };
+        let raw = Bytes::from(sotw.encode_to_vec());
+        let r = Reply::decode(raw.clone(), false).unwrap();
+        assert_eq!(
+            (r.version_info(), r.nonce(), r.resource_type(), r.len()),
+            ("v1", "7", Some(ResourceType::Cluster), 2)
+        );
+        assert_eq!(r.names(), ["a", "b"]);
+        assert_eq!(r.bodies(), [&first[..], &later[..]]);
+        assert!(r.removed().is_empty());
+        assert_eq!(
+            (r.encoded_len(), r.sotw(), r.delta()),
+            (raw.len(), Some(sotw), None)
+        );
+
+        let delta = DeltaDiscoveryResponse {
+            system_version_info: "v2".into(),
+            resources: vec![Resource {
+                name: "c".into(),
+                version: "x".into(),
+                resource: Some(any(first.clone())),
+                ..Default::default()
+            }],
+            type_url: ResourceType::Cluster.type_url().into(),
+            removed_resources: vec!["gone".into()],
+            nonce: "8".into(),
+            ..Default::default()
+        };
+        let r = Reply::decode(Bytes::from(delta.encode_to_vec()), true).unwrap();
+        assert_eq!((r.version_info(), r.nonce(), r.len()), ("v2", "8", 1));
+        assert_eq!(
+            (r.names(), r.removed()),
+            (vec!["c".to_owned()], &["gone".to_owned()][..])
+        );
+        assert_eq!(r.bodies(), [&first[..]]);
+        assert_eq!((r.delta(), r.sotw()), (Some(delta), None));
+    }
+}
