@@ -163,6 +163,39 @@ pub fn service_removed(n: usize) -> Vec<Change> {
     .collect()
 }
 
+/// The changes that add service `n`'s cluster and endpoints only, as [`service_added`] does
+/// but with no virtual host: nothing routes to it yet, so no route configuration changes
+/// (a new Kubernetes Service before any route names it). What a cluster change costs the
+/// server by itself, without resending the one route configuration of every virtual host.
+///
+/// ```
+/// use xdsc_core::compile::Compiled;
+/// use xdsc_core::snapshot::ResourceType;
+/// let m = xdsc_benches::services(3, 2, 7);
+/// let before = Compiled::new(&m);
+/// let c = before.apply(xdsc_benches::cluster_added(3, 2, 7));
+/// assert_eq!(c.diagnostics(), []);
+/// assert_eq!(c.snapshot().resources(ResourceType::Cluster).len(), 4);
+/// assert_eq!(
+///     c.snapshot().resources(ResourceType::Route).version(),
+///     before.snapshot().resources(ResourceType::Route).version()
+/// );
+/// let back = c.apply(xdsc_benches::cluster_removed(3));
+/// assert_eq!(back.snapshot(), before.snapshot());
+/// ```
+pub fn cluster_added(n: usize, endpoints_per_service: usize, seed: u64) -> Vec<Change> {
+    let mut changes = service_added(n, endpoints_per_service, seed);
+    changes.retain(|c| !matches!(c, Change::Upsert(o) if matches!(**o, Object::VirtualHost(_))));
+    changes
+}
+
+/// The changes that remove what [`cluster_added`] added.
+pub fn cluster_removed(n: usize) -> Vec<Change> {
+    let mut changes = service_removed(n);
+    changes.retain(|c| !matches!(c, Change::Delete(k) if k.kind == Kind::VirtualHost));
+    changes
+}
+
 fn cluster(name: &str, rng: &mut Rng) -> Cluster {
     let mut c = Cluster::new(name);
     c.lb = match rng.below(8) {

@@ -35,6 +35,72 @@ pub(crate) struct World {
     /// The Ingress decisions every host needs (which Ingresses are taken, TLS hosts, the
     /// default backend): the output of the [`UnitKey::IngressGlobal`] unit.
     pub(crate) ingress: Global,
+    /// Per Envoy port of HTTP(S) Gateway listeners, what its hosts' virtual hosts read: the
+    /// output of the [`UnitKey::GatewayPort`] units.
+    pub(crate) gateway_hosts: BTreeMap<u16, PortHosts>,
+}
+
+/// What the [`UnitKey::GatewayPort`] unit of an HTTP or HTTPS port decides for the virtual
+/// hosts of the port, each built by its own [`UnitKey::GatewayHost`] unit: the port-wide
+/// facts, and per host the routes attached for it. A change to one route's rules changes
+/// neither, so it recomputes only the hosts that read the route.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct PortHosts {
+    pub(crate) head: PortHead,
+    /// Per host, the HTTP and gRPC routes attached for it, oldest first.
+    pub(crate) hosts: BTreeMap<String, Vec<HostRoute>>,
+}
+
+/// The port-wide facts every virtual host of a Gateway port reads.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct PortHead {
+    /// Whether the port terminates TLS (HTTPS listeners).
+    pub(crate) https: bool,
+    /// The Gateway listener port (for redirects without a port).
+    pub(crate) port: i32,
+    /// The hostnames of the served listeners (none: any host), for listener isolation.
+    pub(crate) hostnames: Vec<Option<String>>,
+    /// The Gateways of the served listeners (provenance).
+    pub(crate) gateways: Vec<ObjectRef>,
+    /// The wildcard hosts (and `*`) of the port: the hosts whose rules others fall back to.
+    pub(crate) wildcards: Vec<String>,
+}
+
+/// A route attached for one host of a Gateway port.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct HostRoute {
+    pub(crate) route: ObjectRef,
+    /// The hostnames of the listeners it attaches to the host through.
+    pub(crate) via: BTreeSet<Option<String>>,
+}
+
+/// The facts that differ between two [`PortHosts`] of `port`, and the hosts that appeared
+/// or went.
+pub(crate) fn port_hosts_changes(
+    port: u16,
+    old: Option<&PortHosts>,
+    new: Option<&PortHosts>,
+) -> (Vec<Dep>, Vec<String>) {
+    let mut deps = Vec::new();
+    if old.map(|o| &o.head) != new.map(|n| &n.head) {
+        deps.push(Dep::GatewayHead(port));
+    }
+    let hosts = |p: Option<&PortHosts>| p.map(|p| p.hosts.keys().cloned().collect::<Vec<_>>());
+    let all: BTreeSet<String> = hosts(old).into_iter().chain(hosts(new)).flatten().collect();
+    let mut moved = Vec::new();
+    for h in all {
+        let (was, now) = (
+            old.and_then(|o| o.hosts.get(&h)),
+            new.and_then(|n| n.hosts.get(&h)),
+        );
+        if was != now {
+            if was.is_none() || now.is_none() {
+                moved.push(h.clone());
+            }
+            deps.push(Dep::GatewayHost(port, h));
+        }
+    }
+    (deps, moved)
 }
 
 /// The indexes of who refers to whom, kept from the objects' own fields.
@@ -84,6 +150,10 @@ pub(crate) enum Dep {
     DefaultBackend,
     /// Derived: whether the Ingress HTTPS listener exists.
     Https,
+    /// Derived: the port-wide facts of a Gateway port's virtual hosts ([`PortHead`]).
+    GatewayHead(u16),
+    /// Derived: the routes attached for one host of a Gateway port.
+    GatewayHost(u16, String),
 }
 
 /// The kinds of [`Dep`], so that a test can drop one kind of edge and see the property
@@ -106,6 +176,8 @@ pub enum DepKind {
     PortGateways,
     /// [`Dep::Grants`].
     Grants,
+    /// [`Dep::GatewayHead`] and [`Dep::GatewayHost`].
+    GatewayHosts,
 }
 
 #[cfg(feature = "proptest")]
@@ -120,6 +192,7 @@ impl Dep {
             Dep::TlsHost(_) => DepKind::TlsHost,
             Dep::PortGateways(_) => DepKind::PortGateways,
             Dep::Grants(_) => DepKind::Grants,
+            Dep::GatewayHead(_) | Dep::GatewayHost(..) => DepKind::GatewayHosts,
             _ => return None,
         })
     }
@@ -141,9 +214,11 @@ pub(crate) enum UnitKey {
     GatewayClass(ObjectRef),
     /// A Gateway's status, its listeners' and its routes' `Accepted` per parent.
     Gateway(ObjectRef),
-    /// The model listener of one Envoy port of Gateway listeners (of one or more Gateways)
-    /// and what the routes attached to them serve on it.
+    /// The model listener of one Envoy port of Gateway listeners (of one or more Gateways),
+    /// its TCP routes, and which routes each host of an HTTP(S) port takes ([`PortHosts`]).
     GatewayPort(u16),
+    /// The virtual host of one host of an HTTP(S) Gateway port.
+    GatewayHost(u16, String),
     /// A route's own checks (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute) and `ResolvedRefs`.
     Route(ObjectRef),
     /// The Cluster of a Service port (by port number; `true`: its HTTP/2 sibling for gRPC),
@@ -165,6 +240,7 @@ impl UnitKey {
             UnitKey::GatewayClass(_) => "GatewayClass",
             UnitKey::Gateway(_) => "Gateway",
             UnitKey::GatewayPort(_) => "GatewayPort",
+            UnitKey::GatewayHost(..) => "GatewayHost",
             UnitKey::Route(_) => "Route",
             UnitKey::Cluster(..) => "Cluster",
             UnitKey::Endpoints(..) => "Endpoints",
@@ -183,6 +259,8 @@ pub(crate) struct Output {
     pub(crate) status: BTreeMap<ObjectRef, Vec<StatusPart>>,
     /// The Ingress-wide decisions (only from [`UnitKey::IngressGlobal`]).
     pub(crate) ingress: Option<Global>,
+    /// What the hosts of a Gateway port read (only from [`UnitKey::GatewayPort`]).
+    pub(crate) gateway_hosts: Option<PortHosts>,
 }
 
 /// The context of one unit of the translation: every read of an input goes through it and
@@ -379,6 +457,26 @@ impl<'a> Cx<'a> {
 
     pub(crate) fn set_ingress_global(&mut self, global: Global) {
         self.out.ingress = Some(global);
+    }
+
+    pub(crate) fn set_gateway_hosts(&mut self, hosts: PortHosts) {
+        self.out.gateway_hosts = Some(hosts);
+    }
+
+    /// The port-wide facts of a Gateway port's virtual hosts.
+    pub(crate) fn gateway_head(&mut self, port: u16) -> Option<&'a PortHead> {
+        self.deps.insert(Dep::GatewayHead(port));
+        self.world.gateway_hosts.get(&port).map(|p| &p.head)
+    }
+
+    /// The routes attached for one host of a Gateway port, oldest first.
+    pub(crate) fn gateway_host(&mut self, port: u16, host: &str) -> &'a [HostRoute] {
+        self.deps.insert(Dep::GatewayHost(port, host.to_owned()));
+        self.world
+            .gateway_hosts
+            .get(&port)
+            .and_then(|p| p.hosts.get(host))
+            .map_or(&[][..], Vec::as_slice)
     }
 }
 

@@ -92,11 +92,19 @@
 //!   and TLS mode `Terminate` on `TLS` listeners are not (`UnsupportedProtocol`). A port
 //!   below 1024 binds port + [`Options::privileged_port_offset`]. Every listener of every
 //!   Gateway of ours on one Envoy port is served by one model listener: listeners merge
-//!   when they agree on the protocol and have different hostnames. Conflicts are resolved
-//!   oldest Gateway first (then namespace/name, then listener order): the first listener
-//!   decides the port's protocol, a listener of another is `Conflicted` (`ProtocolConflict`),
-//!   one whose hostname (any, for TCP) is already on the port is `Conflicted`
-//!   (`HostnameConflict`); a conflicted listener is not served.
+//!   when all are HTTP, or all are HTTPS or TLS, with distinct hostnames (one may have
+//!   none). HTTPS and TLS passthrough share a port by SNI: one Envoy listener with a TLS
+//!   inspector, the HTTPS hostnames terminated with their certificates (the model
+//!   listener's `tls`), the TLS hostnames passed through to their TLSRoutes (its
+//!   `tcp_routes`). A TCP listener takes the whole port. Two listeners that cannot be
+//!   served together conflict: `ProtocolConflict` when their protocols do not share a port
+//!   or an HTTPS and a TLS listener have the same hostname, `HostnameConflict` when two of
+//!   one protocol do. Within one Gateway every listener in a conflict is `Conflicted` (as
+//!   the spec asks of listeners that are not distinct, and the conformance test
+//!   `GatewayListenerProtocolAndRouteKindConflicts` checks); across Gateways, oldest
+//!   Gateway first (then namespace/name), a listener conflicting with a served listener of
+//!   an older Gateway is `Conflicted` and the older one keeps serving. A conflicted listener
+//!   is not served (`Accepted` False `Invalid`, `Programmed` False).
 //! - **Route kinds.** HTTP and HTTPS listeners take HTTPRoutes and GRPCRoutes, TLS listeners
 //!   TLSRoutes, TCP listeners TCPRoutes; `allowedRoutes.kinds` narrows that, and a kind it
 //!   names that the listener cannot take is `ResolvedRefs` `InvalidRouteKinds` (left out

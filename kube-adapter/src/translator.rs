@@ -3,8 +3,9 @@
 //!
 //! [`Translator`] holds every Kubernetes object it was given and the output of the last
 //! translation, cut into *units*: one per output that can be recomputed on its own (the
-//! Ingress listeners, one Ingress host's virtual host, one Gateway with its listeners and
-//! virtual hosts, the Cluster of one Service port, its Endpoints, one TLS Secret, ...). A
+//! Ingress listeners, one Ingress host's virtual host, one Gateway's status, one Gateway
+//! port's listener, one host of that port's virtual host, the Cluster of one Service port,
+//! its Endpoints, one TLS Secret, ...). A
 //! unit reads its inputs only through a recording context, so the translator knows what
 //! each unit read (a `Dep`): an object, the EndpointSlices of a Service, the Ingresses
 //! of a host, the HTTPRoutes naming a Gateway, a derived fact such as "this Ingress is
@@ -33,7 +34,9 @@ use xdsc_core::model;
 
 #[cfg(feature = "proptest")]
 pub use crate::context::DepKind;
-use crate::context::{Cx, Dep, Output, UnitKey, World, global_changes};
+use crate::context::{
+    Cx, Dep, Output, PortHosts, UnitKey, World, global_changes, port_hosts_changes,
+};
 use crate::objects::{Diagnostic, Inputs, KubeKind, KubeObject, ObjectRef, Options};
 use crate::status::{ObjectStatus, StatusPart};
 use crate::translate::{backends, gateways, ingress};
@@ -474,6 +477,11 @@ impl Translator {
             UnitKey::IngressGlobal => true,
             UnitKey::IngressHost(h) => h == "*" || self.world.facts.hosts.contains_key(h),
             UnitKey::GatewayPort(p) => self.world.facts.port_gateways.contains_key(p),
+            UnitKey::GatewayHost(p, h) => self
+                .world
+                .gateway_hosts
+                .get(p)
+                .is_some_and(|ph| ph.hosts.contains_key(h)),
             UnitKey::Ingress(id)
             | UnitKey::GatewayClass(id)
             | UnitKey::Gateway(id)
@@ -493,6 +501,11 @@ impl Translator {
         }
         for p in self.world.facts.port_gateways.keys() {
             out.insert(UnitKey::GatewayPort(*p));
+        }
+        for (p, ph) in &self.world.gateway_hosts {
+            for h in ph.hosts.keys() {
+                out.insert(UnitKey::GatewayHost(*p, h.clone()));
+            }
         }
         for (id, o) in self.world.inputs.iter() {
             match o.kube_kind() {
@@ -518,6 +531,7 @@ impl Translator {
             UnitKey::GatewayClass(id) => gateways::gateway_class(&mut cx, id),
             UnitKey::Gateway(id) => gateways::gateway(&mut cx, id),
             UnitKey::GatewayPort(p) => gateways::port(&mut cx, *p),
+            UnitKey::GatewayHost(p, h) => gateways::host(&mut cx, *p, h),
             UnitKey::Route(id) => gateways::route_object(&mut cx, id),
             UnitKey::Cluster(svc, port, h2) => backends::cluster(&mut cx, svc, *port, *h2),
             UnitKey::Endpoints(svc, port, h2) => backends::endpoints(&mut cx, svc, *port, *h2),
@@ -534,7 +548,7 @@ impl Translator {
         work: &mut Work,
     ) {
         let old = self.units.remove(&key);
-        let (output, deps) = if self.exists(&key) {
+        let (mut output, deps) = if self.exists(&key) {
             *work.units.entry(key.kind()).or_default() += 1;
             let (mut output, deps) = self.compute(&key);
             for k in output.objects.keys() {
@@ -553,6 +567,10 @@ impl Translator {
         } else {
             (None, BTreeSet::new())
         };
+        if let UnitKey::GatewayPort(p) = &key {
+            let hosts = output.as_mut().and_then(|o| o.gateway_hosts.take());
+            self.set_gateway_hosts(*p, hosts, queue);
+        }
         #[cfg(feature = "proptest")]
         let deps = {
             let mut deps = deps;
@@ -622,6 +640,27 @@ impl Translator {
                 status: output.status,
             },
         );
+    }
+
+    /// Keeps what a Gateway port's unit decided for its hosts; queues the hosts whose facts
+    /// changed (their readers) and those that appeared or went (their units).
+    fn set_gateway_hosts(
+        &mut self,
+        port: u16,
+        new: Option<PortHosts>,
+        queue: &mut BTreeSet<UnitKey>,
+    ) {
+        let old = self.world.gateway_hosts.remove(&port);
+        let (changed, moved) = port_hosts_changes(port, old.as_ref(), new.as_ref());
+        for dep in changed {
+            if let Some(r) = self.readers.get(&dep) {
+                queue.extend(r.iter().cloned());
+            }
+        }
+        queue.extend(moved.into_iter().map(|h| UnitKey::GatewayHost(port, h)));
+        if let Some(new) = new {
+            self.world.gateway_hosts.insert(port, new);
+        }
     }
 
     fn retract(

@@ -1675,6 +1675,162 @@ fn listeners_of_several_gateways_on_one_port_merge_and_conflicts_are_per_listene
     );
 }
 
+/// The issue's multi-tenant case: HTTPS and TLS passthrough on one port, by SNI, across
+/// Gateways; a hostname already taken on the port conflicts.
+#[test]
+fn https_and_tls_passthrough_listeners_share_a_port_by_sni() {
+    let m = with(
+        [
+            service("a", &[("", 443, 8443)]),
+            service("b", &[("", 80, 80)]),
+        ]
+        .concat(),
+        [
+            tls_secret("cert"),
+            gateway_class(),
+            named_gateway(
+                "tenant-a",
+                T1,
+                json!([{"name": "tls", "port": 443, "protocol": "TLS", "hostname": "a.example.com",
+                        "tls": {"mode": "Passthrough"}}]),
+            ),
+            named_gateway(
+                "tenant-b",
+                T2,
+                json!([
+                    {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "b.example.com",
+                     "tls": {"certificateRefs": [{"name": "cert"}]}},
+                    // a.example.com is passed through by tenant-a: not terminated here too.
+                    {"name": "steal", "port": 443, "protocol": "HTTPS", "hostname": "a.example.com",
+                     "tls": {"certificateRefs": [{"name": "cert"}]}},
+                    {"name": "again", "port": 443, "protocol": "TLS", "hostname": "a.example.com",
+                     "tls": {"mode": "Passthrough"}},
+                ]),
+            ),
+            route(
+                GW,
+                "TLSRoute",
+                "a",
+                T1,
+                json!({"parentRefs": [{"name": "tenant-a"}],
+                "rules": [{"backendRefs": [{"name": "a", "port": 443}]}]}),
+            ),
+            route(
+                GW,
+                "HTTPRoute",
+                "b",
+                T1,
+                json!({"parentRefs": [{"name": "tenant-b", "sectionName": "https"}],
+                "rules": [{"backendRefs": to("b")}]}),
+            ),
+        ],
+    );
+    let port = "k8s:gateway:10443";
+    check(
+        &m,
+        &[
+            connect(port, Some("a.example.com")),
+            Request::new(port, "b.example.com", "/").sni("b.example.com"),
+            connect(port, Some("c.example.com")),
+        ],
+        r#"Gateway default/tenant-b (t.yaml:8): spec.listeners[1]: listener "tls" of Gateway default/tenant-a has the same hostname on the port with another protocol; listener not served
+        Gateway default/tenant-b (t.yaml:8): spec.listeners[2]: listener "tls" of Gateway default/tenant-a has the same hostname on the port; listener not served
+        k8s:gateway:10443 sni=a.example.com => proxy the connection to cluster "k8s:default/a:443"
+        k8s:gateway:10443 b.example.com / => k8s:default/b:80
+        k8s:gateway:10443 sni=c.example.com => close the connection"#,
+    );
+    check_status(
+        &m,
+        r#"Gateway default/tenant-b (t.yaml:8): spec.listeners[1]: listener "tls" of Gateway default/tenant-a has the same hostname on the port with another protocol; listener not served
+        Gateway default/tenant-b (t.yaml:8): spec.listeners[2]: listener "tls" of Gateway default/tenant-a has the same hostname on the port; listener not served
+        Gateway default/tenant-a: Accepted=True Accepted; Programmed=True Programmed
+        Gateway default/tenant-a: listener tls: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=1; supportedKinds=[TLSRoute]
+        Gateway default/tenant-b: Accepted=True ListenersNotValid (some listeners are not valid); Programmed=True Programmed
+        Gateway default/tenant-b: listener again: Accepted=False Invalid (listener "tls" of Gateway default/tenant-a has the same hostname on the port); Conflicted=True HostnameConflict (listener "tls" of Gateway default/tenant-a has the same hostname on the port); Programmed=False Invalid (not served); ResolvedRefs=True ResolvedRefs; attachedRoutes=0; supportedKinds=[TLSRoute]
+        Gateway default/tenant-b: listener https: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=1; supportedKinds=[GRPCRoute,HTTPRoute]
+        Gateway default/tenant-b: listener steal: Accepted=False Invalid (listener "tls" of Gateway default/tenant-a has the same hostname on the port with another protocol); Conflicted=True ProtocolConflict (listener "tls" of Gateway default/tenant-a has the same hostname on the port with another protocol); Programmed=False Invalid (not served); ResolvedRefs=True ResolvedRefs; attachedRoutes=0; supportedKinds=[GRPCRoute,HTTPRoute]
+        GatewayClass xdsc: Accepted=True Accepted
+        HTTPRoute default/b: parent default/tenant-b sectionName=https: Accepted=True Accepted; ResolvedRefs=True ResolvedRefs
+        TLSRoute default/a: parent default/tenant-a: Accepted=True Accepted; ResolvedRefs=True ResolvedRefs"#,
+    );
+}
+
+/// The upstream GatewayListenerProtocolAndRouteKindConflicts: an HTTPS and a TLS listener of
+/// one Gateway on one port without hostnames are both conflicted and neither serves; an
+/// HTTPRoute on a listener that takes only TLSRoutes is not allowed; the rest serves.
+#[test]
+fn conflicting_listeners_of_one_gateway_are_all_marked() {
+    let m = with(
+        [
+            service("tcp-backend", &[("", 8443, 8443)]),
+            service("infra-backend-v1", &[("", 8080, 8080)]),
+        ]
+        .concat(),
+        [
+            tls_secret("cert"),
+            gateway_class(),
+            named_gateway(
+                "tlsroutes-only",
+                T1,
+                json!([
+                    {"name": "tls", "port": 443, "protocol": "TLS", "hostname": "abc.example.com",
+                     "tls": {"mode": "Passthrough"}, "allowedRoutes": {"kinds": [{"kind": "TLSRoute"}]}},
+                    {"name": "conflicted-https", "port": 8443, "protocol": "HTTPS",
+                     "allowedRoutes": {"kinds": [{"kind": "HTTPRoute"}]},
+                     "tls": {"certificateRefs": [{"name": "cert"}]}},
+                    {"name": "conflicted-tls", "port": 8443, "protocol": "TLS",
+                     "allowedRoutes": {"kinds": [{"kind": "TLSRoute"}]}, "tls": {"mode": "Passthrough"}},
+                ]),
+            ),
+            route(
+                GW,
+                "HTTPRoute",
+                "disallowed-kind",
+                T1,
+                json!({"parentRefs": [{"name": "tlsroutes-only", "sectionName": "tls"}],
+                "rules": [{"backendRefs": [{"name": "infra-backend-v1", "port": 8080}]}]}),
+            ),
+            route(
+                GW,
+                "TLSRoute",
+                "mixed-protocol-conflict-control",
+                T1,
+                json!({"parentRefs": [{"name": "tlsroutes-only", "sectionName": "tls"}],
+                "hostnames": ["abc.example.com"],
+                "rules": [{"backendRefs": [{"name": "tcp-backend", "port": 8443}]}]}),
+            ),
+        ],
+    );
+    let diagnostics = r#"Gateway default/tlsroutes-only (t.yaml:7): spec.listeners[1]: listener "conflicted-tls" of Gateway default/tlsroutes-only has the same hostname on the port with another protocol; listener not served
+        Gateway default/tlsroutes-only (t.yaml:7): spec.listeners[2]: listener "conflicted-https" of Gateway default/tlsroutes-only has the same hostname on the port with another protocol; listener not served
+        HTTPRoute default/disallowed-kind (t.yaml:8): spec.parentRefs[0]: no listener of Gateway default/tlsroutes-only admits a HTTPRoute from namespace "default" (allowedRoutes); not attached"#;
+    check(
+        &m,
+        &[
+            connect("k8s:gateway:10443", Some("abc.example.com")),
+            Request::new("k8s:gateway:8443", "https.example.org", "/").sni("https.example.org"),
+        ],
+        &format!(
+            r#"{diagnostics}
+            k8s:gateway:10443 sni=abc.example.com => proxy the connection to cluster "k8s:default/tcp-backend:8443"
+            k8s:gateway:8443 https.example.org / => oracle error: no listener "k8s:gateway:8443" in the snapshot"#
+        ),
+    );
+    check_status(
+        &m,
+        &format!(
+            r#"{diagnostics}
+        Gateway default/tlsroutes-only: Accepted=True ListenersNotValid (some listeners are not valid); Programmed=True Programmed
+        Gateway default/tlsroutes-only: listener conflicted-https: Accepted=False Invalid (listener "conflicted-tls" of Gateway default/tlsroutes-only has the same hostname on the port with another protocol); Conflicted=True ProtocolConflict (listener "conflicted-tls" of Gateway default/tlsroutes-only has the same hostname on the port with another protocol); Programmed=False Invalid (not served); ResolvedRefs=True ResolvedRefs; attachedRoutes=0; supportedKinds=[HTTPRoute]
+        Gateway default/tlsroutes-only: listener conflicted-tls: Accepted=False Invalid (listener "conflicted-https" of Gateway default/tlsroutes-only has the same hostname on the port with another protocol); Conflicted=True ProtocolConflict (listener "conflicted-https" of Gateway default/tlsroutes-only has the same hostname on the port with another protocol); Programmed=False Invalid (not served); ResolvedRefs=True ResolvedRefs; attachedRoutes=0; supportedKinds=[TLSRoute]
+        Gateway default/tlsroutes-only: listener tls: Accepted=True Accepted; Conflicted=False NoConflicts; Programmed=True Programmed; ResolvedRefs=True ResolvedRefs; attachedRoutes=1; supportedKinds=[TLSRoute]
+        GatewayClass xdsc: Accepted=True Accepted
+        HTTPRoute default/disallowed-kind: parent default/tlsroutes-only sectionName=tls: Accepted=False NotAllowedByListeners (no listener of Gateway default/tlsroutes-only admits a HTTPRoute from namespace "default" (allowedRoutes)); ResolvedRefs=True ResolvedRefs
+        TLSRoute default/mixed-protocol-conflict-control: parent default/tlsroutes-only sectionName=tls: Accepted=True Accepted; ResolvedRefs=True ResolvedRefs"#
+        ),
+    );
+}
+
 #[test]
 fn bad_inputs_get_their_spec_reasons_and_the_rest_serves() {
     let m = with(

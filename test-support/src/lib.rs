@@ -24,4 +24,6 @@ mod tls;
 pub use dir::TempDir;
 pub use envoy::{Envoy, ads_bootstrap, find_envoy, validate};
 pub use net::{Backend, free_port, http_get, wait_for};
-pub use tls::{Pem, TestCa, TlsBackend, find_openssl, tls_handshake};
+pub use tls::{
+    Pem, TestCa, TlsBackend, find_openssl, status_and_body, tls_exchange, tls_handshake,
+};

@@ -241,3 +241,71 @@ impl Drop for TlsBackend {
         let _ = self.child.wait();
     }
 }
+
+/// One TLS connection to `127.0.0.1:port` (`openssl s_client`, no verification) with SNI
+/// `sni` (none when `None`), sending `http` if any and reading until the server closes: the
+/// subject of the certificate the client saw (spaces removed: `CN=name`) and what came back
+/// after the handshake, from the first `HTTP/1.1 ` on (empty when nothing did).
+///
+/// ```no_run
+/// let http = "GET / HTTP/1.1\r\nhost: b.test\r\nconnection: close\r\n\r\n";
+/// let (subject, response) = xdsc_test_support::tls_exchange("openssl", 8443, Some("b.test"), Some(http));
+/// assert_eq!(subject.as_deref(), Some("CN=b.test"));
+/// assert_eq!(xdsc_test_support::status_and_body(&response).map(|(s, _)| s), Some(200));
+/// ```
+pub fn tls_exchange(
+    openssl: &str,
+    port: u16,
+    sni: Option<&str>,
+    http: Option<&str>,
+) -> (Option<String>, String) {
+    use std::io::Write;
+    let mut cmd = Command::new(openssl);
+    cmd.args([
+        "s_client",
+        "-ign_eof",
+        "-connect",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    match sni {
+        Some(s) => cmd.args(["-servername", s]),
+        None => cmd.arg("-noservername"),
+    };
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client starts");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(http.unwrap_or("").as_bytes());
+    }
+    let out = child.wait_with_output().expect("openssl s_client ends");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let subject = text
+        .lines()
+        .find_map(|l| l.strip_prefix("subject="))
+        .map(|s| s.replace(' ', ""));
+    let response = text
+        .find("HTTP/1.1 ")
+        .map(|i| text[i..].to_owned())
+        .unwrap_or_default();
+    (subject, response)
+}
+
+/// Status and body of an HTTP/1.1 response with a `content-length` (`None` otherwise).
+///
+/// ```
+/// let r = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+/// assert_eq!(xdsc_test_support::status_and_body(r), Some((200, "ok".to_owned())));
+/// ```
+pub fn status_and_body(response: &str) -> Option<(u16, String)> {
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let length: usize = head.lines().find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+    })?;
+    Some((status, body.get(..length)?.to_owned()))
+}

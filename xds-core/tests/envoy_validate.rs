@@ -19,7 +19,7 @@ use xdsc_core::render::{BootstrapOptions, bootstrap_json};
 use xdsc_test_support::find_envoy;
 
 /// How many generated models are validated per run (each costs one Envoy start).
-const GENERATED_MODELS: usize = 24;
+const GENERATED_MODELS: usize = 100;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

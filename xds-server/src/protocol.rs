@@ -274,6 +274,10 @@ pub struct Stream {
     types: BTreeMap<ResourceType, TypeState>,
     /// Plan from the snapshot diff where possible (off only to test it against full planning).
     diff_planning: bool,
+    /// Tests count what planning costs: the resources visited by full plans and by walks of
+    /// everything a client holds (the costs that grow with the snapshot, not the change).
+    #[cfg(test)]
+    visited: std::cell::Cell<usize>,
 }
 
 /// The key of a delta response's content: never resend what was rejected.
@@ -343,7 +347,16 @@ impl Stream {
             snapshot,
             types: BTreeMap::new(),
             diff_planning: true,
+            #[cfg(test)]
+            visited: std::cell::Cell::new(0),
         }
+    }
+
+    /// Counts `n` resources visited by a plan or walk that grows with the snapshot (tests).
+    fn visit(&self, n: usize) {
+        #[cfg(test)]
+        self.visited.set(self.visited.get() + n);
+        let _ = n;
     }
 
     /// The same stream planning every type from the full set (the reference the diff-based
@@ -613,47 +626,64 @@ impl Stream {
                 events.push(Event::Nack(nack));
             }
             None => {
-                if pending.full {
-                    st.held.clear();
-                }
-                // Names the client dropped since the response was sent (in this very request,
-                // or a delta unsubscribe before it) are not held: asked for again, they go out
-                // again. A removal is applied whatever the names now: the client let it go.
                 let all = st.wildcard || (full_state(t) && st.names.is_empty());
-                let mut sent = pending.sent;
-                if !all {
-                    sent.retain(|(name, r)| r.is_none() || st.names.contains(name));
-                }
-                let subscribed = |st: &TypeState, name: &str| all || st.names.contains(name);
-                if st.held.is_empty() {
-                    let mut fresh = Vec::with_capacity(sent.len());
-                    for (name, r) in sent {
-                        match r {
-                            Some(r) => fresh.push((name, Held::of(&r))),
-                            None => {
-                                if subscribed(st, &name) {
-                                    st.told_absent.insert(name);
-                                }
-                            }
+                // A wildcard client that now holds exactly the current or the planned map
+                // (the common case: an initial sync, or a change it was sent in full) holds
+                // that map itself, in O(removals) rather than a held map built and compared
+                // name by name.
+                let exact = [self.snapshot.resources(t), pending.planned.resources(t)]
+                    .into_iter()
+                    .find(|m| all && m.version() == pending.desired.version())
+                    .cloned();
+                if let Some(map) = exact {
+                    for (name, r) in pending.sent {
+                        if r.is_none() {
+                            st.told_absent.insert(name);
                         }
                     }
-                    st.held = Holding::from_sorted(fresh);
+                    st.held = Holding::of(&map);
                 } else {
-                    for (name, r) in sent {
-                        match r {
-                            Some(r) => st.held.insert(name, Held::of(&r)),
-                            None => {
-                                st.held.remove(&name);
-                                if subscribed(st, &name) {
-                                    st.told_absent.insert(name);
+                    if pending.full {
+                        st.held.clear();
+                    }
+                    // Names the client dropped since the response was sent (in this very request,
+                    // or a delta unsubscribe before it) are not held: asked for again, they go out
+                    // again. A removal is applied whatever the names now: the client let it go.
+                    let mut sent = pending.sent;
+                    if !all {
+                        sent.retain(|(name, r)| r.is_none() || st.names.contains(name));
+                    }
+                    let subscribed = |st: &TypeState, name: &str| all || st.names.contains(name);
+                    if st.held.is_empty() {
+                        let mut fresh = Vec::with_capacity(sent.len());
+                        for (name, r) in sent {
+                            match r {
+                                Some(r) => fresh.push((name, Held::of(&r))),
+                                None => {
+                                    if subscribed(st, &name) {
+                                        st.told_absent.insert(name);
+                                    }
+                                }
+                            }
+                        }
+                        st.held = Holding::from_sorted(fresh);
+                    } else {
+                        for (name, r) in sent {
+                            match r {
+                                Some(r) => st.held.insert(name, Held::of(&r)),
+                                None => {
+                                    st.held.remove(&name);
+                                    if subscribed(st, &name) {
+                                        st.told_absent.insert(name);
+                                    }
                                 }
                             }
                         }
                     }
-                }
-                // Holding exactly a version of the type: hold that version's map itself.
-                if !st.held.rebase(self.snapshot.resources(t)) {
-                    st.held.rebase(pending.planned.resources(t));
+                    // Holding exactly a version of the type: hold that version's map itself.
+                    if !st.held.rebase(self.snapshot.resources(t)) {
+                        st.held.rebase(pending.planned.resources(t));
+                    }
                 }
                 st.clean = pending.base.map(|snapshot| Clean {
                     snapshot,
@@ -735,13 +765,16 @@ impl Stream {
         // missing or stale.
         let map = self.snapshot.resources(t);
         if let Some(c) = child {
-            return c.held.suspects(map).into_iter().all(|name| {
+            let suspects = c.held.suspects(map);
+            self.visit(suspects.len());
+            return suspects.into_iter().all(|name| {
                 !parent.held.contains(name)
                     || map
                         .get(name)
                         .is_none_or(|r| c.held.version(name) == Some(r.version()))
             });
         }
+        self.visit(parent.held.len());
         parent
             .held
             .names()
@@ -787,6 +820,7 @@ impl Stream {
         let mut names: Vec<&Arc<str>> =
             d.added.iter().chain(&d.changed).chain(&d.removed).collect();
         names.sort();
+        self.visit(names.len());
         let all = st.wildcard || (full_state(t) && st.names.is_empty());
         // State of the world sends clusters and listeners complete.
         let complete = self.variant == Variant::Sotw && full_state(t);
@@ -847,6 +881,8 @@ impl Stream {
                     .filter_map(|n| new.get(n).cloned())
                     .collect()
             };
+            // The complete list the protocol sends (counted, as what a response costs).
+            self.visit(resources.len());
             if !kept.is_empty() {
                 resources.extend(kept.iter().cloned());
                 resources.sort_by(|a, b| a.name().cmp(b.name()));
@@ -888,6 +924,7 @@ impl Stream {
             return None;
         }
         let (desired, kept) = self.desired(t, defer)?;
+        self.visit(desired.len() + st.held.len());
         let desired_set: VersionSet = desired.iter().map(|r| (r.name(), r.version())).collect();
         let version_info = desired_set.version().to_string();
         match self.variant {

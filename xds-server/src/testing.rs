@@ -16,6 +16,28 @@ use xdsc_core::snapshot::Snapshot;
 
 pub use ads::{AdsClient, FakeEnvoy, Reply, Subscription};
 
+/// Envoy's default HTTP/2 flow-control windows, per stream and per connection (256 MiB each:
+/// `Http2ProtocolOptions.initial_stream_window_size` and `initial_connection_window_size`),
+/// which its xDS gRPC client uses unless the bootstrap's `xds_cluster` sets others. tonic's
+/// (hyper's) client defaults are 2 MiB per stream and 5 MiB per connection, shared by all the
+/// streams of a connection: with 100 streams per connection a fake Envoy would wait for
+/// window updates that real Envoy never needs.
+pub const ENVOY_WINDOW: u32 = 256 << 20;
+
+/// An endpoint for `http://127.0.0.1:port` with Envoy's flow-control windows
+/// ([`ENVOY_WINDOW`]); Envoy advertises HTTP/2's default frame size (16 KiB), as tonic does.
+///
+/// ```
+/// let e = xdsc_server::testing::envoy_endpoint(18000);
+/// assert_eq!(e.uri().port_u16(), Some(18000));
+/// ```
+pub fn envoy_endpoint(port: u16) -> tonic::transport::Endpoint {
+    tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("a valid address")
+        .initial_stream_window_size(ENVOY_WINDOW)
+        .initial_connection_window_size(ENVOY_WINDOW)
+}
+
 use crate::{Publisher, XdsServer};
 
 /// A snapshot of listener `http` (port 8080) with one virtual host routing everything to the
@@ -95,8 +117,7 @@ impl TestServer {
 
     /// A new HTTP/2 connection to the server.
     pub async fn channel(&self) -> tonic::transport::Channel {
-        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", self.port))
-            .expect("a valid address")
+        envoy_endpoint(self.port)
             .connect()
             .await
             .expect("connect to the test server")

@@ -3,8 +3,8 @@
 //! request is sent through it; Envoy's answer (status, body, redirect location) must be the
 //! oracle's. It lives here for the Envoy harness of `xdsc-server`'s `test-util`; it needs no
 //! xDS server. The generated models are served on plain HTTP listeners; HTTPS (certificates
-//! chosen by SNI, virtual hosts by `Host`) and TLS passthrough (TCP routes by SNI) are
-//! compared on a fixed model with real certificates, through the `openssl` command as the
+//! chosen by SNI, virtual hosts by `Host`), TLS passthrough (TCP routes by SNI) and both on
+//! one port are compared on a fixed model with real certificates, through the `openssl` command as the
 //! TLS client and the TLS backends (Debian's `openssl` package; required when `CI=true`).
 //!
 //! `XDSC_ORACLE_MODELS` sets how many models (default 20) for a longer run.
@@ -20,7 +20,10 @@ use xdsc_core::model::{Change, Kind, ListenerProtocol, Model, Object, ObjectKey}
 use xdsc_core::oracle::{self, Action};
 use xdsc_core::render::{BootstrapOptions, bootstrap_json};
 use xdsc_core::strategy;
-use xdsc_test_support::{Envoy, TestCa, TlsBackend, find_envoy, find_openssl, free_port, wait_for};
+use xdsc_test_support::{
+    Envoy, TestCa, TlsBackend, find_envoy, find_openssl, free_port, status_and_body, tls_exchange,
+    wait_for,
+};
 
 /// An HTTP/1.1 answer: status, body, Location.
 type Answer = (u16, String, Option<String>);
@@ -208,59 +211,6 @@ fn the_oracle_agrees_with_envoy_on_generated_models_and_requests() {
     eprintln!("oracle and Envoy agree on {compared} requests over {models} models");
 }
 
-/// One TLS connection through `port` with `sni` (none when `None`), sending `http` if any:
-/// the subject of the certificate the client saw and what came back after the handshake.
-fn tls_exchange(
-    openssl: &str,
-    port: u16,
-    sni: Option<&str>,
-    http: Option<&str>,
-) -> (Option<String>, String) {
-    let mut cmd = std::process::Command::new(openssl);
-    cmd.args([
-        "s_client",
-        "-ign_eof",
-        "-connect",
-        &format!("127.0.0.1:{port}"),
-    ]);
-    match sni {
-        Some(s) => cmd.args(["-servername", s]),
-        None => cmd.arg("-noservername"),
-    };
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("openssl s_client starts");
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(http.unwrap_or("").as_bytes());
-    }
-    let out = child.wait_with_output().expect("openssl s_client ends");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let subject = text
-        .lines()
-        .find_map(|l| l.strip_prefix("subject="))
-        .map(|s| s.replace(' ', ""));
-    let response = text
-        .find("HTTP/1.1 ")
-        .map(|i| text[i..].to_owned())
-        .unwrap_or_default();
-    (subject, response)
-}
-
-/// Status and body of an HTTP/1.1 response (with a content-length).
-fn status_and_body(response: &str) -> Option<(u16, String)> {
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let length: usize = head.lines().find_map(|l| {
-        l.split_once(':')
-            .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.trim().parse().ok())
-    })?;
-    Some((status, body.get(..length)?.to_owned()))
-}
-
 #[test]
 fn the_oracle_agrees_with_envoy_on_https_and_passthrough() {
     use xdsc_core::model::{
@@ -304,7 +254,6 @@ fn the_oracle_agrees_with_envoy_on_https_and_passthrough() {
             secret: format!("cert-{i}"),
         });
     }
-    objects.push(Object::Listener(https));
     let answer = |name: &str, prefix: &str| {
         let mut r = Route::forward_prefix(name, prefix, "unused");
         r.forward = None;
@@ -358,6 +307,16 @@ fn the_oracle_agrees_with_envoy_on_https_and_passthrough() {
         });
     }
     objects.push(Object::Listener(passthrough));
+    // HTTPS and passthrough on one port: a name no certificate claims passed through.
+    https.tcp_routes.push(TcpRoute {
+        name: "mixed".into(),
+        sni: vec!["pass.example.com".into()],
+        backends: vec![xdsc_core::model::Backend {
+            cluster: "pa".into(),
+            weight: 1,
+        }],
+    });
+    objects.push(Object::Listener(https));
     let model = Model::from_objects(objects);
     let compiled = Compiled::new(&model);
     assert!(
@@ -415,20 +374,21 @@ fn the_oracle_agrees_with_envoy_on_https_and_passthrough() {
         compared += 1;
     }
     // Passthrough: the backend (seen by its certificate) by SNI; no SNI or an unknown one goes
-    // to the route without names.
-    for sni in [
-        Some("a.example.com"),
-        Some("z.w.example.com"),
-        Some("other.com"),
-        None,
+    // to the route without names. On the HTTPS port, the name passed through.
+    for (listener, port, sni) in [
+        ("passthrough", passthrough_port, Some("a.example.com")),
+        ("passthrough", passthrough_port, Some("z.w.example.com")),
+        ("passthrough", passthrough_port, Some("other.com")),
+        ("passthrough", passthrough_port, None),
+        ("https", https_port, Some("pass.example.com")),
     ] {
-        let request = oracle::Request::new("passthrough", "", "").sni(sni.unwrap_or(""));
+        let request = oracle::Request::new(listener, "", "").sni(sni.unwrap_or(""));
         let outcome = oracle::evaluate(compiled.snapshot(), &request).expect("the oracle answers");
         let want = match &outcome.action {
             Action::TcpProxy { clusters } => Some(format!("CN=backend-{}", clusters[0].0)),
             _ => None,
         };
-        let (cert, _) = tls_exchange(openssl, passthrough_port, sni, None);
+        let (cert, _) = tls_exchange(openssl, port, sni, None);
         assert_eq!(cert, want, "{request:?}\n{outcome}");
         compared += 1;
     }

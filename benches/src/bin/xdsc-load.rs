@@ -13,7 +13,11 @@
 //! `--change endpoint` (the default) moves one endpoint; `--change route` swaps a route's
 //! weights; `--change cluster` adds a service (cluster, endpoints, virtual host) in even
 //! rounds and removes it in odd ones, and a stream has it once it has received both clusters
-//! and routes since the change. `--sync-permits P` sets how many streams the server lets send
+//! and routes since the change; `--change cluster-only` does the same without the virtual
+//! host (so no route configuration changes), and a stream has it once it has the clusters and
+//! (delta) the endpoints: state of the world sends no endpoint removals, so a wildcard client
+//! still holds the endpoints of a cluster added again. The clients' CPU time (this process)
+//! is reported beside the server's, to tell which side a run is bound by. `--sync-permits P` sets how many streams the server lets send
 //! large responses at once (`xdsc_server::SyncLimits`; a value as large as `--streams` means
 //! no bound). `--release-after MS` sets how long after a wave of large responses the server
 //! returns freed memory to the OS (`SyncLimits::release_after`; 0: never; default: the
@@ -53,6 +57,7 @@ enum Change {
     Endpoint,
     Route,
     Cluster,
+    ClusterOnly,
 }
 
 struct Args {
@@ -88,7 +93,7 @@ fn parse() -> Result<(bool, Args), String> {
     };
     let flag = |name: &str| raw.iter().any(|a| a == name);
     if flag("--help") {
-        return Err("usage: xdsc-load [--services N] [--endpoints-per-service E] [--streams S] [--connections C] [--delta] [--named] [--rounds R] [--change endpoint|route|cluster] [--sync-permits P] [--release-after MS]".into());
+        return Err("usage: xdsc-load [--services N] [--endpoints-per-service E] [--streams S] [--connections C] [--delta] [--named] [--rounds R] [--change endpoint|route|cluster|cluster-only] [--sync-permits P] [--release-after MS]".into());
     }
     let args = Args {
         services: get("--services", 1000)?,
@@ -109,7 +114,10 @@ fn parse() -> Result<(bool, Args), String> {
                 Some("endpoint") => Change::Endpoint,
                 Some("route") => Change::Route,
                 Some("cluster") => Change::Cluster,
-                _ => return Err("--change takes endpoint, route or cluster".into()),
+                Some("cluster-only") => Change::ClusterOnly,
+                _ => {
+                    return Err("--change takes endpoint, route, cluster or cluster-only".into());
+                }
             },
         },
     };
@@ -178,6 +186,10 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 xdsc_benches::service_added(args.services, args.endpoints, SEED)
             }
             Change::Cluster => xdsc_benches::service_removed(args.services),
+            Change::ClusterOnly if round % 2 == 0 => {
+                xdsc_benches::cluster_added(args.services, args.endpoints, SEED)
+            }
+            Change::ClusterOnly => xdsc_benches::cluster_removed(args.services),
         };
         compiled = compiled.apply(changes);
         publisher.publish("default", compiled.snapshot().clone());
@@ -247,7 +259,8 @@ fn rss_mib(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The server's CPU time so far (user and system), from `/proc/PID/stat`.
+/// A process's CPU time so far (user and system), from `/proc/PID/stat`: the server's, or
+/// this process's (the clients').
 fn cpu_seconds(pid: u32) -> f64 {
     let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -381,15 +394,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Subscription::Wildcard
     };
+    let client_start = cpu_seconds(std::process::id());
     let start = Instant::now();
     rt.block_on(async {
         let mut channels = Vec::new();
         for _ in 0..connections {
-            channels.push(
-                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
-                    .connect()
-                    .await?,
-            );
+            channels.push(xdsc_server::testing::envoy_endpoint(port).connect().await?);
         }
         for id in 0..args.streams {
             let (ch, shared) = (channels[id % channels.len()].clone(), shared.clone());
@@ -445,50 +455,65 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         heap_compiled[3],
         heap_synced[3],
     );
-    let changed: &[ResourceType] = match args.change {
-        Change::Endpoint => &[ResourceType::Endpoint],
-        Change::Route => &[ResourceType::Route],
-        Change::Cluster => &[ResourceType::Cluster, ResourceType::Route],
-    };
     let label = match args.change {
         Change::Endpoint => "endpoint",
         Change::Route => "route",
         Change::Cluster => "cluster",
+        Change::ClusterOnly => "cluster-only",
     };
-    let cpu_before = cpu_seconds(pid);
+    let (cpu_before, client_before) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
     let mut all = Vec::new();
     for round in 0..args.rounds {
         std::thread::sleep(Duration::from_millis(200));
         let before = shared.bytes.load(Ordering::Relaxed);
+        let (cpu0, client0) = (cpu_seconds(pid), cpu_seconds(std::process::id()));
         let t0 = Instant::now();
         writeln!(stdin, "change")?;
         stdin.flush()?;
         line.clear();
         out.read_line(&mut line)?;
+        // What a stream must receive to have the change. A cluster and its endpoints reach a
+        // state-of-the-world stream as clusters only: it sends no endpoint removals, so a
+        // wildcard client still holds the endpoints of a cluster added again.
+        let changed: &[ResourceType] = match args.change {
+            Change::Endpoint => &[ResourceType::Endpoint],
+            Change::Route => &[ResourceType::Route],
+            Change::Cluster => &[ResourceType::Cluster, ResourceType::Route],
+            Change::ClusterOnly if args.delta => &[ResourceType::Cluster, ResourceType::Endpoint],
+            Change::ClusterOnly => &[ResourceType::Cluster],
+        };
         let times = rt.block_on(until_all(&shared, t0, changed, Duration::from_secs(300)));
         let what = match (args.change, round % 2) {
             (Change::Cluster, 0) => "cluster added",
             (Change::Cluster, _) => "cluster removed",
+            (Change::ClusterOnly, 0) => "cluster and endpoints added",
+            (Change::ClusterOnly, _) => "cluster and endpoints removed",
             _ => label,
         };
+        let sent = (shared.bytes.load(Ordering::Relaxed) - before) as f64 / 1024.0;
         println!(
-            "  change ({what}): {} of {} streams have it: p50 {:?} p99 {:?} max {:?}; {:.1} KiB sent",
+            "  change ({what}): {} of {} streams have it: p50 {:?} p99 {:?} max {:?}; {sent:.1} KiB sent ({:.1} KiB per stream); CPU server {:.3} s, clients {:.3} s",
             times.len(),
             args.streams,
             percentile(&times, 0.5),
             percentile(&times, 0.99),
             times.last().copied().unwrap_or_default(),
-            (shared.bytes.load(Ordering::Relaxed) - before) as f64 / 1024.0,
+            sent / args.streams.max(1) as f64,
+            cpu_seconds(pid) - cpu0,
+            cpu_seconds(std::process::id()) - client0,
         );
         all.extend(times);
     }
     all.sort();
     let (rss_end, cpu_end) = (rss_mib(pid), cpu_seconds(pid));
+    let client_end = cpu_seconds(std::process::id());
     println!(
-        "server CPU: {:.2} s to compile, {:.2} s for the initial sync, {:.2} s for the changes; RSS at the end {rss_end:.1} MiB",
+        "server CPU: {:.2} s to compile, {:.2} s for the initial sync, {:.2} s for the changes; RSS at the end {rss_end:.1} MiB; clients' CPU (this process): {:.2} s for the initial sync, {:.2} s for the changes",
         cpu_compiled,
         cpu_before - cpu_compiled,
         cpu_end - cpu_before,
+        client_before - client_start,
+        client_end - client_before,
     );
     println!(
         "SUMMARY | {variant} | {label} | {} | {} | sync p50 {:?} max {:?} | change p50 {:?} p99 {:?} max {:?} | RSS compiled {rss_compiled:.1} idle {rss_synced:.1} end {rss_end:.1} MiB |",

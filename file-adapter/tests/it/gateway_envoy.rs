@@ -4,9 +4,16 @@
 //! - TLS passthrough: two TLS backends (`openssl s_server`, each with its own certificate)
 //!   behind one TLS listener; a TLS client with SNI (`openssl s_client`) reaches the backend
 //!   of its name and sees that backend's certificate, so Envoy did not terminate.
+//! - HTTPS and TLS passthrough on one port, by SNI, across two Gateways: one name reaches
+//!   its TLS backend unterminated, the other is terminated with xdsc's certificate and
+//!   answered over HTTP.
 //! - TCP: an echo backend behind a TCP listener and a TCPRoute.
 //! - gRPC: a tonic server (Envoy's rate-limit service, answered here) behind a GRPCRoute;
 //!   a tonic client's call is answered by it over HTTP/2 through Envoy.
+//! - Hostnames: on one listener, a request to `a.example.com` for a path only the
+//!   `*.example.com` route serves reaches that route's backend (less specific hostnames
+//!   serve what the more specific do not); with listeners `*.example.com` and
+//!   `a.example.com`, it does not (listener isolation).
 //! - A missing Service beside a valid one, weights 1:1: some requests answer 500 (the
 //!   missing one keeps its share), the others reach the valid backend.
 //! - Bad inputs beside the good ones: a refused cross-namespace backend, an unsupported
@@ -24,7 +31,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use xdsc_test_support::{
     Backend, Envoy, TestCa, TlsBackend, ads_bootstrap, find_envoy, find_openssl, free_port,
-    http_get, wait_for,
+    http_get, status_and_body, tls_exchange, wait_for,
 };
 
 use crate::serve_envoy::Served;
@@ -45,7 +52,11 @@ fn class() -> Value {
 }
 
 fn gateway(listeners: Value) -> Value {
-    json!({"apiVersion": GW, "kind": "Gateway", "metadata": {"name": "gw", "namespace": "default"},
+    named_gateway("gw", listeners)
+}
+
+fn named_gateway(name: &str, listeners: Value) -> Value {
+    json!({"apiVersion": GW, "kind": "Gateway", "metadata": {"name": name, "namespace": "default"},
            "spec": {"gatewayClassName": "xdsc", "listeners": listeners}})
 }
 
@@ -139,6 +150,78 @@ fn tls_passthrough_reaches_the_backend_of_the_sni_name() {
     assert_eq!(handshake_subject(openssl, listen, "c.example.com"), None);
 }
 
+/// The issue's multi-tenant case: on one Envoy port, SNI a.example.com is passed through to
+/// tenant a's TLS backend (its own certificate is seen) and SNI b.example.com is terminated
+/// with tenant b's certificate and answered by its HTTP backend.
+#[test]
+fn https_and_tls_passthrough_share_one_port_by_sni() {
+    let Some(openssl) = find_openssl() else {
+        return;
+    };
+    let dir = Dir::with_files("gw-mixed", &[]);
+    let certs = Dir::with_files("gw-mixed-certs", &[]);
+    let ca = TestCa::new(openssl, certs.path(), "mixed-ca");
+    let a = TlsBackend::start(openssl, &ca.issue("backend-a", &[]));
+    let web = Backend::start("tenant-b-web");
+    let b_cert = ca.issue("b.example.com", &[]);
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).expect("PEM");
+    let listen = free_port();
+    let mut m = vec![
+        class(),
+        named_gateway(
+            "tenant-a",
+            json!([{"name": "tls", "port": listen, "protocol": "TLS",
+                    "hostname": "a.example.com", "tls": {"mode": "Passthrough"}}]),
+        ),
+        named_gateway(
+            "tenant-b",
+            json!([{"name": "https", "port": listen, "protocol": "HTTPS",
+                    "hostname": "b.example.com", "tls": {"certificateRefs": [{"name": "b-cert"}]}}]),
+        ),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "b-cert", "namespace": "default"},
+               "type": "kubernetes.io/tls",
+               "stringData": {"tls.crt": read(&b_cert.cert), "tls.key": read(&b_cert.key)}}),
+        json!({"apiVersion": GW, "kind": "TLSRoute", "metadata": {"name": "a", "namespace": "default"},
+               "spec": {"parentRefs": [{"name": "tenant-a"}],
+                        "rules": [{"backendRefs": [{"name": "a", "port": 443}]}]}}),
+        json!({"apiVersion": GW, "kind": "HTTPRoute", "metadata": {"name": "b", "namespace": "default"},
+               "spec": {"parentRefs": [{"name": "tenant-b"}],
+                        "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}}),
+    ];
+    m.extend(service("a", 443, a.port));
+    m.extend(service("web", 80, web.addr.port()));
+    write_manifests(&dir, "gateway.yaml", &m);
+    let Some((served, envoy)) = serve("gw-mixed", &dir) else {
+        return;
+    };
+    let logs = || format!("{}\n{}", served.log_text(), envoy.log_tail());
+    let passed = wait_for(WAIT, || {
+        handshake_subject(openssl, listen, "a.example.com").filter(|s| s == "CN=backend-a")
+    });
+    assert!(
+        passed.is_some(),
+        "SNI a.example.com never reached its TLS backend: last {:?}\n{}",
+        handshake_subject(openssl, listen, "a.example.com"),
+        logs()
+    );
+    let http = "GET / HTTP/1.1\r\nhost: b.example.com\r\nconnection: close\r\n\r\n";
+    let exchange = || tls_exchange(openssl, listen, Some("b.example.com"), Some(http));
+    let terminated = wait_for(WAIT, || {
+        let (subject, response) = exchange();
+        (subject.as_deref() == Some("CN=b.example.com")
+            && status_and_body(&response) == Some((200, "tenant-b-web".to_owned())))
+        .then_some(())
+    });
+    assert!(
+        terminated.is_some(),
+        "SNI b.example.com was never terminated and answered: last {:?}\n{}",
+        exchange(),
+        logs()
+    );
+    // A name neither tenant has: closed, no certificate.
+    assert_eq!(handshake_subject(openssl, listen, "c.example.com"), None);
+}
+
 /// An echo backend on a free port, answering each connection until it closes.
 fn echo_backend() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
@@ -193,6 +276,72 @@ fn a_tcp_route_carries_an_echo() {
         served.log_text(),
         envoy.log_tail()
     );
+}
+
+/// Less specific route hostnames serve what the more specific do not, through Envoy: on
+/// one listener, `a.example.com`'s request for `/wild` reaches the `*.example.com` route's
+/// backend; on a port with listeners `*.example.com` and `a.example.com` the same request
+/// takes only the `a.example.com` listener's routes (listener isolation) and is not found.
+#[test]
+fn less_specific_hostnames_serve_what_the_more_specific_do_not_through_envoy() {
+    let dir = Dir::with_files("gw-fallback", &[]);
+    let (exact, wild) = (Backend::start("exact"), Backend::start("wild"));
+    let (one, two) = (free_port(), free_port());
+    let route = |name: &str, section: &str, hostnames: Value, path: &str, to: &str| {
+        json!({"apiVersion": GW, "kind": "HTTPRoute", "metadata": {"name": name, "namespace": "default"},
+               "spec": {"parentRefs": [{"name": "gw", "sectionName": section}], "hostnames": hostnames,
+                        "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": path}}],
+                                   "backendRefs": [{"name": to, "port": 80}]}]}})
+    };
+    let mut m = vec![
+        class(),
+        gateway(json!([
+            {"name": "one", "port": one, "protocol": "HTTP"},
+            {"name": "two-wild", "port": two, "protocol": "HTTP", "hostname": "*.example.com"},
+            {"name": "two-a", "port": two, "protocol": "HTTP", "hostname": "a.example.com"},
+        ])),
+        route("exact", "one", json!(["a.example.com"]), "/own", "exact"),
+        route("wild", "one", json!(["*.example.com"]), "/wild", "wild"),
+        route("two-exact", "two-a", json!([]), "/own", "exact"),
+        route("two-wild", "two-wild", json!([]), "/wild", "wild"),
+    ];
+    m.extend(service("exact", 80, exact.addr.port()));
+    m.extend(service("wild", 80, wild.addr.port()));
+    write_manifests(&dir, "gateway.yaml", &m);
+    let Some((served, envoy)) = serve("gw-fallback", &dir) else {
+        return;
+    };
+    let logs = || format!("{}\n{}", served.log_text(), envoy.log_tail());
+    let ready = wait_for(WAIT, || {
+        (http_get(one, "a.example.com", "/own")? == (200, "exact".to_owned())
+            && http_get(two, "b.example.com", "/wild")? == (200, "wild".to_owned()))
+            .then_some(())
+    });
+    assert!(ready.is_some(), "the routes never served\n{}", logs());
+    for (port, host, path, want) in [
+        (one, "a.example.com", "/wild", Some("wild")),
+        (one, "b.example.com", "/wild", Some("wild")),
+        (one, "b.example.com", "/own", None),
+        (two, "a.example.com", "/own", Some("exact")),
+        (two, "a.example.com", "/wild", None),
+    ] {
+        let want = match want {
+            Some(body) => (200, body.to_owned()),
+            None => (404, String::new()),
+        };
+        let got = http_get(port, host, path);
+        assert_eq!(
+            got.as_ref().map(|(status, body)| (*status, body.clone())),
+            Some(want),
+            "{host}{path} on {}\n{}",
+            if port == one {
+                "one listener"
+            } else {
+                "two listeners"
+            },
+            logs()
+        );
+    }
 }
 
 #[test]

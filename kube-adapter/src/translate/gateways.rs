@@ -2,20 +2,25 @@
 //! (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute) into model listeners and virtual hosts, and the
 //! status of all of them; the semantics are in the parent module's docs.
 //!
-//! Three kinds of unit:
+//! Four kinds of unit:
 //!
 //! - [`port`]: one per Envoy port that some Gateway listener uses. It reads the Gateways on
 //!   that port (an index), resolves conflicts between their listeners, and emits the one
-//!   model listener of the port (`k8s:gateway:PORT`) with the virtual hosts (HTTP, HTTPS) or
-//!   TCP routes (TLS passthrough, TCP) of the routes attached to its listeners: listeners of
-//!   several Gateways on one port are merged.
+//!   model listener of the port (`k8s:gateway:PORT`) with the TCP routes (TLS passthrough,
+//!   beside HTTPS or alone, and TCP) of the routes attached to its listeners, and for HTTP
+//!   and HTTPS which routes each host takes: listeners of several Gateways on one port are
+//!   merged.
+//! - [`host`]: one per host of an HTTP(S) port, its virtual host, from what the port unit
+//!   decided for it (the routes attached for the host, the listeners' hostnames) and the
+//!   rules of those routes.
 //! - [`gateway`]: one per Gateway, status only: the Gateway's conditions, each listener's
 //!   (`Accepted`, `Programmed`, `ResolvedRefs`, `Conflicted`, `supportedKinds`,
 //!   `attachedRoutes`) and the `Accepted` condition of every route parent naming it.
 //! - [`route_object`]: one per route, its own checks and its `ResolvedRefs` per parent.
 //!
-//! A route change recomputes its own unit, the Gateways it names and their ports; a Service
-//! change the units that read it. Both the port and the Gateway unit decide attachment with
+//! A route change recomputes its own unit, the Gateways it names, their ports and the hosts
+//! that hold its rules (a change to its rules alone: only those hosts' virtual hosts); a
+//! Service change the units that read it. Both the port and the Gateway unit decide attachment with
 //! the same functions, so they cannot disagree.
 //!
 //! Not here: what an HTTP or gRPC rule becomes ([`super::httproute`]).
@@ -28,7 +33,7 @@ use xdsc_core::model;
 
 use super::httproute::{self, match_key};
 use super::shared::{age_key, check_host, host_in_name, is_core};
-use crate::context::Cx;
+use crate::context::{Cx, HostRoute, PortHead, PortHosts};
 use crate::objects::gateway::{
     self, Gateway, GrpcRoute, HttpRoute, ParentReference, TcpRoute, TlsRoute,
 };
@@ -379,10 +384,36 @@ fn certificate(
         .ok_or_else(|| invalid(&format!("secret {cert_ns}/{} is not usable", cert.name)))
 }
 
+/// Why two listeners on one Envoy port cannot be served together, if they cannot: HTTP,
+/// TCP and the TLS family (HTTPS and TLS passthrough, told apart by SNI) do not share a port
+/// (`ProtocolConflict`); within the TLS family a hostname is either terminated or passed
+/// through (the same hostname on HTTPS and TLS is `ProtocolConflict`); listeners of one
+/// protocol need distinct hostnames (`HostnameConflict`; a TCP listener takes the whole port).
+fn clash(a: &Checked<'_>, b: &Checked<'_>) -> Option<&'static str> {
+    let class = |f: Family| match f {
+        Family::Http => 0,
+        Family::Https | Family::TlsPassthrough => 1,
+        Family::Tcp => 2,
+    };
+    let (fa, fb) = (a.family()?, b.family()?);
+    if class(fa) != class(fb) {
+        return Some(reason::PROTOCOL_CONFLICT);
+    }
+    if a.hostname != b.hostname {
+        return None;
+    }
+    Some(if fa == fb {
+        reason::HOSTNAME_CONFLICT
+    } else {
+        reason::PROTOCOL_CONFLICT
+    })
+}
+
 /// Every listener of our Gateways on an Envoy port, checked, in precedence order (oldest
-/// Gateway first, then namespace and name, then listener order), with conflicts marked: the
-/// first listener decides the port's protocol (a listener of another is `ProtocolConflict`),
-/// and a hostname already taken on the port (any hostname, for TCP) is `HostnameConflict`.
+/// Gateway first, then namespace and name, then listener order), with conflicts marked (see
+/// [`clash`]): a listener that clashes with a served one of an older Gateway is conflicted
+/// (the older one is served); listeners of one Gateway that clash with each other are all
+/// conflicted, as the spec asks of listeners that are not distinct.
 fn port_listeners<'a>(cx: &mut Cx<'a>, port: u16) -> Vec<Checked<'a>> {
     let mut gateways: Vec<(&'a ObjectRef, &'a Gateway)> = Vec::new();
     for (gid, o) in cx.port_gateways(port) {
@@ -405,40 +436,63 @@ fn port_listeners<'a>(cx: &mut Cx<'a>, port: u16) -> Vec<Checked<'a>> {
             }
         }
     }
-    let mut first: Option<(Family, String)> = None;
-    let mut hosts: BTreeMap<Option<String>, String> = BTreeMap::new();
-    for c in &mut out {
-        let family = c.family().unwrap_or(Family::Http);
-        let who = format!("listener {:?} of {}", c.listener.name, c.gateway);
-        let conflict = match &first {
-            Some((f, owner)) if *f != family => Some((
-                reason::PROTOCOL_CONFLICT,
-                format!("{owner} uses the port with another protocol"),
-            )),
-            _ => {
-                first.get_or_insert((family, who.clone()));
-                match hosts.get(&c.hostname) {
-                    Some(owner) => Some((
-                        reason::HOSTNAME_CONFLICT,
-                        format!("{owner} has the same hostname on the port"),
-                    )),
-                    None => {
-                        hosts.insert(c.hostname.clone(), who);
-                        None
-                    }
+    // Gateway by Gateway (`out` holds each one's listeners together, oldest Gateway first):
+    // first against the served listeners of older Gateways, then among its own.
+    let mut start = 0;
+    while start < out.len() {
+        let end = start + out[start..].partition_point(|c| c.gateway == out[start].gateway);
+        for n in start..end {
+            let earlier = out[..start].iter().filter(|e| e.conflict.is_none());
+            let found = earlier.filter_map(|e| conflict_with(e, &out[n])).next();
+            mark(cx, &mut out[n], found);
+        }
+        let left: Vec<usize> = (start..end)
+            .filter(|n| out[*n].conflict.is_none())
+            .collect();
+        let mut found: BTreeMap<usize, (&'static str, String)> = BTreeMap::new();
+        for (k, &i) in left.iter().enumerate() {
+            for &j in &left[k + 1..] {
+                if let (Some(cj), Some(ci)) = (
+                    conflict_with(&out[i], &out[j]),
+                    conflict_with(&out[j], &out[i]),
+                ) {
+                    found.entry(j).or_insert(cj);
+                    found.entry(i).or_insert(ci);
                 }
             }
-        };
-        if let Some((why, message)) = conflict {
-            cx.error(
-                &c.gateway,
-                ("spec", "listeners", c.index),
-                format!("{message}; listener not served"),
-            );
-            c.conflict = Some((why, message));
         }
+        for (n, c) in found {
+            mark(cx, &mut out[n], Some(c));
+        }
+        start = end;
     }
     out
+}
+
+/// Why listener `c` conflicts with `e`, if it does, with a message naming `e`.
+fn conflict_with(e: &Checked<'_>, c: &Checked<'_>) -> Option<(&'static str, String)> {
+    let why = clash(e, c)?;
+    let who = format!("listener {:?} of {}", e.listener.name, e.gateway);
+    let message = if why == reason::HOSTNAME_CONFLICT {
+        format!("{who} has the same hostname on the port")
+    } else if e.family() == c.family() || e.hostname != c.hostname {
+        format!("{who} uses the port with another protocol")
+    } else {
+        format!("{who} has the same hostname on the port with another protocol")
+    };
+    Some((why, message))
+}
+
+/// Marks a listener conflicted (and reports it), when it is.
+fn mark(cx: &mut Cx<'_>, c: &mut Checked<'_>, conflict: Option<(&'static str, String)>) {
+    if let Some((why, message)) = conflict {
+        cx.error(
+            &c.gateway,
+            ("spec", "listeners", c.index),
+            format!("{message}; listener not served"),
+        );
+        c.conflict = Some((why, message));
+    }
 }
 
 /// One Gateway's listeners, checked and with the conflicts of their ports.
@@ -936,17 +990,10 @@ fn stream_backends(
 
 /// One route match of one rule of one route, on one virtual host, before ranking.
 struct Entry<'a> {
+    /// (the route's age within its host group, rule, match).
     order: (usize, usize, usize),
     route_id: &'a ObjectRef,
     route: &'a model::Route,
-    /// The listeners (indexes into the port's) the route reaches this host through.
-    via: BTreeSet<usize>,
-}
-
-#[derive(Default)]
-struct Vhost<'a> {
-    host: String,
-    entries: Vec<Entry<'a>>,
 }
 
 /// The unit of one Envoy port of Gateway listeners: the model listener and what the routes
@@ -964,7 +1011,16 @@ pub(crate) fn port(cx: &mut Cx<'_>, port: u16) {
     let mut ml = model::Listener::new(name.clone(), port);
     ml.protocol = family.model();
     ml.provenance = cx.sources(gateways.iter().copied());
-    let routes = routes_of(cx, &gateways, family.kinds());
+    // The route kinds of every listener family on the port (HTTPS and TLS share one).
+    let mut kinds: Vec<KubeKind> = Vec::new();
+    for f in live.iter().filter_map(|c| c.family()) {
+        for k in f.kinds() {
+            if !kinds.contains(k) {
+                kinds.push(*k);
+            }
+        }
+    }
+    let routes = routes_of(cx, &gateways, &kinds);
     // Per route, the (listener, hosts) it attaches to on this port.
     let mut attachments: Vec<OnPort<'_, '_>> = Vec::new();
     for (rid, route) in &routes {
@@ -986,7 +1042,10 @@ pub(crate) fn port(cx: &mut Cx<'_>, port: u16) {
         }
     }
     match family {
-        Family::Http | Family::Https => {
+        Family::Http => port_hosts(cx, &live, &gateways, &attachments, false),
+        Family::Https | Family::TlsPassthrough => {
+            // One Envoy listener for both: the HTTPS listeners' hostnames terminated with
+            // their certificates, the TLS listeners' passed through to their TLSRoutes, by SNI.
             for c in &live {
                 if let Some(secret) = &c.secret {
                     ml.tls.push(model::ListenerTls {
@@ -996,15 +1055,15 @@ pub(crate) fn port(cx: &mut Cx<'_>, port: u16) {
                 }
             }
             ml.tls.sort_by(|a, b| a.hosts.cmp(&b.hosts));
-            if family == Family::Https && ml.tls.is_empty() {
-                return;
-            }
-            http_routes(cx, &name, &live, &gateways, &attachments);
-        }
-        Family::TlsPassthrough => {
             ml.tcp_routes = tls_routes(cx, &attachments);
-            if ml.tcp_routes.is_empty() {
-                return;
+            if ml.tls.is_empty() {
+                ml.protocol = model::ListenerProtocol::TlsPassthrough;
+                if ml.tcp_routes.is_empty() {
+                    return;
+                }
+            } else {
+                ml.protocol = model::ListenerProtocol::Https;
+                port_hosts(cx, &live, &gateways, &attachments, true);
             }
         }
         Family::Tcp => {
@@ -1017,7 +1076,80 @@ pub(crate) fn port(cx: &mut Cx<'_>, port: u16) {
     cx.emit(ml);
 }
 
-/// The virtual hosts of the HTTP and gRPC routes attached to an HTTP(S) port, one per host.
+/// What the hosts of an HTTP(S) port read, decided by the port's unit: per host, the HTTP
+/// and gRPC routes attached for it (oldest first) and the listeners they come through; the
+/// virtual hosts themselves are built by one [`host`] unit each, so that a change to one
+/// route's rules rebuilds only the hosts that hold them.
+fn port_hosts(
+    cx: &mut Cx<'_>,
+    live: &[&Checked<'_>],
+    gateways: &[&ObjectRef],
+    attachments: &[OnPort<'_, '_>],
+    https: bool,
+) {
+    let mut hosts: BTreeMap<String, Vec<HostRoute>> = BTreeMap::new();
+    for (rid, route, on) in attachments {
+        if !matches!(route, AnyRoute::Http(_) | AnyRoute::Grpc(_)) {
+            continue;
+        }
+        // Per host, the hostnames of the listeners the route reaches it through.
+        let mut by_host: BTreeMap<&String, BTreeSet<Option<String>>> = BTreeMap::new();
+        for (n, hs) in on {
+            for h in hs {
+                by_host
+                    .entry(h)
+                    .or_default()
+                    .insert(live[*n].hostname.clone());
+            }
+        }
+        for (host, via) in by_host {
+            hosts.entry(host.clone()).or_default().push(HostRoute {
+                route: (*rid).clone(),
+                via,
+            });
+        }
+    }
+    let head = PortHead {
+        https,
+        port: live.first().map_or(0, |c| c.listener.port),
+        hostnames: live.iter().map(|c| c.hostname.clone()).collect(),
+        gateways: gateways.iter().map(|g| (*g).clone()).collect(),
+        wildcards: hosts
+            .keys()
+            .filter(|h| h.starts_with('*'))
+            .cloned()
+            .collect(),
+    };
+    cx.set_gateway_hosts(PortHosts { head, hosts });
+}
+
+/// A route's rules, translated: per rule, its model routes (with the index of the match
+/// each comes from).
+type RouteRules = Vec<Vec<(usize, model::Route)>>;
+
+/// One HTTP or gRPC route's rules, translated (none for other kinds or a route that went).
+fn route_rules<'a>(cx: &mut Cx<'a>, rid: &'a ObjectRef) -> RouteRules {
+    match cx.get(rid).and_then(AnyRoute::of) {
+        Some(AnyRoute::Http(r)) => r
+            .spec
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(n, rule)| httproute::rule_routes(cx, rid, n, rule))
+            .collect(),
+        Some(AnyRoute::Grpc(r)) => r
+            .spec
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(n, rule)| httproute::grpc_rule_routes(cx, rid, n, rule))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The unit of one host of an HTTP(S) Gateway port: its virtual host, from the routes the
+/// port's unit attached for it (see [`port_hosts`]).
 ///
 /// Envoy picks one virtual host per request, by its most specific domain; what the Gateway
 /// API asks of a request to host `h` is put into `h`'s virtual host:
@@ -1028,159 +1160,129 @@ pub(crate) fn port(cx: &mut Cx<'_>, port: u16) {
 ///   of the most specific hostname first (more characters in a matching non-wildcard
 ///   hostname, then in a matching hostname), so a rule on `*.example.com` still serves
 ///   `foo.example.com` for the paths `foo.example.com`'s own rules do not take.
-fn http_routes(
-    cx: &mut Cx<'_>,
-    listener: &str,
-    live: &[&Checked<'_>],
-    gateways: &[&ObjectRef],
-    attachments: &[OnPort<'_, '_>],
-) {
-    // Each route's rules, translated once (an HTTP or gRPC route's; none for other kinds),
-    // whatever the number of hosts that hold them.
-    let rules: Vec<Vec<Vec<(usize, model::Route)>>> = attachments
+pub(crate) fn host(cx: &mut Cx<'_>, port: u16, host: &str) {
+    let Some(head) = cx.gateway_head(port) else {
+        return;
+    };
+    let listener = format!("k8s:gateway:{port}");
+    // The listeners a request to `host` goes to: those of the most specific hostname that
+    // matches it (none: any host).
+    let specificity = |l: Option<&str>| l.map(|l| (!l.starts_with('*'), l.len()));
+    let Some(best) = head
+        .hostnames
         .iter()
-        .map(|(rid, route, _)| match route {
-            AnyRoute::Http(r) => r
-                .spec
-                .rules
-                .iter()
-                .enumerate()
-                .map(|(n, rule)| httproute::rule_routes(cx, rid, n, rule))
-                .collect(),
-            AnyRoute::Grpc(r) => r
-                .spec
-                .rules
-                .iter()
-                .enumerate()
-                .map(|(n, rule)| httproute::grpc_rule_routes(cx, rid, n, rule))
-                .collect(),
-            _ => Vec::new(),
-        })
+        .map(Option::as_deref)
+        .filter(|l| l.is_none_or(|l| l == host || covers(l, host)))
+        .max_by_key(|l| specificity(*l))
+    else {
+        return;
+    };
+    let isolated = |r: &HostRoute| r.via.iter().any(|v| v.as_deref() == best);
+    // The host's own routes, then those of the wildcards that cover it, most specific
+    // first. Only wildcard hosts (and `*`) hold rules for other hosts: a port of many exact
+    // hosts costs O(hosts x wildcards), not O(hosts^2).
+    let mut wider: Vec<&String> = head
+        .wildcards
+        .iter()
+        .filter(|w| *w != host && (*w == "*" || covers(w, host)))
         .collect();
-    let mut vhosts: BTreeMap<String, Vhost<'_>> = BTreeMap::new();
-    for (age, ((rid, route, hosts), rules)) in attachments.iter().zip(&rules).enumerate() {
-        if !matches!(route, AnyRoute::Http(_) | AnyRoute::Grpc(_)) {
-            continue;
-        }
-        // Per host, the listeners (indexes into `live`) the route reaches it through.
-        let mut by_host: BTreeMap<&String, BTreeSet<usize>> = BTreeMap::new();
-        for (n, hs) in hosts {
-            for h in hs {
-                by_host.entry(h).or_default().insert(*n);
+    wider.sort_by_key(|w| std::cmp::Reverse(w.len()));
+    let mut groups: Vec<&[HostRoute]> = vec![cx.gateway_host(port, host)];
+    for w in wider {
+        groups.push(cx.gateway_host(port, w));
+    }
+    // Each route's rules: the host's own all translated (their problems are reported
+    // here), a wider host's only where they apply.
+    let mut translated: Vec<(usize, usize, &ObjectRef, RouteRules)> = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        for (age, r) in group.iter().enumerate() {
+            if g > 0 && !isolated(r) {
+                continue;
+            }
+            let rules = route_rules(cx, &r.route);
+            if isolated(r) {
+                translated.push((g, age, &r.route, rules));
             }
         }
-        for (host, via) in by_host {
-            let vh = vhosts.entry(host.clone()).or_insert_with(|| Vhost {
-                host: host.clone(),
-                ..Vhost::default()
-            });
-            for (r, rule) in rules.iter().enumerate() {
-                for (m, route) in rule {
-                    vh.entries.push(Entry {
-                        order: (age, r, *m),
+    }
+    let mut entries: Vec<(usize, Entry<'_>)> = Vec::new();
+    let mut sources: BTreeSet<&ObjectRef> = BTreeSet::new();
+    for (g, age, rid, rules) in &translated {
+        sources.insert(*rid);
+        for (r, rule) in rules.iter().enumerate() {
+            for (m, route) in rule {
+                entries.push((
+                    *g,
+                    Entry {
+                        order: (*age, r, *m),
                         route_id: rid,
                         route,
-                        via: via.clone(),
-                    });
-                }
+                    },
+                ));
             }
         }
     }
-    let listener_port = live.first().map(|c| (c.listener.port, c.family()));
-    // Only wildcard hosts (and `*`) can hold rules for other hosts: looked for among those,
-    // a port of many exact hosts costs O(hosts x wildcards), not O(hosts^2).
-    let wildcards: Vec<&Vhost<'_>> = vhosts
-        .values()
-        .filter(|w| w.host.starts_with('*'))
-        .collect();
-    for (host, vh) in &vhosts {
-        // The listeners a request to `host` goes to: those of the most specific hostname
-        // that matches it (none: any host).
-        let hostname = |n: usize| live[n].hostname.as_deref();
-        let specificity = |l: Option<&str>| l.map(|l| (!l.starts_with('*'), l.len()));
-        let best = (0..live.len())
-            .map(hostname)
-            .filter(|l| l.is_none_or(|l| l == host || covers(l, host)))
-            .max_by_key(|l| specificity(*l));
-        let Some(best) = best else { continue };
-        let isolated = |e: &Entry<'_>| e.via.iter().any(|n| hostname(*n) == best);
-        let mut wider: Vec<&Vhost<'_>> = wildcards
-            .iter()
-            .copied()
-            .filter(|w| w.host != *host && (w.host == "*" || covers(&w.host, host)))
-            .collect();
-        wider.sort_by_key(|w| std::cmp::Reverse(w.host.len()));
-        let mut entries: Vec<(usize, &Entry<'_>)> = Vec::new();
-        let mut sources: BTreeSet<&ObjectRef> = BTreeSet::new();
-        for (g, group) in std::iter::once(vh).chain(wider.iter().copied()).enumerate() {
-            let mut own: Vec<&Entry<'_>> = group.entries.iter().filter(|e| isolated(e)).collect();
-            own.sort_by_key(|e| e.order);
-            sources.extend(own.iter().map(|e| e.route_id));
-            entries.extend(own.into_iter().map(|e| (g, e)));
+    if entries.is_empty() {
+        // Every route for this host came through a less specific listener: the host's
+        // requests are another virtual host's (a wildcard's or the catch-all's).
+        return;
+    }
+    // Within each host group: oldest route first, then rule and match order.
+    entries.sort_by_key(|(g, e)| (*g, e.order));
+    // The same match twice: the first (most specific host, then oldest route, name, rule,
+    // match) takes it. A less specific host's rule hidden by this host's own is expected,
+    // not reported (its own virtual host reports its own duplicates).
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    entries.retain(|(g, e)| {
+        let (_, r, m) = e.order;
+        let key = match_key(&e.route.matches);
+        match seen.get(&key) {
+            Some(winner) => {
+                if *g == 0 {
+                    let message = format!(
+                        "on host {host:?}, {winner} has the same match and takes precedence; \
+                         never used"
+                    );
+                    cx.warn(e.route_id, ("spec", "rules", r, "matches", m), message);
+                }
+                false
+            }
+            None => {
+                seen.insert(key, format!("{} rule {r} match {m}", e.route_id));
+                true
+            }
         }
-        if entries.is_empty() {
-            // Every route for this host came through a less specific listener: the host's
-            // requests are another virtual host's (a wildcard's or the catch-all's).
-            continue;
-        }
-        // The same match twice: the first (most specific host, then oldest route, name,
-        // rule, match) takes it. A less specific host's rule hidden by this host's own is
-        // expected, not reported (its own virtual host reports its own duplicates).
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        entries.retain(|(g, e)| {
+    });
+    let width = entries.len().to_string().len().max(4);
+    let mut ranked: Vec<(usize, model::Route)> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(rank, (g, e))| {
             let (_, r, m) = e.order;
-            let key = match_key(&e.route.matches);
-            match seen.get(&key) {
-                Some(winner) => {
-                    if *g == 0 {
-                        let message = format!(
-                            "on host {:?}, {winner} has the same match and takes precedence; \
-                             never used",
-                            vh.host
-                        );
-                        cx.warn(e.route_id, ("spec", "rules", r, "matches", m), message);
-                    }
-                    false
-                }
-                None => {
-                    seen.insert(key, format!("{} rule {r} match {m}", e.route_id));
-                    true
-                }
-            }
-        });
-        let width = entries.len().to_string().len().max(4);
-        let mut ranked: Vec<(usize, model::Route)> = entries
-            .into_iter()
-            .enumerate()
-            .map(|(rank, (g, e))| {
-                let (_, r, m) = e.order;
-                let mut route = e.route.clone();
-                route.name = format!("{rank:0width$}:{}:r{r}:m{m}", e.route_id.qualified_name());
-                (g, route)
-            })
-            .collect();
-        // Precedence within each host's rules; ties keep the order above (the names' ranks).
-        ranked.sort_by(|(ga, a), (gb, b)| {
-            (ga, a.matches.precedence(), &a.name).cmp(&(gb, b.matches.precedence(), &b.name))
-        });
-        let fallback = ranked.iter().any(|(g, _)| *g > 0);
-        let mut routes: Vec<model::Route> = ranked.into_iter().map(|(_, r)| r).collect();
-        if let Some((port, family)) = listener_port {
-            listener_port_redirects(&mut routes, port, family == Some(Family::Https));
-        }
-        let mut v = model::VirtualHost::new(
-            format!("{listener}:{}", host_in_name(host)),
-            [listener.to_owned()],
-            [vh.host.clone()],
-        );
-        v.routes = routes;
-        if fallback {
-            // Host groups first: the core must not re-sort across them.
-            v.route_order = model::RouteOrder::AsWritten;
-        }
-        v.provenance = cx.sources(sources.into_iter().chain(gateways.iter().copied()));
-        cx.emit(v);
+            let mut route = e.route.clone();
+            route.name = format!("{rank:0width$}:{}:r{r}:m{m}", e.route_id.qualified_name());
+            (g, route)
+        })
+        .collect();
+    // Precedence within each host's rules; ties keep the order above (the names' ranks).
+    ranked.sort_by(|(ga, a), (gb, b)| {
+        (ga, a.matches.precedence(), &a.name).cmp(&(gb, b.matches.precedence(), &b.name))
+    });
+    let fallback = ranked.iter().any(|(g, _)| *g > 0);
+    let mut routes: Vec<model::Route> = ranked.into_iter().map(|(_, r)| r).collect();
+    listener_port_redirects(&mut routes, head.port, head.https);
+    let mut v = model::VirtualHost::new(
+        format!("{listener}:{}", host_in_name(host)),
+        [listener.clone()],
+        [host.to_owned()],
+    );
+    v.routes = routes;
+    if fallback {
+        // Host groups first: the core must not re-sort across them.
+        v.route_order = model::RouteOrder::AsWritten;
     }
+    v.provenance = cx.sources(sources.into_iter().chain(head.gateways.iter()));
+    cx.emit(v);
 }
 
 /// A redirect with neither scheme nor port goes to the Gateway listener's port (left out of

@@ -265,6 +265,7 @@ fn invalid_routes_are_left_out_with_field_paths() {
         {"name":"two","forward":{"backends":[{"cluster":"web"}]},"direct_response":{"status":200}},
         {"name":"nopath","match":{"path":{"prefix":"x"}},"direct_response":{"status":200}},
         {"name":"hdr","request_headers":{"add":[{"name":":path","value":"x"}]},"direct_response":{"status":200}},
+        {"name":"resp","response_headers":{"add":[{"name":"Host","value":"x"}],"remove":[":status"]},"direct_response":{"status":200}},
         {"name":"retry","forward":{"backends":[{"cluster":"web"}],"retry":{"on":["sometimes"]}}}]}]"#,
     );
     assert_eq!(vhost(&c, "http", "v").routes.len(), 1);
@@ -274,6 +275,9 @@ fn invalid_routes_are_left_out_with_field_paths() {
         "error: VirtualHost/v: routes[two]: set exactly one of forward, redirect and direct_response",
         "error: VirtualHost/v: routes[nopath].match.path: \"x\" must start with /",
         "error: VirtualHost/v: routes[hdr].request_headers.add[0].name: \":path\" cannot be added or removed",
+        // Envoy refuses these on responses too (":-prefixed or host headers may not be modified").
+        "error: VirtualHost/v: routes[resp].response_headers.add[0].name: \"Host\" cannot be added or removed",
+        "error: VirtualHost/v: routes[resp].response_headers.remove[0]: \":status\" cannot be added or removed",
         "error: VirtualHost/v: routes[retry].forward.retry.on[0]: \"sometimes\" is not an Envoy retry condition",
     ] {
         assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
@@ -519,6 +523,59 @@ fn https_listener_has_a_chain_per_certificate_by_sni() {
     ]);
     assert!(c2.snapshot().get(ResourceType::Listener, "https").is_none());
     assert!(c2.snapshot().get(ResourceType::Route, "https").is_none());
+}
+
+#[test]
+fn an_https_listener_passes_through_the_sni_names_no_certificate_claims() {
+    let mut objects = base();
+    objects.push(secret("b"));
+    objects.extend(doc(
+        r#"[{"kind":"Listener","name":"mixed","port":8443,"protocol":"https",
+             "tls":[{"hosts":["b.test"],"secret":"b"}],
+             "tcp_routes":[{"name":"a","sni":["a.test"],"backends":[{"cluster":"web"}]},
+                           {"name":"dup","sni":["b.test"],"backends":[{"cluster":"web"}]}]}]"#,
+    ));
+    let c = compile(objects);
+    let l = listener(&c, "mixed");
+    assert_eq!(
+        l.listener_filters[0].name,
+        "envoy.filters.listener.tls_inspector"
+    );
+    let chains: Vec<(Vec<String>, &str, bool)> = l
+        .filter_chains
+        .iter()
+        .map(|f| {
+            let m = f.filter_chain_match.as_ref().expect("chosen by SNI");
+            (
+                m.server_names.clone(),
+                f.filters[0].name.as_str(),
+                f.transport_socket.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chains,
+        [
+            (
+                vec!["b.test".to_owned()],
+                "envoy.filters.network.http_connection_manager",
+                true
+            ),
+            (
+                vec!["a.test".to_owned()],
+                "envoy.filters.network.tcp_proxy",
+                false
+            ),
+        ]
+    );
+    let e = errors(&c).join("\n");
+    assert!(
+        e.contains("warning: Listener/mixed: tcp_routes[1].sni[0]: \"b.test\" is already routed by an earlier route or served by a certificate"),
+        "{e}"
+    );
+    assert!(!e.contains("ignored"), "{e}");
+    // The terminated names keep their route configuration.
+    assert!(c.snapshot().get(ResourceType::Route, "mixed").is_some());
 }
 
 #[test]

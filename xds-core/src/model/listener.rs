@@ -1,5 +1,6 @@
-//! Listeners: an address and port, what they speak (HTTP, HTTPS with its certificates, TCP or
-//! TLS passthrough with their TCP routes), access logs and limits.
+//! Listeners: an address and port, what they speak (HTTP, HTTPS with its certificates and
+//! optionally SNI names passed through, TCP or TLS passthrough with their TCP routes), access
+//! logs and limits.
 //!
 //! Not here: the virtual hosts served on HTTP listeners (see `virtual_host`).
 
@@ -24,7 +25,9 @@ pub enum ListenerProtocol {
     #[default]
     Http,
     /// HTTP over TLS, terminated by Envoy with the certificate chosen by SNI (see
-    /// [`Listener::tls`]); routes come from the attached virtual hosts.
+    /// [`Listener::tls`]); routes come from the attached virtual hosts. SNI names that no
+    /// certificate claims may be passed through unterminated to [`Listener::tcp_routes`]
+    /// (HTTPS and TLS passthrough on one port).
     Https,
     /// TLS passed through unterminated, routed to a cluster by SNI (see
     /// [`Listener::tcp_routes`]).
@@ -52,7 +55,9 @@ pub struct Listener {
     /// hosts is the default certificate).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tls: Vec<ListenerTls>,
-    /// For `tls_passthrough` (routed by SNI) and `tcp` (exactly one route, without SNI).
+    /// For `tls_passthrough` (routed by SNI) and `tcp` (exactly one route, without SNI); for
+    /// `https`, the SNI names passed through unterminated beside the certificates of `tls`
+    /// (a name is either terminated or passed through, never both).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tcp_routes: Vec<TcpRoute>,
     /// Close connections idle for this long (HTTP: no active request; TCP: no bytes).

@@ -405,7 +405,8 @@ pub struct DirectResponse {
     pub body: Option<String>,
 }
 
-/// Headers to add and remove.
+/// Headers to add and remove. Pseudo-headers (`:path`) and `host` cannot be added or removed,
+/// on requests or responses: Envoy refuses them.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderModifier {

@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager,
 };
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
@@ -24,13 +24,49 @@ use xdsc_core::snapshot::ResourceType;
 use crate::protocol::Request;
 
 /// One discovery response as the client received it, state of the world or delta.
+///
+/// Decoded lazily, as a fake Envoy needs it: the envelope (version, nonce, type, removed
+/// names) and each resource's encoded bytes as a slice of the received message (no copy), and
+/// a state-of-the-world resource's name read from its first field only when asked for. A
+/// thousand fake Envoys in one load-test process would otherwise spend more CPU decoding
+/// (and copying and allocating per resource) than the server spends sending; the full
+/// generated message is decoded only on demand ([`Reply::sotw`], [`Reply::delta`]).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Reply(Inner);
+pub struct Reply {
+    /// The message as received.
+    raw: Bytes,
+    delta: bool,
+    envelope: Envelope,
+    /// Delta: `removed_resources`.
+    removed: Vec<String>,
+}
 
-#[derive(Clone, Debug, PartialEq)]
-enum Inner {
-    Sotw(DiscoveryResponse),
-    Delta(DeltaDiscoveryResponse),
+/// The fields of a response a fake Envoy reads; both variants (delta's
+/// `system_version_info` in `version_info`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Envelope {
+    #[prost(string, tag = "1")]
+    version_info: String,
+    #[prost(message, repeated, tag = "2")]
+    resources: Vec<Entry>,
+    #[prost(string, tag = "4")]
+    type_url: String,
+    #[prost(string, tag = "5")]
+    nonce: String,
+    /// Delta: `removed_resources` (state of the world: `control_plane`, not read).
+    #[prost(bytes = "bytes", repeated, tag = "6")]
+    removed: Vec<Bytes>,
+}
+
+/// A state-of-the-world `Any` (its value in field 2, the type URL skipped) or a delta
+/// `Resource` (its `Any` in field 2, the name in field 3, the version skipped): one decoding
+/// serves both, since field 2 is length-delimited in each.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Entry {
+    #[prost(bytes = "bytes", tag = "2")]
+    value: Bytes,
+    #[prost(string, tag = "3")]
+    name: String,
 }
 
 /// Every xDS resource type xdsc serves has its name in field 1.
@@ -40,7 +76,43 @@ struct Named {
     name: String,
 }
 
+/// The name of an encoded resource: field 1, read directly when it comes first (as xdsc and
+/// every protobuf encoder write it), else by skipping the other fields.
+fn name_of(body: &[u8]) -> String {
+    let mut buf = body;
+    if let Ok(key) = prost::encoding::decode_varint(&mut buf)
+        && key == (1 << 3) | 2
+        && let Ok(len) = prost::encoding::decode_varint(&mut buf)
+        && let Some(name) = buf.get(..len as usize)
+    {
+        return String::from_utf8_lossy(name).into_owned();
+    }
+    Named::decode(body).unwrap_or_default().name
+}
+
 impl Reply {
+    fn decode(raw: Bytes, delta: bool) -> Result<Reply, Status> {
+        let mut envelope = Envelope::decode(raw.clone())
+            .map_err(|e| Status::internal(format!("a response that does not decode: {e}")))?;
+        let mut removed = Vec::new();
+        if delta {
+            // A delta resource's `Any`: keep only its value.
+            for e in &mut envelope.resources {
+                e.value = Entry::decode(e.value.clone()).unwrap_or_default().value;
+            }
+            removed = std::mem::take(&mut envelope.removed)
+                .iter()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .collect();
+        }
+        Ok(Reply {
+            raw,
+            delta,
+            envelope,
+            removed,
+        })
+    }
+
     /// The type, if the type URL is one of xdsc's.
     pub fn resource_type(&self) -> Option<ResourceType> {
         ResourceType::from_type_url(self.type_url())
@@ -48,34 +120,22 @@ impl Reply {
 
     /// The type URL.
     pub fn type_url(&self) -> &str {
-        match &self.0 {
-            Inner::Sotw(r) => &r.type_url,
-            Inner::Delta(r) => &r.type_url,
-        }
+        &self.envelope.type_url
     }
 
     /// `version_info` (state of the world) or `system_version_info` (delta).
     pub fn version_info(&self) -> &str {
-        match &self.0 {
-            Inner::Sotw(r) => &r.version_info,
-            Inner::Delta(r) => &r.system_version_info,
-        }
+        &self.envelope.version_info
     }
 
     /// The nonce to echo.
     pub fn nonce(&self) -> &str {
-        match &self.0 {
-            Inner::Sotw(r) => &r.nonce,
-            Inner::Delta(r) => &r.nonce,
-        }
+        &self.envelope.nonce
     }
 
     /// How many resources it carries.
     pub fn len(&self) -> usize {
-        match &self.0 {
-            Inner::Sotw(r) => r.resources.len(),
-            Inner::Delta(r) => r.resources.len(),
-        }
+        self.envelope.resources.len()
     }
 
     /// Whether it carries no resources (a delta response may still remove some).
@@ -83,73 +143,103 @@ impl Reply {
         self.len() == 0
     }
 
-    /// The names of the resources it carries, in order (decoded from the resources in state
-    /// of the world, where a response does not name them).
+    /// The names of the resources it carries, in order (read from the resources in state of
+    /// the world, where a response does not name them).
     pub fn names(&self) -> Vec<String> {
-        match &self.0 {
-            Inner::Sotw(r) => r
-                .resources
-                .iter()
-                .map(|a| Named::decode(a.value.as_slice()).unwrap_or_default().name)
-                .collect(),
-            Inner::Delta(r) => r.resources.iter().map(|x| x.name.clone()).collect(),
-        }
+        self.envelope
+            .resources
+            .iter()
+            .map(|e| {
+                if self.delta {
+                    e.name.clone()
+                } else {
+                    name_of(&e.value)
+                }
+            })
+            .collect()
     }
 
     /// Delta: the names the client must forget; empty in state of the world.
     pub fn removed(&self) -> &[String] {
-        match &self.0 {
-            Inner::Sotw(_) => &[],
-            Inner::Delta(r) => &r.removed_resources,
-        }
+        &self.removed
     }
 
     /// The encoded resources (each `Any`'s value), in order.
     pub fn bodies(&self) -> Vec<&[u8]> {
-        match &self.0 {
-            Inner::Sotw(r) => r.resources.iter().map(|a| a.value.as_slice()).collect(),
-            Inner::Delta(r) => r
-                .resources
-                .iter()
-                .filter_map(|x| x.resource.as_ref())
-                .map(|a| a.value.as_slice())
-                .collect(),
-        }
+        self.envelope
+            .resources
+            .iter()
+            .map(|e| e.value.as_ref())
+            .collect()
     }
 
     /// The size of the response on the wire (its protobuf encoding).
     pub fn encoded_len(&self) -> usize {
-        match &self.0 {
-            Inner::Sotw(r) => r.encoded_len(),
-            Inner::Delta(r) => r.encoded_len(),
-        }
+        self.raw.len()
     }
 
-    /// The state-of-the-world response, if it is one.
-    pub fn sotw(&self) -> Option<&DiscoveryResponse> {
-        match &self.0 {
-            Inner::Sotw(r) => Some(r),
-            Inner::Delta(_) => None,
-        }
+    /// The state-of-the-world response, decoded in full, if it is one.
+    pub fn sotw(&self) -> Option<DiscoveryResponse> {
+        (!self.delta)
+            .then(|| DiscoveryResponse::decode(self.raw.clone()).ok())
+            .flatten()
     }
 
-    /// The delta response, if it is one.
-    pub fn delta(&self) -> Option<&DeltaDiscoveryResponse> {
-        match &self.0 {
-            Inner::Sotw(_) => None,
-            Inner::Delta(r) => Some(r),
-        }
+    /// The delta response, decoded in full, if it is one.
+    pub fn delta(&self) -> Option<DeltaDiscoveryResponse> {
+        self.delta
+            .then(|| DeltaDiscoveryResponse::decode(self.raw.clone()).ok())
+            .flatten()
+    }
+}
+
+/// The codec of an [`AdsClient`] stream: requests encoded by prost, responses kept as the
+/// received bytes (a slice of tonic's receive buffer, not a copy) for [`Reply`] to read.
+struct RawCodec<Q>(std::marker::PhantomData<fn(Q)>);
+
+impl<Q> Default for RawCodec<Q> {
+    fn default() -> Self {
+        RawCodec(std::marker::PhantomData)
+    }
+}
+
+impl<Q: Message + Send + 'static> tonic::codec::Codec for RawCodec<Q> {
+    type Encode = Q;
+    type Decode = Bytes;
+    type Encoder = RawCodec<Q>;
+    type Decoder = RawCodec<Q>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec::default()
+    }
+}
+
+impl<Q: Message> tonic::codec::Encoder for RawCodec<Q> {
+    type Item = Q;
+    type Error = Status;
+
+    fn encode(&mut self, item: Q, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("a request that does not encode: {e}")))
+    }
+}
+
+impl<Q> tonic::codec::Decoder for RawCodec<Q> {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
 
 enum Tx {
     Sotw(mpsc::Sender<DiscoveryRequest>),
     Delta(mpsc::Sender<DeltaDiscoveryRequest>),
-}
-
-enum Rx {
-    Sotw(Streaming<DiscoveryResponse>),
-    Delta(Streaming<DeltaDiscoveryResponse>),
 }
 
 /// How many requests may wait to be written (a script sends a few at a time).
@@ -168,7 +258,7 @@ fn error_detail(error: Option<String>) -> Option<RpcStatus> {
 /// goes on the first one.
 pub struct AdsClient {
     tx: Tx,
-    rx: Rx,
+    rx: Streaming<Bytes>,
 }
 
 impl std::fmt::Debug for AdsClient {
@@ -187,35 +277,46 @@ impl AdsClient {
         delta: bool,
         first: Request,
     ) -> Result<AdsClient, Status> {
-        let mut client =
-            AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(1 << 30);
-        if delta {
+        let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(1 << 30);
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unknown(format!("the connection is not ready: {e}")))?;
+        let method = |name: &'static str| {
+            let service = "envoy.service.discovery.v3.AggregatedDiscoveryService";
+            let path = format!("/{service}/{name}");
+            tonic::codegen::http::uri::PathAndQuery::try_from(path)
+                .map_err(|e| Status::internal(format!("a bad method path: {e}")))
+        };
+        let (tx, rx) = if delta {
             let (tx, rx) = mpsc::channel(QUEUED);
             let mut first = Self::delta_request(first);
             first.node = Some(node);
             let _ = tx.send(first).await;
-            let rx = client
-                .delta_aggregated_resources(ReceiverStream::new(rx))
+            let rx = grpc
+                .streaming(
+                    tonic::Request::new(ReceiverStream::new(rx)),
+                    method("DeltaAggregatedResources")?,
+                    RawCodec::<DeltaDiscoveryRequest>::default(),
+                )
                 .await?
                 .into_inner();
-            Ok(AdsClient {
-                tx: Tx::Delta(tx),
-                rx: Rx::Delta(rx),
-            })
+            (Tx::Delta(tx), rx)
         } else {
             let (tx, rx) = mpsc::channel(QUEUED);
             let mut first = Self::sotw_request(first);
             first.node = Some(node);
             let _ = tx.send(first).await;
-            let rx = client
-                .stream_aggregated_resources(ReceiverStream::new(rx))
+            let rx = grpc
+                .streaming(
+                    tonic::Request::new(ReceiverStream::new(rx)),
+                    method("StreamAggregatedResources")?,
+                    RawCodec::<DiscoveryRequest>::default(),
+                )
                 .await?
                 .into_inner();
-            Ok(AdsClient {
-                tx: Tx::Sotw(tx),
-                rx: Rx::Sotw(rx),
-            })
-        }
+            (Tx::Sotw(tx), rx)
+        };
+        Ok(AdsClient { tx, rx })
     }
 
     /// Whether the stream is delta.
@@ -294,10 +395,12 @@ impl AdsClient {
     /// The next response; `None` when the server ended the stream, an error status when it
     /// ended it with one.
     pub async fn next(&mut self) -> Result<Option<Reply>, Status> {
-        Ok(match &mut self.rx {
-            Rx::Sotw(rx) => rx.message().await?.map(|r| Reply(Inner::Sotw(r))),
-            Rx::Delta(rx) => rx.message().await?.map(|r| Reply(Inner::Delta(r))),
-        })
+        let delta = self.is_delta();
+        self.rx
+            .message()
+            .await?
+            .map(|raw| Reply::decode(raw, delta))
+            .transpose()
     }
 
     /// The next response, which must arrive within `timeout`.
@@ -415,9 +518,10 @@ impl FakeEnvoy {
         let full =
             !self.client.is_delta() && matches!(t, ResourceType::Cluster | ResourceType::Listener);
         if full {
-            held.clear();
+            *held = reply.names().into_iter().collect();
+        } else {
+            held.extend(reply.names());
         }
-        held.extend(reply.names());
         for n in reply.removed() {
             held.remove(n);
         }
@@ -509,4 +613,68 @@ fn route_names(reply: &Reply) -> Vec<String> {
         }
     }
     out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::service::discovery::v3::Resource;
+    use envoy_types::pb::google::protobuf::Any;
+
+    use super::*;
+
+    fn any(value: Vec<u8>) -> Any {
+        Any {
+            type_url: ResourceType::Cluster.type_url().into(),
+            value,
+        }
+    }
+
+    #[test]
+    fn a_reply_reads_the_envelope_and_names_and_slices_the_resources() {
+        // A name in field 1 first, as encoders write it; and one after another field.
+        let first = Named { name: "a".into() }.encode_to_vec();
+        let later = [vec![0x10, 0x05], Named { name: "b".into() }.encode_to_vec()].concat();
+        let sotw = DiscoveryResponse {
+            version_info: "v1".into(),
+            resources: vec![any(first.clone()), any(later.clone())],
+            type_url: ResourceType::Cluster.type_url().into(),
+            nonce: "7".into(),
+            ..Default::default()
+        };
+        let raw = Bytes::from(sotw.encode_to_vec());
+        let r = Reply::decode(raw.clone(), false).unwrap();
+        assert_eq!(
+            (r.version_info(), r.nonce(), r.resource_type(), r.len()),
+            ("v1", "7", Some(ResourceType::Cluster), 2)
+        );
+        assert_eq!(r.names(), ["a", "b"]);
+        assert_eq!(r.bodies(), [&first[..], &later[..]]);
+        assert!(r.removed().is_empty());
+        assert_eq!(
+            (r.encoded_len(), r.sotw(), r.delta()),
+            (raw.len(), Some(sotw), None)
+        );
+
+        let delta = DeltaDiscoveryResponse {
+            system_version_info: "v2".into(),
+            resources: vec![Resource {
+                name: "c".into(),
+                version: "x".into(),
+                resource: Some(any(first.clone())),
+                ..Default::default()
+            }],
+            type_url: ResourceType::Cluster.type_url().into(),
+            removed_resources: vec!["gone".into()],
+            nonce: "8".into(),
+            ..Default::default()
+        };
+        let r = Reply::decode(Bytes::from(delta.encode_to_vec()), true).unwrap();
+        assert_eq!((r.version_info(), r.nonce(), r.len()), ("v2", "8", 1));
+        assert_eq!(
+            (r.names(), r.removed()),
+            (vec!["c".to_owned()], &["gone".to_owned()][..])
+        );
+        assert_eq!(r.bodies(), [&first[..]]);
+        assert_eq!((r.delta(), r.sotw()), (Some(delta), None));
+    }
 }

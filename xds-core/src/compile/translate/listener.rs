@@ -1,6 +1,7 @@
 //! Listeners: a model `Listener` into an Envoy `Listener`: an HTTP connection manager (with
-//! TLS filter chains by SNI for https) or TCP proxies routed by SNI, a connection limit and
-//! access logs.
+//! TLS filter chains by SNI for https, beside which an https listener may pass other SNI
+//! names through to TCP routes) or TCP proxies routed by SNI, a connection limit and access
+//! logs.
 //!
 //! Not here: the route configuration an HTTP listener serves (see `routes`).
 
@@ -94,6 +95,15 @@ fn access_logs(logs: &[model::AccessLog], d: &mut Diags) -> Vec<accesslog::Acces
         .collect()
 }
 
+/// What the filter chains of one listener have claimed so far: SNI names, and whether a chain
+/// without names (the default) exists. Shared by an https listener's terminating and
+/// passthrough chains, so that no two chains match the same connections.
+#[derive(Default)]
+struct Claims {
+    names: BTreeSet<String>,
+    has_default: bool,
+}
+
 /// Validates SNI names and claims them for one filter chain: names claimed by an earlier
 /// chain of the listener are reported (as `{field}[i]`) and skipped.
 fn claim_server_names(
@@ -174,10 +184,12 @@ pub(crate) fn listener(
         );
     }
     match l.protocol {
-        P::Http | P::Https if !l.tcp_routes.is_empty() => {
+        P::Http if !l.tcp_routes.is_empty() => {
             d.warn(
                 "tcp_routes",
-                Problem::invalid("ignored: only tls_passthrough and tcp listeners have TCP routes"),
+                Problem::invalid(
+                    "ignored: only https, tls_passthrough and tcp listeners have TCP routes",
+                ),
             );
         }
         P::Http | P::Tcp | P::TlsPassthrough if !l.tls.is_empty() => {
@@ -233,9 +245,14 @@ pub(crate) fn listener(
         }
         P::Https => {
             out.listener_filters.push(tls_inspector());
-            let filter = http_connection_manager(l, logs, &http_filters);
-            out.filter_chains = https_chains(l, ctx, &filter, &limit, d);
-            if out.filter_chains.is_empty() {
+            let filter = http_connection_manager(l, logs.clone(), &http_filters);
+            let mut claims = Claims::default();
+            out.filter_chains = https_chains(l, ctx, &filter, &limit, &mut claims, d);
+            let terminated = out.filter_chains.len();
+            // SNI names no certificate claims may be passed through, unterminated.
+            out.filter_chains
+                .extend(tcp_chains(l, ctx, &logs, &limit, &mut claims, d));
+            if terminated == 0 {
                 d.error(
                     "tls",
                     Problem::invalid("an https listener needs at least one usable certificate"),
@@ -247,7 +264,7 @@ pub(crate) fn listener(
             if l.protocol == P::TlsPassthrough {
                 out.listener_filters.push(tls_inspector());
             }
-            out.filter_chains = tcp_chains(l, ctx, &logs, &limit, d);
+            out.filter_chains = tcp_chains(l, ctx, &logs, &limit, &mut Claims::default(), d);
             if out.filter_chains.is_empty() {
                 d.error("tcp_routes", Problem::invalid("no usable TCP route"));
                 return None;
@@ -337,11 +354,10 @@ fn https_chains(
     ctx: &ListenerContext<'_>,
     filter: &listener::Filter,
     limit: &Option<listener::Filter>,
+    claims: &mut Claims,
     d: &mut Diags,
 ) -> Vec<listener::FilterChain> {
     let mut chains = Vec::new();
-    let mut claimed: BTreeSet<String> = BTreeSet::new();
-    let mut has_default = false;
     for (i, t) in l.tls.iter().enumerate() {
         let field = ("tls", i);
         match (ctx.secret)(&t.secret) {
@@ -366,20 +382,20 @@ fn https_chains(
         }
         let mut names = claim_server_names(
             &t.hosts,
-            &mut claimed,
+            &mut claims.names,
             (field, "hosts"),
             "served by an earlier tls entry",
             d,
         );
         if t.hosts.is_empty() {
-            if has_default {
+            if claims.has_default {
                 d.warn(
                     field,
                     Problem::invalid("a second default certificate (no hosts) is ignored"),
                 );
                 continue;
             }
-            has_default = true;
+            claims.has_default = true;
         } else if names.is_empty() {
             continue;
         }
@@ -405,19 +421,19 @@ fn https_chains(
     chains
 }
 
-/// The filter chains of a tcp or tls_passthrough listener: one TCP proxy per usable route,
-/// by SNI, sorted by route name. Unusable routes are reported and left out.
+/// The filter chains of a tcp or tls_passthrough listener, or the passthrough chains of an
+/// https one: one TCP proxy per usable route, by SNI, sorted by route name, after the names
+/// and default `claims` already holds. Unusable routes are reported and left out.
 fn tcp_chains(
     l: &model::Listener,
     ctx: &ListenerContext<'_>,
     logs: &[accesslog::AccessLog],
     limit: &Option<listener::Filter>,
+    claims: &mut Claims,
     d: &mut Diags,
 ) -> Vec<listener::FilterChain> {
     use model::ListenerProtocol as P;
-    let mut claimed: BTreeSet<String> = BTreeSet::new();
     let mut names_seen: BTreeSet<&str> = BTreeSet::new();
-    let mut has_default = false;
     let mut chains = Vec::new();
     for (i, r) in l.tcp_routes.iter().enumerate() {
         let field = ("tcp_routes", i);
@@ -440,20 +456,20 @@ fn tcp_chains(
         }
         let mut names = claim_server_names(
             &r.sni,
-            &mut claimed,
+            &mut claims.names,
             (field, "sni"),
-            "routed by an earlier route",
+            "routed by an earlier route or served by a certificate",
             d,
         );
         if r.sni.is_empty() {
-            if has_default {
+            if claims.has_default {
                 d.error(
                     field,
                     Problem::invalid("only one route may take connections without SNI"),
                 );
                 continue;
             }
-            has_default = true;
+            claims.has_default = true;
         } else if names.is_empty() {
             continue;
         }

@@ -41,30 +41,23 @@ fn check_string_match(
     }
 }
 
-fn check_headers(
-    m: &model::HeaderModifier,
-    field: impl ToFieldPath + Copy,
-    request: bool,
-    d: &mut Diags,
-) -> bool {
+/// Envoy's header parser refuses to add or remove pseudo-headers and `host` on either side
+/// (":-prefixed or host headers may not be modified"), so requests and responses share one
+/// rule.
+fn check_headers(m: &model::HeaderModifier, field: impl ToFieldPath + Copy, d: &mut Diags) -> bool {
     let mut ok = true;
     for (i, h) in m.add.iter().enumerate() {
         let f = (field, "add", i);
-        let name = if request {
-            validate::mutable_header_name(&h.name)
-        } else {
-            validate::header_name(&h.name)
-        };
-        ok &= d.check((f, "name"), name.map(|_| ()))
-            & d.check((f, "value"), validate::header_value(&h.value));
+        ok &= d.check(
+            (f, "name"),
+            validate::mutable_header_name(&h.name).map(|_| ()),
+        ) & d.check((f, "value"), validate::header_value(&h.value));
     }
     for (i, h) in m.remove.iter().enumerate() {
-        let name = if request {
-            validate::mutable_header_name(h)
-        } else {
-            validate::header_name(h)
-        };
-        ok &= d.check((field, "remove", i), name.map(|_| ()));
+        ok &= d.check(
+            (field, "remove", i),
+            validate::mutable_header_name(h).map(|_| ()),
+        );
     }
     ok
 }
@@ -99,8 +92,8 @@ fn check_route(r: &model::Route, field: impl ToFieldPath + Copy, d: &mut Diags) 
     if let Some(dr) = &r.direct_response {
         ok &= check_direct_response(dr, (field, "direct_response"), d);
     }
-    ok &= check_headers(&r.request_headers, (field, "request_headers"), true, d);
-    ok &= check_headers(&r.response_headers, (field, "response_headers"), false, d);
+    ok &= check_headers(&r.request_headers, (field, "request_headers"), d);
+    ok &= check_headers(&r.response_headers, (field, "response_headers"), d);
     ok
 }
 
