@@ -11,13 +11,16 @@
 //! other in one test, so that nothing else allocates in the process while one is counted.
 
 use std::alloc::System;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+use support::SYNCED;
 use xdsc_core::compile::Compiled;
-use xdsc_server::testing::{FakeEnvoy, Subscription, TestServer};
+use xdsc_server::testing::{Subscription, TestServer};
+
+mod support;
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -34,72 +37,12 @@ const PER_NAMED_STREAM: isize = 256 << 10;
 const NAMED_OVER_WILDCARD: isize = 8 << 10;
 const CLIENT_PORT: &str = "XDSC_STREAM_MEMORY_PORT";
 const CLIENT_MODE: &str = "XDSC_STREAM_MEMORY_NAMED";
-/// What the clients print once synced (the test harness may print its own text before it, on
-/// the same line).
-const SYNCED: &str = "ALL-STREAMS-SYNCED";
 
 /// Bytes allocated and not yet freed, process-wide (`stats_alloc` counts a reallocation's
 /// growth in `bytes_allocated` and its shrinking in `bytes_deallocated`).
 fn held() -> isize {
     let s = GLOBAL.stats();
     s.bytes_allocated as isize - s.bytes_deallocated as isize
-}
-
-/// The child: 200 streams over 2 connections subscribing as `mode` says; says `synced` once
-/// every stream has its route configuration and the last acknowledgements had time to
-/// arrive, then waits for its standard input to close.
-fn clients(port: u16, mode: Subscription) {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let mut channels = Vec::new();
-        for _ in 0..2 {
-            channels.push(
-                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-                    .expect("address")
-                    .connect()
-                    .await
-                    .expect("connect"),
-            );
-        }
-        let (tx, mut rx) = tokio::sync::mpsc::channel(STREAMS);
-        for i in 0..STREAMS {
-            let (channel, tx) = (channels[i % 2].clone(), tx.clone());
-            tokio::spawn(async move {
-                let delta = i % 2 == 1;
-                let synced = async {
-                    let mut envoy =
-                        FakeEnvoy::start(channel, &format!("mem-{i}"), delta, mode).await?;
-                    envoy.until_synced().await?;
-                    Ok::<_, tonic::Status>(envoy)
-                }
-                .await;
-                let _ = tx
-                    .send(synced.as_ref().map(|_| ()).map_err(|e| e.to_string()))
-                    .await;
-                // Keep acknowledging whatever else arrives.
-                if let Ok(mut envoy) = synced {
-                    while let Ok(Some(_)) = envoy.step().await {}
-                }
-            });
-        }
-        drop(tx);
-        for _ in 0..STREAMS {
-            match rx.recv().await {
-                Some(Ok(())) => {}
-                Some(Err(e)) => panic!("a stream failed: {e}"),
-                None => panic!("a stream task ended"),
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        println!("{SYNCED}");
-        let _ = std::io::stdout().flush();
-        tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
-        })
-        .await
-        .expect("stdin");
-    });
 }
 
 /// How many bytes the server's heap grew by while 200 streams subscribing as `mode` synced
@@ -148,14 +91,12 @@ fn growth(snapshot: &xdsc_core::snapshot::Snapshot, mode: Subscription) -> isize
 
 #[test]
 fn idle_synced_streams_hold_little_server_memory() {
-    if let Ok(port) = std::env::var(CLIENT_PORT) {
-        let named = std::env::var(CLIENT_MODE).is_ok_and(|v| v == "true");
-        let mode = if named {
-            Subscription::Named
-        } else {
-            Subscription::Wildcard
-        };
-        clients(port.parse().expect("a port"), mode);
+    if support::run_as_child(
+        CLIENT_PORT,
+        CLIENT_MODE,
+        STREAMS,
+        Duration::from_millis(500),
+    ) {
         return;
     }
     let snapshot = Compiled::new(&xdsc_benches::services(SERVICES, 10, 7))

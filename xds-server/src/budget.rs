@@ -15,11 +15,20 @@
 //! [`SyncLimits::hold`], so a client that stops reading holds a permit for a bounded time and
 //! never blocks the others for good (its own memory stays bounded: one unacknowledged
 //! response per type). Small responses, such as one changed endpoint, never wait.
+//!
+//! The end of a wave of large responses is also when the memory they used is given back:
+//! once every permit is back and none has been taken for [`SyncLimits::release_after`],
+//! [`Budget::release_after_waves`] asks the allocator to return its freed pages to the
+//! operating system ([`crate::memory::release_freed_memory`]). Without it jemalloc keeps them:
+//! it purges as it allocates, and idle streams do not allocate, so the peak of an initial
+//! sync stayed resident (BENCHMARKS.md, issue 13). Small responses take no permit, so the
+//! one-endpoint change path never triggers a release.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
@@ -40,6 +49,9 @@ pub struct SyncLimits {
     /// The longest a stream keeps its permit; after that it is given back even if the client
     /// has not acknowledged (it is slow or has stopped reading).
     pub hold: Duration,
+    /// Once every permit has been given back and none taken for this long, the memory freed
+    /// since is returned to the operating system (on jemalloc; `None`: never).
+    pub release_after: Option<Duration>,
 }
 
 impl Default for SyncLimits {
@@ -48,6 +60,7 @@ impl Default for SyncLimits {
             concurrent: 32,
             large_response_bytes: 64 << 10,
             hold: Duration::from_secs(10),
+            release_after: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -57,6 +70,16 @@ impl Default for SyncLimits {
 pub(crate) struct Budget {
     limits: SyncLimits,
     permits: Arc<Semaphore>,
+    waves: Arc<Waves>,
+}
+
+/// What the release of memory after a wave of large responses waits on.
+#[derive(Debug, Default)]
+struct Waves {
+    /// Permits handed out so far: unchanged over a wait means no wave began meanwhile.
+    taken: AtomicU64,
+    /// Notified when the last permit out is given back.
+    over: Notify,
 }
 
 impl Budget {
@@ -68,6 +91,56 @@ impl Budget {
                 ..limits
             },
             permits: Arc::new(Semaphore::new(concurrent)),
+            waves: Arc::default(),
+        }
+    }
+
+    /// Whether no permit is out (and so none is waited for: a waiter gets a permit as soon as
+    /// one is given back).
+    fn idle(&self) -> bool {
+        self.permits.available_permits() == self.limits.concurrent
+    }
+
+    /// Returns freed memory to the operating system after each wave of large responses: once
+    /// the last permit is back and none has been taken for [`SyncLimits::release_after`].
+    /// Never completes: the server drops it when it stops (at once when releasing is off).
+    pub(crate) async fn release_after_waves(self, metrics: Arc<Metrics>) {
+        self.release_after_waves_with(metrics, crate::memory::release_freed_memory)
+            .await
+    }
+
+    /// [`Budget::release_after_waves`] with `release` doing the releasing (on a blocking
+    /// thread) and saying how many bytes went (`None`: nothing to release with).
+    async fn release_after_waves_with(self, metrics: Arc<Metrics>, release: fn() -> Option<u64>) {
+        let Some(after) = self.limits.release_after else {
+            return std::future::pending().await;
+        };
+        // The wave last released after (none yet).
+        let mut released = 0;
+        loop {
+            self.waves.over.notified().await;
+            // Quiet for `after`: no permit out now, none taken since the wait began.
+            loop {
+                let taken = self.waves.taken.load(Ordering::Relaxed);
+                tokio::time::sleep(after).await;
+                if self.idle() && self.waves.taken.load(Ordering::Relaxed) == taken {
+                    break;
+                }
+            }
+            // A wave that ended while the last release waited was released with it.
+            let taken = self.waves.taken.load(Ordering::Relaxed);
+            if taken == released {
+                continue;
+            }
+            released = taken;
+            let freed = tokio::task::spawn_blocking(release).await;
+            if let Ok(Some(bytes)) = freed {
+                metrics.memory_released(bytes);
+                tracing::debug!(
+                    released_mib = bytes / (1 << 20),
+                    "a wave of large responses is over: freed memory returned to the OS"
+                );
+            }
         }
     }
 
@@ -83,9 +156,16 @@ impl Budget {
 
 /// One stream's permit, if it holds one.
 pub(crate) struct Permit {
-    /// The permit and when it must be given back (`None`: a hold too long to represent).
-    held: Option<(OwnedSemaphorePermit, Option<Instant>)>,
+    held: Option<Held>,
     metrics: Arc<Metrics>,
+}
+
+/// A permit held: the permit, when it must be given back (`None`: a hold too long to
+/// represent), and the budget it is from (to say when the last one is back).
+struct Held {
+    permit: OwnedSemaphorePermit,
+    deadline: Option<Instant>,
+    budget: Budget,
 }
 
 impl Permit {
@@ -107,21 +187,34 @@ impl Permit {
         // The semaphore is never closed; if it were, sending without a permit is the fallback.
         if let Ok(permit) = permit {
             self.metrics.sync_held.inc();
-            self.held = Some((permit, Instant::now().checked_add(budget.limits.hold)));
+            budget.waves.taken.fetch_add(1, Ordering::Relaxed);
+            self.held = Some(Held {
+                permit,
+                deadline: Instant::now().checked_add(budget.limits.hold),
+                budget: budget.clone(),
+            });
         }
     }
 
     /// Gives the permit back, if held.
     pub(crate) fn release(&mut self) {
-        if self.held.take().is_some() {
+        if let Some(held) = self.held.take() {
+            let Held { permit, budget, .. } = held;
+            drop(permit);
             self.metrics.sync_held.dec();
+            if budget.idle() {
+                budget.waves.over.notify_one();
+            }
         }
     }
 
     /// Completes when the held permit's time is up; never while none is held.
     pub(crate) async fn expired(&self) {
         match &self.held {
-            Some((_, Some(deadline))) => tokio::time::sleep_until(*deadline).await,
+            Some(Held {
+                deadline: Some(deadline),
+                ..
+            }) => tokio::time::sleep_until(*deadline).await,
             _ => std::future::pending().await,
         }
     }
@@ -153,5 +246,70 @@ mod tests {
         drop(a);
         assert_eq!(metrics.sync_held.get(), 0);
         assert_eq!(budget.permits.available_permits(), 1);
+    }
+
+    /// How many times the release ran (one test uses it: the counter is the test's).
+    static RELEASED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    fn counted_release() -> Option<u64> {
+        RELEASED.fetch_add(1, Ordering::SeqCst);
+        Some(4096)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn freed_memory_is_released_once_per_wave_after_it_is_over() {
+        let budget = Budget::new(SyncLimits {
+            concurrent: 2,
+            hold: Duration::MAX,
+            release_after: Some(Duration::from_secs(1)),
+            ..SyncLimits::default()
+        });
+        let metrics = Arc::new(Metrics::default());
+        let task = tokio::spawn(
+            budget
+                .clone()
+                .release_after_waves_with(metrics.clone(), counted_release),
+        );
+        let released = || RELEASED.load(Ordering::SeqCst);
+        let settle = |d: u64| async move {
+            tokio::time::sleep(Duration::from_millis(d)).await;
+            // The release runs on a blocking thread, outside the paused clock.
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        settle(5000).await;
+        assert_eq!(released(), 0, "no wave, no release");
+
+        // A wave: two streams take permits; one gives its back, the other keeps sending.
+        let (mut a, mut b) = (Permit::new(metrics.clone()), Permit::new(metrics.clone()));
+        a.acquire(&budget).await;
+        b.acquire(&budget).await;
+        a.release();
+        settle(5000).await;
+        assert_eq!(released(), 0, "a permit is still out: the wave is not over");
+        b.release();
+        settle(500).await;
+        assert_eq!(released(), 0, "over, but not yet for `release_after`");
+        // A stream starts its sync before the second is up: the release waits for quiet.
+        a.acquire(&budget).await;
+        settle(200).await;
+        a.release();
+        settle(900).await;
+        assert_eq!(released(), 0, "quiet for 0.9 s only");
+        settle(1500).await;
+        assert_eq!(released(), 1, "one release for the wave");
+        assert_eq!(metrics.memory_releases.get(), 1);
+        assert_eq!(metrics.memory_released_bytes.get(), 4096);
+        settle(10_000).await;
+        assert_eq!(released(), 1, "nothing more while idle");
+
+        // The next wave is released too.
+        b.acquire(&budget).await;
+        b.release();
+        settle(1500).await;
+        assert_eq!(released(), 2);
+        task.abort();
     }
 }

@@ -174,7 +174,8 @@ impl XdsServer {
         self
     }
 
-    /// Sets how many streams may send large responses at once (see [`SyncLimits`]).
+    /// Sets how many streams may send large responses at once, and when the memory they
+    /// used is returned to the OS (see [`SyncLimits`]).
     pub fn with_sync_limits(mut self, limits: SyncLimits) -> XdsServer {
         self.shared.budget = budget::Budget::new(limits);
         self
@@ -290,15 +291,25 @@ impl XdsServer {
         I: tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>>,
     {
         let metrics = std::sync::Arc::clone(&self.shared.publisher.metrics);
-        connection::serve(
+        // Freed memory goes back to the OS after each wave of large responses (`budget`),
+        // for as long as the server serves.
+        let release = self
+            .shared
+            .budget
+            .clone()
+            .release_after_waves(std::sync::Arc::clone(&metrics));
+        let serving = connection::serve(
             incoming,
             self.dispatch(),
             self.connections,
             self.tls.clone(),
             metrics,
             shutdown,
-        )
-        .await;
+        );
+        tokio::select! {
+            () = serving => {}
+            () = release => {}
+        }
         Ok(())
     }
 

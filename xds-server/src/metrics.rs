@@ -96,6 +96,10 @@ pub struct Metrics {
     pub(crate) sync_held: Gauge,
     /// Streams waiting for a sync permit.
     pub(crate) sync_waiting: Gauge,
+    /// Times freed memory was returned to the operating system after a wave of large
+    /// responses (see `budget`), and the allocator's resident bytes that went.
+    pub(crate) memory_releases: Counter,
+    pub(crate) memory_released_bytes: Counter,
     /// The accept path's counters (see `connection`).
     pub(crate) connections: Connections,
 }
@@ -127,6 +131,8 @@ impl Default for Metrics {
             rejected_batches: Family::default(),
             sync_held: Gauge::default(),
             sync_waiting: Gauge::default(),
+            memory_releases: Counter::default(),
+            memory_released_bytes: Counter::default(),
             connections: Connections::default(),
         };
         // Every type is shown from the start (at 0), so a dashboard's rate() has a baseline.
@@ -157,6 +163,16 @@ impl Default for Metrics {
             "xdsc_sync_permits_waiting",
             "Streams waiting for a permit to send a large response",
             m.sync_waiting.clone(),
+        );
+        r.register(
+            "xdsc_memory_releases",
+            "Times freed memory was returned to the OS after a wave of large responses (jemalloc)",
+            m.memory_releases.clone(),
+        );
+        r.register(
+            "xdsc_memory_released_bytes",
+            "Allocator resident bytes returned to the OS by those releases",
+            m.memory_released_bytes.clone(),
         );
         r.register(
             "xdsc_snapshot_publishes",
@@ -236,6 +252,11 @@ impl Metrics {
 
     pub(crate) fn stream_closed(&self) {
         self.streams.dec();
+    }
+
+    pub(crate) fn memory_released(&self, bytes: u64) {
+        self.memory_releases.inc();
+        self.memory_released_bytes.inc_by(bytes);
     }
 
     pub(crate) fn pushed(&self, t: ResourceType, resources: usize, bytes: usize) {

@@ -195,6 +195,7 @@ fn one_permit(hold: Duration) -> SyncLimits {
         concurrent: 1,
         large_response_bytes: 1,
         hold,
+        ..SyncLimits::default()
     }
 }
 

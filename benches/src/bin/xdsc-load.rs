@@ -19,7 +19,18 @@
 //! still holds the endpoints of a cluster added again. The clients' CPU time (this process)
 //! is reported beside the server's, to tell which side a run is bound by. `--sync-permits P` sets how many streams the server lets send
 //! large responses at once (`xdsc_server::SyncLimits`; a value as large as `--streams` means
-//! no bound). `XDSC_LOAD_WRAP="heaptrack -o FILE"` runs the server under a profiler.
+//! no bound). `--release-after MS` sets how long after a wave of large responses the server
+//! returns freed memory to the OS (`SyncLimits::release_after`; 0: never; default: the
+//! server's). `XDSC_LOAD_WRAP="heaptrack -o FILE"` runs the server under a profiler.
+//!
+//! Memory: the server's RSS is read once compiled (before any stream connects, and after the
+//! compile's freed memory was returned to the OS: on jemalloc) and once the
+//! streams are idle: [`IDLE_WAIT`] after the last stream received its route configuration
+//! (its last type), when every acknowledgement has arrived and, with the defaults, the
+//! server has released the sync's freed memory. "Per idle stream" is the difference divided
+//! by the number of streams. With `--features jemalloc` the allocator's own figures are
+//! printed at both moments too (`allocated`: live heap; `resident`: the allocator's
+//! resident pages).
 //!
 //! ```text
 //! cargo run --release -p xdsc-benches --bin xdsc-load -- --services 1000 --streams 100 --named
@@ -60,7 +71,14 @@ struct Args {
     named: bool,
     /// The server's sync permits (`SyncLimits::concurrent`); 0 keeps the default.
     sync_permits: usize,
+    /// `SyncLimits::release_after` in milliseconds (0: never); `None` keeps the default.
+    release_after: Option<u64>,
 }
+
+/// How long after the last stream's initial sync the idle figures are read: the last
+/// acknowledgements arrive, and the server's release of freed memory (1 s after the last
+/// sync permit is given back, by default) is done.
+const IDLE_WAIT: Duration = Duration::from_secs(5);
 
 fn parse() -> Result<(bool, Args), String> {
     let raw: Vec<String> = std::env::args().skip(1).collect();
@@ -75,7 +93,7 @@ fn parse() -> Result<(bool, Args), String> {
     };
     let flag = |name: &str| raw.iter().any(|a| a == name);
     if flag("--help") {
-        return Err("usage: xdsc-load [--services N] [--endpoints-per-service E] [--streams S] [--connections C] [--delta] [--named] [--rounds R] [--change endpoint|route|cluster|cluster-only] [--sync-permits P]".into());
+        return Err("usage: xdsc-load [--services N] [--endpoints-per-service E] [--streams S] [--connections C] [--delta] [--named] [--rounds R] [--change endpoint|route|cluster|cluster-only] [--sync-permits P] [--release-after MS]".into());
     }
     let args = Args {
         services: get("--services", 1000)?,
@@ -85,6 +103,10 @@ fn parse() -> Result<(bool, Args), String> {
         delta: flag("--delta"),
         rounds: get("--rounds", 5)?,
         sync_permits: get("--sync-permits", 0)?,
+        release_after: match raw.iter().any(|a| a == "--release-after") {
+            true => Some(get("--release-after", 0)? as u64),
+            false => None,
+        },
         named: flag("--named"),
         change: match raw.iter().position(|a| a == "--change") {
             None => Change::Endpoint,
@@ -113,20 +135,45 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let publisher = xdsc_server::Publisher::new();
     publisher.publish("default", compiled.snapshot().clone());
     let mut server = xdsc_server::XdsServer::new(publisher.clone());
+    let mut limits = xdsc_server::SyncLimits::default();
     if args.sync_permits > 0 {
-        server = server.with_sync_limits(xdsc_server::SyncLimits {
-            concurrent: args.sync_permits,
-            ..Default::default()
-        });
+        limits.concurrent = args.sync_permits;
     }
+    if let Some(ms) = args.release_after {
+        limits.release_after = Some(Duration::from_millis(ms)).filter(|d| !d.is_zero());
+    }
+    server = server.with_sync_limits(limits);
+    // What compiling freed is not the streams': the compiled figures are read without it.
+    xdsc_server::memory::release_freed_memory();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     println!("listening {}", listener.local_addr()?.port());
     std::io::stdout().flush()?;
     rt.spawn(server.serve(listener, std::future::pending()));
-    for (round, line) in std::io::stdin().lock().lines().enumerate() {
-        if line?.trim() != "change" {
-            continue;
+    let mut round = 0;
+    for line in std::io::stdin().lock().lines() {
+        match line?.trim() {
+            "change" => round += 1,
+            "memory" => {
+                // The allocator's figures, read in the server process.
+                let a = xdsc_server::memory::MemoryFigures::now().allocator;
+                let mib = |f: fn(&xdsc_server::memory::AllocatorFigures) -> u64| {
+                    a.as_ref()
+                        .map(|a| f(a) as f64 / 1048576.0)
+                        .unwrap_or(f64::NAN)
+                };
+                println!(
+                    "memory {:.1} {:.1} {:.1} {:.1}",
+                    mib(|a| a.allocated),
+                    mib(|a| a.active),
+                    mib(|a| a.resident),
+                    mib(|a| a.retained),
+                );
+                std::io::stdout().flush()?;
+                continue;
+            }
+            _ => continue,
         }
+        let round = round - 1;
         let i = (round * 7919) % args.services;
         let changes = match args.change {
             Change::Route => vec![xdsc_benches::route_change(compiled.model(), i)],
@@ -229,6 +276,27 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// The server's allocator figures (allocated, active, resident, retained MiB; NaN when it
+/// does not run on jemalloc), asked for on its standard input.
+fn allocator_mib(
+    stdin: &mut impl Write,
+    out: &mut impl BufRead,
+) -> Result<[f64; 4], Box<dyn std::error::Error>> {
+    writeln!(stdin, "memory")?;
+    stdin.flush()?;
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    let mut figures = [f64::NAN; 4];
+    let values = line
+        .trim()
+        .strip_prefix("memory ")
+        .ok_or("no memory line")?;
+    for (f, v) in figures.iter_mut().zip(values.split_whitespace()) {
+        *f = v.parse()?;
+    }
+    Ok(figures)
+}
+
 /// Waits until every stream has received each of `types` since `since`, or the timeout;
 /// returns each stream's time (until the last of the types arrived), sorted.
 async fn until_all(
@@ -310,6 +378,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // The server has compiled and published its snapshot: what streams add is beyond this.
     let (rss_compiled, cpu_compiled) = (rss_mib(pid), cpu_seconds(pid));
+    let heap_compiled = allocator_mib(&mut stdin, &mut out)?;
     let rt = tokio::runtime::Runtime::new()?;
     let shared = Arc::new(Shared {
         last: Mutex::new(vec![[None; 5]; args.streams]),
@@ -356,11 +425,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[ResourceType::Route],
         Duration::from_secs(900),
     ));
-    // Let the last acknowledgements arrive before measuring what idle streams hold.
-    std::thread::sleep(Duration::from_secs(2));
+    // Let the last acknowledgements arrive (and the server release the sync's freed memory)
+    // before measuring what idle streams hold.
+    std::thread::sleep(IDLE_WAIT);
     let rss_synced = rss_mib(pid);
+    let heap_synced = allocator_mib(&mut stdin, &mut out)?;
     println!(
-        "{variant}: {} services, {} streams over {connections} connections: initial sync of {} streams p50 {:?} p99 {:?} max {:?}; {:.1} MiB sent; server RSS {rss_compiled:.1} MiB compiled, {rss_synced:.1} MiB synced ({:.1} KiB per stream beyond the compiled snapshot)",
+        "{variant}: {} services, {} streams over {connections} connections: initial sync of {} streams p50 {:?} p99 {:?} max {:?}; {:.1} MiB sent; server RSS {rss_compiled:.1} MiB compiled, {rss_synced:.1} MiB idle ({IDLE_WAIT:?} after the last stream synced): {:.1} KiB per idle stream beyond the compiled snapshot",
         args.services,
         args.streams,
         initial.len(),
@@ -369,6 +440,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         initial.last().copied().unwrap_or_default(),
         shared.bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
         (rss_synced - rss_compiled) * 1024.0 / args.streams.max(1) as f64,
+    );
+    let per_stream = |a: f64, b: f64| (b - a) * 1024.0 / args.streams.max(1) as f64;
+    println!(
+        "  allocator (MiB, compiled -> idle): allocated {:.1} -> {:.1} ({:.1} KiB per stream), active {:.1} -> {:.1}, resident {:.1} -> {:.1} ({:.1} KiB per stream), retained {:.1} -> {:.1}",
+        heap_compiled[0],
+        heap_synced[0],
+        per_stream(heap_compiled[0], heap_synced[0]),
+        heap_compiled[1],
+        heap_synced[1],
+        heap_compiled[2],
+        heap_synced[2],
+        per_stream(heap_compiled[2], heap_synced[2]),
+        heap_compiled[3],
+        heap_synced[3],
     );
     let label = match args.change {
         Change::Endpoint => "endpoint",
@@ -431,7 +516,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         client_end - client_before,
     );
     println!(
-        "SUMMARY | {variant} | {label} | {} | {} | sync p50 {:?} max {:?} | change p50 {:?} p99 {:?} max {:?} | RSS compiled {rss_compiled:.1} synced {rss_synced:.1} end {rss_end:.1} MiB |",
+        "SUMMARY | {variant} | {label} | {} | {} | sync p50 {:?} max {:?} | change p50 {:?} p99 {:?} max {:?} | RSS compiled {rss_compiled:.1} idle {rss_synced:.1} end {rss_end:.1} MiB |",
         args.services,
         args.streams,
         percentile(&initial, 0.5),

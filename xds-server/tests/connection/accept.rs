@@ -82,6 +82,39 @@ async fn responses_are_not_held_back_by_nagle_whatever_the_listener() {
     }
 }
 
+/// Counted, not timed: the socket the server accepted has TCP_NODELAY, read through a
+/// duplicate of it (the same socket) kept by the test. `serve` and `serve_std` hand their
+/// connections to `serve_incoming`, which sets the options on each one.
+#[tokio::test]
+async fn every_accepted_socket_has_tcp_nodelay() {
+    use tokio_stream::StreamExt;
+    let _serial = crate::serial().await;
+    let publisher = Publisher::new();
+    publisher.publish("default", snapshot(&["a"]));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let (tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(move |s| {
+        if let Ok(s) = &s {
+            let _ = tx.send(socket2::SockRef::from(s).try_clone().expect("dup"));
+        }
+        s
+    });
+    tokio::spawn(XdsServer::new(publisher).serve_incoming(incoming, std::future::pending()));
+    for _ in 0..3 {
+        // A response has come back: the server has configured the socket.
+        let mut c = Sotw::open(port, eds(&["a"], "", "")).await;
+        c.next().await;
+        let socket = accepted.recv().await.expect("an accepted socket");
+        assert!(
+            socket.tcp_nodelay().expect("getsockopt"),
+            "an accepted xDS connection without TCP_NODELAY"
+        );
+    }
+}
+
 #[tokio::test]
 async fn shutdown_ends_every_stream_with_unavailable_and_returns_at_once() {
     let options = ConnectionOptions {

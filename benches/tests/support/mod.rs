@@ -1,0 +1,86 @@
+//! What the memory tests share: the child process of fake Envoys whose server they measure.
+
+use std::io::Write;
+use std::time::Duration;
+
+use xdsc_server::testing::{FakeEnvoy, Subscription};
+
+/// What the clients print once synced (the test harness may print its own text before it, on
+/// the same line).
+pub(crate) const SYNCED: &str = "ALL-STREAMS-SYNCED";
+
+/// When this process is the test's child (`port_var` is set): runs its clients, as
+/// [`clients`] does, and returns true; else false.
+pub(crate) fn run_as_child(
+    port_var: &str,
+    named_var: &str,
+    streams: usize,
+    settle: Duration,
+) -> bool {
+    let Ok(port) = std::env::var(port_var) else {
+        return false;
+    };
+    let mode = if std::env::var(named_var).is_ok_and(|v| v == "true") {
+        Subscription::Named
+    } else {
+        Subscription::Wildcard
+    };
+    clients(port.parse().expect("a port"), mode, streams, settle);
+    true
+}
+
+/// `streams` streams over 2 connections (every other one delta), subscribing as `mode` says;
+/// prints [`SYNCED`] `settle` after every stream has its route configuration, then keeps
+/// acknowledging until its standard input closes.
+pub(crate) fn clients(port: u16, mode: Subscription, streams: usize, settle: Duration) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut channels = Vec::new();
+        for _ in 0..2 {
+            channels.push(
+                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+                    .expect("address")
+                    .connect()
+                    .await
+                    .expect("connect"),
+            );
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel(streams);
+        for i in 0..streams {
+            let (channel, tx) = (channels[i % 2].clone(), tx.clone());
+            tokio::spawn(async move {
+                let synced = async {
+                    let mut envoy =
+                        FakeEnvoy::start(channel, &format!("mem-{i}"), i % 2 == 1, mode).await?;
+                    envoy.until_synced().await?;
+                    Ok::<_, tonic::Status>(envoy)
+                }
+                .await;
+                let _ = tx
+                    .send(synced.as_ref().map(|_| ()).map_err(|e| e.to_string()))
+                    .await;
+                // Keep acknowledging whatever else arrives.
+                if let Ok(mut envoy) = synced {
+                    while let Ok(Some(_)) = envoy.step().await {}
+                }
+            });
+        }
+        drop(tx);
+        for _ in 0..streams {
+            match rx.recv().await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => panic!("a stream failed: {e}"),
+                None => panic!("a stream task ended"),
+            }
+        }
+        tokio::time::sleep(settle).await;
+        println!("{SYNCED}");
+        let _ = std::io::stdout().flush();
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        })
+        .await
+        .expect("stdin");
+    });
+}
