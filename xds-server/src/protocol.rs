@@ -189,6 +189,9 @@ struct Pending {
     desired: VersionSet,
     /// The snapshot the response was planned at.
     planned: Arc<Snapshot>,
+    /// Names subscribed to or unsubscribed from since it was planned, as in
+    /// [`Clean::resubscribed`]: they become the clean state's once it is acknowledged.
+    resubscribed: BTreeMap<Arc<str>, bool>,
 }
 
 /// Where planning of a type can start from the snapshot diff: with the current subscription
@@ -198,7 +201,16 @@ struct Pending {
 struct Clean {
     snapshot: Arc<Snapshot>,
     desired: VersionSet,
+    /// Names a delta client subscribed to or unsubscribed from since (Envoy subscribes to the
+    /// endpoints of each new cluster by name), with whether each was subscribed at
+    /// `snapshot`: they are checked too, so a new cluster's endpoints cost O(changes), not a
+    /// plan of every subscribed name.
+    resubscribed: BTreeMap<Arc<str>, bool>,
 }
+
+/// How many names a delta client may subscribe to or unsubscribe from between two
+/// acknowledgements before planning starts again from the full set.
+const MAX_RESUBSCRIBED: usize = 4096;
 
 /// What a stream knows about one type.
 #[derive(Clone, Debug, Default)]
@@ -222,6 +234,30 @@ struct TypeState {
 }
 
 impl TypeState {
+    /// A delta client subscribed to or unsubscribed from `names`: records, for the clean
+    /// state and the pending response's base, whether each was subscribed before, so that
+    /// planning from them checks these names too. False when there are too many to record.
+    fn resubscribe<'a>(&mut self, names: impl Iterator<Item = &'a str> + Clone) -> bool {
+        let mut bases: Vec<&mut BTreeMap<Arc<str>, bool>> = Vec::new();
+        if let Some(c) = self.clean.as_mut() {
+            bases.push(&mut c.resubscribed);
+        }
+        if let Some(p) = self.pending.as_mut().filter(|p| p.base.is_some()) {
+            bases.push(&mut p.resubscribed);
+        }
+        for base in bases {
+            for n in names.clone() {
+                if !base.contains_key(n) {
+                    if base.len() >= MAX_RESUBSCRIBED {
+                        return false;
+                    }
+                    base.insert(Arc::from(n), self.names.contains(n));
+                }
+            }
+        }
+        true
+    }
+
     /// The subscription or what the client holds changed other than by an acknowledgement:
     /// the next plan starts from the full set.
     fn forget_clean(&mut self) {
@@ -478,10 +514,25 @@ impl Stream {
             self.names_of(t, &req.resource_names)
         };
         let st = self.types.entry(t).or_default();
+        // A named subscription of endpoints or routes that changes by some names (Envoy's
+        // EDS request after a cluster is added lists one more) keeps its diff-planning
+        // bases, which check the changed names too.
+        let mut by_name = false;
         if unchanged {
             // Nothing to forget: what the client holds is already within these names.
         } else if wildcard != st.wildcard || names != st.names {
-            st.forget_clean();
+            by_name = !first && !wildcard && !st.wildcard && !full_state(t) && {
+                let changed: Vec<Arc<str>> = st
+                    .names
+                    .symmetric_difference(&names)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                st.resubscribe(changed.iter().map(|n| &**n))
+            };
+            if !by_name {
+                st.forget_clean();
+            }
         }
         st.wildcard = wildcard;
         if !unchanged && !full_state(t) && !st.wildcard {
@@ -489,7 +540,7 @@ impl Stream {
             // subscription sends them again.
             let before = st.held.len();
             st.held.retain(|n| names.contains(n));
-            if st.held.len() != before {
+            if st.held.len() != before && !by_name {
                 st.forget_clean();
             }
         }
@@ -534,7 +585,20 @@ impl Stream {
         let parents = self.parent_maps(t);
         let st = self.types.entry(t).or_default();
         if !req.subscribe.is_empty() || !req.unsubscribe.is_empty() {
-            st.forget_clean();
+            // A named subscription of endpoints or routes that changes by name keeps its
+            // diff-planning bases, which check the changed names too.
+            let by_name = !first
+                && !st.wildcard
+                && !full_state(t)
+                && !req
+                    .subscribe
+                    .iter()
+                    .chain(&req.unsubscribe)
+                    .any(|n| n == "*");
+            let changed = req.subscribe.iter().chain(&req.unsubscribe);
+            if !(by_name && st.resubscribe(changed.map(String::as_str))) {
+                st.forget_clean();
+            }
         }
         if first {
             st.wildcard = req.subscribe.is_empty() || req.subscribe.iter().any(|n| n == "*");
@@ -688,6 +752,7 @@ impl Stream {
                 st.clean = pending.base.map(|snapshot| Clean {
                     snapshot,
                     desired: pending.desired,
+                    resubscribed: pending.resubscribed,
                 });
                 st.rejected = None;
                 st.acked_version = Some(pending.version_info.clone());
@@ -812,14 +877,20 @@ impl Stream {
         defer: bool,
     ) -> Option<Plan> {
         let (old, new) = (clean.snapshot.resources(t), self.snapshot.resources(t));
-        if old.version() == new.version() {
+        if old.version() == new.version() && clean.resubscribed.is_empty() {
             return None;
         }
         let diff = clean.snapshot.diff(&self.snapshot);
         let d = diff.get(t);
-        let mut names: Vec<&Arc<str>> =
-            d.added.iter().chain(&d.changed).chain(&d.removed).collect();
+        let mut names: Vec<&Arc<str>> = d
+            .added
+            .iter()
+            .chain(&d.changed)
+            .chain(&d.removed)
+            .chain(clean.resubscribed.keys())
+            .collect();
         names.sort();
+        names.dedup();
         self.visit(names.len());
         let all = st.wildcard || (full_state(t) && st.names.is_empty());
         // State of the world sends clusters and listeners complete.
@@ -831,12 +902,19 @@ impl Stream {
         let mut kept: Vec<Arc<Resource>> = Vec::new();
         let mut changed = false;
         for n in names {
-            if !all && !st.names.contains(n) {
+            let now = all || st.names.contains(n);
+            // What `n` added to `clean.desired`: nothing if it was not subscribed then.
+            let was = clean.resubscribed.get(n).copied().unwrap_or(now);
+            let old_r = if was { old.get(n) } else { None };
+            if !now {
+                if let Some(o) = old_r {
+                    desired.remove(n, o.version());
+                }
                 continue;
             }
             match new.get(n) {
                 Some(r) => {
-                    if let Some(o) = old.get(n) {
+                    if let Some(o) = old_r {
                         desired.remove(n, o.version());
                     }
                     desired.insert(n, r.version());
@@ -855,7 +933,7 @@ impl Stream {
                         kept.push(h.clone());
                         continue;
                     }
-                    if let Some(o) = old.get(n) {
+                    if let Some(o) = old_r {
                         desired.remove(n, o.version());
                     }
                     if complete {
@@ -1089,6 +1167,7 @@ impl Stream {
             base: (!plan.kept).then(|| self.snapshot.clone()),
             desired: plan.desired,
             planned: self.snapshot.clone(),
+            resubscribed: BTreeMap::new(),
         });
         Some(Response {
             resource_type: t,

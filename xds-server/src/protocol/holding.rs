@@ -289,6 +289,27 @@ impl Names {
         }
     }
 
+    /// The names in exactly one of `self` and `other`, in order, in one walk of both.
+    pub(crate) fn symmetric_difference<'a>(&'a self, other: &'a Names) -> Vec<&'a Arc<str>> {
+        let (mut a, mut b) = (self.iter().peekable(), other.iter().peekable());
+        let mut out = Vec::new();
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => match x.cmp(y) {
+                    std::cmp::Ordering::Less => out.extend(a.next()),
+                    std::cmp::Ordering::Greater => out.extend(b.next()),
+                    std::cmp::Ordering::Equal => {
+                        a.next();
+                        b.next();
+                    }
+                },
+                (Some(_), None) => out.extend(a.next()),
+                (None, Some(_)) => out.extend(b.next()),
+                (None, None) => return out,
+            }
+        }
+    }
+
     /// The stream's own set, to change (copied from shared keys first).
     pub(crate) fn own(&mut self) -> &mut std::collections::BTreeSet<Arc<str>> {
         if let Names::Keys(m) = self {
