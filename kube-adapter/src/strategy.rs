@@ -548,6 +548,52 @@ pub enum Mix {
     /// The Gateway API kinds and what they read: Services, EndpointSlices, Secrets,
     /// Namespaces.
     Gateway,
+    /// HTTP Gateways that take routes from every namespace, and HTTPRoutes to them that
+    /// share a few hostnames: one route of a host changes while the others stay, which the
+    /// wide [`Mix::Gateway`] universe seldom draws.
+    GatewayHosts,
+}
+
+/// An HTTP Gateway of our class on port 80 (the class is drawn as ours), routes from every
+/// namespace, with no hostname or a wildcard one.
+fn shared_port_gateway() -> impl Strategy<Value = KubeObject> {
+    (
+        pick(&["g0", "g1"]),
+        prop::option::of(pick(&["*.x.com", "a.x.com"])),
+    )
+        .prop_map(|(name, host)| {
+            let mut l = json!({"name": "l0", "port": 80, "protocol": "HTTP",
+                "allowedRoutes": {"namespaces": {"from": "All"}}});
+            if let Some(h) = host {
+                l["hostname"] = json!(h);
+            }
+            parse(
+                json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": meta(name, Some("a".into()), None),
+                "spec": {"gatewayClassName": "gc", "listeners": [l]}}),
+            )
+        })
+}
+
+/// An HTTPRoute to `g0` or `g1` for some of two hostnames, one rule of a path prefix.
+fn shared_host_route() -> impl Strategy<Value = KubeObject> {
+    (
+        (pick(NAMESPACES), pick(&["r0", "r1", "r2", "r3", "r4"])),
+        prop::option::of(pick(TIMES)),
+        pick(&["g0", "g1"]),
+        proptest::collection::vec(pick(&["a.x.com", "b.x.com"]), 0..3),
+        pick(&["/", "/a", "/b"]),
+        pick(SERVICES),
+    )
+        .prop_map(|((ns, name), created, parent, hostnames, path, backend)| {
+            parse(
+                json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": meta(name, Some(ns), created),
+                "spec": {"parentRefs": [{"name": parent, "namespace": "a"}], "hostnames": hostnames,
+                    "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": path}}],
+                        "backendRefs": [{"name": backend, "namespace": "a", "port": 80}]}]}}),
+            )
+        })
 }
 
 /// Any supported object, from the small universe of names above.
@@ -568,6 +614,15 @@ pub fn object_of(mix: Mix) -> BoxedStrategy<KubeObject> {
         Mix::All => (true, true),
         Mix::Ingress => (true, false),
         Mix::Gateway => (false, true),
+        Mix::GatewayHosts => {
+            return proptest::strategy::Union::new_weighted(vec![
+                (1, service().boxed()),
+                (1, gateway_class().boxed()),
+                (2, shared_port_gateway().boxed()),
+                (6, shared_host_route().boxed()),
+            ])
+            .boxed();
+        }
     };
     let mut options: Vec<(u32, BoxedStrategy<KubeObject>)> = vec![
         (4, service().boxed()),

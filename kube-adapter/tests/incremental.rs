@@ -96,6 +96,13 @@ proptest! {
     fn incremental_translation_equals_a_full_translation(batches in strategy::batches()) {
         check(&batches, None)?;
     }
+
+    #[test]
+    fn incremental_translation_equals_a_full_translation_where_routes_share_hosts(
+        batches in strategy::batches_of(strategy::Mix::GatewayHosts)
+    ) {
+        check(&batches, None)?;
+    }
 }
 
 /// A runner with a fixed seed: the property runs below find the same cases on every run,
@@ -129,10 +136,13 @@ fn dropping_a_dependency_edge_is_caught() {
         ),
         (DepKind::GatewayRoutes, Mix::Gateway, route_attaches_later()),
         (DepKind::PortGateways, Mix::Gateway, gateway_joins_a_port()),
+        (
+            DepKind::GatewayHosts,
+            Mix::GatewayHosts,
+            route_joins_a_host(),
+        ),
         // Grants: a random grant rarely opens the one reference a random route makes, so
-        // only the fixed sequence is run for it (below). GatewayHosts likewise: random
-        // batches seldom change which routes an existing host of a port takes while leaving
-        // every route it already read alone (3000 cases did not), so fixed sequences (below).
+        // only the fixed sequence is run for it (below).
     ] {
         check(&needs_it, None).expect("the translator is right with every edge");
         assert!(
