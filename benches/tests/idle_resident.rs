@@ -12,11 +12,8 @@
 //! The clients run in a child process (this test binary again), so that the resident memory
 //! measured is the server's.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::SYNCED;
 use xdsc_core::compile::Compiled;
 use xdsc_server::memory::{release_freed_memory, resident_bytes};
 use xdsc_server::testing::{Subscription, TestServer};
@@ -46,27 +43,12 @@ fn growth(snapshot: &xdsc_core::snapshot::Snapshot, mode: Subscription) -> u64 {
     // What compiling left freed is not the streams'.
     release_freed_memory();
     let before = resident_bytes().expect("VmRSS");
-    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
-        .args([
-            "idle_synced_streams_keep_little_resident_memory",
-            "--exact",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(CLIENT_PORT, server.port.to_string())
-        .env(CLIENT_MODE, (mode == Subscription::Named).to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the clients");
-    let mut out = BufReader::new(child.stdout.take().expect("child stdout"));
-    let mut line = String::new();
-    while !line.trim_end().ends_with(SYNCED) {
-        line.clear();
-        let n = out.read_line(&mut line).expect("read the child");
-        assert!(n > 0, "the clients ended before they synced");
-    }
+    let mut child = support::spawn_synced_clients(
+        "idle_synced_streams_keep_little_resident_memory",
+        (CLIENT_PORT, CLIENT_MODE),
+        server.port,
+        mode,
+    );
     // Every stream has synced: once the server holds no sync permit and nobody waits for one,
     // the wave is over, and the server releases its freed memory `release_after` later. (The
     // 60 s are only there so that a server that never releases fails below instead of

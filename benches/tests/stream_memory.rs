@@ -11,12 +11,9 @@
 //! other in one test, so that nothing else allocates in the process while one is counted.
 
 use std::alloc::System;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
-use support::SYNCED;
 use xdsc_core::compile::Compiled;
 use xdsc_server::testing::{Subscription, TestServer};
 
@@ -55,27 +52,12 @@ fn growth(snapshot: &xdsc_core::snapshot::Snapshot, mode: Subscription) -> isize
         .expect("runtime");
     let server = rt.block_on(TestServer::start(snapshot.clone(), |x| x));
     let before = held();
-    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
-        .args([
-            "idle_synced_streams_hold_little_server_memory",
-            "--exact",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(CLIENT_PORT, server.port.to_string())
-        .env(CLIENT_MODE, (mode == Subscription::Named).to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the clients");
-    let mut out = BufReader::new(child.stdout.take().expect("child stdout"));
-    let mut line = String::new();
-    while !line.trim_end().ends_with(SYNCED) {
-        line.clear();
-        let n = out.read_line(&mut line).expect("read the child");
-        assert!(n > 0, "the clients ended before they synced");
-    }
+    let mut child = support::spawn_synced_clients(
+        "idle_synced_streams_hold_little_server_memory",
+        (CLIENT_PORT, CLIENT_MODE),
+        server.port,
+        mode,
+    );
     let grown = held() - before;
     drop(child.stdin.take());
     let _ = child.wait();

@@ -201,15 +201,15 @@ struct Pending {
 struct Clean {
     snapshot: Arc<Snapshot>,
     desired: VersionSet,
-    /// Names a delta client subscribed to or unsubscribed from since (Envoy subscribes to the
-    /// endpoints of each new cluster by name), with whether each was subscribed at
-    /// `snapshot`: they are checked too, so a new cluster's endpoints cost O(changes), not a
-    /// plan of every subscribed name.
+    /// Names the client subscribed to or unsubscribed from since (Envoy subscribes to the
+    /// endpoints of each new cluster by name: a delta subscribe, or one more name in a state of
+    /// the world request), with whether each was subscribed at `snapshot`: they are checked
+    /// too, so a new cluster's endpoints cost O(changes), not a plan of every subscribed name.
     resubscribed: BTreeMap<Arc<str>, bool>,
 }
 
-/// How many names a delta client may subscribe to or unsubscribe from between two
-/// acknowledgements before planning starts again from the full set.
+/// How many names a client may subscribe to or unsubscribe from between two acknowledgements
+/// before planning starts again from the full set.
 const MAX_RESUBSCRIBED: usize = 4096;
 
 /// What a stream knows about one type.
@@ -234,7 +234,7 @@ struct TypeState {
 }
 
 impl TypeState {
-    /// A delta client subscribed to or unsubscribed from `names`: records, for the clean
+    /// The client subscribed to or unsubscribed from `names`: records, for the clean
     /// state and the pending response's base, whether each was subscribed before, so that
     /// planning from them checks these names too. False when there are too many to record.
     fn resubscribe<'a>(&mut self, names: impl Iterator<Item = &'a str> + Clone) -> bool {

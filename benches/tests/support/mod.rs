@@ -1,6 +1,7 @@
 //! What the memory tests share: the child process of fake Envoys whose server they measure.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use xdsc_server::testing::{FakeEnvoy, Subscription};
@@ -8,6 +9,34 @@ use xdsc_server::testing::{FakeEnvoy, Subscription};
 /// What the clients print once synced (the test harness may print its own text before it, on
 /// the same line).
 pub(crate) const SYNCED: &str = "ALL-STREAMS-SYNCED";
+
+/// Starts this test binary again as the child running `test` (whose first step is
+/// [`run_as_child`] with the same variables), its clients on the server at `port`, and returns
+/// once they have printed [`SYNCED`]. The clients keep acknowledging until the child's
+/// standard input is closed.
+pub(crate) fn spawn_synced_clients(
+    test: &str,
+    (port_var, named_var): (&str, &str),
+    port: u16,
+    mode: Subscription,
+) -> Child {
+    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
+        .args([test, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(port_var, port.to_string())
+        .env(named_var, (mode == Subscription::Named).to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the clients");
+    let mut out = BufReader::new(child.stdout.take().expect("child stdout"));
+    let mut line = String::new();
+    while !line.trim_end().ends_with(SYNCED) {
+        line.clear();
+        let n = out.read_line(&mut line).expect("read the child");
+        assert!(n > 0, "the clients ended before they synced");
+    }
+    child
+}
 
 /// When this process is the test's child (`port_var` is set): runs its clients, as
 /// [`clients`] does, and returns true; else false.
