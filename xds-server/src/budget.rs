@@ -18,10 +18,12 @@
 //!
 //! The end of a wave of large responses is also when the memory they used is given back:
 //! once every permit is back and none has been taken for [`SyncLimits::release_after`],
-//! [`Budget::release_after_waves`] asks the allocator to return its freed pages to the
-//! operating system ([`crate::memory::release_freed_memory`]). Without it jemalloc keeps them:
-//! it purges as it allocates, and idle streams do not allocate, so the peak of an initial
-//! sync stayed resident (BENCHMARKS.md, issue 13). Small responses take no permit, so the
+//! [`Budget::release_after_waves`] has every runtime worker empty its allocator cache and
+//! then asks the allocator to return its freed pages to the operating system
+//! ([`crate::memory::release_freed_memory_on`]). Without it jemalloc keeps them: it purges as
+//! it allocates, and idle streams do not allocate, so the peak of an initial sync stayed
+//! resident; and a thread's cache is only emptied by that thread, so idle workers kept about
+//! 16 KiB per stream cached (BENCHMARKS.md, issue 13). Small responses take no permit, so the
 //! one-endpoint change path never triggers a release.
 
 use std::sync::Arc;
@@ -105,7 +107,7 @@ impl Budget {
     /// the last permit is back and none has been taken for [`SyncLimits::release_after`].
     /// Never completes: the server drops it when it stops (at once when releasing is off).
     pub(crate) async fn release_after_waves(self, metrics: Arc<Metrics>) {
-        self.release_after_waves_with(metrics, crate::memory::release_freed_memory)
+        self.release_after_waves_with(metrics, crate::memory::release_after_wave)
             .await
     }
 

@@ -165,6 +165,8 @@ pub fn release_freed_memory() -> Option<u64> {
 #[cfg(feature = "jemalloc")]
 fn release() -> Option<u64> {
     use tikv_jemalloc_ctl::{Access, AsName, arenas};
+    // This thread's cached objects first, so that their pages can go too.
+    flush_own_cache();
     let before = allocator_figures()?.resident;
     let arenas = arenas::narenas::read().ok()?;
     for control in [
@@ -191,8 +193,162 @@ fn release() -> Option<u64> {
     None
 }
 
+/// Empties the calling thread's allocator cache (jemalloc's thread cache, `tcache`) into the
+/// arenas, and says whether there was one to empty (`false`: not built with the `jemalloc`
+/// feature).
+///
+/// Each thread keeps freed small objects for its own reuse, up to about a megabyte, and only
+/// that thread can hand them back: an idle thread that stops allocating keeps its cache full
+/// for good, and the pages under those objects stay resident, whatever purging the arenas
+/// does. [`release_freed_memory`] calls this for its own thread; the server also has each
+/// runtime worker call it ([`release_freed_memory_on`]).
+///
+/// How: turning the cache off (`thread.tcache.enabled`) flushes and frees it; turning it back
+/// on gives the thread an empty one. (`thread.tcache.flush` does the same, but takes no value,
+/// which the safe mallctl interface cannot call.)
+///
+/// ```
+/// let flushed = xdsc_server::memory::flush_thread_cache();
+/// # #[cfg(not(feature = "jemalloc"))]
+/// assert!(!flushed);
+/// ```
+pub fn flush_thread_cache() -> bool {
+    flush_own_cache()
+}
+
+#[cfg(feature = "jemalloc")]
+fn flush_own_cache() -> bool {
+    use tikv_jemalloc_ctl::{Access, AsName};
+    let enabled = b"thread.tcache.enabled\0".name();
+    match Access::<bool>::update(enabled, false) {
+        Ok(true) => enabled.write(true).is_ok(),
+        // Off already (`opt.tcache` false): nothing cached, nothing to turn back on.
+        Ok(false) | Err(_) => false,
+    }
+}
+
+#[cfg(not(feature = "jemalloc"))]
+fn flush_own_cache() -> bool {
+    false
+}
+
+/// The bytes in all threads' allocator caches (jemalloc's `stats.arenas.<all>.tcache_bytes`;
+/// `None`: not on jemalloc): freed memory kept per thread, which no purge returns
+/// ([`flush_thread_cache`]).
+///
+/// ```
+/// let cached = xdsc_server::memory::thread_cache_bytes();
+/// # #[cfg(not(feature = "jemalloc"))]
+/// assert_eq!(cached, None);
+/// ```
+pub fn thread_cache_bytes() -> Option<u64> {
+    thread_caches()
+}
+
+#[cfg(feature = "jemalloc")]
+fn thread_caches() -> Option<u64> {
+    use tikv_jemalloc_ctl::{Access, AsName, epoch};
+    epoch::advance().ok()?;
+    // 4096 is `MALLCTL_ARENAS_ALL`: the figures of every arena merged.
+    let bytes: usize = b"stats.arenas.4096.tcache_bytes\0".name().read().ok()?;
+    Some(bytes as u64)
+}
+
+#[cfg(not(feature = "jemalloc"))]
+fn thread_caches() -> Option<u64> {
+    None
+}
+
+/// [`release_freed_memory`] for a server on the runtime `runtime`: first every worker thread of
+/// the runtime empties its allocator cache ([`flush_thread_cache`]), so that the objects idle
+/// workers keep cached go back to their pages, then those pages are returned. Returns the
+/// bytes returned and how many worker threads emptied their cache.
+///
+/// Call it from a thread that is not one of the runtime's workers (the server calls it on a
+/// blocking thread once a wave of initial syncs is over). Without the flush, two idle workers
+/// kept about 1.6 MB cached after 100 initial syncs of 10,000 services (16 KiB per stream,
+/// BENCHMARKS.md, issue 13).
+///
+/// How each worker is reached: one task per worker is spawned from this (non-worker) thread,
+/// and each holds its worker until all of them have started, so no two run on the same worker
+/// thread; a worker busy elsewhere for longer than [`WORKER_WAIT`] is skipped rather than
+/// waited for (the others go on; the count says so).
+///
+/// ```
+/// let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+/// let (_released, workers) =
+///     std::thread::scope(|s| s.spawn(|| xdsc_server::memory::release_freed_memory_on(rt.handle())).join().unwrap());
+/// # #[cfg(feature = "jemalloc")]
+/// assert_eq!(workers, 2);
+/// # #[cfg(not(feature = "jemalloc"))]
+/// assert_eq!(workers, 0);
+/// ```
+pub fn release_freed_memory_on(runtime: &tokio::runtime::Handle) -> (Option<u64>, usize) {
+    let workers = if cfg!(feature = "jemalloc") {
+        flush_worker_caches(runtime, WORKER_WAIT)
+    } else {
+        0
+    };
+    (release(), workers)
+}
+
+/// How long a worker's flush task waits for the other workers' to start
+/// ([`release_freed_memory_on`]).
+pub const WORKER_WAIT: Duration = Duration::from_millis(50);
+
+/// Has each worker of `runtime` empty its thread cache; returns how many distinct worker
+/// threads did.
+fn flush_worker_caches(runtime: &tokio::runtime::Handle, wait: Duration) -> usize {
+    use std::sync::{Arc, Condvar, Mutex};
+    let workers = runtime.metrics().num_workers();
+    let started = Arc::new((Mutex::new(0_usize), Condvar::new()));
+    let (done, flushed) = std::sync::mpsc::channel();
+    for _ in 0..workers {
+        let (started, done) = (Arc::clone(&started), done.clone());
+        runtime.spawn(async move {
+            // Holding this worker (a blocking wait, on purpose) until every flush task has
+            // started is what puts each on a worker of its own.
+            let (count, all) = &*started;
+            let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+            *n += 1;
+            all.notify_all();
+            let deadline = std::time::Instant::now() + wait;
+            while *n < workers {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                n = all
+                    .wait_timeout(n, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            drop(n);
+            if flush_own_cache() {
+                let _ = done.send(std::thread::current().id());
+            }
+        });
+    }
+    drop(done);
+    // Ends when every task has run or been dropped (a runtime shutting down drops them).
+    let threads: std::collections::HashSet<_> = flushed.iter().collect();
+    threads.len()
+}
+
+/// What the server's release after a wave does ([`crate::SyncLimits::release_after`]), on a
+/// blocking thread of the server's runtime: [`release_freed_memory_on`] that runtime.
+pub(crate) fn release_after_wave() -> Option<u64> {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return release();
+    };
+    let (released, workers) = release_freed_memory_on(&runtime);
+    tracing::debug!(workers, "worker threads emptied their allocator caches");
+    released
+}
+
 /// The memory families, read when scraped: `process_resident_memory_bytes`,
-/// `xdsc_memory_limit_bytes`, `xdsc_allocator_{allocated,active,resident,retained}_bytes`.
+/// `xdsc_memory_limit_bytes`,
+/// `xdsc_allocator_{allocated,active,resident,thread_cache,retained}_bytes`.
 #[derive(Debug)]
 pub(crate) struct Collector;
 
@@ -230,6 +386,11 @@ impl prometheus_client::collector::Collector for Collector {
                 "xdsc_allocator_resident_bytes",
                 "Bytes of resident pages the allocator maps (jemalloc stats.resident)",
                 a.map(|a| a.resident),
+            ),
+            (
+                "xdsc_allocator_thread_cache_bytes",
+                "Freed bytes kept in the threads' own allocator caches (jemalloc tcache_bytes)",
+                thread_caches(),
             ),
             (
                 "xdsc_allocator_retained_bytes",
