@@ -148,6 +148,7 @@ impl XdsServer {
                 limits: Limits::default(),
                 budget: budget::Budget::new(SyncLimits::default()),
                 observer: None,
+                bodies: Default::default(),
             },
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             connections: ConnectionOptions::default(),

@@ -100,6 +100,9 @@ pub struct Metrics {
     /// responses (see `budget`), and the allocator's resident bytes that went.
     pub(crate) memory_releases: Counter,
     pub(crate) memory_released_bytes: Counter,
+    /// Whole-map response bodies encoded, and responses written from one (`wire::Bodies`).
+    bodies_encoded: Counter,
+    bodies_shared: Counter,
     /// The accept path's counters (see `connection`).
     pub(crate) connections: Connections,
 }
@@ -133,6 +136,8 @@ impl Default for Metrics {
             sync_waiting: Gauge::default(),
             memory_releases: Counter::default(),
             memory_released_bytes: Counter::default(),
+            bodies_encoded: Counter::default(),
+            bodies_shared: Counter::default(),
             connections: Connections::default(),
         };
         // Every type is shown from the start (at 0), so a dashboard's rate() has a baseline.
@@ -173,6 +178,16 @@ impl Default for Metrics {
             "xdsc_memory_released_bytes",
             "Allocator resident bytes returned to the OS by those releases",
             m.memory_released_bytes.clone(),
+        );
+        r.register(
+            "xdsc_response_bodies_encoded",
+            "Whole-map response bodies encoded (once per type version, shared by the streams sent it)",
+            m.bodies_encoded.clone(),
+        );
+        r.register(
+            "xdsc_response_bodies_shared",
+            "Responses written from a shared whole-map body instead of encoded for their stream",
+            m.bodies_shared.clone(),
         );
         r.register(
             "xdsc_snapshot_publishes",
@@ -257,6 +272,14 @@ impl Metrics {
     pub(crate) fn memory_released(&self, bytes: u64) {
         self.memory_releases.inc();
         self.memory_released_bytes.inc_by(bytes);
+    }
+
+    /// A response was written from a shared whole-map body; `fresh`: encoded for it.
+    pub(crate) fn shared_body(&self, fresh: bool) {
+        if fresh {
+            self.bodies_encoded.inc();
+        }
+        self.bodies_shared.inc();
     }
 
     pub(crate) fn pushed(&self, t: ResourceType, resources: usize, bytes: usize) {

@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) budget: Budget,
     /// The embedder's observer of stream events, if any.
     pub(crate) observer: Option<Observer>,
+    /// Whole-map response bodies shared by the streams being sent them.
+    pub(crate) bodies: Arc<crate::wire::Bodies>,
 }
 
 type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -147,8 +149,11 @@ pub(crate) trait Wire: Send + 'static {
     type In: prost::Message + Default + Send + 'static;
     type Out: crate::wire::Pieces;
     const VARIANT: Variant;
+    /// How a whole map is written, for the shared bodies (`wire::Bodies`).
+    const FORM: crate::wire::Form;
     fn decode(m: Self::In) -> (Option<Node>, protocol::Request);
-    fn encode(r: &Response) -> Self::Out;
+    /// `r`, its resources written as `body`.
+    fn encode(r: &Response, body: crate::wire::Body) -> Self::Out;
 }
 
 pub(crate) struct SotwWire;
@@ -159,8 +164,9 @@ impl Wire for SotwWire {
     fn decode(m: DiscoveryRequest) -> (Option<Node>, protocol::Request) {
         from_sotw(m)
     }
-    fn encode(r: &Response) -> crate::wire::SotwOut {
-        r.into()
+    const FORM: crate::wire::Form = crate::wire::Form::Sotw;
+    fn encode(r: &Response, body: crate::wire::Body) -> crate::wire::SotwOut {
+        crate::wire::SotwOut::new(r, body)
     }
 }
 
@@ -172,8 +178,9 @@ impl Wire for DeltaWire {
     fn decode(m: DeltaDiscoveryRequest) -> (Option<Node>, protocol::Request) {
         from_delta(m)
     }
-    fn encode(r: &Response) -> crate::wire::DeltaOut {
-        r.into()
+    const FORM: crate::wire::Form = crate::wire::Form::Delta;
+    fn encode(r: &Response, body: crate::wire::Body) -> crate::wire::DeltaOut {
+        crate::wire::DeltaOut::new(r, body)
     }
 }
 
@@ -405,7 +412,23 @@ impl Shared {
             if self.budget.is_large(r.resource_bytes()) {
                 permit.acquire(&self.budget).await;
             }
-            let send = tx.send(Ok(W::encode(&r)));
+            // A response of a whole map (every wildcard stream's initial sync) is written from
+            // the body all streams share, encoded once per type version.
+            let whole = self.bodies.whole(
+                W::FORM,
+                r.resource_type,
+                stream.snapshot().resources(r.resource_type),
+                &r.version_info,
+                &r.resources,
+            );
+            let body = match whole {
+                Some((encoded, fresh)) => {
+                    metrics.shared_body(fresh);
+                    crate::wire::Body::Whole(encoded)
+                }
+                None => crate::wire::Body::Each(r.resources.clone()),
+            };
+            let send = tx.send(Ok(W::encode(&r, body)));
             tokio::pin!(send);
             // A full channel means the client is not reading; its permit still times out.
             let sent = loop {
@@ -503,7 +526,7 @@ impl Services {
         Ok(step
             .responses
             .first()
-            .map(|r| crate::wire::SotwOut::from(r).to_generated())
+            .map(crate::wire::SotwOut::to_generated)
             .unwrap_or_else(|| DiscoveryResponse {
                 type_url: t.type_url().to_owned(),
                 ..Default::default()

@@ -11,6 +11,12 @@
 //! themselves. The only copy is the one into the socket; nothing is kept once a response is
 //! written. The bytes are those the generated messages encode to (checked by decoding them).
 //!
+//! A response of a type's whole map, which every wildcard stream is sent in its initial
+//! sync, is the same bytes for every stream but its first and last fields: [`Bodies`]
+//! encodes the resources part once per map version, as shared chunks, and each stream writes
+//! only its own `version_info`, type and nonce around them (protobuf fields may come in any
+//! order, and a repeated field's entries concatenate).
+//!
 //! Requests are read by [`Requests`] for the same reason: tonic's decoder keeps a per-stream
 //! buffer of at least 8 KiB that grows to the largest request and stays that size (a named
 //! endpoint subscription of 10,000 clusters is a request of ~100 KiB); here a request's bytes
@@ -28,7 +34,7 @@ use prost::encoding::{
 use prost::{DecodeError, Message};
 use tokio::sync::mpsc;
 use tonic::Status;
-use xdsc_core::snapshot::Resource;
+use xdsc_core::snapshot::{Resource, ResourceType, Resources, Version};
 
 use crate::protocol::Response;
 
@@ -325,36 +331,213 @@ fn put_any(tag: u32, r: &Resource, out: &mut Out) {
     }
 }
 
+/// The resources of a response: each written from its shared bytes as the response goes out,
+/// or all of them already written once ([`Encoded`]) and shared by every stream sent them.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Body {
+    Each(Vec<Arc<Resource>>),
+    Whole(Arc<Encoded>),
+}
+
+impl Default for Body {
+    fn default() -> Body {
+        Body::Each(Vec::new())
+    }
+}
+
+impl Body {
+    /// How many pieces: resources, or encoded chunks.
+    fn count(&self) -> usize {
+        match self {
+            Body::Each(v) => v.len(),
+            Body::Whole(e) => e.chunks.len(),
+        }
+    }
+
+    /// Piece `i`, each resource written by `put`.
+    fn write(&self, i: usize, out: &mut Out, put: fn(&Resource, &mut Out)) {
+        match self {
+            Body::Each(v) => {
+                if let Some(r) = v.get(i) {
+                    put(r, out);
+                }
+            }
+            Body::Whole(e) => {
+                if let Some(c) = e.chunks.get(i) {
+                    out.flush();
+                    out.ready.push_back(c.clone());
+                }
+            }
+        }
+    }
+
+    /// The encoded length, each resource's by `len`.
+    fn encoded_len(&self, len: fn(&Resource) -> usize) -> usize {
+        match self {
+            Body::Each(v) => v.iter().map(|r| len(r)).sum(),
+            Body::Whole(e) => e.len,
+        }
+    }
+}
+
+/// The resources part of a response, every resource written once, in chunks of about
+/// [`CHUNK`] bytes (large bodies as the shared bytes themselves): what every wildcard stream
+/// is sent in its initial sync, encoded once per type version instead of once per stream
+/// ([`Bodies`]).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Encoded {
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl Encoded {
+    fn new(resources: &[Arc<Resource>], put: fn(&Resource, &mut Out)) -> Encoded {
+        let mut out = Out::default();
+        for r in resources {
+            put(r, &mut out);
+            if out.chunk.len() >= CHUNK {
+                out.flush();
+            }
+        }
+        out.flush();
+        let chunks: Vec<Bytes> = out.ready.into();
+        let len = chunks.iter().map(Bytes::len).sum();
+        Encoded { chunks, len }
+    }
+}
+
+/// Which form a shared body is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Form {
+    Sotw,
+    Delta,
+}
+
+/// The server's shared response bodies: per form and type, the body of the latest map version
+/// some stream was sent whole. Held weakly: a body lives while a stream's response is being
+/// written from it, so an idle server keeps none (it would be a copy of the snapshot's bytes).
+#[derive(Debug, Default)]
+pub(crate) struct Bodies {
+    latest: std::sync::Mutex<std::collections::HashMap<(Form, ResourceType), Latest>>,
+}
+
+#[derive(Debug)]
+struct Latest {
+    version: Version,
+    body: std::sync::Weak<Encoded>,
+}
+
+impl Bodies {
+    /// The shared body of `resources` in `form` when they are every resource of `map`, the
+    /// snapshot's resources of `resource_type` (a response that sends the whole map, as an
+    /// initial sync does), and whether this call encoded it; `None` otherwise.
+    /// `version_info` is the version of the set the response makes the client hold: equal to
+    /// the map's, with as many resources, it is the map.
+    pub(crate) fn whole(
+        &self,
+        form: Form,
+        resource_type: ResourceType,
+        map: &Resources,
+        version_info: &str,
+        resources: &[Arc<Resource>],
+    ) -> Option<(Arc<Encoded>, bool)> {
+        if resources.is_empty() || resources.len() != map.len() {
+            return None;
+        }
+        let version = map.version();
+        if version_info != version.to_string() {
+            return None;
+        }
+        let key = (form, resource_type);
+        let live = |latest: &std::collections::HashMap<_, Latest>| {
+            latest
+                .get(&key)
+                .filter(|l| l.version == version)
+                .and_then(|l| l.body.upgrade())
+        };
+        let lock = || self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(body) = live(&lock()) {
+            return Some((body, false));
+        }
+        // Encoded outside the lock: two streams may both encode a version, never wait.
+        let put = match form {
+            Form::Sotw => put_sotw_resource,
+            Form::Delta => put_delta_resource,
+        };
+        let fresh = Arc::new(Encoded::new(resources, put));
+        let mut latest = lock();
+        if let Some(body) = live(&latest) {
+            return Some((body, false));
+        }
+        latest.insert(
+            key,
+            Latest {
+                version,
+                body: Arc::downgrade(&fresh),
+            },
+        );
+        Some((fresh, true))
+    }
+}
+
+/// A resource as a state-of-the-world response's `resources` entry.
+fn put_sotw_resource(r: &Resource, out: &mut Out) {
+    put_any(2, r, out);
+}
+
+fn sotw_resource_len(r: &Resource) -> usize {
+    len_delimited(2, any_len(r))
+}
+
+/// A resource as a delta response's `resources` entry.
+fn put_delta_resource(r: &Resource, out: &mut Out) {
+    let buf = &mut out.chunk;
+    encode_key(2, WireType::LengthDelimited, buf);
+    encode_varint(delta_resource_len(r) as u64, buf);
+    put_str(1, hex(r.version()).as_str(), buf);
+    put_any(2, r, out);
+    put_str(3, r.name(), &mut out.chunk);
+}
+
+fn delta_entry_len(r: &Resource) -> usize {
+    len_delimited(2, delta_resource_len(r))
+}
+
 /// `envoy.service.discovery.v3.DiscoveryResponse`, written from shared bytes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct SotwOut {
     version_info: String,
-    resources: Vec<Arc<Resource>>,
+    resources: Body,
     type_url: &'static str,
     nonce: String,
 }
 
 impl From<&Response> for SotwOut {
     fn from(r: &Response) -> SotwOut {
-        SotwOut {
-            version_info: r.version_info.clone(),
-            resources: r.resources.clone(),
-            type_url: r.resource_type.type_url(),
-            nonce: r.nonce.clone(),
-        }
+        SotwOut::new(r, Body::Each(r.resources.clone()))
     }
 }
 
 impl SotwOut {
+    /// `r` with its resources written as `resources`.
+    pub(crate) fn new(r: &Response, resources: Body) -> SotwOut {
+        SotwOut {
+            version_info: r.version_info.clone(),
+            resources,
+            type_url: r.resource_type.type_url(),
+            nonce: r.nonce.clone(),
+        }
+    }
+
     /// The generated message, with the bytes copied (for the unary fetches).
     pub(crate) fn to_generated(
-        &self,
+        r: &Response,
     ) -> envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse {
         envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse {
-            version_info: self.version_info.clone(),
-            resources: self.resources.iter().map(|r| r.to_any()).collect(),
-            type_url: self.type_url.to_owned(),
-            nonce: self.nonce.clone(),
+            version_info: r.version_info.clone(),
+            resources: r.resources.iter().map(|r| r.to_any()).collect(),
+            type_url: r.resource_type.type_url().to_owned(),
+            nonce: r.nonce.clone(),
             ..Default::default()
         }
     }
@@ -362,7 +545,7 @@ impl SotwOut {
 
 impl Pieces for SotwOut {
     fn count(&self) -> usize {
-        self.resources.len()
+        self.resources.count()
     }
 
     fn head(&self, buf: &mut BytesMut) {
@@ -370,9 +553,7 @@ impl Pieces for SotwOut {
     }
 
     fn resource(&self, i: usize, out: &mut Out) {
-        if let Some(r) = self.resources.get(i) {
-            put_any(2, r, out);
-        }
+        self.resources.write(i, out, put_sotw_resource);
     }
 
     fn tail(&self, buf: &mut BytesMut) {
@@ -399,11 +580,7 @@ impl Message for SotwOut {
 
     fn encoded_len(&self) -> usize {
         str_len(1, &self.version_info)
-            + self
-                .resources
-                .iter()
-                .map(|r| len_delimited(2, any_len(r)))
-                .sum::<usize>()
+            + self.resources.encoded_len(sotw_resource_len)
             + str_len(4, self.type_url)
             + str_len(5, &self.nonce)
     }
@@ -417,7 +594,7 @@ impl Message for SotwOut {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct DeltaOut {
     system_version_info: String,
-    resources: Vec<Arc<Resource>>,
+    resources: Body,
     type_url: &'static str,
     removed: Vec<Arc<str>>,
     nonce: String,
@@ -425,9 +602,16 @@ pub(crate) struct DeltaOut {
 
 impl From<&Response> for DeltaOut {
     fn from(r: &Response) -> DeltaOut {
+        DeltaOut::new(r, Body::Each(r.resources.clone()))
+    }
+}
+
+impl DeltaOut {
+    /// `r` with its resources written as `resources`.
+    pub(crate) fn new(r: &Response, resources: Body) -> DeltaOut {
         DeltaOut {
             system_version_info: r.version_info.clone(),
-            resources: r.resources.clone(),
+            resources,
             type_url: r.resource_type.type_url(),
             removed: r.removed.clone(),
             nonce: r.nonce.clone(),
@@ -463,12 +647,12 @@ fn delta_resource_len(r: &Resource) -> usize {
 impl DeltaOut {
     /// The generated message, with the bytes copied (for comparing in tests).
     pub(crate) fn to_generated(
-        &self,
+        r: &Response,
     ) -> envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse {
         use envoy_types::pb::envoy::service::discovery::v3 as d;
         d::DeltaDiscoveryResponse {
-            system_version_info: self.system_version_info.clone(),
-            resources: self
+            system_version_info: r.version_info.clone(),
+            resources: r
                 .resources
                 .iter()
                 .map(|r| d::Resource {
@@ -478,9 +662,9 @@ impl DeltaOut {
                     ..Default::default()
                 })
                 .collect(),
-            type_url: self.type_url.to_owned(),
-            removed_resources: self.removed.iter().map(|n| n.to_string()).collect(),
-            nonce: self.nonce.clone(),
+            type_url: r.resource_type.type_url().to_owned(),
+            removed_resources: r.removed.iter().map(|n| n.to_string()).collect(),
+            nonce: r.nonce.clone(),
             ..Default::default()
         }
     }
@@ -488,7 +672,7 @@ impl DeltaOut {
 
 impl Pieces for DeltaOut {
     fn count(&self) -> usize {
-        self.resources.len()
+        self.resources.count()
     }
 
     fn head(&self, buf: &mut BytesMut) {
@@ -496,15 +680,7 @@ impl Pieces for DeltaOut {
     }
 
     fn resource(&self, i: usize, out: &mut Out) {
-        let Some(r) = self.resources.get(i) else {
-            return;
-        };
-        let buf = &mut out.chunk;
-        encode_key(2, WireType::LengthDelimited, buf);
-        encode_varint(delta_resource_len(r) as u64, buf);
-        put_str(1, hex(r.version()).as_str(), buf);
-        put_any(2, r, out);
-        put_str(3, r.name(), &mut out.chunk);
+        self.resources.write(i, out, put_delta_resource);
     }
 
     fn tail(&self, buf: &mut BytesMut) {
@@ -534,11 +710,7 @@ impl Message for DeltaOut {
 
     fn encoded_len(&self) -> usize {
         str_len(1, &self.system_version_info)
-            + self
-                .resources
-                .iter()
-                .map(|r| len_delimited(2, delta_resource_len(r)))
-                .sum::<usize>()
+            + self.resources.encoded_len(delta_entry_len)
             + str_len(4, self.type_url)
             + str_len(5, &self.nonce)
             + self.removed.iter().map(|n| str_len(6, n)).sum::<usize>()
@@ -751,13 +923,127 @@ mod tests {
         let sotw = SotwOut::from(&r);
         assert_eq!(
             DiscoveryResponse::decode(sotw.encode_to_vec().as_slice()).unwrap(),
-            sotw.to_generated()
+            SotwOut::to_generated(&r)
         );
         let delta = DeltaOut::from(&r);
         assert_eq!(
             DeltaDiscoveryResponse::decode(delta.encode_to_vec().as_slice()).unwrap(),
-            delta.to_generated()
+            DeltaOut::to_generated(&r)
         );
+    }
+
+    /// A snapshot of `n` clusters of `size` body bytes each (one of them large).
+    fn clusters(n: usize, size: usize) -> xdsc_core::snapshot::Snapshot {
+        let mut s = xdsc_core::snapshot::Snapshot::default();
+        for i in 0..n {
+            let body = vec![b'c'; if i == n / 2 { 3 * SHARE } else { size }];
+            s = s.with(Resource::new(
+                ResourceType::Cluster,
+                format!("c{i:04}"),
+                body,
+                vec![],
+            ));
+        }
+        s
+    }
+
+    /// A snapshot of 500 clusters, its cluster map's resources, and a response of them all.
+    fn whole_map() -> (xdsc_core::snapshot::Snapshot, Vec<Arc<Resource>>, Response) {
+        let snapshot = clusters(500, 120);
+        let map = snapshot.resources(ResourceType::Cluster);
+        let resources: Vec<Arc<Resource>> = map.iter().cloned().collect();
+        let r = Response {
+            version_info: map.version().to_string(),
+            resources: resources.clone(),
+            removed: vec![],
+            ..response()
+        };
+        (snapshot, resources, r)
+    }
+
+    #[test]
+    fn a_shared_whole_map_body_writes_the_bytes_each_stream_would() {
+        let (snapshot, resources, r) = whole_map();
+        let map = snapshot.resources(ResourceType::Cluster);
+        let bodies = Bodies::default();
+        for form in [Form::Sotw, Form::Delta] {
+            let whole = |b: &Bodies| {
+                b.whole(
+                    form,
+                    ResourceType::Cluster,
+                    map,
+                    &r.version_info,
+                    &resources,
+                )
+            };
+            let (body, fresh) = whole(&bodies).expect("the whole map");
+            assert!(fresh, "encoded for the first stream");
+            let (again, fresh) = whole(&bodies).expect("the whole map");
+            assert!(!fresh && Arc::ptr_eq(&body, &again), "shared by the next");
+            assert!(body.chunks.len() > 1 && body.chunks.iter().all(|c| c.len() <= CHUNK + SHARE));
+            match form {
+                Form::Sotw => same_bytes(SotwOut::from(&r), SotwOut::new(&r, Body::Whole(body))),
+                Form::Delta => same_bytes(DeltaOut::from(&r), DeltaOut::new(&r, Body::Whole(body))),
+            }
+        }
+        // The body lives while a response holds it: none is kept for an idle server.
+        assert!(
+            bodies
+                .latest
+                .lock()
+                .unwrap()
+                .values()
+                .all(|l| l.body.upgrade().is_none()),
+            "no body outlives its responses"
+        );
+        // Not the whole map (fewer resources, or another version): each stream's own.
+        for (version, resources) in [
+            (r.version_info.as_str(), &resources[1..]),
+            ("another", &resources[..]),
+        ] {
+            let whole = bodies.whole(Form::Sotw, ResourceType::Cluster, map, version, resources);
+            assert!(whole.is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shared_body_goes_out_as_its_own_chunks_not_a_copy() {
+        let (snapshot, resources, r) = whole_map();
+        let map = snapshot.resources(ResourceType::Cluster);
+        let (body, _) = Bodies::default()
+            .whole(
+                Form::Sotw,
+                ResourceType::Cluster,
+                map,
+                &r.version_info,
+                &resources,
+            )
+            .expect("the whole map");
+        let (tx, rx) = mpsc::channel(1);
+        tx.send(Ok(SotwOut::new(&r, Body::Whole(body.clone()))))
+            .await
+            .unwrap();
+        drop(tx);
+        let (data, _) = collect(Frames::new(rx, usize::MAX)).await;
+        for chunk in &body.chunks {
+            assert!(
+                data.iter()
+                    .any(|d| d.as_ptr() == chunk.as_ptr() && d.len() == chunk.len()),
+                "every chunk of the body is handed on as the shared bytes"
+            );
+        }
+        let copied: usize = data.iter().map(Bytes::len).sum::<usize>() - body.len;
+        assert!(
+            copied < 256,
+            "only the head and tail are written per stream: {copied} bytes"
+        );
+    }
+
+    /// `each` (written resource by resource) and `shared` (from a shared body) are the same
+    /// message, in bytes and in frames.
+    fn same_bytes<M: Pieces>(each: M, shared: M) {
+        assert_eq!(shared.encoded_len(), each.encoded_len());
+        assert_eq!(shared.encode_to_vec(), each.encode_to_vec());
     }
 
     #[test]

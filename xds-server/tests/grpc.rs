@@ -513,3 +513,59 @@ async fn an_observer_nobody_reads_never_holds_a_stream_back() {
     // Opened fit; at least the 5 responses, 5 ACKs and their requests were dropped and counted.
     assert!(events.dropped() >= 15, "dropped {}", events.dropped());
 }
+
+#[tokio::test]
+async fn every_wildcard_initial_sync_is_written_from_a_shared_body() {
+    let clusters: Vec<String> = (0..200).map(|i| format!("svc-{i:03}")).collect();
+    let names: Vec<&str> = clusters.iter().map(String::as_str).collect();
+    let s = server(snapshot("svc-000", &names, 80), Limits::default()).await;
+    const STREAMS: u64 = 10;
+    let mut envoys = Vec::new();
+    for i in 0..STREAMS {
+        let delta = i % 2 == 1;
+        envoys.push(
+            FakeEnvoy::start(
+                s.channel().await,
+                &format!("n{i}"),
+                delta,
+                Subscription::Wildcard,
+            )
+            .await
+            .expect("stream"),
+        );
+    }
+    for e in &mut envoys {
+        e.until_synced().await.expect("synced");
+        assert_eq!(e.held(T::Cluster).len(), 200);
+        assert_eq!(e.held(T::Endpoint).len(), 200);
+    }
+    // Clusters, endpoints, listeners and routes: each stream is sent every map whole, and
+    // each of those responses is written from the body shared for its type version.
+    let shared = s.metric("xdsc_response_bodies_shared_total").unwrap_or(0);
+    let encoded = s.metric("xdsc_response_bodies_encoded_total").unwrap_or(0);
+    assert_eq!(shared, STREAMS * 4, "every initial sync response");
+    assert!(
+        (1..=shared).contains(&encoded),
+        "{encoded} bodies encoded for {shared} responses"
+    );
+    // A change of one cluster is not a whole map for endpoints: written per stream.
+    let mut fewer = names.clone();
+    fewer.pop();
+    s.publisher
+        .publish("default", snapshot("svc-000", &fewer, 80));
+    for e in &mut envoys {
+        while e.held(T::Cluster).len() > 199 {
+            tokio::time::timeout(STEP, e.step())
+                .await
+                .expect("in time")
+                .expect("ok");
+        }
+    }
+    let after = s.metric("xdsc_response_bodies_shared_total").unwrap_or(0);
+    // State of the world resends every cluster (a whole map again); delta sends a removal.
+    assert_eq!(
+        after - shared,
+        STREAMS / 2,
+        "only the state-of-the-world CDS resends"
+    );
+}
