@@ -664,12 +664,11 @@ impl Stream {
     ) {
         self.unsettle(t);
         let st = self.types.entry(t).or_default();
-        let Some(pending) = st.pending.as_ref().filter(|p| p.nonce == nonce) else {
+        // Taken, not cloned: a full sync's pending response lists every resource it sent.
+        let Some(pending) = st.pending.take_if(|p| p.nonce == nonce) else {
             events.push(Event::StaleNonce { resource_type: t });
             return;
         };
-        let pending = pending.clone();
-        st.pending = None;
         match error {
             Some(detail) => {
                 let mut provenance: BTreeSet<ObjectKey> = BTreeSet::new();
@@ -1010,14 +1009,26 @@ impl Stream {
                 // Only clusters and listeners carry the complete state; other types send what
                 // changed, wildcard or not (xDS: "grouped into responses as in delta").
                 let full = full_state(t);
-                let changed: Vec<Arc<Resource>> = desired
-                    .iter()
-                    .filter(|r| st.held.version(r.name()) != Some(r.version()))
-                    .cloned()
-                    .collect();
-                let desired_names: BTreeSet<&str> = desired.iter().map(|r| r.name()).collect();
-                let extra = full && st.held.names().any(|k| !desired_names.contains(&**k));
-                if changed.is_empty() && !extra {
+                let is_changed =
+                    |r: &&Arc<Resource>| st.held.version(r.name()) != Some(r.version());
+                // A complete type sends `desired` itself; only whether anything changed counts.
+                let changed: Vec<Arc<Resource>> = if full {
+                    Vec::new()
+                } else {
+                    desired.iter().filter(is_changed).cloned().collect()
+                };
+                let any_changed = if full {
+                    desired.iter().any(|r| is_changed(&r))
+                } else {
+                    !changed.is_empty()
+                };
+                // A name held but no longer desired (`desired` is in name order).
+                let extra = full
+                    && st
+                        .held
+                        .names()
+                        .any(|k| desired.binary_search_by(|r| r.name().cmp(&**k)).is_err());
+                if !any_changed && !extra {
                     return None;
                 }
                 let resources = if full { desired } else { changed };
@@ -1032,7 +1043,12 @@ impl Stream {
                 })
             }
             Variant::Delta => {
-                let desired_names: BTreeSet<&str> = desired.iter().map(|r| r.name()).collect();
+                // Nothing held and nothing named (a wildcard initial sync): no name to look up.
+                let desired_names: BTreeSet<&str> = if st.held.is_empty() && st.names.is_empty() {
+                    BTreeSet::new()
+                } else {
+                    desired.iter().map(|r| r.name()).collect()
+                };
                 let resources: Vec<Arc<Resource>> = desired
                     .iter()
                     .filter(|r| st.held.version(r.name()) != Some(r.version()))

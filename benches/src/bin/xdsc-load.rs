@@ -219,7 +219,10 @@ async fn client_stream(
     mode: Subscription,
     shared: Arc<Shared>,
 ) -> Result<(), tonic::Status> {
-    let mut envoy = FakeEnvoy::start(channel, &format!("load-{id}"), delta, mode).await?;
+    // The names each fake Envoy holds are not needed here (only when responses arrive).
+    let mut envoy = FakeEnvoy::start(channel, &format!("load-{id}"), delta, mode)
+        .await?
+        .without_names();
     while let Some(r) = envoy.step().await? {
         shared
             .bytes
