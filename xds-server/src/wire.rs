@@ -210,21 +210,14 @@ impl<M: Pieces> http_body::Body for Frames<M> {
 /// length-prefixed gRPC message is gathered (in one allocation of its size) and decoded, and
 /// nothing is kept between messages but the start of the next one.
 pub(crate) struct Requests<M> {
-    body: tonic::body::Body,
-    /// Received bytes not yet decoded: at most one message and the start of the next.
-    buf: BytesMut,
-    max_message_bytes: usize,
-    ended: bool,
+    messages: Messages,
     _message: std::marker::PhantomData<fn() -> M>,
 }
 
 impl<M: Message + Default> Requests<M> {
     pub(crate) fn new(body: tonic::body::Body, max_message_bytes: usize) -> Self {
         Requests {
-            body,
-            buf: BytesMut::new(),
-            max_message_bytes,
-            ended: false,
+            messages: Messages::new(body, max_message_bytes),
             _message: std::marker::PhantomData,
         }
     }
@@ -232,43 +225,89 @@ impl<M: Message + Default> Requests<M> {
     /// The next request; `None` when the client ended the stream. Cancel-safe: bytes read
     /// stay in `self` when the future is dropped.
     pub(crate) async fn message(&mut self) -> Result<Option<M>, Status> {
+        let Some(message) = self.messages.next().await? else {
+            return Ok(None);
+        };
+        M::decode(message)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("a request that does not decode: {e}")))
+    }
+}
+
+/// The length-prefixed gRPC messages of an HTTP body, each as its own bytes: gathered in one
+/// allocation of its size, which goes when the message is dropped; nothing is kept between
+/// messages but the start of the next one. The server reads requests with it ([`Requests`]),
+/// the test client responses (a tonic `Streaming` keeps a buffer of the largest message for
+/// the stream's life).
+pub(crate) struct Messages {
+    body: tonic::body::Body,
+    /// Received bytes not yet taken: at most one message and the start of the next.
+    buf: BytesMut,
+    max_message_bytes: usize,
+    ended: bool,
+    /// A non-OK `grpc-status` in the trailers: the body's end is this error.
+    status: Option<Status>,
+}
+
+impl Messages {
+    pub(crate) fn new(body: tonic::body::Body, max_message_bytes: usize) -> Self {
+        Messages {
+            body,
+            buf: BytesMut::new(),
+            max_message_bytes,
+            ended: false,
+            status: None,
+        }
+    }
+
+    /// The next message's bytes (without the prefix); `None` at the end of the body, or its
+    /// trailers' error status. Cancel-safe: bytes read stay in `self` when the future is
+    /// dropped.
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, Status> {
         use http_body_util::BodyExt;
         loop {
-            if let Some(m) = self.decoded()? {
+            if let Some(m) = self.split()? {
                 return Ok(Some(m));
             }
             if self.ended {
-                if self.buf.is_empty() {
-                    return Ok(None);
+                if !self.buf.is_empty() {
+                    return Err(Status::internal("unexpected end of a message stream"));
                 }
-                return Err(Status::internal("unexpected end of a request stream"));
+                return match self.status.take() {
+                    Some(status) => Err(status),
+                    None => Ok(None),
+                };
             }
             match self.body.frame().await {
                 None => self.ended = true,
                 Some(Err(status)) => return Err(status),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.buf.extend_from_slice(&data);
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => self.buf.extend_from_slice(&data),
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            self.status = Status::from_header_map(&trailers)
+                                .filter(|s| s.code() != tonic::Code::Ok);
+                        }
                     }
-                }
+                },
             }
         }
     }
 
     /// The first message of the buffer, if it is complete.
-    fn decoded(&mut self) -> Result<Option<M>, Status> {
+    fn split(&mut self) -> Result<Option<Bytes>, Status> {
         let Some(&[flag, a, b, c, d]) = self.buf.get(..5) else {
             return Ok(None);
         };
         if flag != 0 {
             return Err(Status::internal(format!(
-                "a request message with compression flag {flag}: no compression was negotiated"
+                "a message with compression flag {flag}: no compression was negotiated"
             )));
         }
         let len = u32::from_be_bytes([a, b, c, d]) as usize;
         if len > self.max_message_bytes {
             return Err(Status::out_of_range(format!(
-                "a request of {len} bytes is larger than the limit of {}",
+                "a message of {len} bytes is larger than the limit of {}",
                 self.max_message_bytes
             )));
         }
@@ -277,15 +316,14 @@ impl<M: Message + Default> Requests<M> {
             self.buf.reserve(5 + len - self.buf.len());
             return Ok(None);
         }
-        let message = self.buf.split_to(5 + len);
+        let mut message = self.buf.split_to(5 + len);
         if self.buf.len() <= len {
             // Let the allocation go with `message` instead of keeping it for the next one:
             // copy what is left of the next (no more than this one cost).
             self.buf = BytesMut::from(&self.buf[..]);
         }
-        M::decode(&message[5..])
-            .map(Some)
-            .map_err(|e| Status::internal(format!("a request that does not decode: {e}")))
+        message.advance(5);
+        Ok(Some(message.freeze()))
     }
 }
 
@@ -766,11 +804,16 @@ mod tests {
             for expected in [&big, &small, &big] {
                 assert_eq!(requests.message().await.unwrap().as_ref(), Some(expected));
                 assert!(
-                    requests.buf.capacity() <= requests.buf.len().max(expected.encoded_len()),
+                    requests.messages.buf.capacity()
+                        <= requests.messages.buf.len().max(expected.encoded_len()),
                     "nothing kept between requests but the start of the next"
                 );
             }
-            assert_eq!(requests.buf.capacity(), 0, "nothing kept after the last");
+            assert_eq!(
+                requests.messages.buf.capacity(),
+                0,
+                "nothing kept after the last"
+            );
             assert_eq!(requests.message().await.unwrap(), None);
         }
     }

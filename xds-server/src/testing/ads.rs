@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -18,7 +18,7 @@ use envoy_types::pb::google::rpc::Status as RpcStatus;
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Status, Streaming};
+use tonic::Status;
 use xdsc_core::snapshot::ResourceType;
 
 use crate::protocol::Request;
@@ -194,48 +194,70 @@ impl Reply {
     }
 }
 
-/// The codec of an [`AdsClient`] stream: requests encoded by prost, responses kept as the
-/// received bytes (a slice of tonic's receive buffer, not a copy) for [`Reply`] to read.
-struct RawCodec<Q>(std::marker::PhantomData<fn(Q)>);
-
-impl<Q> Default for RawCodec<Q> {
-    fn default() -> Self {
-        RawCodec(std::marker::PhantomData)
-    }
+/// A request as a length-prefixed gRPC message, as one data frame of the request body.
+fn framed<Q: Message>(request: Q) -> Result<http_body::Frame<Bytes>, Status> {
+    let mut buf = Vec::with_capacity(5 + request.encoded_len());
+    buf.push(0);
+    buf.extend_from_slice(&(request.encoded_len() as u32).to_be_bytes());
+    request
+        .encode(&mut buf)
+        .map_err(|e| Status::internal(format!("a request that does not encode: {e}")))?;
+    Ok(http_body::Frame::data(Bytes::from(buf)))
 }
 
-impl<Q: Message + Send + 'static> tonic::codec::Codec for RawCodec<Q> {
-    type Encode = Q;
-    type Decode = Bytes;
-    type Encoder = RawCodec<Q>;
-    type Decoder = RawCodec<Q>;
+/// The largest response an [`AdsClient`] takes (the server's own limit is lower).
+const MAX_RESPONSE: usize = 1 << 30;
 
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec::default()
+/// Opens the streaming method `method` of the aggregated discovery service on `channel`, its
+/// requests what `requests` yields; returns the response messages.
+///
+/// Over the channel's HTTP/2 directly rather than a tonic `Streaming`: that keeps a receive
+/// buffer of the largest response for the stream's life (4 MiB at 10,000 services), so a
+/// thousand idle fake Envoys in one load-test process held gigabytes, and faulted in fresh
+/// pages for each. Here each response is its own allocation, freed with the [`Reply`].
+async fn open_stream<Q: Message + Send + 'static>(
+    mut channel: tonic::transport::Channel,
+    method: &str,
+    requests: mpsc::Receiver<Q>,
+) -> Result<crate::wire::Messages, Status> {
+    use tokio_stream::StreamExt;
+    use tonic::client::GrpcService;
+    use tonic::codegen::http;
+    std::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .map_err(|e| Status::unknown(format!("the connection is not ready: {e}")))?;
+    let service = "envoy.service.discovery.v3.AggregatedDiscoveryService";
+    let body = tonic::body::Body::new(http_body_util::StreamBody::new(
+        ReceiverStream::new(requests).map(framed),
+    ));
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .version(http::Version::HTTP_2)
+        .uri(format!("/{service}/{method}"))
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header(http::header::TE, "trailers")
+        .body(body)
+        .map_err(|e| Status::internal(format!("a bad request: {e}")))?;
+    let response = channel
+        .call(request)
+        .await
+        .map_err(|e| Status::unavailable(format!("the request failed: {e}")))?;
+    if response.status() != http::StatusCode::OK {
+        return Err(Status::unknown(format!(
+            "HTTP status {} from the server",
+            response.status()
+        )));
     }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec::default()
+    // A trailers-only response: the status is in the headers.
+    if let Some(status) = Status::from_header_map(response.headers())
+        && status.code() != tonic::Code::Ok
+    {
+        return Err(status);
     }
-}
-
-impl<Q: Message> tonic::codec::Encoder for RawCodec<Q> {
-    type Item = Q;
-    type Error = Status;
-
-    fn encode(&mut self, item: Q, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("a request that does not encode: {e}")))
-    }
-}
-
-impl<Q> tonic::codec::Decoder for RawCodec<Q> {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
+    Ok(crate::wire::Messages::new(
+        tonic::body::Body::new(response.into_body()),
+        MAX_RESPONSE,
+    ))
 }
 
 enum Tx {
@@ -259,7 +281,9 @@ fn error_detail(error: Option<String>) -> Option<RpcStatus> {
 /// goes on the first one.
 pub struct AdsClient {
     tx: Tx,
-    rx: Streaming<Bytes>,
+    /// In a mutex only so that the client is `Sync` (the body is not): it is only ever
+    /// reached through `&mut self`, never locked.
+    rx: std::sync::Mutex<crate::wire::Messages>,
 }
 
 impl std::fmt::Debug for AdsClient {
@@ -278,46 +302,25 @@ impl AdsClient {
         delta: bool,
         first: Request,
     ) -> Result<AdsClient, Status> {
-        let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(1 << 30);
-        grpc.ready()
-            .await
-            .map_err(|e| Status::unknown(format!("the connection is not ready: {e}")))?;
-        let method = |name: &'static str| {
-            let service = "envoy.service.discovery.v3.AggregatedDiscoveryService";
-            let path = format!("/{service}/{name}");
-            tonic::codegen::http::uri::PathAndQuery::try_from(path)
-                .map_err(|e| Status::internal(format!("a bad method path: {e}")))
-        };
         let (tx, rx) = if delta {
             let (tx, rx) = mpsc::channel(QUEUED);
             let mut first = Self::delta_request(first);
             first.node = Some(node);
             let _ = tx.send(first).await;
-            let rx = grpc
-                .streaming(
-                    tonic::Request::new(ReceiverStream::new(rx)),
-                    method("DeltaAggregatedResources")?,
-                    RawCodec::<DeltaDiscoveryRequest>::default(),
-                )
-                .await?
-                .into_inner();
+            let rx = open_stream(channel, "DeltaAggregatedResources", rx).await?;
             (Tx::Delta(tx), rx)
         } else {
             let (tx, rx) = mpsc::channel(QUEUED);
             let mut first = Self::sotw_request(first);
             first.node = Some(node);
             let _ = tx.send(first).await;
-            let rx = grpc
-                .streaming(
-                    tonic::Request::new(ReceiverStream::new(rx)),
-                    method("StreamAggregatedResources")?,
-                    RawCodec::<DiscoveryRequest>::default(),
-                )
-                .await?
-                .into_inner();
+            let rx = open_stream(channel, "StreamAggregatedResources", rx).await?;
             (Tx::Sotw(tx), rx)
         };
-        Ok(AdsClient { tx, rx })
+        Ok(AdsClient {
+            tx,
+            rx: std::sync::Mutex::new(rx),
+        })
     }
 
     /// Whether the stream is delta.
@@ -398,7 +401,9 @@ impl AdsClient {
     pub async fn next(&mut self) -> Result<Option<Reply>, Status> {
         let delta = self.is_delta();
         self.rx
-            .message()
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .next()
             .await?
             .map(|raw| Reply::decode(raw, delta))
             .transpose()
