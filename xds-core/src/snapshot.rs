@@ -314,6 +314,20 @@ impl Resources {
         self.set.version()
     }
 
+    /// The set of every resource's name and version, whose version is [`Resources::version`]:
+    /// what a client holding all of them holds, without hashing each member again.
+    ///
+    /// ```
+    /// use xdsc_core::snapshot::{Resource, ResourceType, Snapshot, VersionSet};
+    /// let s = Snapshot::default().with(Resource::new(ResourceType::Cluster, "a", vec![1], vec![]));
+    /// let clusters = s.resources(ResourceType::Cluster);
+    /// let summed: VersionSet = clusters.iter().map(|r| (r.name(), r.version())).collect();
+    /// assert_eq!(clusters.version_set(), summed);
+    /// ```
+    pub fn version_set(&self) -> VersionSet {
+        self.set
+    }
+
     /// Inserts or replaces a resource. Returns the previous one under that name.
     pub(crate) fn insert(&mut self, resource: Arc<Resource>) -> Option<Arc<Resource>> {
         self.set.insert(&resource.name, resource.version);
