@@ -39,6 +39,9 @@ pub struct Reply {
     envelope: Envelope,
     /// Delta: `removed_resources`.
     removed: Vec<String>,
+    /// The resources' entries, decoded when first asked for (a load test that only times
+    /// arrivals never asks).
+    entries: std::sync::OnceLock<Vec<Entry>>,
 }
 
 /// The fields of a response a fake Envoy reads; both variants (delta's
@@ -47,8 +50,9 @@ pub struct Reply {
 struct Envelope {
     #[prost(string, tag = "1")]
     version_info: String,
-    #[prost(message, repeated, tag = "2")]
-    resources: Vec<Entry>,
+    /// Each resource entry as received (a slice of the message), decoded on demand.
+    #[prost(bytes = "bytes", repeated, tag = "2")]
+    resources: Vec<Bytes>,
     #[prost(string, tag = "4")]
     type_url: String,
     #[prost(string, tag = "5")]
@@ -97,10 +101,6 @@ impl Reply {
             .map_err(|e| Status::internal(format!("a response that does not decode: {e}")))?;
         let mut removed = Vec::new();
         if delta {
-            // A delta resource's `Any`: keep only its value.
-            for e in &mut envelope.resources {
-                e.value = Entry::decode(e.value.clone()).unwrap_or_default().value;
-            }
             removed = std::mem::take(&mut envelope.removed)
                 .iter()
                 .map(|n| String::from_utf8_lossy(n).into_owned())
@@ -111,6 +111,25 @@ impl Reply {
             delta,
             envelope,
             removed,
+            entries: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The resources' entries, decoded once.
+    fn entries(&self) -> &[Entry] {
+        self.entries.get_or_init(|| {
+            self.envelope
+                .resources
+                .iter()
+                .map(|raw| {
+                    let mut e = Entry::decode(raw.clone()).unwrap_or_default();
+                    if self.delta {
+                        // A delta resource's `Any`: keep only its value.
+                        e.value = Entry::decode(e.value.clone()).unwrap_or_default().value;
+                    }
+                    e
+                })
+                .collect()
         })
     }
 
@@ -147,8 +166,7 @@ impl Reply {
     /// The names of the resources it carries, in order (read from the resources in state of
     /// the world, where a response does not name them).
     pub fn names(&self) -> Vec<String> {
-        self.envelope
-            .resources
+        self.entries()
             .iter()
             .map(|e| {
                 if self.delta {
@@ -167,11 +185,7 @@ impl Reply {
 
     /// The encoded resources (each `Any`'s value), in order.
     pub fn bodies(&self) -> Vec<&[u8]> {
-        self.envelope
-            .resources
-            .iter()
-            .map(|e| e.value.as_ref())
-            .collect()
+        self.entries().iter().map(|e| e.value.as_ref()).collect()
     }
 
     /// The size of the response on the wire (its protobuf encoding).
