@@ -1045,27 +1045,26 @@ impl Stream {
                 let full = full_state(t);
                 let is_changed =
                     |r: &&Arc<Resource>| st.held.version(r.name()) != Some(r.version());
-                // A complete type sends `desired` itself; only whether anything changed counts.
-                let changed: Vec<Arc<Resource>> = if full {
-                    Vec::new()
+                let resources = if full {
+                    // A complete type sends `desired` itself: if anything changed, or a name
+                    // is held that is no longer desired (`desired` is in name order).
+                    let extra = || {
+                        st.held
+                            .names()
+                            .any(|k| desired.binary_search_by(|r| r.name().cmp(&**k)).is_err())
+                    };
+                    if !desired.iter().any(|r| is_changed(&r)) && !extra() {
+                        return None;
+                    }
+                    desired
                 } else {
-                    desired.iter().filter(is_changed).cloned().collect()
+                    let changed: Vec<Arc<Resource>> =
+                        desired.iter().filter(is_changed).cloned().collect();
+                    if changed.is_empty() {
+                        return None;
+                    }
+                    changed
                 };
-                let any_changed = if full {
-                    desired.iter().any(|r| is_changed(&r))
-                } else {
-                    !changed.is_empty()
-                };
-                // A name held but no longer desired (`desired` is in name order).
-                let extra = full
-                    && st
-                        .held
-                        .names()
-                        .any(|k| desired.binary_search_by(|r| r.name().cmp(&**k)).is_err());
-                if !any_changed && !extra {
-                    return None;
-                }
-                let resources = if full { desired } else { changed };
                 Some(Plan {
                     key: version_info.clone(),
                     version_info,

@@ -483,7 +483,8 @@ impl Bodies {
             return None;
         }
         let version = map.version();
-        if version_info != version.to_string() {
+        // Without allocating: this runs for every response of every stream.
+        if version_info != hex(version).as_str() {
             return None;
         }
         let key = (form, resource_type);
