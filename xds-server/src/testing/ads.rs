@@ -45,21 +45,39 @@ pub struct Reply {
 }
 
 /// The fields of a response a fake Envoy reads; both variants (delta's
-/// `system_version_info` in `version_info`).
-#[derive(Clone, PartialEq, prost::Message)]
+/// `system_version_info` in `version_info`). The resources are only counted: their bytes
+/// are walked again when first asked for ([`Reply::entries`]).
+#[derive(Clone, Debug, Default, PartialEq)]
 struct Envelope {
-    #[prost(string, tag = "1")]
     version_info: String,
-    /// Each resource entry as received (a slice of the message), decoded on demand.
-    #[prost(bytes = "bytes", repeated, tag = "2")]
-    resources: Vec<Bytes>,
-    #[prost(string, tag = "4")]
+    /// How many resource entries (field 2) the message has.
+    resources: usize,
     type_url: String,
-    #[prost(string, tag = "5")]
     nonce: String,
-    /// Delta: `removed_resources` (state of the world: `control_plane`, not read).
-    #[prost(bytes = "bytes", repeated, tag = "6")]
-    removed: Vec<Bytes>,
+}
+
+/// Hands each length-delimited top-level field of an encoded message (its tag and bytes) to
+/// `field`, skipping fields of other wire types: one walk, no allocation or slice per field.
+fn each_field<'a>(mut buf: &'a [u8], mut field: impl FnMut(u32, &'a [u8])) -> Result<(), Status> {
+    use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
+    let bad =
+        |e: prost::DecodeError| Status::internal(format!("a response that does not decode: {e}"));
+    while !buf.is_empty() {
+        let (tag, wire_type) = decode_key(&mut buf).map_err(bad)?;
+        if wire_type == WireType::LengthDelimited {
+            let len = decode_varint(&mut buf).map_err(bad)?;
+            let Some(bytes) = usize::try_from(len).ok().and_then(|len| buf.get(..len)) else {
+                return Err(Status::internal(
+                    "a response that does not decode: a field longer than its message",
+                ));
+            };
+            field(tag, bytes);
+            buf = &buf[bytes.len()..];
+        } else {
+            skip_field(wire_type, tag, &mut buf, DecodeContext::default()).map_err(bad)?;
+        }
+    }
+    Ok(())
 }
 
 /// A state-of-the-world `Any` (its value in field 2, the type URL skipped) or a delta
@@ -97,15 +115,18 @@ fn name_of(body: &[u8]) -> String {
 
 impl Reply {
     fn decode(raw: Bytes, delta: bool) -> Result<Reply, Status> {
-        let mut envelope = Envelope::decode(raw.clone())
-            .map_err(|e| Status::internal(format!("a response that does not decode: {e}")))?;
+        let mut envelope = Envelope::default();
         let mut removed = Vec::new();
-        if delta {
-            removed = std::mem::take(&mut envelope.removed)
-                .iter()
-                .map(|n| String::from_utf8_lossy(n).into_owned())
-                .collect();
-        }
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        each_field(&raw, |tag, bytes| match tag {
+            1 => envelope.version_info = text(bytes),
+            2 => envelope.resources += 1,
+            4 => envelope.type_url = text(bytes),
+            5 => envelope.nonce = text(bytes),
+            // Delta: `removed_resources` (state of the world: `control_plane`, not read).
+            6 if delta => removed.push(text(bytes)),
+            _ => {}
+        })?;
         Ok(Reply {
             raw,
             delta,
@@ -115,21 +136,22 @@ impl Reply {
         })
     }
 
-    /// The resources' entries, decoded once.
+    /// The resources' entries, decoded once, each a slice of the received message.
     fn entries(&self) -> &[Entry] {
         self.entries.get_or_init(|| {
-            self.envelope
-                .resources
-                .iter()
-                .map(|raw| {
-                    let mut e = Entry::decode(raw.clone()).unwrap_or_default();
+            let mut entries = Vec::with_capacity(self.envelope.resources);
+            // The message walked once already in `decode`: it has no error now.
+            let _ = each_field(&self.raw, |tag, bytes| {
+                if tag == 2 {
+                    let mut e = Entry::decode(self.raw.slice_ref(bytes)).unwrap_or_default();
                     if self.delta {
                         // A delta resource's `Any`: keep only its value.
                         e.value = Entry::decode(e.value.clone()).unwrap_or_default().value;
                     }
-                    e
-                })
-                .collect()
+                    entries.push(e);
+                }
+            });
+            entries
         })
     }
 
@@ -155,7 +177,7 @@ impl Reply {
 
     /// How many resources it carries.
     pub fn len(&self) -> usize {
-        self.envelope.resources.len()
+        self.envelope.resources
     }
 
     /// Whether it carries no resources (a delta response may still remove some).
@@ -704,6 +726,8 @@ mod tests {
             (r.encoded_len(), r.sotw(), r.delta()),
             (raw.len(), Some(sotw), None)
         );
+        // A message cut short is an error, not a reply with fewer resources.
+        assert!(Reply::decode(raw.slice(..raw.len() - 1), false).is_err());
 
         let delta = DeltaDiscoveryResponse {
             system_version_info: "v2".into(),
