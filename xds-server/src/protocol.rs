@@ -1082,11 +1082,6 @@ impl Stream {
                 } else {
                     desired.iter().map(|r| r.name()).collect()
                 };
-                let resources: Vec<Arc<Resource>> = desired
-                    .iter()
-                    .filter(|r| st.held.version(r.name()) != Some(r.version()))
-                    .cloned()
-                    .collect();
                 let mut removed: BTreeSet<Arc<str>> = st
                     .held
                     .names()
@@ -1102,12 +1097,24 @@ impl Stream {
                         removed.insert(n.clone());
                     }
                 }
+                let desired_len = desired.len();
+                // Nothing held (an initial sync): every desired resource, without a second
+                // list of them.
+                let resources: Vec<Arc<Resource>> = if st.held.is_empty() {
+                    desired
+                } else {
+                    desired
+                        .iter()
+                        .filter(|r| st.held.version(r.name()) != Some(r.version()))
+                        .cloned()
+                        .collect()
+                };
                 if resources.is_empty() && removed.is_empty() {
                     return None;
                 }
                 let removed: Vec<Arc<str>> = removed.into_iter().collect();
                 // Sending every desired resource (an initial sync): their set is known.
-                let key = if resources.len() == desired.len() {
+                let key = if resources.len() == desired_len {
                     delta_key_of(&version_info, desired_set, &removed)
                 } else {
                     delta_key(&version_info, &resources, &removed)
