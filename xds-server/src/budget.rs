@@ -35,6 +35,10 @@ use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 
+/// How long no permit must have been taken for a wave to be over, when releasing freed
+/// memory is off ([`SyncLimits::release_after`] `None`): the shared bodies still go then.
+const QUIET: Duration = Duration::from_secs(1);
+
 /// How many streams may be sending large responses at once, server-wide.
 ///
 /// ```
@@ -103,20 +107,32 @@ impl Budget {
         self.permits.available_permits() == self.limits.concurrent
     }
 
-    /// Returns freed memory to the operating system after each wave of large responses: once
-    /// the last permit is back and none has been taken for [`SyncLimits::release_after`].
-    /// Never completes: the server drops it when it stops (at once when releasing is off).
-    pub(crate) async fn release_after_waves(self, metrics: Arc<Metrics>) {
-        self.release_after_waves_with(metrics, crate::memory::release_after_wave)
-            .await
+    /// After each wave of large responses (once the last permit is back and none has been
+    /// taken for [`SyncLimits::release_after`], or [`QUIET`] when releasing is off), lets go
+    /// of the wave's shared bodies and returns freed memory to the operating system.
+    /// Never completes: the server drops it when it stops.
+    pub(crate) async fn release_after_waves(
+        self,
+        metrics: Arc<Metrics>,
+        bodies: Arc<crate::wire::Bodies>,
+    ) {
+        self.release_after_waves_with(metrics, crate::memory::release_after_wave, move || {
+            bodies.let_go()
+        })
+        .await
     }
 
     /// [`Budget::release_after_waves`] with `release` doing the releasing (on a blocking
-    /// thread) and saying how many bytes went (`None`: nothing to release with).
-    async fn release_after_waves_with(self, metrics: Arc<Metrics>, release: fn() -> Option<u64>) {
-        let Some(after) = self.limits.release_after else {
-            return std::future::pending().await;
-        };
+    /// thread) and saying how many bytes went (`None`: nothing to release with), and
+    /// `let_go` run first.
+    async fn release_after_waves_with(
+        self,
+        metrics: Arc<Metrics>,
+        release: fn() -> Option<u64>,
+        let_go: impl Fn(),
+    ) {
+        let releasing = self.limits.release_after.is_some();
+        let after = self.limits.release_after.unwrap_or(QUIET);
         // The wave last released after (none yet).
         let mut released = 0;
         loop {
@@ -135,6 +151,10 @@ impl Budget {
                 continue;
             }
             released = taken;
+            let_go();
+            if !releasing {
+                continue;
+            }
             let freed = tokio::task::spawn_blocking(release).await;
             if let Ok(Some(bytes)) = freed {
                 metrics.memory_released(bytes);
@@ -267,11 +287,11 @@ mod tests {
             ..SyncLimits::default()
         });
         let metrics = Arc::new(Metrics::default());
-        let task = tokio::spawn(
-            budget
-                .clone()
-                .release_after_waves_with(metrics.clone(), counted_release),
-        );
+        let task = tokio::spawn(budget.clone().release_after_waves_with(
+            metrics.clone(),
+            counted_release,
+            || {},
+        ));
         let released = || RELEASED.load(Ordering::SeqCst);
         let settle = |d: u64| async move {
             tokio::time::sleep(Duration::from_millis(d)).await;
@@ -312,6 +332,39 @@ mod tests {
         b.release();
         settle(1500).await;
         assert_eq!(released(), 2);
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_releasing_off_a_wave_still_lets_its_shared_bodies_go() {
+        let budget = Budget::new(SyncLimits {
+            concurrent: 2,
+            hold: Duration::MAX,
+            release_after: None,
+            ..SyncLimits::default()
+        });
+        let metrics = Arc::new(Metrics::default());
+        let let_go = Arc::new(AtomicU64::new(0));
+        let counted = let_go.clone();
+        let task = tokio::spawn(budget.clone().release_after_waves_with(
+            metrics.clone(),
+            || panic!("releasing is off"),
+            move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+            },
+        ));
+        let mut a = Permit::new(metrics.clone());
+        a.acquire(&budget).await;
+        a.release();
+        tokio::time::sleep(QUIET / 2).await;
+        assert_eq!(
+            let_go.load(Ordering::SeqCst),
+            0,
+            "not quiet for long enough yet"
+        );
+        tokio::time::sleep(QUIET).await;
+        assert_eq!(let_go.load(Ordering::SeqCst), 1, "the wave is over");
+        assert_eq!(metrics.memory_releases.get(), 0);
         task.abort();
     }
 }

@@ -294,11 +294,10 @@ impl XdsServer {
         let metrics = std::sync::Arc::clone(&self.shared.publisher.metrics);
         // Freed memory goes back to the OS after each wave of large responses (`budget`),
         // for as long as the server serves.
-        let release = self
-            .shared
-            .budget
-            .clone()
-            .release_after_waves(std::sync::Arc::clone(&metrics));
+        let release = self.shared.budget.clone().release_after_waves(
+            std::sync::Arc::clone(&metrics),
+            std::sync::Arc::clone(&self.shared.bodies),
+        );
         let serving = connection::serve(
             incoming,
             self.dispatch(),

@@ -49,6 +49,18 @@ impl Publisher {
         Publisher::default()
     }
 
+    /// The metrics of every server serving this publisher's snapshots (the same as
+    /// [`crate::XdsServer::metrics`]), for a program that hands the server over to `serve`.
+    ///
+    /// ```
+    /// let p = xdsc_server::Publisher::new();
+    /// p.publish("default", xdsc_core::snapshot::Snapshot::default());
+    /// assert!(p.metrics().render().contains("xdsc_response_bodies_encoded_total 0"));
+    /// ```
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Publishes a snapshot for a fleet, replacing any older one not yet sent. Streams of the
     /// fleet receive what differs from what their Envoy holds.
     pub fn publish(&self, fleet: &str, snapshot: Snapshot) {

@@ -452,8 +452,11 @@ pub(crate) enum Form {
 }
 
 /// The server's shared response bodies: per form and type, the body of the latest map version
-/// some stream was sent whole. Held weakly: a body lives while a stream's response is being
-/// written from it, so an idle server keeps none (it would be a copy of the snapshot's bytes).
+/// some stream was sent whole. Held strongly from its encoding until the wave of large
+/// responses that uses it is over ([`Bodies::let_go`], called by the budget's wave loop), so
+/// the streams of one wave share one encoding even at moments when none is being written;
+/// then weakly: a body lives while a stream's response is written from it, so an idle server
+/// keeps none (it would be a copy of the snapshot's bytes).
 #[derive(Debug, Default)]
 pub(crate) struct Bodies {
     latest: std::sync::Mutex<std::collections::HashMap<(Form, ResourceType), Latest>>,
@@ -463,6 +466,8 @@ pub(crate) struct Bodies {
 struct Latest {
     version: Version,
     body: std::sync::Weak<Encoded>,
+    /// The body itself, until the current wave is over.
+    kept: Option<Arc<Encoded>>,
 }
 
 impl Bodies {
@@ -488,14 +493,15 @@ impl Bodies {
             return None;
         }
         let key = (form, resource_type);
-        let live = |latest: &std::collections::HashMap<_, Latest>| {
-            latest
-                .get(&key)
-                .filter(|l| l.version == version)
-                .and_then(|l| l.body.upgrade())
+        // The current body, kept again for the wave that is using it.
+        let live = |latest: &mut std::collections::HashMap<_, Latest>| {
+            let l = latest.get_mut(&key).filter(|l| l.version == version)?;
+            let body = l.body.upgrade()?;
+            l.kept.get_or_insert_with(|| body.clone());
+            Some(body)
         };
         let lock = || self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(body) = live(&lock()) {
+        if let Some(body) = live(&mut lock()) {
             return Some((body, false));
         }
         // Encoded outside the lock: two streams may both encode a version, never wait.
@@ -505,7 +511,7 @@ impl Bodies {
         };
         let fresh = Arc::new(Encoded::new(resources, put));
         let mut latest = lock();
-        if let Some(body) = live(&latest) {
+        if let Some(body) = live(&mut latest) {
             return Some((body, false));
         }
         latest.insert(
@@ -513,9 +519,19 @@ impl Bodies {
             Latest {
                 version,
                 body: Arc::downgrade(&fresh),
+                kept: Some(fresh.clone()),
             },
         );
         Some((fresh, true))
+    }
+
+    /// A wave of large responses is over: hold the bodies weakly again, so that those no
+    /// stream is being written from go (before the freed memory is returned).
+    pub(crate) fn let_go(&self) {
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        for l in latest.values_mut() {
+            l.kept = None;
+        }
     }
 }
 
@@ -1010,19 +1026,21 @@ mod tests {
         let (snapshot, resources, r) = whole_map();
         let map = snapshot.resources(ResourceType::Cluster);
         let bodies = Bodies::default();
-        for form in [Form::Sotw, Form::Delta] {
-            let whole = |b: &Bodies| {
-                b.whole(
+        let whole = |form| {
+            bodies
+                .whole(
                     form,
                     ResourceType::Cluster,
                     map,
                     &r.version_info,
                     &resources,
                 )
-            };
-            let (body, fresh) = whole(&bodies).expect("the whole map");
+                .expect("the whole map")
+        };
+        for form in [Form::Sotw, Form::Delta] {
+            let (body, fresh) = whole(form);
             assert!(fresh, "encoded for the first stream");
-            let (again, fresh) = whole(&bodies).expect("the whole map");
+            let (again, fresh) = whole(form);
             assert!(!fresh && Arc::ptr_eq(&body, &again), "shared by the next");
             assert!(body.chunks.len() > 1 && body.chunks.iter().all(|c| c.len() <= CHUNK + SHARE));
             match form {
@@ -1030,7 +1048,11 @@ mod tests {
                 Form::Delta => same_bytes(DeltaOut::from(&r), DeltaOut::new(&r, Body::Whole(body))),
             }
         }
-        // The body lives while a response holds it: none is kept for an idle server.
+        // Within the wave, a body no response holds now is still the one shared.
+        assert!(!whole(Form::Sotw).1, "kept for the rest of the wave");
+        // After the wave a body lives while a response holds it: none is kept for an idle
+        // server.
+        bodies.let_go();
         assert!(
             bodies
                 .latest

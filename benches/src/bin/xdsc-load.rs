@@ -168,6 +168,19 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     mib(|a| a.resident),
                     mib(|a| a.retained),
                 );
+                // How often the shared whole-map bodies were encoded, and used.
+                let text = publisher.metrics().render();
+                let counter = |name: &str| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                        .unwrap_or("?")
+                        .to_owned()
+                };
+                eprintln!(
+                    "server: shared response bodies encoded {}, responses written from one {}",
+                    counter("xdsc_response_bodies_encoded_total"),
+                    counter("xdsc_response_bodies_shared_total")
+                );
                 std::io::stdout().flush()?;
                 continue;
             }
