@@ -409,17 +409,20 @@ impl Shared {
             self.clients.update(id, stream.status());
         }
         for r in step.responses {
-            if self.budget.is_large(r.resource_bytes()) {
+            let large = self.budget.is_large(r.resource_bytes());
+            if large {
                 permit.acquire(&self.budget).await;
             }
             // A response of a whole map (every wildcard stream's initial sync) is written from
-            // the body all streams share, encoded once per type version.
+            // the body all streams share, encoded once per type version (and kept for the
+            // wave when the response is sent under a permit).
             let whole = self.bodies.whole(
                 W::FORM,
                 r.resource_type,
                 stream.snapshot().resources(r.resource_type),
                 &r.version_info,
                 &r.resources,
+                large,
             );
             let body = match whole {
                 Some((encoded, fresh)) => {

@@ -452,10 +452,11 @@ pub(crate) enum Form {
 }
 
 /// The server's shared response bodies: per form and type, the body of the latest map version
-/// some stream was sent whole. Held strongly from its encoding until the wave of large
-/// responses that uses it is over ([`Bodies::let_go`], called by the budget's wave loop), so
-/// the streams of one wave share one encoding even at moments when none is being written;
-/// then weakly: a body lives while a stream's response is written from it, so an idle server
+/// some stream was sent whole. A body a large response (one sent under a sync permit) is
+/// written from is held strongly until the wave of large responses is over
+/// ([`Bodies::let_go`], called by the budget's wave loop), so the streams of one wave share
+/// one encoding even at moments when none is being written; otherwise, and after the wave,
+/// weakly: a body lives while a stream's response is written from it, so an idle server
 /// keeps none (it would be a copy of the snapshot's bytes).
 #[derive(Debug, Default)]
 pub(crate) struct Bodies {
@@ -475,7 +476,8 @@ impl Bodies {
     /// snapshot's resources of `resource_type` (a response that sends the whole map, as an
     /// initial sync does), and whether this call encoded it; `None` otherwise.
     /// `version_info` is the version of the set the response makes the client hold: equal to
-    /// the map's, with as many resources, it is the map.
+    /// the map's, with as many resources, it is the map. `wave`: the response is sent under
+    /// a sync permit, so the body is kept until [`Bodies::let_go`].
     pub(crate) fn whole(
         &self,
         form: Form,
@@ -483,6 +485,7 @@ impl Bodies {
         map: &Resources,
         version_info: &str,
         resources: &[Arc<Resource>],
+        wave: bool,
     ) -> Option<(Arc<Encoded>, bool)> {
         if resources.is_empty() || resources.len() != map.len() {
             return None;
@@ -497,7 +500,9 @@ impl Bodies {
         let live = |latest: &mut std::collections::HashMap<_, Latest>| {
             let l = latest.get_mut(&key).filter(|l| l.version == version)?;
             let body = l.body.upgrade()?;
-            l.kept.get_or_insert_with(|| body.clone());
+            if wave {
+                l.kept.get_or_insert_with(|| body.clone());
+            }
             Some(body)
         };
         let lock = || self.latest.lock().unwrap_or_else(|e| e.into_inner());
@@ -519,7 +524,7 @@ impl Bodies {
             Latest {
                 version,
                 body: Arc::downgrade(&fresh),
-                kept: Some(fresh.clone()),
+                kept: wave.then(|| fresh.clone()),
             },
         );
         Some((fresh, true))
@@ -1026,7 +1031,7 @@ mod tests {
         let (snapshot, resources, r) = whole_map();
         let map = snapshot.resources(ResourceType::Cluster);
         let bodies = Bodies::default();
-        let whole = |form| {
+        let whole = |form, wave| {
             bodies
                 .whole(
                     form,
@@ -1034,13 +1039,22 @@ mod tests {
                     map,
                     &r.version_info,
                     &resources,
+                    wave,
                 )
                 .expect("the whole map")
         };
+        let none_kept = || {
+            bodies
+                .latest
+                .lock()
+                .unwrap()
+                .values()
+                .all(|l| l.body.upgrade().is_none())
+        };
         for form in [Form::Sotw, Form::Delta] {
-            let (body, fresh) = whole(form);
+            let (body, fresh) = whole(form, true);
             assert!(fresh, "encoded for the first stream");
-            let (again, fresh) = whole(form);
+            let (again, fresh) = whole(form, true);
             assert!(!fresh && Arc::ptr_eq(&body, &again), "shared by the next");
             assert!(body.chunks.len() > 1 && body.chunks.iter().all(|c| c.len() <= CHUNK + SHARE));
             match form {
@@ -1049,25 +1063,27 @@ mod tests {
             }
         }
         // Within the wave, a body no response holds now is still the one shared.
-        assert!(!whole(Form::Sotw).1, "kept for the rest of the wave");
+        assert!(!whole(Form::Sotw, true).1, "kept for the rest of the wave");
         // After the wave a body lives while a response holds it: none is kept for an idle
         // server.
         bodies.let_go();
-        assert!(
-            bodies
-                .latest
-                .lock()
-                .unwrap()
-                .values()
-                .all(|l| l.body.upgrade().is_none()),
-            "no body outlives its responses"
-        );
+        assert!(none_kept(), "no body outlives its responses after the wave");
+        // A response outside a wave (too small for a permit) does not keep its body.
+        assert!(whole(Form::Sotw, false).1, "encoded again");
+        assert!(none_kept(), "no wave, nothing kept");
         // Not the whole map (fewer resources, or another version): each stream's own.
         for (version, resources) in [
             (r.version_info.as_str(), &resources[1..]),
             ("another", &resources[..]),
         ] {
-            let whole = bodies.whole(Form::Sotw, ResourceType::Cluster, map, version, resources);
+            let whole = bodies.whole(
+                Form::Sotw,
+                ResourceType::Cluster,
+                map,
+                version,
+                resources,
+                true,
+            );
             assert!(whole.is_none());
         }
     }
@@ -1083,6 +1099,7 @@ mod tests {
                 map,
                 &r.version_info,
                 &resources,
+                false,
             )
             .expect("the whole map");
         let (tx, rx) = mpsc::channel(1);

@@ -518,7 +518,15 @@ async fn an_observer_nobody_reads_never_holds_a_stream_back() {
 async fn every_wildcard_initial_sync_is_written_from_a_shared_body() {
     let clusters: Vec<String> = (0..200).map(|i| format!("svc-{i:03}")).collect();
     let names: Vec<&str> = clusters.iter().map(String::as_str).collect();
-    let s = server(snapshot("svc-000", &names, 80), Limits::default()).await;
+    // Every response counts as large, so each stream syncs under a permit and the bodies
+    // are kept for the wave (smaller ones are held only while written).
+    let s = TestServer::start(snapshot("svc-000", &names, 80), |x| {
+        x.with_sync_limits(SyncLimits {
+            large_response_bytes: 1,
+            ..SyncLimits::default()
+        })
+    })
+    .await;
     const STREAMS: u64 = 10;
     let mut envoys = Vec::new();
     for i in 0..STREAMS {
