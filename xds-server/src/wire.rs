@@ -207,8 +207,8 @@ impl<M: Pieces> http_body::Body for Frames<M> {
 }
 
 /// The requests of a streaming discovery method, decoded from its HTTP body: each
-/// length-prefixed gRPC message is gathered (in one allocation of its size) and decoded, and
-/// nothing is kept between messages but the start of the next one.
+/// length-prefixed gRPC message is gathered ([`Messages::next`]) and decoded, and nothing is
+/// kept between messages but the start of the next one.
 pub(crate) struct Requests<M> {
     messages: Messages,
     _message: std::marker::PhantomData<fn() -> M>,
@@ -234,43 +234,83 @@ impl<M: Message + Default> Requests<M> {
     }
 }
 
-/// The length-prefixed gRPC messages of an HTTP body, each as its own bytes: gathered in one
-/// allocation of its size, which goes when the message is dropped; nothing is kept between
-/// messages but the start of the next one. The server reads requests with it ([`Requests`]),
-/// the test client responses (a tonic `Streaming` keeps a buffer of the largest message for
-/// the stream's life).
+/// The length-prefixed gRPC messages of an HTTP body. The data frames are kept as received
+/// (slices of the connection's reads, not copied) until a message is complete: a message is
+/// handed over as those slices ([`Messages::next_walked`], the test client's responses, whose
+/// bytes a [`Walk`] reads as they arrive, while they are in the cache), or as one `Bytes`
+/// ([`Messages::next`], the server's requests: a slice when the message came in one frame,
+/// else one copy of its size). Nothing is kept between messages but the start of the next
+/// one (a tonic `Streaming` keeps a buffer of the largest message for the stream's life).
 pub(crate) struct Messages {
     body: tonic::body::Body,
-    /// Received bytes not yet taken: at most one message and the start of the next.
-    buf: BytesMut,
+    /// Received data frames not yet taken: at most one message and the start of the next.
+    pending: VecDeque<Bytes>,
+    /// The bytes in `pending`.
+    buffered: usize,
+    /// How many bytes of the first message (after its prefix) a walk has been given.
+    walked: usize,
     max_message_bytes: usize,
     ended: bool,
     /// A non-OK `grpc-status` in the trailers: the body's end is this error.
     status: Option<Status>,
 }
 
+/// Reads a message's bytes in order as they arrive ([`Messages::next_walked`]); it must keep
+/// its state across calls (a cancelled read resumes where it stopped).
+pub(crate) trait Walk {
+    /// The next bytes of the message.
+    fn feed(&mut self, bytes: &[u8]) -> Result<(), Status>;
+}
+
+/// No walk: the server's requests are decoded whole.
+impl Walk for () {
+    fn feed(&mut self, _: &[u8]) -> Result<(), Status> {
+        Ok(())
+    }
+}
+
 impl Messages {
     pub(crate) fn new(body: tonic::body::Body, max_message_bytes: usize) -> Self {
         Messages {
             body,
-            buf: BytesMut::new(),
+            pending: VecDeque::new(),
+            buffered: 0,
+            walked: 0,
             max_message_bytes,
             ended: false,
             status: None,
         }
     }
 
-    /// The next message's bytes (without the prefix); `None` at the end of the body, or its
-    /// trailers' error status. Cancel-safe: bytes read stay in `self` when the future is
-    /// dropped.
+    /// The next message's bytes (without the prefix), in one piece; `None` at the end of the
+    /// body, or its trailers' error status. Cancel-safe: bytes read stay in `self` when the
+    /// future is dropped.
     pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, Status> {
+        Ok(self
+            .next_walked(&mut ())
+            .await?
+            .map(|chunks| concat(&chunks)))
+    }
+
+    /// [`Messages::next`], as the pieces it arrived in (in order; none when it is empty),
+    /// each handed to `walk` as it arrives. Cancel-safe as long as `walk` is the same one
+    /// when the read is resumed.
+    pub(crate) async fn next_walked(
+        &mut self,
+        walk: &mut impl Walk,
+    ) -> Result<Option<Vec<Bytes>>, Status> {
         use http_body_util::BodyExt;
         loop {
-            if let Some(m) = self.split()? {
-                return Ok(Some(m));
+            if let Some(len) = self.prefix()? {
+                self.walk(len, walk)?;
+                if self.buffered >= 5 + len {
+                    self.take(5);
+                    self.walked = 0;
+                    return Ok(Some(self.take(len)));
+                }
             }
             if self.ended {
-                if !self.buf.is_empty() {
+                if self.buffered != 0 {
                     return Err(Status::internal("unexpected end of a message stream"));
                 }
                 return match self.status.take() {
@@ -282,7 +322,12 @@ impl Messages {
                 None => self.ended = true,
                 Some(Err(status)) => return Err(status),
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => self.buf.extend_from_slice(&data),
+                    Ok(data) => {
+                        if !data.is_empty() {
+                            self.buffered += data.len();
+                            self.pending.push_back(data);
+                        }
+                    }
                     Err(frame) => {
                         if let Ok(trailers) = frame.into_trailers() {
                             self.status = Status::from_header_map(&trailers)
@@ -294,11 +339,22 @@ impl Messages {
         }
     }
 
-    /// The first message of the buffer, if it is complete.
-    fn split(&mut self) -> Result<Option<Bytes>, Status> {
-        let Some(&[flag, a, b, c, d]) = self.buf.get(..5) else {
+    /// The length of the first message, once its prefix has arrived.
+    fn prefix(&self) -> Result<Option<usize>, Status> {
+        if self.buffered < 5 {
             return Ok(None);
-        };
+        }
+        let mut prefix = [0u8; 5];
+        let mut filled = 0;
+        for chunk in &self.pending {
+            let n = chunk.len().min(5 - filled);
+            prefix[filled..filled + n].copy_from_slice(&chunk[..n]);
+            filled += n;
+            if filled == 5 {
+                break;
+            }
+        }
+        let [flag, a, b, c, d] = prefix;
         if flag != 0 {
             return Err(Status::internal(format!(
                 "a message with compression flag {flag}: no compression was negotiated"
@@ -311,19 +367,63 @@ impl Messages {
                 self.max_message_bytes
             )));
         }
-        if self.buf.len() < 5 + len {
-            // Room for the whole message at once, rather than doubling as it arrives.
-            self.buf.reserve(5 + len - self.buf.len());
-            return Ok(None);
+        Ok(Some(len))
+    }
+
+    /// Hands `walk` the bytes of the first message (of `len`) that arrived since it was last
+    /// given some.
+    fn walk(&mut self, len: usize, walk: &mut impl Walk) -> Result<(), Status> {
+        let have = (self.buffered - 5).min(len);
+        // Offsets in the buffer: the message starts after its prefix.
+        let (mut from, to) = (5 + self.walked, 5 + have);
+        let mut at = 0;
+        for chunk in &self.pending {
+            if from >= to {
+                break;
+            }
+            let end = at + chunk.len();
+            if end > from {
+                walk.feed(&chunk[from - at..to.min(end) - at])?;
+                from = to.min(end);
+            }
+            at = end;
         }
-        let mut message = self.buf.split_to(5 + len);
-        if self.buf.len() <= len {
-            // Let the allocation go with `message` instead of keeping it for the next one:
-            // copy what is left of the next (no more than this one cost).
-            self.buf = BytesMut::from(&self.buf[..]);
+        self.walked = have;
+        Ok(())
+    }
+
+    /// The first `n` buffered bytes (no more than `buffered`), as slices of the frames.
+    fn take(&mut self, mut n: usize) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while n > 0 {
+            let Some(front) = self.pending.front_mut() else {
+                break;
+            };
+            let piece = if front.len() <= n {
+                self.pending.pop_front().unwrap_or_default()
+            } else {
+                front.split_to(n)
+            };
+            n -= piece.len();
+            self.buffered -= piece.len();
+            out.push(piece);
         }
-        message.advance(5);
-        Ok(Some(message.freeze()))
+        out
+    }
+}
+
+/// The pieces of one message as one `Bytes`: the piece itself when there is one.
+pub(crate) fn concat(chunks: &[Bytes]) -> Bytes {
+    match chunks {
+        [] => Bytes::new(),
+        [one] => one.clone(),
+        more => {
+            let mut all = BytesMut::with_capacity(more.iter().map(Bytes::len).sum());
+            for c in more {
+                all.extend_from_slice(c);
+            }
+            all.freeze()
+        }
     }
 }
 
@@ -826,14 +926,13 @@ mod tests {
             for expected in [&big, &small, &big] {
                 assert_eq!(requests.message().await.unwrap().as_ref(), Some(expected));
                 assert!(
-                    requests.messages.buf.capacity()
-                        <= requests.messages.buf.len().max(expected.encoded_len()),
-                    "nothing kept between requests but the start of the next"
+                    requests.messages.pending.len() <= 1,
+                    "nothing kept between requests but the rest of the last frame read"
                 );
             }
             assert_eq!(
-                requests.messages.buf.capacity(),
-                0,
+                (requests.messages.pending.len(), requests.messages.buffered),
+                (0, 0),
                 "nothing kept after the last"
             );
             assert_eq!(requests.message().await.unwrap(), None);

@@ -522,6 +522,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     all.sort();
     let (rss_end, cpu_end) = (rss_mib(pid), cpu_seconds(pid));
+    // The server prints its shared-body counters again: how the changes were written.
+    allocator_mib(&mut stdin, &mut out)?;
     let client_end = cpu_seconds(std::process::id());
     println!(
         "server CPU: {:.2} s to compile, {:.2} s for the initial sync, {:.2} s for the changes; RSS at the end {rss_end:.1} MiB; clients' CPU (this process): {:.2} s for the initial sync, {:.2} s for the changes",

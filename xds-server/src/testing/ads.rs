@@ -26,15 +26,19 @@ use crate::protocol::Request;
 /// One discovery response as the client received it, state of the world or delta.
 ///
 /// Decoded lazily, as a fake Envoy needs it: the envelope (version, nonce, type, removed
-/// names) and each resource's encoded bytes as a slice of the received message (no copy), and
-/// a state-of-the-world resource's name read from its first field only when asked for. A
-/// thousand fake Envoys in one load-test process would otherwise spend more CPU decoding
-/// (and copying and allocating per resource) than the server spends sending; the full
-/// generated message is decoded only on demand ([`Reply::sotw`], [`Reply::delta`]).
-#[derive(Clone, Debug, PartialEq)]
+/// names) is read as the message's frames arrive and the resources only counted; the frames
+/// are kept as received (not copied into one buffer), and joined only when a test asks for
+/// the resources' bytes or names (a state-of-the-world resource's name read from its first
+/// field). A thousand fake Envoys in one load-test process would otherwise spend more CPU
+/// decoding (and copying and allocating per resource) than the server spends sending; the
+/// full generated message is decoded only on demand ([`Reply::sotw`], [`Reply::delta`]).
+#[derive(Clone, Debug)]
 pub struct Reply {
-    /// The message as received.
-    raw: Bytes,
+    /// The message as received: the data frames it came in (slices of the connection's
+    /// reads; a large response is never copied into one buffer unless a test asks).
+    chunks: Vec<Bytes>,
+    /// The message in one piece, made when first asked for.
+    raw: std::sync::OnceLock<Bytes>,
     delta: bool,
     envelope: Envelope,
     /// Delta: `removed_resources`.
@@ -42,6 +46,13 @@ pub struct Reply {
     /// The resources' entries, decoded when first asked for (a load test that only times
     /// arrivals never asks).
     entries: std::sync::OnceLock<Vec<Entry>>,
+}
+
+/// Two replies are equal when they carry the same message, however it was split.
+impl PartialEq for Reply {
+    fn eq(&self, other: &Reply) -> bool {
+        self.delta == other.delta && self.raw() == other.raw()
+    }
 }
 
 /// The fields of a response a fake Envoy reads; both variants (delta's
@@ -60,24 +71,205 @@ struct Envelope {
 /// `field`, skipping fields of other wire types: one walk, no allocation or slice per field.
 fn each_field<'a>(mut buf: &'a [u8], mut field: impl FnMut(u32, &'a [u8])) -> Result<(), Status> {
     use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
-    let bad =
-        |e: prost::DecodeError| Status::internal(format!("a response that does not decode: {e}"));
     while !buf.is_empty() {
-        let (tag, wire_type) = decode_key(&mut buf).map_err(bad)?;
+        let (tag, wire_type) = decode_key(&mut buf).map_err(undecodable)?;
         if wire_type == WireType::LengthDelimited {
-            let len = decode_varint(&mut buf).map_err(bad)?;
+            let len = decode_varint(&mut buf).map_err(undecodable)?;
             let Some(bytes) = usize::try_from(len).ok().and_then(|len| buf.get(..len)) else {
-                return Err(Status::internal(
-                    "a response that does not decode: a field longer than its message",
-                ));
+                return Err(too_long());
             };
             field(tag, bytes);
             buf = &buf[bytes.len()..];
         } else {
-            skip_field(wire_type, tag, &mut buf, DecodeContext::default()).map_err(bad)?;
+            skip_field(wire_type, tag, &mut buf, DecodeContext::default()).map_err(undecodable)?;
         }
     }
     Ok(())
+}
+
+fn undecodable(e: impl std::fmt::Display) -> Status {
+    Status::internal(format!("a response that does not decode: {e}"))
+}
+
+fn too_long() -> Status {
+    Status::internal("a response that does not decode: a field longer than its message")
+}
+
+/// Reads a response's envelope as its bytes arrive ([`crate::wire::Walk`]), while they are
+/// in the cache: the short fields are gathered, the resources (field 2) only counted and
+/// skipped. One walk for both variants (delta's `system_version_info` is field 1 too).
+#[derive(Debug, Default)]
+struct EnvelopeWalk {
+    delta: bool,
+    /// The start of a field's key and length that ended a piece (at most [`HEAD`] bytes).
+    head: Vec<u8>,
+    /// Bytes of a skipped field still to come.
+    skip: usize,
+    /// A gathered field still coming: its tag and how many bytes are missing.
+    gathering: Option<(u32, usize)>,
+    value: Vec<u8>,
+    envelope: Envelope,
+    removed: Vec<String>,
+}
+
+/// A key and a length are at most 20 bytes.
+const HEAD: usize = 20;
+
+/// What the start of a field says, if enough of it is there.
+enum Head {
+    /// Its tag, its length when length-delimited (else how many bytes it has beyond the
+    /// key, to skip), and how many bytes the key (and length) took.
+    Field {
+        tag: u32,
+        len: Option<usize>,
+        skip: usize,
+        used: usize,
+    },
+    /// Cut short by the end of the piece.
+    More,
+}
+
+/// A varint at the start of `buf`: its value and length, `None` when cut short.
+fn varint(buf: &[u8]) -> Result<Option<(u64, usize)>, Status> {
+    let mut value = 0u64;
+    for (i, b) in buf.iter().enumerate().take(10) {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(Some((value, i + 1)));
+        }
+    }
+    if buf.len() >= 10 {
+        return Err(undecodable("a varint longer than ten bytes"));
+    }
+    Ok(None)
+}
+
+fn head(buf: &[u8]) -> Result<Head, Status> {
+    let Some((key, k)) = varint(buf)? else {
+        return Ok(Head::More);
+    };
+    let tag = u32::try_from(key >> 3).map_err(|_| undecodable("a tag out of range"))?;
+    let (len, skip, used) = match key & 7 {
+        0 => match varint(&buf[k..])? {
+            Some((_, n)) => (None, 0, k + n),
+            None => return Ok(Head::More),
+        },
+        1 => (None, 8, k),
+        5 => (None, 4, k),
+        2 => match varint(&buf[k..])? {
+            Some((len, n)) => {
+                let len = usize::try_from(len).map_err(|_| too_long())?;
+                (Some(len), 0, k + n)
+            }
+            None => return Ok(Head::More),
+        },
+        w => {
+            return Err(undecodable(format!("wire type {w} in a response envelope")));
+        }
+    };
+    Ok(Head::Field {
+        tag,
+        len,
+        skip,
+        used,
+    })
+}
+
+impl crate::wire::Walk for EnvelopeWalk {
+    fn feed(&mut self, mut buf: &[u8]) -> Result<(), Status> {
+        // The kernel's copy of a large read leaves it out of the cache, and the walk below is
+        // a chain of dependent loads (each field's length says where the next one starts): one
+        // miss per resource. Reading one byte of every cache line first, loads that do not wait
+        // for each other, brings the piece in at the memory's bandwidth instead.
+        std::hint::black_box(buf.iter().step_by(64).fold(0u8, |a, &b| a ^ b));
+        loop {
+            let n = self.skip.min(buf.len());
+            buf = &buf[n..];
+            self.skip -= n;
+            if let Some((tag, need)) = self.gathering {
+                let n = need.min(buf.len());
+                self.value.extend_from_slice(&buf[..n]);
+                buf = &buf[n..];
+                if n < need {
+                    self.gathering = Some((tag, need - n));
+                    return Ok(());
+                }
+                self.gathering = None;
+                self.field(tag);
+            }
+            if buf.is_empty() || self.skip > 0 {
+                return Ok(());
+            }
+            // A field's start: in this piece, or the end of the last one joined with it.
+            let (parsed, joined) = if self.head.is_empty() {
+                (head(&buf[..buf.len().min(HEAD)])?, 0)
+            } else {
+                let joined = self.head.len();
+                let more = (HEAD - joined).min(buf.len());
+                self.head.extend_from_slice(&buf[..more]);
+                (head(&self.head)?, joined)
+            };
+            let Head::Field {
+                tag,
+                len,
+                skip,
+                used,
+            } = parsed
+            else {
+                // Cut short: keep what there is of it (joined already, or now).
+                if joined == 0 {
+                    self.head.extend_from_slice(buf);
+                }
+                return Ok(());
+            };
+            self.head.clear();
+            buf = &buf[used - joined..];
+            match len {
+                Some(len) if tag != 2 => {
+                    self.value.clear();
+                    self.gathering = Some((tag, len));
+                }
+                Some(len) => {
+                    self.envelope.resources += 1;
+                    self.skip = len;
+                }
+                None => self.skip = skip,
+            }
+        }
+    }
+}
+
+impl EnvelopeWalk {
+    fn for_variant(delta: bool) -> Self {
+        EnvelopeWalk {
+            delta,
+            ..EnvelopeWalk::default()
+        }
+    }
+
+    /// A gathered field is complete in `value`.
+    fn field(&mut self, tag: u32) {
+        let text = String::from_utf8_lossy(&self.value).into_owned();
+        match tag {
+            1 => self.envelope.version_info = text,
+            4 => self.envelope.type_url = text,
+            5 => self.envelope.nonce = text,
+            // Delta: `removed_resources` (state of the world: `control_plane`, not read).
+            6 if self.delta => self.removed.push(text),
+            _ => {}
+        }
+    }
+
+    /// The message is over: its envelope, and the walk is ready for the next message.
+    fn finish(&mut self) -> Result<(Envelope, Vec<String>), Status> {
+        let cut = self.skip > 0 || self.gathering.is_some() || !self.head.is_empty();
+        let delta = self.delta;
+        let done = std::mem::replace(self, EnvelopeWalk::for_variant(delta));
+        if cut {
+            return Err(too_long());
+        }
+        Ok((done.envelope, done.removed))
+    }
 }
 
 /// A state-of-the-world `Any` (its value in field 2, the type URL skipped) or a delta
@@ -114,21 +306,24 @@ fn name_of(body: &[u8]) -> String {
 }
 
 impl Reply {
-    fn decode(raw: Bytes, delta: bool) -> Result<Reply, Status> {
-        let mut envelope = Envelope::default();
-        let mut removed = Vec::new();
-        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-        each_field(&raw, |tag, bytes| match tag {
-            1 => envelope.version_info = text(bytes),
-            2 => envelope.resources += 1,
-            4 => envelope.type_url = text(bytes),
-            5 => envelope.nonce = text(bytes),
-            // Delta: `removed_resources` (state of the world: `control_plane`, not read).
-            6 if delta => removed.push(text(bytes)),
-            _ => {}
-        })?;
+    /// A reply from a message's pieces (walked here; the client walks them as they arrive).
+    #[cfg(test)]
+    fn decode(chunks: Vec<Bytes>, delta: bool) -> Result<Reply, Status> {
+        use crate::wire::Walk;
+        let mut walk = EnvelopeWalk::for_variant(delta);
+        for c in &chunks {
+            walk.feed(c)?;
+        }
+        Reply::walked(chunks, &mut walk)
+    }
+
+    /// The reply whose pieces `walk` has read.
+    fn walked(chunks: Vec<Bytes>, walk: &mut EnvelopeWalk) -> Result<Reply, Status> {
+        let delta = walk.delta;
+        let (envelope, removed) = walk.finish()?;
         Ok(Reply {
-            raw,
+            chunks,
+            raw: std::sync::OnceLock::new(),
             delta,
             envelope,
             removed,
@@ -136,14 +331,20 @@ impl Reply {
         })
     }
 
+    /// The message in one piece (a copy of it when it came in several frames), made once.
+    fn raw(&self) -> &Bytes {
+        self.raw.get_or_init(|| crate::wire::concat(&self.chunks))
+    }
+
     /// The resources' entries, decoded once, each a slice of the received message.
     fn entries(&self) -> &[Entry] {
         self.entries.get_or_init(|| {
             let mut entries = Vec::with_capacity(self.envelope.resources);
             // The message walked once already in `decode`: it has no error now.
-            let _ = each_field(&self.raw, |tag, bytes| {
+            let raw = self.raw();
+            let _ = each_field(raw, |tag, bytes| {
                 if tag == 2 {
-                    let mut e = Entry::decode(self.raw.slice_ref(bytes)).unwrap_or_default();
+                    let mut e = Entry::decode(raw.slice_ref(bytes)).unwrap_or_default();
                     if self.delta {
                         // A delta resource's `Any`: keep only its value.
                         e.value = Entry::decode(e.value.clone()).unwrap_or_default().value;
@@ -212,20 +413,20 @@ impl Reply {
 
     /// The size of the response on the wire (its protobuf encoding).
     pub fn encoded_len(&self) -> usize {
-        self.raw.len()
+        self.chunks.iter().map(Bytes::len).sum()
     }
 
     /// The state-of-the-world response, decoded in full, if it is one.
     pub fn sotw(&self) -> Option<DiscoveryResponse> {
         (!self.delta)
-            .then(|| DiscoveryResponse::decode(self.raw.clone()).ok())
+            .then(|| DiscoveryResponse::decode(self.raw().clone()).ok())
             .flatten()
     }
 
     /// The delta response, decoded in full, if it is one.
     pub fn delta(&self) -> Option<DeltaDiscoveryResponse> {
         self.delta
-            .then(|| DeltaDiscoveryResponse::decode(self.raw.clone()).ok())
+            .then(|| DeltaDiscoveryResponse::decode(self.raw().clone()).ok())
             .flatten()
     }
 }
@@ -318,8 +519,9 @@ fn error_detail(error: Option<String>) -> Option<RpcStatus> {
 pub struct AdsClient {
     tx: Tx,
     /// In a mutex only so that the client is `Sync` (the body is not): it is only ever
-    /// reached through `&mut self`, never locked.
-    rx: std::sync::Mutex<crate::wire::Messages>,
+    /// reached through `&mut self`, never locked. With the walk reading the envelope of the
+    /// response being received (kept here, so that a cancelled [`AdsClient::next`] resumes).
+    rx: std::sync::Mutex<(crate::wire::Messages, EnvelopeWalk)>,
 }
 
 impl std::fmt::Debug for AdsClient {
@@ -355,7 +557,7 @@ impl AdsClient {
         };
         Ok(AdsClient {
             tx,
-            rx: std::sync::Mutex::new(rx),
+            rx: std::sync::Mutex::new((rx, EnvelopeWalk::for_variant(delta))),
         })
     }
 
@@ -435,13 +637,11 @@ impl AdsClient {
     /// The next response; `None` when the server ended the stream, an error status when it
     /// ended it with one.
     pub async fn next(&mut self) -> Result<Option<Reply>, Status> {
-        let delta = self.is_delta();
-        self.rx
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .next()
+        let (messages, walk) = self.rx.get_mut().unwrap_or_else(|e| e.into_inner());
+        messages
+            .next_walked(walk)
             .await?
-            .map(|raw| Reply::decode(raw, delta))
+            .map(|chunks| Reply::walked(chunks, walk))
             .transpose()
     }
 
@@ -714,7 +914,7 @@ mod tests {
             ..Default::default()
         };
         let raw = Bytes::from(sotw.encode_to_vec());
-        let r = Reply::decode(raw.clone(), false).unwrap();
+        let r = Reply::decode(vec![raw.clone()], false).unwrap();
         assert_eq!(
             (r.version_info(), r.nonce(), r.resource_type(), r.len()),
             ("v1", "7", Some(ResourceType::Cluster), 2)
@@ -727,7 +927,25 @@ mod tests {
             (raw.len(), Some(sotw), None)
         );
         // A message cut short is an error, not a reply with fewer resources.
-        assert!(Reply::decode(raw.slice(..raw.len() - 1), false).is_err());
+        assert!(Reply::decode(vec![raw.slice(..raw.len() - 1)], false).is_err());
+        // The same message in pieces, split anywhere (inside keys, lengths and fields), or
+        // one byte per piece: the same reply.
+        for at in 0..=raw.len() {
+            let pieces = vec![raw.slice(..at), raw.slice(at..)];
+            let split = Reply::decode(pieces, false).unwrap();
+            assert_eq!(
+                (
+                    split.version_info(),
+                    split.nonce(),
+                    split.len(),
+                    split.names()
+                ),
+                ("v1", "7", 2, r.names())
+            );
+            assert_eq!((split.encoded_len(), &split), (raw.len(), &r));
+        }
+        let bytes: Vec<Bytes> = (0..raw.len()).map(|i| raw.slice(i..i + 1)).collect();
+        assert_eq!(Reply::decode(bytes, false).unwrap(), r);
 
         let delta = DeltaDiscoveryResponse {
             system_version_info: "v2".into(),
@@ -742,7 +960,10 @@ mod tests {
             nonce: "8".into(),
             ..Default::default()
         };
-        let r = Reply::decode(Bytes::from(delta.encode_to_vec()), true).unwrap();
+        let raw = Bytes::from(delta.encode_to_vec());
+        let r = Reply::decode(vec![raw.clone()], true).unwrap();
+        let bytes: Vec<Bytes> = (0..raw.len()).map(|i| raw.slice(i..i + 1)).collect();
+        assert_eq!(Reply::decode(bytes, true).unwrap().removed(), r.removed());
         assert_eq!((r.version_info(), r.nonce(), r.len()), ("v2", "8", 1));
         assert_eq!(
             (r.names(), r.removed()),
