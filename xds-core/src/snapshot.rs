@@ -275,6 +275,8 @@ impl fmt::Debug for Resource {
 pub struct Resources {
     map: OrdMap<Arc<str>, Arc<Resource>>,
     set: VersionSet,
+    /// The sum of the resources' encoded sizes.
+    bytes: usize,
 }
 
 impl Resources {
@@ -308,6 +310,20 @@ impl Resources {
         self.map.is_empty()
     }
 
+    /// The sum of the resources' encoded sizes ([`Resource::body`]), kept as they are
+    /// inserted and removed: what a response of all of them carries, without visiting each.
+    ///
+    /// ```
+    /// use xdsc_core::snapshot::{Resource, ResourceType, Snapshot};
+    /// let s = Snapshot::default()
+    ///     .with(Resource::new(ResourceType::Cluster, "a", vec![1, 2], vec![]))
+    ///     .with(Resource::new(ResourceType::Cluster, "b", vec![3], vec![]));
+    /// assert_eq!(s.resources(ResourceType::Cluster).bytes(), 3);
+    /// ```
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// The type version: derived from every resource's name and version, independent of the
     /// order they were inserted in. [`Version::EMPTY`] when there are no resources.
     pub fn version(&self) -> Version {
@@ -331,9 +347,11 @@ impl Resources {
     /// Inserts or replaces a resource. Returns the previous one under that name.
     pub(crate) fn insert(&mut self, resource: Arc<Resource>) -> Option<Arc<Resource>> {
         self.set.insert(&resource.name, resource.version);
+        self.bytes += resource.body.len();
         let old = self.map.insert(resource.name.clone(), resource);
         if let Some(old) = &old {
             self.set.remove(&old.name, old.version);
+            self.bytes -= old.body.len();
         }
         old
     }
@@ -342,6 +360,7 @@ impl Resources {
     pub(crate) fn remove(&mut self, name: &str) -> Option<Arc<Resource>> {
         let old = self.map.remove(name)?;
         self.set.remove(&old.name, old.version);
+        self.bytes -= old.body.len();
         Some(old)
     }
 
@@ -662,6 +681,10 @@ mod tests {
         set.remove("b", old.version());
         assert_eq!(set.version(), r.version());
         assert_eq!(set, r.iter().map(|x| (x.name(), x.version())).collect());
+        // The byte count follows replacements and removals too.
+        r.insert(res(ResourceType::Route, "a", b"longer"));
+        assert_eq!(r.bytes(), r.iter().map(|x| x.body().len()).sum::<usize>());
+        assert_eq!(r.bytes(), "longer".len() + 1);
     }
 
     #[test]

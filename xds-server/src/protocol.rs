@@ -92,7 +92,7 @@ pub struct Response {
     /// State of the world `version_info` / delta `system_version_info`.
     pub version_info: String,
     /// The resources, in name order.
-    pub resources: Vec<Arc<Resource>>,
+    pub resources: Entries,
     /// Delta only: names the client must forget.
     pub removed: Vec<Arc<str>>,
 }
@@ -100,7 +100,97 @@ pub struct Response {
 impl Response {
     /// The total size of the resources' encoded bytes.
     pub fn resource_bytes(&self) -> usize {
-        self.resources.iter().map(|r| r.body().len()).sum()
+        self.resources.bytes()
+    }
+}
+
+/// The resources of a response, in name order: every resource of the snapshot's map of the
+/// type (the map itself, shared: a wildcard stream's response lists no resource of its own),
+/// or a list of them.
+///
+/// ```
+/// use std::sync::Arc;
+/// use xdsc_core::snapshot::{Resource, ResourceType, Snapshot};
+/// use xdsc_server::protocol::Entries;
+/// let s = Snapshot::default()
+///     .with(Resource::new(ResourceType::Cluster, "a", vec![1, 2], vec![]))
+///     .with(Resource::new(ResourceType::Cluster, "b", vec![3], vec![]));
+/// let whole = Entries::Whole(s.resources(ResourceType::Cluster).clone());
+/// let listed = Entries::from(vec![Arc::clone(s.get(ResourceType::Cluster, "a").unwrap())]);
+/// assert_eq!((whole.len(), whole.bytes()), (2, 3));
+/// assert_eq!(listed.iter().map(|r| r.name()).collect::<Vec<_>>(), ["a"]);
+/// ```
+#[derive(Clone, Debug)]
+pub enum Entries {
+    /// All the resources of the map.
+    Whole(Resources),
+    /// These, in name order.
+    List(Vec<Arc<Resource>>),
+}
+
+impl Entries {
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        match self {
+            Entries::Whole(map) => map.len(),
+            Entries::List(list) => list.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The resources in name order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &Arc<Resource>> + '_> {
+        match self {
+            Entries::Whole(map) => Box::new(map.iter()),
+            Entries::List(list) => Box::new(list.iter()),
+        }
+    }
+
+    /// The sum of their encoded sizes (kept by the map for a whole one).
+    pub fn bytes(&self) -> usize {
+        match self {
+            Entries::Whole(map) => map.bytes(),
+            Entries::List(list) => list.iter().map(|r| r.body().len()).sum(),
+        }
+    }
+
+    /// Whether one of them is named `name`.
+    fn contains(&self, name: &str) -> bool {
+        match self {
+            Entries::Whole(map) => map.contains(name),
+            Entries::List(list) => list.binary_search_by(|r| r.name().cmp(name)).is_ok(),
+        }
+    }
+
+    /// As a list (a copy of the map's members for a whole one).
+    pub fn to_vec(&self) -> Vec<Arc<Resource>> {
+        match self {
+            Entries::Whole(map) => map.iter().cloned().collect(),
+            Entries::List(list) => list.clone(),
+        }
+    }
+}
+
+impl From<Vec<Arc<Resource>>> for Entries {
+    fn from(list: Vec<Arc<Resource>>) -> Self {
+        Entries::List(list)
+    }
+}
+
+impl Default for Entries {
+    fn default() -> Self {
+        Entries::List(Vec::new())
+    }
+}
+
+/// The same resources, however they are held.
+impl PartialEq for Entries {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
@@ -295,7 +385,7 @@ struct Plan {
     version_info: String,
     /// The set whose version `version_info` is.
     desired: VersionSet,
-    resources: Vec<Arc<Resource>>,
+    resources: Entries,
     removed: Vec<Arc<str>>,
     full: bool,
     key: String,
@@ -341,8 +431,23 @@ pub struct Stream {
 /// The key of a delta response's content: never resend what was rejected. The sets of
 /// what it sends and removes, as set versions (a 128-bit hash each): an initial sync's key
 /// was a string of every name and version, 600 KB per type per stream at 10,000 services.
-fn delta_key(version_info: &str, resources: &[Arc<Resource>], removed: &[Arc<str>]) -> String {
-    let sent: VersionSet = resources.iter().map(|r| (r.name(), r.version())).collect();
+/// The resources of `map` a type state subscribes to (`all`: every one), as a list.
+fn subscribed(map: &Resources, st: &TypeState, all: bool) -> Vec<Arc<Resource>> {
+    if all {
+        map.iter().cloned().collect()
+    } else {
+        st.names
+            .iter()
+            .filter_map(|n| map.get(n).cloned())
+            .collect()
+    }
+}
+
+fn delta_key(version_info: &str, resources: &Entries, removed: &[Arc<str>]) -> String {
+    let sent: VersionSet = match resources {
+        Entries::Whole(map) => map.version_set(),
+        Entries::List(list) => list.iter().map(|r| (r.name(), r.version())).collect(),
+    };
     delta_key_of(version_info, sent, removed)
 }
 
@@ -796,27 +901,25 @@ impl Stream {
     /// listeners and routes are not current.
     ///
     /// Also says whether any removed cluster is kept back.
-    fn desired(&self, t: ResourceType, defer: bool) -> Option<(Vec<Arc<Resource>>, bool)> {
+    fn desired(&self, t: ResourceType, defer: bool) -> Option<(Entries, bool)> {
         let st = self.types.get(&t)?;
         let resources = self.snapshot.resources(t);
-        let mut out: Vec<Arc<Resource>> = if st.wildcard || (full_state(t) && st.names.is_empty()) {
-            resources.iter().cloned().collect()
+        let all = st.wildcard || (full_state(t) && st.names.is_empty());
+        let outside = if self.keeps_removed(t, defer) {
+            st.held.outside(resources)
         } else {
-            st.names
-                .iter()
-                .filter_map(|n| resources.get(n).cloned())
-                .collect()
+            Vec::new()
         };
-        let mut kept = false;
-        if self.keeps_removed(t, defer) {
-            let outside = st.held.outside(resources);
-            kept = !outside.is_empty();
-            if kept {
-                out.extend(outside);
-                out.sort_by(|a, b| a.name().cmp(b.name()));
-            }
+        let kept = !outside.is_empty();
+        if all && !kept {
+            return Some((Entries::Whole(resources.clone()), false));
         }
-        Some((out, kept))
+        let mut out = subscribed(resources, st, all);
+        if kept {
+            out.extend(outside);
+            out.sort_by(|a, b| a.name().cmp(b.name()));
+        }
+        Some((Entries::List(out), kept))
     }
 
     /// Whether the client's listeners and routes are acknowledged and current.
@@ -924,7 +1027,7 @@ impl Stream {
         let complete = self.variant == Variant::Sotw && full_state(t);
         let mut keep_removed = None;
         let mut desired = clean.desired;
-        let mut resources = Vec::new();
+        let mut resources: Vec<Arc<Resource>> = Vec::new();
         let mut removed = Vec::new();
         let mut kept: Vec<Arc<Resource>> = Vec::new();
         let mut changed = false;
@@ -974,27 +1077,28 @@ impl Stream {
                 }
             }
         }
-        if complete {
+        let resources = if complete {
             if !changed {
                 return None;
             }
-            resources = if all {
-                new.iter().cloned().collect()
+            if all && kept.is_empty() {
+                // The map itself: no list of every resource for this stream.
+                Entries::Whole(new.clone())
             } else {
-                st.names
-                    .iter()
-                    .filter_map(|n| new.get(n).cloned())
-                    .collect()
-            };
-            // The complete list the protocol sends (counted, as what a response costs).
-            self.visit(resources.len());
-            if !kept.is_empty() {
-                resources.extend(kept.iter().cloned());
-                resources.sort_by(|a, b| a.name().cmp(b.name()));
+                let mut resources = subscribed(new, st, all);
+                // The complete list the protocol sends (counted, as what a response costs).
+                self.visit(resources.len());
+                if !kept.is_empty() {
+                    resources.extend(kept.iter().cloned());
+                    resources.sort_by(|a, b| a.name().cmp(b.name()));
+                }
+                Entries::List(resources)
             }
         } else if resources.is_empty() && removed.is_empty() {
             return None;
-        }
+        } else {
+            Entries::List(resources)
+        };
         let version_info = desired.version().to_string();
         let key = match self.variant {
             Variant::Sotw => version_info.clone(),
@@ -1047,12 +1151,8 @@ impl Stream {
                     |r: &&Arc<Resource>| st.held.version(r.name()) != Some(r.version());
                 let resources = if full {
                     // A complete type sends `desired` itself: if anything changed, or a name
-                    // is held that is no longer desired (`desired` is in name order).
-                    let extra = || {
-                        st.held
-                            .names()
-                            .any(|k| desired.binary_search_by(|r| r.name().cmp(&**k)).is_err())
-                    };
+                    // is held that is no longer desired.
+                    let extra = || st.held.names().any(|k| !desired.contains(k));
                     if !desired.iter().any(|r| is_changed(&r)) && !extra() {
                         return None;
                     }
@@ -1063,7 +1163,7 @@ impl Stream {
                     if changed.is_empty() {
                         return None;
                     }
-                    changed
+                    Entries::List(changed)
                 };
                 Some(Plan {
                     key: version_info.clone(),
@@ -1100,14 +1200,16 @@ impl Stream {
                 let desired_len = desired.len();
                 // Nothing held (an initial sync): every desired resource, without a second
                 // list of them.
-                let resources: Vec<Arc<Resource>> = if st.held.is_empty() {
+                let resources = if st.held.is_empty() {
                     desired
                 } else {
-                    desired
-                        .iter()
-                        .filter(|r| st.held.version(r.name()) != Some(r.version()))
-                        .cloned()
-                        .collect()
+                    Entries::List(
+                        desired
+                            .iter()
+                            .filter(|r| st.held.version(r.name()) != Some(r.version()))
+                            .cloned()
+                            .collect(),
+                    )
                 };
                 if resources.is_empty() && removed.is_empty() {
                     return None;

@@ -429,7 +429,7 @@ impl Shared {
                     metrics.shared_body(fresh);
                     crate::wire::Body::Whole(encoded)
                 }
-                None => crate::wire::Body::Each(r.resources.clone()),
+                None => crate::wire::Body::Each(r.resources.to_vec()),
             };
             let send = tx.send(Ok(W::encode(&r, body)));
             tokio::pin!(send);

@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 use xdsc_core::snapshot::{Resource, ResourceType, Resources, Version};
 
-use crate::protocol::Response;
+use crate::protocol::{Entries, Response};
 
 /// The size of the chunks a response is written in (HTTP/2's default frame size).
 pub(crate) const CHUNK: usize = 16 << 10;
@@ -529,9 +529,9 @@ pub(crate) struct Encoded {
 }
 
 impl Encoded {
-    fn new(resources: &[Arc<Resource>], put: fn(&Resource, &mut Out)) -> Encoded {
+    fn new(resources: &Entries, put: fn(&Resource, &mut Out)) -> Encoded {
         let mut out = Out::default();
-        for r in resources {
+        for r in resources.iter() {
             put(r, &mut out);
             if out.chunk.len() >= CHUNK {
                 out.flush();
@@ -584,7 +584,7 @@ impl Bodies {
         resource_type: ResourceType,
         map: &Resources,
         version_info: &str,
-        resources: &[Arc<Resource>],
+        resources: &Entries,
         wave: bool,
     ) -> Option<(Arc<Encoded>, bool)> {
         if resources.is_empty() || resources.len() != map.len() {
@@ -674,7 +674,7 @@ pub(crate) struct SotwOut {
 
 impl From<&Response> for SotwOut {
     fn from(r: &Response) -> SotwOut {
-        SotwOut::new(r, Body::Each(r.resources.clone()))
+        SotwOut::new(r, Body::Each(r.resources.to_vec()))
     }
 }
 
@@ -762,7 +762,7 @@ pub(crate) struct DeltaOut {
 
 impl From<&Response> for DeltaOut {
     fn from(r: &Response) -> DeltaOut {
-        DeltaOut::new(r, Body::Each(r.resources.clone()))
+        DeltaOut::new(r, Body::Each(r.resources.to_vec()))
     }
 }
 
@@ -970,7 +970,7 @@ mod tests {
             resource_type: ResourceType::Cluster,
             nonce: "7".into(),
             version_info: "v1".into(),
-            resources: vec![
+            resources: Entries::List(vec![
                 Arc::new(Resource::new(
                     ResourceType::Cluster,
                     "a",
@@ -983,7 +983,7 @@ mod tests {
                     Vec::<u8>::new(),
                     vec![],
                 )),
-            ],
+            ]),
             removed: vec![Arc::from("gone")],
         }
     }
@@ -1023,7 +1023,7 @@ mod tests {
             .collect();
         many.push(big.clone());
         let first = DeltaOut::from(&Response {
-            resources: many,
+            resources: many.into(),
             ..response()
         });
         let second = DeltaOut::from(&response());
@@ -1112,10 +1112,10 @@ mod tests {
     }
 
     /// A snapshot of 500 clusters, its cluster map's resources, and a response of them all.
-    fn whole_map() -> (xdsc_core::snapshot::Snapshot, Vec<Arc<Resource>>, Response) {
+    fn whole_map() -> (xdsc_core::snapshot::Snapshot, Entries, Response) {
         let snapshot = clusters(500, 120);
         let map = snapshot.resources(ResourceType::Cluster);
-        let resources: Vec<Arc<Resource>> = map.iter().cloned().collect();
+        let resources = Entries::Whole(map.clone());
         let r = Response {
             version_info: map.version().to_string(),
             resources: resources.clone(),
@@ -1171,10 +1171,21 @@ mod tests {
         assert!(whole(Form::Sotw, false).1, "encoded again");
         assert!(none_kept(), "no wave, nothing kept");
         // Not the whole map (fewer resources, or another version): each stream's own.
-        for (version, resources) in [
-            (r.version_info.as_str(), &resources[1..]),
-            ("another", &resources[..]),
-        ] {
+        // A list of every resource of the map is the map (a named subscription to all).
+        let listed = Entries::List(resources.to_vec());
+        let (body, fresh) = bodies
+            .whole(
+                Form::Sotw,
+                ResourceType::Cluster,
+                map,
+                &r.version_info,
+                &listed,
+                false,
+            )
+            .expect("every resource listed is the whole map");
+        assert!(fresh && body.len == whole(Form::Sotw, false).0.len);
+        let fewer = Entries::List(resources.to_vec()[1..].to_vec());
+        for (version, resources) in [(r.version_info.as_str(), &fewer), ("another", &resources)] {
             let whole = bodies.whole(
                 Form::Sotw,
                 ResourceType::Cluster,
@@ -1242,11 +1253,12 @@ mod tests {
         assert_eq!(d.removed_resources, ["gone"]);
         assert_eq!(d.resources.len(), 2);
         assert_eq!(d.resources[0].name, "a");
-        assert_eq!(d.resources[0].version, r.resources[0].version().to_string());
+        let listed = r.resources.to_vec();
+        assert_eq!(d.resources[0].version, listed[0].version().to_string());
         assert_eq!(
-            hex(r.resources[1].version()).as_str(),
-            r.resources[1].version().to_string()
+            hex(listed[1].version()).as_str(),
+            listed[1].version().to_string()
         );
-        assert_eq!(d.resources[0].resource, Some(r.resources[0].to_any()));
+        assert_eq!(d.resources[0].resource, Some(listed[0].to_any()));
     }
 }
