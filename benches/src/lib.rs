@@ -411,6 +411,44 @@ pub fn route_change(model: &Model, i: usize) -> Change {
     Change::Upsert(Arc::new(Object::VirtualHost(v)))
 }
 
+/// The value at fraction `p` (0 to 1) of `sorted` (nearest rank; zero when empty), as the
+/// load tools report their p50 / p99.
+///
+/// ```
+/// use std::time::Duration;
+/// let ms = |n| Duration::from_millis(n);
+/// assert_eq!(xdsc_benches::percentile(&[ms(1), ms(2), ms(3)], 0.5), ms(2));
+/// assert_eq!(xdsc_benches::percentile(&[], 0.99), Duration::ZERO);
+/// ```
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    if sorted.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A process's CPU time so far (user and system, seconds), from `/proc/PID/stat`; zero when
+/// it cannot be read.
+///
+/// ```
+/// assert!(xdsc_benches::cpu_seconds(std::process::id()) >= 0.0);
+/// ```
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = s.rsplit_once(')')?.1.to_owned();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .unwrap_or(0.0);
+    // USER_HZ is 100 on Linux.
+    ticks / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use xdsc_core::compile::Compiled;
