@@ -376,8 +376,14 @@ impl Messages {
         let have = (self.buffered - 5).min(len);
         // Offsets in the buffer: the message starts after its prefix.
         let (mut from, to) = (5 + self.walked, 5 + have);
-        let mut at = 0;
-        for chunk in &self.pending {
+        // The first frame holding `from`, found from the back (the new bytes are in the last
+        // frames), so that a message of many frames is not scanned again for each.
+        let (mut first, mut at) = (self.pending.len(), self.buffered);
+        while first > 0 && at > from {
+            first -= 1;
+            at -= self.pending[first].len();
+        }
+        for chunk in self.pending.range(first..) {
             if from >= to {
                 break;
             }
@@ -936,6 +942,33 @@ mod tests {
                 "nothing kept after the last"
             );
             assert_eq!(requests.message().await.unwrap(), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_walk_is_given_each_message_once_in_order_as_its_frames_arrive() {
+        struct Record(Vec<u8>);
+        impl Walk for Record {
+            fn feed(&mut self, bytes: &[u8]) -> Result<(), Status> {
+                self.0.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+        let (big, small) = (request(2000), request(1));
+        let bytes = [framed(&big), framed(&small), framed(&big)].concat();
+        // One byte per frame, frames cutting through prefixes, and one frame of all.
+        for size in [1, 7, 4096, bytes.len()] {
+            let chunks = bytes.chunks(size).map(<[u8]>::to_vec).collect();
+            let mut messages = Messages::new(body(chunks), 1 << 20);
+            for expected in [&big, &small, &big] {
+                let mut walk = Record(Vec::new());
+                let pieces = messages.next_walked(&mut walk).await.unwrap().unwrap();
+                assert_eq!(walk.0, expected.encode_to_vec(), "frames of {size}");
+                assert_eq!(concat(&pieces), walk.0, "the pieces are what was walked");
+            }
+            let mut rest = Record(Vec::new());
+            assert!(messages.next_walked(&mut rest).await.unwrap().is_none());
+            assert!(rest.0.is_empty());
         }
     }
 
