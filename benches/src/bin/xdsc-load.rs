@@ -130,6 +130,13 @@ const SEED: u64 = 7;
 
 /// The server side: compile, serve on a free port, print it, apply a change per stdin line.
 fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    // Logs as the binaries write them (to standard error; warnings unless RUST_LOG says).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let rt = tokio::runtime::Runtime::new()?;
     let model = xdsc_benches::services(args.services, args.endpoints, SEED);
     let mut compiled = Compiled::new(&model);
