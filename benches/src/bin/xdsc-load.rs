@@ -21,7 +21,10 @@
 //! large responses at once (`xdsc_server::SyncLimits`; a value as large as `--streams` means
 //! no bound). `--release-after MS` sets how long after a wave of large responses the server
 //! returns freed memory to the OS (`SyncLimits::release_after`; 0: never; default: the
-//! server's). `XDSC_LOAD_WRAP="heaptrack -o FILE"` runs the server under a profiler.
+//! server's). `--tls` serves over mutual TLS, as a fleet beyond a trusted network is served:
+//! a test CA made by the `openssl` command signs the server's certificate and the one every
+//! fake Envoy presents, and the clients speak TLS 1.2 with ALPN `h2`, Envoy's defaults.
+//! `XDSC_LOAD_WRAP="heaptrack -o FILE"` runs the server under a profiler.
 //!
 //! Memory: the server's RSS is read once compiled (before any stream connects, and after the
 //! compile's freed memory was returned to the OS: on jemalloc) and once the
@@ -42,12 +45,18 @@
 static ALLOCATOR: xdsc_server::memory::Jemalloc = xdsc_server::memory::Jemalloc;
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::sync::Notify;
+use tonic::codegen::http::Uri;
+use tonic::codegen::{BoxFuture, Context, Poll, Service};
 use xdsc_benches::{cpu_seconds, percentile};
 use xdsc_core::compile::Compiled;
 use xdsc_core::snapshot::ResourceType;
@@ -74,6 +83,10 @@ struct Args {
     sync_permits: usize,
     /// `SyncLimits::release_after` in milliseconds (0: never); `None` keeps the default.
     release_after: Option<u64>,
+    /// `--tls`: serve over mutual TLS.
+    tls: bool,
+    /// The server process's certificates (`--tls-dir`, given to it by the client process).
+    tls_dir: Option<PathBuf>,
 }
 
 /// How long after the last stream's initial sync the idle figures are read: the last
@@ -94,7 +107,7 @@ fn parse() -> Result<(bool, Args), String> {
     };
     let flag = |name: &str| raw.iter().any(|a| a == name);
     if flag("--help") {
-        return Err("usage: xdsc-load [--services N] [--endpoints-per-service E] [--streams S] [--connections C] [--delta] [--named] [--rounds R] [--change endpoint|route|cluster|cluster-only] [--sync-permits P] [--release-after MS]".into());
+        return Err("usage: xdsc-load [--services N] [--endpoints-per-service E] [--streams S] [--connections C] [--delta] [--named] [--rounds R] [--change endpoint|route|cluster|cluster-only] [--sync-permits P] [--release-after MS] [--tls]".into());
     }
     let args = Args {
         services: get("--services", 1000)?,
@@ -109,6 +122,12 @@ fn parse() -> Result<(bool, Args), String> {
             false => None,
         },
         named: flag("--named"),
+        tls: flag("--tls"),
+        tls_dir: raw
+            .iter()
+            .position(|a| a == "--tls-dir")
+            .and_then(|i| raw.get(i + 1))
+            .map(PathBuf::from),
         change: match raw.iter().position(|a| a == "--change") {
             None => Change::Endpoint,
             Some(i) => match raw.get(i + 1).map(String::as_str) {
@@ -127,6 +146,74 @@ fn parse() -> Result<(bool, Args), String> {
 
 /// The model's seed.
 const SEED: u64 = 7;
+
+/// `--tls`: the name the server's certificate is issued to and the clients verify.
+const SERVER_NAME: &str = "xdsc.test";
+/// `--tls`: the test CA's name (its files in the certificates' folder).
+const CA_NAME: &str = "xdsc-load-ca";
+/// `--tls`: the certificate every fake Envoy presents.
+const CLIENT_NAME: &str = "xdsc-load-envoy";
+
+/// `--tls`: a test CA in `dir` and the certificates it signs, made by the `openssl` command.
+fn make_certificates(dir: &Path) -> Result<xdsc_test_support::Pem, Box<dyn std::error::Error>> {
+    let openssl = xdsc_test_support::find_openssl().ok_or("--tls needs the openssl command")?;
+    let ca = xdsc_test_support::TestCa::new(openssl, dir, CA_NAME);
+    ca.issue(SERVER_NAME, &[&format!("DNS:{SERVER_NAME}")]);
+    ca.issue(CLIENT_NAME, &[]);
+    Ok(ca.pem)
+}
+
+/// `--tls`: the fake Envoys' TLS: TLS 1.2 and ALPN `h2` (Envoy's client defaults), the test
+/// CA trusted and the client certificate presented.
+fn client_tls(dir: &Path) -> Result<Arc<rustls::ClientConfig>, Box<dyn std::error::Error>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(dir.join(format!("{CA_NAME}.crt")))? {
+        roots.add(cert?)?;
+    }
+    let chain = CertificateDer::pem_file_iter(dir.join(format!("{CLIENT_NAME}.crt")))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(dir.join(format!("{CLIENT_NAME}.key")))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// `--tls`: tonic's connector for a fake Envoy's connection: TCP to the server (no Nagle, as
+/// Envoy's connections), then the TLS handshake.
+#[derive(Clone)]
+struct TlsConnect {
+    config: Arc<rustls::ClientConfig>,
+    port: u16,
+}
+
+impl Service<Uri> for TlsConnect {
+    type Response = TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+    type Error = std::io::Error;
+    type Future = BoxFuture<Self::Response, std::io::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), std::io::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let (config, port) = (self.config.clone(), self.port);
+        Box::pin(async move {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            tcp.set_nodelay(true)?;
+            let name = ServerName::try_from(SERVER_NAME)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await?;
+            Ok(TokioIo::new(tls))
+        })
+    }
+}
 
 /// The server side: compile, serve on a free port, print it, apply a change per stdin line.
 fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -151,6 +238,14 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         limits.release_after = Some(Duration::from_millis(ms)).filter(|d| !d.is_zero());
     }
     server = server.with_sync_limits(limits);
+    if let Some(dir) = &args.tls_dir {
+        let files = xdsc_server::tls::TlsFiles::new(
+            dir.join(format!("{SERVER_NAME}.crt")),
+            dir.join(format!("{SERVER_NAME}.key")),
+            Some(dir.join(format!("{CA_NAME}.crt"))),
+        );
+        server = server.with_tls(files.load()?);
+    }
     // What compiling freed is not the streams': the compiled figures are read without it.
     xdsc_server::memory::release_freed_memory();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
@@ -217,7 +312,10 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("published {}", compiled.snapshot().version());
         std::io::stdout().flush()?;
     }
-    Ok(())
+    // Standard input closed: the run is over. Exit with the streams still open, so that a
+    // profiler wrapping this process (`XDSC_LOAD_WRAP`) writes its data, and what the streams
+    // hold is what it reports as not freed.
+    std::process::exit(0)
 }
 
 /// What every client stream reports.
@@ -227,6 +325,8 @@ struct Shared {
     last: Mutex<Vec<[Option<Instant>; 5]>>,
     bytes: AtomicU64,
     notify: Notify,
+    /// The run is over: the server ends, and the streams' errors are expected.
+    over: AtomicBool,
 }
 
 fn index(t: ResourceType) -> usize {
@@ -355,6 +455,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => Command::new(exe),
     };
+    // `--tls`: the certificates, in a folder that lives as long as the run.
+    let certificates = args
+        .tls
+        .then(|| xdsc_test_support::TempDir::new("xdsc-load-tls"));
+    if let Some(dir) = &certificates {
+        make_certificates(dir.path())?;
+        command.arg("--tls-dir").arg(dir.path());
+    }
     let mut child = command
         .args(std::env::args().skip(1))
         .arg("--serve")
@@ -395,16 +503,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let client_start = cpu_seconds(std::process::id());
     let start = Instant::now();
+    let tls = certificates
+        .as_ref()
+        .map(|dir| client_tls(dir.path()))
+        .transpose()?;
     rt.block_on(async {
         let mut channels = Vec::new();
         for _ in 0..connections {
-            channels.push(xdsc_server::testing::envoy_endpoint(port).connect().await?);
+            let endpoint = xdsc_server::testing::envoy_endpoint(port);
+            channels.push(match &tls {
+                Some(config) => {
+                    let config = config.clone();
+                    endpoint
+                        .connect_with_connector(TlsConnect { config, port })
+                        .await?
+                }
+                None => endpoint.connect().await?,
+            });
         }
         for id in 0..args.streams {
             let (ch, shared) = (channels[id % channels.len()].clone(), shared.clone());
             tokio::spawn(async move {
-                if let Err(e) = client_stream(id, ch, args.delta, mode, shared).await
+                if let Err(e) = client_stream(id, ch, args.delta, mode, shared.clone()).await
                     && !e.message().contains("error reading a body")
+                    && !shared.over.load(Ordering::Relaxed)
                 {
                     eprintln!("stream {id}: {e}");
                 }
@@ -417,6 +539,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (true, false) => "delta",
         (false, true) => "sotw-named",
         (true, true) => "delta-named",
+    };
+    let variant = match args.tls {
+        true => format!("{variant}-tls"),
+        false => variant.to_owned(),
     };
     let initial = rt.block_on(until_all(
         &shared,
@@ -526,7 +652,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         percentile(&all, 0.99),
         all.last().copied().unwrap_or_default(),
     );
-    let _ = child.kill();
+    // Closing the server's standard input ends it (and a profiler wrapping it writes its
+    // data); one that has not ended after a minute is killed.
+    shared.over.store(true, Ordering::Relaxed);
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = child.wait();
     Ok(())
 }
