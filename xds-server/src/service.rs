@@ -192,8 +192,8 @@ impl Shared {
         only: Option<ResourceType>,
         peer: String,
         handle: connection::Handle,
-    ) -> mpsc::Receiver<Result<W::Out, Status>> {
-        let (tx, rx) = mpsc::channel::<Result<W::Out, Status>>(OUTBOUND);
+    ) -> mpsc::Receiver<crate::wire::Outgoing<W::Out>> {
+        let (tx, rx) = mpsc::channel::<crate::wire::Outgoing<W::Out>>(OUTBOUND);
         let shared = self.clone();
         tokio::spawn(async move {
             shared.publisher.metrics.stream_opened();
@@ -225,7 +225,7 @@ impl Shared {
         only: Option<ResourceType>,
         peer: String,
         handle: &connection::Handle,
-        tx: &mpsc::Sender<Result<W::Out, Status>>,
+        tx: &mpsc::Sender<crate::wire::Outgoing<W::Out>>,
         obs: &mut StreamObserver,
     ) -> Result<(), Status> {
         // The first request names the node, which selects the fleet.
@@ -370,7 +370,7 @@ impl Shared {
         stream: &mut Stream,
         (id, node): (u64, &Node),
         step: protocol::Step,
-        tx: &mpsc::Sender<Result<W::Out, Status>>,
+        tx: &mpsc::Sender<crate::wire::Outgoing<W::Out>>,
         local: &mut Local,
         obs: &StreamObserver,
     ) -> Result<(), Status> {
@@ -431,7 +431,7 @@ impl Shared {
                 }
                 None => crate::wire::Body::Each(r.resources.to_vec()),
             };
-            let send = tx.send(Ok(W::encode(&r, body)));
+            let send = tx.send(Ok(Box::new(W::encode(&r, body))));
             tokio::pin!(send);
             // A full channel means the client is not reading; its permit still times out.
             let sent = loop {

@@ -101,20 +101,25 @@ pub(crate) trait Pieces: Message + Unpin + Send + 'static {
     }
 }
 
+/// What a stream task hands its HTTP body: a response, or the status the stream ends with.
+/// Boxed, so that the channel's block of 32 slots (tokio allocates them whether or not they
+/// are used) is 0.5 KiB per stream, not 3.5 KiB.
+pub(crate) type Outgoing<M> = Result<Box<M>, Status>;
+
 /// The HTTP body of a streaming discovery method: the stream task's responses, each as a
 /// length-prefixed gRPC message written chunk by chunk as HTTP/2 polls for more, then the
 /// trailers (`grpc-status`, from the task's error if it ended with one).
 pub(crate) struct Frames<M> {
-    rx: mpsc::Receiver<Result<M, Status>>,
+    rx: mpsc::Receiver<Outgoing<M>>,
     /// The response being written and the index of its next resource (`count()`: the tail).
-    current: Option<(M, usize)>,
+    current: Option<(Box<M>, usize)>,
     out: Out,
     max_message_bytes: usize,
     done: bool,
 }
 
 impl<M> Frames<M> {
-    pub(crate) fn new(rx: mpsc::Receiver<Result<M, Status>>, max_message_bytes: usize) -> Self {
+    pub(crate) fn new(rx: mpsc::Receiver<Outgoing<M>>, max_message_bytes: usize) -> Self {
         Frames {
             rx,
             current: None,
@@ -1063,8 +1068,8 @@ mod tests {
         let (tx, rx) = mpsc::channel(2);
         let (a, b) = (first.clone(), second.clone());
         tokio::spawn(async move {
-            let _ = tx.send(Ok(a)).await;
-            let _ = tx.send(Ok(b)).await;
+            let _ = tx.send(Ok(Box::new(a))).await;
+            let _ = tx.send(Ok(Box::new(b))).await;
         });
         let (data, trailers) = collect(Frames::new(rx, usize::MAX)).await;
         let mut expected = Vec::new();
@@ -1088,7 +1093,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_error_ends_the_body_with_its_status() {
-        let (tx, rx) = mpsc::channel::<Result<SotwOut, Status>>(1);
+        let (tx, rx) = mpsc::channel::<Outgoing<SotwOut>>(1);
         tx.send(Err(Status::resource_exhausted("too many names")))
             .await
             .unwrap();
@@ -1246,7 +1251,7 @@ mod tests {
             )
             .expect("the whole map");
         let (tx, rx) = mpsc::channel(1);
-        tx.send(Ok(SotwOut::new(&r, Body::Whole(body.clone()))))
+        tx.send(Ok(Box::new(SotwOut::new(&r, Body::Whole(body.clone())))))
             .await
             .unwrap();
         drop(tx);

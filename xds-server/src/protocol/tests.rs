@@ -985,3 +985,24 @@ fn a_cluster_added_or_removed_costs_a_named_sotw_stream_what_changed() {
         );
     }
 }
+
+#[test]
+fn a_type_state_lives_in_its_own_slot_and_types_are_listed_in_push_order() {
+    let mut types = Types::default();
+    for (i, t) in T::ALL.iter().enumerate() {
+        assert_eq!(*t as usize, i, "a type's slot is its place in ALL");
+    }
+    types.or_default(T::Route).wildcard = true;
+    types.or_default(T::Cluster);
+    assert!(types.contains_key(&T::Route) && !types.contains_key(&T::Endpoint));
+    assert!(types.get(&T::Route).is_some_and(|st| st.wildcard));
+    assert!(types.get(&T::Cluster).is_some_and(|st| !st.wildcard));
+    assert_eq!(
+        types.keys().copied().collect::<Vec<_>>(),
+        [T::Cluster, T::Route]
+    );
+    // A second request of a type finds its state, not a new one.
+    types.or_default(T::Route);
+    assert!(types.get_mut(&T::Route).is_some_and(|st| st.wildcard));
+    assert_eq!(types.values().count(), 2);
+}
