@@ -57,6 +57,7 @@ fn growth(snapshot: &xdsc_core::snapshot::Snapshot, mode: Subscription) -> (u64,
         (CLIENT_PORT, CLIENT_MODE),
         server.port,
         mode,
+        2,
     );
     // Every stream has synced: once the server holds no sync permit and nobody waits for one,
     // the wave is over, and the server releases its freed memory `release_after` later. (The

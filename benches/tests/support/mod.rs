@@ -10,20 +10,25 @@ use xdsc_server::testing::{FakeEnvoy, Subscription};
 /// the same line).
 pub(crate) const SYNCED: &str = "ALL-STREAMS-SYNCED";
 
+/// How many HTTP/2 connections the child's streams share (told it by the parent).
+const CONNECTIONS: &str = "XDSC_MEMORY_TEST_CONNECTIONS";
+
 /// Starts this test binary again as the child running `test` (whose first step is
-/// [`run_as_child`] with the same variables), its clients on the server at `port`, and returns
-/// once they have printed [`SYNCED`]. The clients keep acknowledging until the child's
-/// standard input is closed.
+/// [`run_as_child`] with the same variables), its clients on the server at `port` over
+/// `connections` HTTP/2 connections, and returns once they have printed [`SYNCED`]. The
+/// clients keep acknowledging until the child's standard input is closed.
 pub(crate) fn spawn_synced_clients(
     test: &str,
     (port_var, named_var): (&str, &str),
     port: u16,
     mode: Subscription,
+    connections: usize,
 ) -> Child {
     let mut child = Command::new(std::env::current_exe().expect("this test binary"))
         .args([test, "--exact", "--nocapture", "--test-threads", "1"])
         .env(port_var, port.to_string())
         .env(named_var, (mode == Subscription::Named).to_string())
+        .env(CONNECTIONS, connections.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -54,18 +59,34 @@ pub(crate) fn run_as_child(
     } else {
         Subscription::Wildcard
     };
-    clients(port.parse().expect("a port"), mode, streams, settle);
+    let connections = std::env::var(CONNECTIONS)
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(2);
+    clients(
+        port.parse().expect("a port"),
+        mode,
+        streams,
+        connections,
+        settle,
+    );
     true
 }
 
-/// `streams` streams over 2 connections (every other one delta), subscribing as `mode` says;
-/// prints [`SYNCED`] `settle` after every stream has its route configuration, then keeps
-/// acknowledging until its standard input closes.
-pub(crate) fn clients(port: u16, mode: Subscription, streams: usize, settle: Duration) {
+/// `streams` streams over `connections` connections (every other stream delta), subscribing
+/// as `mode` says; prints [`SYNCED`] `settle` after every stream has its route
+/// configuration, then keeps acknowledging until its standard input closes.
+pub(crate) fn clients(
+    port: u16,
+    mode: Subscription,
+    streams: usize,
+    connections: usize,
+    settle: Duration,
+) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let mut channels = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..connections.max(1) {
             channels.push(
                 tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
                     .expect("address")
@@ -76,7 +97,7 @@ pub(crate) fn clients(port: u16, mode: Subscription, streams: usize, settle: Dur
         }
         let (tx, mut rx) = tokio::sync::mpsc::channel(streams);
         for i in 0..streams {
-            let (channel, tx) = (channels[i % 2].clone(), tx.clone());
+            let (channel, tx) = (channels[i % channels.len()].clone(), tx.clone());
             tokio::spawn(async move {
                 let synced = async {
                     let mut envoy =
