@@ -849,6 +849,8 @@ impl Stream {
             events.push(Event::StaleNonce { resource_type: t });
             return;
         };
+        // What a held copy built name by name walked (counted by tests).
+        let mut walked = 0;
         match error {
             Some(detail) => {
                 let sent = pending.sent.into_list();
@@ -871,19 +873,27 @@ impl Stream {
             }
             None => {
                 let all = st.wildcard || (full_state(t) && st.names.is_empty());
-                // A wildcard client that now holds exactly the current or the planned map
-                // (the common case: an initial sync, or a change it was sent in full) holds
-                // that map itself, in O(removals) rather than a held map built and compared
-                // name by name.
+                // A client that now holds exactly the current or the planned map (the common
+                // case: a wildcard initial sync, a change sent in full, or Envoy's endpoint
+                // subscription to every cluster) holds that map itself, in O(removals) rather
+                // than a held map built and compared name by name. Subscribed by name, its
+                // names must be the map's keys now (none dropped since the response was sent):
+                // a walk of both, so only for a response of a whole map (a sync), which cost
+                // that walk anyway; a change's acknowledgement stays O(changes).
                 let exact = [self.snapshot.resources(t), pending.planned.resources(t)]
                     .into_iter()
-                    .find(|m| all && m.version() == pending.desired.version())
+                    .find(|m| {
+                        m.version() == pending.desired.version()
+                            && (all
+                                || (matches!(pending.sent, Sent::Whole(_))
+                                    && st.names.equals_keys(m)))
+                    })
                     .cloned();
                 if let Some(map) = exact {
                     // A whole map removes nothing.
                     if let Sent::List(sent) = pending.sent {
                         for (name, r) in sent {
-                            if r.is_none() {
+                            if r.is_none() && (all || st.names.contains(&name)) {
                                 st.told_absent.insert(name);
                             }
                         }
@@ -900,6 +910,7 @@ impl Stream {
                     if !all {
                         sent.retain(|(name, r)| r.is_none() || st.names.contains(name));
                     }
+                    walked = sent.len();
                     let subscribed = |st: &TypeState, name: &str| all || st.names.contains(name);
                     if st.held.is_empty() {
                         let mut fresh = Vec::with_capacity(sent.len());
@@ -945,6 +956,7 @@ impl Stream {
                 });
             }
         }
+        self.visit(walked);
     }
 
     /// The resources of type `t` the client should hold, `None` if it is not subscribed.
@@ -962,7 +974,9 @@ impl Stream {
             Vec::new()
         };
         let kept = !outside.is_empty();
-        if all && !kept {
+        // Names that are the map's keys (Envoy's endpoint subscription to every cluster) are
+        // the map too: one walk of both, instead of a lookup per name and a list of them.
+        if !kept && (all || st.names.equals_keys(resources)) {
             return Some((Entries::Whole(resources.clone()), false));
         }
         let mut out = subscribed(resources, st, all);
@@ -1185,8 +1199,9 @@ impl Stream {
         }
         let (desired, kept) = self.desired(t, defer)?;
         self.visit(desired.len() + st.held.len());
-        // Every resource of the type, none kept back: the map's own set.
-        let whole = (st.wildcard || (full_state(t) && st.names.is_empty())) && !kept;
+        // Every resource of the type, none kept back (by wildcard, or names that are the
+        // map's keys): the map's own set.
+        let whole = matches!(desired, Entries::Whole(_));
         let desired_set: VersionSet = if whole {
             self.snapshot.resources(t).version_set()
         } else {
@@ -1214,7 +1229,12 @@ impl Stream {
                     if changed.is_empty() {
                         return None;
                     }
-                    Entries::List(changed)
+                    if whole && changed.len() == desired.len() {
+                        // Everything (an initial sync): the map itself.
+                        desired
+                    } else {
+                        Entries::List(changed)
+                    }
                 };
                 Some(Plan {
                     key: version_info.clone(),

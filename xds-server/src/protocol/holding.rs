@@ -344,6 +344,20 @@ impl Names {
     /// changed), without a copy; otherwise the set is the stream's own, names interned from
     /// `like` where they are keys there, and compared with each of `like` whose size it has.
     pub(crate) fn update(&mut self, adds: &[&str], removes: &[&str], like: &[Resources]) {
+        // A first subscription (Envoy's to the endpoints of every cluster it was sent): one
+        // walk of the sorted names against each map of their number, no set built, no name
+        // looked up.
+        if self.is_empty() && removes.is_empty() && !adds.is_empty() {
+            let mut sorted = adds.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if let Some(c) = like.iter().find(|c| {
+                c.len() == sorted.len() && sorted.iter().copied().eq(c.names().map(|n| &**n))
+            }) {
+                *self = Names::Keys(c.clone());
+                return;
+            }
+        }
         if let Names::Keys(m) = self
             && let Some(c) = like.iter().find(|c| keys_after(m, adds, removes, c))
         {

@@ -1006,3 +1006,74 @@ fn a_type_state_lives_in_its_own_slot_and_types_are_listed_in_push_order() {
     assert!(types.get_mut(&T::Route).is_some_and(|st| st.wildcard));
     assert_eq!(types.values().count(), 2);
 }
+
+/// A request to a stream of either variant.
+fn send(st: &mut Stream, r: Request) -> Step {
+    match st.variant {
+        Variant::Sotw => st.on_request(r),
+        Variant::Delta => st.on_delta_request(r),
+    }
+    .expect("a valid request")
+}
+
+/// Envoy's endpoint subscription names every cluster it was sent: the names share the
+/// clusters' keys (none looked up or copied), the initial sync is the endpoint map itself
+/// (no list of every resource per stream; the shared body's case), and once acknowledged
+/// the stream holds that map, not a held copy built name by name. State of the world and
+/// delta alike, the names in any order.
+#[test]
+fn a_named_subscription_to_every_cluster_is_served_and_held_as_the_whole_map() {
+    let (s1, _) = thousand_clusters_and_one_more();
+    let endpoints = s1.resources(T::Endpoint);
+    for variant in [Variant::Sotw, Variant::Delta] {
+        let mut st = ads(variant, &s1);
+        let request = |t: T, n: &[&str]| match variant {
+            Variant::Sotw => req(t, n),
+            Variant::Delta => dreq(t, n, &[]),
+        };
+        let ack_of = |t: T, n: &[&str], r: &Response| match variant {
+            Variant::Sotw => ack(t, n, r),
+            Variant::Delta => dack(t, r),
+        };
+        let clusters = one(send(&mut st, request(T::Cluster, &[])));
+        none(send(&mut st, ack_of(T::Cluster, &[], &clusters)));
+        let mut subscribed = names(&clusters);
+        subscribed.reverse();
+        let r = one(send(&mut st, request(T::Endpoint, &subscribed)));
+        assert!(
+            matches!(&r.resources, Entries::Whole(m) if m.same(endpoints)),
+            "{variant:?}: the endpoint map itself, not a list of {}",
+            r.resources.len()
+        );
+        assert!(matches!(st.types[&T::Endpoint].names, Names::Keys(_)));
+        st.visited.set(0);
+        none(send(&mut st, ack_of(T::Endpoint, &subscribed, &r)));
+        assert_eq!(
+            st.visited.get(),
+            0,
+            "{variant:?}: the acknowledgement builds no holding name by name"
+        );
+        assert!(
+            st.types[&T::Endpoint]
+                .held
+                .exact()
+                .is_some_and(|m| m.same(endpoints)),
+            "{variant:?}: the acknowledged map is held itself"
+        );
+        // A name dropped: a list again, and the holding follows the names.
+        let fewer = &subscribed[1..];
+        let step = send(
+            &mut st,
+            match variant {
+                Variant::Sotw => req(T::Endpoint, fewer),
+                Variant::Delta => dreq(T::Endpoint, &[], &subscribed[..1]),
+            },
+        );
+        assert!(
+            step.responses
+                .iter()
+                .all(|r| !matches!(r.resources, Entries::Whole(_)))
+        );
+        assert!(!st.types[&T::Endpoint].held.contains(subscribed[0]));
+    }
+}
