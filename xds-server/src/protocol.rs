@@ -658,23 +658,13 @@ impl Stream {
     /// The names of a state-of-the-world request (`*` left out), sharing the keys of one of
     /// [`Self::parent_maps`] when the request lists exactly those.
     fn names_of(&self, t: ResourceType, requested: &[String]) -> Names {
-        let mut wanted: Vec<&str> = requested
+        let wanted: Vec<&str> = requested
             .iter()
             .map(String::as_str)
             .filter(|n| *n != "*")
             .collect();
-        let parents = self.parent_maps(t);
-        if parents.iter().any(|p| p.len() == wanted.len()) && !wanted.is_sorted() {
-            wanted.sort_unstable();
-        }
-        for parent in parents {
-            if wanted.len() == parent.len()
-                && wanted.iter().copied().eq(parent.names().map(|n| &**n))
-            {
-                return Names::Keys(parent);
-            }
-        }
-        Names::Own(Arc::new(wanted.into_iter().map(Arc::from).collect()))
+        Names::keys_of(&wanted, &self.parent_maps(t))
+            .unwrap_or_else(|| Names::Own(Arc::new(wanted.into_iter().map(Arc::from).collect())))
     }
 
     /// A state-of-the-world request.
@@ -893,7 +883,7 @@ impl Stream {
                     // A whole map removes nothing.
                     if let Sent::List(sent) = pending.sent {
                         for (name, r) in sent {
-                            if r.is_none() && (all || st.names.contains(&name)) {
+                            if r.is_none() {
                                 st.told_absent.insert(name);
                             }
                         }
@@ -1223,18 +1213,16 @@ impl Stream {
                         return None;
                     }
                     desired
+                } else if whole && st.held.is_empty() && !desired.is_empty() {
+                    // Nothing held (an initial sync): everything changed, the map itself.
+                    desired
                 } else {
                     let changed: Vec<Arc<Resource>> =
                         desired.iter().filter(is_changed).cloned().collect();
                     if changed.is_empty() {
                         return None;
                     }
-                    if whole && changed.len() == desired.len() {
-                        // Everything (an initial sync): the map itself.
-                        desired
-                    } else {
-                        Entries::List(changed)
-                    }
+                    Entries::List(changed)
                 };
                 Some(Plan {
                     key: version_info.clone(),

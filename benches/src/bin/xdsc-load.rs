@@ -155,12 +155,12 @@ const CA_NAME: &str = "xdsc-load-ca";
 const CLIENT_NAME: &str = "xdsc-load-envoy";
 
 /// `--tls`: a test CA in `dir` and the certificates it signs, made by the `openssl` command.
-fn make_certificates(dir: &Path) -> Result<xdsc_test_support::Pem, Box<dyn std::error::Error>> {
+fn make_certificates(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let openssl = xdsc_test_support::find_openssl().ok_or("--tls needs the openssl command")?;
     let ca = xdsc_test_support::TestCa::new(openssl, dir, CA_NAME);
     ca.issue(SERVER_NAME, &[&format!("DNS:{SERVER_NAME}")]);
     ca.issue(CLIENT_NAME, &[]);
-    Ok(ca.pem)
+    Ok(())
 }
 
 /// `--tls`: the fake Envoys' TLS: TLS 1.2 and ALPN `h2` (Envoy's client defaults), the test

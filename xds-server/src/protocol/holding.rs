@@ -336,6 +336,23 @@ impl Names {
         }
     }
 
+    /// The keys of the first of `like` that are exactly `names` (in any order, a repeated
+    /// name counted once), shared: one walk of the sorted names against each map of their
+    /// number, no name looked up.
+    pub(crate) fn keys_of(names: &[&str], like: &[Resources]) -> Option<Names> {
+        if names.is_empty() || !like.iter().any(|c| c.len() <= names.len()) {
+            return None;
+        }
+        let mut sorted = names.to_vec();
+        if !sorted.is_sorted() {
+            sorted.sort_unstable();
+        }
+        sorted.dedup();
+        like.iter()
+            .find(|c| c.len() == sorted.len() && sorted.iter().copied().eq(c.names().map(|n| &**n)))
+            .map(|c| Names::Keys(c.clone()))
+    }
+
     /// Adds `adds`, then removes `removes` (a delta request's subscribe and unsubscribe),
     /// sharing the keys of one of `like` when the result is exactly those.
     ///
@@ -344,19 +361,14 @@ impl Names {
     /// changed), without a copy; otherwise the set is the stream's own, names interned from
     /// `like` where they are keys there, and compared with each of `like` whose size it has.
     pub(crate) fn update(&mut self, adds: &[&str], removes: &[&str], like: &[Resources]) {
-        // A first subscription (Envoy's to the endpoints of every cluster it was sent): one
-        // walk of the sorted names against each map of their number, no set built, no name
-        // looked up.
-        if self.is_empty() && removes.is_empty() && !adds.is_empty() {
-            let mut sorted = adds.to_vec();
-            sorted.sort_unstable();
-            sorted.dedup();
-            if let Some(c) = like.iter().find(|c| {
-                c.len() == sorted.len() && sorted.iter().copied().eq(c.names().map(|n| &**n))
-            }) {
-                *self = Names::Keys(c.clone());
-                return;
-            }
+        // A first subscription (Envoy's to the endpoints of every cluster it was sent): no
+        // set built, no name looked up.
+        if self.is_empty()
+            && removes.is_empty()
+            && let Some(keys) = Names::keys_of(adds, like)
+        {
+            *self = keys;
+            return;
         }
         if let Names::Keys(m) = self
             && let Some(c) = like.iter().find(|c| keys_after(m, adds, removes, c))
