@@ -32,9 +32,12 @@ use xdsc_core::model::ObjectKey;
 use xdsc_core::snapshot::{Resource, ResourceType, Resources, Snapshot, Version, VersionSet};
 
 mod holding;
+mod requested;
 
 pub use holding::Names;
 use holding::{Held, Holding};
+pub use requested::RequestNames;
+pub(crate) use requested::{KEY as NAME_KEY, put_entry};
 
 /// Which protocol variant a stream speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +72,7 @@ pub struct Request {
     pub version_info: String,
     /// State of the world: the complete set of names subscribed (empty: wildcard on first
     /// request for any type, `*` explicitly).
-    pub resource_names: Vec<String>,
+    pub resource_names: RequestNames,
     /// Delta: names added to the subscription.
     pub subscribe: Vec<String>,
     /// Delta: names removed from the subscription.
@@ -510,19 +513,36 @@ fn delta_key_of(version_info: &str, sent: VersionSet, removed: &[Arc<str>]) -> S
 
 /// Whether a state-of-the-world request's names (`*` left out, any order) are exactly
 /// `names`, without allocating a name.
-fn lists(names: &Names, requested: &[String]) -> bool {
-    let mut wanted: Vec<&str> = requested
-        .iter()
-        .map(String::as_str)
-        .filter(|n| *n != "*")
-        .collect();
-    if wanted.len() != names.len() {
+/// Whether `requested` lists exactly `names` (`*` left out), in any order. Names listed in
+/// order (as Envoy's acknowledgements repeat them) are compared as they are read, each with
+/// the next of `names`, without collecting them.
+fn lists(names: &Names, requested: &RequestNames) -> bool {
+    let wanted = || requested.raw().filter(|n| *n != b"*");
+    /// How many are wanted, and whether they are the first of `held`, in order.
+    fn walk<'a>(
+        mut held: impl Iterator<Item = &'a Arc<str>>,
+        wanted: impl Iterator<Item = &'a [u8]>,
+    ) -> (usize, bool) {
+        let (mut count, mut in_step) = (0, true);
+        for n in wanted {
+            count += 1;
+            in_step = in_step && held.next().is_some_and(|h| h.as_bytes() == n);
+        }
+        (count, in_step)
+    }
+    let (count, in_step) = match names {
+        Names::Own(set) => walk(set.iter(), wanted()),
+        Names::Keys(map) => walk(map.names(), wanted()),
+    };
+    if count != names.len() {
         return false;
     }
-    if !wanted.is_sorted() {
-        wanted.sort_unstable();
+    if in_step {
+        return true;
     }
-    wanted.iter().copied().eq(names.iter().map(|n| &**n))
+    let mut sorted: Vec<&[u8]> = wanted().collect();
+    sorted.sort_unstable();
+    sorted.into_iter().eq(names.iter().map(|n| n.as_bytes()))
 }
 
 /// Types whose state-of-the-world responses carry the complete set.
@@ -657,12 +677,8 @@ impl Stream {
 
     /// The names of a state-of-the-world request (`*` left out), sharing the keys of one of
     /// [`Self::parent_maps`] when the request lists exactly those.
-    fn names_of(&self, t: ResourceType, requested: &[String]) -> Names {
-        let wanted: Vec<&str> = requested
-            .iter()
-            .map(String::as_str)
-            .filter(|n| *n != "*")
-            .collect();
+    fn names_of(&self, t: ResourceType, requested: &RequestNames) -> Names {
+        let wanted: Vec<&str> = requested.iter().filter(|n| *n != "*").collect();
         Names::keys_of(&wanted, &self.parent_maps(t))
             .unwrap_or_else(|| Names::Own(Arc::new(wanted.into_iter().map(Arc::from).collect())))
     }
@@ -673,7 +689,7 @@ impl Stream {
         let first = !self.types.contains_key(&t);
         self.unsettle(t);
         let st = self.types.or_default(t);
-        let star = req.resource_names.iter().any(|n| n == "*");
+        let star = req.resource_names.raw().any(|n| n == b"*");
         let wildcard = star || (req.resource_names.is_empty() && (first || st.wildcard));
         // An acknowledgement repeats the subscription (Envoy's EDS ACK lists every cluster):
         // the same names keep the set the stream has, without building a new one.

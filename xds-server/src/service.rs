@@ -99,25 +99,8 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn from_sotw(r: DiscoveryRequest) -> (Option<Node>, protocol::Request) {
-    let error = r.error_detail.map(|s| {
-        if s.message.is_empty() {
-            format!("code {}", s.code)
-        } else {
-            s.message
-        }
-    });
-    (
-        r.node,
-        protocol::Request {
-            type_url: r.type_url,
-            version_info: r.version_info,
-            resource_names: r.resource_names,
-            response_nonce: r.response_nonce,
-            error,
-            ..Default::default()
-        },
-    )
+fn from_sotw(r: crate::wire::SotwRequest) -> (Option<Node>, protocol::Request) {
+    (r.node, r.request)
 }
 
 fn from_delta(r: DeltaDiscoveryRequest) -> (Option<Node>, protocol::Request) {
@@ -146,7 +129,7 @@ fn from_delta(r: DeltaDiscoveryRequest) -> (Option<Node>, protocol::Request) {
 
 /// The wire forms of one protocol variant.
 pub(crate) trait Wire: Send + 'static {
-    type In: prost::Message + Default + Send + 'static;
+    type In: crate::wire::Decode;
     type Out: crate::wire::Pieces;
     const VARIANT: Variant;
     /// How a whole map is written, for the shared bodies (`wire::Bodies`).
@@ -158,10 +141,10 @@ pub(crate) trait Wire: Send + 'static {
 
 pub(crate) struct SotwWire;
 impl Wire for SotwWire {
-    type In = DiscoveryRequest;
+    type In = crate::wire::SotwRequest;
     type Out = crate::wire::SotwOut;
     const VARIANT: Variant = Variant::Sotw;
-    fn decode(m: DiscoveryRequest) -> (Option<Node>, protocol::Request) {
+    fn decode(m: crate::wire::SotwRequest) -> (Option<Node>, protocol::Request) {
         from_sotw(m)
     }
     const FORM: crate::wire::Form = crate::wire::Form::Sotw;
@@ -515,7 +498,7 @@ impl Services {
         t: ResourceType,
         request: DiscoveryRequest,
     ) -> Result<DiscoveryResponse, Status> {
-        let (node, request) = from_sotw(request);
+        let (node, request) = from_sotw(request.into());
         let fleet = (self.0.selector)(&node.unwrap_or_default());
         let (_, cell) = self.0.publisher.watch(&fleet);
         let snapshot = cell.borrow().clone();

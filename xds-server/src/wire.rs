@@ -38,6 +38,9 @@ use xdsc_core::snapshot::{Resource, ResourceType, Resources, Version};
 
 use crate::protocol::{Entries, Response};
 
+mod request;
+pub(crate) use request::{Decode, SotwRequest, SotwRequestOut};
+
 /// The size of the chunks a response is written in (HTTP/2's default frame size).
 pub(crate) const CHUNK: usize = 16 << 10;
 
@@ -219,7 +222,7 @@ pub(crate) struct Requests<M> {
     _message: std::marker::PhantomData<fn() -> M>,
 }
 
-impl<M: Message + Default> Requests<M> {
+impl<M: Decode> Requests<M> {
     pub(crate) fn new(body: tonic::body::Body, max_message_bytes: usize) -> Self {
         Requests {
             messages: Messages::new(body, max_message_bytes),
@@ -233,9 +236,7 @@ impl<M: Message + Default> Requests<M> {
         let Some(message) = self.messages.next().await? else {
             return Ok(None);
         };
-        M::decode(message)
-            .map(Some)
-            .map_err(|e| Status::internal(format!("a request that does not decode: {e}")))
+        M::decode(message).map(Some)
     }
 }
 
@@ -933,9 +934,10 @@ mod tests {
             bytes.chunks(7).map(<[u8]>::to_vec).collect(),
             vec![bytes.clone()],
         ] {
-            let mut requests = Requests::<DiscoveryRequest>::new(body(chunks), 1 << 20);
+            let mut requests = Requests::<SotwRequest>::new(body(chunks), 1 << 20);
             for expected in [&big, &small, &big] {
-                assert_eq!(requests.message().await.unwrap().as_ref(), Some(expected));
+                let expected = SotwRequest::from(expected.clone());
+                assert_eq!(requests.message().await.unwrap(), Some(expected));
                 assert!(
                     requests.messages.pending.len() <= 1,
                     "nothing kept between requests but the rest of the last frame read"
@@ -997,7 +999,7 @@ mod tests {
             ),
         ];
         for (chunks, max, code) in cases {
-            let mut requests = Requests::<DiscoveryRequest>::new(body(chunks), max);
+            let mut requests = Requests::<SotwRequest>::new(body(chunks), max);
             let e = requests.message().await.unwrap_err();
             assert_eq!(e.code(), code, "{e}");
         }

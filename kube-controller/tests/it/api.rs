@@ -494,7 +494,7 @@ async fn a_nacked_resource_puts_envoys_error_into_its_objects_status() {
     };
     let first = Request {
         type_url: T::Route.type_url().into(),
-        resource_names: vec![route.clone()],
+        resource_names: vec![route.clone()].into(),
         ..Request::default()
     };
     let mut ads = AdsClient::open(channel, node, false, first).await.unwrap();

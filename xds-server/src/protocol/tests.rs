@@ -595,7 +595,7 @@ mod diff_planning {
             names.insert(t, n.clone());
             let r = Request {
                 type_url: t.type_url().into(),
-                resource_names: n.clone(),
+                resource_names: n.iter().collect(),
                 subscribe: n,
                 ..Request::default()
             };
@@ -619,7 +619,10 @@ mod diff_planning {
                     let req = Request {
                         type_url: t.type_url().into(),
                         version_info: r.version_info.clone(),
-                        resource_names: names.get(&t).cloned().unwrap_or_default(),
+                        resource_names: names
+                            .get(&t)
+                            .map(|n| n.iter().collect())
+                            .unwrap_or_default(),
                         response_nonce: r.nonce.clone(),
                         error,
                         ..Request::default()
@@ -633,8 +636,9 @@ mod diff_planning {
                         ..Request::default()
                     };
                     if variant == Variant::Sotw {
-                        req.resource_names = names_of(mask);
-                        names.insert(t, req.resource_names.clone());
+                        let n = names_of(mask);
+                        req.resource_names = n.iter().collect();
+                        names.insert(t, n);
                     } else {
                         let name = NAMES.get(usize::from(mask) % 5).unwrap_or(&"*").to_string();
                         if subscribe {

@@ -21,7 +21,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use xdsc_core::snapshot::ResourceType;
 
-use crate::protocol::Request;
+use crate::protocol::{Request, RequestNames};
+use crate::wire::SotwRequestOut;
 
 /// One discovery response as the client received it, state of the world or delta.
 ///
@@ -498,7 +499,7 @@ async fn open_stream<Q: Message + Send + 'static>(
 }
 
 enum Tx {
-    Sotw(mpsc::Sender<DiscoveryRequest>),
+    Sotw(mpsc::Sender<SotwRequestOut>),
     Delta(mpsc::Sender<DeltaDiscoveryRequest>),
 }
 
@@ -550,7 +551,7 @@ impl AdsClient {
         } else {
             let (tx, rx) = mpsc::channel(QUEUED);
             let mut first = Self::sotw_request(first);
-            first.node = Some(node);
+            first.rest.node = Some(node);
             let _ = tx.send(first).await;
             let rx = open_stream(channel, "StreamAggregatedResources", rx).await?;
             (Tx::Sotw(tx), rx)
@@ -566,14 +567,16 @@ impl AdsClient {
         matches!(self.tx, Tx::Delta(_))
     }
 
-    fn sotw_request(r: Request) -> DiscoveryRequest {
-        DiscoveryRequest {
-            type_url: r.type_url,
-            version_info: r.version_info,
-            resource_names: r.resource_names,
-            response_nonce: r.response_nonce,
-            error_detail: error_detail(r.error),
-            ..Default::default()
+    fn sotw_request(r: Request) -> SotwRequestOut {
+        SotwRequestOut {
+            rest: DiscoveryRequest {
+                type_url: r.type_url,
+                version_info: r.version_info,
+                response_nonce: r.response_nonce,
+                error_detail: error_detail(r.error),
+                ..Default::default()
+            },
+            names: r.resource_names,
         }
     }
 
@@ -604,7 +607,7 @@ impl AdsClient {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         self.send(Request {
             type_url: t.type_url().into(),
-            resource_names: names.clone(),
+            resource_names: names.iter().collect(),
             subscribe: names,
             ..Request::default()
         })
@@ -623,10 +626,15 @@ impl AdsClient {
     }
 
     async fn answer(&self, r: &Reply, names: &[&str], error: Option<String>) {
+        self.answer_with(r, names.iter().collect(), error).await
+    }
+
+    /// Answers `r`, repeating `names` as they were encoded.
+    async fn answer_with(&self, r: &Reply, names: RequestNames, error: Option<String>) {
         self.send(Request {
             type_url: r.type_url().to_owned(),
             version_info: r.version_info().to_owned(),
-            resource_names: names.iter().map(|n| n.to_string()).collect(),
+            resource_names: names,
             response_nonce: r.nonce().to_owned(),
             error,
             ..Request::default()
@@ -690,8 +698,9 @@ pub enum Subscription {
 pub struct FakeEnvoy {
     client: AdsClient,
     mode: Subscription,
-    /// State of the world: the names subscribed per type (empty: wildcard).
-    names: BTreeMap<ResourceType, Vec<String>>,
+    /// State of the world: the names subscribed per type (empty: wildcard), encoded once
+    /// for every acknowledgement that repeats them.
+    names: BTreeMap<ResourceType, RequestNames>,
     /// The names held per type.
     held: BTreeMap<ResourceType, BTreeSet<String>>,
     /// The last acknowledged version and nonce received, per type.
@@ -808,11 +817,11 @@ impl FakeEnvoy {
             }
         }
         // A state-of-the-world ACK repeats the subscription; a delta one names nothing.
-        let names: Vec<&str> = match self.names.get(&t) {
-            Some(names) if !self.client.is_delta() => names.iter().map(String::as_str).collect(),
-            _ => Vec::new(),
+        let names = match self.names.get(&t) {
+            Some(names) if !self.client.is_delta() => names.clone(),
+            _ => RequestNames::default(),
         };
-        self.client.ack(&reply, &names).await;
+        self.client.answer_with(&reply, names, None).await;
         self.last.insert(
             t,
             (reply.version_info().to_owned(), reply.nonce().to_owned()),
@@ -823,13 +832,16 @@ impl FakeEnvoy {
     /// Subscribes type `t` to exactly `wanted` (named mode).
     async fn resubscribe(&mut self, t: ResourceType, wanted: Vec<String>) {
         let current = self.names.get(&t).cloned().unwrap_or_default();
-        if current == wanted && self.names.contains_key(&t) {
+        if self.names.contains_key(&t) && current.iter().eq(wanted.iter().map(String::as_str)) {
             return;
         }
+        let encoded: RequestNames = wanted.iter().collect();
         let (version_info, response_nonce) = self.last.get(&t).cloned().unwrap_or_default();
         let request = if self.client.is_delta() {
-            let (old, new): (BTreeSet<&String>, BTreeSet<&String>) =
-                (current.iter().collect(), wanted.iter().collect());
+            let (old, new): (BTreeSet<&str>, BTreeSet<&str>) = (
+                current.iter().collect(),
+                wanted.iter().map(String::as_str).collect(),
+            );
             Request {
                 type_url: t.type_url().into(),
                 subscribe: new.difference(&old).map(|n| n.to_string()).collect(),
@@ -840,15 +852,16 @@ impl FakeEnvoy {
             Request {
                 type_url: t.type_url().into(),
                 version_info,
-                resource_names: wanted.clone(),
+                resource_names: encoded.clone(),
                 response_nonce,
                 ..Request::default()
             }
         };
         if let Some(held) = self.held.get_mut(&t) {
-            held.retain(|n| wanted.contains(n));
+            let wanted: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();
+            held.retain(|n| wanted.contains(n.as_str()));
         }
-        self.names.insert(t, wanted);
+        self.names.insert(t, encoded);
         self.client.send(request).await;
     }
 
