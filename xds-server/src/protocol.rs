@@ -511,38 +511,41 @@ fn delta_key_of(version_info: &str, sent: VersionSet, removed: &[Arc<str>]) -> S
     format!("{version_info} {} {}", sent.version(), gone.version())
 }
 
-/// Whether a state-of-the-world request's names (`*` left out, any order) are exactly
-/// `names`, without allocating a name.
-/// Whether `requested` lists exactly `names` (`*` left out), in any order. Names listed in
-/// order (as Envoy's acknowledgements repeat them) are compared as they are read, each with
-/// the next of `names`, without collecting them.
-fn lists(names: &Names, requested: &RequestNames) -> bool {
-    let wanted = || requested.raw().filter(|n| *n != b"*");
-    /// How many are wanted, and whether they are the first of `held`, in order.
+/// Whether `requested` names `*`, and whether its other names are exactly `names`, in any
+/// order, in one walk of the request. Names listed in order (as Envoy's acknowledgements
+/// repeat them) are compared as they are read, each with the next of `names`, without
+/// allocating; only names out of order are collected and sorted.
+fn lists(names: &Names, requested: &RequestNames) -> (bool, bool) {
+    /// Whether `*` is listed, how many others are, and whether they are the first of `held`,
+    /// in order.
     fn walk<'a>(
         mut held: impl Iterator<Item = &'a Arc<str>>,
-        wanted: impl Iterator<Item = &'a [u8]>,
-    ) -> (usize, bool) {
-        let (mut count, mut in_step) = (0, true);
-        for n in wanted {
+        requested: &'a RequestNames,
+    ) -> (bool, usize, bool) {
+        let (mut star, mut count, mut in_step) = (false, 0, true);
+        for n in requested.raw() {
+            if n == b"*" {
+                star = true;
+                continue;
+            }
             count += 1;
             in_step = in_step && held.next().is_some_and(|h| h.as_bytes() == n);
         }
-        (count, in_step)
+        (star, count, in_step)
     }
-    let (count, in_step) = match names {
-        Names::Own(set) => walk(set.iter(), wanted()),
-        Names::Keys(map) => walk(map.names(), wanted()),
+    let (star, count, in_step) = match names {
+        Names::Own(set) => walk(set.iter(), requested),
+        Names::Keys(map) => walk(map.names(), requested),
     };
-    if count != names.len() {
-        return false;
+    if count != names.len() || in_step {
+        return (star, count == names.len());
     }
-    if in_step {
-        return true;
-    }
-    let mut sorted: Vec<&[u8]> = wanted().collect();
+    let mut sorted: Vec<&[u8]> = requested.raw().filter(|n| *n != b"*").collect();
     sorted.sort_unstable();
-    sorted.into_iter().eq(names.iter().map(|n| n.as_bytes()))
+    (
+        star,
+        sorted.into_iter().eq(names.iter().map(|n| n.as_bytes())),
+    )
 }
 
 /// Types whose state-of-the-world responses carry the complete set.
@@ -689,11 +692,11 @@ impl Stream {
         let first = !self.types.contains_key(&t);
         self.unsettle(t);
         let st = self.types.or_default(t);
-        let star = req.resource_names.raw().any(|n| n == b"*");
+        let (star, same) = lists(&st.names, &req.resource_names);
         let wildcard = star || (req.resource_names.is_empty() && (first || st.wildcard));
         // An acknowledgement repeats the subscription (Envoy's EDS ACK lists every cluster):
         // the same names keep the set the stream has, without building a new one.
-        let unchanged = !first && wildcard == st.wildcard && lists(&st.names, &req.resource_names);
+        let unchanged = !first && wildcard == st.wildcard && same;
         let names = if unchanged {
             st.names.clone()
         } else {
