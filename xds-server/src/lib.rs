@@ -149,6 +149,7 @@ impl XdsServer {
                 budget: budget::Budget::new(SyncLimits::default()),
                 observer: None,
                 bodies: Default::default(),
+                streams: Default::default(),
             },
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             connections: ConnectionOptions::default(),

@@ -33,11 +33,13 @@ use xdsc_core::snapshot::{Resource, ResourceType, Resources, Snapshot, Version, 
 
 mod holding;
 mod requested;
+mod shared;
 
 pub use holding::Names;
 use holding::{Held, Holding};
 pub use requested::RequestNames;
 pub(crate) use requested::{KEY as NAME_KEY, put_entry};
+pub use shared::Shared;
 
 /// Which protocol variant a stream speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -476,15 +478,14 @@ pub struct Stream {
     types: Types,
     /// Plan from the snapshot diff where possible (off only to test it against full planning).
     diff_planning: bool,
+    /// What this stream shares with the server's other streams.
+    shared: Shared,
     /// Tests count what planning costs: the resources visited by full plans and by walks of
     /// everything a client holds (the costs that grow with the snapshot, not the change).
     #[cfg(test)]
     visited: std::cell::Cell<usize>,
 }
 
-/// The key of a delta response's content: never resend what was rejected. The sets of
-/// what it sends and removes, as set versions (a 128-bit hash each): an initial sync's key
-/// was a string of every name and version, 600 KB per type per stream at 10,000 services.
 /// The resources of `map` a type state subscribes to (`all`: every one), as a list.
 fn subscribed(map: &Resources, st: &TypeState, all: bool) -> Vec<Arc<Resource>> {
     if all {
@@ -497,6 +498,9 @@ fn subscribed(map: &Resources, st: &TypeState, all: bool) -> Vec<Arc<Resource>> 
     }
 }
 
+/// The key of a delta response's content: never resend what was rejected. The sets of
+/// what it sends and removes, as set versions (a 128-bit hash each): an initial sync's key
+/// was a string of every name and version, 600 KB per type per stream at 10,000 services.
 fn delta_key(version_info: &str, resources: &Entries, removed: &[Arc<str>]) -> String {
     let sent: VersionSet = match resources {
         Entries::Whole(map) => map.version_set(),
@@ -512,10 +516,17 @@ fn delta_key_of(version_info: &str, sent: VersionSet, removed: &[Arc<str>]) -> S
 }
 
 /// Whether `requested` names `*`, and whether its other names are exactly `names`, in any
-/// order, in one walk of the request. Names listed in order (as Envoy's acknowledgements
-/// repeat them) are compared as they are read, each with the next of `names`, without
-/// allocating; only names out of order are collected and sorted.
-fn lists(names: &Names, requested: &RequestNames) -> (bool, bool) {
+/// order. Names that are the keys of a map, listed in order (as Envoy's acknowledgements of
+/// endpoints repeat the clusters), are compared with the map's keys encoded once for all
+/// streams ([`Shared::keys`]), by one comparison of bytes. Otherwise, in one walk of the
+/// request: names listed in order are compared as they are read, each with the next of
+/// `names`, without allocating; only names out of order are collected and sorted.
+fn lists(names: &Names, requested: &RequestNames, shared: &Shared) -> (bool, bool) {
+    if let Names::Keys(map) = names
+        && shared.lists_keys(requested.encoded(), requested.len(), map)
+    {
+        return (false, true);
+    }
     /// Whether `*` is listed, how many others are, and whether they are the first of `held`,
     /// in order.
     fn walk<'a>(
@@ -586,9 +597,26 @@ impl Stream {
             snapshot,
             types: Types::default(),
             diff_planning: true,
+            shared: Shared::default(),
             #[cfg(test)]
             visited: std::cell::Cell::new(0),
         }
+    }
+
+    /// The same stream, sharing `shared` with the other streams given it (a server gives
+    /// all of its streams one), instead of a [`Shared`] of its own.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use xdsc_core::snapshot::Snapshot;
+    /// use xdsc_server::protocol::{Limits, Shared, Stream, Variant};
+    /// let s = Stream::new(Variant::Sotw, None, Limits::default(), Arc::new(Snapshot::default()))
+    ///     .with_shared(Shared::default());
+    /// assert!(s.status().is_empty());
+    /// ```
+    pub fn with_shared(mut self, shared: Shared) -> Stream {
+        self.shared = shared;
+        self
     }
 
     /// Counts `n` resources visited by a plan or walk that grows with the snapshot (tests).
@@ -681,8 +709,17 @@ impl Stream {
     /// The names of a state-of-the-world request (`*` left out), sharing the keys of one of
     /// [`Self::parent_maps`] when the request lists exactly those.
     fn names_of(&self, t: ResourceType, requested: &RequestNames) -> Names {
+        let like = self.parent_maps(t);
+        // Listed as a map's keys are encoded (Envoy's request after a new cluster): shared
+        // without a name read.
+        if let Some(map) = like.iter().find(|m| {
+            self.shared
+                .lists_keys(requested.encoded(), requested.len(), m)
+        }) {
+            return Names::Keys(map.clone());
+        }
         let wanted: Vec<&str> = requested.iter().filter(|n| *n != "*").collect();
-        Names::keys_of(&wanted, &self.parent_maps(t))
+        Names::keys_of(&wanted, &like)
             .unwrap_or_else(|| Names::Own(Arc::new(wanted.into_iter().map(Arc::from).collect())))
     }
 
@@ -692,7 +729,7 @@ impl Stream {
         let first = !self.types.contains_key(&t);
         self.unsettle(t);
         let st = self.types.or_default(t);
-        let (star, same) = lists(&st.names, &req.resource_names);
+        let (star, same) = lists(&st.names, &req.resource_names, &self.shared);
         let wildcard = star || (req.resource_names.is_empty() && (first || st.wildcard));
         // An acknowledgement repeats the subscription (Envoy's EDS ACK lists every cluster):
         // the same names keep the set the stream has, without building a new one.

@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) observer: Option<Observer>,
     /// Whole-map response bodies shared by the streams being sent them.
     pub(crate) bodies: Arc<crate::wire::Bodies>,
+    /// What the streams' protocol state machines share (encoded subscriptions).
+    pub(crate) streams: protocol::Shared,
 }
 
 type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -243,7 +245,8 @@ impl Shared {
         }
         let (mut fleet, mut cell) = self.publisher.watch(&wanted);
         let snapshot = cell.borrow_and_update().clone();
-        let mut stream = Stream::new(W::VARIANT, only, self.limits, snapshot);
+        let mut stream =
+            Stream::new(W::VARIANT, only, self.limits, snapshot).with_shared(self.streams.clone());
         let id = self
             .clients
             .register(&node, &fleet, &peer, W::VARIANT, only);
@@ -502,7 +505,8 @@ impl Services {
         let fleet = (self.0.selector)(&node.unwrap_or_default());
         let (_, cell) = self.0.publisher.watch(&fleet);
         let snapshot = cell.borrow().clone();
-        let mut stream = Stream::new(Variant::Sotw, Some(t), self.0.limits, snapshot);
+        let mut stream = Stream::new(Variant::Sotw, Some(t), self.0.limits, snapshot)
+            .with_shared(self.0.streams.clone());
         let request = protocol::Request {
             response_nonce: String::new(),
             version_info: String::new(),

@@ -39,7 +39,9 @@ use xdsc_core::snapshot::{Resource, ResourceType, Resources, Version};
 use crate::protocol::{Entries, Response};
 
 mod request;
-pub(crate) use request::{Decode, SotwRequest, SotwRequestOut};
+#[cfg(any(test, feature = "test-util"))]
+pub(crate) use request::SotwRequestOut;
+pub(crate) use request::{Decode, SotwRequest};
 
 /// The size of the chunks a response is written in (HTTP/2's default frame size).
 pub(crate) const CHUNK: usize = 16 << 10;
@@ -219,13 +221,20 @@ impl<M: Pieces> http_body::Body for Frames<M> {
 /// kept between messages but the start of the next one.
 pub(crate) struct Requests<M> {
     messages: Messages,
+    /// What the server's streams share (the key lists requests are likely to list).
+    known: crate::protocol::Shared,
     _message: std::marker::PhantomData<fn() -> M>,
 }
 
 impl<M: Decode> Requests<M> {
-    pub(crate) fn new(body: tonic::body::Body, max_message_bytes: usize) -> Self {
+    pub(crate) fn new(
+        body: tonic::body::Body,
+        max_message_bytes: usize,
+        known: crate::protocol::Shared,
+    ) -> Self {
         Requests {
             messages: Messages::new(body, max_message_bytes),
+            known,
             _message: std::marker::PhantomData,
         }
     }
@@ -236,7 +245,7 @@ impl<M: Decode> Requests<M> {
         let Some(message) = self.messages.next().await? else {
             return Ok(None);
         };
-        M::decode(message).map(Some)
+        M::decode(message, &self.known).map(Some)
     }
 }
 
@@ -934,7 +943,8 @@ mod tests {
             bytes.chunks(7).map(<[u8]>::to_vec).collect(),
             vec![bytes.clone()],
         ] {
-            let mut requests = Requests::<SotwRequest>::new(body(chunks), 1 << 20);
+            let mut requests =
+                Requests::<SotwRequest>::new(body(chunks), 1 << 20, Default::default());
             for expected in [&big, &small, &big] {
                 let expected = SotwRequest::from(expected.clone());
                 assert_eq!(requests.message().await.unwrap(), Some(expected));
@@ -999,7 +1009,7 @@ mod tests {
             ),
         ];
         for (chunks, max, code) in cases {
-            let mut requests = Requests::<SotwRequest>::new(body(chunks), max);
+            let mut requests = Requests::<SotwRequest>::new(body(chunks), max, Default::default());
             let e = requests.message().await.unwrap_err();
             assert_eq!(e.code(), code, "{e}");
         }

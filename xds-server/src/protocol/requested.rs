@@ -82,6 +82,12 @@ impl RequestNames {
         &self.entries
     }
 
+    /// Entries the server encoded itself (a key list of [`super::Shared`]): canonical, every
+    /// name UTF-8, `len` of them.
+    pub(crate) fn trusted(entries: Bytes, len: usize) -> RequestNames {
+        RequestNames { entries, len }
+    }
+
     /// Names gathered by the request decoder: `entries` are canonical `resource_names`
     /// entries, `len` of them, whose names are not yet known to be UTF-8. `long`: some name is
     /// 128 bytes or more (its length takes more than one byte). Returns the index of the

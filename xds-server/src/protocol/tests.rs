@@ -990,6 +990,56 @@ fn a_cluster_added_or_removed_costs_a_named_sotw_stream_what_changed() {
     }
 }
 
+/// Streams given one [`Shared`] compare their named endpoint acknowledgements (every
+/// cluster listed) with the cluster map's keys encoded once for all of them: one encoding
+/// per cluster map version, not per stream or per request, and every endpoint request
+/// (one after each cluster response) and acknowledgement matched by it, while the subscriptions stay the shared keys and the changes send what
+/// they sent before.
+#[test]
+fn named_sotw_streams_compare_acknowledgements_with_keys_encoded_once() {
+    let (s1, s2) = thousand_clusters_and_one_more();
+    let shared = Shared::default();
+    let mut streams: Vec<Stream> = (0..3)
+        .map(|_| ads(Variant::Sotw, &s1).with_shared(shared.clone()))
+        .collect();
+    // Endpoint requests: one per cluster response, and one acknowledgement per endpoint
+    // response.
+    let mut requests = 0;
+    let count = |log: &[Response]| {
+        let of = |t| log.iter().filter(|r| r.resource_type == t).count();
+        (of(T::Cluster) + of(T::Endpoint), of(T::Endpoint))
+    };
+    for st in &mut streams {
+        let mut first = Step::default();
+        for t in [T::Cluster, T::Listener, T::Route] {
+            first
+                .responses
+                .extend(st.on_request(req(t, &[])).unwrap().responses);
+        }
+        requests += count(&play_named_sotw(st, first)).0;
+        assert!(endpoint_names_shared(st, &s1));
+    }
+    for (snapshot, sent) in [(&s2, 1), (&s1, 0)] {
+        for st in &mut streams {
+            let step = st.on_snapshot(snapshot.clone());
+            let log = play_named_sotw(st, step);
+            assert_eq!(count(&log).1, sent);
+            requests += count(&log).0;
+            assert!(endpoint_names_shared(st, snapshot));
+        }
+    }
+    assert_eq!(
+        shared.encoded(),
+        2,
+        "the two cluster maps, each encoded once"
+    );
+    assert_eq!(
+        shared.matched(),
+        requests,
+        "endpoint requests matched by bytes"
+    );
+}
+
 #[test]
 fn a_type_state_lives_in_its_own_slot_and_types_are_listed_in_push_order() {
     let mut types = Types::default();

@@ -6,7 +6,7 @@
 //! `String` per name was most of the server's CPU for an endpoint change to a thousand named
 //! subscribers (BENCHMARKS.md, issue 13).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest};
 use prost::Message;
@@ -16,12 +16,13 @@ use prost::encoding::{
 };
 use tonic::Status;
 
-use crate::protocol::{self, NAME_KEY, RequestNames, put_entry};
+use crate::protocol::{self, NAME_KEY, RequestNames, Shared, put_entry};
 
 /// A request message as the service reads it from its bytes.
 pub(crate) trait Decode: Sized + Send + 'static {
-    /// Decodes one message.
-    fn decode(message: Bytes) -> Result<Self, Status>;
+    /// Decodes one message. `known`: what the server's streams share, whose key lists a
+    /// request's names are likely to be.
+    fn decode(message: Bytes, known: &Shared) -> Result<Self, Status>;
 }
 
 fn undecodable(e: impl std::fmt::Display) -> Status {
@@ -29,7 +30,7 @@ fn undecodable(e: impl std::fmt::Display) -> Status {
 }
 
 impl Decode for DeltaDiscoveryRequest {
-    fn decode(message: Bytes) -> Result<Self, Status> {
+    fn decode(message: Bytes, _: &Shared) -> Result<Self, Status> {
         Message::decode(message).map_err(undecodable)
     }
 }
@@ -73,11 +74,14 @@ struct Gathered {
     count: usize,
     /// Some name is 128 bytes or more.
     long: bool,
+    /// The run is exactly one of the server's own key lists: canonical and UTF-8 already.
+    known: bool,
 }
 
 impl Gathered {
     /// The entry at `entry` of `message`, its name at `name`.
     fn add(&mut self, message: &[u8], entry: std::ops::Range<usize>, name: std::ops::Range<usize>) {
+        self.known = false;
         let len = name.len();
         self.count += 1;
         self.long |= len >= 0x80;
@@ -99,7 +103,7 @@ impl Gathered {
 }
 
 impl Decode for SotwRequest {
-    fn decode(message: Bytes) -> Result<SotwRequest, Status> {
+    fn decode(message: Bytes, known: &Shared) -> Result<SotwRequest, Status> {
         let mut rest: &[u8] = &message;
         let mut r = DiscoveryRequest::default();
         let mut names = Gathered {
@@ -107,10 +111,27 @@ impl Decode for SotwRequest {
             copied: None,
             count: 0,
             long: false,
+            known: false,
         };
         let at = |rest: &[u8]| message.len() - rest.len();
         while rest.has_remaining() {
             let start = at(rest);
+            // Envoy's endpoint acknowledgement: every cluster, as the server's key list of
+            // the cluster map has them. One comparison, no entry read, no UTF-8 check.
+            if names.run.is_empty()
+                && names.copied.is_none()
+                && rest.first() == Some(&NAME_KEY)
+                && let Some((count, list)) = known
+                    .kept()
+                    .into_iter()
+                    .find(|(_, list)| !list.is_empty() && rest.starts_with(list))
+            {
+                names.run = start..start + list.len();
+                names.count = count;
+                names.known = true;
+                rest = &message[names.run.end..];
+                continue;
+            }
             // The common case without the general decoder: entries of names shorter than 128
             // bytes, one after another, continuing the run.
             if names.copied.is_none() && (names.run.is_empty() || names.run.end == start) {
@@ -123,6 +144,7 @@ impl Decode for SotwRequest {
                     names.count += 1;
                 }
                 if end > start {
+                    names.known = false;
                     if names.run.is_empty() {
                         names.run.start = start;
                     }
@@ -147,19 +169,22 @@ impl Decode for SotwRequest {
             rest = entry;
             names.add(&message, start..at(rest), name);
         }
-        let entries = match names.copied {
-            Some(copied) => copied.freeze(),
-            None => message.slice(names.run),
-        };
         let mut request = SotwRequest::from(r);
-        request.request.resource_names = RequestNames::checked(entries, names.count, names.long)
-            .map_err(|i| undecodable(format!("resource_names[{i}] is not UTF-8")))?;
+        request.request.resource_names = match names.copied {
+            None if names.known => RequestNames::trusted(message.slice(names.run), names.count),
+            copied => {
+                let entries = copied.map_or_else(|| message.slice(names.run), BytesMut::freeze);
+                RequestNames::checked(entries, names.count, names.long)
+                    .map_err(|i| undecodable(format!("resource_names[{i}] is not UTF-8")))?
+            }
+        };
         Ok(request)
     }
 }
 
 /// A `DiscoveryRequest` written with its `resource_names` as encoded (the test client's
 /// requests: a fake Envoy encodes its subscription once, not for each acknowledgement).
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct SotwRequestOut {
     /// Every field but the names.
@@ -167,8 +192,9 @@ pub(crate) struct SotwRequestOut {
     pub(crate) names: RequestNames,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Message for SotwRequestOut {
-    fn encode_raw(&self, buf: &mut impl BufMut) {
+    fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
         self.rest.encode_raw(buf);
         buf.put_slice(self.names.encoded());
     }
@@ -220,7 +246,7 @@ mod tests {
     }
 
     fn decode(bytes: Vec<u8>) -> Result<SotwRequest, Status> {
-        <SotwRequest as Decode>::decode(Bytes::from(bytes))
+        <SotwRequest as Decode>::decode(Bytes::from(bytes), &Shared::default())
     }
 
     proptest! {
@@ -263,13 +289,24 @@ mod tests {
             };
             prop_assert_eq!(out.encoded_len(), bytes.len());
             prop_assert_eq!(DiscoveryRequest::decode(&out.encode_to_vec()[..]).unwrap(), expected);
+            // With key lists known to the server that are some or all of the names (and one
+            // that is none of them): the same, whether a list is the run or begins it.
+            let known = Shared::default();
+            for list in [&names[..0], &names[..at], &names[..], &["zz".to_owned()][..]] {
+                let entries: RequestNames = list.iter().collect();
+                known.keep(entries.encoded_bytes().clone(), list.len());
+            }
+            for message in [bytes, odd] {
+                let with = <SotwRequest as Decode>::decode(Bytes::from(message.clone()), &known).unwrap();
+                prop_assert_eq!(&with, &SotwRequest::from(DiscoveryRequest::decode(&message[..]).unwrap()));
+            }
         }
     }
 
     #[test]
     fn a_request_in_one_run_is_a_slice_of_the_bytes_received() {
         let bytes = Bytes::from(generated(vec!["a".into(), "bb".into()]).encode_to_vec());
-        let decoded = <SotwRequest as Decode>::decode(bytes.clone()).unwrap();
+        let decoded = <SotwRequest as Decode>::decode(bytes.clone(), &Shared::default()).unwrap();
         let names = decoded.request.resource_names.encoded_bytes();
         let inside = bytes.as_ptr_range();
         assert!(inside.contains(&names.as_ptr()), "not a copy");
@@ -288,6 +325,11 @@ mod tests {
         let cases = [
             (not_utf8, "resource_names[1] is not UTF-8"),
             (long_not_utf8, "resource_names[1] is not UTF-8"),
+            // A name that is not UTF-8 right after one the server knows.
+            (
+                vec![0x1a, 0x01, b'a', 0x1a, 0x02, 0xc3, 0x28, 0x22, 0x01, b't'],
+                "resource_names[1] is not UTF-8",
+            ),
             // A name longer than what is left.
             ([&ok[..], &[0x1a, 0x05, b'a']].concat(), "buffer underflow"),
             // Field 3 as a varint.
@@ -295,14 +337,20 @@ mod tests {
             // Another field broken.
             ([&ok[..], &[0x22, 0x05, b'a']].concat(), "buffer underflow"),
         ];
+        // A key list the server knows, that the names begin with, checks nothing after it.
+        let known = Shared::default();
+        known.keep(Bytes::from_static(b"\x1a\x01a"), 1);
         for (bytes, says) in cases {
             assert!(
                 DiscoveryRequest::decode(&bytes[..]).is_err(),
                 "the generated decoder refuses it"
             );
-            let e = decode(bytes).unwrap_err();
-            assert_eq!(e.code(), tonic::Code::Internal);
-            assert!(e.message().contains(says), "{e}");
+            for known in [&Shared::default(), &known] {
+                let e =
+                    <SotwRequest as Decode>::decode(Bytes::from(bytes.clone()), known).unwrap_err();
+                assert_eq!(e.code(), tonic::Code::Internal);
+                assert!(e.message().contains(says), "{e}");
+            }
         }
     }
 }

@@ -1,0 +1,192 @@
+//! What the streams of one server share: encodings that every stream would otherwise
+//! compute for itself.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::{Bytes, BytesMut};
+use xdsc_core::snapshot::{Resources, Version};
+
+use super::requested::put_entry;
+
+/// How many maps' key lists are kept: the current cluster map and the few before it that
+/// streams may still hold while a change goes out.
+const KEPT: usize = 4;
+
+/// Maps with fewer names are compared name by name: a lock costs more than such a walk.
+const SMALL: usize = 64;
+
+/// What the streams of one server share, so that the work many of them repeat is done once.
+///
+/// Envoy subscribes to endpoints by cluster name, and over state of the world every endpoint
+/// acknowledgement lists every cluster it holds: at 10,000 services and 1,000 Envoys, one
+/// endpoint change brings 1,000 requests of 10,000 names each. Each stream's subscription is
+/// the keys of a cluster map it shares with the snapshot; here the keys of such a map are
+/// encoded once, as a request lists them, so each acknowledgement is compared with its
+/// subscription by one comparison of bytes instead of a walk of 10,000 names.
+///
+/// A [`Stream`](super::Stream) made with [`Stream::new`](super::Stream::new) has one of its
+/// own; the server hands every stream the same one ([`Stream::with_shared`](super::Stream::with_shared)).
+/// Cloning is O(1) and the clones share. What it keeps is a few maps' names, encoded
+/// (about 140 KiB at 10,000 services each), not per stream.
+///
+/// ```
+/// use std::sync::Arc;
+/// use xdsc_core::snapshot::Snapshot;
+/// use xdsc_server::protocol::{Limits, Shared, Stream, Variant};
+/// let shared = Shared::default();
+/// let snapshot = Arc::new(Snapshot::default());
+/// let a = Stream::new(Variant::Sotw, None, Limits::default(), snapshot.clone())
+///     .with_shared(shared.clone());
+/// let b = Stream::new(Variant::Sotw, None, Limits::default(), snapshot)
+///     .with_shared(shared);
+/// # let _ = (a, b);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Shared(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Per map (its version and size), its names as `resource_names` entries, newest first.
+    keys: Mutex<VecDeque<(Version, usize, Bytes)>>,
+    /// How many key lists were encoded, and how many requests matched one (tests count
+    /// them).
+    #[cfg(test)]
+    encoded: std::sync::atomic::AtomicUsize,
+    #[cfg(test)]
+    matched: std::sync::atomic::AtomicUsize,
+}
+
+impl Shared {
+    /// The names of `map`, in order, as canonical `resource_names` entries: the bytes a
+    /// request that lists exactly them, in order, carries. `None` for small maps. Encoded
+    /// once per map version (a version is of every name and resource version, so maps of
+    /// one version have the same names).
+    pub(crate) fn keys(&self, map: &Resources) -> Option<Bytes> {
+        // A resource named `*` would read as a wildcard in a request: never by bytes.
+        if map.len() < SMALL || map.contains("*") {
+            return None;
+        }
+        let key = (map.version(), map.len());
+        let mut kept = self.0.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = kept.iter().position(|(v, n, _)| (*v, *n) == key) {
+            let entry = kept.remove(i)?;
+            let bytes = entry.2.clone();
+            kept.push_front(entry);
+            return Some(bytes);
+        }
+        let mut out = BytesMut::with_capacity(map.names().map(|n| n.len() + 3).sum());
+        for n in map.names() {
+            put_entry(n.as_bytes(), &mut out);
+        }
+        let bytes = out.freeze();
+        #[cfg(test)]
+        self.0
+            .encoded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        kept.push_front((key.0, key.1, bytes.clone()));
+        kept.truncate(KEPT);
+        Some(bytes)
+    }
+
+    /// Whether `entries` (a request's `resource_names`, canonical) list exactly the names of
+    /// `map`, in order, by one comparison of bytes; `false` also when that cannot be told
+    /// this way (a small map, names out of order), so callers walk the names then.
+    pub(crate) fn lists_keys(&self, entries: &[u8], count: usize, map: &Resources) -> bool {
+        let matched = count == map.len() && self.keys(map).is_some_and(|k| k == entries);
+        #[cfg(test)]
+        self.0
+            .matched
+            .fetch_add(usize::from(matched), std::sync::atomic::Ordering::Relaxed);
+        matched
+    }
+
+    /// The key lists kept, newest first, each with its number of names: what the request
+    /// decoder tries a request's names against before it reads them one by one.
+    pub(crate) fn kept(&self) -> Vec<(usize, Bytes)> {
+        let kept = self.0.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.iter().map(|(_, n, b)| (*n, b.clone())).collect()
+    }
+
+    /// Keeps `entries`, `count` canonical `resource_names` entries of UTF-8 names, as if
+    /// they were a map's keys (tests of the decoder).
+    #[cfg(test)]
+    pub(crate) fn keep(&self, entries: Bytes, count: usize) {
+        let mut kept = self.0.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.push_front((Version::EMPTY, count, entries));
+        kept.truncate(KEPT);
+    }
+
+    /// How many key lists were encoded.
+    #[cfg(test)]
+    pub(crate) fn encoded(&self) -> usize {
+        self.0.encoded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many requests matched a key list.
+    #[cfg(test)]
+    pub(crate) fn matched(&self) -> usize {
+        self.0.matched.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use xdsc_core::snapshot::{Resource, ResourceType, Snapshot};
+
+    use super::*;
+    use crate::protocol::RequestNames;
+
+    fn clusters(n: usize) -> Snapshot {
+        (0..n).fold(Snapshot::default(), |s, i| {
+            s.with(Resource::new(
+                ResourceType::Cluster,
+                format!("c{i:05}"),
+                vec![1],
+                vec![],
+            ))
+        })
+    }
+
+    #[test]
+    fn a_map_is_encoded_once_and_compares_as_requests_list_it() {
+        let shared = Shared::default();
+        let s = clusters(100);
+        let map = s.resources(ResourceType::Cluster);
+        let listed: RequestNames = map.names().map(|n| &**n).collect();
+        for _ in 0..3 {
+            assert!(shared.lists_keys(listed.encoded(), listed.len(), map));
+        }
+        assert_eq!(shared.encoded(), 1);
+        let reversed: RequestNames = map.names().rev().map(|n| &**n).collect();
+        assert!(!shared.lists_keys(reversed.encoded(), reversed.len(), map));
+        let fewer: RequestNames = map.names().skip(1).map(|n| &**n).collect();
+        assert!(!shared.lists_keys(fewer.encoded(), fewer.len(), map));
+        // Another name of the same length in place of one.
+        let other: RequestNames = map
+            .names()
+            .map(|n| if &**n == "c00050" { "c99999" } else { &**n })
+            .collect();
+        assert!(!shared.lists_keys(other.encoded(), other.len(), map));
+        assert_eq!(shared.encoded(), 1, "one map, one encoding");
+    }
+
+    #[test]
+    fn a_few_versions_are_kept_and_small_maps_are_not() {
+        let shared = Shared::default();
+        let snaps: Vec<Snapshot> = (100..100 + KEPT + 1).map(clusters).collect();
+        for s in &snaps {
+            shared.keys(s.resources(ResourceType::Cluster));
+        }
+        assert_eq!(shared.encoded(), KEPT + 1);
+        // The newest KEPT are still there; the oldest was let go.
+        for s in snaps.iter().rev().take(KEPT) {
+            shared.keys(s.resources(ResourceType::Cluster));
+        }
+        assert_eq!(shared.encoded(), KEPT + 1);
+        shared.keys(snaps[0].resources(ResourceType::Cluster));
+        assert_eq!(shared.encoded(), KEPT + 2);
+        let small = clusters(SMALL - 1);
+        assert_eq!(shared.keys(small.resources(ResourceType::Cluster)), None);
+    }
+}
