@@ -1291,25 +1291,35 @@ impl Stream {
                 })
             }
             Variant::Delta => {
-                // Nothing held and nothing named (a wildcard initial sync): no name to look up.
-                let desired_names: BTreeSet<&str> = if st.held.is_empty() && st.names.is_empty() {
-                    BTreeSet::new()
-                } else {
-                    desired.iter().map(|r| r.name()).collect()
+                // The whole map is looked up in itself. Otherwise, nothing held and nothing
+                // named (a wildcard initial sync): no name to look up.
+                let map = self.snapshot.resources(t);
+                let desired_names: BTreeSet<&str> =
+                    if whole || (st.held.is_empty() && st.names.is_empty()) {
+                        BTreeSet::new()
+                    } else {
+                        desired.iter().map(|r| r.name()).collect()
+                    };
+                let is_desired = |n: &str| {
+                    if whole {
+                        map.contains(n)
+                    } else {
+                        desired_names.contains(n)
+                    }
                 };
                 let mut removed: BTreeSet<Arc<str>> = st
                     .held
                     .names()
-                    .filter(|n| !desired_names.contains(&***n))
+                    .filter(|n| !is_desired(n))
                     .cloned()
                     .collect();
-                // Subscribed names that do not exist: say so once.
-                for n in st.names.iter() {
-                    if !desired_names.contains(&**n)
-                        && !st.held.contains(n)
-                        && !st.told_absent.contains(n)
-                    {
-                        removed.insert(n.clone());
+                // Subscribed names that do not exist: say so once. Names that are the map's
+                // keys (Envoy's endpoint subscription to every cluster) all exist.
+                if !(whole && matches!(&st.names, Names::Keys(m) if m.same(map))) {
+                    for n in st.names.iter() {
+                        if !is_desired(n) && !st.held.contains(n) && !st.told_absent.contains(n) {
+                            removed.insert(n.clone());
+                        }
                     }
                 }
                 let desired_len = desired.len();
