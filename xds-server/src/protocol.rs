@@ -348,7 +348,25 @@ struct TypeState {
     /// Set by an acknowledgement; cleared when the subscription or what the client holds
     /// changes any other way.
     clean: Option<Clean>,
+    /// State of the world: the last request's names as it listed them, when there were many
+    /// ([`Listed`]).
+    listed: Option<Listed>,
 }
+
+/// A state-of-the-world request's `resource_names` entries, by a 128-bit hash of their
+/// bytes, and whether they named `*`. After a request, the subscription is the names it
+/// listed; a request with the same entries lists the same names, in the same order. Envoy
+/// lists its endpoint names in its own order (the order its watches were made in, newest
+/// first, not sorted), and repeats that order in every acknowledgement: comparing the hash
+/// of the bytes needs neither a walk of the names nor a sort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Listed {
+    hash: u128,
+    star: bool,
+}
+
+/// Requests listing fewer names are compared name by name: a hash costs more than the walk.
+const LISTED_MIN: usize = 64;
 
 impl TypeState {
     /// The client subscribed to or unsubscribed from `names`: records, for the clean
@@ -484,6 +502,10 @@ pub struct Stream {
     /// everything a client holds (the costs that grow with the snapshot, not the change).
     #[cfg(test)]
     visited: std::cell::Cell<usize>,
+    /// Tests count the requests of many names ([`LISTED_MIN`]) whose names were compared
+    /// with the subscription name by name.
+    #[cfg(test)]
+    walked: std::cell::Cell<usize>,
 }
 
 /// The resources of `map` a type state subscribes to (`all`: every one), as a list.
@@ -516,17 +538,11 @@ fn delta_key_of(version_info: &str, sent: VersionSet, removed: &[Arc<str>]) -> S
 }
 
 /// Whether `requested` names `*`, and whether its other names are exactly `names`, in any
-/// order. Names that are the keys of a map, listed in order (as Envoy's acknowledgements of
-/// endpoints repeat the clusters), are compared with the map's keys encoded once for all
-/// streams ([`Shared::keys`]), by one comparison of bytes. Otherwise, in one walk of the
-/// request: names listed in order are compared as they are read, each with the next of
-/// `names`, without allocating; only names out of order are collected and sorted.
-fn lists(names: &Names, requested: &RequestNames, shared: &Shared) -> (bool, bool) {
-    if let Names::Keys(map) = names
-        && shared.lists_keys(requested.encoded(), requested.len(), map)
-    {
-        return (false, true);
-    }
+/// order, in one walk of the request: names listed in order are compared as they are read,
+/// each with the next of `names`, without allocating; only names out of order are collected
+/// and sorted. (A request that repeats the previous one's list is known by its hash first,
+/// [`Listed`].)
+fn lists(names: &Names, requested: &RequestNames) -> (bool, bool) {
     /// Whether `*` is listed, how many others are, and whether they are the first of `held`,
     /// in order.
     fn walk<'a>(
@@ -600,6 +616,8 @@ impl Stream {
             shared: Shared::default(),
             #[cfg(test)]
             visited: std::cell::Cell::new(0),
+            #[cfg(test)]
+            walked: std::cell::Cell::new(0),
         }
     }
 
@@ -729,7 +747,17 @@ impl Stream {
         let first = !self.types.contains_key(&t);
         self.unsettle(t);
         let st = self.types.or_default(t);
-        let (star, same) = lists(&st.names, &req.resource_names, &self.shared);
+        let hash = (req.resource_names.len() >= LISTED_MIN)
+            .then(|| xxhash_rust::xxh3::xxh3_128(req.resource_names.encoded()));
+        let (star, same) = match st.listed {
+            Some(l) if Some(l.hash) == hash => (l.star, true),
+            _ => {
+                #[cfg(test)]
+                self.walked
+                    .set(self.walked.get() + usize::from(hash.is_some()));
+                lists(&st.names, &req.resource_names)
+            }
+        };
         let wildcard = star || (req.resource_names.is_empty() && (first || st.wildcard));
         // An acknowledgement repeats the subscription (Envoy's EDS ACK lists every cluster):
         // the same names keep the set the stream has, without building a new one.
@@ -771,6 +799,7 @@ impl Stream {
             }
         }
         st.names = names;
+        st.listed = hash.map(|hash| Listed { hash, star });
         self.check_limits()?;
         let mut events = Vec::new();
         if req.response_nonce.is_empty() {

@@ -19,11 +19,12 @@ const SMALL: usize = 64;
 /// What the streams of one server share, so that the work many of them repeat is done once.
 ///
 /// Envoy subscribes to endpoints by cluster name, and over state of the world every endpoint
-/// acknowledgement lists every cluster it holds: at 10,000 services and 1,000 Envoys, one
-/// endpoint change brings 1,000 requests of 10,000 names each. Each stream's subscription is
-/// the keys of a cluster map it shares with the snapshot; here the keys of such a map are
-/// encoded once, as a request lists them, so each acknowledgement is compared with its
-/// subscription by one comparison of bytes instead of a walk of 10,000 names.
+/// request lists every cluster it holds (10,000 names at 10,000 services). A stream's
+/// subscription is then the keys of a cluster map it shares with the snapshot. Here the keys
+/// of such a map are encoded once, as a request lists them in order, so a request that lists
+/// exactly them is recognised, and decoded, by one comparison of bytes instead of a walk of
+/// 10,000 names. (Real Envoy lists them in an order of its own; what makes its repeated
+/// acknowledgements cheap is each stream knowing the hash of the list it last received.)
 ///
 /// A [`Stream`](super::Stream) made with [`Stream::new`](super::Stream::new) has one of its
 /// own; the server hands every stream the same one ([`Stream::with_shared`](super::Stream::with_shared)).

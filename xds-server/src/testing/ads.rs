@@ -707,6 +707,8 @@ pub struct FakeEnvoy {
     last: BTreeMap<ResourceType, (String, String)>,
     /// Whether `held` is kept for every type, or only where subscribing needs it.
     keep_names: bool,
+    /// Orders the names of a new subscription as Envoy does (per node, not sorted).
+    seed: u64,
 }
 
 impl FakeEnvoy {
@@ -746,6 +748,7 @@ impl FakeEnvoy {
             held: BTreeMap::new(),
             last: BTreeMap::new(),
             keep_names: true,
+            seed: xxhash_rust::xxh3::xxh3_64(node_id.as_bytes()),
         })
     }
 
@@ -829,23 +832,30 @@ impl FakeEnvoy {
         Ok(Some(reply))
     }
 
-    /// Subscribes type `t` to exactly `wanted` (named mode).
+    /// Subscribes type `t` to exactly `wanted` (named mode), listing the names as Envoy
+    /// does: in an order of its own, not sorted (one watch per name, new watches first; the
+    /// first ones in hash order), the same order in every request until the names change.
     async fn resubscribe(&mut self, t: ResourceType, wanted: Vec<String>) {
         let current = self.names.get(&t).cloned().unwrap_or_default();
-        if self.names.contains_key(&t) && current.iter().eq(wanted.iter().map(String::as_str)) {
+        let wanted_set: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();
+        let current_set: BTreeSet<&str> = current.iter().collect();
+        if self.names.contains_key(&t) && current_set == wanted_set {
             return;
         }
-        let encoded: RequestNames = wanted.iter().collect();
+        let seed = self.seed;
+        let mut added: Vec<&str> = wanted_set.difference(&current_set).copied().collect();
+        added.sort_by_cached_key(|n| xxhash_rust::xxh3::xxh3_64_with_seed(n.as_bytes(), seed));
+        let kept = current.iter().filter(|n| wanted_set.contains(n));
+        let encoded: RequestNames = added.iter().copied().chain(kept).collect();
         let (version_info, response_nonce) = self.last.get(&t).cloned().unwrap_or_default();
         let request = if self.client.is_delta() {
-            let (old, new): (BTreeSet<&str>, BTreeSet<&str>) = (
-                current.iter().collect(),
-                wanted.iter().map(String::as_str).collect(),
-            );
             Request {
                 type_url: t.type_url().into(),
-                subscribe: new.difference(&old).map(|n| n.to_string()).collect(),
-                unsubscribe: old.difference(&new).map(|n| n.to_string()).collect(),
+                subscribe: added.iter().map(|n| n.to_string()).collect(),
+                unsubscribe: current_set
+                    .difference(&wanted_set)
+                    .map(|n| n.to_string())
+                    .collect(),
                 ..Request::default()
             }
         } else {
@@ -858,8 +868,7 @@ impl FakeEnvoy {
             }
         };
         if let Some(held) = self.held.get_mut(&t) {
-            let wanted: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();
-            held.retain(|n| wanted.contains(n.as_str()));
+            held.retain(|n| wanted_set.contains(n.as_str()));
         }
         self.names.insert(t, encoded);
         self.client.send(request).await;
