@@ -366,7 +366,7 @@ struct Listed {
 }
 
 /// Requests listing fewer names are compared name by name: a hash costs more than the walk.
-const LISTED_MIN: usize = 64;
+pub(crate) const LISTED_MIN: usize = 64;
 
 impl TypeState {
     /// The client subscribed to or unsubscribed from `names`: records, for the clean
@@ -747,8 +747,7 @@ impl Stream {
         let first = !self.types.contains_key(&t);
         self.unsettle(t);
         let st = self.types.or_default(t);
-        let hash = (req.resource_names.len() >= LISTED_MIN)
-            .then(|| xxhash_rust::xxh3::xxh3_128(req.resource_names.encoded()));
+        let hash = (req.resource_names.len() >= LISTED_MIN).then(|| req.resource_names.hash());
         let (star, same) = match st.listed {
             Some(l) if Some(l.hash) == hash => (l.star, true),
             _ => {

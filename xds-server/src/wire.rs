@@ -223,6 +223,8 @@ pub(crate) struct Requests<M> {
     messages: Messages,
     /// What the server's streams share (the key lists requests are likely to list).
     known: crate::protocol::Shared,
+    /// The names of the last request (`LastNames`).
+    last: request::LastNames,
     _message: std::marker::PhantomData<fn() -> M>,
 }
 
@@ -235,6 +237,7 @@ impl<M: Decode> Requests<M> {
         Requests {
             messages: Messages::new(body, max_message_bytes),
             known,
+            last: request::LastNames::default(),
             _message: std::marker::PhantomData,
         }
     }
@@ -245,7 +248,7 @@ impl<M: Decode> Requests<M> {
         let Some(message) = self.messages.next().await? else {
             return Ok(None);
         };
-        M::decode(message, &self.known).map(Some)
+        M::decode(message, &self.known, &mut self.last).map(Some)
     }
 }
 

@@ -25,13 +25,23 @@ pub(crate) const KEY: u8 = (3 << 3) | 2;
 /// assert_eq!(names.encoded(), b"\x1a\x01b\x1a\x01a");
 /// assert!(RequestNames::default().is_empty());
 /// ```
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct RequestNames {
     /// The entries, each encoded canonically (a one-byte key, the shortest length), every
     /// name valid UTF-8: equal lists are equal bytes.
     entries: Bytes,
     len: usize,
+    /// [`RequestNames::hash`], when the decoder knew it already.
+    hash: Option<u128>,
 }
+
+impl PartialEq for RequestNames {
+    fn eq(&self, other: &RequestNames) -> bool {
+        self.len == other.len && self.entries == other.entries
+    }
+}
+
+impl Eq for RequestNames {}
 
 impl RequestNames {
     /// How many names (a name listed twice counts twice).
@@ -76,6 +86,18 @@ impl RequestNames {
         &self.entries
     }
 
+    /// The 128-bit xxh3 hash of the entries: equal for equal lists, in the same order.
+    pub(crate) fn hash(&self) -> u128 {
+        self.hash
+            .unwrap_or_else(|| xxhash_rust::xxh3::xxh3_128(&self.entries))
+    }
+
+    /// The same names, whose entries are known to hash to `hash`.
+    pub(crate) fn with_hash(mut self, hash: u128) -> RequestNames {
+        self.hash = Some(hash);
+        self
+    }
+
     /// The entries as shared bytes.
     #[cfg(test)]
     pub(crate) fn encoded_bytes(&self) -> &Bytes {
@@ -85,7 +107,11 @@ impl RequestNames {
     /// Entries the server encoded itself (a key list of [`super::Shared`]): canonical, every
     /// name UTF-8, `len` of them.
     pub(crate) fn trusted(entries: Bytes, len: usize) -> RequestNames {
-        RequestNames { entries, len }
+        RequestNames {
+            entries,
+            len,
+            hash: None,
+        }
     }
 
     /// Names gathered by the request decoder: `entries` are canonical `resource_names`
@@ -93,7 +119,7 @@ impl RequestNames {
     /// 128 bytes or more (its length takes more than one byte). Returns the index of the
     /// first name that is not UTF-8.
     pub(crate) fn checked(entries: Bytes, len: usize, long: bool) -> Result<RequestNames, usize> {
-        let names = RequestNames { entries, len };
+        let names = RequestNames::trusted(entries, len);
         // With every key and length a single byte below 0x80, the entries are UTF-8 exactly
         // when each name is (an ASCII byte is never part of a multi-byte sequence), so one
         // check of the whole covers them all.
@@ -121,10 +147,7 @@ impl<S: AsRef<str>> FromIterator<S> for RequestNames {
             put_entry(n.as_ref().as_bytes(), &mut entries);
             len += 1;
         }
-        RequestNames {
-            entries: entries.freeze(),
-            len,
-        }
+        RequestNames::trusted(entries.freeze(), len)
     }
 }
 

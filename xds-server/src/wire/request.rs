@@ -21,16 +21,25 @@ use crate::protocol::{self, NAME_KEY, RequestNames, Shared, put_entry};
 /// A request message as the service reads it from its bytes.
 pub(crate) trait Decode: Sized + Send + 'static {
     /// Decodes one message. `known`: what the server's streams share, whose key lists a
-    /// request's names are likely to be.
-    fn decode(message: Bytes, known: &Shared) -> Result<Self, Status>;
+    /// request's names are likely to be; `last`: what this stream's reader remembers of the
+    /// names of its last request.
+    fn decode(message: Bytes, known: &Shared, last: &mut LastNames) -> Result<Self, Status>;
 }
+
+/// What a stream's request reader remembers of the last state-of-the-world request's names,
+/// when there were many ([`protocol::LISTED_MIN`]) and they came as one run of canonical
+/// entries, checked: their 128-bit xxh3 hash, length in bytes and number. Envoy repeats its
+/// endpoint subscription, in its own order, in every acknowledgement; a run with the same
+/// hash is the same entries, taken without reading them or checking UTF-8 again.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LastNames(Option<(u128, usize, usize)>);
 
 fn undecodable(e: impl std::fmt::Display) -> Status {
     Status::internal(format!("a request that does not decode: {e}"))
 }
 
 impl Decode for DeltaDiscoveryRequest {
-    fn decode(message: Bytes, _: &Shared) -> Result<Self, Status> {
+    fn decode(message: Bytes, _: &Shared, _: &mut LastNames) -> Result<Self, Status> {
         Message::decode(message).map_err(undecodable)
     }
 }
@@ -74,14 +83,18 @@ struct Gathered {
     count: usize,
     /// Some name is 128 bytes or more.
     long: bool,
-    /// The run is exactly one of the server's own key lists: canonical and UTF-8 already.
+    /// The run is exactly one of the server's own key lists, or the last request's names:
+    /// canonical and UTF-8 already.
     known: bool,
+    /// The run's hash, when it is the last request's names.
+    hash: Option<u128>,
 }
 
 impl Gathered {
     /// The entry at `entry` of `message`, its name at `name`.
     fn add(&mut self, message: &[u8], entry: std::ops::Range<usize>, name: std::ops::Range<usize>) {
         self.known = false;
+        self.hash = None;
         let len = name.len();
         self.count += 1;
         self.long |= len >= 0x80;
@@ -103,7 +116,7 @@ impl Gathered {
 }
 
 impl Decode for SotwRequest {
-    fn decode(message: Bytes, known: &Shared) -> Result<SotwRequest, Status> {
+    fn decode(message: Bytes, known: &Shared, last: &mut LastNames) -> Result<SotwRequest, Status> {
         let mut rest: &[u8] = &message;
         let mut r = DiscoveryRequest::default();
         let mut names = Gathered {
@@ -112,14 +125,30 @@ impl Decode for SotwRequest {
             count: 0,
             long: false,
             known: false,
+            hash: None,
         };
         let at = |rest: &[u8]| message.len() - rest.len();
         while rest.has_remaining() {
             let start = at(rest);
-            // Envoy's endpoint acknowledgement: every cluster, as the server's key list of
-            // the cluster map has them. One comparison, no entry read, no UTF-8 check.
-            if names.run.is_empty()
-                && names.copied.is_none()
+            let first = names.run.is_empty() && names.copied.is_none();
+            // Envoy's endpoint acknowledgement: the names of its last request again, in the
+            // same order. One hash, no entry read, no UTF-8 check.
+            if first
+                && rest.first() == Some(&NAME_KEY)
+                && let LastNames(Some((hash, len, count))) = *last
+                && rest.len() >= len
+                && xxhash_rust::xxh3::xxh3_128(&rest[..len]) == hash
+            {
+                names.run = start..start + len;
+                names.count = count;
+                names.known = true;
+                names.hash = Some(hash);
+                rest = &message[names.run.end..];
+                continue;
+            }
+            // Every cluster, as the server's key list of the cluster map has them (a
+            // client that lists them sorted). One comparison.
+            if first
                 && rest.first() == Some(&NAME_KEY)
                 && let Some((count, list)) = known
                     .kept()
@@ -145,6 +174,7 @@ impl Decode for SotwRequest {
                 }
                 if end > start {
                     names.known = false;
+                    names.hash = None;
                     if names.run.is_empty() {
                         names.run.start = start;
                     }
@@ -170,6 +200,8 @@ impl Decode for SotwRequest {
             names.add(&message, start..at(rest), name);
         }
         let mut request = SotwRequest::from(r);
+        let in_run = names.copied.is_none();
+        let run = names.run.clone();
         request.request.resource_names = match names.copied {
             None if names.known => RequestNames::trusted(message.slice(names.run), names.count),
             copied => {
@@ -178,6 +210,15 @@ impl Decode for SotwRequest {
                     .map_err(|i| undecodable(format!("resource_names[{i}] is not UTF-8")))?
             }
         };
+        // Remembered for the next request: a run of many names, as received and checked.
+        *last = LastNames(None);
+        if in_run && names.count >= protocol::LISTED_MIN {
+            let hash = names
+                .hash
+                .unwrap_or_else(|| xxhash_rust::xxh3::xxh3_128(&message[run.clone()]));
+            *last = LastNames(Some((hash, run.len(), names.count)));
+            request.request.resource_names = request.request.resource_names.with_hash(hash);
+        }
         Ok(request)
     }
 }
@@ -246,7 +287,11 @@ mod tests {
     }
 
     fn decode(bytes: Vec<u8>) -> Result<SotwRequest, Status> {
-        <SotwRequest as Decode>::decode(Bytes::from(bytes), &Shared::default())
+        <SotwRequest as Decode>::decode(
+            Bytes::from(bytes),
+            &Shared::default(),
+            &mut LastNames::default(),
+        )
     }
 
     proptest! {
@@ -254,7 +299,7 @@ mod tests {
         /// entries split by other fields or encoded with longer keys and lengths than needed.
         #[test]
         fn requests_decode_as_the_generated_message(
-            names in prop::collection::vec("[a-z*]{0,3}|\\PC{0,6}|x{126,130}", 0..20),
+            names in prop::collection::vec("[a-z*]{0,3}|\\PC{0,6}|x{126,130}", 0..90),
             split in any::<prop::sample::Index>(),
             overlong in any::<bool>(),
         ) {
@@ -296,17 +341,67 @@ mod tests {
                 let entries: RequestNames = list.iter().collect();
                 known.keep(entries.encoded_bytes().clone(), list.len());
             }
+            // One reader, remembering the last request's names, for every message in turn
+            // (each twice): the same again.
+            let mut last = LastNames::default();
+            for message in [&bytes, &bytes, &odd, &bytes, &odd, &odd] {
+                let with = <SotwRequest as Decode>::decode(Bytes::from(message.clone()), &known, &mut last).unwrap();
+                prop_assert_eq!(&with, &SotwRequest::from(DiscoveryRequest::decode(&message[..]).unwrap()));
+            }
             for message in [bytes, odd] {
-                let with = <SotwRequest as Decode>::decode(Bytes::from(message.clone()), &known).unwrap();
+                let with = <SotwRequest as Decode>::decode(Bytes::from(message.clone()), &known, &mut LastNames::default()).unwrap();
                 prop_assert_eq!(&with, &SotwRequest::from(DiscoveryRequest::decode(&message[..]).unwrap()));
             }
         }
     }
 
+    /// A reader that remembers the last request's names takes the same names again
+    /// without reading them, and still reads and checks whatever follows them.
+    #[test]
+    fn the_last_requests_names_are_taken_again_and_what_follows_is_checked() {
+        let many: Vec<String> = (0..100).map(|i| format!("n{i:02}")).collect();
+        let listed: RequestNames = many.iter().collect();
+        let tail = [0x22, 0x01, b't'];
+        let good = [listed.encoded(), &tail].concat();
+        let longer = [listed.encoded(), &[0x1a, 0x01, b'z'], &tail].concat();
+        let bad = [listed.encoded(), &[0x1a, 0x02, 0xc3, 0x28], &tail].concat();
+        let mut last = LastNames::default();
+        let decode = |m: &[u8], last: &mut LastNames| {
+            <SotwRequest as Decode>::decode(Bytes::from(m.to_vec()), &Shared::default(), last)
+        };
+        for _ in 0..2 {
+            let r = decode(&good, &mut last).unwrap();
+            assert_eq!(r.request.resource_names.iter().collect::<Vec<_>>(), many);
+            assert!(matches!(last, LastNames(Some((_, _, 100)))));
+        }
+        let r = decode(&longer, &mut last).unwrap();
+        assert_eq!(r.request.resource_names.len(), 101);
+        assert_eq!(r.request.resource_names.iter().last(), Some("z"));
+        decode(&good, &mut last).unwrap();
+        let e = decode(&bad, &mut last).unwrap_err();
+        assert!(
+            e.message().contains("resource_names[100] is not UTF-8"),
+            "{e}"
+        );
+        // A hash of the names as the protocol compares them, the same either way.
+        let once = decode(&good, &mut LastNames::default()).unwrap();
+        let again = decode(&good, &mut last).unwrap();
+        assert_eq!(
+            once.request.resource_names.hash(),
+            again.request.resource_names.hash()
+        );
+        assert_eq!(once.request.resource_names.hash(), listed.hash());
+    }
+
     #[test]
     fn a_request_in_one_run_is_a_slice_of_the_bytes_received() {
         let bytes = Bytes::from(generated(vec!["a".into(), "bb".into()]).encode_to_vec());
-        let decoded = <SotwRequest as Decode>::decode(bytes.clone(), &Shared::default()).unwrap();
+        let decoded = <SotwRequest as Decode>::decode(
+            bytes.clone(),
+            &Shared::default(),
+            &mut LastNames::default(),
+        )
+        .unwrap();
         let names = decoded.request.resource_names.encoded_bytes();
         let inside = bytes.as_ptr_range();
         assert!(inside.contains(&names.as_ptr()), "not a copy");
@@ -346,8 +441,12 @@ mod tests {
                 "the generated decoder refuses it"
             );
             for known in [&Shared::default(), &known] {
-                let e =
-                    <SotwRequest as Decode>::decode(Bytes::from(bytes.clone()), known).unwrap_err();
+                let e = <SotwRequest as Decode>::decode(
+                    Bytes::from(bytes.clone()),
+                    known,
+                    &mut LastNames::default(),
+                )
+                .unwrap_err();
                 assert_eq!(e.code(), tonic::Code::Internal);
                 assert!(e.message().contains(says), "{e}");
             }
