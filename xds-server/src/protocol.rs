@@ -792,7 +792,7 @@ impl Stream {
             // Forget what the client holds of names it no longer wants, so that a later
             // subscription sends them again.
             let before = st.held.len();
-            st.held.retain(|n| names.contains(n));
+            st.held.retain_within(names.iter());
             if st.held.len() != before && !by_name {
                 st.forget_clean();
             }
