@@ -837,20 +837,13 @@ impl FakeEnvoy {
     /// first ones in hash order), the same order in every request until the names change.
     async fn resubscribe(&mut self, t: ResourceType, wanted: Vec<String>) {
         let current = self.names.get(&t).cloned().unwrap_or_default();
-        // `wanted` comes sorted (a bulk build); the current list is in Envoy's order, so it
-        // is hashed, not sorted.
         let wanted_set: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();
-        let current_set: std::collections::HashSet<&str> = current.iter().collect();
-        let mut added: Vec<&str> = wanted_set
-            .iter()
-            .copied()
-            .filter(|n| !current_set.contains(n))
-            .collect();
-        if self.names.contains_key(&t) && added.is_empty() && current_set.len() == wanted_set.len()
-        {
+        let current_set: BTreeSet<&str> = current.iter().collect();
+        if self.names.contains_key(&t) && current_set == wanted_set {
             return;
         }
         let seed = self.seed;
+        let mut added: Vec<&str> = wanted_set.difference(&current_set).copied().collect();
         added.sort_by_cached_key(|n| xxhash_rust::xxh3::xxh3_64_with_seed(n.as_bytes(), seed));
         let kept = current.iter().filter(|n| wanted_set.contains(n));
         let encoded: RequestNames = added.iter().copied().chain(kept).collect();
@@ -859,10 +852,9 @@ impl FakeEnvoy {
             Request {
                 type_url: t.type_url().into(),
                 subscribe: added.iter().map(|n| n.to_string()).collect(),
-                unsubscribe: current
-                    .iter()
-                    .filter(|n| !wanted_set.contains(n))
-                    .map(str::to_owned)
+                unsubscribe: current_set
+                    .difference(&wanted_set)
+                    .map(|n| n.to_string())
                     .collect(),
                 ..Request::default()
             }
