@@ -48,8 +48,9 @@ pub struct Shared(Arc<Inner>);
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Per map (its version and size), its names as `resource_names` entries, newest first.
-    keys: Mutex<VecDeque<(Version, usize, Bytes)>>,
+    /// Per map (its version and size), its names as `resource_names` entries and their
+    /// [`names_sum`], newest first.
+    keys: Mutex<VecDeque<(Version, usize, Bytes, u128)>>,
     /// How many key lists were encoded, and how many requests matched one (tests count
     /// them).
     #[cfg(test)]
@@ -64,30 +65,50 @@ impl Shared {
     /// once per map version (a version is of every name and resource version, so maps of
     /// one version have the same names).
     pub(crate) fn keys(&self, map: &Resources) -> Option<Bytes> {
+        self.list(map).map(|(bytes, _)| bytes)
+    }
+
+    /// [`Shared::keys`] and the [`names_sum`] of the map's names, encoded and summed once
+    /// per map version.
+    fn list(&self, map: &Resources) -> Option<(Bytes, u128)> {
         // A resource named `*` would read as a wildcard in a request: never by bytes.
         if map.len() < SMALL || map.contains("*") {
             return None;
         }
         let key = (map.version(), map.len());
         let mut kept = self.0.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(i) = kept.iter().position(|(v, n, _)| (*v, *n) == key) {
+        if let Some(i) = kept.iter().position(|(v, n, ..)| (*v, *n) == key) {
             let entry = kept.remove(i)?;
-            let bytes = entry.2.clone();
+            let list = (entry.2.clone(), entry.3);
             kept.push_front(entry);
-            return Some(bytes);
+            return Some(list);
         }
         let mut out = BytesMut::with_capacity(map.names().map(|n| n.len() + 3).sum());
         for n in map.names() {
             put_entry(n.as_bytes(), &mut out);
         }
         let bytes = out.freeze();
+        let (sum, _) = names_sum(map.names().map(|n| n.as_bytes()));
         #[cfg(test)]
         self.0
             .encoded
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        kept.push_front((key.0, key.1, bytes.clone()));
+        kept.push_front((key.0, key.1, bytes.clone(), sum));
         kept.truncate(KEPT);
-        Some(bytes)
+        Some((bytes, sum))
+    }
+
+    /// Whether `names` (`count` of them, none `*`, whose [`names_sum`] is `sum`) are the
+    /// names of `map`, in any order, each once, by the sums alone: one hash per name of the
+    /// request and no sort (Envoy lists a new subscription in an order of its own). `false`
+    /// also when that cannot be told this way (a small map), so callers sort the names then.
+    ///
+    /// Two lists of different names with the same count and sum are taken for the same
+    /// names only if their 128-bit hashes collide. A client that crafted such a list
+    /// affects only its own stream, which is then sent every resource of the map, as if it
+    /// had named them all.
+    pub(crate) fn sums_to_keys(&self, sum: u128, count: usize, map: &Resources) -> bool {
+        count == map.len() && self.list(map).is_some_and(|(_, s)| s == sum)
     }
 
     /// Whether `entries` (a request's `resource_names`, canonical) list exactly the names of
@@ -106,7 +127,7 @@ impl Shared {
     /// decoder tries a request's names against before it reads them one by one.
     pub(crate) fn kept(&self) -> Vec<(usize, Bytes)> {
         let kept = self.0.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.iter().map(|(_, n, b)| (*n, b.clone())).collect()
+        kept.iter().map(|(_, n, b, _)| (*n, b.clone())).collect()
     }
 
     /// Keeps `entries`, `count` canonical `resource_names` entries of UTF-8 names, as if
@@ -114,7 +135,7 @@ impl Shared {
     #[cfg(test)]
     pub(crate) fn keep(&self, entries: Bytes, count: usize) {
         let mut kept = self.0.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.push_front((Version::EMPTY, count, entries));
+        kept.push_front((Version::EMPTY, count, entries, 0));
         kept.truncate(KEPT);
     }
 
@@ -129,6 +150,15 @@ impl Shared {
     pub(crate) fn matched(&self) -> usize {
         self.0.matched.load(std::sync::atomic::Ordering::Relaxed)
     }
+}
+
+/// The order-independent sum of a list of names, the wrapping sum of each name's 128-bit
+/// xxh3 hash, and how many there are. Equal for the same names in any order; a name listed
+/// twice counts twice.
+pub(crate) fn names_sum<'a>(names: impl Iterator<Item = &'a [u8]>) -> (u128, usize) {
+    names.fold((0, 0), |(sum, count), n| {
+        (sum.wrapping_add(xxhash_rust::xxh3::xxh3_128(n)), count + 1)
+    })
 }
 
 #[cfg(test)]
@@ -170,6 +200,19 @@ mod tests {
             .collect();
         assert!(!shared.lists_keys(other.encoded(), other.len(), map));
         assert_eq!(shared.encoded(), 1, "one map, one encoding");
+        // By sums: any order, but the same names once each.
+        let sum = |names: &RequestNames| names_sum(names.raw()).0;
+        assert!(shared.sums_to_keys(sum(&reversed), reversed.len(), map));
+        assert!(shared.sums_to_keys(sum(&listed), listed.len(), map));
+        assert!(!shared.sums_to_keys(sum(&other), other.len(), map));
+        assert!(!shared.sums_to_keys(sum(&fewer), fewer.len(), map));
+        // One name twice in place of another: as many names, not the same.
+        let twice: RequestNames = map
+            .names()
+            .map(|n| if &**n == "c00050" { "c00051" } else { &**n })
+            .collect();
+        assert!(!shared.sums_to_keys(sum(&twice), twice.len(), map));
+        assert_eq!(shared.encoded(), 1);
     }
 
     #[test]

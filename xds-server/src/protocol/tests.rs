@@ -1083,6 +1083,11 @@ fn acknowledgements_in_envoys_own_order_are_not_walked_again() {
     let eds2 = one(st.on_request(req(T::Endpoint, &with_new)).unwrap());
     assert_eq!(names(&eds2), ["c1000"]);
     assert!(endpoint_names_shared(&st, &s2));
+    assert_eq!(
+        st.sorted.get(),
+        0,
+        "every map found by the sums, none by sorting"
+    );
     st.on_request(ack(T::Cluster, &[], &cds2)).unwrap();
     st.on_request(ack(T::Endpoint, &with_new, &eds2)).unwrap();
     assert_eq!(st.walked.get(), walked + 3);
