@@ -80,7 +80,7 @@ fn streaming<W: Wire>(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let handle = crate::connection::Handle::of(req.extensions());
-    let inbound = wire::Requests::<W::In>::new(req.into_body(), max, shared.streams.clone());
+    let inbound = wire::Requests::<W::In>::new(req.into_body(), max);
     let responses = shared.open::<W>(inbound, only, peer, handle);
     let body = tonic::body::Body::new(wire::Frames::new(responses, max));
     let mut response = http::Response::new(body);

@@ -733,16 +733,8 @@ impl Stream {
     /// [`Self::parent_maps`] when the request lists exactly those.
     fn names_of(&self, t: ResourceType, requested: &RequestNames) -> Names {
         let like = self.parent_maps(t);
-        // Listed as a map's keys are encoded (a client that lists them sorted): shared
-        // without a name read.
-        if let Some(map) = like.iter().find(|m| {
-            self.shared
-                .lists_keys(requested.encoded(), requested.len(), m)
-        }) {
-            return Names::Keys(map.clone());
-        }
-        // Listed in an order of the client's own (Envoy's request after a new cluster): a
-        // map's keys by the sum of the names' hashes, without sorting them.
+        // In any order (Envoy's request after a new cluster lists them in its own): a map's
+        // keys by the sum of the names' hashes, without sorting them.
         if requested.len() >= LISTED_MIN {
             let (sum, count) = shared::names_sum(requested.raw().filter(|n| *n != b"*"));
             if let Some(map) = like

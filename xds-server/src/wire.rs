@@ -221,22 +221,15 @@ impl<M: Pieces> http_body::Body for Frames<M> {
 /// kept between messages but the start of the next one.
 pub(crate) struct Requests<M> {
     messages: Messages,
-    /// What the server's streams share (the key lists requests are likely to list).
-    known: crate::protocol::Shared,
     /// The names of the last request (`LastNames`).
     last: request::LastNames,
     _message: std::marker::PhantomData<fn() -> M>,
 }
 
 impl<M: Decode> Requests<M> {
-    pub(crate) fn new(
-        body: tonic::body::Body,
-        max_message_bytes: usize,
-        known: crate::protocol::Shared,
-    ) -> Self {
+    pub(crate) fn new(body: tonic::body::Body, max_message_bytes: usize) -> Self {
         Requests {
             messages: Messages::new(body, max_message_bytes),
-            known,
             last: request::LastNames::default(),
             _message: std::marker::PhantomData,
         }
@@ -248,7 +241,7 @@ impl<M: Decode> Requests<M> {
         let Some(message) = self.messages.next().await? else {
             return Ok(None);
         };
-        M::decode(message, &self.known, &mut self.last).map(Some)
+        M::decode(message, &mut self.last).map(Some)
     }
 }
 
@@ -946,8 +939,7 @@ mod tests {
             bytes.chunks(7).map(<[u8]>::to_vec).collect(),
             vec![bytes.clone()],
         ] {
-            let mut requests =
-                Requests::<SotwRequest>::new(body(chunks), 1 << 20, Default::default());
+            let mut requests = Requests::<SotwRequest>::new(body(chunks), 1 << 20);
             for expected in [&big, &small, &big] {
                 let expected = SotwRequest::from(expected.clone());
                 assert_eq!(requests.message().await.unwrap(), Some(expected));
@@ -1012,7 +1004,7 @@ mod tests {
             ),
         ];
         for (chunks, max, code) in cases {
-            let mut requests = Requests::<SotwRequest>::new(body(chunks), max, Default::default());
+            let mut requests = Requests::<SotwRequest>::new(body(chunks), max);
             let e = requests.message().await.unwrap_err();
             assert_eq!(e.code(), code, "{e}");
         }

@@ -991,9 +991,9 @@ fn a_cluster_added_or_removed_costs_a_named_sotw_stream_what_changed() {
 }
 
 /// Streams given one [`Shared`] find the cluster map whose keys a new endpoint subscription
-/// lists (every cluster, in order) by one comparison of bytes with the map's keys, encoded
-/// once for all of them: one encoding per cluster map version, not per stream or per
-/// request, and every endpoint request after a cluster response matched by it. The
+/// lists (every cluster) by the sum of the names' hashes against the map's, summed once for
+/// all of them: one sum per cluster map version, not per stream or per request, and every
+/// endpoint request after a cluster response matched by it. The
 /// acknowledgements in between repeat the request's list, known by its hash without
 /// comparing anything ([`Listed`]). The subscriptions stay the shared keys and the changes
 /// send what they sent before.
@@ -1030,14 +1030,14 @@ fn named_sotw_streams_find_the_cluster_keys_encoded_once() {
         }
     }
     assert_eq!(
-        shared.encoded(),
+        shared.summed(),
         2,
-        "the two cluster maps, each encoded once"
+        "the two cluster maps, each summed once"
     );
     assert_eq!(
         shared.matched(),
         requests,
-        "endpoint requests matched by bytes"
+        "endpoint requests matched by sums"
     );
     let walked: usize = streams.iter().map(|s| s.walked.get()).sum();
     assert_eq!(

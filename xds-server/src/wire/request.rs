@@ -16,14 +16,13 @@ use prost::encoding::{
 };
 use tonic::Status;
 
-use crate::protocol::{self, NAME_KEY, RequestNames, Shared, put_entry};
+use crate::protocol::{self, NAME_KEY, RequestNames, put_entry};
 
 /// A request message as the service reads it from its bytes.
 pub(crate) trait Decode: Sized + Send + 'static {
-    /// Decodes one message. `known`: what the server's streams share, whose key lists a
-    /// request's names are likely to be; `last`: what this stream's reader remembers of the
-    /// names of its last request.
-    fn decode(message: Bytes, known: &Shared, last: &mut LastNames) -> Result<Self, Status>;
+    /// Decodes one message. `last`: what this stream's reader remembers of the names of its
+    /// last request.
+    fn decode(message: Bytes, last: &mut LastNames) -> Result<Self, Status>;
 }
 
 /// What a stream's request reader remembers of the last state-of-the-world request's names,
@@ -39,7 +38,7 @@ fn undecodable(e: impl std::fmt::Display) -> Status {
 }
 
 impl Decode for DeltaDiscoveryRequest {
-    fn decode(message: Bytes, _: &Shared, _: &mut LastNames) -> Result<Self, Status> {
+    fn decode(message: Bytes, _: &mut LastNames) -> Result<Self, Status> {
         Message::decode(message).map_err(undecodable)
     }
 }
@@ -83,8 +82,7 @@ struct Gathered {
     count: usize,
     /// Some name is 128 bytes or more.
     long: bool,
-    /// The run is exactly one of the server's own key lists, or the last request's names:
-    /// canonical and UTF-8 already.
+    /// The run is exactly the last request's names: canonical and UTF-8 already.
     known: bool,
     /// The run's hash, when it is the last request's names.
     hash: Option<u128>,
@@ -116,7 +114,7 @@ impl Gathered {
 }
 
 impl Decode for SotwRequest {
-    fn decode(message: Bytes, known: &Shared, last: &mut LastNames) -> Result<SotwRequest, Status> {
+    fn decode(message: Bytes, last: &mut LastNames) -> Result<SotwRequest, Status> {
         let mut rest: &[u8] = &message;
         let mut r = DiscoveryRequest::default();
         let mut names = Gathered {
@@ -130,10 +128,10 @@ impl Decode for SotwRequest {
         let at = |rest: &[u8]| message.len() - rest.len();
         while rest.has_remaining() {
             let start = at(rest);
-            let first = names.run.is_empty() && names.copied.is_none();
             // Envoy's endpoint acknowledgement: the names of its last request again, in the
             // same order. One hash, no entry read, no UTF-8 check.
-            if first
+            if names.run.is_empty()
+                && names.copied.is_none()
                 && rest.first() == Some(&NAME_KEY)
                 && let LastNames(Some((hash, len, count))) = *last
                 && rest.len() >= len
@@ -143,21 +141,6 @@ impl Decode for SotwRequest {
                 names.count = count;
                 names.known = true;
                 names.hash = Some(hash);
-                rest = &message[names.run.end..];
-                continue;
-            }
-            // Every cluster, as the server's key list of the cluster map has them (a
-            // client that lists them sorted). One comparison.
-            if first
-                && rest.first() == Some(&NAME_KEY)
-                && let Some((count, list)) = known
-                    .kept()
-                    .into_iter()
-                    .find(|(_, list)| !list.is_empty() && rest.starts_with(list))
-            {
-                names.run = start..start + list.len();
-                names.count = count;
-                names.known = true;
                 rest = &message[names.run.end..];
                 continue;
             }
@@ -287,11 +270,7 @@ mod tests {
     }
 
     fn decode(bytes: Vec<u8>) -> Result<SotwRequest, Status> {
-        <SotwRequest as Decode>::decode(
-            Bytes::from(bytes),
-            &Shared::default(),
-            &mut LastNames::default(),
-        )
+        <SotwRequest as Decode>::decode(Bytes::from(bytes), &mut LastNames::default())
     }
 
     proptest! {
@@ -334,22 +313,11 @@ mod tests {
             };
             prop_assert_eq!(out.encoded_len(), bytes.len());
             prop_assert_eq!(DiscoveryRequest::decode(&out.encode_to_vec()[..]).unwrap(), expected);
-            // With key lists known to the server that are some or all of the names (and one
-            // that is none of them): the same, whether a list is the run or begins it.
-            let known = Shared::default();
-            for list in [&names[..0], &names[..at], &names[..], &["zz".to_owned()][..]] {
-                let entries: RequestNames = list.iter().collect();
-                known.keep(entries.encoded_bytes().clone(), list.len());
-            }
             // One reader, remembering the last request's names, for every message in turn
             // (each twice): the same again.
             let mut last = LastNames::default();
             for message in [&bytes, &bytes, &odd, &bytes, &odd, &odd] {
-                let with = <SotwRequest as Decode>::decode(Bytes::from(message.clone()), &known, &mut last).unwrap();
-                prop_assert_eq!(&with, &SotwRequest::from(DiscoveryRequest::decode(&message[..]).unwrap()));
-            }
-            for message in [bytes, odd] {
-                let with = <SotwRequest as Decode>::decode(Bytes::from(message.clone()), &known, &mut LastNames::default()).unwrap();
+                let with = <SotwRequest as Decode>::decode(Bytes::from(message.clone()), &mut last).unwrap();
                 prop_assert_eq!(&with, &SotwRequest::from(DiscoveryRequest::decode(&message[..]).unwrap()));
             }
         }
@@ -367,7 +335,7 @@ mod tests {
         let bad = [listed.encoded(), &[0x1a, 0x02, 0xc3, 0x28], &tail].concat();
         let mut last = LastNames::default();
         let decode = |m: &[u8], last: &mut LastNames| {
-            <SotwRequest as Decode>::decode(Bytes::from(m.to_vec()), &Shared::default(), last)
+            <SotwRequest as Decode>::decode(Bytes::from(m.to_vec()), last)
         };
         for _ in 0..2 {
             let r = decode(&good, &mut last).unwrap();
@@ -396,12 +364,8 @@ mod tests {
     #[test]
     fn a_request_in_one_run_is_a_slice_of_the_bytes_received() {
         let bytes = Bytes::from(generated(vec!["a".into(), "bb".into()]).encode_to_vec());
-        let decoded = <SotwRequest as Decode>::decode(
-            bytes.clone(),
-            &Shared::default(),
-            &mut LastNames::default(),
-        )
-        .unwrap();
+        let decoded =
+            <SotwRequest as Decode>::decode(bytes.clone(), &mut LastNames::default()).unwrap();
         let names = decoded.request.resource_names.encoded_bytes();
         let inside = bytes.as_ptr_range();
         assert!(inside.contains(&names.as_ptr()), "not a copy");
@@ -420,7 +384,7 @@ mod tests {
         let cases = [
             (not_utf8, "resource_names[1] is not UTF-8"),
             (long_not_utf8, "resource_names[1] is not UTF-8"),
-            // A name that is not UTF-8 right after one the server knows.
+            // A name that is not UTF-8 right after another, with no other field.
             (
                 vec![0x1a, 0x01, b'a', 0x1a, 0x02, 0xc3, 0x28, 0x22, 0x01, b't'],
                 "resource_names[1] is not UTF-8",
@@ -432,24 +396,14 @@ mod tests {
             // Another field broken.
             ([&ok[..], &[0x22, 0x05, b'a']].concat(), "buffer underflow"),
         ];
-        // A key list the server knows, that the names begin with, checks nothing after it.
-        let known = Shared::default();
-        known.keep(Bytes::from_static(b"\x1a\x01a"), 1);
         for (bytes, says) in cases {
             assert!(
                 DiscoveryRequest::decode(&bytes[..]).is_err(),
                 "the generated decoder refuses it"
             );
-            for known in [&Shared::default(), &known] {
-                let e = <SotwRequest as Decode>::decode(
-                    Bytes::from(bytes.clone()),
-                    known,
-                    &mut LastNames::default(),
-                )
-                .unwrap_err();
-                assert_eq!(e.code(), tonic::Code::Internal);
-                assert!(e.message().contains(says), "{e}");
-            }
+            let e = decode(bytes).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::Internal);
+            assert!(e.message().contains(says), "{e}");
         }
     }
 }
