@@ -1029,11 +1029,7 @@ fn named_sotw_streams_find_the_cluster_keys_encoded_once() {
             assert!(endpoint_names_shared(st, snapshot));
         }
     }
-    assert_eq!(
-        shared.summed(),
-        2,
-        "the two cluster maps, each summed once"
-    );
+    assert_eq!(shared.summed(), 2, "the two cluster maps, each summed once");
     assert_eq!(
         shared.matched(),
         requests,
