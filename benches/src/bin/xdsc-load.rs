@@ -7,7 +7,8 @@
 //! one per 100 streams), state of the world or `--delta`, each played by
 //! `xdsc_server::testing::FakeEnvoy`: subscribing to everything by wildcard, or with
 //! `--named` as real Envoy does (clusters and listeners by wildcard, endpoints and route
-//! configurations by name), and acknowledging every response. It waits for the initial sync,
+//! configurations by name), and acknowledging every response; each connection is read
+//! 128 KiB at a time, as Envoy reads one ([`ENVOY_READ`]). It waits for the initial sync,
 //! then makes `--rounds` changes and reports, per round, the time from the change until each
 //! stream received it (p50, p99, max), the bytes sent, and the server's RSS and CPU time.
 //! `--change endpoint` (the default) moves one endpoint; `--change route` swaps a route's
@@ -55,6 +56,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::sync::Notify;
+use tokio_util::either::Either;
 use tonic::codegen::http::Uri;
 use tonic::codegen::{BoxFuture, Context, Poll, Service};
 use xdsc_benches::{cpu_seconds, percentile};
@@ -183,16 +185,28 @@ fn client_tls(dir: &Path) -> Result<Arc<rustls::ClientConfig>, Box<dyn std::erro
     Ok(Arc::new(config))
 }
 
-/// `--tls`: tonic's connector for a fake Envoy's connection: TCP to the server (no Nagle, as
-/// Envoy's connections), then the TLS handshake.
+/// How much a fake Envoy reads from a plain connection at once: what Envoy reserves for one
+/// read of a connection's socket (8 slices of 16 KiB: `Buffer::OwnedImpl::reserveForRead`).
+/// h2 alone reads a frame at a time (16 KiB, the largest frame Envoy accepts), so the fake
+/// Envoys had spent a system call per frame where Envoy spends one per 128 KiB.
+const ENVOY_READ: usize = 128 * 1024;
+
+/// A fake Envoy's connection: plain TCP read [`ENVOY_READ`] at a time, or `--tls`.
+type Connection = Either<
+    tokio::io::BufReader<tokio::net::TcpStream>,
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+>;
+
+/// tonic's connector for a fake Envoy's connection: TCP to the server (no Nagle, as Envoy's
+/// connections), then, with `--tls`, the TLS handshake.
 #[derive(Clone)]
-struct TlsConnect {
-    config: Arc<rustls::ClientConfig>,
+struct Connect {
+    tls: Option<Arc<rustls::ClientConfig>>,
     port: u16,
 }
 
-impl Service<Uri> for TlsConnect {
-    type Response = TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+impl Service<Uri> for Connect {
+    type Response = TokioIo<Connection>;
     type Error = std::io::Error;
     type Future = BoxFuture<Self::Response, std::io::Error>;
 
@@ -201,16 +215,20 @@ impl Service<Uri> for TlsConnect {
     }
 
     fn call(&mut self, _: Uri) -> Self::Future {
-        let (config, port) = (self.config.clone(), self.port);
+        let (tls, port) = (self.tls.clone(), self.port);
         Box::pin(async move {
             let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
             tcp.set_nodelay(true)?;
+            let Some(config) = tls else {
+                let plain = tokio::io::BufReader::with_capacity(ENVOY_READ, tcp);
+                return Ok(TokioIo::new(Either::Left(plain)));
+            };
             let name = ServerName::try_from(SERVER_NAME)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await?;
-            Ok(TokioIo::new(tls))
+            Ok(TokioIo::new(Either::Right(tls)))
         })
     }
 }
@@ -510,16 +528,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rt.block_on(async {
         let mut channels = Vec::new();
         for _ in 0..connections {
+            let connect = Connect {
+                tls: tls.clone(),
+                port,
+            };
             let endpoint = xdsc_server::testing::envoy_endpoint(port);
-            channels.push(match &tls {
-                Some(config) => {
-                    let config = config.clone();
-                    endpoint
-                        .connect_with_connector(TlsConnect { config, port })
-                        .await?
-                }
-                None => endpoint.connect().await?,
-            });
+            channels.push(endpoint.connect_with_connector(connect).await?);
         }
         for id in 0..args.streams {
             let (ch, shared) = (channels[id % channels.len()].clone(), shared.clone());
