@@ -132,3 +132,36 @@ impl TestServer {
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     }
 }
+
+/// Checks that `lists`, the names of one client's successive state-of-the-world requests of
+/// one type, are listed as Envoy lists a named subscription (one watch per name; seen with
+/// Envoy 1.40): a request naming the same names as the one before names them in the same
+/// order, and one naming more puts the new names in front of the kept ones, which keep their
+/// order. [`FakeEnvoy`] lists names so, and the server's fast paths for named
+/// acknowledgements were measured against it; the real-Envoy test checks Envoy with this
+/// too. Returns the first pair of lists that breaks it. Lists that drop names are not
+/// checked.
+///
+/// ```
+/// use xdsc_server::testing::listed_as_envoy_lists;
+/// let l = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+/// assert!(listed_as_envoy_lists(&[l(&["b", "a"]), l(&["b", "a"]), l(&["c", "b", "a"])]).is_ok());
+/// assert!(listed_as_envoy_lists(&[l(&["b", "a"]), l(&["a", "b"])]).is_err());
+/// assert!(listed_as_envoy_lists(&[l(&["b", "a"]), l(&["b", "a", "c"])]).is_err());
+/// ```
+pub fn listed_as_envoy_lists(lists: &[Vec<String>]) -> Result<(), String> {
+    for pair in lists.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        if !before.iter().all(|n| after.contains(n)) {
+            continue;
+        }
+        let new = after.len().saturating_sub(before.len());
+        let in_front = after[..new].iter().all(|n| !before.contains(n));
+        if !in_front || after[new..] != before[..] {
+            return Err(format!(
+                "{before:?} -> {after:?}: not the same names in the same order, or new names in front of the kept ones in their order"
+            ));
+        }
+    }
+    Ok(())
+}

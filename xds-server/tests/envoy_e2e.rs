@@ -3,7 +3,8 @@
 //! published, Envoy's /config_dump shows the published versions and /debug/clients no NACK.
 //! Then a listener Envoy rejects is injected: the NACK is visible, not resent, and Envoy keeps
 //! serving the previous config until a good snapshot is acknowledged. Raw Envoy resources (a
-//! cluster and its load assignment) are served and followed the same way.
+//! cluster and its load assignment) are served and followed the same way. And Envoy lists its
+//! endpoint subscription as `FakeEnvoy` (and so `xdsc-load --named`) assumes it does.
 
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use serde_json::{Value, json};
 use xdsc_core::compile::Compiled;
 use xdsc_core::model::{Model, Object};
 use xdsc_core::snapshot::{Resource, ResourceType, Snapshot};
+use xdsc_server::events::{Events, StreamEvent};
+use xdsc_server::testing::listed_as_envoy_lists;
 use xdsc_server::{Publisher, XdsServer};
 use xdsc_test_support::{Backend, Envoy, ads_bootstrap, find_envoy, free_port, http_get, wait_for};
 
@@ -40,6 +43,8 @@ struct Harness {
     admin_port: u16,
     envoy: Envoy,
     listen_port: u16,
+    /// The server's stream events (the requests Envoy sent among them).
+    events: Events,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -51,7 +56,8 @@ fn start(binary: &std::path::Path, delta: bool, first: Snapshot, listen_port: u1
         .expect("runtime");
     let publisher = Publisher::new();
     publisher.publish("default", first);
-    let server = XdsServer::new(publisher.clone());
+    let (observer, events) = xdsc_server::events::observer(4096);
+    let server = XdsServer::new(publisher.clone()).with_observer(observer);
     let admin = server.admin();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -82,6 +88,7 @@ fn start(binary: &std::path::Path, delta: bool, first: Snapshot, listen_port: u1
         admin_port,
         envoy,
         listen_port,
+        events,
         _stop: stop,
     }
 }
@@ -302,4 +309,81 @@ fn raw_envoy_resources_are_served_to_envoy() {
         "{dump}"
     );
     assert!(nacks(&h.clients()).is_empty(), "{:#}", h.clients());
+}
+
+/// The endpoint names of each state-of-the-world EDS request Envoy has sent so far, as listed.
+fn endpoint_requests(events: &mut Events) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    while let Some(event) = events.try_recv() {
+        if let StreamEvent::Request { request, .. } = event
+            && request.type_url == ResourceType::Endpoint.type_url()
+        {
+            out.push(request.resource_names.iter().map(str::to_owned).collect());
+        }
+    }
+    out
+}
+
+/// `FakeEnvoy` lists a named subscription as Envoy 1.40 was seen to: one name per cluster it
+/// holds, in an order of its own (not sorted), the same list again in every acknowledgement,
+/// and the names of new clusters in front of the ones it kept, in their order
+/// (`listed_as_envoy_lists`, with which `tests/grpc.rs` checks the fake Envoy). The server's
+/// fast paths for named acknowledgements were built and measured (`xdsc-load --named`)
+/// against that; if an Envoy release lists them otherwise, this fails and the fake Envoy
+/// must follow.
+#[test]
+fn envoy_lists_its_endpoint_subscription_as_the_fake_envoy_does() {
+    let Some(binary) = find_envoy() else { return };
+    let (a, b) = (Backend::start("backend-a"), Backend::start("backend-b"));
+    let port = free_port();
+    let names: Vec<String> = (0..15).map(|i| format!("c{i:02}")).collect();
+    // The first `n` clusters, all at backend a but c00 (routed to) at `to`.
+    let clusters = |n: usize, to: &Backend| {
+        let mut c: Vec<(&str, &Backend)> = names[..n].iter().map(|n| (n.as_str(), &a)).collect();
+        c[0].1 = to;
+        snapshot(port, "c00", &c)
+    };
+    let mut h = start(&binary, false, clusters(12, &a), port);
+    h.until_body("backend-a");
+    // Three clusters more, then an endpoint change (c00 moves to backend b), which Envoy
+    // acknowledges with its whole list again.
+    h.publisher.publish("default", clusters(15, &a));
+    let held_all = wait_for(WAIT, || {
+        let d = h.envoy.admin("/clusters")?;
+        names
+            .iter()
+            .all(|n| d.contains(&format!("{n}::")))
+            .then_some(())
+    });
+    assert!(held_all.is_some(), "{}", h.envoy.log_tail());
+    h.publisher.publish("default", clusters(15, &b));
+    h.until_body("backend-b");
+    std::thread::sleep(Duration::from_secs(1));
+    let lists = endpoint_requests(&mut h.events);
+    assert_eq!(h.events.dropped(), 0);
+
+    let mut sorted: Vec<String> = lists.last().cloned().unwrap_or_default();
+    sorted.sort();
+    assert_eq!(
+        sorted, names,
+        "the last list names every cluster once: {lists:?}"
+    );
+    let first_full = lists
+        .iter()
+        .find(|l| l.len() == 12)
+        .unwrap_or_else(|| panic!("no list of the first 12 clusters: {lists:?}"));
+    let mut in_order = first_full.clone();
+    in_order.sort();
+    assert_ne!(
+        &in_order, first_full,
+        "Envoy listed its clusters sorted: the fake Envoy's order is no longer Envoy's"
+    );
+    if let Err(e) = listed_as_envoy_lists(&lists) {
+        panic!("{e}; all of Envoy's lists: {lists:?}");
+    }
+    let repeats = lists.windows(2).filter(|p| p[0] == p[1]).count();
+    assert!(
+        repeats >= 1,
+        "no acknowledgement repeated the list: {lists:?}"
+    );
 }

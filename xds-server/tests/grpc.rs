@@ -7,7 +7,9 @@ use std::time::Duration;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use xdsc_core::snapshot::ResourceType as T;
 use xdsc_server::protocol::Request;
-use xdsc_server::testing::{AdsClient, FakeEnvoy, Reply, Subscription, TestServer, snapshot};
+use xdsc_server::testing::{
+    AdsClient, FakeEnvoy, Reply, Subscription, TestServer, listed_as_envoy_lists, snapshot,
+};
 use xdsc_server::{Limits, Publisher, SyncLimits, XdsServer};
 
 const STEP: Duration = Duration::from_secs(5);
@@ -434,6 +436,71 @@ async fn the_fake_envoy_subscribes_by_name_like_envoy_in_both_variants() {
         }
         assert_eq!(e.held(T::Cluster), ["a", "b", "c"]);
     }
+}
+
+/// The fake Envoy lists its endpoint subscription as the real-Envoy test
+/// (`envoy_lists_its_endpoint_subscription_as_the_fake_envoy_does`) sees Envoy list it: the
+/// same check on the requests the server read, through the same observer.
+#[tokio::test]
+async fn the_fake_envoy_lists_its_endpoint_subscription_as_envoy_does() {
+    use xdsc_server::events::{StreamEvent, observer};
+    let names: Vec<String> = (0..15).map(|i| format!("c{i:02}")).collect();
+    let clusters = |n: usize, port: u16| {
+        let c: Vec<&str> = names[..n].iter().map(String::as_str).collect();
+        snapshot("c00", &c, port)
+    };
+    let (observer, mut events) = observer(4096);
+    let s = TestServer::start(clusters(12, 80), |x| x.with_observer(observer)).await;
+    let mut e = FakeEnvoy::start(s.channel().await, "fake", false, Subscription::Named)
+        .await
+        .expect("stream");
+    e.until_synced().await.expect("synced");
+    // Three clusters more, then an endpoint change of every cluster.
+    s.publisher.publish("default", clusters(15, 80));
+    while e.held(T::Endpoint).len() < 15 {
+        tokio::time::timeout(STEP, e.step())
+            .await
+            .expect("in time")
+            .expect("ok");
+    }
+    s.publisher.publish("default", clusters(15, 81));
+    let reply = loop {
+        let r = tokio::time::timeout(STEP, e.step())
+            .await
+            .expect("in time")
+            .expect("ok")
+            .expect("open");
+        if r.resource_type() == Some(T::Endpoint) {
+            break r;
+        }
+    };
+    assert_eq!(reply.len(), 15);
+    // Every request the server read, its acknowledgement of `reply` last (within QUIET).
+    let mut lists = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout(QUIET, events.recv()).await {
+        if let StreamEvent::Request { stream, request } = event
+            && stream.node.id == "fake"
+            && request.type_url == T::Endpoint.type_url()
+        {
+            lists.push(
+                request
+                    .resource_names
+                    .iter()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    listed_as_envoy_lists(&lists).unwrap();
+    let first = lists.iter().find(|l| l.len() == 12).expect("12 names");
+    let mut sorted = first.clone();
+    sorted.sort();
+    assert_ne!(&sorted, first, "not sorted");
+    assert_eq!(lists.last().map(Vec::len), Some(15));
+    assert!(
+        lists.windows(2).any(|p| p[0] == p[1]),
+        "a repeat: {lists:?}"
+    );
 }
 
 #[tokio::test]
