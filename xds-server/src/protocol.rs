@@ -540,6 +540,18 @@ fn delta_key_of(version_info: &str, sent: VersionSet, removed: &[Arc<str>]) -> S
     format!("{version_info} {} {}", sent.version(), gone.version())
 }
 
+/// Whether `names` are exactly the keys of `map`. Names sharing another map's keys (Envoy's
+/// endpoint subscription holds the cluster map's, compared with the endpoint map) compare by
+/// the two maps' sums ([`Shared::same_keys`]); anything else by one walk of both.
+fn names_are_keys(shared: &Shared, names: &Names, map: &Resources) -> bool {
+    match names {
+        Names::Keys(m) if !m.same(map) => shared
+            .same_keys(m, map)
+            .unwrap_or_else(|| names.equals_keys(map)),
+        _ => names.equals_keys(map),
+    }
+}
+
 /// Whether `requested` names `*`, and whether its other names are exactly `names`, in any
 /// order, in one walk of the request: names listed in order are compared as they are read,
 /// each with the next of `names`, without allocating; only names out of order are collected
@@ -904,7 +916,20 @@ impl Stream {
                 }
             }
         }
-        st.names.update(&adds, &removes, &parents);
+        // A first subscription to many names in the client's order (Envoy's to the endpoints
+        // of every cluster it was sent): a map's keys by the sum of the names' hashes, without
+        // sorting them, as `names_of` finds them for state of the world.
+        let summed = (st.names.is_empty() && removes.is_empty() && adds.len() >= LISTED_MIN)
+            .then(|| shared::names_sum(adds.iter().map(|n| n.as_bytes())))
+            .and_then(|(sum, count)| {
+                parents
+                    .iter()
+                    .find(|m| self.shared.sums_to_keys(sum, count, m))
+            });
+        match summed {
+            Some(map) => st.names = Names::Keys(map.clone()),
+            None => st.names.update(&adds, &removes, &parents),
+        }
         if unstar {
             let names = st.names.clone();
             st.held.retain(|k| names.contains(k));
@@ -971,7 +996,7 @@ impl Stream {
                         m.version() == pending.desired.version()
                             && (all
                                 || (matches!(pending.sent, Sent::Whole(_))
-                                    && st.names.equals_keys(m)))
+                                    && names_are_keys(&self.shared, &st.names, m)))
                     })
                     .cloned();
                 if let Some(map) = exact {
@@ -1061,7 +1086,7 @@ impl Stream {
         let kept = !outside.is_empty();
         // Names that are the map's keys (Envoy's endpoint subscription to every cluster) are
         // the map too: one walk of both, instead of a lookup per name and a list of them.
-        if !kept && (all || st.names.equals_keys(resources)) {
+        if !kept && (all || names_are_keys(&self.shared, &st.names, resources)) {
             return Some((Entries::Whole(resources.clone()), false));
         }
         let mut out = subscribed(resources, st, all);
@@ -1330,51 +1355,58 @@ impl Stream {
                 })
             }
             Variant::Delta => {
-                // The whole map is looked up in itself. Otherwise, nothing held and nothing
-                // named (a wildcard initial sync): no name to look up.
                 let map = self.snapshot.resources(t);
-                let desired_names: BTreeSet<&str> =
-                    if whole || (st.held.is_empty() && st.names.is_empty()) {
-                        BTreeSet::new()
-                    } else {
-                        desired.iter().map(|r| r.name()).collect()
-                    };
-                let is_desired = |n: &str| {
-                    if whole {
-                        map.contains(n)
-                    } else {
-                        desired_names.contains(n)
+                let desired_len = desired.len();
+                let (resources, mut removed) = if whole && !st.held.is_empty() {
+                    // The whole map against a holding: only the names where the two may differ
+                    // (`suspects`, O(differences)) can have changed or gone.
+                    let mut suspects = st.held.suspects(map);
+                    suspects.sort_unstable();
+                    suspects.dedup();
+                    let mut changed = Vec::new();
+                    let mut removed = BTreeSet::new();
+                    for n in suspects {
+                        match map.get(n) {
+                            Some(r) if st.held.version(n) != Some(r.version()) => {
+                                changed.push(r.clone())
+                            }
+                            Some(_) => {}
+                            None if st.held.contains(n) => {
+                                removed.insert(n.clone());
+                            }
+                            None => {}
+                        }
                     }
+                    (Entries::List(changed), removed)
+                } else if st.held.is_empty() {
+                    // Nothing held (an initial sync): every desired resource, without a second
+                    // list of them, and nothing to remove.
+                    (desired, BTreeSet::new())
+                } else {
+                    let desired_names: BTreeSet<&str> = desired.iter().map(|r| r.name()).collect();
+                    let removed: BTreeSet<Arc<str>> = st
+                        .held
+                        .names()
+                        .filter(|n| !desired_names.contains(&***n))
+                        .cloned()
+                        .collect();
+                    let changed = desired
+                        .iter()
+                        .filter(|r| st.held.version(r.name()) != Some(r.version()))
+                        .cloned()
+                        .collect();
+                    (Entries::List(changed), removed)
                 };
-                let mut removed: BTreeSet<Arc<str>> = st
-                    .held
-                    .names()
-                    .filter(|n| !is_desired(n))
-                    .cloned()
-                    .collect();
-                // Subscribed names that do not exist: say so once. Names that are the map's
-                // keys (Envoy's endpoint subscription to every cluster) all exist.
-                if !(whole && matches!(&st.names, Names::Keys(m) if m.same(map))) {
+                // Subscribed names that do not exist: say so once. Names that made the whole
+                // map without a wildcard are its keys (Envoy's endpoint subscription to every
+                // cluster): they all exist.
+                if !whole || st.wildcard {
                     for n in st.names.iter() {
-                        if !is_desired(n) && !st.held.contains(n) && !st.told_absent.contains(n) {
+                        if !map.contains(n) && !st.held.contains(n) && !st.told_absent.contains(n) {
                             removed.insert(n.clone());
                         }
                     }
                 }
-                let desired_len = desired.len();
-                // Nothing held (an initial sync): every desired resource, without a second
-                // list of them.
-                let resources = if st.held.is_empty() {
-                    desired
-                } else {
-                    Entries::List(
-                        desired
-                            .iter()
-                            .filter(|r| st.held.version(r.name()) != Some(r.version()))
-                            .cloned()
-                            .collect(),
-                    )
-                };
                 if resources.is_empty() && removed.is_empty() {
                     return None;
                 }

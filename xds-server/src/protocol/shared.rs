@@ -51,6 +51,8 @@ struct Inner {
     summed: std::sync::atomic::AtomicUsize,
     #[cfg(test)]
     matched: std::sync::atomic::AtomicUsize,
+    #[cfg(test)]
+    compared: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -95,6 +97,29 @@ impl Shared {
             .matched
             .fetch_add(usize::from(matched), std::sync::atomic::Ordering::Relaxed);
         matched
+    }
+
+    /// Whether maps `a` and `b` (of two types: the clusters whose names an endpoint
+    /// subscription shares, and the endpoints) have the same names, by their sums: once per
+    /// map version, not a walk of both. `None` when that cannot be told this way (a small
+    /// map), so callers walk them then. The same caveat as [`Shared::sums_to_keys`]: only a
+    /// 128-bit collision makes different names equal.
+    pub(crate) fn same_keys(&self, a: &Resources, b: &Resources) -> Option<bool> {
+        if a.len() != b.len() {
+            return Some(false);
+        }
+        let same = self.sum(a)? == self.sum(b)?;
+        #[cfg(test)]
+        self.0
+            .compared
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(same)
+    }
+
+    /// How many pairs of maps were compared by their sums.
+    #[cfg(test)]
+    pub(crate) fn compared(&self) -> usize {
+        self.0.compared.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many maps were summed.

@@ -1029,7 +1029,13 @@ fn named_sotw_streams_find_the_cluster_keys_encoded_once() {
             assert!(endpoint_names_shared(st, snapshot));
         }
     }
-    assert_eq!(shared.summed(), 2, "the two cluster maps, each summed once");
+    // And the first endpoint map, which the acknowledgement of the whole map compares with
+    // the cluster keys the names share (`Shared::same_keys`).
+    assert_eq!(
+        shared.summed(),
+        3,
+        "the two cluster maps and one endpoint map, each summed once for all streams"
+    );
     assert_eq!(
         shared.matched(),
         requests,
@@ -1154,8 +1160,18 @@ fn a_named_subscription_to_every_cluster_is_served_and_held_as_the_whole_map() {
             r.resources.len()
         );
         assert!(matches!(st.types[&T::Endpoint].names, Names::Keys(_)));
+        assert_eq!(
+            (st.shared.matched(), st.sorted.get()),
+            (1, 0),
+            "{variant:?}: the map found by the sum of the names' hashes, not by sorting them"
+        );
         st.visited.set(0);
+        let compared = st.shared.compared();
         none(send(&mut st, ack_of(T::Endpoint, &subscribed, &r)));
+        assert!(
+            st.shared.compared() > compared,
+            "{variant:?}: the names (the cluster map's keys) compared with the endpoint map by their sums"
+        );
         assert_eq!(
             st.visited.get(),
             0,
