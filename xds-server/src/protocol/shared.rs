@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use xdsc_core::snapshot::{Resources, Version};
 
-/// How many maps' sums are kept: the current cluster map and the few before it that
-/// streams may still hold while a change goes out.
-const KEPT: usize = 4;
+/// How many maps' sums are kept: the current cluster and endpoint maps and the few before
+/// them that streams may still hold while a change goes out (32 bytes each).
+const KEPT: usize = 8;
 
 /// Maps with fewer names are compared name by name: a lock costs more than such a walk.
 const SMALL: usize = 64;
@@ -65,17 +65,26 @@ impl Shared {
             return None;
         }
         let key = (map.version(), map.len());
-        let mut kept = self.0.sums.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(i) = kept.iter().position(|(v, n, _)| (*v, *n) == key) {
-            let entry = kept.remove(i)?;
-            kept.push_front(entry);
-            return Some(entry.2);
+        {
+            let mut kept = self.0.sums.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(i) = kept.iter().position(|(v, n, _)| (*v, *n) == key) {
+                let entry = kept.remove(i)?;
+                kept.push_front(entry);
+                return Some(entry.2);
+            }
         }
+        // Summed without the lock (10,000 hashes at 10,000 services), so that other streams'
+        // look-ups do not wait on it; a stream summing the same new map at the same time
+        // only repeats the work.
         let (sum, _) = names_sum(map.names().map(|n| n.as_bytes()));
         #[cfg(test)]
         self.0
             .summed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut kept = self.0.sums.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.iter().any(|(v, n, _)| (*v, *n) == key) {
+            return Some(sum);
+        }
         kept.push_front((key.0, key.1, sum));
         kept.truncate(KEPT);
         Some(sum)
