@@ -295,15 +295,18 @@ struct Named {
 /// The name of an encoded resource: field 1, read directly when it comes first (as xdsc and
 /// every protobuf encoder write it), else by skipping the other fields.
 fn name_of(body: &[u8]) -> String {
-    let mut buf = body;
-    if let Ok(key) = prost::encoding::decode_varint(&mut buf)
-        && key == (1 << 3) | 2
-        && let Ok(len) = prost::encoding::decode_varint(&mut buf)
-        && let Some(name) = buf.get(..len as usize)
-    {
-        return String::from_utf8_lossy(name).into_owned();
+    match first_name(body) {
+        Some(name) => String::from_utf8_lossy(name).into_owned(),
+        None => Named::decode(body).unwrap_or_default().name,
     }
-    Named::decode(body).unwrap_or_default().name
+}
+
+/// The name of a resource whose first field is its name, as encoders write it.
+fn first_name(body: &[u8]) -> Option<&[u8]> {
+    let mut buf = body;
+    let key = prost::encoding::decode_varint(&mut buf).ok()?;
+    let len = prost::encoding::decode_varint(&mut buf).ok()?;
+    (key == (1 << 3) | 2).then(|| buf.get(..usize::try_from(len).ok()?))?
 }
 
 impl Reply {
@@ -405,6 +408,23 @@ impl Reply {
     /// Delta: the names the client must forget; empty in state of the world.
     pub fn removed(&self) -> &[String] {
         &self.removed
+    }
+
+    /// The same names, borrowed from the message without a copy each; `None` when one is not
+    /// UTF-8 or (state of the world) not its resource's first field, for [`Reply::names`] to
+    /// read.
+    fn name_refs(&self) -> Option<Vec<&str>> {
+        self.entries()
+            .iter()
+            .map(|e| {
+                let name = if self.delta {
+                    &e.name[..]
+                } else {
+                    first_name(&e.value)?
+                };
+                std::str::from_utf8(name).ok()
+            })
+            .collect()
     }
 
     /// The encoded resources (each `Any`'s value), in order.
@@ -698,9 +718,9 @@ pub enum Subscription {
 pub struct FakeEnvoy {
     client: AdsClient,
     mode: Subscription,
-    /// State of the world: the names subscribed per type (empty: wildcard), encoded once
-    /// for every acknowledgement that repeats them.
-    names: BTreeMap<ResourceType, RequestNames>,
+    /// The named subscriptions (endpoints, route configurations; absent: wildcard), each
+    /// encoded once for every state-of-the-world acknowledgement that repeats it.
+    listed: BTreeMap<ResourceType, Listed>,
     /// The names held per type.
     held: BTreeMap<ResourceType, BTreeSet<String>>,
     /// The last acknowledged version and nonce received, per type.
@@ -744,7 +764,7 @@ impl FakeEnvoy {
         Ok(FakeEnvoy {
             client,
             mode,
-            names: BTreeMap::new(),
+            listed: BTreeMap::new(),
             held: BTreeMap::new(),
             last: BTreeMap::new(),
             keep_names: true,
@@ -779,6 +799,14 @@ impl FakeEnvoy {
 
     /// The names held of type `t`, in order.
     pub fn held(&self, t: ResourceType) -> Vec<String> {
+        if !self.keep_names && self.mode == Subscription::Named && t == ResourceType::Cluster {
+            // Not kept twice: the endpoint subscription is the clusters held.
+            return self
+                .listed
+                .get(&ResourceType::Endpoint)
+                .map(|l| l.sorted.clone())
+                .unwrap_or_default();
+        }
         self.held
             .get(&t)
             .map(|h| h.iter().cloned().collect())
@@ -794,7 +822,7 @@ impl FakeEnvoy {
         let Some(t) = reply.resource_type() else {
             return Ok(Some(reply));
         };
-        if self.keep_names || (self.mode == Subscription::Named && t == ResourceType::Cluster) {
+        if self.keep_names {
             let held = self.held.entry(t).or_default();
             // State of the world: clusters and listeners come complete; other types only
             // what changed, wildcard or not.
@@ -810,18 +838,38 @@ impl FakeEnvoy {
             }
         }
         if self.mode == Subscription::Named {
-            let child = match t {
-                ResourceType::Cluster => Some((ResourceType::Endpoint, self.held(t))),
-                ResourceType::Listener => Some((ResourceType::Route, route_names(&reply))),
-                _ => None,
-            };
-            if let Some((child, wanted)) = child {
-                self.resubscribe(child, wanted).await;
+            match t {
+                ResourceType::Cluster => {
+                    let owned;
+                    let names = match reply.name_refs() {
+                        Some(names) => names,
+                        None => {
+                            owned = reply.names();
+                            owned.iter().map(String::as_str).collect()
+                        }
+                    };
+                    let current = self.listed.get(&ResourceType::Endpoint);
+                    let sorted = current.map_or(&[][..], |l| &l.sorted[..]);
+                    let change = if self.client.is_delta() {
+                        Change::delta(sorted, names, reply.removed())
+                    } else {
+                        Change::whole(sorted, names)
+                    };
+                    self.resubscribe(ResourceType::Endpoint, change).await;
+                }
+                ResourceType::Listener => {
+                    let wanted = route_names(&reply);
+                    let current = self.listed.get(&ResourceType::Route);
+                    let sorted = current.map_or(&[][..], |l| &l.sorted[..]);
+                    let change = Change::whole(sorted, wanted.iter().map(String::as_str).collect());
+                    self.resubscribe(ResourceType::Route, change).await;
+                }
+                _ => {}
             }
         }
         // A state-of-the-world ACK repeats the subscription; a delta one names nothing.
-        let names = match self.names.get(&t) {
-            Some(names) if !self.client.is_delta() => names.clone(),
+        let names = match self.listed.get(&t) {
+            Some(l) if !self.client.is_delta() => l.listed.clone(),
             _ => RequestNames::default(),
         };
         self.client.answer_with(&reply, names, None).await;
@@ -832,45 +880,38 @@ impl FakeEnvoy {
         Ok(Some(reply))
     }
 
-    /// Subscribes type `t` to exactly `wanted` (named mode), listing the names as Envoy
+    /// Changes the named subscription of type `t` by `change`, listing the names as Envoy
     /// does: in an order of its own, not sorted (one watch per name, new watches first; the
     /// first ones in hash order), the same order in every request until the names change.
-    async fn resubscribe(&mut self, t: ResourceType, wanted: Vec<String>) {
-        let current = self.names.get(&t).cloned().unwrap_or_default();
-        let wanted_set: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();
-        let current_set: BTreeSet<&str> = current.iter().collect();
-        if self.names.contains_key(&t) && current_set == wanted_set {
+    /// The first subscription of a type is sent even when it names nothing.
+    async fn resubscribe(&mut self, t: ResourceType, change: Change<'_>) {
+        if self.listed.contains_key(&t) && change.is_empty() {
             return;
         }
-        let seed = self.seed;
-        let mut added: Vec<&str> = wanted_set.difference(&current_set).copied().collect();
-        added.sort_by_cached_key(|n| xxhash_rust::xxh3::xxh3_64_with_seed(n.as_bytes(), seed));
-        let kept = current.iter().filter(|n| wanted_set.contains(n));
-        let encoded: RequestNames = added.iter().copied().chain(kept).collect();
-        let (version_info, response_nonce) = self.last.get(&t).cloned().unwrap_or_default();
+        let listed = self.listed.entry(t).or_default();
+        listed.apply(&change, self.seed);
+        if let Some(held) = self.held.get_mut(&t) {
+            for n in &change.removed {
+                held.remove(n);
+            }
+        }
         let request = if self.client.is_delta() {
             Request {
                 type_url: t.type_url().into(),
-                subscribe: added.iter().map(|n| n.to_string()).collect(),
-                unsubscribe: current_set
-                    .difference(&wanted_set)
-                    .map(|n| n.to_string())
-                    .collect(),
+                subscribe: change.added.iter().map(|n| n.to_string()).collect(),
+                unsubscribe: change.removed,
                 ..Request::default()
             }
         } else {
+            let (version_info, response_nonce) = self.last.get(&t).cloned().unwrap_or_default();
             Request {
                 type_url: t.type_url().into(),
                 version_info,
-                resource_names: encoded.clone(),
+                resource_names: listed.listed.clone(),
                 response_nonce,
                 ..Request::default()
             }
         };
-        if let Some(held) = self.held.get_mut(&t) {
-            held.retain(|n| wanted_set.contains(n.as_str()));
-        }
-        self.names.insert(t, encoded);
         self.client.send(request).await;
     }
 
@@ -882,6 +923,106 @@ impl FakeEnvoy {
             }
         }
         Err(Status::cancelled("the stream ended before it synced"))
+    }
+}
+
+/// A named subscription of a [`FakeEnvoy`]: its names sorted, to compare a new list with in
+/// one walk, and as it lists them.
+///
+/// A thousand fake Envoys resubscribe to 10,000 endpoint names each when a cluster is added;
+/// sets of `String`s built and compared per change cost those clients twice the server's CPU
+/// for the same change (BENCHMARKS.md, issue 13).
+#[derive(Debug, Default)]
+struct Listed {
+    /// Sorted, each name once.
+    sorted: Vec<String>,
+    /// In Envoy's order.
+    listed: RequestNames,
+}
+
+impl Listed {
+    /// Applies `change` (computed against `sorted`): new names first, in the order `seed`
+    /// gives them, then the kept ones in the order they had.
+    fn apply(&mut self, change: &Change<'_>, seed: u64) {
+        let gone = |n: &str| {
+            change
+                .removed
+                .binary_search_by(|r| r.as_str().cmp(n))
+                .is_ok()
+        };
+        let mut added = change.added.clone();
+        added.sort_by_cached_key(|n| xxhash_rust::xxh3::xxh3_64_with_seed(n.as_bytes(), seed));
+        let kept = self.listed.iter().filter(|n| !gone(n));
+        self.listed = added.iter().copied().chain(kept).collect();
+        // Both lists sorted: merge them.
+        let mut next = Vec::with_capacity(self.sorted.len() + change.added.len());
+        let mut new = change.added.iter().copied().peekable();
+        for n in self.sorted.drain(..).filter(|n| !gone(n)) {
+            while let Some(a) = new.next_if(|a| *a < n.as_str()) {
+                next.push(a.to_owned());
+            }
+            next.push(n);
+        }
+        next.extend(new.map(str::to_owned));
+        self.sorted = next;
+    }
+}
+
+/// How a named subscription changes: names added and removed, each sorted and listed once.
+#[derive(Debug)]
+struct Change<'a> {
+    added: Vec<&'a str>,
+    removed: Vec<String>,
+}
+
+impl<'a> Change<'a> {
+    /// From `current` (sorted, each once) to exactly `wanted` (any order), in one walk of
+    /// both once `wanted` is sorted.
+    fn whole(current: &[String], mut wanted: Vec<&'a str>) -> Change<'a> {
+        if !wanted.is_sorted() {
+            wanted.sort_unstable();
+        }
+        wanted.dedup();
+        let (mut added, mut removed) = (Vec::new(), Vec::new());
+        let (mut have, mut want) = (current.iter().peekable(), wanted.into_iter().peekable());
+        loop {
+            match (have.peek(), want.peek()) {
+                (Some(h), Some(w)) => match h.as_str().cmp(w) {
+                    std::cmp::Ordering::Equal => {
+                        have.next();
+                        want.next();
+                    }
+                    std::cmp::Ordering::Less => removed.extend(have.next().cloned()),
+                    std::cmp::Ordering::Greater => added.extend(want.next()),
+                },
+                (Some(_), None) => removed.extend(have.next().cloned()),
+                (None, Some(_)) => added.extend(want.next()),
+                (None, None) => return Change { added, removed },
+            }
+        }
+    }
+
+    /// From `current` (sorted, each once), by what a delta response says: `names` sent (new
+    /// or changed) and `removed`.
+    fn delta(current: &[String], names: Vec<&'a str>, removed: &[String]) -> Change<'a> {
+        let held = |n: &str| current.binary_search_by(|c| c.as_str().cmp(n)).is_ok();
+        let mut gone: Vec<&str> = removed.iter().map(String::as_str).collect();
+        gone.sort_unstable();
+        // A name both sent and removed is removed.
+        let mut added: Vec<&str> = names
+            .into_iter()
+            .filter(|n| !held(n) && gone.binary_search(n).is_err())
+            .collect();
+        added.sort_unstable();
+        added.dedup();
+        gone.retain(|n| held(n));
+        gone.dedup();
+        let removed = gone.into_iter().map(str::to_owned).collect();
+        Change { added, removed }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
     }
 }
 
@@ -993,5 +1134,90 @@ mod tests {
         );
         assert_eq!(r.bodies(), [&first[..]]);
         assert_eq!((r.delta(), r.sotw()), (Some(delta), None));
+    }
+
+    /// What a named subscription becomes, by sets: the wanted names, new ones first in the
+    /// seed's order, then the kept ones as they were listed.
+    fn by_sets(listed: &[String], wanted: &BTreeSet<String>, seed: u64) -> Vec<String> {
+        let had: BTreeSet<&String> = listed.iter().collect();
+        let mut added: Vec<&String> = wanted.iter().filter(|n| !had.contains(n)).collect();
+        added.sort_by_key(|n| xxhash_rust::xxh3::xxh3_64_with_seed(n.as_bytes(), seed));
+        let kept = listed.iter().filter(|n| wanted.contains(*n));
+        added.into_iter().chain(kept).cloned().collect()
+    }
+
+    proptest::proptest! {
+        /// A named subscription changed by whole lists (state of the world) and by delta
+        /// responses is what sets of names make of the same steps: listed in the same
+        /// order, sorted without duplicates, and the change says exactly what was added and
+        /// removed.
+        #[test]
+        fn a_named_subscription_changes_as_sets_of_names_say(
+            steps in proptest::collection::vec(
+                (
+                    proptest::bool::ANY,
+                    proptest::collection::vec(0u8..24, 0..16),
+                    proptest::collection::vec(0u8..24, 0..6),
+                ),
+                1..12,
+            ),
+            seed in proptest::num::u64::ANY,
+        ) {
+            let name = |i: &u8| format!("c{i}");
+            let mut listed = Listed::default();
+            let mut model: Vec<String> = Vec::new();
+            for (whole, names, removed) in steps {
+                let names: Vec<String> = names.iter().map(name).collect();
+                let removed: Vec<String> = removed.iter().map(name).collect();
+                let before: BTreeSet<String> = model.iter().cloned().collect();
+                let wanted: BTreeSet<String> = if whole {
+                    names.iter().cloned().collect()
+                } else {
+                    let mut w = before.clone();
+                    w.extend(names.iter().cloned());
+                    w.retain(|n| !removed.contains(n));
+                    w
+                };
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let change = if whole {
+                    Change::whole(&listed.sorted, refs)
+                } else {
+                    Change::delta(&listed.sorted, refs, &removed)
+                };
+                let added: Vec<&str> = wanted.difference(&before).map(String::as_str).collect();
+                let gone: Vec<String> = before.difference(&wanted).cloned().collect();
+                proptest::prop_assert_eq!(&change.added, &added);
+                proptest::prop_assert_eq!(&change.removed, &gone);
+                proptest::prop_assert_eq!(change.is_empty(), wanted == before);
+                listed.apply(&change, seed);
+                model = by_sets(&model, &wanted, seed);
+                let sorted: Vec<String> = wanted.iter().cloned().collect();
+                proptest::prop_assert_eq!(&listed.sorted, &sorted);
+                proptest::prop_assert_eq!(listed.listed.iter().collect::<Vec<_>>(), model.clone());
+            }
+        }
+    }
+
+    #[test]
+    fn a_reply_borrows_its_names_only_where_they_come_first() {
+        let first = Named { name: "a".into() }.encode_to_vec();
+        let later = [vec![0x10, 0x05], Named { name: "b".into() }.encode_to_vec()].concat();
+        let reply = |bodies: Vec<Vec<u8>>| {
+            let sotw = DiscoveryResponse {
+                resources: bodies.into_iter().map(any).collect(),
+                type_url: ResourceType::Cluster.type_url().into(),
+                ..Default::default()
+            };
+            Reply::decode(vec![Bytes::from(sotw.encode_to_vec())], false).unwrap()
+        };
+        assert_eq!(reply(vec![first.clone()]).name_refs(), Some(vec!["a"]));
+        // A name after another field, or not UTF-8: read by `names`.
+        assert_eq!(reply(vec![first.clone(), later]).name_refs(), None);
+        let bad = reply(vec![vec![0x0a, 0x01, 0xff]]);
+        assert_eq!(
+            (bad.name_refs(), bad.names()),
+            (None, vec!["\u{FFFD}".to_owned()])
+        );
+        assert_eq!(first_name(&[0x0a, 0x05, b'a']), None, "cut short");
     }
 }
