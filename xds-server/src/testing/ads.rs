@@ -952,9 +952,34 @@ impl Listed {
         };
         let mut added = change.added.clone();
         added.sort_by_cached_key(|n| xxhash_rust::xxh3::xxh3_64_with_seed(n.as_bytes(), seed));
-        let kept = self.listed.iter().filter(|n| !gone(n));
-        self.listed = added.iter().copied().chain(kept).collect();
-        // Both lists sorted: merge them.
+        // The kept names' entries as they were encoded: copied whole when none goes.
+        let old = self.listed.encoded();
+        let mut entries = bytes::BytesMut::with_capacity(old.len() + 8 * added.len());
+        for a in &added {
+            crate::protocol::put_entry(a.as_bytes(), &mut entries);
+        }
+        let mut len = added.len();
+        if change.removed.is_empty() {
+            entries.extend_from_slice(old);
+            len += self.listed.len();
+        } else {
+            for n in self.listed.iter().filter(|n| !gone(n)) {
+                crate::protocol::put_entry(n.as_bytes(), &mut entries);
+                len += 1;
+            }
+        }
+        self.listed = RequestNames::trusted(entries.freeze(), len);
+        // A few names: in place. Many: both lists sorted, merged.
+        if change.added.len() + change.removed.len() <= 8 {
+            if !change.removed.is_empty() {
+                self.sorted.retain(|n| !gone(n));
+            }
+            for a in &change.added {
+                let at = self.sorted.partition_point(|n| n.as_str() < *a);
+                self.sorted.insert(at, (*a).to_owned());
+            }
+            return;
+        }
         let mut next = Vec::with_capacity(self.sorted.len() + change.added.len());
         let mut new = change.added.iter().copied().peekable();
         for n in self.sorted.drain(..).filter(|n| !gone(n)) {
@@ -1193,6 +1218,7 @@ mod tests {
                 model = by_sets(&model, &wanted, seed);
                 let sorted: Vec<String> = wanted.iter().cloned().collect();
                 proptest::prop_assert_eq!(&listed.sorted, &sorted);
+                proptest::prop_assert_eq!(listed.listed.len(), model.len());
                 proptest::prop_assert_eq!(listed.listed.iter().collect::<Vec<_>>(), model.clone());
             }
         }
