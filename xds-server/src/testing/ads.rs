@@ -304,9 +304,11 @@ fn name_of(body: &[u8]) -> String {
 /// The name of a resource whose first field is its name, as encoders write it.
 fn first_name(body: &[u8]) -> Option<&[u8]> {
     let mut buf = body;
-    let key = prost::encoding::decode_varint(&mut buf).ok()?;
+    if prost::encoding::decode_varint(&mut buf).ok()? != (1 << 3) | 2 {
+        return None;
+    }
     let len = prost::encoding::decode_varint(&mut buf).ok()?;
-    (key == (1 << 3) | 2).then(|| buf.get(..usize::try_from(len).ok()?))?
+    buf.get(..usize::try_from(len).ok()?)
 }
 
 impl Reply {
@@ -720,7 +722,7 @@ pub struct FakeEnvoy {
     mode: Subscription,
     /// The named subscriptions (endpoints, route configurations; absent: wildcard), each
     /// encoded once for every state-of-the-world acknowledgement that repeats it.
-    listed: BTreeMap<ResourceType, Listed>,
+    listed: BTreeMap<ResourceType, SubscribedNames>,
     /// The names held per type.
     held: BTreeMap<ResourceType, BTreeSet<String>>,
     /// The last acknowledged version and nonce received, per type.
@@ -838,9 +840,9 @@ impl FakeEnvoy {
             }
         }
         if self.mode == Subscription::Named {
-            match t {
+            let (owned, routes);
+            let child = match t {
                 ResourceType::Cluster => {
-                    let owned;
                     let names = match reply.name_refs() {
                         Some(names) => names,
                         None => {
@@ -848,23 +850,23 @@ impl FakeEnvoy {
                             owned.iter().map(String::as_str).collect()
                         }
                     };
-                    let current = self.listed.get(&ResourceType::Endpoint);
-                    let sorted = current.map_or(&[][..], |l| &l.sorted[..]);
-                    let change = if self.client.is_delta() {
-                        Change::delta(sorted, names, reply.removed())
-                    } else {
-                        Change::whole(sorted, names)
-                    };
-                    self.resubscribe(ResourceType::Endpoint, change).await;
+                    Some((ResourceType::Endpoint, names, self.client.is_delta()))
                 }
                 ResourceType::Listener => {
-                    let wanted = route_names(&reply);
-                    let current = self.listed.get(&ResourceType::Route);
-                    let sorted = current.map_or(&[][..], |l| &l.sorted[..]);
-                    let change = Change::whole(sorted, wanted.iter().map(String::as_str).collect());
-                    self.resubscribe(ResourceType::Route, change).await;
+                    routes = route_names(&reply);
+                    let names = routes.iter().map(String::as_str).collect();
+                    Some((ResourceType::Route, names, false))
                 }
-                _ => {}
+                _ => None,
+            };
+            if let Some((child, names, delta)) = child {
+                let sorted = self.listed.get(&child).map_or(&[][..], |l| &l.sorted[..]);
+                let change = if delta {
+                    NameChange::delta(sorted, names, reply.removed())
+                } else {
+                    NameChange::whole(sorted, names)
+                };
+                self.resubscribe(child, change).await;
             }
         }
         // A state-of-the-world ACK repeats the subscription; a delta one names nothing.
@@ -884,7 +886,7 @@ impl FakeEnvoy {
     /// does: in an order of its own, not sorted (one watch per name, new watches first; the
     /// first ones in hash order), the same order in every request until the names change.
     /// The first subscription of a type is sent even when it names nothing.
-    async fn resubscribe(&mut self, t: ResourceType, change: Change<'_>) {
+    async fn resubscribe(&mut self, t: ResourceType, change: NameChange<'_>) {
         if self.listed.contains_key(&t) && change.is_empty() {
             return;
         }
@@ -933,17 +935,17 @@ impl FakeEnvoy {
 /// sets of `String`s built and compared per change cost those clients twice the server's CPU
 /// for the same change (BENCHMARKS.md, issue 13).
 #[derive(Debug, Default)]
-struct Listed {
+struct SubscribedNames {
     /// Sorted, each name once.
     sorted: Vec<String>,
     /// In Envoy's order.
     listed: RequestNames,
 }
 
-impl Listed {
+impl SubscribedNames {
     /// Applies `change` (computed against `sorted`): new names first, in the order `seed`
     /// gives them, then the kept ones in the order they had.
-    fn apply(&mut self, change: &Change<'_>, seed: u64) {
+    fn apply(&mut self, change: &NameChange<'_>, seed: u64) {
         let gone = |n: &str| {
             change
                 .removed
@@ -954,7 +956,8 @@ impl Listed {
         added.sort_by_cached_key(|n| xxhash_rust::xxh3::xxh3_64_with_seed(n.as_bytes(), seed));
         // The kept names' entries as they were encoded: copied whole when none goes.
         let old = self.listed.encoded();
-        let mut entries = bytes::BytesMut::with_capacity(old.len() + 8 * added.len());
+        let new: usize = added.iter().map(|a| a.len() + 2).sum();
+        let mut entries = bytes::BytesMut::with_capacity(old.len() + new);
         for a in &added {
             crate::protocol::put_entry(a.as_bytes(), &mut entries);
         }
@@ -995,15 +998,15 @@ impl Listed {
 
 /// How a named subscription changes: names added and removed, each sorted and listed once.
 #[derive(Debug)]
-struct Change<'a> {
+struct NameChange<'a> {
     added: Vec<&'a str>,
     removed: Vec<String>,
 }
 
-impl<'a> Change<'a> {
+impl<'a> NameChange<'a> {
     /// From `current` (sorted, each once) to exactly `wanted` (any order), in one walk of
     /// both once `wanted` is sorted.
-    fn whole(current: &[String], mut wanted: Vec<&'a str>) -> Change<'a> {
+    fn whole(current: &[String], mut wanted: Vec<&'a str>) -> NameChange<'a> {
         if !wanted.is_sorted() {
             wanted.sort_unstable();
         }
@@ -1022,14 +1025,14 @@ impl<'a> Change<'a> {
                 },
                 (Some(_), None) => removed.extend(have.next().cloned()),
                 (None, Some(_)) => added.extend(want.next()),
-                (None, None) => return Change { added, removed },
+                (None, None) => return NameChange { added, removed },
             }
         }
     }
 
     /// From `current` (sorted, each once), by what a delta response says: `names` sent (new
     /// or changed) and `removed`.
-    fn delta(current: &[String], names: Vec<&'a str>, removed: &[String]) -> Change<'a> {
+    fn delta(current: &[String], names: Vec<&'a str>, removed: &[String]) -> NameChange<'a> {
         let held = |n: &str| current.binary_search_by(|c| c.as_str().cmp(n)).is_ok();
         let mut gone: Vec<&str> = removed.iter().map(String::as_str).collect();
         gone.sort_unstable();
@@ -1043,7 +1046,7 @@ impl<'a> Change<'a> {
         gone.retain(|n| held(n));
         gone.dedup();
         let removed = gone.into_iter().map(str::to_owned).collect();
-        Change { added, removed }
+        NameChange { added, removed }
     }
 
     fn is_empty(&self) -> bool {
@@ -1189,7 +1192,7 @@ mod tests {
             seed in proptest::num::u64::ANY,
         ) {
             let name = |i: &u8| format!("c{i}");
-            let mut listed = Listed::default();
+            let mut listed = SubscribedNames::default();
             let mut model: Vec<String> = Vec::new();
             for (whole, names, removed) in steps {
                 let names: Vec<String> = names.iter().map(name).collect();
@@ -1205,9 +1208,9 @@ mod tests {
                 };
                 let refs: Vec<&str> = names.iter().map(String::as_str).collect();
                 let change = if whole {
-                    Change::whole(&listed.sorted, refs)
+                    NameChange::whole(&listed.sorted, refs)
                 } else {
-                    Change::delta(&listed.sorted, refs, &removed)
+                    NameChange::delta(&listed.sorted, refs, &removed)
                 };
                 let added: Vec<&str> = wanted.difference(&before).map(String::as_str).collect();
                 let gone: Vec<String> = before.difference(&wanted).cloned().collect();
