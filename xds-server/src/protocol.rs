@@ -790,22 +790,28 @@ impl Stream {
             self.names_of(t, &req.resource_names)
         };
         let st = self.types.or_default(t);
-        // A named subscription of endpoints or routes that changes by some names (Envoy's
-        // EDS request after a cluster is added lists one more) keeps its diff-planning
-        // bases, which check the changed names too.
-        let mut by_name = false;
-        if unchanged {
-            // Nothing to forget: what the client holds is already within these names.
-        } else if wildcard != st.wildcard || names != st.names {
-            by_name = !first && !wildcard && !st.wildcard && !full_state(t) && {
-                let changed: Vec<Arc<str>> = st
-                    .names
+        // A named subscription of endpoints or routes, before and after: the names it gained
+        // or dropped (Envoy's EDS request after a cluster is added lists one more). Two
+        // versions of the cluster map's keys compare by their diff, in O(changes).
+        let changed: Option<Vec<Arc<str>>> =
+            (!unchanged && !first && !wildcard && !st.wildcard && !full_state(t)).then(|| {
+                st.names
                     .symmetric_difference(&names)
                     .into_iter()
                     .cloned()
-                    .collect();
-                st.resubscribe(changed.iter().map(|n| &**n))
-            };
+                    .collect()
+            });
+        // Such a subscription keeps its diff-planning bases, which check the changed names
+        // too.
+        let mut by_name = false;
+        let differs = match &changed {
+            Some(c) => !c.is_empty(),
+            None => wildcard != st.wildcard || names != st.names,
+        };
+        if !unchanged && differs {
+            by_name = changed
+                .as_ref()
+                .is_some_and(|c| st.resubscribe(c.iter().map(|n| &**n)));
             if !by_name {
                 st.forget_clean();
             }
@@ -815,7 +821,17 @@ impl Stream {
             // Forget what the client holds of names it no longer wants, so that a later
             // subscription sends them again.
             let before = st.held.len();
-            st.held.retain_within(names.iter());
+            match &changed {
+                // Subscribed by name before too: it holds only names of that subscription,
+                // so the names to forget are among those dropped from it.
+                Some(changed) => {
+                    for n in changed.iter().filter(|n| !names.contains(n)) {
+                        st.held.remove(n);
+                    }
+                    debug_assert!(st.held.names().all(|n| names.contains(n)));
+                }
+                None => st.held.retain_within(names.iter()),
+            }
             if st.held.len() != before && !by_name {
                 st.forget_clean();
             }

@@ -970,8 +970,17 @@ fn a_cluster_added_or_removed_costs_a_named_sotw_stream_what_changed() {
     );
     for (snapshot, change, clusters) in [(&s2, "added", 1001), (&s1, "removed", 1000)] {
         st.visited.set(0);
+        holding::walked::take();
         let step = st.on_snapshot(snapshot.clone());
         let log = play_named_sotw(&mut st, step);
+        // The new endpoint subscription is the new cluster map's keys: the names it gained
+        // or dropped, and what the client must forget, come from the two maps' diff, not a
+        // walk of the 1,000 names subscribed or held.
+        let walked = holding::walked::take();
+        assert!(
+            walked <= 32,
+            "cluster {change}: the resubscription walked {walked} names"
+        );
         let sent: Vec<(T, usize)> = log
             .iter()
             .map(|r| (r.resource_type, r.resources.len()))
