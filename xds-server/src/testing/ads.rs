@@ -301,6 +301,19 @@ fn name_of(body: &[u8]) -> String {
     }
 }
 
+/// The last length-delimited field `tag` of an encoded message (the one a decoder keeps),
+/// if it has one and decodes.
+fn last_field(body: &[u8], tag: u32) -> Option<&[u8]> {
+    let mut last = None;
+    each_field(body, |t, bytes| {
+        if t == tag {
+            last = Some(bytes);
+        }
+    })
+    .ok()?;
+    last
+}
+
 /// The name of a resource whose first field is its name, as encoders write it.
 fn first_name(body: &[u8]) -> Option<&[u8]> {
     let mut buf = body;
@@ -415,18 +428,31 @@ impl Reply {
     /// The same names, borrowed from the message without a copy each; `None` when one is not
     /// UTF-8 or (state of the world) not its resource's first field, for [`Reply::names`] to
     /// read.
+    ///
+    /// Read from the message itself, not from [`Reply::entries`]: a slice per name, no
+    /// `Bytes` (and its reference count) per resource.
     fn name_refs(&self) -> Option<Vec<&str>> {
-        self.entries()
-            .iter()
-            .map(|e| {
-                let name = if self.delta {
-                    &e.name[..]
-                } else {
-                    first_name(&e.value)?
-                };
-                std::str::from_utf8(name).ok()
-            })
-            .collect()
+        let raw: &[u8] = self.raw();
+        let mut names = Vec::with_capacity(self.envelope.resources);
+        let mut all = true;
+        each_field(raw, |tag, entry| {
+            if tag != 2 || !all {
+                return;
+            }
+            // A delta `Resource` names itself in field 3; a state-of-the-world `Any`'s value
+            // (field 2) starts with the resource's name.
+            let name = if self.delta {
+                last_field(entry, 3)
+            } else {
+                last_field(entry, 2).and_then(first_name)
+            };
+            match name.and_then(|n| std::str::from_utf8(n).ok()) {
+                Some(n) => names.push(n),
+                None => all = false,
+            }
+        })
+        .ok()?;
+        all.then_some(names)
     }
 
     /// The encoded resources (each `Any`'s value), in order.
@@ -1248,5 +1274,33 @@ mod tests {
             (None, vec!["\u{FFFD}".to_owned()])
         );
         assert_eq!(first_name(&[0x0a, 0x05, b'a']), None, "cut short");
+        // A value given twice: the last one, as a decoder keeps it.
+        let twice = Any {
+            type_url: ResourceType::Cluster.type_url().into(),
+            value: Named { name: "x".into() }.encode_to_vec(),
+        }
+        .encode_to_vec();
+        let twice = [twice, any(first.clone()).encode_to_vec()].concat();
+        let sotw = [vec![0x12, u8::try_from(twice.len()).unwrap()], twice].concat();
+        let reply = Reply::decode(vec![Bytes::from(sotw)], false).unwrap();
+        assert_eq!(
+            (reply.name_refs(), reply.names()),
+            (Some(vec!["a"]), vec!["a".into()])
+        );
+        // Delta names each resource in field 3, whatever its body.
+        let delta = DeltaDiscoveryResponse {
+            resources: ["c", "d"]
+                .map(|name| Resource {
+                    name: name.into(),
+                    version: "x".into(),
+                    resource: Some(any(vec![0x10, 0x05])),
+                    ..Default::default()
+                })
+                .into(),
+            ..Default::default()
+        };
+        let reply = Reply::decode(vec![Bytes::from(delta.encode_to_vec())], true).unwrap();
+        assert_eq!(reply.name_refs(), Some(vec!["c", "d"]));
+        assert_eq!(reply.names(), ["c", "d"]);
     }
 }
