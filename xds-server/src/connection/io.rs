@@ -1,6 +1,7 @@
 //! The socket of one connection as hyper sees it: the bytes read while checking the handshake
-//! come first, and once [`Cut`], every read and write fails, so that hyper ends the
-//! connection's streams and closes it itself (its tasks end normally rather than aborted).
+//! come first, reads are made [`READ_AHEAD`] at a time, and once [`Cut`], every read and write
+//! fails, so that hyper ends the connection's streams and closes it itself (its tasks end
+//! normally rather than aborted).
 //!
 //! Not here: deciding when to cut (the connection task, and streams of a stalled client).
 
@@ -9,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 /// Makes a connection's socket fail. Cloned into every request of the connection.
 #[derive(Clone, Debug, Default)]
@@ -42,9 +44,22 @@ impl Cut {
     }
 }
 
+/// How much a connection reads from its socket at once, when HTTP/2 asks for less.
+///
+/// h2 reads into the space left in its frame buffer, at most a frame (16 KiB) at a time: one
+/// system call per frame, and one TCP window update back to the client for each. Envoy's
+/// state-of-the-world acknowledgement of endpoints lists every cluster (150 KB at 10,000
+/// clusters), so a fleet's acknowledgements of one change are 150 MB read in 16 KiB steps.
+/// Reading ahead costs one copy of the bytes, and memory only while the client is sending:
+/// the buffer is freed once the socket has nothing more ([`Io`]), so an idle connection holds
+/// none (BENCHMARKS.md, issue 13).
+pub(crate) const READ_AHEAD: usize = 64 << 10;
+
 /// A connection's socket with what was read ahead of it and its [`Cut`].
 pub(crate) struct Io<T> {
-    prefix: Vec<u8>,
+    /// Bytes read from the socket that hyper has not taken yet: the handshake's, then a
+    /// [`READ_AHEAD`] read's. Without an allocation once the socket is drained.
+    ahead: BytesMut,
     inner: T,
     cut: Cut,
 }
@@ -52,7 +67,17 @@ pub(crate) struct Io<T> {
 impl<T> Io<T> {
     /// `inner`, whose first bytes `prefix` were already read from it.
     pub(crate) fn new(prefix: Vec<u8>, inner: T, cut: Cut) -> Io<T> {
-        Io { prefix, inner, cut }
+        Io {
+            ahead: BytesMut::from(&prefix[..]),
+            inner,
+            cut,
+        }
+    }
+
+    /// Bytes read ahead and not yet taken, with the allocation that holds them.
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        (self.ahead.len(), self.ahead.capacity())
     }
 
     /// `Some(error)` once cut. Otherwise registers the task, so that a cut wakes it if the
@@ -82,13 +107,30 @@ impl<T: AsyncRead + Unpin> AsyncRead for Io<T> {
         if let Some(e) = self.check(cx) {
             return Poll::Ready(Err(e));
         }
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.drain(..n);
-            return Poll::Ready(Ok(()));
+        let this = &mut *self;
+        if this.ahead.is_empty() {
+            if buf.remaining() >= READ_AHEAD {
+                this.ahead = BytesMut::new();
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            }
+            this.ahead.reserve(READ_AHEAD);
+            let read = std::pin::pin!(this.inner.read_buf(&mut this.ahead));
+            match read.poll(cx) {
+                // The end of the stream: nothing put in `buf` says so.
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                // Nothing more for now: hold no buffer while waiting.
+                Poll::Pending => {
+                    this.ahead = BytesMut::new();
+                    return Poll::Pending;
+                }
+            }
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let n = this.ahead.len().min(buf.remaining());
+        buf.put_slice(&this.ahead[..n]);
+        this.ahead.advance(n);
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -133,9 +175,55 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Io<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+
+    /// Reads of a frame's size take their bytes from one large read of the socket, in order,
+    /// and no buffer is held while the socket has nothing more.
+    #[tokio::test]
+    async fn small_reads_are_served_from_one_large_read_and_no_buffer_is_held_idle() {
+        let (a, mut b) = tokio::io::duplex(4 * READ_AHEAD);
+        let mut io = Io::new(b"PRI".to_vec(), a, Cut::default());
+        let sent: Vec<u8> = (0..3 * READ_AHEAD / 2).map(|i| (i % 251) as u8).collect();
+        b.write_all(&sent).await.expect("write");
+        let mut got = Vec::new();
+        let mut frame = vec![0u8; 16 << 10];
+        let n = io.read(&mut frame).await.expect("read");
+        assert_eq!(&frame[..n], b"PRI", "the handshake's bytes first");
+        let n = io.read(&mut frame).await.expect("read");
+        got.extend_from_slice(&frame[..n]);
+        assert_eq!(n, frame.len());
+        assert_eq!(
+            io.held().0,
+            READ_AHEAD - n,
+            "one read of READ_AHEAD, the rest held"
+        );
+        while got.len() < sent.len() {
+            let n = io.read(&mut frame).await.expect("read");
+            got.extend_from_slice(&frame[..n]);
+        }
+        assert_eq!(got, sent);
+        // Drained: the next read waits, holding no buffer.
+        let waiting = tokio::time::timeout(Duration::from_millis(20), io.read(&mut frame)).await;
+        assert!(waiting.is_err(), "nothing to read");
+        assert_eq!(io.held(), (0, 0));
+        // A read of READ_AHEAD or more goes straight to the socket; the end is still the end.
+        b.write_all(b"last").await.expect("write");
+        drop(b);
+        let mut large = vec![0u8; READ_AHEAD];
+        let n = io.read(&mut large).await.expect("read");
+        assert_eq!(&large[..n], b"last");
+        assert_eq!(io.held(), (0, 0));
+        assert_eq!(io.read(&mut frame).await.expect("read"), 0, "the end");
+        assert_eq!(
+            io.read(&mut frame[..1]).await.expect("read"),
+            0,
+            "the end again"
+        );
+    }
 
     #[tokio::test]
     async fn the_prefix_is_read_first_and_a_cut_fails_a_pending_read() {
