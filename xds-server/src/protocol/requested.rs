@@ -98,8 +98,8 @@ impl RequestNames {
         self
     }
 
-    /// The entries as shared bytes.
-    #[cfg(test)]
+    /// The entries as shared bytes ([`RequestNames::encoded`] without a copy).
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn encoded_bytes(&self) -> &Bytes {
         &self.entries
     }
