@@ -50,9 +50,10 @@ impl Cut {
 /// system call per frame, and one TCP window update back to the client for each. Envoy's
 /// state-of-the-world acknowledgement of endpoints lists every cluster (150 KB at 10,000
 /// clusters), so a fleet's acknowledgements of one change are 150 MB read in 16 KiB steps.
-/// Reading ahead costs one copy of the bytes, and memory only while the client is sending:
-/// the buffer is freed once the socket has nothing more ([`Io`]), so an idle connection holds
-/// none (BENCHMARKS.md, issue 13).
+/// Reading ahead costs one copy of the bytes, and memory only while the client is sending
+/// more than h2 asks for at once: it starts when a read fills h2's buffer, and the buffer is
+/// freed once the socket has nothing more ([`Io`]), so an idle connection holds none and a
+/// small request is read as before (BENCHMARKS.md, issue 13).
 pub(crate) const READ_AHEAD: usize = 64 << 10;
 
 /// A connection's socket with what was read ahead of it and its [`Cut`].
@@ -60,6 +61,10 @@ pub(crate) struct Io<T> {
     /// Bytes read from the socket that hyper has not taken yet: the handshake's, then a
     /// [`READ_AHEAD`] read's. Without an allocation once the socket is drained.
     ahead: BytesMut,
+    /// The last read filled what hyper asked for: the client is sending more than that, and
+    /// reads go through `ahead` until the socket has nothing more. Otherwise (a client's
+    /// occasional small request) reads go straight into hyper's buffer, allocating nothing.
+    inflow: bool,
     inner: T,
     cut: Cut,
 }
@@ -69,6 +74,7 @@ impl<T> Io<T> {
     pub(crate) fn new(prefix: Vec<u8>, inner: T, cut: Cut) -> Io<T> {
         Io {
             ahead: BytesMut::from(&prefix[..]),
+            inflow: false,
             inner,
             cut,
         }
@@ -109,9 +115,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Io<T> {
         }
         let this = &mut *self;
         if this.ahead.is_empty() {
-            if buf.remaining() >= READ_AHEAD {
-                this.ahead = BytesMut::new();
-                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            if !this.inflow || buf.remaining() >= READ_AHEAD {
+                // Straight into hyper's buffer; one that comes back full starts an inflow.
+                let asked = buf.remaining();
+                let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+                this.inflow =
+                    matches!(read, Poll::Ready(Ok(()))) && asked > 0 && buf.remaining() == 0;
+                return read;
             }
             this.ahead.reserve(READ_AHEAD);
             let read = std::pin::pin!(this.inner.read_buf(&mut this.ahead));
@@ -120,9 +130,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Io<T> {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                // Nothing more for now: hold no buffer while waiting.
+                // Nothing more for now: the inflow is over, and no buffer is held while waiting.
                 Poll::Pending => {
                     this.ahead = BytesMut::new();
+                    this.inflow = false;
                     return Poll::Pending;
                 }
             }
@@ -181,43 +192,53 @@ mod tests {
 
     use super::*;
 
-    /// Reads of a frame's size take their bytes from one large read of the socket, in order,
-    /// and no buffer is held while the socket has nothing more.
+    /// A small request is read straight into the caller's buffer. Once a read fills it (the
+    /// client sends more than is asked for), the bytes come from reads of READ_AHEAD, in
+    /// order, until the socket has nothing more; no buffer is held while waiting.
     #[tokio::test]
-    async fn small_reads_are_served_from_one_large_read_and_no_buffer_is_held_idle() {
+    async fn an_inflow_is_read_ahead_and_no_buffer_is_held_idle() {
         let (a, mut b) = tokio::io::duplex(4 * READ_AHEAD);
         let mut io = Io::new(b"PRI".to_vec(), a, Cut::default());
-        let sent: Vec<u8> = (0..3 * READ_AHEAD / 2).map(|i| (i % 251) as u8).collect();
-        b.write_all(&sent).await.expect("write");
-        let mut got = Vec::new();
         let mut frame = vec![0u8; 16 << 10];
+        b.write_all(&[7; 100]).await.expect("write");
         let n = io.read(&mut frame).await.expect("read");
         assert_eq!(&frame[..n], b"PRI", "the handshake's bytes first");
         let n = io.read(&mut frame).await.expect("read");
+        assert_eq!((n, io.held()), (100, (0, 0)), "small: read as asked");
+        let sent: Vec<u8> = (0..3 * READ_AHEAD / 2).map(|i| (i % 251) as u8).collect();
+        b.write_all(&sent).await.expect("write");
+        let mut got = Vec::new();
+        let n = io.read(&mut frame).await.expect("read");
+        got.extend_from_slice(&frame[..n]);
+        assert_eq!((n, io.held()), (frame.len(), (0, 0)), "filled as asked");
+        let n = io.read(&mut frame).await.expect("read");
         got.extend_from_slice(&frame[..n]);
         assert_eq!(n, frame.len());
-        assert_eq!(
-            io.held().0,
-            READ_AHEAD - n,
-            "one read of READ_AHEAD, the rest held"
-        );
+        assert_eq!(io.held().0, READ_AHEAD - n, "then one read of READ_AHEAD");
         while got.len() < sent.len() {
             let n = io.read(&mut frame).await.expect("read");
             got.extend_from_slice(&frame[..n]);
         }
         assert_eq!(got, sent);
-        // Drained: the next read waits, holding no buffer.
+        // Drained: the next read waits, holding no buffer, and the inflow is over.
         let waiting = tokio::time::timeout(Duration::from_millis(20), io.read(&mut frame)).await;
         assert!(waiting.is_err(), "nothing to read");
         assert_eq!(io.held(), (0, 0));
-        // A read of READ_AHEAD or more goes straight to the socket; the end is still the end.
-        b.write_all(b"last").await.expect("write");
-        drop(b);
-        let mut large = vec![0u8; READ_AHEAD];
-        let n = io.read(&mut large).await.expect("read");
-        assert_eq!(&large[..n], b"last");
+        b.write_all(&[1; 10]).await.expect("write");
+        assert_eq!(io.read(&mut frame).await.expect("read"), 10);
         assert_eq!(io.held(), (0, 0));
-        assert_eq!(io.read(&mut frame).await.expect("read"), 0, "the end");
+        // The end is still the end, in an inflow too.
+        b.write_all(&sent).await.expect("write");
+        drop(b);
+        let mut total = 0;
+        loop {
+            let n = io.read(&mut frame).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        assert_eq!(total, sent.len());
         assert_eq!(
             io.read(&mut frame[..1]).await.expect("read"),
             0,
