@@ -480,7 +480,6 @@ impl Reply {
     }
 }
 
-/// A request as a length-prefixed gRPC message, as one data frame of the request body.
 /// A request as the data it is written in: a gRPC message (its prefix and bytes), in one or
 /// more pieces.
 trait Framed: Send + 'static {
@@ -490,9 +489,9 @@ trait Framed: Send + 'static {
 /// The gRPC prefix and `message`'s encoding, in one buffer, with `reserve` bytes more to come
 /// after it.
 fn prefixed(message: &impl Message, reserve: usize) -> Result<Bytes, Status> {
-    let len = message.encoded_len() + reserve;
-    let len = u32::try_from(len).map_err(|_| Status::internal("a request over 4 GiB"))?;
-    let mut buf = Vec::with_capacity(5 + message.encoded_len());
+    let own = message.encoded_len();
+    let len = u32::try_from(own + reserve).map_err(|_| Status::internal("a request over 4 GiB"))?;
+    let mut buf = Vec::with_capacity(5 + own);
     buf.push(0);
     buf.extend_from_slice(&len.to_be_bytes());
     message
